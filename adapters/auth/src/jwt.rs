@@ -1,0 +1,164 @@
+//! HS256 access and refresh tokens with the reference's claims; audiences keep the two apart.
+
+use ecto_core::model::{AccessClaims, IdentityType, RefreshClaims};
+use ecto_core::ports::TokenIssuer;
+use ecto_core::{CoreError, CoreResult};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const ACCESS_AUDIENCE: &str = "ecto-server";
+const REFRESH_AUDIENCE: &str = "ecto-server-refresh";
+
+#[derive(Serialize, Deserialize)]
+struct AccessWire {
+    sub: Uuid,
+    identity_type: String,
+    tv: i32,
+    iss: Uuid,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefreshWire {
+    sub: Uuid,
+    mid: Uuid,
+    tv: i32,
+    iss: Uuid,
+    aud: String,
+    jti: Uuid,
+    iat: i64,
+    exp: i64,
+}
+
+/// [`TokenIssuer`] signing with one shared secret (`JWT_SECRET`).
+pub struct JwtTokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl JwtTokenIssuer {
+    pub fn new(secret: &[u8]) -> Self {
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+    }
+
+    fn validation(audience: &str) -> Validation {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&[audience]);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp", "aud", "sub", "iss"]);
+        v
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> CoreResult<String> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(CoreError::internal)
+    }
+}
+
+impl TokenIssuer for JwtTokenIssuer {
+    fn issue_access(&self, c: &AccessClaims) -> CoreResult<String> {
+        self.sign(&AccessWire {
+            sub: c.user_id,
+            identity_type: c.identity_type.as_str().into(),
+            tv: c.token_version,
+            iss: c.server_id,
+            aud: ACCESS_AUDIENCE.into(),
+            iat: c.issued_at,
+            exp: c.expires_at,
+        })
+    }
+
+    fn verify_access(&self, token: &str) -> Option<AccessClaims> {
+        let w = decode::<AccessWire>(token, &self.decoding, &Self::validation(ACCESS_AUDIENCE)).ok()?.claims;
+        Some(AccessClaims {
+            user_id: w.sub,
+            identity_type: IdentityType::parse(&w.identity_type)?,
+            token_version: w.tv,
+            server_id: w.iss,
+            issued_at: w.iat,
+            expires_at: w.exp,
+        })
+    }
+
+    fn issue_refresh(&self, c: &RefreshClaims) -> CoreResult<String> {
+        self.sign(&RefreshWire {
+            sub: c.user_id,
+            mid: c.member_id,
+            tv: c.token_version,
+            iss: c.server_id,
+            aud: REFRESH_AUDIENCE.into(),
+            jti: c.jti,
+            iat: c.issued_at,
+            exp: c.expires_at,
+        })
+    }
+
+    fn verify_refresh(&self, token: &str) -> Option<RefreshClaims> {
+        let w = decode::<RefreshWire>(token, &self.decoding, &Self::validation(REFRESH_AUDIENCE)).ok()?.claims;
+        Some(RefreshClaims {
+            member_id: w.mid,
+            user_id: w.sub,
+            token_version: w.tv,
+            server_id: w.iss,
+            jti: w.jti,
+            issued_at: w.iat,
+            expires_at: w.exp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(exp_offset: i64) -> AccessClaims {
+        let now = chrono::Utc::now().timestamp();
+        AccessClaims {
+            user_id: Uuid::now_v7(),
+            identity_type: IdentityType::Local,
+            token_version: 3,
+            server_id: Uuid::now_v7(),
+            issued_at: now,
+            expires_at: now + exp_offset,
+        }
+    }
+
+    #[test]
+    fn access_round_trips_and_other_secrets_or_audiences_fail() {
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let claims = access(60);
+        let token = issuer.issue_access(&claims).expect("sign");
+        assert_eq!(issuer.verify_access(&token), Some(claims));
+        assert!(issuer.verify_refresh(&token).is_none(), "an access token is no refresh token");
+        let other = JwtTokenIssuer::new(b"another secret of enough length!!");
+        assert!(other.verify_access(&token).is_none());
+    }
+
+    #[test]
+    fn expired_access_tokens_fail() {
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let token = issuer.issue_access(&access(-5)).expect("sign");
+        assert!(issuer.verify_access(&token).is_none());
+    }
+
+    #[test]
+    fn refresh_tokens_issued_together_differ() {
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let now = chrono::Utc::now().timestamp();
+        let mk = || RefreshClaims {
+            member_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            token_version: 0,
+            server_id: Uuid::nil(),
+            jti: Uuid::now_v7(),
+            issued_at: now,
+            expires_at: now + 100,
+        };
+        let (a, b) = (issuer.issue_refresh(&mk()).expect("a"), issuer.issue_refresh(&mk()).expect("b"));
+        assert_ne!(a, b);
+        assert!(issuer.verify_refresh(&a).is_some());
+        assert!(issuer.verify_access(&a).is_none());
+    }
+}

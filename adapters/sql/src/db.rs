@@ -1,0 +1,190 @@
+//! Connection pools per backend, migrations, and the `db_run!` macro.
+
+use async_trait::async_trait;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{ConnectionError, SqliteConnection};
+use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use ecto_core::ports::HealthCheck;
+use ecto_core::{CoreError, CoreResult};
+use futures_util::FutureExt;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+/// Serializes concurrent `migrate` runs of several processes on one PostgreSQL database.
+const MIGRATION_LOCK: i64 = 0x6563_746f;
+
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Runs the embedded migrations on a pooled connection; gives the connection back with the
+/// result. The harness blocks on the runtime internally, so it runs on a blocking thread.
+macro_rules! run_migrations {
+    ($conn:expr, $migrations:expr) => {
+        tokio::task::spawn_blocking(move || {
+            let mut harness = AsyncMigrationHarness::new($conn);
+            let result = harness
+                .run_pending_migrations($migrations)
+                .map(|applied| applied.len())
+                .map_err(|e| CoreError::internal_msg(format!("migration failed: {e}")));
+            (harness.into_inner(), result)
+        })
+        .await
+        .map_err(CoreError::internal)?
+    };
+}
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Postgres,
+    Sqlite,
+}
+
+pub(crate) enum Backend {
+    Pg(Pool<AsyncPgConnection>),
+    /// SQLite allows one writer at a time: a pool of one connection takes every write, so
+    /// writers queue here instead of failing with SQLITE_BUSY; reads use the other pool.
+    Sqlite { write: Pool<SqliteConn>, read: Pool<SqliteConn> },
+}
+
+/// The database handle every SQL store shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) backend: std::sync::Arc<Backend>,
+}
+
+impl Db {
+    /// Opens pools for `url`: `postgres://…` / `postgresql://…` for PostgreSQL, anything else is
+    /// an SQLite file path (created if missing). Nothing is connected until first use, except
+    /// that [`Db::migrate`] connects.
+    pub fn open(url: &str, max_connections: usize) -> CoreResult<Self> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            Backend::Pg(build_pool(manager, max_connections)?)
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let write = build_pool(sqlite_manager(path), 1)?;
+            let read = build_pool(sqlite_manager(path), max_connections.clamp(1, 8))?;
+            Backend::Sqlite { write, read }
+        };
+        Ok(Self { backend: std::sync::Arc::new(backend) })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        match *self.backend {
+            Backend::Pg(_) => DbKind::Postgres,
+            Backend::Sqlite { .. } => DbKind::Sqlite,
+        }
+    }
+
+    /// Applies the embedded migrations that are not applied yet; returns how many ran.
+    /// Several processes may call this at once on PostgreSQL: an advisory lock serializes them.
+    pub async fn migrate(&self) -> CoreResult<usize> {
+        match &*self.backend {
+            Backend::Pg(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(db_error)?;
+                let (mut conn, result) = run_migrations!(conn, PG_MIGRATIONS);
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(db_error)?;
+                result
+            }
+            Backend::Sqlite { write, .. } => {
+                let conn = write.get().await.map_err(pool_error)?;
+                run_migrations!(conn, SQLITE_MIGRATIONS).1
+            }
+        }
+    }
+}
+
+fn build_pool<C>(manager: AsyncDieselConnectionManager<C>, size: usize) -> CoreResult<Pool<C>>
+where
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(CoreError::internal)
+}
+
+fn sqlite_manager(path: &str) -> AsyncDieselConnectionManager<SqliteConn> {
+    let mut config = ManagerConfig::<SqliteConn>::default();
+    config.custom_setup = Box::new(|url| {
+        let url = url.to_owned();
+        async move {
+            let mut conn = SqliteConn::establish(&url).await?;
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+            )
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    AsyncDieselConnectionManager::new_with_config(path, config)
+}
+
+pub(crate) fn pool_error(e: PoolError) -> CoreError {
+    CoreError::internal_msg(format!("database pool: {e}"))
+}
+
+pub(crate) fn db_error(e: DieselError) -> CoreError {
+    CoreError::internal(e)
+}
+
+/// True for a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of the right backend and that
+/// backend's schema glob-imported. `read` or `write` picks the SQLite pool.
+macro_rules! db_run {
+    ($db:expr, $pick:ident, |$conn:ident| $body:expr) => {{
+        match &*$db.backend {
+            $crate::db::Backend::Pg(pool) => {
+                #[allow(unused_imports)]
+                use $crate::schema_pg::*;
+                let mut pooled = pool.get().await.map_err($crate::db::pool_error)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::db::Backend::Sqlite { $pick: pool, .. } => {
+                #[allow(unused_imports)]
+                use $crate::schema_sqlite::*;
+                let mut pooled = pool.get().await.map_err($crate::db::pool_error)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    }};
+}
+
+/// `/ready`'s check of the database: one `SELECT 1`.
+pub struct SqlHealth(pub Db);
+
+#[async_trait]
+impl HealthCheck for SqlHealth {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    async fn check(&self) -> CoreResult<()> {
+        db_run!(self.0, read, |conn| {
+            diesel::sql_query("SELECT 1").execute(conn).await.map_err(db_error)?;
+            Ok(())
+        })
+    }
+}

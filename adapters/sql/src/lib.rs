@@ -1,0 +1,22 @@
+//! Durable stores on diesel + diesel-async: PostgreSQL, or an embedded SQLite file.
+//!
+//! One code path serves both backends: [`db_run!`] expands each query once per backend, with
+//! that backend's schema module in scope, so every arm is type-checked against its own SQL
+//! types. Per-backend arms are written only where the SQL really differs.
+
+#[macro_use]
+mod db;
+mod accounts;
+mod members;
+mod rows;
+mod schema_pg;
+mod schema_sqlite;
+mod servers;
+mod tokens;
+mod types;
+
+pub use accounts::SqlAccountStore;
+pub use db::{Db, DbKind, SqlHealth};
+pub use members::SqlMemberStore;
+pub use servers::SqlServerStore;
+pub use tokens::SqlRefreshTokenStore;

@@ -1,0 +1,73 @@
+//! Invites and the rules that decide whether one can still be used.
+
+use super::Timestamp;
+use uuid::Uuid;
+
+/// A row of `invites`.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub code: String,
+    pub created_by: Uuid,
+    pub max_uses: Option<i32>,
+    pub use_count: i32,
+    pub expires_at: Option<Timestamp>,
+    pub revoked: bool,
+    pub created_at: Timestamp,
+}
+
+/// Why an invite cannot be used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteProblem {
+    Revoked,
+    Expired,
+    Exhausted,
+}
+
+impl Invite {
+    /// Whether one more person may join with this invite at `now`.
+    pub fn check_usable(&self, now: Timestamp) -> Result<(), InviteProblem> {
+        if self.revoked {
+            return Err(InviteProblem::Revoked);
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(InviteProblem::Expired);
+        }
+        if self.max_uses.is_some_and(|max| self.use_count >= max) {
+            return Err(InviteProblem::Exhausted);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, Utc};
+
+    fn invite() -> Invite {
+        let now = Utc::now();
+        Invite {
+            id: Uuid::now_v7(),
+            server_id: Uuid::now_v7(),
+            code: "abcdEFGH".into(),
+            created_by: Uuid::now_v7(),
+            max_uses: Some(2),
+            use_count: 1,
+            expires_at: Some(now + Duration::minutes(5)),
+            revoked: false,
+            created_at: now,
+        }
+    }
+
+    #[test]
+    fn usable_until_revoked_expired_or_used_up() {
+        let now = Utc::now();
+        assert_eq!(invite().check_usable(now), Ok(()));
+        assert_eq!(Invite { revoked: true, ..invite() }.check_usable(now), Err(InviteProblem::Revoked));
+        assert_eq!(invite().check_usable(now + Duration::minutes(6)), Err(InviteProblem::Expired));
+        assert_eq!(Invite { use_count: 2, ..invite() }.check_usable(now), Err(InviteProblem::Exhausted));
+        assert_eq!(Invite { max_uses: None, use_count: 99, ..invite() }.check_usable(now), Ok(()));
+    }
+}

@@ -1,0 +1,20 @@
+//! Domain records and the read models ("views") that the protocol sends.
+//!
+//! Views derive `Serialize` in the exact shape of the protocol's objects (reference §2.5): the
+//! protocol *is* the domain's public language here, so the inbound adapters send them as they
+//! are instead of copying every field into a second set of structs.
+
+mod account;
+mod invite;
+mod member;
+mod server;
+mod token;
+
+pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};
+pub use invite::{Invite, InviteProblem};
+pub use member::{IdentityType, JoinOutcome, JoinPlan, Member, MemberView};
+pub use server::{NewServer, Server, ServerConfig, ServerView};
+pub use token::{AccessClaims, RefreshClaims, RefreshTokenRecord};
+
+/// Timestamps are UTC everywhere.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,16 @@
+//! The ports: what the core needs from the outside world, one trait per role.
+//!
+//! Every port is object-safe and held as `Arc<dyn Port>` in [`crate::Services`]. The `///` docs
+//! on each method are the contract every adapter keeps (and the contract tests check).
+
+mod auth;
+mod cache;
+mod clock;
+mod health;
+mod stores;
+
+pub use auth::{CentralIdentity, IdentityVerifier, PasswordHasher, TokenIssuer};
+pub use cache::Cache;
+pub use clock::{Clock, SystemClock};
+pub use health::HealthCheck;
+pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};

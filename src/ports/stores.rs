@@ -1,0 +1,85 @@
+//! Durable stores. Each multi-step change is one method that the adapter runs in a single
+//! transaction; rules that decide *whether* to change stay in the core (see `JoinPlan::admit`).
+
+use crate::model::{
+    CachedProfile, JoinOutcome, JoinPlan, LocalUser, Member, NewLocalUser, NewServer, Profile,
+    RefreshTokenRecord, Server, ServerConfig, Timestamp,
+};
+use crate::CoreResult;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// Community servers, their configuration and their addresses.
+#[async_trait]
+pub trait ServerStore: Send + Sync {
+    /// Creates the server, its default configuration row and its @everyone role (position 0,
+    /// `is_default`) in one transaction. An address already used by another server (or custom
+    /// domain) is a CONFLICT error.
+    async fn create(&self, new: NewServer) -> CoreResult<Server>;
+    /// The server with this id, or `None`.
+    async fn get(&self, id: Uuid) -> CoreResult<Option<Server>>;
+    /// The server whose `address` equals `address` (case-insensitively) or that owns the
+    /// custom domain `address`; `None` when there is none.
+    async fn find_by_address(&self, address: &str) -> CoreResult<Option<Server>>;
+    /// The oldest server, or `None` when the database has none (self-hosted start-up).
+    async fn first(&self) -> CoreResult<Option<Server>>;
+    /// The configuration row of the server. A server without one is an internal error.
+    async fn config(&self, server_id: Uuid) -> CoreResult<ServerConfig>;
+    /// How many members the server has.
+    async fn member_count(&self, server_id: Uuid) -> CoreResult<i64>;
+}
+
+/// Local accounts and cached central profiles.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Inserts a local account. A username already taken on that server, compared
+    /// case-insensitively, is a CONFLICT error with ecto code USERNAME_TAKEN (1002).
+    async fn create_local_user(&self, user: NewLocalUser) -> CoreResult<LocalUser>;
+    /// The local account of this server with that username (case-insensitive), or `None`.
+    async fn find_local_user(&self, server_id: Uuid, username: &str) -> CoreResult<Option<LocalUser>>;
+    /// The local account with this id on this server, or `None`.
+    async fn get_local_user(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<LocalUser>>;
+    /// Replaces the password hash of a local account; `false` when there is no such account.
+    async fn set_password_hash(&self, server_id: Uuid, user_id: Uuid, hash: &str) -> CoreResult<bool>;
+    /// Inserts or replaces the cached central profile of `profile.user_id`.
+    async fn upsert_cached_profile(&self, profile: CachedProfile) -> CoreResult<()>;
+    /// Display data of `user_id` on `server_id`: the cached central profile when there is one,
+    /// else the local account, else [`Profile::unknown`].
+    async fn profile(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Profile>;
+}
+
+/// Memberships.
+#[async_trait]
+pub trait MemberStore: Send + Sync {
+    /// The membership of `user_id` in `server_id`, or `None`.
+    async fn get(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<Member>>;
+    /// The role ids of a member, @everyone first.
+    async fn role_ids(&self, member_id: Uuid) -> CoreResult<Vec<Uuid>>;
+    /// OR of the permission bits of the server's @everyone role and of every role of the
+    /// member (no owner or ADMINISTRATOR expansion: that is the core's rule).
+    async fn base_permissions(&self, server_id: Uuid, member_id: Uuid) -> CoreResult<u64>;
+    /// Applies a join atomically: an existing membership is returned unchanged; otherwise a ban
+    /// answers `Banned`; otherwise the invite (looked up by code within the plan's server and
+    /// locked) is judged with [`JoinPlan::admit`] and its use counted; then the member row and
+    /// its @everyone role are inserted, and the joiner becomes the owner when the server had no
+    /// member. Nothing is written unless the outcome is `Joined`.
+    async fn join(&self, plan: JoinPlan) -> CoreResult<JoinOutcome>;
+    /// Removes the membership with its roles, refresh tokens and read states for this server's
+    /// channels; `false` when there was none.
+    async fn remove(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<bool>;
+    /// Increments the member's token version and deletes all its refresh tokens in one
+    /// transaction; returns the new version, or `None` when there is no such member.
+    async fn bump_token_version(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<i32>>;
+}
+
+/// Refresh tokens, kept as SHA-256 hashes.
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    /// Stores a new refresh token.
+    async fn insert(&self, record: RefreshTokenRecord) -> CoreResult<()>;
+    /// Deletes the token with this hash and returns it; `None` when it does not exist (never
+    /// issued, already rotated, or revoked). Two concurrent calls never both get `Some`.
+    async fn take(&self, token_hash: &str) -> CoreResult<Option<RefreshTokenRecord>>;
+    /// Deletes tokens that expired before `now`; returns how many.
+    async fn delete_expired(&self, now: Timestamp) -> CoreResult<u64>;
+}

@@ -1,0 +1,66 @@
+//! [`Services`]: every port the use cases need, chosen once at start-up by the composition root.
+
+use crate::ports::{
+    AccountStore, Cache, Clock, HealthCheck, IdentityVerifier, MemberStore, PasswordHasher,
+    RefreshTokenStore, ServerStore, TokenIssuer,
+};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The two hosting profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostingMode {
+    /// One community server on its own machine (the default).
+    SelfHosted,
+    /// Many servers behind ecto-gateway, sharing PostgreSQL, Redis and S3.
+    Managed,
+}
+
+impl HostingMode {
+    /// The protocol's spelling (`hosting_mode`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SelfHosted => "self-hosted",
+            Self::Managed => "managed",
+        }
+    }
+}
+
+/// Settings the use cases read (the rest of the configuration stays in the composition root).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hosting_mode: HostingMode,
+    /// `ALLOW_LOCAL_ACCOUNTS`: in managed mode, `false` accepts only ecto-central identities.
+    pub allow_local_accounts: bool,
+    /// `CLIENT_URL`: where browsers are sent to join.
+    pub client_url: String,
+    /// `SERVER_ADDRESS`: the public address of the (self-hosted) server.
+    pub server_address: Option<String>,
+}
+
+/// Which community servers this process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenancy {
+    /// Self-hosted: exactly this server, whatever the request's host.
+    Single(Uuid),
+    /// Managed: the server named by each request's `X-Server-Address` or `Host`.
+    Multi,
+}
+
+/// The ports, as trait objects, plus the settings. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Settings,
+    pub tenancy: Tenancy,
+    pub servers: Arc<dyn ServerStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub members: Arc<dyn MemberStore>,
+    pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenIssuer>,
+    /// `None` when no `CENTRAL_URL` is configured.
+    pub central: Option<Arc<dyn IdentityVerifier>>,
+    pub cache: Arc<dyn Cache>,
+    pub clock: Arc<dyn Clock>,
+    pub health: Vec<Arc<dyn HealthCheck>>,
+}

@@ -1,0 +1,97 @@
+//! `server.leave`, `members.changePassword` and `members.revokeSessions`.
+
+use super::identity::Caller;
+use super::info::server_permissions;
+use super::tokens::{issue_pair, TokenPair};
+use crate::model::{IdentityType, Server};
+use crate::{permissions, CoreError, CoreResult, EctoCode, Services};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// `{success: true}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Success {
+    pub success: bool,
+}
+
+const OK: Success = Success { success: true };
+
+/// `server.leave`: the owner cannot leave; anyone else's membership is removed.
+pub async fn leave(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<Success> {
+    caller.require_member()?;
+    if server.admin_user_id == Some(caller.user_id) {
+        return Err(CoreError::forbidden(
+            EctoCode::InsufficientPermissions,
+            "The owner cannot leave the server; transfer ownership first",
+        ));
+    }
+    svc.members.remove(server.id, caller.user_id).await?;
+    Ok(OK)
+}
+
+/// What `members.changePassword` returns: a fresh pair at the new token version.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordChanged {
+    pub success: bool,
+    pub new_token: String,
+    pub new_refresh_token: String,
+}
+
+/// `members.changePassword`: local accounts only; revokes every older token of the member.
+pub async fn change_password(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+) -> CoreResult<PasswordChanged> {
+    let member = caller.require_member()?;
+    let not_local = || CoreError::ecto(
+        crate::ErrorKind::BadRequest,
+        EctoCode::ServerNotFound,
+        "Only local accounts have a password",
+    );
+    if member.identity_type != IdentityType::Local {
+        return Err(not_local());
+    }
+    let user = svc.accounts.get_local_user(server.id, caller.user_id).await?.ok_or_else(not_local)?;
+    if !svc.hasher.verify(current, &user.password_hash).await? {
+        return Err(CoreError::auth_failed("Current password is incorrect"));
+    }
+    let hash = svc.hasher.hash(new).await?;
+    svc.accounts.set_password_hash(server.id, user.id, &hash).await?;
+    let pair = revoke_and_reissue(svc, server.id, caller.user_id).await?;
+    Ok(PasswordChanged { success: true, new_token: pair.server_token, new_refresh_token: pair.server_refresh_token })
+}
+
+async fn revoke_and_reissue(svc: &Services, server_id: Uuid, user_id: Uuid) -> CoreResult<TokenPair> {
+    svc.members.bump_token_version(server_id, user_id).await?;
+    let member = svc
+        .members
+        .get(server_id, user_id)
+        .await?
+        .ok_or_else(|| CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server"))?;
+    issue_pair(svc, &member).await
+}
+
+/// `members.revokeSessions` (DECISIONS §3.9): ends every session of `target` (default: the
+/// caller). Revoking someone else needs MANAGE_SERVER, and only the owner may revoke the owner.
+pub async fn revoke_sessions(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    target: Option<Uuid>,
+) -> CoreResult<Success> {
+    let me = caller.require_member()?;
+    let target = target.unwrap_or(caller.user_id);
+    if target != caller.user_id {
+        let perms = server_permissions(svc, server, me).await?;
+        if !permissions::has(perms, permissions::bits::MANAGE_SERVER) || server.admin_user_id == Some(target) {
+            return Err(CoreError::forbidden(EctoCode::InsufficientPermissions, "Missing permission MANAGE_SERVER"));
+        }
+    }
+    match svc.members.bump_token_version(server.id, target).await? {
+        Some(_) => Ok(OK),
+        None => Err(CoreError::not_found(EctoCode::ServerNotFound, "Member not found")),
+    }
+}

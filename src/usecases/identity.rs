@@ -1,0 +1,105 @@
+//! Who is calling: a server token of this server whose version is current, or an ecto-central
+//! token (reference §4.4, DECISIONS §3.9).
+
+use crate::model::{CachedProfile, IdentityType, Member, Server};
+use crate::ports::CentralIdentity;
+use crate::{CoreError, CoreResult, EctoCode, HostingMode, Services};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long a central verification is trusted (reference: 60 s).
+pub const CENTRAL_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// An authenticated caller of one server.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub identity_type: IdentityType,
+    /// The caller's membership, when they are a member.
+    pub member: Option<Member>,
+}
+
+impl Caller {
+    /// The membership, or FORBIDDEN 2002.
+    pub fn require_member(&self) -> CoreResult<&Member> {
+        self.member
+            .as_ref()
+            .ok_or_else(|| CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server"))
+    }
+}
+
+fn local_accounts_allowed(svc: &Services) -> bool {
+    svc.settings.hosting_mode == HostingMode::SelfHosted || svc.settings.allow_local_accounts
+}
+
+/// Resolves a bearer token to a caller of `server`; `Ok(None)` when the token proves nothing
+/// (invalid, expired, another server's, revoked by a version bump, or unknown to central).
+pub async fn authenticate(svc: &Services, server: &Server, token: &str) -> CoreResult<Option<Caller>> {
+    if let Some(claims) = svc.tokens.verify_access(token) {
+        if claims.server_id != server.id {
+            return Ok(None);
+        }
+        if claims.identity_type == IdentityType::Local && !local_accounts_allowed(svc) {
+            return Ok(None);
+        }
+        let member = svc.members.get(server.id, claims.user_id).await?;
+        // A server token is only as good as the membership and version it was issued for.
+        return Ok(match member {
+            Some(m) if m.token_version == claims.token_version => Some(Caller {
+                user_id: claims.user_id,
+                identity_type: claims.identity_type,
+                member: Some(m),
+            }),
+            _ => None,
+        });
+    }
+    let Some(identity) = verify_central(svc, token).await? else { return Ok(None) };
+    let member = svc.members.get(server.id, identity.user_id).await?;
+    Ok(Some(Caller { user_id: identity.user_id, identity_type: IdentityType::Global, member }))
+}
+
+/// Verifies a central token through the cache; a fresh answer refreshes `cached_profiles`.
+pub async fn verify_central(svc: &Services, token: &str) -> CoreResult<Option<CentralIdentity>> {
+    let Some(central) = &svc.central else { return Ok(None) };
+    let key = format!("central:{}", hex::encode(Sha256::digest(token.as_bytes())));
+    if let Some(hit) = svc.cache.get(&key).await? {
+        // "-" caches a negative answer; anything unparsable is treated as a miss.
+        if hit == "-" {
+            return Ok(None);
+        }
+        if let Ok(identity) = serde_json::from_str::<CentralIdentity>(&hit) {
+            return Ok(Some(identity));
+        }
+    }
+    let answer = match central.verify(token).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::warn!(error = %e, "ecto-central verification failed");
+            return Ok(None);
+        }
+    };
+    let cached = match &answer {
+        Some(identity) => serde_json::to_string(identity).map_err(CoreError::internal)?,
+        None => "-".to_string(),
+    };
+    svc.cache.set(&key, &cached, CENTRAL_CACHE_TTL).await?;
+    if let Some(identity) = &answer {
+        svc.accounts
+            .upsert_cached_profile(CachedProfile {
+                user_id: identity.user_id,
+                username: identity.username.clone(),
+                discriminator: identity.discriminator.clone(),
+                display_name: identity.display_name.clone(),
+                avatar_url: identity.avatar_url.clone(),
+                fetched_at: svc.clock.now(),
+            })
+            .await?;
+    }
+    Ok(answer)
+}
+
+/// Whether local accounts may register or log in on `server` under the process settings.
+pub(crate) fn local_login_allowed(svc: &Services, config_allows: bool) -> bool {
+    config_allows && local_accounts_allowed(svc)
+}

@@ -1,0 +1,43 @@
+//! `server.info` and the server-level permission bits it (and others) need.
+
+use super::identity::Caller;
+use crate::model::{Member, Server, ServerView};
+use crate::{permissions, CoreResult, Services};
+use serde::Serialize;
+
+/// What `server.info` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerInfo {
+    pub server: ServerView,
+    pub member_count: i64,
+    /// Presence arrives with the gateway; until then nobody is counted online.
+    pub online_count: i64,
+    pub require_invite: bool,
+    pub allow_local_accounts: bool,
+}
+
+/// Server-level effective bits of `member`: the owner and ADMINISTRATOR get every bit.
+pub async fn server_permissions(svc: &Services, server: &Server, member: &Member) -> CoreResult<u64> {
+    if server.admin_user_id == Some(member.user_id) {
+        return Ok(permissions::ALL);
+    }
+    let base = svc.members.base_permissions(server.id, member.id).await?;
+    Ok(if permissions::has(base, permissions::bits::ADMINISTRATOR) { permissions::ALL } else { base })
+}
+
+/// `server.info`: public; the config-only keys appear only for a caller who may manage it.
+pub async fn info(svc: &Services, server: &Server, caller: Option<&Caller>) -> CoreResult<ServerInfo> {
+    let config = svc.servers.config(server.id).await?;
+    let manager = match caller.and_then(|c| c.member.as_ref()) {
+        Some(m) => permissions::has(server_permissions(svc, server, m).await?, permissions::bits::MANAGE_SERVER),
+        None => false,
+    };
+    Ok(ServerInfo {
+        server: ServerView::new(server, &config, svc.settings.hosting_mode, manager),
+        member_count: svc.servers.member_count(server.id).await?,
+        online_count: 0,
+        require_invite: config.require_invite,
+        allow_local_accounts: config.allow_local_accounts
+            && (svc.settings.hosting_mode == crate::HostingMode::SelfHosted || svc.settings.allow_local_accounts),
+    })
+}

@@ -1,0 +1,163 @@
+//! `server.join` (reference §4.2 with DECISIONS §3.10): find or create the identity, then apply
+//! the membership atomically, then hand out a token pair.
+
+use super::identity::{authenticate, local_login_allowed, Caller};
+use super::info::server_permissions;
+use super::tokens::issue_pair;
+use crate::model::{
+    IdentityType, InviteProblem, JoinOutcome, JoinPlan, MemberView, NewLocalUser, Server, ServerView,
+};
+use crate::username::Username;
+use crate::{new_id, permissions, CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use serde::Serialize;
+
+/// Whether a username/password pair registers a new account or logs into an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JoinAction {
+    #[default]
+    Register,
+    Login,
+}
+
+/// The validated input of `server.join`.
+#[derive(Debug, Clone, Default)]
+pub struct JoinInput {
+    pub invite_code: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub action: JoinAction,
+}
+
+/// What `server.join` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Joined {
+    pub server_token: String,
+    pub server_refresh_token: String,
+    pub server: ServerView,
+    pub member: MemberView,
+}
+
+/// Joins `server` as the bearer of `bearer` (when it proves an identity) or with local
+/// credentials.
+pub async fn join(
+    svc: &Services,
+    server: &Server,
+    bearer: Option<&str>,
+    input: JoinInput,
+) -> CoreResult<Joined> {
+    let config = svc.servers.config(server.id).await?;
+    let caller = match bearer {
+        Some(token) => authenticate(svc, server, token).await?,
+        None => None,
+    };
+    let (user_id, identity_type) = match (caller, &input.username, &input.password) {
+        (Some(Caller { user_id, identity_type, .. }), _, _) => (user_id, identity_type),
+        (None, Some(username), Some(password)) => {
+            if !local_login_allowed(svc, config.allow_local_accounts) {
+                return Err(CoreError::forbidden(
+                    EctoCode::LocalAccountsDisabled,
+                    "Local accounts are disabled on this server",
+                ));
+            }
+            let id = match input.action {
+                JoinAction::Login => login(svc, server, username, password).await?,
+                JoinAction::Register => register(svc, server, username, password).await?,
+            };
+            (id, IdentityType::Local)
+        }
+        _ => return Err(CoreError::auth_failed("Authentication required")),
+    };
+
+    let plan = JoinPlan {
+        server_id: server.id,
+        user_id,
+        identity_type,
+        member_id: new_id(),
+        invite_code: input.invite_code.map(|c| c.trim().to_string()),
+        require_invite: config.require_invite,
+        now: svc.clock.now(),
+    };
+    let member = match svc.members.join(plan).await? {
+        JoinOutcome::AlreadyMember(m) => m,
+        JoinOutcome::Joined { member, became_owner } => {
+            tracing::info!(server_id = %server.id, user_id = %user_id, became_owner, "member joined");
+            member
+        }
+        JoinOutcome::Banned => {
+            return Err(CoreError::forbidden(EctoCode::Banned, "You are banned from this server"))
+        }
+        JoinOutcome::InviteRequired => {
+            return Err(CoreError::forbidden(EctoCode::InviteInvalid, "An invite is required to join"))
+        }
+        JoinOutcome::InviteNotFound => {
+            return Err(CoreError::not_found(EctoCode::InviteInvalid, "Invite not found"))
+        }
+        JoinOutcome::InviteUnusable(problem) => return Err(invite_error(problem)),
+    };
+
+    let tokens = issue_pair(svc, &member).await?;
+    // The server row may have changed (first joiner became owner): read it again.
+    let server = svc.servers.get(server.id).await?.unwrap_or_else(|| server.clone());
+    let perms = server_permissions(svc, &server, &member).await?;
+    let roles = svc.members.role_ids(member.id).await?;
+    let profile = svc.accounts.profile(server.id, member.user_id).await?;
+    Ok(Joined {
+        server_token: tokens.server_token,
+        server_refresh_token: tokens.server_refresh_token,
+        server: ServerView::new(
+            &server,
+            &config,
+            svc.settings.hosting_mode,
+            permissions::has(perms, permissions::bits::MANAGE_SERVER),
+        ),
+        member: MemberView::new(&member, roles, profile),
+    })
+}
+
+fn invite_error(problem: InviteProblem) -> CoreError {
+    match problem {
+        InviteProblem::Revoked => CoreError::forbidden(EctoCode::InviteInvalid, "Invite has been revoked"),
+        InviteProblem::Expired => CoreError::forbidden(EctoCode::InviteExpired, "Invite has expired"),
+        InviteProblem::Exhausted => {
+            CoreError::forbidden(EctoCode::InviteMaxUses, "Invite has reached its maximum uses")
+        }
+    }
+}
+
+async fn login(svc: &Services, server: &Server, username: &str, password: &str) -> CoreResult<uuid::Uuid> {
+    let invalid = || CoreError::auth_failed("Invalid username or password");
+    let user = svc.accounts.find_local_user(server.id, username).await?;
+    match user {
+        Some(user) if svc.hasher.verify(password, &user.password_hash).await? => Ok(user.id),
+        Some(_) => Err(invalid()),
+        None => {
+            // Hash anyway so an unknown name takes as long as a wrong password.
+            let _ = svc.hasher.hash(password).await?;
+            Err(invalid())
+        }
+    }
+}
+
+async fn register(svc: &Services, server: &Server, username: &str, password: &str) -> CoreResult<uuid::Uuid> {
+    let username = Username::parse(username)?;
+    if svc.accounts.find_local_user(server.id, username.as_str()).await?.is_some() {
+        return Err(username_taken());
+    }
+    let hash = svc.hasher.hash(password).await?;
+    let user = svc
+        .accounts
+        .create_local_user(NewLocalUser {
+            id: new_id(),
+            server_id: server.id,
+            username: username.as_str().to_string(),
+            password_hash: hash,
+            now: svc.clock.now(),
+        })
+        .await?;
+    Ok(user.id)
+}
+
+/// CONFLICT 1002 for a username already used on this server.
+pub fn username_taken() -> CoreError {
+    CoreError::ecto(ErrorKind::Conflict, EctoCode::UsernameTaken, "Username is already taken")
+}

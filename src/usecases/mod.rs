@@ -1,0 +1,11 @@
+//! Use cases: one module per procedure group. Each takes [`crate::Services`] and the caller, and
+//! enforces the protocol's rules before touching a store.
+
+pub mod account;
+pub mod identity;
+pub mod info;
+pub mod join;
+pub mod tenancy;
+pub mod tokens;
+
+pub use identity::{authenticate, Caller};

@@ -1,0 +1,79 @@
+//! Which community server a request is for, and creating servers.
+
+use crate::model::{NewServer, Server};
+use crate::services::Tenancy;
+use crate::{new_id, permissions, CoreError, CoreResult, EctoCode, ErrorKind, Services};
+
+/// The name a self-hosted server gets on first start (reference §1).
+pub const DEFAULT_SERVER_NAME: &str = "My Ecto Server";
+
+/// The server a request is for. Self-hosted: the one server. Managed: the server whose address
+/// (or custom domain) is `X-Server-Address`, else `Host` (with and then without its port).
+pub async fn resolve_server(
+    svc: &Services,
+    server_address: Option<&str>,
+    host: Option<&str>,
+) -> CoreResult<Server> {
+    let not_found = || CoreError::not_found(EctoCode::ServerNotFound, "Server not found");
+    match svc.tenancy {
+        Tenancy::Single(id) => svc.servers.get(id).await?.ok_or_else(not_found),
+        Tenancy::Multi => {
+            let wanted = server_address.or(host).map(str::trim).filter(|s| !s.is_empty());
+            let Some(wanted) = wanted else { return Err(not_found()) };
+            if let Some(server) = svc.servers.find_by_address(wanted).await? {
+                return Ok(server);
+            }
+            match wanted.rsplit_once(':') {
+                Some((bare, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+                    svc.servers.find_by_address(bare).await?.ok_or_else(not_found)
+                }
+                _ => Err(not_found()),
+            }
+        }
+    }
+}
+
+/// Creates a server with its configuration and @everyone role.
+pub async fn create_server(svc: &Services, name: &str, address: Option<&str>) -> CoreResult<Server> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(CoreError::bad_request("name must be 1 to 100 characters"));
+    }
+    let address = address.map(str::trim).filter(|a| !a.is_empty());
+    if let Some(a) = address {
+        if a.len() > 255 || a.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(CoreError::bad_request("address must be a host name (at most 255 characters)"));
+        }
+    }
+    svc.servers
+        .create(NewServer {
+            id: new_id(),
+            name: name.to_string(),
+            address: address.map(|a| a.to_ascii_lowercase()),
+            everyone_permissions: permissions::EVERYONE_DEFAULT,
+            everyone_role_id: new_id(),
+            now: svc.clock.now(),
+        })
+        .await
+}
+
+/// Managed provisioning: refuses an address that is already taken.
+pub async fn provision_server(svc: &Services, address: &str, name: &str) -> CoreResult<Server> {
+    if address.trim().is_empty() {
+        return Err(CoreError::bad_request("address is required"));
+    }
+    if svc.servers.find_by_address(address.trim()).await?.is_some() {
+        return Err(CoreError::new(ErrorKind::Conflict, None, "A server already uses this address"));
+    }
+    create_server(svc, name, Some(address)).await
+}
+
+/// Self-hosted start-up: the existing server, or a new one (the first start). Returns the server
+/// and whether it was created now.
+pub async fn ensure_single_server(svc: &Services) -> CoreResult<(Server, bool)> {
+    if let Some(server) = svc.servers.first().await? {
+        return Ok((server, false));
+    }
+    let address = svc.settings.server_address.clone();
+    Ok((create_server(svc, DEFAULT_SERVER_NAME, address.as_deref()).await?, true))
+}

@@ -1,0 +1,82 @@
+//! Issuing and rotating the server's token pairs (reference §4.1, §4.3; DECISIONS §3.9, §3.22).
+
+use crate::model::{AccessClaims, Member, RefreshClaims, RefreshTokenRecord};
+use crate::{new_id, CoreError, CoreResult, Services};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Access tokens live 2 hours.
+pub const ACCESS_TTL_SECS: i64 = 2 * 60 * 60;
+/// Refresh tokens live 30 days.
+pub const REFRESH_TTL_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// A fresh access + refresh token pair, as `server.refreshToken` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    pub server_token: String,
+    pub server_refresh_token: String,
+}
+
+/// SHA-256 hex of a refresh token: only this is stored.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A signed access token for `member` at its current version.
+pub fn access_token(svc: &Services, member: &Member) -> CoreResult<String> {
+    let now = svc.clock.now().timestamp();
+    svc.tokens.issue_access(&AccessClaims {
+        user_id: member.user_id,
+        identity_type: member.identity_type,
+        token_version: member.token_version,
+        server_id: member.server_id,
+        issued_at: now,
+        expires_at: now + ACCESS_TTL_SECS,
+    })
+}
+
+/// Issues an access token and a stored refresh token for `member`.
+pub async fn issue_pair(svc: &Services, member: &Member) -> CoreResult<TokenPair> {
+    let now = svc.clock.now();
+    let jti = new_id();
+    let refresh = svc.tokens.issue_refresh(&RefreshClaims {
+        member_id: member.id,
+        user_id: member.user_id,
+        token_version: member.token_version,
+        server_id: member.server_id,
+        jti,
+        issued_at: now.timestamp(),
+        expires_at: now.timestamp() + REFRESH_TTL_SECS,
+    })?;
+    svc.refresh_tokens
+        .insert(RefreshTokenRecord {
+            id: new_id(),
+            member_id: member.id,
+            jti: jti.to_string(),
+            token_hash: hash_token(&refresh),
+            expires_at: now + chrono::Duration::seconds(REFRESH_TTL_SECS),
+            created_at: now,
+        })
+        .await?;
+    Ok(TokenPair { server_token: access_token(svc, member)?, server_refresh_token: refresh })
+}
+
+/// `server.refreshToken`: a valid, unused refresh token of a current member of `server_id` is
+/// exchanged for a new pair; the old one stops working. Every failure is UNAUTHORIZED 1000.
+pub async fn refresh(svc: &Services, server_id: uuid::Uuid, token: &str) -> CoreResult<TokenPair> {
+    let invalid = || CoreError::auth_failed("Invalid or expired refresh token");
+    let claims = svc.tokens.verify_refresh(token).ok_or_else(invalid)?;
+    if claims.server_id != server_id {
+        return Err(invalid());
+    }
+    // Taking the row is the rotation: a second use of the same token finds nothing.
+    let record = svc.refresh_tokens.take(&hash_token(token)).await?.ok_or_else(invalid)?;
+    if record.member_id != claims.member_id || record.expires_at <= svc.clock.now() {
+        return Err(invalid());
+    }
+    let member = svc.members.get(server_id, claims.user_id).await?.ok_or_else(invalid)?;
+    if member.id != claims.member_id || member.token_version != claims.token_version {
+        return Err(CoreError::auth_failed("Token has been revoked"));
+    }
+    issue_pair(svc, &member).await
+}
