@@ -1,1 +1,16 @@
-//! placeholder
+//! The HTTP inbound adapter (actix-web): the tRPC-style procedure endpoint, health and
+//! readiness, browser landing pages and the managed provisioning route.
+//!
+//! It knows JSON and HTTP; every rule lives in the core's use cases, which it calls through
+//! [`ecto_core::Services`].
+
+mod error;
+mod landing;
+mod procedures;
+mod routes;
+mod server;
+mod trpc;
+mod validate;
+
+pub use error::{ApiError, TrpcCode};
+pub use server::{serve, HttpState};

@@ -1,0 +1,14 @@
+//! Procedure registrations, one module per router.
+
+mod members;
+mod server;
+
+use crate::trpc::Registry;
+
+/// Every procedure this server speaks.
+pub fn registry() -> Registry {
+    let mut r = Registry::default();
+    server::register(&mut r);
+    members::register(&mut r);
+    r
+}

@@ -1,0 +1,80 @@
+//! Plain routes: `/health`, `/ready` and managed provisioning.
+
+use crate::error::{ApiError, TrpcCode};
+use crate::server::HttpState;
+use crate::trpc::{bearer, read_body};
+use actix_web::{web, HttpRequest, HttpResponse};
+use ecto_core::services::Tenancy;
+use ecto_core::usecases::tenancy::provision_server;
+use serde::Deserialize;
+use serde_json::json;
+
+/// `/health` (any method): the process is up.
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: every backing service answered one round trip; 503 naming the ones that did
+/// not.
+pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
+    let mut checks = serde_json::Map::new();
+    let mut ok = true;
+    for check in &state.services.health {
+        let status = match check.check().await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => {
+                ok = false;
+                tracing::warn!(service = check.name(), error = %e, "readiness check failed");
+                "unavailable".to_owned()
+            }
+        };
+        checks.insert(check.name().to_owned(), json!(status));
+    }
+    let body = json!({ "status": if ok { "ok" } else { "unavailable" }, "checks": checks });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+#[derive(Deserialize)]
+struct NewServerWire {
+    address: String,
+    name: String,
+}
+
+fn plain_error(e: &ApiError) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(e.code.http_status())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status).json(e.envelope("internal.servers"))
+}
+
+/// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `POST /internal/servers` (managed): provisions a server. Bearer `MANAGED_API_KEY` required.
+pub async fn create_server(req: HttpRequest, payload: web::Payload, state: web::Data<HttpState>) -> HttpResponse {
+    let (Tenancy::Multi, Some(key)) = (state.services.tenancy, state.managed_api_key.as_deref()) else {
+        return plain_error(&ApiError::new(TrpcCode::NotFound, "Not found"));
+    };
+    if !bearer(&req).is_some_and(|given| same_secret(&given, key)) {
+        return plain_error(&ApiError::new(TrpcCode::Unauthorized, "A valid managed API key is required"));
+    }
+    let body = match read_body(&req, payload, state.max_json_body).await {
+        Ok(b) => b,
+        Err(e) => return plain_error(&e),
+    };
+    let wire: NewServerWire = match serde_json::from_slice(&body) {
+        Ok(w) => w,
+        Err(e) => return plain_error(&ApiError::new(TrpcCode::BadRequest, format!("Invalid body: {e}"))),
+    };
+    match provision_server(&state.services, &wire.address, &wire.name).await {
+        Ok(server) => HttpResponse::Created().json(json!({
+            "server": { "id": server.id, "name": server.name, "address": server.address }
+        })),
+        Err(e) => plain_error(&e.into()),
+    }
+}

@@ -1,0 +1,71 @@
+//! Building and running the actix-web server.
+
+use crate::{landing, procedures, routes, trpc};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::{from_fn, Compress, DefaultHeaders, Next};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use ecto_core::Services;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Everything the HTTP handlers share.
+pub struct HttpState {
+    pub services: Services,
+    pub registry: trpc::Registry,
+    /// Largest accepted JSON body, in bytes.
+    pub max_json_body: usize,
+    /// `MANAGED_API_KEY`: the bearer secret of `POST /internal/servers` (managed only).
+    pub managed_api_key: Option<String>,
+}
+
+impl HttpState {
+    pub fn new(services: Services, max_json_body: usize, managed_api_key: Option<String>) -> Self {
+        Self { services, registry: procedures::registry(), max_json_body, managed_api_key }
+    }
+}
+
+/// `OPTIONS` on any path is a CORS preflight: 204, empty.
+async fn preflight(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::OPTIONS {
+        let (req, _) = req.into_parts();
+        return Ok(ServiceResponse::new(req, HttpResponse::NoContent().finish()).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// Starts serving on `listener` with `workers` threads; the returned server runs until stopped.
+pub fn serve(state: HttpState, listener: TcpListener, workers: usize) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::from(Arc::new(state));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(state.max_json_body))
+            .wrap(Compress::default())
+            .wrap(from_fn(preflight))
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Access-Control-Allow-Origin", "*"))
+                    .add(("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS"))
+                    .add(("Access-Control-Allow-Headers", "Content-Type, Authorization"))
+                    .add(("Access-Control-Max-Age", "86400")),
+            )
+            .route("/health", web::route().to(routes::health))
+            .route("/ready", web::get().to(routes::ready))
+            .route("/internal/servers", web::post().to(routes::create_server))
+            .route("/", web::head().to(HttpResponse::Ok))
+            .route("/", web::get().guard(landing::wants_html()).to(landing::home))
+            .route("/invite/{code}", web::get().guard(landing::wants_html()).to(landing::invite))
+            .route("/trpc/{path}", web::route().to(trpc::handle))
+            .default_service(web::route().to(trpc::not_found))
+    })
+    .workers(workers.max(1))
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,321 @@
+//! The tRPC wire layer (reference §2.2): `/trpc/{router}.{procedure}`, queries over GET with
+//! `?input=`, mutations over POST with a JSON body, `?batch=1`, and the response envelopes.
+
+use crate::error::{ApiError, TrpcCode};
+use crate::server::HttpState;
+use crate::validate::Input;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use ecto_core::model::Server;
+use ecto_core::usecases::tenancy::resolve_server;
+use ecto_core::usecases::{authenticate, Caller};
+use ecto_core::{CoreResult, Services};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Query (GET) or mutation (POST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Query,
+    Mutation,
+}
+
+/// Whether a procedure needs an authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Protected,
+}
+
+/// What a procedure handler gets: the services, the request's server, and who is calling.
+pub struct Ctx {
+    pub svc: Services,
+    pub server: Server,
+    pub caller: Option<Caller>,
+    /// The raw bearer token, for `server.join` (which also accepts central tokens).
+    pub bearer: Option<String>,
+}
+
+impl Ctx {
+    /// The authenticated caller; protected procedures only run when there is one.
+    pub fn caller(&self) -> &Caller {
+        // Protected handlers are only invoked with a caller (checked in `call`).
+        self.caller.as_ref().unwrap_or_else(|| unreachable!("protected procedure without caller"))
+    }
+}
+
+type Handler = Arc<dyn Fn(Rc<Ctx>, Value) -> LocalBoxFuture<'static, Result<Value, ApiError>> + Send + Sync>;
+
+struct Procedure {
+    kind: Kind,
+    access: Access,
+    handler: Handler,
+}
+
+/// Every procedure by path.
+#[derive(Default)]
+pub struct Registry {
+    procedures: HashMap<&'static str, Procedure>,
+}
+
+impl Registry {
+    /// Registers a procedure whose handler takes a parsed input and returns a use case result.
+    pub fn add<I, O, F, Fut>(&mut self, path: &'static str, kind: Kind, access: Access, f: F)
+    where
+        I: Input + 'static,
+        O: Serialize + 'static,
+        F: Fn(Rc<Ctx>, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CoreResult<O>> + 'static,
+    {
+        let f = Arc::new(f);
+        let handler: Handler = Arc::new(move |ctx, raw| {
+            let f = f.clone();
+            Box::pin(async move {
+                let input = I::parse(raw)?;
+                let out = f(ctx, input).await?;
+                serde_json::to_value(out).map_err(|e| ApiError::from(ecto_core::CoreError::internal(e)))
+            })
+        });
+        self.procedures.insert(path, Procedure { kind, access, handler });
+    }
+
+    pub fn query<I, O, F, Fut>(&mut self, path: &'static str, access: Access, f: F)
+    where
+        I: Input + 'static,
+        O: Serialize + 'static,
+        F: Fn(Rc<Ctx>, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CoreResult<O>> + 'static,
+    {
+        self.add(path, Kind::Query, access, f);
+    }
+
+    pub fn mutation<I, O, F, Fut>(&mut self, path: &'static str, access: Access, f: F)
+    where
+        I: Input + 'static,
+        O: Serialize + 'static,
+        F: Fn(Rc<Ctx>, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CoreResult<O>> + 'static,
+    {
+        self.add(path, Kind::Mutation, access, f);
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header((header::VARY, HeaderValue::from_static("trpc-accept")))
+        .body(body.to_string())
+}
+
+fn error_response(err: &ApiError, path: &str) -> HttpResponse {
+    let mut resp = json_response(
+        StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &err.envelope(path),
+    );
+    if let Some(secs) = err.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+/// An error for every path of the call (a batch answers an array).
+fn fail_all(paths: &[String], batch: bool, err: ApiError) -> HttpResponse {
+    if !batch {
+        return error_response(&err, paths.first().map(String::as_str).unwrap_or(""));
+    }
+    let body: Vec<Value> = paths.iter().map(|p| err.envelope(p)).collect();
+    json_response(StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST), &json!(body))
+}
+
+/// The bearer token of the request, if any.
+pub fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// The server a request is for (self-hosted: the one server; managed: by address).
+pub async fn request_server(svc: &Services, req: &HttpRequest) -> CoreResult<Server> {
+    let header_str = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    resolve_server(svc, header_str("x-server-address"), header_str("host")).await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as
+/// soon as the stream passes it).
+pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::new(TrpcCode::PayloadTooLarge, format!("Request body exceeds {limit} bytes"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::new(TrpcCode::BadRequest, format!("Could not read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `/trpc/{paths}`: the whole request pipeline for procedures.
+pub async fn handle(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    payload: web::Payload,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
+    let batch = query.get("batch").is_some_and(|b| b == "1" || b == "true");
+    let paths: Vec<String> = if batch {
+        path.split(',').map(str::to_owned).collect()
+    } else {
+        vec![path.into_inner()]
+    };
+    let kind = match *req.method() {
+        Method::GET => Kind::Query,
+        Method::POST => Kind::Mutation,
+        Method::HEAD => return HttpResponse::NoContent().finish(),
+        _ => {
+            let err = ApiError::new(TrpcCode::MethodNotSupported, "Unsupported HTTP method");
+            return fail_all(&paths, batch, err);
+        }
+    };
+
+    // Input: ?input= for queries, the body for mutations.
+    let raw_input: Option<Value> = match kind {
+        Kind::Query => match query.get("input") {
+            None => None,
+            Some(text) => match serde_json::from_str(text) {
+                Ok(v) => Some(v),
+                Err(e) => return fail_all(&paths, batch, ApiError::new(TrpcCode::ParseError, format!("Invalid JSON in input: {e}"))),
+            },
+        },
+        Kind::Mutation => {
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if !content_type.starts_with("application/json") {
+                let err = ApiError::new(
+                    TrpcCode::UnsupportedMediaType,
+                    format!("Unsupported content-type \"{content_type}\""),
+                );
+                return fail_all(&paths, batch, err);
+            }
+            let body = match read_body(&req, payload, state.max_json_body).await {
+                Ok(b) => b,
+                Err(e) => return fail_all(&paths, batch, e),
+            };
+            if body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                match serde_json::from_slice(&body) {
+                    Ok(v) => Some(v),
+                    Err(e) => return fail_all(&paths, batch, ApiError::new(TrpcCode::ParseError, format!("Invalid JSON body: {e}"))),
+                }
+            }
+        }
+    };
+    let inputs: Vec<Value> = if batch {
+        let map = match raw_input {
+            None => serde_json::Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                let err = ApiError::new(TrpcCode::BadRequest, "Batch input must be an object keyed by index");
+                return fail_all(&paths, batch, err);
+            }
+        };
+        (0..paths.len()).map(|i| map.get(&i.to_string()).cloned().unwrap_or(Value::Null)).collect()
+    } else {
+        vec![raw_input.unwrap_or(Value::Null)]
+    };
+
+    // A batch must not mix queries and mutations.
+    let registry = &state.registry;
+    let kinds: Vec<Option<Kind>> = paths.iter().map(|p| registry.procedures.get(p.as_str()).map(|pr| pr.kind)).collect();
+    if batch && kinds.iter().flatten().any(|k| Some(*k) != kinds.iter().flatten().next().copied()) {
+        let err = ApiError::new(TrpcCode::BadRequest, "Cannot mix queries and mutations in one batch");
+        return fail_all(&paths, batch, err);
+    }
+
+    let svc = &state.services;
+    let server = match request_server(svc, &req).await {
+        Ok(s) => s,
+        Err(e) => return fail_all(&paths, batch, e.into()),
+    };
+    let bearer = bearer(&req);
+    let caller = match &bearer {
+        Some(token) => match authenticate(svc, &server, token).await {
+            Ok(c) => c,
+            Err(e) => return fail_all(&paths, batch, e.into()),
+        },
+        None => None,
+    };
+    let ctx = Rc::new(Ctx { svc: svc.clone(), server, caller, bearer });
+
+    let mut results = Vec::with_capacity(paths.len());
+    for (path, input) in paths.iter().zip(inputs) {
+        results.push(call(registry, &ctx, path, kind, input).await);
+    }
+    if !batch {
+        return match results.pop() {
+            Some(Ok(data)) => json_response(StatusCode::OK, &json!({ "result": { "data": data } })),
+            Some(Err(e)) => error_response(&e, &paths[0]),
+            None => HttpResponse::InternalServerError().finish(),
+        };
+    }
+    let statuses: Vec<u16> = results.iter().map(|r| r.as_ref().map_or_else(|e| e.code.http_status(), |_| 200)).collect();
+    let status = if statuses.windows(2).all(|w| w[0] == w[1]) { statuses.first().copied().unwrap_or(200) } else { 207 };
+    let body: Vec<Value> = results
+        .iter()
+        .zip(&paths)
+        .map(|(r, p)| match r {
+            Ok(data) => json!({ "result": { "data": data } }),
+            Err(e) => e.envelope(p),
+        })
+        .collect();
+    json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &json!(body))
+}
+
+async fn call(registry: &Registry, ctx: &Rc<Ctx>, path: &str, kind: Kind, input: Value) -> Result<Value, ApiError> {
+    let Some(procedure) = registry.procedures.get(path) else {
+        return Err(ApiError::new(TrpcCode::NotFound, format!("No procedure found on path \"{path}\"")));
+    };
+    if procedure.kind != kind {
+        let expected = match procedure.kind {
+            Kind::Query => "GET",
+            Kind::Mutation => "POST",
+        };
+        return Err(ApiError::new(
+            TrpcCode::MethodNotSupported,
+            format!("Unsupported method for \"{path}\"; use {expected}"),
+        ));
+    }
+    if procedure.access == Access::Protected && ctx.caller.is_none() {
+        return Err(ApiError::new(TrpcCode::Unauthorized, "Authentication required"));
+    }
+    (procedure.handler)(ctx.clone(), input).await
+}
+
+/// A tRPC NOT_FOUND for any path outside the routes (the reference's fall-through).
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let path = req.path().trim_start_matches('/').to_owned();
+    error_response(&ApiError::new(TrpcCode::NotFound, format!("No procedure found on path \"{path}\"")), &path)
+}

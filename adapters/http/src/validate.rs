@@ -1,0 +1,79 @@
+//! Input parsing and bounds checks: unknown keys are ignored, and every failure is a
+//! BAD_REQUEST whose message names the field and the rule it broke.
+
+use crate::error::{ApiError, TrpcCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// A procedure input: deserialized from JSON, then checked against its bounds.
+pub trait Input: Sized {
+    fn parse(value: Value) -> Result<Self, ApiError>;
+}
+
+/// Bounds a deserialized input must meet.
+pub trait Validate {
+    fn validate(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+impl<T: DeserializeOwned + Validate> Input for T {
+    fn parse(value: Value) -> Result<Self, ApiError> {
+        let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                invalid(format!("Invalid input: {inner}"))
+            } else {
+                invalid(format!("Invalid input at `{path}`: {inner}"))
+            }
+        })?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+}
+
+/// A BAD_REQUEST with `message`.
+pub fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(TrpcCode::BadRequest, message)
+}
+
+/// `field` must be `min..=max` characters long.
+pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n < min {
+        return Err(invalid(format!("Invalid input: `{field}` must be at least {min} characters")));
+    }
+    if n > max {
+        return Err(invalid(format!("Invalid input: `{field}` must be at most {max} characters")));
+    }
+    Ok(())
+}
+
+/// Same as [`length`] for an optional field.
+pub fn opt_length(field: &str, value: Option<&str>, min: usize, max: usize) -> Result<(), ApiError> {
+    value.map_or(Ok(()), |v| length(field, v, min, max))
+}
+
+/// Accepts any input, including none (procedures without input).
+#[derive(Debug, Default)]
+pub struct NoInput;
+
+impl Input for NoInput {
+    fn parse(_: Value) -> Result<Self, ApiError> {
+        Ok(NoInput)
+    }
+}
+
+/// An optional object input: absent (`undefined`/`null`) means the default.
+#[derive(Debug, Default)]
+pub struct Optional<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + Default> Input for Optional<T> {
+    fn parse(value: Value) -> Result<Self, ApiError> {
+        if value.is_null() {
+            return Ok(Optional(T::default()));
+        }
+        T::parse(value).map(Optional)
+    }
+}
