@@ -1,1 +1,10 @@
-//! placeholder
+//! The composition root: reads the configuration, picks the adapters of the hosting profile,
+//! applies migrations, and starts the HTTP server. The `ecto-server` binary and the test
+//! harness both start the server through [`start`].
+
+pub mod config;
+mod compose;
+mod secret;
+
+pub use compose::{build_services, open_database, start, Running};
+pub use config::{AppConfig, ConfigError};

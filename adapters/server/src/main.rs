@@ -1,1 +1,102 @@
-fn main() {}
+//! `ecto-server`: `serve` (the default), `migrate`, and `admin create-server`.
+
+use clap::{Parser, Subcommand};
+use ecto_core::usecases::tenancy::provision_server;
+use ecto_server::{build_services, open_database, AppConfig};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ecto-server", version, about = "A self-hostable community chat server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Provision a community server at an address (managed profile).
+    CreateServer {
+        #[arg(long)]
+        address: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn init_logs(config: &AppConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match AppConfig::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ecto-server: refusing to start, {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecto-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(&config).await,
+            Command::Migrate => {
+                let applied = open_database(&config)?.migrate().await?;
+                println!("{applied} migration(s) applied");
+                Ok(())
+            }
+            Command::Admin { task: AdminTask::CreateServer { address, name } } => {
+                let services = build_services(&config).await?;
+                let server = provision_server(&services, &address, &name).await?;
+                println!("created server {} ({}) at {}", server.id, server.name, address);
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "ecto-server failed");
+            eprintln!("ecto-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: &AppConfig) -> ecto_core::CoreResult<()> {
+    let running = ecto_server::start(config).await?;
+    tracing::info!(
+        addr = %running.addr,
+        mode = config.hosting_mode.as_str(),
+        "ecto-server listening"
+    );
+    // actix-web stops gracefully on SIGTERM/SIGINT by itself.
+    running.server.await.map_err(ecto_core::CoreError::internal)
+}

@@ -1,0 +1,130 @@
+//! Wiring: one function picks every adapter for the configured profile.
+
+use crate::config::AppConfig;
+use crate::secret;
+use ecto_auth::{Argon2PasswordHasher, JwtTokenIssuer};
+use ecto_central::HttpCentralVerifier;
+use ecto_core::ports::{Cache, HealthCheck, IdentityVerifier, SystemClock};
+use ecto_core::services::Tenancy;
+use ecto_core::usecases::tenancy::ensure_single_server;
+use ecto_core::{CoreError, CoreResult, HostingMode, Services, Settings};
+use ecto_memory::MemoryCache;
+use ecto_redis::{RedisCache, RedisConn, RedisHealth};
+use ecto_sql::{Db, SqlAccountStore, SqlHealth, SqlMemberStore, SqlRefreshTokenStore, SqlServerStore};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The database of the configuration: PostgreSQL when `database_url` says so, else the
+/// SQLite file `<data_dir>/ecto.db`.
+pub fn open_database(config: &AppConfig) -> CoreResult<Db> {
+    let url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                CoreError::internal_msg(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+            })?;
+            config.data_dir.join("ecto.db").to_string_lossy().into_owned()
+        }
+    };
+    Db::open(&url, config.db_pool_max)
+}
+
+/// Opens every adapter, applies migrations, and (self-hosted) makes sure the server exists.
+pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
+    let db = open_database(config)?;
+    let applied = db.migrate().await?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    let secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => secret::load_or_create(&config.data_dir)
+            .map_err(|e| CoreError::internal_msg(format!("cannot keep the JWT secret in {}: {e}", config.data_dir.display())))?,
+    };
+    let mut health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(SqlHealth(db.clone()))];
+    let cache: Arc<dyn Cache> = match (&config.redis_url, config.hosting_mode) {
+        (Some(url), _) => {
+            let redis = RedisConn::connect(url, &config.redis_key_prefix)
+                .await
+                .map_err(|e| CoreError::internal_msg(format!("cannot connect to Redis at REDIS_URL: {e}")))?;
+            health.push(Arc::new(RedisHealth(redis.clone())));
+            Arc::new(RedisCache(redis))
+        }
+        (None, _) => Arc::new(MemoryCache::default()),
+    };
+    let central: Option<Arc<dyn IdentityVerifier>> = match &config.central_url {
+        Some(url) => Some(Arc::new(HttpCentralVerifier::new(url)?)),
+        None => None,
+    };
+    let mut services = Services {
+        settings: Settings {
+            hosting_mode: config.hosting_mode,
+            allow_local_accounts: config.allow_local_accounts,
+            client_url: config.client_url.clone(),
+            server_address: config.server_address.clone(),
+        },
+        tenancy: Tenancy::Multi,
+        servers: Arc::new(SqlServerStore(db.clone())),
+        accounts: Arc::new(SqlAccountStore(db.clone())),
+        members: Arc::new(SqlMemberStore(db.clone())),
+        refresh_tokens: Arc::new(SqlRefreshTokenStore(db.clone())),
+        hasher: Arc::new(Argon2PasswordHasher),
+        tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())),
+        central,
+        cache,
+        clock: Arc::new(SystemClock),
+        health,
+    };
+    if config.hosting_mode == HostingMode::SelfHosted {
+        let (server, created) = ensure_single_server(&services).await?;
+        if created {
+            tracing::info!(server_id = %server.id, name = %server.name, "created this community server");
+        }
+        services.tenancy = Tenancy::Single(server.id);
+    }
+    Ok(services)
+}
+
+/// A started server.
+pub struct Running {
+    /// The address the listener is bound to (useful with port 0).
+    pub addr: SocketAddr,
+    /// Stops the server gracefully.
+    pub handle: actix_web::dev::ServerHandle,
+    /// Completes when the server has stopped.
+    pub server: actix_web::dev::Server,
+    pub services: Services,
+}
+
+/// Builds the services and starts listening; the returned server must be awaited (or
+/// spawned) to run.
+pub async fn start(config: &AppConfig) -> CoreResult<Running> {
+    let services = build_services(config).await?;
+    let listener = TcpListener::bind((config.bind_address.as_str(), config.port))
+        .map_err(|e| CoreError::internal_msg(format!("cannot listen on {}:{}: {e}", config.bind_address, config.port)))?;
+    let addr = listener.local_addr().map_err(CoreError::internal)?;
+    let workers = match config.http_workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let state = ecto_http::HttpState::new(services.clone(), config.max_json_body_bytes, config.managed_api_key.clone());
+    let server = ecto_http::serve(state, listener, workers).map_err(CoreError::internal)?;
+    spawn_token_cleanup(services.clone());
+    Ok(Running { addr, handle: server.handle(), server, services })
+}
+
+/// Deletes expired refresh tokens at start and then hourly.
+fn spawn_token_cleanup(services: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match services.refresh_tokens.delete_expired(services.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired refresh tokens removed"),
+                Err(e) => tracing::warn!(error = %e, "refresh token cleanup failed"),
+            }
+        }
+    });
+}
