@@ -1,1 +1,286 @@
-//! placeholder
+//! Test support: [`TestApp`] spawns the real server in-process on 127.0.0.1:0 for a hosting
+//! profile, with private state, and offers named helpers that speak the public protocol.
+//!
+//! The managed profile needs PostgreSQL, Redis and the S3 emulator that `make test` starts; it
+//! reads where they are from `ECTO_TEST_*` variables and fails loudly when they are missing.
+
+mod central;
+
+pub use central::FakeCentral;
+
+use ecto_server::{AppConfig, Running};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// The two hosting profiles every API test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    SelfHosted,
+    Managed,
+}
+
+/// The managed API key test servers use.
+pub const MANAGED_KEY: &str = "test-managed-api-key";
+
+/// A variable `make test` sets; a missing one is a loud failure, never a skip.
+pub fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the managed-profile tests through `make test`, which starts PostgreSQL, Redis and the S3 emulator")
+    })
+}
+
+/// A running server plus a client pointed at one of its community servers.
+pub struct TestApp {
+    pub profile: Profile,
+    pub base: String,
+    pub http: reqwest::Client,
+    /// Managed: the `X-Server-Address` of this test's server.
+    pub server_address: Option<String>,
+    pub config: AppConfig,
+    pub running_handle: actix_web::dev::ServerHandle,
+    pub central: Option<FakeCentral>,
+    /// Keeps the self-hosted data directory alive as long as the app.
+    pub data_dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    pub db: ecto_sql::Db,
+}
+
+/// What a successful `server.join` gave.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub refresh: String,
+    pub user_id: String,
+    pub member_id: String,
+    pub body: Value,
+}
+
+/// A unique-enough suffix for names in a test.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{prefix}{}", &id[id.len() - 10..])
+}
+
+fn base_pairs(dir: &str) -> Vec<(String, String)> {
+    vec![
+        ("data_dir".into(), dir.into()),
+        ("port".into(), "0".into()),
+        ("bind_address".into(), "127.0.0.1".into()),
+        ("http_workers".into(), "2".into()),
+        ("db_pool_max".into(), "4".into()),
+        ("log_level".into(), "warn".into()),
+    ]
+}
+
+/// The configuration of the managed profile against the services `make test` started.
+pub fn managed_config(dir: &str, central_url: &str) -> AppConfig {
+    let prefix = format!("{}{}:", required_env("ECTO_TEST_REDIS_PREFIX"), unique("t"));
+    let mut pairs = base_pairs(dir);
+    pairs.extend([
+        ("hosting_mode".into(), "managed".into()),
+        ("database_url".into(), required_env("ECTO_TEST_DATABASE_URL")),
+        ("redis_url".into(), required_env("ECTO_TEST_REDIS_URL")),
+        ("redis_key_prefix".into(), prefix),
+        ("s3_endpoint".into(), required_env("ECTO_TEST_S3_ENDPOINT")),
+        ("s3_bucket".into(), required_env("ECTO_TEST_S3_BUCKET")),
+        ("s3_region".into(), "eu-test-1".into()),
+        ("s3_access_key".into(), required_env("ECTO_TEST_S3_ACCESS_KEY")),
+        ("s3_secret_key".into(), required_env("ECTO_TEST_S3_SECRET_KEY")),
+        ("managed_api_key".into(), MANAGED_KEY.into()),
+        ("jwt_secret".into(), "managed-test-secret-that-is-long-enough-0123".into()),
+        ("central_url".into(), central_url.into()),
+    ]);
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    AppConfig::from_pairs(&refs).expect("managed test configuration is valid")
+}
+
+impl TestApp {
+    /// Spawns a fresh server for `profile` (self-hosted: a new SQLite file and data dir;
+    /// managed: a new community server provisioned in the run's PostgreSQL database).
+    pub async fn spawn(profile: Profile) -> TestApp {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+        let dir_str = dir.path().to_string_lossy().into_owned();
+        match profile {
+            Profile::SelfHosted => {
+                let pairs = base_pairs(&dir_str);
+                let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let config = AppConfig::from_pairs(&refs).expect("config");
+                Self::start(profile, config, None, Some(dir)).await
+            }
+            Profile::Managed => {
+                let central = FakeCentral::spawn().await;
+                let config = managed_config(&dir_str, &central.url);
+                let mut app = Self::start(profile, config, Some(central), Some(dir)).await;
+                let address = format!("{}.test.ecto", unique("srv"));
+                app.provision(&address, "Test Server").await;
+                app.server_address = Some(address);
+                app
+            }
+        }
+    }
+
+    /// Starts a server with an explicit configuration.
+    pub async fn start(
+        profile: Profile,
+        config: AppConfig,
+        central: Option<FakeCentral>,
+        data_dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    ) -> TestApp {
+        let Running { addr, handle, server, .. } = ecto_server::start(&config).await.expect("server starts");
+        tokio::spawn(server);
+        let db = ecto_server::open_database(&config).expect("db handle");
+        TestApp {
+            profile,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder().build().expect("client"),
+            server_address: None,
+            config,
+            running_handle: handle,
+            central,
+            data_dir,
+            db,
+        }
+    }
+
+    /// Stops the server (in-flight requests finish first).
+    pub async fn stop(&self) {
+        self.running_handle.stop(true).await;
+    }
+
+    /// `POST /internal/servers`; panics unless it succeeds.
+    pub async fn provision(&self, address: &str, name: &str) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}/internal/servers", self.base))
+            .bearer_auth(MANAGED_KEY)
+            .json(&json!({ "address": address, "name": name }))
+            .send()
+            .await
+            .expect("provision request");
+        assert_eq!(resp.status(), StatusCode::CREATED, "provisioning {address}");
+        resp.json().await.expect("json")
+    }
+
+    /// A request builder for `path` with this test's server address header.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(addr) = &self.server_address {
+            rb = rb.header("X-Server-Address", addr);
+        }
+        rb
+    }
+
+    /// Sends and returns status, headers and the JSON body (`Null` when the body is empty or
+    /// not JSON).
+    pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let resp = rb.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A tRPC query (GET with `?input=`).
+    pub async fn query(&self, proc_: &str, input: Option<Value>, token: Option<&str>) -> (StatusCode, Value) {
+        let mut rb = self.request(Method::GET, &format!("/trpc/{proc_}"));
+        if let Some(input) = input {
+            rb = rb.query(&[("input", input.to_string())]);
+        }
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let (s, _, b) = Self::send(rb).await;
+        (s, b)
+    }
+
+    /// A tRPC mutation (POST with a JSON body).
+    pub async fn mutate(&self, proc_: &str, input: Value, token: Option<&str>) -> (StatusCode, Value) {
+        let mut rb = self.request(Method::POST, &format!("/trpc/{proc_}")).json(&input);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let (s, _, b) = Self::send(rb).await;
+        (s, b)
+    }
+
+    /// Registers a local account and joins; panics unless it succeeds.
+    pub async fn register(&self, username: &str, password: &str) -> Session {
+        let (status, body) = self
+            .mutate("server.join", json!({ "username": username, "password": password, "action": "register" }), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "register {username}: {body}");
+        Self::session(body)
+    }
+
+    /// Logs in with a local account; returns the raw answer.
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.mutate("server.join", json!({ "username": username, "password": password, "action": "login" }), None)
+            .await
+    }
+
+    /// Reads a session out of a successful `server.join` body.
+    pub fn session(body: Value) -> Session {
+        let data = &body["result"]["data"];
+        Session {
+            token: data["server_token"].as_str().expect("server_token").to_owned(),
+            refresh: data["server_refresh_token"].as_str().expect("refresh").to_owned(),
+            user_id: data["member"]["user_id"].as_str().expect("user_id").to_owned(),
+            member_id: data["member"]["id"].as_str().expect("member id").to_owned(),
+            body,
+        }
+    }
+
+    /// The id of this test's community server.
+    pub async fn server_id(&self) -> String {
+        let (_, body) = self.query("server.info", None, None).await;
+        body["result"]["data"]["server"]["id"].as_str().expect("server id").to_owned()
+    }
+
+    /// Runs raw SQL against the app's database (to arrange state no procedure sets yet).
+    pub async fn sql(&self, sql: &str) {
+        self.db.execute_sql(sql).await.expect("sql");
+    }
+
+    /// The self-hosted data directory.
+    pub fn data_path(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+}
+
+/// `error.data.ecto_code` of an error envelope.
+pub fn ecto_code(body: &Value) -> Option<i64> {
+    body["error"]["data"]["ecto_code"].as_i64()
+}
+
+/// `error.data.code` of an error envelope.
+pub fn trpc_code(body: &Value) -> &str {
+    body["error"]["data"]["code"].as_str().unwrap_or("")
+}
+
+/// A timestamp literal both databases accept, `secs` from now.
+pub fn sql_time(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs)).format("%Y-%m-%d %H:%M:%S%.f+00:00").to_string()
+}
+
+/// Generates one `#[tokio::test]` per profile for each named `async fn(TestApp)`.
+#[macro_export]
+macro_rules! both_profiles {
+    ($($name:ident),* $(,)?) => {
+        mod self_hosted {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::TestApp::spawn($crate::Profile::SelfHosted).await).await;
+                }
+            )*
+        }
+        mod managed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::TestApp::spawn($crate::Profile::Managed).await).await;
+                }
+            )*
+        }
+    };
+}

@@ -80,6 +80,16 @@ impl Db {
         }
     }
 
+    /// Runs a batch of raw SQL statements on the write connection (maintenance tools and
+    /// tests; the application itself only uses typed queries).
+    pub async fn execute_sql(&self, sql: &str) -> CoreResult<()> {
+        match &*self.backend {
+            Backend::Pg(pool) => pool.get().await.map_err(pool_error)?.batch_execute(sql).await,
+            Backend::Sqlite { write, .. } => write.get().await.map_err(pool_error)?.batch_execute(sql).await,
+        }
+        .map_err(db_error)
+    }
+
     /// Applies the embedded migrations that are not applied yet; returns how many ran.
     /// Several processes may call this at once on PostgreSQL: an advisory lock serializes them.
     pub async fn migrate(&self) -> CoreResult<usize> {

@@ -1,0 +1,7 @@
+//! Front-door API tests: each runs against a spawned server, once per hosting profile.
+
+mod join;
+mod managed;
+mod self_hosted_restart;
+mod tokens;
+mod wire;

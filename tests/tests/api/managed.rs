@@ -1,0 +1,85 @@
+//! Managed multi-tenancy (DECISIONS §4): servers picked per request, provisioning guarded.
+
+use ecto_tests::{ecto_code, unique, Profile, TestApp, MANAGED_KEY};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_keep_separate_members_and_tokens() {
+    let mut a = TestApp::spawn(Profile::Managed).await;
+    let b_address = format!("{}.test.ecto", unique("b"));
+    a.provision(&b_address, "Server B").await;
+    let a_address = a.server_address.clone().expect("managed app has an address");
+
+    let name = unique("same");
+    let on_a = a.register(&name, "password-a").await;
+    a.server_address = Some(b_address.clone());
+    // The same username is free on B: accounts are per server.
+    let on_b = a.register(&name, "password-b").await;
+    assert_ne!(on_a.user_id, on_b.user_id);
+    let (_, info_b) = a.query("server.info", None, None).await;
+    assert_eq!(info_b["result"]["data"]["member_count"], 1);
+    assert_eq!(info_b["result"]["data"]["server"]["name"], "Server B");
+
+    // A's token is refused by B, and A's password does not log into B.
+    let (status, _) = a.mutate("server.leave", json!({}), Some(&on_a.token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = a.mutate("server.refreshToken", json!({ "server_refresh_token": on_a.refresh }), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = a.login(&name, "password-a").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    a.server_address = Some(a_address);
+    let (status, _) = a.mutate("server.join", json!({}), Some(&on_a.token)).await;
+    assert_eq!(status, StatusCode::OK, "A's token still works on A");
+    let (status, _) = a.mutate("server.join", json!({}), Some(&on_b.token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "B's token is refused by A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_header_picks_the_server_when_no_address_header_is_sent() {
+    let app = TestApp::spawn(Profile::Managed).await;
+    let address = app.server_address.clone().expect("address");
+    let rb = app.http.get(format!("{}/trpc/server.info", app.base)).header("Host", format!("{address}:443"));
+    let (status, _, body) = TestApp::send(rb).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["data"]["server"]["address"], address);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_addresses_are_not_found() {
+    let mut app = TestApp::spawn(Profile::Managed).await;
+    app.server_address = Some("nowhere.invalid".into());
+    let (status, body) = app.query("server.info", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(ecto_code(&body), Some(2000));
+    assert_eq!(body["error"]["data"]["ecto_error"], "server_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_needs_the_managed_api_key_and_a_free_address() {
+    let app = TestApp::spawn(Profile::Managed).await;
+    let body = json!({ "address": format!("{}.test.ecto", unique("p")), "name": "P" });
+    let (status, _, _) = TestApp::send(app.http.post(format!("{}/internal/servers", app.base)).json(&body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let rb = app.http.post(format!("{}/internal/servers", app.base)).bearer_auth("wrong").json(&body);
+    let (status, _, _) = TestApp::send(rb).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let rb = app.http.post(format!("{}/internal/servers", app.base)).bearer_auth(MANAGED_KEY).json(&body);
+    let (status, _, created) = TestApp::send(rb).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let rb = app.http.post(format!("{}/internal/servers", app.base)).bearer_auth(MANAGED_KEY).json(&body);
+    let (status, _, _) = TestApp::send(rb).await;
+    assert_eq!(status, StatusCode::CONFLICT, "an address is provisioned once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_hosted_has_no_provisioning_route() {
+    let app = TestApp::spawn(Profile::SelfHosted).await;
+    let rb = app
+        .request(Method::POST, "/internal/servers")
+        .bearer_auth(MANAGED_KEY)
+        .json(&json!({ "address": "x.test", "name": "X" }));
+    let (status, _, _) = TestApp::send(rb).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
