@@ -159,7 +159,12 @@ pub type CoreResult<T> = Result<T, CoreError>;
 
 impl CoreError {
     pub fn new(kind: ErrorKind, ecto: Option<EctoCode>, message: impl Into<String>) -> Self {
-        Self { kind, ecto, message: message.into(), source: None }
+        Self {
+            kind,
+            ecto,
+            message: message.into(),
+            source: None,
+        }
     }
     pub fn ecto(kind: ErrorKind, code: EctoCode, message: impl Into<String>) -> Self {
         Self::new(kind, Some(code), message)
@@ -207,6 +212,8 @@ impl fmt::Display for CoreError {
 
 impl std::error::Error for CoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

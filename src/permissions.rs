@@ -72,7 +72,10 @@ mod tests {
 
     #[test]
     fn everyone_default_cannot_manage_anything() {
-        assert!(has(EVERYONE_DEFAULT, bits::READ_MESSAGES | bits::SEND_MESSAGES));
+        assert!(has(
+            EVERYONE_DEFAULT,
+            bits::READ_MESSAGES | bits::SEND_MESSAGES
+        ));
         assert!(!has(EVERYONE_DEFAULT, bits::MANAGE_SERVER));
         assert!(!has(EVERYONE_DEFAULT, bits::ADMINISTRATOR));
     }

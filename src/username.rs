@@ -12,7 +12,11 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, CoreError> {
         let n = raw.chars().count();
         let bad = |why: &str| {
-            CoreError::ecto(ErrorKind::BadRequest, EctoCode::InvalidUsername, format!("Invalid username: {why}"))
+            CoreError::ecto(
+                ErrorKind::BadRequest,
+                EctoCode::InvalidUsername,
+                format!("Invalid username: {why}"),
+            )
         };
         if n < 2 {
             return Err(bad("must be at least 2 characters"));
@@ -20,7 +24,10 @@ impl Username {
         if n > 32 {
             return Err(bad("must be at most 32 characters"));
         }
-        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
             return Err(bad("only letters, digits, '_', '.' and '-' are allowed"));
         }
         Ok(Self(raw.to_string()))
@@ -44,7 +51,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_lengths_and_characters() {
-        for bad in ["a", "", &"x".repeat(33), "has space", "émile", "semi;colon", "at@sign"] {
+        for bad in [
+            "a",
+            "",
+            &"x".repeat(33),
+            "has space",
+            "émile",
+            "semi;colon",
+            "at@sign",
+        ] {
             let err = Username::parse(bad).expect_err(bad);
             assert_eq!(err.ecto.map(|c| c.number()), Some(1001));
         }

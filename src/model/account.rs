@@ -48,6 +48,11 @@ pub struct Profile {
 impl Profile {
     /// The profile of a user we know nothing about (reference §2.5: username `Unknown`).
     pub fn unknown() -> Self {
-        Self { username: "Unknown".into(), display_name: None, avatar_url: None, discriminator: None }
+        Self {
+            username: "Unknown".into(),
+            display_name: None,
+            avatar_url: None,
+            discriminator: None,
+        }
     }
 }

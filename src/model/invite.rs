@@ -65,9 +65,34 @@ mod tests {
     fn usable_until_revoked_expired_or_used_up() {
         let now = Utc::now();
         assert_eq!(invite().check_usable(now), Ok(()));
-        assert_eq!(Invite { revoked: true, ..invite() }.check_usable(now), Err(InviteProblem::Revoked));
-        assert_eq!(invite().check_usable(now + Duration::minutes(6)), Err(InviteProblem::Expired));
-        assert_eq!(Invite { use_count: 2, ..invite() }.check_usable(now), Err(InviteProblem::Exhausted));
-        assert_eq!(Invite { max_uses: None, use_count: 99, ..invite() }.check_usable(now), Ok(()));
+        assert_eq!(
+            Invite {
+                revoked: true,
+                ..invite()
+            }
+            .check_usable(now),
+            Err(InviteProblem::Revoked)
+        );
+        assert_eq!(
+            invite().check_usable(now + Duration::minutes(6)),
+            Err(InviteProblem::Expired)
+        );
+        assert_eq!(
+            Invite {
+                use_count: 2,
+                ..invite()
+            }
+            .check_usable(now),
+            Err(InviteProblem::Exhausted)
+        );
+        assert_eq!(
+            Invite {
+                max_uses: None,
+                use_count: 99,
+                ..invite()
+            }
+            .check_usable(now),
+            Ok(())
+        );
     }
 }

@@ -101,7 +101,10 @@ pub enum JoinOutcome {
     /// The user already was a member; nothing changed.
     AlreadyMember(Member),
     /// A new member row (with @everyone) was created; `became_owner` when it was the first.
-    Joined { member: Member, became_owner: bool },
+    Joined {
+        member: Member,
+        became_owner: bool,
+    },
     Banned,
     /// An invite is required and none was given.
     InviteRequired,
@@ -122,7 +125,9 @@ impl JoinPlan {
             (None, _) => Err(JoinOutcome::InviteRequired),
             (Some(code), _) if code.is_empty() => Err(JoinOutcome::InviteRequired),
             (Some(_), None) => Err(JoinOutcome::InviteNotFound),
-            (Some(_), Some(inv)) => inv.check_usable(self.now).map_err(JoinOutcome::InviteUnusable),
+            (Some(_), Some(inv)) => inv
+                .check_usable(self.now)
+                .map_err(JoinOutcome::InviteUnusable),
         }
     }
 }

@@ -36,11 +36,21 @@ pub trait AccountStore: Send + Sync {
     /// case-insensitively, is a CONFLICT error with ecto code USERNAME_TAKEN (1002).
     async fn create_local_user(&self, user: NewLocalUser) -> CoreResult<LocalUser>;
     /// The local account of this server with that username (case-insensitive), or `None`.
-    async fn find_local_user(&self, server_id: Uuid, username: &str) -> CoreResult<Option<LocalUser>>;
+    async fn find_local_user(
+        &self,
+        server_id: Uuid,
+        username: &str,
+    ) -> CoreResult<Option<LocalUser>>;
     /// The local account with this id on this server, or `None`.
-    async fn get_local_user(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<LocalUser>>;
+    async fn get_local_user(&self, server_id: Uuid, user_id: Uuid)
+        -> CoreResult<Option<LocalUser>>;
     /// Replaces the password hash of a local account; `false` when there is no such account.
-    async fn set_password_hash(&self, server_id: Uuid, user_id: Uuid, hash: &str) -> CoreResult<bool>;
+    async fn set_password_hash(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+        hash: &str,
+    ) -> CoreResult<bool>;
     /// Inserts or replaces the cached central profile of `profile.user_id`.
     async fn upsert_cached_profile(&self, profile: CachedProfile) -> CoreResult<()>;
     /// Display data of `user_id` on `server_id`: the cached central profile when there is one,

@@ -46,31 +46,46 @@ pub async fn change_password(
     new: &str,
 ) -> CoreResult<PasswordChanged> {
     let member = caller.require_member()?;
-    let not_local = || CoreError::ecto(
-        crate::ErrorKind::BadRequest,
-        EctoCode::ServerNotFound,
-        "Only local accounts have a password",
-    );
+    let not_local = || {
+        CoreError::ecto(
+            crate::ErrorKind::BadRequest,
+            EctoCode::ServerNotFound,
+            "Only local accounts have a password",
+        )
+    };
     if member.identity_type != IdentityType::Local {
         return Err(not_local());
     }
-    let user = svc.accounts.get_local_user(server.id, caller.user_id).await?.ok_or_else(not_local)?;
+    let user = svc
+        .accounts
+        .get_local_user(server.id, caller.user_id)
+        .await?
+        .ok_or_else(not_local)?;
     if !svc.hasher.verify(current, &user.password_hash).await? {
         return Err(CoreError::auth_failed("Current password is incorrect"));
     }
     let hash = svc.hasher.hash(new).await?;
-    svc.accounts.set_password_hash(server.id, user.id, &hash).await?;
+    svc.accounts
+        .set_password_hash(server.id, user.id, &hash)
+        .await?;
     let pair = revoke_and_reissue(svc, server.id, caller.user_id).await?;
-    Ok(PasswordChanged { success: true, new_token: pair.server_token, new_refresh_token: pair.server_refresh_token })
+    Ok(PasswordChanged {
+        success: true,
+        new_token: pair.server_token,
+        new_refresh_token: pair.server_refresh_token,
+    })
 }
 
-async fn revoke_and_reissue(svc: &Services, server_id: Uuid, user_id: Uuid) -> CoreResult<TokenPair> {
+async fn revoke_and_reissue(
+    svc: &Services,
+    server_id: Uuid,
+    user_id: Uuid,
+) -> CoreResult<TokenPair> {
     svc.members.bump_token_version(server_id, user_id).await?;
-    let member = svc
-        .members
-        .get(server_id, user_id)
-        .await?
-        .ok_or_else(|| CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server"))?;
+    let member =
+        svc.members.get(server_id, user_id).await?.ok_or_else(|| {
+            CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server")
+        })?;
     issue_pair(svc, &member).await
 }
 
@@ -86,12 +101,20 @@ pub async fn revoke_sessions(
     let target = target.unwrap_or(caller.user_id);
     if target != caller.user_id {
         let perms = server_permissions(svc, server, me).await?;
-        if !permissions::has(perms, permissions::bits::MANAGE_SERVER) || server.admin_user_id == Some(target) {
-            return Err(CoreError::forbidden(EctoCode::InsufficientPermissions, "Missing permission MANAGE_SERVER"));
+        if !permissions::has(perms, permissions::bits::MANAGE_SERVER)
+            || server.admin_user_id == Some(target)
+        {
+            return Err(CoreError::forbidden(
+                EctoCode::InsufficientPermissions,
+                "Missing permission MANAGE_SERVER",
+            ));
         }
     }
     match svc.members.bump_token_version(server.id, target).await? {
         Some(_) => Ok(OK),
-        None => Err(CoreError::not_found(EctoCode::ServerNotFound, "Member not found")),
+        None => Err(CoreError::not_found(
+            EctoCode::ServerNotFound,
+            "Member not found",
+        )),
     }
 }

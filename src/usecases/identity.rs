@@ -23,9 +23,9 @@ pub struct Caller {
 impl Caller {
     /// The membership, or FORBIDDEN 2002.
     pub fn require_member(&self) -> CoreResult<&Member> {
-        self.member
-            .as_ref()
-            .ok_or_else(|| CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server"))
+        self.member.as_ref().ok_or_else(|| {
+            CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server")
+        })
     }
 }
 
@@ -35,7 +35,11 @@ fn local_accounts_allowed(svc: &Services) -> bool {
 
 /// Resolves a bearer token to a caller of `server`; `Ok(None)` when the token proves nothing
 /// (invalid, expired, another server's, revoked by a version bump, or unknown to central).
-pub async fn authenticate(svc: &Services, server: &Server, token: &str) -> CoreResult<Option<Caller>> {
+pub async fn authenticate(
+    svc: &Services,
+    server: &Server,
+    token: &str,
+) -> CoreResult<Option<Caller>> {
     if let Some(claims) = svc.tokens.verify_access(token) {
         if claims.server_id != server.id {
             return Ok(None);
@@ -54,14 +58,22 @@ pub async fn authenticate(svc: &Services, server: &Server, token: &str) -> CoreR
             _ => None,
         });
     }
-    let Some(identity) = verify_central(svc, token).await? else { return Ok(None) };
+    let Some(identity) = verify_central(svc, token).await? else {
+        return Ok(None);
+    };
     let member = svc.members.get(server.id, identity.user_id).await?;
-    Ok(Some(Caller { user_id: identity.user_id, identity_type: IdentityType::Global, member }))
+    Ok(Some(Caller {
+        user_id: identity.user_id,
+        identity_type: IdentityType::Global,
+        member,
+    }))
 }
 
 /// Verifies a central token through the cache; a fresh answer refreshes `cached_profiles`.
 pub async fn verify_central(svc: &Services, token: &str) -> CoreResult<Option<CentralIdentity>> {
-    let Some(central) = &svc.central else { return Ok(None) };
+    let Some(central) = &svc.central else {
+        return Ok(None);
+    };
     let key = format!("central:{}", hex::encode(Sha256::digest(token.as_bytes())));
     if let Some(hit) = svc.cache.get(&key).await? {
         // "-" caches a negative answer; anything unparsable is treated as a miss.

@@ -17,19 +17,36 @@ pub struct ServerInfo {
 }
 
 /// Server-level effective bits of `member`: the owner and ADMINISTRATOR get every bit.
-pub async fn server_permissions(svc: &Services, server: &Server, member: &Member) -> CoreResult<u64> {
+pub async fn server_permissions(
+    svc: &Services,
+    server: &Server,
+    member: &Member,
+) -> CoreResult<u64> {
     if server.admin_user_id == Some(member.user_id) {
         return Ok(permissions::ALL);
     }
     let base = svc.members.base_permissions(server.id, member.id).await?;
-    Ok(if permissions::has(base, permissions::bits::ADMINISTRATOR) { permissions::ALL } else { base })
+    Ok(
+        if permissions::has(base, permissions::bits::ADMINISTRATOR) {
+            permissions::ALL
+        } else {
+            base
+        },
+    )
 }
 
 /// `server.info`: public; the config-only keys appear only for a caller who may manage it.
-pub async fn info(svc: &Services, server: &Server, caller: Option<&Caller>) -> CoreResult<ServerInfo> {
+pub async fn info(
+    svc: &Services,
+    server: &Server,
+    caller: Option<&Caller>,
+) -> CoreResult<ServerInfo> {
     let config = svc.servers.config(server.id).await?;
     let manager = match caller.and_then(|c| c.member.as_ref()) {
-        Some(m) => permissions::has(server_permissions(svc, server, m).await?, permissions::bits::MANAGE_SERVER),
+        Some(m) => permissions::has(
+            server_permissions(svc, server, m).await?,
+            permissions::bits::MANAGE_SERVER,
+        ),
         None => false,
     };
     Ok(ServerInfo {
@@ -38,6 +55,7 @@ pub async fn info(svc: &Services, server: &Server, caller: Option<&Caller>) -> C
         online_count: 0,
         require_invite: config.require_invite,
         allow_local_accounts: config.allow_local_accounts
-            && (svc.settings.hosting_mode == crate::HostingMode::SelfHosted || svc.settings.allow_local_accounts),
+            && (svc.settings.hosting_mode == crate::HostingMode::SelfHosted
+                || svc.settings.allow_local_accounts),
     })
 }

@@ -5,7 +5,8 @@ use super::identity::{authenticate, local_login_allowed, Caller};
 use super::info::server_permissions;
 use super::tokens::issue_pair;
 use crate::model::{
-    IdentityType, InviteProblem, JoinOutcome, JoinPlan, MemberView, NewLocalUser, Server, ServerView,
+    IdentityType, InviteProblem, JoinOutcome, JoinPlan, MemberView, NewLocalUser, Server,
+    ServerView,
 };
 use crate::username::Username;
 use crate::{new_id, permissions, CoreError, CoreResult, EctoCode, ErrorKind, Services};
@@ -51,7 +52,15 @@ pub async fn join(
         None => None,
     };
     let (user_id, identity_type) = match (caller, &input.username, &input.password) {
-        (Some(Caller { user_id, identity_type, .. }), _, _) => (user_id, identity_type),
+        (
+            Some(Caller {
+                user_id,
+                identity_type,
+                ..
+            }),
+            _,
+            _,
+        ) => (user_id, identity_type),
         (None, Some(username), Some(password)) => {
             if !local_login_allowed(svc, config.allow_local_accounts) {
                 return Err(CoreError::forbidden(
@@ -79,25 +88,41 @@ pub async fn join(
     };
     let member = match svc.members.join(plan).await? {
         JoinOutcome::AlreadyMember(m) => m,
-        JoinOutcome::Joined { member, became_owner } => {
+        JoinOutcome::Joined {
+            member,
+            became_owner,
+        } => {
             tracing::info!(server_id = %server.id, user_id = %user_id, became_owner, "member joined");
             member
         }
         JoinOutcome::Banned => {
-            return Err(CoreError::forbidden(EctoCode::Banned, "You are banned from this server"))
+            return Err(CoreError::forbidden(
+                EctoCode::Banned,
+                "You are banned from this server",
+            ))
         }
         JoinOutcome::InviteRequired => {
-            return Err(CoreError::forbidden(EctoCode::InviteInvalid, "An invite is required to join"))
+            return Err(CoreError::forbidden(
+                EctoCode::InviteInvalid,
+                "An invite is required to join",
+            ))
         }
         JoinOutcome::InviteNotFound => {
-            return Err(CoreError::not_found(EctoCode::InviteInvalid, "Invite not found"))
+            return Err(CoreError::not_found(
+                EctoCode::InviteInvalid,
+                "Invite not found",
+            ))
         }
         JoinOutcome::InviteUnusable(problem) => return Err(invite_error(problem)),
     };
 
     let tokens = issue_pair(svc, &member).await?;
     // The server row may have changed (first joiner became owner): read it again.
-    let server = svc.servers.get(server.id).await?.unwrap_or_else(|| server.clone());
+    let server = svc
+        .servers
+        .get(server.id)
+        .await?
+        .unwrap_or_else(|| server.clone());
     let perms = server_permissions(svc, &server, &member).await?;
     let roles = svc.members.role_ids(member.id).await?;
     let profile = svc.accounts.profile(server.id, member.user_id).await?;
@@ -116,15 +141,25 @@ pub async fn join(
 
 fn invite_error(problem: InviteProblem) -> CoreError {
     match problem {
-        InviteProblem::Revoked => CoreError::forbidden(EctoCode::InviteInvalid, "Invite has been revoked"),
-        InviteProblem::Expired => CoreError::forbidden(EctoCode::InviteExpired, "Invite has expired"),
-        InviteProblem::Exhausted => {
-            CoreError::forbidden(EctoCode::InviteMaxUses, "Invite has reached its maximum uses")
+        InviteProblem::Revoked => {
+            CoreError::forbidden(EctoCode::InviteInvalid, "Invite has been revoked")
         }
+        InviteProblem::Expired => {
+            CoreError::forbidden(EctoCode::InviteExpired, "Invite has expired")
+        }
+        InviteProblem::Exhausted => CoreError::forbidden(
+            EctoCode::InviteMaxUses,
+            "Invite has reached its maximum uses",
+        ),
     }
 }
 
-async fn login(svc: &Services, server: &Server, username: &str, password: &str) -> CoreResult<uuid::Uuid> {
+async fn login(
+    svc: &Services,
+    server: &Server,
+    username: &str,
+    password: &str,
+) -> CoreResult<uuid::Uuid> {
     let invalid = || CoreError::auth_failed("Invalid username or password");
     let user = svc.accounts.find_local_user(server.id, username).await?;
     match user {
@@ -138,9 +173,19 @@ async fn login(svc: &Services, server: &Server, username: &str, password: &str) 
     }
 }
 
-async fn register(svc: &Services, server: &Server, username: &str, password: &str) -> CoreResult<uuid::Uuid> {
+async fn register(
+    svc: &Services,
+    server: &Server,
+    username: &str,
+    password: &str,
+) -> CoreResult<uuid::Uuid> {
     let username = Username::parse(username)?;
-    if svc.accounts.find_local_user(server.id, username.as_str()).await?.is_some() {
+    if svc
+        .accounts
+        .find_local_user(server.id, username.as_str())
+        .await?
+        .is_some()
+    {
         return Err(username_taken());
     }
     let hash = svc.hasher.hash(password).await?;
@@ -159,5 +204,9 @@ async fn register(svc: &Services, server: &Server, username: &str, password: &st
 
 /// CONFLICT 1002 for a username already used on this server.
 pub fn username_taken() -> CoreError {
-    CoreError::ecto(ErrorKind::Conflict, EctoCode::UsernameTaken, "Username is already taken")
+    CoreError::ecto(
+        ErrorKind::Conflict,
+        EctoCode::UsernameTaken,
+        "Username is already taken",
+    )
 }

@@ -18,15 +18,22 @@ pub async fn resolve_server(
     match svc.tenancy {
         Tenancy::Single(id) => svc.servers.get(id).await?.ok_or_else(not_found),
         Tenancy::Multi => {
-            let wanted = server_address.or(host).map(str::trim).filter(|s| !s.is_empty());
-            let Some(wanted) = wanted else { return Err(not_found()) };
+            let wanted = server_address
+                .or(host)
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            let Some(wanted) = wanted else {
+                return Err(not_found());
+            };
             if let Some(server) = svc.servers.find_by_address(wanted).await? {
                 return Ok(server);
             }
             match wanted.rsplit_once(':') {
-                Some((bare, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
-                    svc.servers.find_by_address(bare).await?.ok_or_else(not_found)
-                }
+                Some((bare, port)) if port.chars().all(|c| c.is_ascii_digit()) => svc
+                    .servers
+                    .find_by_address(bare)
+                    .await?
+                    .ok_or_else(not_found),
                 _ => Err(not_found()),
             }
         }
@@ -34,7 +41,11 @@ pub async fn resolve_server(
 }
 
 /// Creates a server with its configuration and @everyone role.
-pub async fn create_server(svc: &Services, name: &str, address: Option<&str>) -> CoreResult<Server> {
+pub async fn create_server(
+    svc: &Services,
+    name: &str,
+    address: Option<&str>,
+) -> CoreResult<Server> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(CoreError::bad_request("name must be 1 to 100 characters"));
@@ -42,7 +53,9 @@ pub async fn create_server(svc: &Services, name: &str, address: Option<&str>) ->
     let address = address.map(str::trim).filter(|a| !a.is_empty());
     if let Some(a) = address {
         if a.len() > 255 || a.chars().any(|c| c.is_whitespace() || c == '/') {
-            return Err(CoreError::bad_request("address must be a host name (at most 255 characters)"));
+            return Err(CoreError::bad_request(
+                "address must be a host name (at most 255 characters)",
+            ));
         }
     }
     svc.servers
@@ -63,7 +76,11 @@ pub async fn provision_server(svc: &Services, address: &str, name: &str) -> Core
         return Err(CoreError::bad_request("address is required"));
     }
     if svc.servers.find_by_address(address.trim()).await?.is_some() {
-        return Err(CoreError::new(ErrorKind::Conflict, None, "A server already uses this address"));
+        return Err(CoreError::new(
+            ErrorKind::Conflict,
+            None,
+            "A server already uses this address",
+        ));
     }
     create_server(svc, name, Some(address)).await
 }
@@ -75,5 +92,8 @@ pub async fn ensure_single_server(svc: &Services) -> CoreResult<(Server, bool)> 
         return Ok((server, false));
     }
     let address = svc.settings.server_address.clone();
-    Ok((create_server(svc, DEFAULT_SERVER_NAME, address.as_deref()).await?, true))
+    Ok((
+        create_server(svc, DEFAULT_SERVER_NAME, address.as_deref()).await?,
+        true,
+    ))
 }

@@ -58,7 +58,10 @@ pub async fn issue_pair(svc: &Services, member: &Member) -> CoreResult<TokenPair
             created_at: now,
         })
         .await?;
-    Ok(TokenPair { server_token: access_token(svc, member)?, server_refresh_token: refresh })
+    Ok(TokenPair {
+        server_token: access_token(svc, member)?,
+        server_refresh_token: refresh,
+    })
 }
 
 /// `server.refreshToken`: a valid, unused refresh token of a current member of `server_id` is
@@ -70,11 +73,19 @@ pub async fn refresh(svc: &Services, server_id: uuid::Uuid, token: &str) -> Core
         return Err(invalid());
     }
     // Taking the row is the rotation: a second use of the same token finds nothing.
-    let record = svc.refresh_tokens.take(&hash_token(token)).await?.ok_or_else(invalid)?;
+    let record = svc
+        .refresh_tokens
+        .take(&hash_token(token))
+        .await?
+        .ok_or_else(invalid)?;
     if record.member_id != claims.member_id || record.expires_at <= svc.clock.now() {
         return Err(invalid());
     }
-    let member = svc.members.get(server_id, claims.user_id).await?.ok_or_else(invalid)?;
+    let member = svc
+        .members
+        .get(server_id, claims.user_id)
+        .await?
+        .ok_or_else(invalid)?;
     if member.id != claims.member_id || member.token_version != claims.token_version {
         return Err(CoreError::auth_failed("Token has been revoked"));
     }

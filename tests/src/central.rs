@@ -19,7 +19,11 @@ async fn verify(body: web::Json<Value>, calls: web::Data<AtomicUsize>) -> HttpRe
     calls.fetch_add(1, Ordering::SeqCst);
     let token = body["token"].as_str().unwrap_or("");
     let mut parts = token.splitn(3, ':');
-    match (parts.next(), parts.next().and_then(|id| uuid::Uuid::parse_str(id).ok()), parts.next()) {
+    match (
+        parts.next(),
+        parts.next().and_then(|id| uuid::Uuid::parse_str(id).ok()),
+        parts.next(),
+    ) {
         (Some("central"), Some(id), Some(name)) => HttpResponse::Ok().json(json!({
             "valid": true,
             "user_id": id,
@@ -38,7 +42,9 @@ impl FakeCentral {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake central");
         let addr = listener.local_addr().expect("addr");
         let server = HttpServer::new(move || {
-            App::new().app_data(data.clone()).route("/api/verify-token", web::post().to(verify))
+            App::new()
+                .app_data(data.clone())
+                .route("/api/verify-token", web::post().to(verify))
         })
         .workers(1)
         .listen(listener)
@@ -46,7 +52,11 @@ impl FakeCentral {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        FakeCentral { url: format!("http://{addr}"), calls, handle }
+        FakeCentral {
+            url: format!("http://{addr}"),
+            calls,
+            handle,
+        }
     }
 
     /// How many verification requests arrived.

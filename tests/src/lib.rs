@@ -78,19 +78,34 @@ pub fn managed_config(dir: &str, central_url: &str) -> AppConfig {
     let mut pairs = base_pairs(dir);
     pairs.extend([
         ("hosting_mode".into(), "managed".into()),
-        ("database_url".into(), required_env("ECTO_TEST_DATABASE_URL")),
+        (
+            "database_url".into(),
+            required_env("ECTO_TEST_DATABASE_URL"),
+        ),
         ("redis_url".into(), required_env("ECTO_TEST_REDIS_URL")),
         ("redis_key_prefix".into(), prefix),
         ("s3_endpoint".into(), required_env("ECTO_TEST_S3_ENDPOINT")),
         ("s3_bucket".into(), required_env("ECTO_TEST_S3_BUCKET")),
         ("s3_region".into(), "eu-test-1".into()),
-        ("s3_access_key".into(), required_env("ECTO_TEST_S3_ACCESS_KEY")),
-        ("s3_secret_key".into(), required_env("ECTO_TEST_S3_SECRET_KEY")),
+        (
+            "s3_access_key".into(),
+            required_env("ECTO_TEST_S3_ACCESS_KEY"),
+        ),
+        (
+            "s3_secret_key".into(),
+            required_env("ECTO_TEST_S3_SECRET_KEY"),
+        ),
         ("managed_api_key".into(), MANAGED_KEY.into()),
-        ("jwt_secret".into(), "managed-test-secret-that-is-long-enough-0123".into()),
+        (
+            "jwt_secret".into(),
+            "managed-test-secret-that-is-long-enough-0123".into(),
+        ),
         ("central_url".into(), central_url.into()),
     ]);
-    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     AppConfig::from_pairs(&refs).expect("managed test configuration is valid")
 }
 
@@ -103,7 +118,10 @@ impl TestApp {
         match profile {
             Profile::SelfHosted => {
                 let pairs = base_pairs(&dir_str);
-                let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let refs: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 let config = AppConfig::from_pairs(&refs).expect("config");
                 Self::start(profile, config, None, Some(dir)).await
             }
@@ -126,7 +144,12 @@ impl TestApp {
         central: Option<FakeCentral>,
         data_dir: Option<std::sync::Arc<tempfile::TempDir>>,
     ) -> TestApp {
-        let Running { addr, handle, server, .. } = ecto_server::start(&config).await.expect("server starts");
+        let Running {
+            addr,
+            handle,
+            server,
+            ..
+        } = ecto_server::start(&config).await.expect("server starts");
         tokio::spawn(server);
         let db = ecto_server::open_database(&config).expect("db handle");
         TestApp {
@@ -172,16 +195,27 @@ impl TestApp {
 
     /// Sends and returns status, headers and the JSON body (`Null` when the body is empty or
     /// not JSON).
-    pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn send(
+        rb: reqwest::RequestBuilder,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let resp = rb.send().await.expect("request");
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
-        (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     }
 
     /// A tRPC query (GET with `?input=`).
-    pub async fn query(&self, proc_: &str, input: Option<Value>, token: Option<&str>) -> (StatusCode, Value) {
+    pub async fn query(
+        &self,
+        proc_: &str,
+        input: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut rb = self.request(Method::GET, &format!("/trpc/{proc_}"));
         if let Some(input) = input {
             rb = rb.query(&[("input", input.to_string())]);
@@ -194,8 +228,15 @@ impl TestApp {
     }
 
     /// A tRPC mutation (POST with a JSON body).
-    pub async fn mutate(&self, proc_: &str, input: Value, token: Option<&str>) -> (StatusCode, Value) {
-        let mut rb = self.request(Method::POST, &format!("/trpc/{proc_}")).json(&input);
+    pub async fn mutate(
+        &self,
+        proc_: &str,
+        input: Value,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut rb = self
+            .request(Method::POST, &format!("/trpc/{proc_}"))
+            .json(&input);
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
@@ -206,7 +247,11 @@ impl TestApp {
     /// Registers a local account and joins; panics unless it succeeds.
     pub async fn register(&self, username: &str, password: &str) -> Session {
         let (status, body) = self
-            .mutate("server.join", json!({ "username": username, "password": password, "action": "register" }), None)
+            .mutate(
+                "server.join",
+                json!({ "username": username, "password": password, "action": "register" }),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "register {username}: {body}");
         Self::session(body)
@@ -214,17 +259,30 @@ impl TestApp {
 
     /// Logs in with a local account; returns the raw answer.
     pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
-        self.mutate("server.join", json!({ "username": username, "password": password, "action": "login" }), None)
-            .await
+        self.mutate(
+            "server.join",
+            json!({ "username": username, "password": password, "action": "login" }),
+            None,
+        )
+        .await
     }
 
     /// Reads a session out of a successful `server.join` body.
     pub fn session(body: Value) -> Session {
         let data = &body["result"]["data"];
         Session {
-            token: data["server_token"].as_str().expect("server_token").to_owned(),
-            refresh: data["server_refresh_token"].as_str().expect("refresh").to_owned(),
-            user_id: data["member"]["user_id"].as_str().expect("user_id").to_owned(),
+            token: data["server_token"]
+                .as_str()
+                .expect("server_token")
+                .to_owned(),
+            refresh: data["server_refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+            user_id: data["member"]["user_id"]
+                .as_str()
+                .expect("user_id")
+                .to_owned(),
             member_id: data["member"]["id"].as_str().expect("member id").to_owned(),
             body,
         }
@@ -233,7 +291,10 @@ impl TestApp {
     /// The id of this test's community server.
     pub async fn server_id(&self) -> String {
         let (_, body) = self.query("server.info", None, None).await;
-        body["result"]["data"]["server"]["id"].as_str().expect("server id").to_owned()
+        body["result"]["data"]["server"]["id"]
+            .as_str()
+            .expect("server id")
+            .to_owned()
     }
 
     /// Runs raw SQL against the app's database (to arrange state no procedure sets yet).
@@ -259,7 +320,9 @@ pub fn trpc_code(body: &Value) -> &str {
 
 /// A timestamp literal both databases accept, `secs` from now.
 pub fn sql_time(secs: i64) -> String {
-    (chrono::Utc::now() + chrono::Duration::seconds(secs)).format("%Y-%m-%d %H:%M:%S%.f+00:00").to_string()
+    (chrono::Utc::now() + chrono::Duration::seconds(secs))
+        .format("%Y-%m-%d %H:%M:%S%.f+00:00")
+        .to_string()
 }
 
 /// Generates one `#[tokio::test]` per profile for each named `async fn(TestApp)`.

@@ -41,7 +41,10 @@ pub struct JwtTokenIssuer {
 
 impl JwtTokenIssuer {
     pub fn new(secret: &[u8]) -> Self {
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
     }
 
     fn validation(audience: &str) -> Validation {
@@ -71,7 +74,9 @@ impl TokenIssuer for JwtTokenIssuer {
     }
 
     fn verify_access(&self, token: &str) -> Option<AccessClaims> {
-        let w = decode::<AccessWire>(token, &self.decoding, &Self::validation(ACCESS_AUDIENCE)).ok()?.claims;
+        let w = decode::<AccessWire>(token, &self.decoding, &Self::validation(ACCESS_AUDIENCE))
+            .ok()?
+            .claims;
         Some(AccessClaims {
             user_id: w.sub,
             identity_type: IdentityType::parse(&w.identity_type)?,
@@ -96,7 +101,9 @@ impl TokenIssuer for JwtTokenIssuer {
     }
 
     fn verify_refresh(&self, token: &str) -> Option<RefreshClaims> {
-        let w = decode::<RefreshWire>(token, &self.decoding, &Self::validation(REFRESH_AUDIENCE)).ok()?.claims;
+        let w = decode::<RefreshWire>(token, &self.decoding, &Self::validation(REFRESH_AUDIENCE))
+            .ok()?
+            .claims;
         Some(RefreshClaims {
             member_id: w.mid,
             user_id: w.sub,
@@ -131,7 +138,10 @@ mod tests {
         let claims = access(60);
         let token = issuer.issue_access(&claims).expect("sign");
         assert_eq!(issuer.verify_access(&token), Some(claims));
-        assert!(issuer.verify_refresh(&token).is_none(), "an access token is no refresh token");
+        assert!(
+            issuer.verify_refresh(&token).is_none(),
+            "an access token is no refresh token"
+        );
         let other = JwtTokenIssuer::new(b"another secret of enough length!!");
         assert!(other.verify_access(&token).is_none());
     }
@@ -156,7 +166,10 @@ mod tests {
             issued_at: now,
             expires_at: now + 100,
         };
-        let (a, b) = (issuer.issue_refresh(&mk()).expect("a"), issuer.issue_refresh(&mk()).expect("b"));
+        let (a, b) = (
+            issuer.issue_refresh(&mk()).expect("a"),
+            issuer.issue_refresh(&mk()).expect("b"),
+        );
         assert_ne!(a, b);
         assert!(issuer.verify_refresh(&a).is_some());
         assert!(issuer.verify_access(&a).is_none());

@@ -30,7 +30,9 @@ impl PasswordHasher for Argon2PasswordHasher {
             let Ok(parsed) = argon2::password_hash::phc::PasswordHash::new(&hash) else {
                 return false;
             };
-            Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
         })
         .await
         .map_err(CoreError::internal)

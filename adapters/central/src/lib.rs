@@ -21,7 +21,10 @@ impl HttpCentralVerifier {
             .user_agent("ecto-server")
             .build()
             .map_err(CoreError::internal)?;
-        Ok(Self { base: central_url.trim_end_matches('/').to_owned(), http })
+        Ok(Self {
+            base: central_url.trim_end_matches('/').to_owned(),
+            http,
+        })
     }
 }
 
@@ -47,7 +50,9 @@ impl IdentityVerifier for HttpCentralVerifier {
         if !response.status().is_success() {
             return Ok(None);
         }
-        let Ok(answer) = response.json::<VerifyAnswer>().await else { return Ok(None) };
+        let Ok(answer) = response.json::<VerifyAnswer>().await else {
+            return Ok(None);
+        };
         let (Some(user_id), Some(tag), true) = (answer.user_id, answer.tag, answer.valid) else {
             return Ok(None);
         };

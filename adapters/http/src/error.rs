@@ -77,7 +77,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: TrpcCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), ecto: None, retry_after: None }
+        Self {
+            code,
+            message: message.into(),
+            ecto: None,
+            retry_after: None,
+        }
     }
 
     /// The tRPC error envelope for the procedure at `path`.
@@ -118,6 +123,11 @@ impl From<CoreError> for ApiError {
             }
             tracing::error!(error = %chain, "internal error");
         }
-        Self { code, message: e.message, ecto: e.ecto, retry_after: None }
+        Self {
+            code,
+            message: e.message,
+            ecto: e.ecto,
+            retry_after: None,
+        }
     }
 }

@@ -19,13 +19,19 @@ pub fn wants_html() -> impl Guard {
 }
 
 fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn encode_component(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -33,11 +39,27 @@ fn encode_component(s: &str) -> String {
 
 async fn page(req: &HttpRequest, state: &HttpState, invite: Option<&str>) -> HttpResponse {
     let Ok(server) = request_server(&state.services, req).await else {
-        return HttpResponse::NotFound().content_type("text/plain").body("Server not found");
+        return HttpResponse::NotFound()
+            .content_type("text/plain")
+            .body("Server not found");
     };
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let address = state.services.settings.server_address.clone().or(server.address.clone()).unwrap_or(host.to_owned());
-    let mut target = format!("{}?join={}", state.services.settings.client_url, encode_component(&address));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let address = state
+        .services
+        .settings
+        .server_address
+        .clone()
+        .or(server.address.clone())
+        .unwrap_or(host.to_owned());
+    let mut target = format!(
+        "{}?join={}",
+        state.services.settings.client_url,
+        encode_component(&address)
+    );
     if let Some(code) = invite {
         target.push_str(&format!("&invite={}", encode_component(code)));
     }
@@ -56,7 +78,9 @@ async fn page(req: &HttpRequest, state: &HttpState, invite: Option<&str>) -> Htt
          <meta http-equiv=\"refresh\" content=\"0;url={target}\">\n</head>\n\
          <body><p><a href=\"{target}\">{title}</a></p></body></html>\n"
     );
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html)
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html)
 }
 
 /// `GET /` from a browser.
@@ -65,6 +89,10 @@ pub async fn home(req: HttpRequest, state: web::Data<HttpState>) -> HttpResponse
 }
 
 /// `GET /invite/{code}` from a browser.
-pub async fn invite(req: HttpRequest, code: web::Path<String>, state: web::Data<HttpState>) -> HttpResponse {
+pub async fn invite(
+    req: HttpRequest,
+    code: web::Path<String>,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
     page(&req, &state, Some(&code)).await
 }

@@ -52,16 +52,28 @@ fn plain_error(e: &ApiError) -> HttpResponse {
 
 /// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
 fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// `POST /internal/servers` (managed): provisions a server. Bearer `MANAGED_API_KEY` required.
-pub async fn create_server(req: HttpRequest, payload: web::Payload, state: web::Data<HttpState>) -> HttpResponse {
-    let (Tenancy::Multi, Some(key)) = (state.services.tenancy, state.managed_api_key.as_deref()) else {
+pub async fn create_server(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
+    let (Tenancy::Multi, Some(key)) = (state.services.tenancy, state.managed_api_key.as_deref())
+    else {
         return plain_error(&ApiError::new(TrpcCode::NotFound, "Not found"));
     };
     if !bearer(&req).is_some_and(|given| same_secret(&given, key)) {
-        return plain_error(&ApiError::new(TrpcCode::Unauthorized, "A valid managed API key is required"));
+        return plain_error(&ApiError::new(
+            TrpcCode::Unauthorized,
+            "A valid managed API key is required",
+        ));
     }
     let body = match read_body(&req, payload, state.max_json_body).await {
         Ok(b) => b,
@@ -69,7 +81,12 @@ pub async fn create_server(req: HttpRequest, payload: web::Payload, state: web::
     };
     let wire: NewServerWire = match serde_json::from_slice(&body) {
         Ok(w) => w,
-        Err(e) => return plain_error(&ApiError::new(TrpcCode::BadRequest, format!("Invalid body: {e}"))),
+        Err(e) => {
+            return plain_error(&ApiError::new(
+                TrpcCode::BadRequest,
+                format!("Invalid body: {e}"),
+            ))
+        }
     };
     match provision_server(&state.services, &wire.address, &wire.name).await {
         Ok(server) => HttpResponse::Created().json(json!({

@@ -22,7 +22,12 @@ pub struct HttpState {
 
 impl HttpState {
     pub fn new(services: Services, max_json_body: usize, managed_api_key: Option<String>) -> Self {
-        Self { services, registry: procedures::registry(), max_json_body, managed_api_key }
+        Self {
+            services,
+            registry: procedures::registry(),
+            max_json_body,
+            managed_api_key,
+        }
     }
 }
 
@@ -33,13 +38,21 @@ async fn preflight(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if req.method() == Method::OPTIONS {
         let (req, _) = req.into_parts();
-        return Ok(ServiceResponse::new(req, HttpResponse::NoContent().finish()).map_into_right_body());
+        return Ok(
+            ServiceResponse::new(req, HttpResponse::NoContent().finish()).map_into_right_body(),
+        );
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Starts serving on `listener` with `workers` threads; the returned server runs until stopped.
-pub fn serve(state: HttpState, listener: TcpListener, workers: usize) -> std::io::Result<actix_web::dev::Server> {
+pub fn serve(
+    state: HttpState,
+    listener: TcpListener,
+    workers: usize,
+) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::from(Arc::new(state));
     let server = HttpServer::new(move || {
         App::new()
@@ -51,15 +64,24 @@ pub fn serve(state: HttpState, listener: TcpListener, workers: usize) -> std::io
                 DefaultHeaders::new()
                     .add(("Access-Control-Allow-Origin", "*"))
                     .add(("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS"))
-                    .add(("Access-Control-Allow-Headers", "Content-Type, Authorization"))
+                    .add((
+                        "Access-Control-Allow-Headers",
+                        "Content-Type, Authorization",
+                    ))
                     .add(("Access-Control-Max-Age", "86400")),
             )
             .route("/health", web::route().to(routes::health))
             .route("/ready", web::get().to(routes::ready))
             .route("/internal/servers", web::post().to(routes::create_server))
             .route("/", web::head().to(HttpResponse::Ok))
-            .route("/", web::get().guard(landing::wants_html()).to(landing::home))
-            .route("/invite/{code}", web::get().guard(landing::wants_html()).to(landing::invite))
+            .route(
+                "/",
+                web::get().guard(landing::wants_html()).to(landing::home),
+            )
+            .route(
+                "/invite/{code}",
+                web::get().guard(landing::wants_html()).to(landing::invite),
+            )
             .route("/trpc/{path}", web::route().to(trpc::handle))
             .default_service(web::route().to(trpc::not_found))
     })

@@ -47,11 +47,14 @@ impl Ctx {
     /// The authenticated caller; protected procedures only run when there is one.
     pub fn caller(&self) -> &Caller {
         // Protected handlers are only invoked with a caller (checked in `call`).
-        self.caller.as_ref().unwrap_or_else(|| unreachable!("protected procedure without caller"))
+        self.caller
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("protected procedure without caller"))
     }
 }
 
-type Handler = Arc<dyn Fn(Rc<Ctx>, Value) -> LocalBoxFuture<'static, Result<Value, ApiError>> + Send + Sync>;
+type Handler =
+    Arc<dyn Fn(Rc<Ctx>, Value) -> LocalBoxFuture<'static, Result<Value, ApiError>> + Send + Sync>;
 
 struct Procedure {
     kind: Kind,
@@ -80,10 +83,18 @@ impl Registry {
             Box::pin(async move {
                 let input = I::parse(raw)?;
                 let out = f(ctx, input).await?;
-                serde_json::to_value(out).map_err(|e| ApiError::from(ecto_core::CoreError::internal(e)))
+                serde_json::to_value(out)
+                    .map_err(|e| ApiError::from(ecto_core::CoreError::internal(e)))
             })
         });
-        self.procedures.insert(path, Procedure { kind, access, handler });
+        self.procedures.insert(
+            path,
+            Procedure {
+                kind,
+                access,
+                handler,
+            },
+        );
     }
 
     pub fn query<I, O, F, Fut>(&mut self, path: &'static str, access: Access, f: F)
@@ -109,7 +120,10 @@ impl Registry {
 
 fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
         .insert_header((header::VARY, HeaderValue::from_static("trpc-accept")))
         .body(body.to_string())
 }
@@ -133,13 +147,19 @@ fn fail_all(paths: &[String], batch: bool, err: ApiError) -> HttpResponse {
         return error_response(&err, paths.first().map(String::as_str).unwrap_or(""));
     }
     let body: Vec<Value> = paths.iter().map(|p| err.envelope(p)).collect();
-    json_response(StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST), &json!(body))
+    json_response(
+        StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+        &json!(body),
+    )
 }
 
 /// The bearer token of the request, if any.
 pub fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
     (!token.is_empty()).then(|| token.to_owned())
 }
 
@@ -151,8 +171,17 @@ pub async fn request_server(svc: &Services, req: &HttpRequest) -> CoreResult<Ser
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or as
 /// soon as the stream passes it).
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::new(TrpcCode::PayloadTooLarge, format!("Request body exceeds {limit} bytes"));
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            TrpcCode::PayloadTooLarge,
+            format!("Request body exceeds {limit} bytes"),
+        )
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -163,7 +192,9 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(TrpcCode::BadRequest, format!("Could not read body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(TrpcCode::BadRequest, format!("Could not read body: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -202,7 +233,13 @@ pub async fn handle(
             None => None,
             Some(text) => match serde_json::from_str(text) {
                 Ok(v) => Some(v),
-                Err(e) => return fail_all(&paths, batch, ApiError::new(TrpcCode::ParseError, format!("Invalid JSON in input: {e}"))),
+                Err(e) => {
+                    return fail_all(
+                        &paths,
+                        batch,
+                        ApiError::new(TrpcCode::ParseError, format!("Invalid JSON in input: {e}")),
+                    )
+                }
             },
         },
         Kind::Mutation => {
@@ -228,7 +265,13 @@ pub async fn handle(
             } else {
                 match serde_json::from_slice(&body) {
                     Ok(v) => Some(v),
-                    Err(e) => return fail_all(&paths, batch, ApiError::new(TrpcCode::ParseError, format!("Invalid JSON body: {e}"))),
+                    Err(e) => {
+                        return fail_all(
+                            &paths,
+                            batch,
+                            ApiError::new(TrpcCode::ParseError, format!("Invalid JSON body: {e}")),
+                        )
+                    }
                 }
             }
         }
@@ -238,20 +281,36 @@ pub async fn handle(
             None => serde_json::Map::new(),
             Some(Value::Object(m)) => m,
             Some(_) => {
-                let err = ApiError::new(TrpcCode::BadRequest, "Batch input must be an object keyed by index");
+                let err = ApiError::new(
+                    TrpcCode::BadRequest,
+                    "Batch input must be an object keyed by index",
+                );
                 return fail_all(&paths, batch, err);
             }
         };
-        (0..paths.len()).map(|i| map.get(&i.to_string()).cloned().unwrap_or(Value::Null)).collect()
+        (0..paths.len())
+            .map(|i| map.get(&i.to_string()).cloned().unwrap_or(Value::Null))
+            .collect()
     } else {
         vec![raw_input.unwrap_or(Value::Null)]
     };
 
     // A batch must not mix queries and mutations.
     let registry = &state.registry;
-    let kinds: Vec<Option<Kind>> = paths.iter().map(|p| registry.procedures.get(p.as_str()).map(|pr| pr.kind)).collect();
-    if batch && kinds.iter().flatten().any(|k| Some(*k) != kinds.iter().flatten().next().copied()) {
-        let err = ApiError::new(TrpcCode::BadRequest, "Cannot mix queries and mutations in one batch");
+    let kinds: Vec<Option<Kind>> = paths
+        .iter()
+        .map(|p| registry.procedures.get(p.as_str()).map(|pr| pr.kind))
+        .collect();
+    if batch
+        && kinds
+            .iter()
+            .flatten()
+            .any(|k| Some(*k) != kinds.iter().flatten().next().copied())
+    {
+        let err = ApiError::new(
+            TrpcCode::BadRequest,
+            "Cannot mix queries and mutations in one batch",
+        );
         return fail_all(&paths, batch, err);
     }
 
@@ -268,7 +327,12 @@ pub async fn handle(
         },
         None => None,
     };
-    let ctx = Rc::new(Ctx { svc: svc.clone(), server, caller, bearer });
+    let ctx = Rc::new(Ctx {
+        svc: svc.clone(),
+        server,
+        caller,
+        bearer,
+    });
 
     let mut results = Vec::with_capacity(paths.len());
     for (path, input) in paths.iter().zip(inputs) {
@@ -281,8 +345,15 @@ pub async fn handle(
             None => HttpResponse::InternalServerError().finish(),
         };
     }
-    let statuses: Vec<u16> = results.iter().map(|r| r.as_ref().map_or_else(|e| e.code.http_status(), |_| 200)).collect();
-    let status = if statuses.windows(2).all(|w| w[0] == w[1]) { statuses.first().copied().unwrap_or(200) } else { 207 };
+    let statuses: Vec<u16> = results
+        .iter()
+        .map(|r| r.as_ref().map_or_else(|e| e.code.http_status(), |_| 200))
+        .collect();
+    let status = if statuses.windows(2).all(|w| w[0] == w[1]) {
+        statuses.first().copied().unwrap_or(200)
+    } else {
+        207
+    };
     let body: Vec<Value> = results
         .iter()
         .zip(&paths)
@@ -291,12 +362,24 @@ pub async fn handle(
             Err(e) => e.envelope(p),
         })
         .collect();
-    json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), &json!(body))
+    json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        &json!(body),
+    )
 }
 
-async fn call(registry: &Registry, ctx: &Rc<Ctx>, path: &str, kind: Kind, input: Value) -> Result<Value, ApiError> {
+async fn call(
+    registry: &Registry,
+    ctx: &Rc<Ctx>,
+    path: &str,
+    kind: Kind,
+    input: Value,
+) -> Result<Value, ApiError> {
     let Some(procedure) = registry.procedures.get(path) else {
-        return Err(ApiError::new(TrpcCode::NotFound, format!("No procedure found on path \"{path}\"")));
+        return Err(ApiError::new(
+            TrpcCode::NotFound,
+            format!("No procedure found on path \"{path}\""),
+        ));
     };
     if procedure.kind != kind {
         let expected = match procedure.kind {
@@ -309,7 +392,10 @@ async fn call(registry: &Registry, ctx: &Rc<Ctx>, path: &str, kind: Kind, input:
         ));
     }
     if procedure.access == Access::Protected && ctx.caller.is_none() {
-        return Err(ApiError::new(TrpcCode::Unauthorized, "Authentication required"));
+        return Err(ApiError::new(
+            TrpcCode::Unauthorized,
+            "Authentication required",
+        ));
     }
     (procedure.handler)(ctx.clone(), input).await
 }
@@ -317,5 +403,11 @@ async fn call(registry: &Registry, ctx: &Rc<Ctx>, path: &str, kind: Kind, input:
 /// A tRPC NOT_FOUND for any path outside the routes (the reference's fall-through).
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let path = req.path().trim_start_matches('/').to_owned();
-    error_response(&ApiError::new(TrpcCode::NotFound, format!("No procedure found on path \"{path}\"")), &path)
+    error_response(
+        &ApiError::new(
+            TrpcCode::NotFound,
+            format!("No procedure found on path \"{path}\""),
+        ),
+        &path,
+    )
 }

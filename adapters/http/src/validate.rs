@@ -42,16 +42,25 @@ pub fn invalid(message: impl Into<String>) -> ApiError {
 pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = value.chars().count();
     if n < min {
-        return Err(invalid(format!("Invalid input: `{field}` must be at least {min} characters")));
+        return Err(invalid(format!(
+            "Invalid input: `{field}` must be at least {min} characters"
+        )));
     }
     if n > max {
-        return Err(invalid(format!("Invalid input: `{field}` must be at most {max} characters")));
+        return Err(invalid(format!(
+            "Invalid input: `{field}` must be at most {max} characters"
+        )));
     }
     Ok(())
 }
 
 /// Same as [`length`] for an optional field.
-pub fn opt_length(field: &str, value: Option<&str>, min: usize, max: usize) -> Result<(), ApiError> {
+pub fn opt_length(
+    field: &str,
+    value: Option<&str>,
+    min: usize,
+    max: usize,
+) -> Result<(), ApiError> {
     value.map_or(Ok(()), |v| length(field, v, min, max))
 }
 

@@ -20,6 +20,8 @@ impl Cache for RedisCache {
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<()> {
         let mut conn = self.0.manager.clone();
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        conn.pset_ex::<_, _, ()>(self.0.key(key), value, ms).await.map_err(CoreError::internal)
+        conn.pset_ex::<_, _, ()>(self.0.key(key), value, ms)
+            .await
+            .map_err(CoreError::internal)
     }
 }

@@ -21,8 +21,13 @@ impl RedisConn {
     /// Connects to `url` (fails when Redis cannot be reached).
     pub async fn connect(url: &str, prefix: &str) -> CoreResult<Self> {
         let client = redis::Client::open(url).map_err(CoreError::internal)?;
-        let manager = ConnectionManager::new(client).await.map_err(CoreError::internal)?;
-        Ok(Self { manager, prefix: prefix.to_owned() })
+        let manager = ConnectionManager::new(client)
+            .await
+            .map_err(CoreError::internal)?;
+        Ok(Self {
+            manager,
+            prefix: prefix.to_owned(),
+        })
     }
 
     pub(crate) fn key(&self, key: &str) -> String {
@@ -40,11 +45,16 @@ impl HealthCheck for RedisHealth {
     }
     async fn check(&self) -> CoreResult<()> {
         let mut conn = self.0.manager.clone();
-        let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(CoreError::internal)?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(CoreError::internal)?;
         if pong == "PONG" {
             Ok(())
         } else {
-            Err(CoreError::internal_msg(format!("unexpected PING answer {pong}")))
+            Err(CoreError::internal_msg(format!(
+                "unexpected PING answer {pong}"
+            )))
         }
     }
 }

@@ -10,7 +10,9 @@ use ecto_core::usecases::tenancy::ensure_single_server;
 use ecto_core::{CoreError, CoreResult, HostingMode, Services, Settings};
 use ecto_memory::MemoryCache;
 use ecto_redis::{RedisCache, RedisConn, RedisHealth};
-use ecto_sql::{Db, SqlAccountStore, SqlHealth, SqlMemberStore, SqlRefreshTokenStore, SqlServerStore};
+use ecto_sql::{
+    Db, SqlAccountStore, SqlHealth, SqlMemberStore, SqlRefreshTokenStore, SqlServerStore,
+};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +24,16 @@ pub fn open_database(config: &AppConfig) -> CoreResult<Db> {
         Some(url) => url.clone(),
         None => {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                CoreError::internal_msg(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+                CoreError::internal_msg(format!(
+                    "cannot create data directory {}: {e}",
+                    config.data_dir.display()
+                ))
             })?;
-            config.data_dir.join("ecto.db").to_string_lossy().into_owned()
+            config
+                .data_dir
+                .join("ecto.db")
+                .to_string_lossy()
+                .into_owned()
         }
     };
     Db::open(&url, config.db_pool_max)
@@ -39,15 +48,21 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
     }
     let secret = match &config.jwt_secret {
         Some(s) => s.clone(),
-        None => secret::load_or_create(&config.data_dir)
-            .map_err(|e| CoreError::internal_msg(format!("cannot keep the JWT secret in {}: {e}", config.data_dir.display())))?,
+        None => secret::load_or_create(&config.data_dir).map_err(|e| {
+            CoreError::internal_msg(format!(
+                "cannot keep the JWT secret in {}: {e}",
+                config.data_dir.display()
+            ))
+        })?,
     };
     let mut health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(SqlHealth(db.clone()))];
     let cache: Arc<dyn Cache> = match (&config.redis_url, config.hosting_mode) {
         (Some(url), _) => {
             let redis = RedisConn::connect(url, &config.redis_key_prefix)
                 .await
-                .map_err(|e| CoreError::internal_msg(format!("cannot connect to Redis at REDIS_URL: {e}")))?;
+                .map_err(|e| {
+                    CoreError::internal_msg(format!("cannot connect to Redis at REDIS_URL: {e}"))
+                })?;
             health.push(Arc::new(RedisHealth(redis.clone())));
             Arc::new(RedisCache(redis))
         }
@@ -101,17 +116,32 @@ pub struct Running {
 /// spawned) to run.
 pub async fn start(config: &AppConfig) -> CoreResult<Running> {
     let services = build_services(config).await?;
-    let listener = TcpListener::bind((config.bind_address.as_str(), config.port))
-        .map_err(|e| CoreError::internal_msg(format!("cannot listen on {}:{}: {e}", config.bind_address, config.port)))?;
+    let listener = TcpListener::bind((config.bind_address.as_str(), config.port)).map_err(|e| {
+        CoreError::internal_msg(format!(
+            "cannot listen on {}:{}: {e}",
+            config.bind_address, config.port
+        ))
+    })?;
     let addr = listener.local_addr().map_err(CoreError::internal)?;
     let workers = match config.http_workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         n => n,
     };
-    let state = ecto_http::HttpState::new(services.clone(), config.max_json_body_bytes, config.managed_api_key.clone());
+    let state = ecto_http::HttpState::new(
+        services.clone(),
+        config.max_json_body_bytes,
+        config.managed_api_key.clone(),
+    );
     let server = ecto_http::serve(state, listener, workers).map_err(CoreError::internal)?;
     spawn_token_cleanup(services.clone());
-    Ok(Running { addr, handle: server.handle(), server, services })
+    Ok(Running {
+        addr,
+        handle: server.handle(),
+        server,
+        services,
+    })
 }
 
 /// Deletes expired refresh tokens at start and then hourly.
@@ -120,7 +150,11 @@ fn spawn_token_cleanup(services: Services) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match services.refresh_tokens.delete_expired(services.clock.now()).await {
+            match services
+                .refresh_tokens
+                .delete_expired(services.clock.now())
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired refresh tokens removed"),
                 Err(e) => tracing::warn!(error = %e, "refresh token cleanup failed"),

@@ -88,10 +88,17 @@ struct Raw {
 
 /// A value that is present and not blank.
 fn set(v: &Option<String>) -> Option<String> {
-    v.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    v.as_ref()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
-fn number<T: std::str::FromStr>(errors: &mut Vec<String>, name: &str, v: &Option<String>, default: T) -> T {
+fn number<T: std::str::FromStr>(
+    errors: &mut Vec<String>,
+    name: &str,
+    v: &Option<String>,
+    default: T,
+) -> T {
     match set(v) {
         None => default,
         Some(s) => s.parse().unwrap_or_else(|_| {
@@ -122,7 +129,9 @@ impl AppConfig {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         for (k, v) in pairs {
-            builder = builder.set_override(*k, *v).map_err(|e| ConfigError(vec![e.to_string()]))?;
+            builder = builder
+                .set_override(*k, *v)
+                .map_err(|e| ConfigError(vec![e.to_string()]))?;
         }
         let raw: Raw = builder
             .build()
@@ -137,13 +146,17 @@ impl AppConfig {
             None | Some("self-hosted") | Some("selfhosted") => HostingMode::SelfHosted,
             Some("managed") => HostingMode::Managed,
             Some(other) => {
-                errors.push(format!("HOSTING_MODE: '{other}' is neither 'self-hosted' nor 'managed'"));
+                errors.push(format!(
+                    "HOSTING_MODE: '{other}' is neither 'self-hosted' nor 'managed'"
+                ));
                 HostingMode::SelfHosted
             }
         };
         let data_dir = PathBuf::from(set(&raw.data_dir).unwrap_or_else(|| "./data".into()));
         let database_url = set(&raw.database_url);
-        let is_pg = database_url.as_deref().is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+        let is_pg = database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
         let s3_values = [
             ("S3_ENDPOINT", set(&raw.s3_endpoint)),
             ("S3_BUCKET", set(&raw.s3_bucket)),
@@ -154,7 +167,13 @@ impl AppConfig {
         let s3_given = s3_values.iter().filter(|(_, v)| v.is_some()).count();
         let s3 = match s3_values.clone() {
             [(_, Some(endpoint)), (_, Some(bucket)), (_, Some(region)), (_, Some(access_key)), (_, Some(secret_key))] => {
-                Some(S3Config { endpoint, bucket, region, access_key, secret_key })
+                Some(S3Config {
+                    endpoint,
+                    bucket,
+                    region,
+                    access_key,
+                    secret_key,
+                })
             }
             _ => None,
         };
@@ -186,7 +205,8 @@ impl AppConfig {
                 errors.push("MANAGED_API_KEY is required in managed mode".into());
             }
             match &jwt_secret {
-                None => errors.push("JWT_SECRET is required in managed mode (at least 32 characters)".into()),
+                None => errors
+                    .push("JWT_SECRET is required in managed mode (at least 32 characters)".into()),
                 Some(s) if s.chars().count() < 32 => {
                     errors.push("JWT_SECRET must be at least 32 characters in managed mode".into())
                 }
@@ -194,7 +214,10 @@ impl AppConfig {
             }
         }
         if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
                 errors.push(format!("REDIS_URL: '{url}' is not a redis:// URL"));
             }
         }
@@ -208,13 +231,25 @@ impl AppConfig {
             None | Some("text") => false,
             Some("json") => true,
             Some(other) => {
-                errors.push(format!("LOG_FORMAT: '{other}' is neither 'text' nor 'json'"));
+                errors.push(format!(
+                    "LOG_FORMAT: '{other}' is neither 'text' nor 'json'"
+                ));
                 false
             }
         };
         let port = number(&mut errors, "PORT", &raw.port, 3000u16);
-        let mediasoup_min_port = number(&mut errors, "MEDIASOUP_MIN_PORT", &raw.mediasoup_min_port, 40000u16);
-        let mediasoup_max_port = number(&mut errors, "MEDIASOUP_MAX_PORT", &raw.mediasoup_max_port, 40100u16);
+        let mediasoup_min_port = number(
+            &mut errors,
+            "MEDIASOUP_MIN_PORT",
+            &raw.mediasoup_min_port,
+            40000u16,
+        );
+        let mediasoup_max_port = number(
+            &mut errors,
+            "MEDIASOUP_MAX_PORT",
+            &raw.mediasoup_max_port,
+            40100u16,
+        );
         if mediasoup_min_port > mediasoup_max_port {
             errors.push("MEDIASOUP_MIN_PORT must not be above MEDIASOUP_MAX_PORT".into());
         }
@@ -225,20 +260,41 @@ impl AppConfig {
             server_address: set(&raw.server_address),
             client_url: set(&raw.client_url).unwrap_or_else(|| "https://app.ecto.chat".into()),
             http_workers: number(&mut errors, "HTTP_WORKERS", &raw.http_workers, 0usize),
-            max_json_body_bytes: number(&mut errors, "MAX_JSON_BODY_BYTES", &raw.max_json_body_bytes, 1_000_000usize),
-            upload_dir: set(&raw.upload_dir).map(PathBuf::from).unwrap_or_else(|| data_dir.join("uploads")),
+            max_json_body_bytes: number(
+                &mut errors,
+                "MAX_JSON_BODY_BYTES",
+                &raw.max_json_body_bytes,
+                1_000_000usize,
+            ),
+            upload_dir: set(&raw.upload_dir)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("uploads")),
             data_dir,
             database_url,
             db_pool_max: number(&mut errors, "DB_POOL_MAX", &raw.db_pool_max, 20usize),
-            storage_quota_bytes: number(&mut errors, "STORAGE_QUOTA_BYTES", &raw.storage_quota_bytes, 0u64),
-            max_upload_size_bytes: number(&mut errors, "MAX_UPLOAD_SIZE_BYTES", &raw.max_upload_size_bytes, 0u64),
+            storage_quota_bytes: number(
+                &mut errors,
+                "STORAGE_QUOTA_BYTES",
+                &raw.storage_quota_bytes,
+                0u64,
+            ),
+            max_upload_size_bytes: number(
+                &mut errors,
+                "MAX_UPLOAD_SIZE_BYTES",
+                &raw.max_upload_size_bytes,
+                0u64,
+            ),
             jwt_secret,
             // Reference rule: anything but "false" is true.
-            allow_local_accounts: set(&raw.allow_local_accounts).is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            allow_local_accounts: set(&raw.allow_local_accounts)
+                .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
             central_url,
             central_sync_key: set(&raw.central_sync_key),
             redis_url,
-            redis_key_prefix: raw.redis_key_prefix.clone().unwrap_or_else(|| "ecto:".into()),
+            redis_key_prefix: raw
+                .redis_key_prefix
+                .clone()
+                .unwrap_or_else(|| "ecto:".into()),
             s3,
             managed_api_key,
             mediasoup_min_port,
@@ -271,7 +327,15 @@ mod tests {
     fn managed_without_its_services_lists_every_missing_setting() {
         let err = AppConfig::from_pairs(&[("hosting_mode", "managed")]).expect_err("must refuse");
         let text = err.to_string();
-        for name in ["DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "S3_SECRET_KEY", "MANAGED_API_KEY", "JWT_SECRET"] {
+        for name in [
+            "DATABASE_URL",
+            "REDIS_URL",
+            "S3_ENDPOINT",
+            "S3_BUCKET",
+            "S3_SECRET_KEY",
+            "MANAGED_API_KEY",
+            "JWT_SECRET",
+        ] {
             assert!(text.contains(name), "{name} missing from: {text}");
         }
     }
@@ -291,9 +355,16 @@ mod tests {
 
     #[test]
     fn bad_numbers_and_modes_are_named() {
-        let err = AppConfig::from_pairs(&[("port", "eighty"), ("hosting_mode", "cloud"), ("log_format", "xml")])
-            .expect_err("must refuse");
+        let err = AppConfig::from_pairs(&[
+            ("port", "eighty"),
+            ("hosting_mode", "cloud"),
+            ("log_format", "xml"),
+        ])
+        .expect_err("must refuse");
         let text = err.to_string();
-        assert!(text.contains("PORT") && text.contains("HOSTING_MODE") && text.contains("LOG_FORMAT"), "{text}");
+        assert!(
+            text.contains("PORT") && text.contains("HOSTING_MODE") && text.contains("LOG_FORMAT"),
+            "{text}"
+        );
     }
 }

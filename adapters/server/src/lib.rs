@@ -2,8 +2,8 @@
 //! applies migrations, and starts the HTTP server. The `ecto-server` binary and the test
 //! harness both start the server through [`start`].
 
-pub mod config;
 mod compose;
+pub mod config;
 mod secret;
 
 pub use compose::{build_services, open_database, start, Running};

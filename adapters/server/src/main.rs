@@ -6,7 +6,11 @@ use ecto_server::{build_services, open_database, AppConfig};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ecto-server", version, about = "A self-hostable community chat server")]
+#[command(
+    name = "ecto-server",
+    version,
+    about = "A self-hostable community chat server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -57,7 +61,10 @@ fn main() -> ExitCode {
         }
     };
     init_logs(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ecto-server: cannot start the runtime: {e}");
@@ -72,10 +79,15 @@ fn main() -> ExitCode {
                 println!("{applied} migration(s) applied");
                 Ok(())
             }
-            Command::Admin { task: AdminTask::CreateServer { address, name } } => {
+            Command::Admin {
+                task: AdminTask::CreateServer { address, name },
+            } => {
                 let services = build_services(&config).await?;
                 let server = provision_server(&services, &address, &name).await?;
-                println!("created server {} ({}) at {}", server.id, server.name, address);
+                println!(
+                    "created server {} ({}) at {}",
+                    server.id, server.name, address
+                );
                 Ok(())
             }
         }

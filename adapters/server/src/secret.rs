@@ -19,7 +19,11 @@ pub fn load_or_create(dir: &Path) -> std::io::Result<String> {
     let mut bytes = [0u8; 64];
     rand::rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
     file.write_all(secret.as_bytes())?;
     file.sync_all()?;
     tracing::info!(path = %path.display(), "generated a new JWT secret (64 random bytes) and stored it with mode 0600");

@@ -50,7 +50,11 @@ impl AccountStore for SqlAccountStore {
         }
     }
 
-    async fn find_local_user(&self, server_id: Uuid, username: &str) -> CoreResult<Option<LocalUser>> {
+    async fn find_local_user(
+        &self,
+        server_id: Uuid,
+        username: &str,
+    ) -> CoreResult<Option<LocalUser>> {
         let wanted = username.to_ascii_lowercase();
         db_run!(self.0, read, |conn| {
             local_users::table
@@ -64,7 +68,11 @@ impl AccountStore for SqlAccountStore {
         })
     }
 
-    async fn get_local_user(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<LocalUser>> {
+    async fn get_local_user(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+    ) -> CoreResult<Option<LocalUser>> {
         db_run!(self.0, read, |conn| {
             local_users::table
                 .filter(local_users::server_id.eq(DbId(server_id)))
@@ -77,7 +85,12 @@ impl AccountStore for SqlAccountStore {
         })
     }
 
-    async fn set_password_hash(&self, server_id: Uuid, user_id: Uuid, hash: &str) -> CoreResult<bool> {
+    async fn set_password_hash(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+        hash: &str,
+    ) -> CoreResult<bool> {
         let now = chrono::Utc::now();
         db_run!(self.0, write, |conn| {
             diesel::update(
@@ -85,7 +98,10 @@ impl AccountStore for SqlAccountStore {
                     .filter(local_users::server_id.eq(DbId(server_id)))
                     .filter(local_users::id.eq(DbId(user_id))),
             )
-            .set((local_users::password_hash.eq(hash), local_users::updated_at.eq(now)))
+            .set((
+                local_users::password_hash.eq(hash),
+                local_users::updated_at.eq(now),
+            ))
             .execute(conn)
             .await
             .map(|n| n == 1)

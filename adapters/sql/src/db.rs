@@ -6,7 +6,9 @@ use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use ecto_core::ports::HealthCheck;
 use ecto_core::{CoreError, CoreResult};
@@ -47,7 +49,10 @@ pub(crate) enum Backend {
     Pg(Pool<AsyncPgConnection>),
     /// SQLite allows one writer at a time: a pool of one connection takes every write, so
     /// writers queue here instead of failing with SQLITE_BUSY; reads use the other pool.
-    Sqlite { write: Pool<SqliteConn>, read: Pool<SqliteConn> },
+    Sqlite {
+        write: Pool<SqliteConn>,
+        read: Pool<SqliteConn>,
+    },
 }
 
 /// The database handle every SQL store shares. Cheap to clone.
@@ -70,7 +75,9 @@ impl Db {
             let read = build_pool(sqlite_manager(path), max_connections.clamp(1, 8))?;
             Backend::Sqlite { write, read }
         };
-        Ok(Self { backend: std::sync::Arc::new(backend) })
+        Ok(Self {
+            backend: std::sync::Arc::new(backend),
+        })
     }
 
     pub fn kind(&self) -> DbKind {
@@ -84,8 +91,21 @@ impl Db {
     /// tests; the application itself only uses typed queries).
     pub async fn execute_sql(&self, sql: &str) -> CoreResult<()> {
         match &*self.backend {
-            Backend::Pg(pool) => pool.get().await.map_err(pool_error)?.batch_execute(sql).await,
-            Backend::Sqlite { write, .. } => write.get().await.map_err(pool_error)?.batch_execute(sql).await,
+            Backend::Pg(pool) => {
+                pool.get()
+                    .await
+                    .map_err(pool_error)?
+                    .batch_execute(sql)
+                    .await
+            }
+            Backend::Sqlite { write, .. } => {
+                write
+                    .get()
+                    .await
+                    .map_err(pool_error)?
+                    .batch_execute(sql)
+                    .await
+            }
         }
         .map_err(db_error)
     }
@@ -157,7 +177,10 @@ pub(crate) fn db_error(e: DieselError) -> CoreError {
 
 /// True for a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of the right backend and that
@@ -193,7 +216,10 @@ impl HealthCheck for SqlHealth {
     }
     async fn check(&self) -> CoreResult<()> {
         db_run!(self.0, read, |conn| {
-            diesel::sql_query("SELECT 1").execute(conn).await.map_err(db_error)?;
+            diesel::sql_query("SELECT 1")
+                .execute(conn)
+                .await
+                .map_err(db_error)?;
             Ok(())
         })
     }

@@ -38,7 +38,11 @@ impl MemberStore for SqlMemberStore {
             member_roles::table
                 .inner_join(roles::table)
                 .filter(member_roles::member_id.eq(DbId(member_id)))
-                .order((roles::is_default.desc(), roles::position.desc(), roles::id.asc()))
+                .order((
+                    roles::is_default.desc(),
+                    roles::position.desc(),
+                    roles::id.asc(),
+                ))
                 .select(roles::id)
                 .load::<DbId>(conn)
                 .await
@@ -68,98 +72,106 @@ impl MemberStore for SqlMemberStore {
             let attempt: Result<JoinOutcome, DieselError> = db_run!(self.0, write, |conn| {
                 let plan = plan.clone();
                 conn.transaction(async move |conn| {
-                        let server = DbId(plan.server_id);
-                        let existing = members::table
-                            .filter(members::server_id.eq(server))
-                            .filter(members::user_id.eq(DbId(plan.user_id)))
-                            .first::<MemberRow>(conn)
+                    let server = DbId(plan.server_id);
+                    let existing = members::table
+                        .filter(members::server_id.eq(server))
+                        .filter(members::user_id.eq(DbId(plan.user_id)))
+                        .first::<MemberRow>(conn)
+                        .await
+                        .optional()?;
+                    if let Some(row) = existing {
+                        return Ok(JoinOutcome::AlreadyMember(row.into()));
+                    }
+                    let banned = bans::table
+                        .filter(bans::server_id.eq(server))
+                        .filter(bans::user_id.eq(DbId(plan.user_id)))
+                        .count()
+                        .get_result::<i64>(conn)
+                        .await?;
+                    if banned > 0 {
+                        return Ok(JoinOutcome::Banned);
+                    }
+                    let invite: Option<Invite> = match (&plan.invite_code, plan.require_invite) {
+                        (Some(code), true) if !code.is_empty() => invites::table
+                            .filter(invites::server_id.eq(server))
+                            .filter(invites::code.eq(code))
+                            .first::<InviteRow>(conn)
                             .await
-                            .optional()?;
-                        if let Some(row) = existing {
-                            return Ok(JoinOutcome::AlreadyMember(row.into()));
-                        }
-                        let banned = bans::table
-                            .filter(bans::server_id.eq(server))
-                            .filter(bans::user_id.eq(DbId(plan.user_id)))
-                            .count()
-                            .get_result::<i64>(conn)
-                            .await?;
-                        if banned > 0 {
-                            return Ok(JoinOutcome::Banned);
-                        }
-                        let invite: Option<Invite> = match (&plan.invite_code, plan.require_invite) {
-                            (Some(code), true) if !code.is_empty() => invites::table
-                                .filter(invites::server_id.eq(server))
-                                .filter(invites::code.eq(code))
-                                .first::<InviteRow>(conn)
-                                .await
-                                .optional()?
-                                .map(Invite::from),
-                            _ => None,
-                        };
-                        if let Err(outcome) = plan.admit(invite.as_ref()) {
-                            return Ok(outcome);
-                        }
-                        if let Some(inv) = &invite {
-                            // Counted only if nobody used it since we read it; else retry.
-                            let counted = diesel::update(
-                                invites::table
-                                    .filter(invites::id.eq(DbId(inv.id)))
-                                    .filter(invites::use_count.eq(inv.use_count)),
-                            )
-                            .set(invites::use_count.eq(inv.use_count + 1))
-                            .execute(conn)
-                            .await?;
-                            if counted != 1 {
-                                return Err(DieselError::RollbackTransaction);
-                            }
-                        }
-                        let everyone = roles::table
-                            .filter(roles::server_id.eq(server))
-                            .filter(roles::is_default.eq(true))
-                            .select(roles::id)
-                            .first::<DbId>(conn)
-                            .await?;
-                        diesel::insert_into(members::table)
-                            .values((
-                                members::id.eq(DbId(plan.member_id)),
-                                members::server_id.eq(server),
-                                members::user_id.eq(DbId(plan.user_id)),
-                                members::identity_type.eq(plan.identity_type.as_str()),
-                                members::allow_dms.eq(true),
-                                members::token_version.eq(0),
-                                members::joined_at.eq(plan.now),
-                            ))
-                            .execute(conn)
-                            .await?;
-                        diesel::insert_into(member_roles::table)
-                            .values((member_roles::member_id.eq(DbId(plan.member_id)), member_roles::role_id.eq(everyone)))
-                            .execute(conn)
-                            .await?;
-                        // The first joiner owns the server; the condition makes it race-free.
-                        let became_owner = diesel::update(
-                            servers::table.filter(servers::id.eq(server)).filter(servers::admin_user_id.is_null()),
+                            .optional()?
+                            .map(Invite::from),
+                        _ => None,
+                    };
+                    if let Err(outcome) = plan.admit(invite.as_ref()) {
+                        return Ok(outcome);
+                    }
+                    if let Some(inv) = &invite {
+                        // Counted only if nobody used it since we read it; else retry.
+                        let counted = diesel::update(
+                            invites::table
+                                .filter(invites::id.eq(DbId(inv.id)))
+                                .filter(invites::use_count.eq(inv.use_count)),
                         )
-                        .set((
-                            servers::admin_user_id.eq(DbId(plan.user_id)),
-                            servers::admin_identity_type.eq(plan.identity_type.as_str()),
-                            servers::updated_at.eq(plan.now),
+                        .set(invites::use_count.eq(inv.use_count + 1))
+                        .execute(conn)
+                        .await?;
+                        if counted != 1 {
+                            return Err(DieselError::RollbackTransaction);
+                        }
+                    }
+                    let everyone = roles::table
+                        .filter(roles::server_id.eq(server))
+                        .filter(roles::is_default.eq(true))
+                        .select(roles::id)
+                        .first::<DbId>(conn)
+                        .await?;
+                    diesel::insert_into(members::table)
+                        .values((
+                            members::id.eq(DbId(plan.member_id)),
+                            members::server_id.eq(server),
+                            members::user_id.eq(DbId(plan.user_id)),
+                            members::identity_type.eq(plan.identity_type.as_str()),
+                            members::allow_dms.eq(true),
+                            members::token_version.eq(0),
+                            members::joined_at.eq(plan.now),
                         ))
                         .execute(conn)
-                        .await?
-                            == 1;
-                        let member = Member {
-                            id: plan.member_id,
-                            server_id: plan.server_id,
-                            user_id: plan.user_id,
-                            identity_type: plan.identity_type,
-                            nickname: None,
-                            allow_dms: true,
-                            token_version: 0,
-                            joined_at: plan.now,
-                        };
-                        Ok(JoinOutcome::Joined { member, became_owner })
+                        .await?;
+                    diesel::insert_into(member_roles::table)
+                        .values((
+                            member_roles::member_id.eq(DbId(plan.member_id)),
+                            member_roles::role_id.eq(everyone),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    // The first joiner owns the server; the condition makes it race-free.
+                    let became_owner = diesel::update(
+                        servers::table
+                            .filter(servers::id.eq(server))
+                            .filter(servers::admin_user_id.is_null()),
+                    )
+                    .set((
+                        servers::admin_user_id.eq(DbId(plan.user_id)),
+                        servers::admin_identity_type.eq(plan.identity_type.as_str()),
+                        servers::updated_at.eq(plan.now),
+                    ))
+                    .execute(conn)
+                    .await?
+                        == 1;
+                    let member = Member {
+                        id: plan.member_id,
+                        server_id: plan.server_id,
+                        user_id: plan.user_id,
+                        identity_type: plan.identity_type,
+                        nickname: None,
+                        allow_dms: true,
+                        token_version: 0,
+                        joined_at: plan.now,
+                    };
+                    Ok(JoinOutcome::Joined {
+                        member,
+                        became_owner,
                     })
+                })
                 .await
             });
             match attempt {
@@ -175,34 +187,38 @@ impl MemberStore for SqlMemberStore {
     async fn remove(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<bool> {
         db_run!(self.0, write, |conn| {
             conn.transaction(async move |conn| {
-                    let server = DbId(server_id);
-                    let user = DbId(user_id);
-                    let channel_ids = channels::table.filter(channels::server_id.eq(server)).select(channels::id);
-                    diesel::delete(
-                        read_states::table
-                            .filter(read_states::user_id.eq(user))
-                            .filter(read_states::channel_id.eq_any(channel_ids)),
-                    )
-                    .execute(conn)
-                    .await?;
-                    let conversations = dm_conversations::table
-                        .filter(dm_conversations::server_id.eq(server))
-                        .select(dm_conversations::id);
-                    diesel::delete(
-                        dm_read_states::table
-                            .filter(dm_read_states::user_id.eq(user))
-                            .filter(dm_read_states::conversation_id.eq_any(conversations)),
-                    )
-                    .execute(conn)
-                    .await?;
-                    // member_roles and refresh tokens go with the row (ON DELETE CASCADE).
-                    let n = diesel::delete(
-                        members::table.filter(members::server_id.eq(server)).filter(members::user_id.eq(user)),
-                    )
-                    .execute(conn)
-                    .await?;
-                    Ok::<bool, DieselError>(n == 1)
-                })
+                let server = DbId(server_id);
+                let user = DbId(user_id);
+                let channel_ids = channels::table
+                    .filter(channels::server_id.eq(server))
+                    .select(channels::id);
+                diesel::delete(
+                    read_states::table
+                        .filter(read_states::user_id.eq(user))
+                        .filter(read_states::channel_id.eq_any(channel_ids)),
+                )
+                .execute(conn)
+                .await?;
+                let conversations = dm_conversations::table
+                    .filter(dm_conversations::server_id.eq(server))
+                    .select(dm_conversations::id);
+                diesel::delete(
+                    dm_read_states::table
+                        .filter(dm_read_states::user_id.eq(user))
+                        .filter(dm_read_states::conversation_id.eq_any(conversations)),
+                )
+                .execute(conn)
+                .await?;
+                // member_roles and refresh tokens go with the row (ON DELETE CASCADE).
+                let n = diesel::delete(
+                    members::table
+                        .filter(members::server_id.eq(server))
+                        .filter(members::user_id.eq(user)),
+                )
+                .execute(conn)
+                .await?;
+                Ok::<bool, DieselError>(n == 1)
+            })
             .await
             .map_err(db_error)
         })
@@ -211,25 +227,28 @@ impl MemberStore for SqlMemberStore {
     async fn bump_token_version(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<i32>> {
         db_run!(self.0, write, |conn| {
             conn.transaction(async move |conn| {
-                    let target = members::table
-                        .filter(members::server_id.eq(DbId(server_id)))
-                        .filter(members::user_id.eq(DbId(user_id)));
-                    let n = diesel::update(target)
-                        .set(members::token_version.eq(members::token_version + 1))
-                        .execute(conn)
-                        .await?;
-                    if n == 0 {
-                        return Ok::<Option<i32>, DieselError>(None);
-                    }
-                    let (member_id, version) = target
-                        .select((members::id, members::token_version))
-                        .first::<(DbId, i32)>(conn)
-                        .await?;
-                    diesel::delete(server_refresh_tokens::table.filter(server_refresh_tokens::member_id.eq(member_id)))
-                        .execute(conn)
-                        .await?;
-                    Ok(Some(version))
-                })
+                let target = members::table
+                    .filter(members::server_id.eq(DbId(server_id)))
+                    .filter(members::user_id.eq(DbId(user_id)));
+                let n = diesel::update(target)
+                    .set(members::token_version.eq(members::token_version + 1))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Ok::<Option<i32>, DieselError>(None);
+                }
+                let (member_id, version) = target
+                    .select((members::id, members::token_version))
+                    .first::<(DbId, i32)>(conn)
+                    .await?;
+                diesel::delete(
+                    server_refresh_tokens::table
+                        .filter(server_refresh_tokens::member_id.eq(member_id)),
+                )
+                .execute(conn)
+                .await?;
+                Ok(Some(version))
+            })
             .await
             .map_err(db_error)
         })

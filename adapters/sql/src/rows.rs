@@ -5,7 +5,8 @@ use crate::types::DbId;
 use chrono::{DateTime, Utc};
 use diesel::Queryable;
 use ecto_core::model::{
-    CachedProfile, IdentityType, Invite, LocalUser, Member, Profile, RefreshTokenRecord, Server, ServerConfig,
+    CachedProfile, IdentityType, Invite, LocalUser, Member, Profile, RefreshTokenRecord, Server,
+    ServerConfig,
 };
 
 #[derive(Queryable)]
@@ -63,9 +64,10 @@ pub(crate) struct ConfigRow {
 impl From<ConfigRow> for ServerConfig {
     fn from(r: ConfigRow) -> Self {
         let tags = match r.tags {
-            serde_json::Value::Array(items) => {
-                items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-            }
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         ServerConfig {
@@ -111,7 +113,12 @@ impl From<LocalUserRow> for LocalUser {
 
 impl From<LocalUserRow> for Profile {
     fn from(r: LocalUserRow) -> Self {
-        Profile { username: r.username, display_name: r.display_name, avatar_url: r.avatar_url, discriminator: None }
+        Profile {
+            username: r.username,
+            display_name: r.display_name,
+            avatar_url: r.avatar_url,
+            discriminator: None,
+        }
     }
 }
 

@@ -20,48 +20,53 @@ impl ServerStore for SqlServerStore {
         let result: Result<(), diesel::result::Error> = db_run!(self.0, write, |conn| {
             let new = new.clone();
             conn.transaction(async move |conn| {
-                    diesel::insert_into(servers::table)
-                        .values((
-                            servers::id.eq(DbId(new.id)),
-                            servers::name.eq(&new.name),
-                            servers::address.eq(new.address.as_deref()),
-                            servers::admin_identity_type.eq("global"),
-                            servers::central_connected.eq(false),
-                            servers::created_at.eq(new.now),
-                            servers::updated_at.eq(new.now),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    diesel::insert_into(server_config::table)
-                        .values((
-                            server_config::server_id.eq(DbId(new.id)),
-                            server_config::tags.eq(serde_json::json!([])),
-                            server_config::created_at.eq(new.now),
-                            server_config::updated_at.eq(new.now),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    diesel::insert_into(roles::table)
-                        .values((
-                            roles::id.eq(DbId(new.everyone_role_id)),
-                            roles::server_id.eq(DbId(new.id)),
-                            roles::name.eq("@everyone"),
-                            roles::permissions.eq(new.everyone_permissions as i64),
-                            roles::position.eq(0),
-                            roles::is_default.eq(true),
-                            roles::created_at.eq(new.now),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    Ok(())
-                })
+                diesel::insert_into(servers::table)
+                    .values((
+                        servers::id.eq(DbId(new.id)),
+                        servers::name.eq(&new.name),
+                        servers::address.eq(new.address.as_deref()),
+                        servers::admin_identity_type.eq("global"),
+                        servers::central_connected.eq(false),
+                        servers::created_at.eq(new.now),
+                        servers::updated_at.eq(new.now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(server_config::table)
+                    .values((
+                        server_config::server_id.eq(DbId(new.id)),
+                        server_config::tags.eq(serde_json::json!([])),
+                        server_config::created_at.eq(new.now),
+                        server_config::updated_at.eq(new.now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(roles::table)
+                    .values((
+                        roles::id.eq(DbId(new.everyone_role_id)),
+                        roles::server_id.eq(DbId(new.id)),
+                        roles::name.eq("@everyone"),
+                        roles::permissions.eq(new.everyone_permissions as i64),
+                        roles::position.eq(0),
+                        roles::is_default.eq(true),
+                        roles::created_at.eq(new.now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
             .await
         });
         match result {
-            Ok(()) => self.get(new.id).await?.ok_or_else(|| CoreError::internal_msg("created server vanished")),
-            Err(e) if is_unique_violation(&e) => {
-                Err(CoreError::new(ErrorKind::Conflict, None, "A server already uses this address"))
-            }
+            Ok(()) => self
+                .get(new.id)
+                .await?
+                .ok_or_else(|| CoreError::internal_msg("created server vanished")),
+            Err(e) if is_unique_violation(&e) => Err(CoreError::new(
+                ErrorKind::Conflict,
+                None,
+                "A server already uses this address",
+            )),
             Err(e) => Err(db_error(e)),
         }
     }
@@ -123,7 +128,9 @@ impl ServerStore for SqlServerStore {
                 .optional()
                 .map_err(db_error)?
                 .map(ServerConfig::from)
-                .ok_or_else(|| CoreError::internal_msg(format!("server {server_id} has no configuration row")))
+                .ok_or_else(|| {
+                    CoreError::internal_msg(format!("server {server_id} has no configuration row"))
+                })
         })
     }
 

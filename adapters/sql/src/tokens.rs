@@ -38,22 +38,23 @@ impl RefreshTokenStore for SqlRefreshTokenStore {
         let token_hash = token_hash.to_owned();
         db_run!(self.0, write, |conn| {
             conn.transaction(async move |conn| {
-                    let Some(row) = server_refresh_tokens::table
-                        .filter(server_refresh_tokens::token_hash.eq(&token_hash))
-                        .first::<RefreshRow>(conn)
-                        .await
-                        .optional()?
-                    else {
-                        return Ok::<_, DieselError>(None);
-                    };
-                    // Whoever deletes the row owns the rotation; a concurrent taker deletes 0.
-                    let deleted = diesel::delete(
-                        server_refresh_tokens::table.filter(server_refresh_tokens::token_hash.eq(&token_hash)),
-                    )
-                    .execute(conn)
-                    .await?;
-                    Ok((deleted == 1).then(|| RefreshTokenRecord::from(row)))
-                })
+                let Some(row) = server_refresh_tokens::table
+                    .filter(server_refresh_tokens::token_hash.eq(&token_hash))
+                    .first::<RefreshRow>(conn)
+                    .await
+                    .optional()?
+                else {
+                    return Ok::<_, DieselError>(None);
+                };
+                // Whoever deletes the row owns the rotation; a concurrent taker deletes 0.
+                let deleted = diesel::delete(
+                    server_refresh_tokens::table
+                        .filter(server_refresh_tokens::token_hash.eq(&token_hash)),
+                )
+                .execute(conn)
+                .await?;
+                Ok((deleted == 1).then(|| RefreshTokenRecord::from(row)))
+            })
             .await
             .map_err(db_error)
         })
@@ -61,11 +62,13 @@ impl RefreshTokenStore for SqlRefreshTokenStore {
 
     async fn delete_expired(&self, now: Timestamp) -> CoreResult<u64> {
         db_run!(self.0, write, |conn| {
-            diesel::delete(server_refresh_tokens::table.filter(server_refresh_tokens::expires_at.lt(now)))
-                .execute(conn)
-                .await
-                .map(|n| n as u64)
-                .map_err(db_error)
+            diesel::delete(
+                server_refresh_tokens::table.filter(server_refresh_tokens::expires_at.lt(now)),
+            )
+            .execute(conn)
+            .await
+            .map(|n| n as u64)
+            .map_err(db_error)
         })
     }
 }

@@ -9,13 +9,23 @@ async fn first_joiner_becomes_owner_and_later_ones_do_not(app: TestApp) {
     let data = &owner.body["result"]["data"];
     assert_eq!(data["server"]["admin_user_id"], owner.user_id.as_str());
     assert_eq!(data["member"]["identity_type"], "local");
-    assert_eq!(data["member"]["roles"].as_array().map(Vec::len), Some(1), "@everyone");
-    assert!(data["server"]["discoverable"].is_boolean(), "the owner sees config-only keys");
+    assert_eq!(
+        data["member"]["roles"].as_array().map(Vec::len),
+        Some(1),
+        "@everyone"
+    );
+    assert!(
+        data["server"]["discoverable"].is_boolean(),
+        "the owner sees config-only keys"
+    );
 
     let second = app.register(&unique("mem"), "password-2").await;
     let data = &second.body["result"]["data"];
     assert_eq!(data["server"]["admin_user_id"], owner.user_id.as_str());
-    assert!(data["server"].get("discoverable").is_none(), "a plain member does not");
+    assert!(
+        data["server"].get("discoverable").is_none(),
+        "a plain member does not"
+    );
     let (_, info) = app.query("server.info", None, None).await;
     assert_eq!(info["result"]["data"]["member_count"], 2);
 }
@@ -24,10 +34,17 @@ async fn login_works_with_the_right_password_only(app: TestApp) {
     let name = unique("log");
     let reg = app.register(&name, "correct-horse").await;
     let (status, body) = app.login(&name.to_uppercase(), "correct-horse").await;
-    assert_eq!(status, StatusCode::OK, "login is case-insensitive on the name: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "login is case-insensitive on the name: {body}"
+    );
     let again = TestApp::session(body);
     assert_eq!(again.user_id, reg.user_id);
-    assert_eq!(again.member_id, reg.member_id, "an existing member keeps its membership");
+    assert_eq!(
+        again.member_id, reg.member_id,
+        "an existing member keeps its membership"
+    );
     let (status, body) = app.login(&name, "wrong-password").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(ecto_code(&body), Some(1000));
@@ -37,7 +54,11 @@ async fn taken_usernames_conflict_case_insensitively(app: TestApp) {
     let name = unique("Dup");
     app.register(&name, "password-1").await;
     let (status, body) = app
-        .mutate("server.join", json!({ "username": name.to_lowercase(), "password": "password-2" }), None)
+        .mutate(
+            "server.join",
+            json!({ "username": name.to_lowercase(), "password": "password-2" }),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(ecto_code(&body), Some(1002));
@@ -46,7 +67,13 @@ async fn taken_usernames_conflict_case_insensitively(app: TestApp) {
 
 async fn invalid_usernames_are_refused_with_1001(app: TestApp) {
     for bad in ["a", "has space", "semi;colon"] {
-        let (status, body) = app.mutate("server.join", json!({ "username": bad, "password": "password-1" }), None).await;
+        let (status, body) = app
+            .mutate(
+                "server.join",
+                json!({ "username": bad, "password": "password-1" }),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(ecto_code(&body), Some(1001), "{bad}");
     }
@@ -101,8 +128,12 @@ async fn invites_are_checked_and_counted_when_required(app: TestApp) {
     let future = format!("'{}'", sql_time(3600));
     let past = format!("'{}'", sql_time(-60));
     let suffix = &unique("")[6..];
-    let (ok, once, old, gone) =
-        (format!("ok{suffix}"), format!("on{suffix}"), format!("ex{suffix}"), format!("rv{suffix}"));
+    let (ok, once, old, gone) = (
+        format!("ok{suffix}"),
+        format!("on{suffix}"),
+        format!("ex{suffix}"),
+        format!("rv{suffix}"),
+    );
     app.sql(&format!(
         "UPDATE server_config SET require_invite = true WHERE server_id = '{server_id}'; {}{}{}{}",
         invite(&ok, "NULL", &future, false),
@@ -119,17 +150,37 @@ async fn invites_are_checked_and_counted_when_required(app: TestApp) {
         app.mutate("server.join", input, None)
     };
     let (status, body) = join(None).await;
-    assert_eq!((status, ecto_code(&body)), (StatusCode::FORBIDDEN, Some(2004)), "{body}");
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(2004)),
+        "{body}"
+    );
     let (status, body) = join(Some("NOPE0000".into())).await;
-    assert_eq!((status, ecto_code(&body)), (StatusCode::NOT_FOUND, Some(2004)), "{body}");
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(2004)),
+        "{body}"
+    );
     let (status, body) = join(Some(gone)).await;
-    assert_eq!((status, ecto_code(&body)), (StatusCode::FORBIDDEN, Some(2004)), "{body}");
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(2004)),
+        "{body}"
+    );
     let (status, body) = join(Some(old)).await;
-    assert_eq!((status, ecto_code(&body)), (StatusCode::FORBIDDEN, Some(2005)), "{body}");
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(2005)),
+        "{body}"
+    );
     let (status, body) = join(Some(once.clone())).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = join(Some(once)).await;
-    assert_eq!((status, ecto_code(&body)), (StatusCode::FORBIDDEN, Some(2006)), "{body}");
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(2006)),
+        "{body}"
+    );
     let (status, body) = join(Some(ok)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The owner, already a member, logs in without any invite.
@@ -140,9 +191,17 @@ async fn invites_are_checked_and_counted_when_required(app: TestApp) {
 
 async fn local_accounts_can_be_disabled_per_server(app: TestApp) {
     let server_id = app.server_id().await;
-    app.sql(&format!("UPDATE server_config SET allow_local_accounts = false WHERE server_id = '{server_id}';"))
+    app.sql(&format!(
+        "UPDATE server_config SET allow_local_accounts = false WHERE server_id = '{server_id}';"
+    ))
+    .await;
+    let (status, body) = app
+        .mutate(
+            "server.join",
+            json!({ "username": unique("loc"), "password": "password-1" }),
+            None,
+        )
         .await;
-    let (status, body) = app.mutate("server.join", json!({ "username": unique("loc"), "password": "password-1" }), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(ecto_code(&body), Some(1006));
 }
@@ -150,15 +209,31 @@ async fn local_accounts_can_be_disabled_per_server(app: TestApp) {
 async fn owner_cannot_leave_but_members_can(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let (status, body) = app.mutate("server.leave", json!({}), Some(&owner.token)).await;
-    assert_eq!((status, ecto_code(&body)), (StatusCode::FORBIDDEN, Some(5001)), "{body}");
-    let (status, body) = app.mutate("server.leave", json!({}), Some(&member.token)).await;
+    let (status, body) = app
+        .mutate("server.leave", json!({}), Some(&owner.token))
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(5001)),
+        "{body}"
+    );
+    let (status, body) = app
+        .mutate("server.leave", json!({}), Some(&member.token))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["data"]["success"], true);
     // The left member's token no longer works, nor does its refresh token.
-    let (status, _) = app.mutate("server.leave", json!({}), Some(&member.token)).await;
+    let (status, _) = app
+        .mutate("server.leave", json!({}), Some(&member.token))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = app.mutate("server.refreshToken", json!({ "server_refresh_token": member.refresh }), None).await;
+    let (status, _) = app
+        .mutate(
+            "server.refreshToken",
+            json!({ "server_refresh_token": member.refresh }),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (_, info) = app.query("server.info", None, None).await;
     assert_eq!(info["result"]["data"]["member_count"], 1);
@@ -172,7 +247,10 @@ async fn central_identities_join_as_global_users(app: TestApp) {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         return;
     }
-    let central = app.central.as_ref().expect("managed tests run a fake central");
+    let central = app
+        .central
+        .as_ref()
+        .expect("managed tests run a fake central");
     let (token, user_id) = FakeCentral::token_for("globetrotter");
     let (status, body) = app.mutate("server.join", json!({}), Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -185,8 +263,14 @@ async fn central_identities_join_as_global_users(app: TestApp) {
     // Within 60 s the answer comes from the cache.
     let (status, _) = app.mutate("server.join", json!({}), Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(central.calls(), calls, "a cached verification does not call central again");
-    let (status, _) = app.mutate("server.join", json!({}), Some("central:not-a-uuid:x")).await;
+    assert_eq!(
+        central.calls(),
+        calls,
+        "a cached verification does not call central again"
+    );
+    let (status, _) = app
+        .mutate("server.join", json!({}), Some("central:not-a-uuid:x"))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

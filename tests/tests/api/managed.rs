@@ -9,7 +9,10 @@ async fn two_servers_keep_separate_members_and_tokens() {
     let mut a = TestApp::spawn(Profile::Managed).await;
     let b_address = format!("{}.test.ecto", unique("b"));
     a.provision(&b_address, "Server B").await;
-    let a_address = a.server_address.clone().expect("managed app has an address");
+    let a_address = a
+        .server_address
+        .clone()
+        .expect("managed app has an address");
 
     let name = unique("same");
     let on_a = a.register(&name, "password-a").await;
@@ -24,7 +27,13 @@ async fn two_servers_keep_separate_members_and_tokens() {
     // A's token is refused by B, and A's password does not log into B.
     let (status, _) = a.mutate("server.leave", json!({}), Some(&on_a.token)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = a.mutate("server.refreshToken", json!({ "server_refresh_token": on_a.refresh }), None).await;
+    let (status, _) = a
+        .mutate(
+            "server.refreshToken",
+            json!({ "server_refresh_token": on_a.refresh }),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = a.login(&name, "password-a").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -33,14 +42,21 @@ async fn two_servers_keep_separate_members_and_tokens() {
     let (status, _) = a.mutate("server.join", json!({}), Some(&on_a.token)).await;
     assert_eq!(status, StatusCode::OK, "A's token still works on A");
     let (status, _) = a.mutate("server.join", json!({}), Some(&on_b.token)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "B's token is refused by A");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "B's token is refused by A"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_header_picks_the_server_when_no_address_header_is_sent() {
     let app = TestApp::spawn(Profile::Managed).await;
     let address = app.server_address.clone().expect("address");
-    let rb = app.http.get(format!("{}/trpc/server.info", app.base)).header("Host", format!("{address}:443"));
+    let rb = app
+        .http
+        .get(format!("{}/trpc/server.info", app.base))
+        .header("Host", format!("{address}:443"));
     let (status, _, body) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["data"]["server"]["address"], address);
@@ -60,17 +76,38 @@ async fn unknown_addresses_are_not_found() {
 async fn provisioning_needs_the_managed_api_key_and_a_free_address() {
     let app = TestApp::spawn(Profile::Managed).await;
     let body = json!({ "address": format!("{}.test.ecto", unique("p")), "name": "P" });
-    let (status, _, _) = TestApp::send(app.http.post(format!("{}/internal/servers", app.base)).json(&body)).await;
+    let (status, _, _) = TestApp::send(
+        app.http
+            .post(format!("{}/internal/servers", app.base))
+            .json(&body),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let rb = app.http.post(format!("{}/internal/servers", app.base)).bearer_auth("wrong").json(&body);
+    let rb = app
+        .http
+        .post(format!("{}/internal/servers", app.base))
+        .bearer_auth("wrong")
+        .json(&body);
     let (status, _, _) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let rb = app.http.post(format!("{}/internal/servers", app.base)).bearer_auth(MANAGED_KEY).json(&body);
+    let rb = app
+        .http
+        .post(format!("{}/internal/servers", app.base))
+        .bearer_auth(MANAGED_KEY)
+        .json(&body);
     let (status, _, created) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let rb = app.http.post(format!("{}/internal/servers", app.base)).bearer_auth(MANAGED_KEY).json(&body);
+    let rb = app
+        .http
+        .post(format!("{}/internal/servers", app.base))
+        .bearer_auth(MANAGED_KEY)
+        .json(&body);
     let (status, _, _) = TestApp::send(rb).await;
-    assert_eq!(status, StatusCode::CONFLICT, "an address is provisioned once");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an address is provisioned once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,25 +24,40 @@ async fn ready_checks_every_backing_service(app: TestApp) {
 async fn head_root_is_200_and_options_is_a_cors_preflight(app: TestApp) {
     let (status, _, _) = TestApp::send(app.request(Method::HEAD, "/")).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, headers, _) = TestApp::send(app.request(Method::OPTIONS, "/trpc/server.info")).await;
+    let (status, headers, _) =
+        TestApp::send(app.request(Method::OPTIONS, "/trpc/server.info")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(headers["access-control-allow-origin"], "*");
-    assert_eq!(headers["access-control-allow-methods"], "GET, POST, HEAD, OPTIONS");
-    assert_eq!(headers["access-control-allow-headers"], "Content-Type, Authorization");
+    assert_eq!(
+        headers["access-control-allow-methods"],
+        "GET, POST, HEAD, OPTIONS"
+    );
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "Content-Type, Authorization"
+    );
     assert_eq!(headers["access-control-max-age"], "86400");
 }
 
 async fn success_envelope_carries_data_and_cors(app: TestApp) {
-    let (status, headers, body) = TestApp::send(app.request(Method::GET, "/trpc/server.info")).await;
+    let (status, headers, body) =
+        TestApp::send(app.request(Method::GET, "/trpc/server.info")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["access-control-allow-origin"], "*");
     let data = &body["result"]["data"];
     assert_eq!(data["member_count"], 0);
     assert_eq!(data["require_invite"], false);
-    let mode = if app.profile == ecto_tests::Profile::Managed { "managed" } else { "self-hosted" };
+    let mode = if app.profile == ecto_tests::Profile::Managed {
+        "managed"
+    } else {
+        "self-hosted"
+    };
     assert_eq!(data["server"]["hosting_mode"], mode);
-    assert!(data["server"].get("discoverable").is_none(), "config-only keys are for managers");
+    assert!(
+        data["server"].get("discoverable").is_none(),
+        "config-only keys are for managers"
+    );
 }
 
 fn assert_error(body: &Value, code: &str, json_rpc: i64, http: i64, path: &str) {
@@ -60,7 +75,10 @@ async fn unknown_procedure_is_not_found(app: TestApp) {
     let (status, body) = app.query("nope.nothing", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, "NOT_FOUND", -32004, 404, "nope.nothing");
-    assert_eq!(body["error"]["message"], "No procedure found on path \"nope.nothing\"");
+    assert_eq!(
+        body["error"]["message"],
+        "No procedure found on path \"nope.nothing\""
+    );
     // Paths outside /trpc fall through to the same answer.
     let (status, _, body) = TestApp::send(app.request(Method::GET, "/what/ever")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -84,7 +102,9 @@ async fn malformed_json_is_a_parse_error(app: TestApp) {
     let (status, _, body) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "PARSE_ERROR", -32700, 400, "server.join");
-    let rb = app.request(Method::GET, "/trpc/server.info").query(&[("input", "{not json")]);
+    let rb = app
+        .request(Method::GET, "/trpc/server.info")
+        .query(&[("input", "{not json")]);
     let (status, _, body) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(trpc_code(&body), "PARSE_ERROR");
@@ -101,38 +121,75 @@ async fn wrong_content_type_is_415(app: TestApp) {
 }
 
 async fn validation_failure_names_the_field_and_rule(app: TestApp) {
-    let (status, body) = app.mutate("server.join", json!({ "username": "bob", "password": "short" }), None).await;
+    let (status, body) = app
+        .mutate(
+            "server.join",
+            json!({ "username": "bob", "password": "short" }),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "BAD_REQUEST", -32600, 400, "server.join");
     let msg = body["error"]["message"].as_str().unwrap_or("");
-    assert!(msg.contains("password") && msg.contains("at least 8"), "{msg}");
+    assert!(
+        msg.contains("password") && msg.contains("at least 8"),
+        "{msg}"
+    );
     assert_eq!(body["error"]["data"]["ecto_code"], Value::Null);
 
-    let (status, body) = app.mutate("server.join", json!({ "username": 5, "password": "longenough" }), None).await;
+    let (status, body) = app
+        .mutate(
+            "server.join",
+            json!({ "username": 5, "password": "longenough" }),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("username"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("username"),
+        "{body}"
+    );
 
     let (status, body) = app.mutate("server.refreshToken", json!({}), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("server_refresh_token"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("server_refresh_token"),
+        "{body}"
+    );
 
     // Unknown keys are ignored, not rejected.
     let (status, body) = app
-        .mutate("server.join", json!({ "username": "extra_keys", "password": "longenough", "setup_token": "x" }), None)
+        .mutate(
+            "server.join",
+            json!({ "username": "extra_keys", "password": "longenough", "setup_token": "x" }),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn batches_answer_arrays_and_refuse_mixing(app: TestApp) {
     let input = json!({ "0": null, "1": null }).to_string();
-    let rb = app.request(Method::GET, "/trpc/server.info,server.info").query(&[("batch", "1"), ("input", &input)]);
+    let rb = app
+        .request(Method::GET, "/trpc/server.info,server.info")
+        .query(&[("batch", "1"), ("input", &input)]);
     let (status, _, body) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::OK);
     let items = body.as_array().expect("array");
     assert_eq!(items.len(), 2);
-    assert!(items.iter().all(|i| i["result"]["data"]["server"]["id"].is_string()));
+    assert!(items
+        .iter()
+        .all(|i| i["result"]["data"]["server"]["id"].is_string()));
 
-    let rb = app.request(Method::GET, "/trpc/server.info,nope.nothing").query(&[("batch", "1"), ("input", &input)]);
+    let rb = app
+        .request(Method::GET, "/trpc/server.info,nope.nothing")
+        .query(&[("batch", "1"), ("input", &input)]);
     let (status, _, body) = TestApp::send(rb).await;
     assert_eq!(status.as_u16(), 207, "differing statuses give 207");
     assert_eq!(trpc_code(&body[1]), "NOT_FOUND");
@@ -145,14 +202,19 @@ async fn batches_answer_arrays_and_refuse_mixing(app: TestApp) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let items = body.as_array().expect("array");
     assert_eq!(items.len(), 2);
-    assert!(items.iter().all(|i| trpc_code(i) == "BAD_REQUEST"), "{body}");
+    assert!(
+        items.iter().all(|i| trpc_code(i) == "BAD_REQUEST"),
+        "{body}"
+    );
 }
 
 async fn protected_procedures_need_a_token(app: TestApp) {
     let (status, body) = app.mutate("server.leave", json!({}), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error(&body, "UNAUTHORIZED", -32001, 401, "server.leave");
-    let (status, _) = app.mutate("server.leave", json!({}), Some("not-a-token")).await;
+    let (status, _) = app
+        .mutate("server.leave", json!({}), Some("not-a-token"))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -168,10 +230,15 @@ async fn oversized_bodies_are_refused_with_413(app: TestApp) {
 }
 
 async fn browsers_get_a_landing_page(app: TestApp) {
-    let rb = app.request(Method::GET, "/invite/abcDEF12").header("accept", "text/html,application/xhtml+xml");
+    let rb = app
+        .request(Method::GET, "/invite/abcDEF12")
+        .header("accept", "text/html,application/xhtml+xml");
     let resp = rb.send().await.expect("landing");
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/html"));
     let html = resp.text().await.expect("html");
     assert!(html.contains("<title>Join "), "{html}");
     assert!(html.contains("og:title"));

@@ -27,10 +27,25 @@ struct RevokeSessions {
 impl Validate for RevokeSessions {}
 
 pub fn register(r: &mut Registry) {
-    r.mutation("members.changePassword", Access::Protected, |ctx, w: ChangePassword| async move {
-        account::change_password(&ctx.svc, &ctx.server, ctx.caller(), &w.current_password, &w.new_password).await
-    });
-    r.mutation("members.revokeSessions", Access::Protected, |ctx, Optional(w): Optional<RevokeSessions>| async move {
-        account::revoke_sessions(&ctx.svc, &ctx.server, ctx.caller(), w.user_id).await
-    });
+    r.mutation(
+        "members.changePassword",
+        Access::Protected,
+        |ctx, w: ChangePassword| async move {
+            account::change_password(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                &w.current_password,
+                &w.new_password,
+            )
+            .await
+        },
+    );
+    r.mutation(
+        "members.revokeSessions",
+        Access::Protected,
+        |ctx, Optional(w): Optional<RevokeSessions>| async move {
+            account::revoke_sessions(&ctx.svc, &ctx.server, ctx.caller(), w.user_id).await
+        },
+    );
 }

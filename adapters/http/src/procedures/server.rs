@@ -29,7 +29,9 @@ impl Validate for JoinWire {
         opt_length("password", self.password.as_deref(), 8, 128)?;
         match self.action.as_deref() {
             None | Some("register") | Some("login") => Ok(()),
-            Some(_) => Err(invalid("Invalid input: `action` must be 'register' or 'login'")),
+            Some(_) => Err(invalid(
+                "Invalid input: `action` must be 'register' or 'login'",
+            )),
         }
     }
 }
@@ -46,22 +48,40 @@ impl Validate for RefreshWire {
 }
 
 pub fn register(r: &mut Registry) {
-    r.query("server.info", Access::Public, |ctx, _: Optional<InfoInput>| async move {
-        info::info(&ctx.svc, &ctx.server, ctx.caller.as_ref()).await
-    });
-    r.mutation("server.join", Access::Public, |ctx, Optional(w): Optional<JoinWire>| async move {
-        let input = JoinInput {
-            invite_code: w.invite_code,
-            username: w.username,
-            password: w.password,
-            action: if w.action.as_deref() == Some("login") { JoinAction::Login } else { JoinAction::Register },
-        };
-        join::join(&ctx.svc, &ctx.server, ctx.bearer.as_deref(), input).await
-    });
-    r.mutation("server.leave", Access::Protected, |ctx, _: NoInput| async move {
-        account::leave(&ctx.svc, &ctx.server, ctx.caller()).await
-    });
-    r.mutation("server.refreshToken", Access::Public, |ctx, w: RefreshWire| async move {
-        tokens::refresh(&ctx.svc, ctx.server.id, &w.server_refresh_token).await
-    });
+    r.query(
+        "server.info",
+        Access::Public,
+        |ctx, _: Optional<InfoInput>| async move {
+            info::info(&ctx.svc, &ctx.server, ctx.caller.as_ref()).await
+        },
+    );
+    r.mutation(
+        "server.join",
+        Access::Public,
+        |ctx, Optional(w): Optional<JoinWire>| async move {
+            let input = JoinInput {
+                invite_code: w.invite_code,
+                username: w.username,
+                password: w.password,
+                action: if w.action.as_deref() == Some("login") {
+                    JoinAction::Login
+                } else {
+                    JoinAction::Register
+                },
+            };
+            join::join(&ctx.svc, &ctx.server, ctx.bearer.as_deref(), input).await
+        },
+    );
+    r.mutation(
+        "server.leave",
+        Access::Protected,
+        |ctx, _: NoInput| async move { account::leave(&ctx.svc, &ctx.server, ctx.caller()).await },
+    );
+    r.mutation(
+        "server.refreshToken",
+        Access::Public,
+        |ctx, w: RefreshWire| async move {
+            tokens::refresh(&ctx.svc, ctx.server.id, &w.server_refresh_token).await
+        },
+    );
 }

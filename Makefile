@@ -1,0 +1,54 @@
+# ecto-server: common tasks. `make run` serves a self-hosted server on :3000; `make test` runs
+# every check and both profiles' tests (it starts PostgreSQL, Redis and an S3 emulator if needed).
+
+CARGO ?= cargo
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: run build release test lint fmt fmt-check clippy deps-check unit test-self-hosted test-managed services migrate clean
+
+run:
+	$(CARGO) run --bin ecto-server -- serve
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --bin ecto-server
+
+migrate:
+	$(CARGO) run --bin ecto-server -- migrate
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+deps-check:
+	./scripts/deps-check.sh
+
+lint: fmt-check clippy deps-check
+
+ifeq ($(NEXTEST),yes)
+RUN_TESTS = $(CARGO) nextest run --workspace --no-fail-fast
+else
+RUN_TESTS = $(CARGO) test --workspace --no-fail-fast
+endif
+
+# Everything: formatting, lints, the crate-graph check, unit tests, port contract tests and the
+# API tests against both profiles (self-hosted and managed), in one test run.
+test: lint
+	./scripts/with-test-services.sh $(RUN_TESTS)
+
+# Only the API tests of one profile.
+test-self-hosted:
+	$(CARGO) nextest run -p ecto-tests self_hosted
+
+test-managed:
+	./scripts/with-test-services.sh $(CARGO) nextest run -p ecto-tests managed
+
+clean:
+	$(CARGO) clean

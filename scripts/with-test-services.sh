@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs a command with the services the managed-profile tests need, each private to this run:
+#   - PostgreSQL on 127.0.0.1:5432: a fresh database ecto_test_<run>, dropped afterwards;
+#   - Redis on 127.0.0.1:6379: a key prefix ecto-test:<run>: (its keys are deleted afterwards);
+#   - an S3 emulator (s3s-fs) on a free port with a fresh bucket in a temporary directory.
+# What is not running is started; what is not installed is installed. Anything that cannot be
+# had is a loud failure: the tests never skip.
+set -euo pipefail
+
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-5432}
+PG_USER=${PG_USER:-postgres}
+REDIS_HOST=${REDIS_HOST:-127.0.0.1}
+REDIS_PORT=${REDIS_PORT:-6379}
+S3S_VERSION=0.14.1
+
+say() { echo "test-services: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $* (no apt-get)"
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+pg_ready() { pg_isready -h "$PG_HOST" -p "$PG_PORT" -q 2>/dev/null; }
+ensure_postgres() {
+  command -v psql >/dev/null || apt_install postgresql-client
+  if ! pg_ready; then
+    say "PostgreSQL is not answering on $PG_HOST:$PG_PORT; starting it"
+    command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    for v in $(ls /etc/postgresql 2>/dev/null); do
+      pg_ctlcluster --skip-systemctl-redirect "$v" main start >&2 || true
+    done
+    for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+    pg_ready || die "PostgreSQL did not start on $PG_HOST:$PG_PORT"
+  fi
+}
+
+redis_ready() { [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
+ensure_redis() {
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  if ! redis_ready; then
+    say "Redis is not answering on $REDIS_HOST:$REDIS_PORT; starting it"
+    command -v redis-server >/dev/null || apt_install redis-server
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no >&2
+    for _ in $(seq 1 30); do redis_ready && break; sleep 0.5; done
+    redis_ready || die "Redis did not start on $REDIS_HOST:$REDIS_PORT"
+  fi
+}
+
+ensure_s3s() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v s3s-fs >/dev/null; then
+    say "installing the S3 emulator s3s-fs $S3S_VERSION (about two minutes)"
+    cargo install "s3s-fs@$S3S_VERSION" --locked --features binary >&2 || die "cannot install s3s-fs"
+  fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+run_id="$(date +%s)_$$"
+db="ecto_test_${run_id}"
+work=$(mktemp -d)
+s3_pid=""
+cleanup() {
+  [ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null || true
+  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "ecto-test:${run_id}:*" 2>/dev/null \
+    | xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ensure_postgres
+ensure_redis
+ensure_s3s
+
+psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $db" >/dev/null \
+  || die "cannot create database $db as $PG_USER"
+
+s3_port=$(free_port)
+s3_key="ectotest"
+s3_secret="ectotest-secret-$(date +%s)"
+mkdir -p "$work/s3/ecto-test"
+s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key "$s3_key" --secret-key "$s3_secret" "$work/s3" \
+  >"$work/s3s.log" 2>&1 &
+s3_pid=$!
+for _ in $(seq 1 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break
+  kill -0 "$s3_pid" 2>/dev/null || { cat "$work/s3s.log" >&2; die "s3s-fs exited"; }
+  sleep 0.1
+done
+
+export ECTO_TEST_DATABASE_URL="postgres://$PG_USER@$PG_HOST:$PG_PORT/$db"
+export ECTO_TEST_REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT"
+export ECTO_TEST_REDIS_PREFIX="ecto-test:${run_id}:"
+export ECTO_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+export ECTO_TEST_S3_BUCKET="ecto-test"
+export ECTO_TEST_S3_ACCESS_KEY="$s3_key"
+export ECTO_TEST_S3_SECRET_KEY="$s3_secret"
+say "PostgreSQL database $db, Redis prefix $ECTO_TEST_REDIS_PREFIX, S3 at $ECTO_TEST_S3_ENDPOINT"
+
+set +e
+"$@"
+status=$?
+set -e
+exit $status
