@@ -9,6 +9,8 @@ pub mod model;
 pub mod permissions;
 pub mod ports;
 pub mod services;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod usecases;
 pub mod username;
 

@@ -1,0 +1,368 @@
+//! Contract suites for the ports (feature `testing`): every adapter of a port must pass the
+//! same suite, so the memory, Redis, SQLite and PostgreSQL adapters keep one promise.
+//!
+//! Each suite panics on the first broken promise, naming it.
+
+use crate::model::{
+    IdentityType, JoinOutcome, JoinPlan, NewLocalUser, NewServer, RefreshTokenRecord,
+};
+use crate::ports::{AccountStore, Cache, MemberStore, RefreshTokenStore, ServerStore};
+use crate::{new_id, permissions, ErrorKind};
+use chrono::{Duration as ChronoDuration, Utc};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// An async sleep supplied by the test runtime (the core has none).
+pub type Sleep = dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+fn key(prefix: &str) -> String {
+    format!("{prefix}:{}", new_id())
+}
+
+/// The [`Cache`] contract: absent keys, overwrite, isolation, and expiry.
+pub async fn cache_contract(cache: &dyn Cache, sleep: &Sleep) {
+    let k = key("contract");
+    assert_eq!(
+        cache.get(&k).await.expect("get"),
+        None,
+        "an unknown key is absent"
+    );
+    cache
+        .set(&k, "one", Duration::from_secs(30))
+        .await
+        .expect("set");
+    assert_eq!(
+        cache.get(&k).await.expect("get").as_deref(),
+        Some("one"),
+        "a set value is read back"
+    );
+    cache
+        .set(&k, "two", Duration::from_secs(30))
+        .await
+        .expect("set");
+    assert_eq!(
+        cache.get(&k).await.expect("get").as_deref(),
+        Some("two"),
+        "set replaces"
+    );
+    assert_eq!(
+        cache.get(&key("other")).await.expect("get"),
+        None,
+        "keys are independent"
+    );
+    let short = key("short");
+    cache
+        .set(&short, "gone soon", Duration::from_millis(200))
+        .await
+        .expect("set");
+    sleep(Duration::from_millis(450)).await;
+    assert_eq!(
+        cache.get(&short).await.expect("get"),
+        None,
+        "a value expires after its ttl"
+    );
+    assert_eq!(
+        cache.get(&k).await.expect("get").as_deref(),
+        Some("two"),
+        "others stay"
+    );
+}
+
+/// Stores the store contract needs, all over one database.
+pub struct Stores<'a> {
+    pub servers: &'a dyn ServerStore,
+    pub accounts: &'a dyn AccountStore,
+    pub members: &'a dyn MemberStore,
+    pub tokens: &'a dyn RefreshTokenStore,
+}
+
+/// The durable stores' contract: servers, accounts, the atomic join, token versions and
+/// refresh tokens.
+pub async fn store_contract(s: Stores<'_>) {
+    let now = Utc::now();
+    let address = format!("{}.contract.test", new_id().simple());
+    let server = s
+        .servers
+        .create(NewServer {
+            id: new_id(),
+            name: "Contract".into(),
+            address: Some(address.clone()),
+            everyone_permissions: permissions::EVERYONE_DEFAULT,
+            everyone_role_id: new_id(),
+            now,
+        })
+        .await
+        .expect("create server");
+    assert_eq!(
+        s.servers.get(server.id).await.expect("get").map(|x| x.id),
+        Some(server.id)
+    );
+    assert_eq!(
+        s.servers.get(new_id()).await.expect("get"),
+        None,
+        "unknown server is None"
+    );
+    let found = s
+        .servers
+        .find_by_address(&address.to_uppercase())
+        .await
+        .expect("find");
+    assert_eq!(
+        found.map(|x| x.id),
+        Some(server.id),
+        "addresses match case-insensitively"
+    );
+    let dup = s
+        .servers
+        .create(NewServer {
+            id: new_id(),
+            name: "Dup".into(),
+            address: Some(address.clone()),
+            everyone_permissions: 0,
+            everyone_role_id: new_id(),
+            now,
+        })
+        .await
+        .expect_err("an address is unique");
+    assert_eq!(dup.kind, ErrorKind::Conflict);
+    let config = s.servers.config(server.id).await.expect("config");
+    assert!(config.allow_local_accounts && !config.require_invite && config.show_system_messages);
+    assert_eq!(config.max_upload_size_bytes, 5_242_880);
+    assert_eq!(config.max_shared_storage_bytes, 104_857_600);
+    assert_eq!(s.servers.member_count(server.id).await.expect("count"), 0);
+
+    // Accounts: unique per server, case-insensitively.
+    let user = s
+        .accounts
+        .create_local_user(NewLocalUser {
+            id: new_id(),
+            server_id: server.id,
+            username: "Contract_User".into(),
+            password_hash: "hash-1".into(),
+            now,
+        })
+        .await
+        .expect("create user");
+    let taken = s
+        .accounts
+        .create_local_user(NewLocalUser {
+            id: new_id(),
+            server_id: server.id,
+            username: "contract_user".into(),
+            password_hash: "hash-2".into(),
+            now,
+        })
+        .await
+        .expect_err("username taken");
+    assert_eq!(
+        (taken.kind, taken.ecto.map(|c| c.number())),
+        (ErrorKind::Conflict, Some(1002))
+    );
+    let by_name = s
+        .accounts
+        .find_local_user(server.id, "CONTRACT_USER")
+        .await
+        .expect("find");
+    assert_eq!(by_name.map(|u| u.id), Some(user.id));
+    assert!(s
+        .accounts
+        .set_password_hash(server.id, user.id, "hash-3")
+        .await
+        .expect("set"));
+    let reread = s
+        .accounts
+        .get_local_user(server.id, user.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(reread.password_hash, "hash-3");
+    assert!(
+        !s.accounts
+            .set_password_hash(server.id, new_id(), "x")
+            .await
+            .expect("set"),
+        "unknown user"
+    );
+    assert_eq!(
+        s.accounts
+            .profile(server.id, user.id)
+            .await
+            .expect("profile")
+            .username,
+        "Contract_User"
+    );
+    assert_eq!(
+        s.accounts
+            .profile(server.id, new_id())
+            .await
+            .expect("profile")
+            .username,
+        "Unknown"
+    );
+
+    // The atomic join.
+    let plan = |user_id, require_invite: bool, code: Option<&str>| JoinPlan {
+        server_id: server.id,
+        user_id,
+        identity_type: IdentityType::Local,
+        member_id: new_id(),
+        invite_code: code.map(str::to_owned),
+        require_invite,
+        now,
+    };
+    let member = match s
+        .members
+        .join(plan(user.id, false, None))
+        .await
+        .expect("join")
+    {
+        JoinOutcome::Joined {
+            member,
+            became_owner,
+        } => {
+            assert!(became_owner, "the first member owns the server");
+            member
+        }
+        other => panic!("first join must join, got {other:?}"),
+    };
+    let owner = s
+        .servers
+        .get(server.id)
+        .await
+        .expect("get")
+        .expect("server");
+    assert_eq!(owner.admin_user_id, Some(user.id));
+    match s
+        .members
+        .join(plan(user.id, false, None))
+        .await
+        .expect("join again")
+    {
+        JoinOutcome::AlreadyMember(m) => assert_eq!(m.id, member.id),
+        other => panic!("a member joining again is AlreadyMember, got {other:?}"),
+    }
+    let second_user = new_id();
+    match s
+        .members
+        .join(plan(second_user, true, None))
+        .await
+        .expect("join")
+    {
+        JoinOutcome::InviteRequired => {}
+        other => panic!("no invite must be InviteRequired, got {other:?}"),
+    }
+    match s
+        .members
+        .join(plan(second_user, true, Some("NOPE1234")))
+        .await
+        .expect("join")
+    {
+        JoinOutcome::InviteNotFound => {}
+        other => panic!("unknown code must be InviteNotFound, got {other:?}"),
+    }
+    assert_eq!(
+        s.servers.member_count(server.id).await.expect("count"),
+        1,
+        "refused joins write nothing"
+    );
+    match s
+        .members
+        .join(plan(second_user, false, None))
+        .await
+        .expect("join")
+    {
+        JoinOutcome::Joined { became_owner, .. } => assert!(!became_owner),
+        other => panic!("second join must join, got {other:?}"),
+    }
+    let roles = s.members.role_ids(member.id).await.expect("roles");
+    assert_eq!(roles.len(), 1, "a new member has @everyone only");
+    let base = s
+        .members
+        .base_permissions(server.id, member.id)
+        .await
+        .expect("perms");
+    assert_eq!(base, permissions::EVERYONE_DEFAULT);
+
+    // Refresh tokens: take is one-shot.
+    let record = |hash: &str, expires| RefreshTokenRecord {
+        id: new_id(),
+        member_id: member.id,
+        jti: new_id().to_string(),
+        token_hash: hash.into(),
+        expires_at: expires,
+        created_at: now,
+    };
+    let hash = format!("{:0>64}", new_id().simple());
+    s.tokens
+        .insert(record(&hash, now + ChronoDuration::days(30)))
+        .await
+        .expect("insert");
+    let taken = s.tokens.take(&hash).await.expect("take").expect("present");
+    assert_eq!(taken.member_id, member.id);
+    assert!(
+        s.tokens.take(&hash).await.expect("take").is_none(),
+        "a taken token is gone"
+    );
+    let old = format!("{:1>64}", new_id().simple());
+    s.tokens
+        .insert(record(&old, now - ChronoDuration::seconds(5)))
+        .await
+        .expect("insert");
+    assert!(s.tokens.delete_expired(now).await.expect("cleanup") >= 1);
+    assert!(
+        s.tokens.take(&old).await.expect("take").is_none(),
+        "expired tokens are deleted"
+    );
+
+    // Token versions: a bump deletes refresh tokens.
+    let live = format!("{:2>64}", new_id().simple());
+    s.tokens
+        .insert(record(&live, now + ChronoDuration::days(1)))
+        .await
+        .expect("insert");
+    assert_eq!(
+        s.members
+            .bump_token_version(server.id, user.id)
+            .await
+            .expect("bump"),
+        Some(1)
+    );
+    assert!(
+        s.tokens.take(&live).await.expect("take").is_none(),
+        "a bump revokes refresh tokens"
+    );
+    assert_eq!(
+        s.members
+            .get(server.id, user.id)
+            .await
+            .expect("get")
+            .map(|m| m.token_version),
+        Some(1)
+    );
+    assert_eq!(
+        s.members
+            .bump_token_version(server.id, new_id())
+            .await
+            .expect("bump"),
+        None
+    );
+
+    // Removal.
+    assert!(s
+        .members
+        .remove(server.id, second_user)
+        .await
+        .expect("remove"));
+    assert!(
+        !s.members
+            .remove(server.id, second_user)
+            .await
+            .expect("remove"),
+        "removing twice is false"
+    );
+    assert_eq!(
+        s.members.get(server.id, second_user).await.expect("get"),
+        None
+    );
+}

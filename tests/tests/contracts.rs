@@ -1,0 +1,131 @@
+//! Port contract suites run against every adapter: memory and Redis caches, SQLite and
+//! PostgreSQL stores (the latter two from `make test`'s services).
+
+use ecto_core::model::RefreshTokenRecord;
+use ecto_core::ports::RefreshTokenStore;
+use ecto_core::testing::{cache_contract, store_contract, Sleep, Stores};
+use ecto_sql::{Db, SqlAccountStore, SqlMemberStore, SqlRefreshTokenStore, SqlServerStore};
+use ecto_tests::required_env;
+use std::sync::Arc;
+
+fn sleep() -> Box<Sleep> {
+    Box::new(|d| Box::pin(tokio::time::sleep(d)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_cache_keeps_the_cache_contract() {
+    cache_contract(&ecto_memory::MemoryCache::default(), &*sleep()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cache_keeps_the_cache_contract() {
+    let prefix = format!(
+        "{}{}:",
+        required_env("ECTO_TEST_REDIS_PREFIX"),
+        ecto_tests::unique("c")
+    );
+    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
+        .await
+        .expect("redis");
+    cache_contract(&ecto_redis::RedisCache(conn), &*sleep()).await;
+}
+
+async fn check_stores(db: Db) {
+    db.migrate().await.expect("migrate");
+    store_contract(Stores {
+        servers: &SqlServerStore(db.clone()),
+        accounts: &SqlAccountStore(db.clone()),
+        members: &SqlMemberStore(db.clone()),
+        tokens: &SqlRefreshTokenStore(db.clone()),
+    })
+    .await;
+    concurrent_takes_rotate_once(db).await;
+}
+
+/// Two concurrent uses of one refresh token: exactly one wins.
+async fn concurrent_takes_rotate_once(db: Db) {
+    let servers = SqlServerStore(db.clone());
+    let svc_server = ecto_core::ports::ServerStore::create(
+        &servers,
+        ecto_core::model::NewServer {
+            id: ecto_core::new_id(),
+            name: "Race".into(),
+            address: None,
+            everyone_permissions: 0,
+            everyone_role_id: ecto_core::new_id(),
+            now: chrono::Utc::now(),
+        },
+    )
+    .await
+    .expect("server");
+    let members = SqlMemberStore(db.clone());
+    let outcome = ecto_core::ports::MemberStore::join(
+        &members,
+        ecto_core::model::JoinPlan {
+            server_id: svc_server.id,
+            user_id: ecto_core::new_id(),
+            identity_type: ecto_core::model::IdentityType::Local,
+            member_id: ecto_core::new_id(),
+            invite_code: None,
+            require_invite: false,
+            now: chrono::Utc::now(),
+        },
+    )
+    .await
+    .expect("join");
+    let ecto_core::model::JoinOutcome::Joined { member, .. } = outcome else {
+        panic!("joined")
+    };
+    let tokens = Arc::new(SqlRefreshTokenStore(db));
+    for round in 0..10 {
+        let hash = format!("{round:0>8}{}", ecto_core::new_id().simple());
+        tokens
+            .insert(RefreshTokenRecord {
+                id: ecto_core::new_id(),
+                member_id: member.id,
+                jti: ecto_core::new_id().to_string(),
+                token_hash: hash.clone(),
+                expires_at: chrono::Utc::now() + chrono::Duration::days(1),
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .expect("insert");
+        let (a, b) = tokio::join!(tokens.take(&hash), tokens.take(&hash));
+        let wins = [a.expect("take a"), b.expect("take b")]
+            .iter()
+            .filter(|r| r.is_some())
+            .count();
+        assert_eq!(
+            wins, 1,
+            "round {round}: exactly one concurrent take succeeds"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_stores_keep_the_store_contract() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = Db::open(&dir.path().join("contract.db").to_string_lossy(), 4).expect("open");
+    check_stores(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stores_keep_the_store_contract() {
+    let db = Db::open(&required_env("ECTO_TEST_DATABASE_URL"), 4).expect("open");
+    check_stores(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_on_both_databases() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sqlite = Db::open(&dir.path().join("m.db").to_string_lossy(), 2).expect("open");
+    assert_eq!(sqlite.migrate().await.expect("first"), 1);
+    assert_eq!(
+        sqlite.migrate().await.expect("second"),
+        0,
+        "nothing left to apply"
+    );
+    let pg = Db::open(&required_env("ECTO_TEST_DATABASE_URL"), 2).expect("open");
+    pg.migrate().await.expect("first");
+    assert_eq!(pg.migrate().await.expect("second"), 0);
+}
