@@ -1,8 +1,8 @@
 //! [`Services`]: every port the use cases need, chosen once at start-up by the composition root.
 
 use crate::ports::{
-    AccountStore, Cache, Clock, HealthCheck, IdentityVerifier, MemberStore, PasswordHasher,
-    RefreshTokenStore, ServerStore, TokenIssuer,
+    AccountStore, BlobStore, Cache, Clock, HealthCheck, IdentityVerifier, MemberStore,
+    PasswordHasher, RefreshTokenStore, ServerStore, TokenIssuer,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -61,6 +61,8 @@ pub struct Services {
     /// `None` when no `CENTRAL_URL` is configured.
     pub central: Option<Arc<dyn IdentityVerifier>>,
     pub cache: Arc<dyn Cache>,
+    /// Uploaded files: local disk (self-hosted) or S3 (managed).
+    pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<dyn Clock>,
     pub health: Vec<Arc<dyn HealthCheck>>,
 }

@@ -366,3 +366,183 @@ pub async fn store_contract(s: Stores<'_>) {
         None
     );
 }
+
+/// A [`ByteStream`] over `chunks`.
+pub fn chunks(chunks: Vec<Vec<u8>>) -> crate::ports::ByteStream {
+    struct Chunks(std::vec::IntoIter<Vec<u8>>);
+    impl futures_core::Stream for Chunks {
+        type Item = Result<bytes::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.next().map(|c| Ok(bytes::Bytes::from(c))))
+        }
+    }
+    Box::pin(Chunks(chunks.into_iter()))
+}
+
+/// Reads a whole [`ByteStream`].
+pub async fn collect(mut stream: crate::ports::ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        out.extend_from_slice(&chunk.expect("stream chunk"));
+    }
+    out
+}
+
+/// The [`crate::ports::BlobStore`] contract: streamed puts with a limit, ranges, deletes.
+pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
+    use crate::ports::{BlobKey, ByteRange};
+    let base = format!("contract-{}", new_id().simple());
+    let key = |rest: &str| BlobKey::new(&format!("{base}/{rest}")).expect("key");
+    let data: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let parts: Vec<Vec<u8>> = data.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+    let big = key("big.bin");
+    let n = store
+        .put(
+            &big,
+            chunks(parts),
+            10 * 1024 * 1024,
+            "application/octet-stream",
+        )
+        .await
+        .expect("put");
+    assert_eq!(n, data.len() as u64, "put returns the size");
+    assert_eq!(
+        store.size(&big).await.expect("size"),
+        Some(data.len() as u64)
+    );
+    let whole = store.get(&big, None).await.expect("get").expect("present");
+    assert_eq!(
+        (whole.size, whole.start, whole.len),
+        (data.len() as u64, 0, data.len() as u64)
+    );
+    assert!(
+        collect(whole.body).await == data,
+        "a blob reads back byte for byte"
+    );
+    let part = store
+        .get(
+            &big,
+            Some(ByteRange {
+                start: 1000,
+                end: Some(1999),
+            }),
+        )
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!((part.start, part.len), (1000, 1000));
+    assert_eq!(
+        collect(part.body).await,
+        data[1000..2000].to_vec(),
+        "a range reads exactly its bytes"
+    );
+    let tail = store
+        .get(
+            &big,
+            Some(ByteRange {
+                start: data.len() as u64 - 10,
+                end: None,
+            }),
+        )
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(collect(tail.body).await, data[data.len() - 10..].to_vec());
+    assert!(
+        store
+            .get(
+                &big,
+                Some(ByteRange {
+                    start: data.len() as u64,
+                    end: None
+                })
+            )
+            .await
+            .is_err(),
+        "past the end"
+    );
+
+    let small = key("small.txt");
+    store
+        .put(&small, chunks(vec![b"hello".to_vec()]), 100, "text/plain")
+        .await
+        .expect("put");
+    store
+        .put(
+            &small,
+            chunks(vec![b"hello ".to_vec(), b"again".to_vec()]),
+            100,
+            "text/plain",
+        )
+        .await
+        .expect("overwrite");
+    let got = store
+        .get(&small, None)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        collect(got.body).await,
+        b"hello again".to_vec(),
+        "put replaces"
+    );
+
+    let over = key("over.bin");
+    let err = store
+        .put(
+            &over,
+            chunks(vec![vec![1u8; 600], vec![2u8; 600]]),
+            1000,
+            "application/octet-stream",
+        )
+        .await
+        .expect_err("over the limit");
+    assert_eq!(
+        (err.kind, err.ecto.map(|c| c.number())),
+        (ErrorKind::PayloadTooLarge, Some(9001))
+    );
+    assert_eq!(
+        store.size(&over).await.expect("size"),
+        None,
+        "nothing is kept past the limit"
+    );
+    assert!(store
+        .get(&key("missing"), None)
+        .await
+        .expect("get")
+        .is_none());
+
+    for name in ["dir/a/1", "dir/a/2", "dir/ab/3"] {
+        store
+            .put(&key(name), chunks(vec![b"x".to_vec()]), 10, "text/plain")
+            .await
+            .expect("put");
+    }
+    assert_eq!(
+        store
+            .delete_prefix(&key("dir/a"))
+            .await
+            .expect("delete prefix"),
+        2,
+        "whole segments only"
+    );
+    assert_eq!(store.size(&key("dir/a/1")).await.expect("size"), None);
+    assert_eq!(
+        store.size(&key("dir/ab/3")).await.expect("size"),
+        Some(1),
+        "a sibling with a longer name stays"
+    );
+    assert!(store.delete(&small).await.expect("delete"));
+    assert!(
+        !store.delete(&small).await.expect("delete"),
+        "deleting twice is false"
+    );
+    store
+        .delete_prefix(&BlobKey::new(&base).expect("key"))
+        .await
+        .expect("cleanup");
+    assert_eq!(store.size(&big).await.expect("size"), None);
+}

@@ -4,12 +4,16 @@
 //! on each method are the contract every adapter keeps (and the contract tests check).
 
 mod auth;
+mod blob;
 mod cache;
 mod clock;
 mod health;
 mod stores;
 
 pub use auth::{CentralIdentity, IdentityVerifier, PasswordHasher, TokenIssuer};
+pub use blob::{
+    limited, resolve_range, too_large, Blob, BlobKey, BlobStore, ByteRange, ByteStream,
+};
 pub use cache::Cache;
 pub use clock::{Clock, SystemClock};
 pub use health::HealthCheck;

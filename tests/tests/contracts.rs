@@ -129,3 +129,35 @@ async fn migrations_are_idempotent_on_both_databases() {
     pg.migrate().await.expect("first");
     assert_eq!(pg.migrate().await.expect("second"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_disk_keeps_the_blob_contract() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = ecto_localfs::LocalFsBlobStore::new(dir.path().join("uploads")).expect("store");
+    ecto_core::testing::blob_contract(&store).await;
+    let leftovers = std::fs::read_dir(dir.path().join("uploads/.tmp"))
+        .expect("tmp dir")
+        .count();
+    assert_eq!(leftovers, 0, "no temporary file is left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_keeps_the_blob_contract() {
+    let (endpoint, bucket) = (
+        required_env("ECTO_TEST_S3_ENDPOINT"),
+        required_env("ECTO_TEST_S3_BUCKET"),
+    );
+    let (access_key, secret_key) = (
+        required_env("ECTO_TEST_S3_ACCESS_KEY"),
+        required_env("ECTO_TEST_S3_SECRET_KEY"),
+    );
+    let store = ecto_s3::S3BlobStore::new(ecto_s3::S3Settings {
+        endpoint: &endpoint,
+        bucket: &bucket,
+        region: "eu-test-1",
+        access_key: &access_key,
+        secret_key: &secret_key,
+    })
+    .expect("store");
+    ecto_core::testing::blob_contract(&store).await;
+}

@@ -1,1 +1,168 @@
-//! placeholder
+//! [`BlobStore`] on S3 (rust-s3, path-style buckets; managed uploads).
+//!
+//! Puts stream through multipart upload; reads stream back (ranges through a pipe, so no read
+//! ever buffers a whole object).
+
+use async_trait::async_trait;
+use ecto_core::ports::{
+    limited, resolve_range, too_large, Blob, BlobKey, BlobStore, ByteRange, ByteStream,
+};
+use ecto_core::{CoreError, CoreResult};
+use futures_util::StreamExt;
+use s3::creds::Credentials;
+use s3::error::S3Error;
+use s3::{Bucket, Region};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_util::io::{ReaderStream, StreamReader};
+
+/// Blobs as objects of one bucket.
+pub struct S3BlobStore {
+    bucket: Box<Bucket>,
+}
+
+/// Where the bucket is and how to sign for it.
+pub struct S3Settings<'a> {
+    pub endpoint: &'a str,
+    pub bucket: &'a str,
+    pub region: &'a str,
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+}
+
+fn s3_err(e: S3Error) -> CoreError {
+    CoreError::internal(e)
+}
+
+fn is_not_found(e: &S3Error) -> bool {
+    matches!(e, S3Error::HttpFailWithBody(404, _))
+}
+
+impl S3BlobStore {
+    pub fn new(s: S3Settings<'_>) -> CoreResult<Self> {
+        let region = Region::Custom {
+            region: s.region.to_owned(),
+            endpoint: s.endpoint.trim_end_matches('/').to_owned(),
+        };
+        let credentials =
+            Credentials::new(Some(s.access_key), Some(s.secret_key), None, None, None)
+                .map_err(|e| CoreError::internal_msg(format!("S3 credentials: {e}")))?;
+        let bucket = Bucket::new(s.bucket, region, credentials)
+            .map_err(s3_err)?
+            .with_path_style();
+        Ok(Self { bucket })
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        limit: u64,
+        content_type: &str,
+    ) -> CoreResult<u64> {
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let mut reader = StreamReader::new(limited(body, limit, exceeded.clone()));
+        let result = self
+            .bucket
+            .put_object_stream_with_content_type(&mut reader, key.as_str(), content_type)
+            .await;
+        match result {
+            Ok(response) => Ok(response.uploaded_bytes() as u64),
+            Err(e) => {
+                // Make sure no partial object stays visible.
+                let _ = self.bucket.delete_object(key.as_str()).await;
+                Err(if exceeded.load(Ordering::SeqCst) {
+                    too_large(limit)
+                } else {
+                    s3_err(e)
+                })
+            }
+        }
+    }
+
+    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> CoreResult<Option<Blob>> {
+        let Some(size) = self.size(key).await? else {
+            return Ok(None);
+        };
+        let (start, len) = resolve_range(range, size)?;
+        if range.is_none() {
+            let stream = self
+                .bucket
+                .get_object_stream(key.as_str())
+                .await
+                .map_err(s3_err)?;
+            let body = stream
+                .bytes
+                .map(|chunk| chunk.map_err(std::io::Error::other));
+            return Ok(Some(Blob {
+                size,
+                start,
+                len,
+                body: Box::pin(body),
+            }));
+        }
+        // Ranges are written into a pipe by a task, read out as a stream.
+        let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+        let bucket = self.bucket.clone();
+        let path = key.as_str().to_owned();
+        let end = start + len.saturating_sub(1);
+        tokio::spawn(async move {
+            if let Err(e) = bucket
+                .get_object_range_to_writer(&path, start, Some(end), &mut writer)
+                .await
+            {
+                tracing::warn!(error = %e, key = %path, "S3 range read failed");
+            }
+        });
+        Ok(Some(Blob {
+            size,
+            start,
+            len,
+            body: Box::pin(ReaderStream::new(reader)),
+        }))
+    }
+
+    async fn size(&self, key: &BlobKey) -> CoreResult<Option<u64>> {
+        match self.bucket.head_object(key.as_str()).await {
+            Ok((head, 200)) => Ok(Some(head.content_length.unwrap_or(0).max(0) as u64)),
+            Ok((_, 404)) => Ok(None),
+            Ok((_, status)) => Err(CoreError::internal_msg(format!(
+                "S3 HEAD answered {status}"
+            ))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(s3_err(e)),
+        }
+    }
+
+    async fn delete(&self, key: &BlobKey) -> CoreResult<bool> {
+        if self.size(key).await?.is_none() {
+            return Ok(false);
+        }
+        match self.bucket.delete_object(key.as_str()).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(s3_err(e)),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &BlobKey) -> CoreResult<u64> {
+        let exact = prefix.as_str();
+        let dir = format!("{exact}/");
+        let pages = self.bucket.list(dir.clone(), None).await.map_err(s3_err)?;
+        let mut n = 0;
+        for object in pages.into_iter().flat_map(|page| page.contents) {
+            if !object.key.starts_with(&dir) {
+                continue;
+            }
+            match self.bucket.delete_object(&object.key).await {
+                Ok(_) => n += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(s3_err(e)),
+            }
+        }
+        Ok(n)
+    }
+}

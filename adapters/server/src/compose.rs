@@ -4,7 +4,7 @@ use crate::config::AppConfig;
 use crate::secret;
 use ecto_auth::{Argon2PasswordHasher, JwtTokenIssuer};
 use ecto_central::HttpCentralVerifier;
-use ecto_core::ports::{Cache, HealthCheck, IdentityVerifier, SystemClock};
+use ecto_core::ports::{BlobStore, Cache, HealthCheck, IdentityVerifier, SystemClock};
 use ecto_core::services::Tenancy;
 use ecto_core::usecases::tenancy::ensure_single_server;
 use ecto_core::{CoreError, CoreResult, HostingMode, Services, Settings};
@@ -72,6 +72,16 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         Some(url) => Some(Arc::new(HttpCentralVerifier::new(url)?)),
         None => None,
     };
+    let blobs: Arc<dyn BlobStore> = match &config.s3 {
+        Some(s3) => Arc::new(ecto_s3::S3BlobStore::new(ecto_s3::S3Settings {
+            endpoint: &s3.endpoint,
+            bucket: &s3.bucket,
+            region: &s3.region,
+            access_key: &s3.access_key,
+            secret_key: &s3.secret_key,
+        })?),
+        None => Arc::new(ecto_localfs::LocalFsBlobStore::new(&config.upload_dir)?),
+    };
     let mut services = Services {
         settings: Settings {
             hosting_mode: config.hosting_mode,
@@ -88,6 +98,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())),
         central,
         cache,
+        blobs,
         clock: Arc::new(SystemClock),
         health,
     };
