@@ -53,6 +53,7 @@ pub struct MemberView {
     pub identity_type: IdentityType,
     pub nickname: Option<String>,
     pub allow_dms: bool,
+    #[serde(serialize_with = "super::time::iso")]
     pub joined_at: Timestamp,
     pub roles: Vec<Uuid>,
     pub username: String,

@@ -8,6 +8,7 @@ mod account;
 mod invite;
 mod member;
 mod server;
+pub mod time;
 mod token;
 
 pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};

@@ -2,6 +2,7 @@
 
 mod join;
 mod managed;
+mod ready;
 mod self_hosted_restart;
 mod tokens;
 mod wire;

@@ -120,3 +120,42 @@ async fn self_hosted_has_no_provisioning_route() {
     let (status, _, _) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_local_accounts_only_central_identities_get_in() {
+    let central = ecto_tests::FakeCentral::spawn().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("tmp"));
+    let mut config = ecto_tests::managed_config(&dir.path().to_string_lossy(), &central.url);
+    config.allow_local_accounts = false;
+    let mut app = TestApp::start(Profile::Managed, config, Some(central), Some(dir)).await;
+    let address = format!("{}.test.ecto", unique("nl"));
+    app.provision(&address, "Central only").await;
+    app.server_address = Some(address);
+
+    let (status, body) = app
+        .mutate(
+            "server.join",
+            json!({ "username": unique("loc"), "password": "password-1" }),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(1006)),
+        "{body}"
+    );
+    let (_, info) = app.query("server.info", None, None).await;
+    assert_eq!(info["result"]["data"]["allow_local_accounts"], false);
+    let (token, _) = ecto_tests::FakeCentral::token_for("central_only");
+    let (status, body) = app.mutate("server.join", json!({}), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The server token issued to a global identity keeps working.
+    let server_token = body["result"]["data"]["server_token"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let (status, _) = app
+        .mutate("server.join", json!({}), Some(&server_token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,0 +1,55 @@
+//! `/ready` answers 503, naming the service, when a backing service does not answer.
+
+use async_trait::async_trait;
+use ecto_core::ports::HealthCheck;
+use ecto_core::{CoreError, CoreResult};
+use ecto_server::AppConfig;
+use std::sync::Arc;
+
+struct Down;
+
+#[async_trait]
+impl HealthCheck for Down {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    async fn check(&self) -> CoreResult<()> {
+        Err(CoreError::internal_msg("connection refused"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_when_a_backing_service_is_down() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().to_string_lossy().into_owned();
+    let config =
+        AppConfig::from_pairs(&[("data_dir", &data), ("log_level", "warn")]).expect("config");
+    let mut services = ecto_server::build_services(&config)
+        .await
+        .expect("services");
+    services.health.push(Arc::new(Down));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = ecto_http::serve(
+        ecto_http::HttpState::new(services, 1_000_000, None),
+        listener,
+        1,
+    )
+    .expect("serve");
+    tokio::spawn(server);
+    let resp = reqwest::get(format!("http://{addr}/ready"))
+        .await
+        .expect("ready");
+    assert_eq!(resp.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["checks"]["redis"], "unavailable");
+    assert_eq!(body["checks"]["database"], "ok");
+    let health = reqwest::get(format!("http://{addr}/health"))
+        .await
+        .expect("health");
+    assert_eq!(
+        health.status(),
+        reqwest::StatusCode::OK,
+        "liveness does not depend on backing services"
+    );
+}
