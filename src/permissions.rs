@@ -166,10 +166,16 @@ mod engine {
         }
         let (deny, allow) = overrides
             .iter()
-            .filter(|o| o.target_type == TargetType::Role && s.roles.iter().any(|(id, _)| *id == o.target_id))
+            .filter(|o| {
+                o.target_type == TargetType::Role
+                    && s.roles.iter().any(|(id, _)| *id == o.target_id)
+            })
             .fold((0, 0), |(d, a), o| (d | o.deny, a | o.allow));
         bits = apply(bits, deny, allow);
-        if let Some(o) = overrides.iter().find(|o| o.target_type == TargetType::Member && o.target_id == s.user_id) {
+        if let Some(o) = overrides
+            .iter()
+            .find(|o| o.target_type == TargetType::Member && o.target_id == s.user_id)
+        {
             bits = apply(bits, o.deny, o.allow);
         }
         bits
@@ -178,6 +184,9 @@ mod engine {
     /// Channel-level bits: the server-level bits, then the category's overrides, then the
     /// channel's. Without READ_MESSAGES in the channel, nothing else is allowed there either.
     pub fn channel_permissions(s: &Subject, category: &[Override], channel: &[Override]) -> u64 {
+        if !s.is_member {
+            return 0;
+        }
         let base = server_permissions(s);
         if base == ALL && (s.is_owner || has(base, bits::ADMINISTRATOR)) {
             return ALL;
@@ -211,10 +220,20 @@ mod engine_table {
     const OTHER: u128 = 200;
 
     fn role(n: u128, allow: u64, deny: u64) -> Override {
-        Override { target_type: TargetType::Role, target_id: id(n), allow, deny }
+        Override {
+            target_type: TargetType::Role,
+            target_id: id(n),
+            allow,
+            deny,
+        }
     }
     fn member(n: u128, allow: u64, deny: u64) -> Override {
-        Override { target_type: TargetType::Member, target_id: id(n), allow, deny }
+        Override {
+            target_type: TargetType::Member,
+            target_id: id(n),
+            allow,
+            deny,
+        }
     }
     fn subject(owner: bool, member: bool, everyone: u64, roles: &[(u128, u64)]) -> Subject {
         Subject {
@@ -238,11 +257,34 @@ mod engine_table {
         lacks: u64,
     }
 
-    fn case(name: &'static str, subject: Subject, category: Vec<Override>, channel: Vec<Override>, has: u64, lacks: u64) -> Case {
-        Case { name, subject, category, channel, server_level: false, has, lacks }
+    fn case(
+        name: &'static str,
+        subject: Subject,
+        category: Vec<Override>,
+        channel: Vec<Override>,
+        has: u64,
+        lacks: u64,
+    ) -> Case {
+        Case {
+            name,
+            subject,
+            category,
+            channel,
+            server_level: false,
+            has,
+            lacks,
+        }
     }
     fn server(name: &'static str, subject: Subject, has: u64, lacks: u64) -> Case {
-        Case { name, subject, category: vec![], channel: vec![], server_level: true, has, lacks }
+        Case {
+            name,
+            subject,
+            category: vec![],
+            channel: vec![],
+            server_level: true,
+            has,
+            lacks,
+        }
     }
 
     #[test]
@@ -252,50 +294,340 @@ mod engine_table {
         let muted = || subject(false, true, E, &[(MUTED, 0)]);
         let cases = vec![
             server("owner has every bit", subject(true, true, 0, &[]), ALL, 0),
-            server("owner without a member row has nothing", subject(true, false, E, &[]), 0, ALL),
-            server("non-member has nothing", subject(false, false, E, &[]), 0, R),
+            server(
+                "owner without a member row has nothing",
+                subject(true, false, E, &[]),
+                0,
+                ALL,
+            ),
+            server(
+                "non-member has nothing",
+                subject(false, false, E, &[]),
+                0,
+                R,
+            ),
             server("member gets @everyone", plain(), E, MANAGE_SERVER),
-            server("roles add bits", moderator(), E | MANAGE_MESSAGES | KICK_MEMBERS, BAN_MEMBERS),
-            server("administrator role grants all", subject(false, true, E, &[(MODS, ADMINISTRATOR)]), ALL, 0),
-            server("administrator on @everyone grants all", subject(false, true, ADMINISTRATOR, &[]), ALL, 0),
-            server("empty @everyone gives nothing", subject(false, true, 0, &[]), 0, R),
-            server("several roles combine", subject(false, true, 0, &[(MODS, R), (MUTED, S)]), R | S, MANAGE_SERVER),
-            case("no overrides keeps server bits", plain(), vec![], vec![], E, MANAGE_SERVER),
-            case("channel @everyone deny send", plain(), vec![], vec![role(EVERYONE, 0, S)], R, S),
-            case("channel @everyone deny read hides everything", plain(), vec![], vec![role(EVERYONE, 0, R)], 0, R | S | ATTACH_FILES),
-            case("channel @everyone allow manage messages", plain(), vec![], vec![role(EVERYONE, MANAGE_MESSAGES, 0)], MANAGE_MESSAGES | R, 0),
-            case("channel role allow beats @everyone deny", moderator(), vec![], vec![role(EVERYONE, 0, S), role(MODS, S, 0)], S | R, 0),
-            case("channel role deny beats @everyone allow", muted(), vec![], vec![role(EVERYONE, ATTACH_FILES, 0), role(MUTED, 0, ATTACH_FILES)], R, ATTACH_FILES),
-            case("role allow wins over another role's deny", subject(false, true, E, &[(MODS, 0), (MUTED, 0)]), vec![], vec![role(MODS, S, 0), role(MUTED, 0, S)], S, 0),
-            case("override of a role the user lacks is ignored", plain(), vec![], vec![role(MODS, 0, R)], R, 0),
-            case("member override beats role deny", muted(), vec![], vec![role(MUTED, 0, S), member(USER, S, 0)], S, 0),
-            case("member override deny beats role allow", moderator(), vec![], vec![role(MODS, S, 0), member(USER, 0, S)], R, S),
-            case("another member's override is ignored", plain(), vec![], vec![member(OTHER, 0, R)], R, 0),
-            case("member override can hide the channel", plain(), vec![], vec![member(USER, 0, R)], 0, R),
-            case("member override can reveal a hidden channel", plain(), vec![], vec![role(EVERYONE, 0, R), member(USER, R, 0)], R, 0),
-            case("category @everyone deny applies", plain(), vec![role(EVERYONE, 0, S)], vec![], R, S),
-            case("channel re-allows what the category denied", plain(), vec![role(EVERYONE, 0, S)], vec![role(EVERYONE, S, 0)], S, 0),
-            case("channel denies what the category allowed", plain(), vec![role(EVERYONE, MANAGE_MESSAGES, 0)], vec![role(EVERYONE, 0, MANAGE_MESSAGES)], R, MANAGE_MESSAGES),
-            case("category role allow applies", moderator(), vec![role(EVERYONE, 0, S), role(MODS, S, 0)], vec![], S, 0),
-            case("category member override applies", plain(), vec![member(USER, 0, S)], vec![], R, S),
-            case("category member override beats category role", moderator(), vec![role(MODS, 0, S), member(USER, S, 0)], vec![], S, 0),
-            case("channel @everyone beats category member override", plain(), vec![member(USER, S, 0)], vec![role(EVERYONE, 0, S)], R, S),
-            case("category member deny of read hides the channel", plain(), vec![member(USER, 0, R)], vec![], 0, R),
-            case("channel allow reveals what the category hid", plain(), vec![role(EVERYONE, 0, R)], vec![role(EVERYONE, R, 0)], R, 0),
-            case("category hide for everyone, role reveals", moderator(), vec![role(EVERYONE, 0, R), role(MODS, R, 0)], vec![], R, 0),
-            case("lost read drops manage messages too", moderator(), vec![], vec![role(EVERYONE, 0, R)], 0, MANAGE_MESSAGES),
-            case("lost read drops server bits in that channel", subject(false, true, E | MANAGE_CHANNELS, &[]), vec![], vec![role(EVERYONE, 0, R)], 0, MANAGE_CHANNELS),
-            case("owner ignores channel denies", subject(true, true, E, &[]), vec![], vec![role(EVERYONE, 0, ALL), member(USER, 0, ALL)], ALL, 0),
-            case("owner ignores category denies", subject(true, true, E, &[]), vec![member(USER, 0, R)], vec![], ALL, 0),
-            case("administrator ignores channel denies", subject(false, true, E, &[(MODS, ADMINISTRATOR)]), vec![], vec![role(EVERYONE, 0, R), role(MODS, 0, R), member(USER, 0, R)], ALL, 0),
-            case("administrator ignores category denies", subject(false, true, E, &[(MODS, ADMINISTRATOR)]), vec![role(MODS, 0, ALL)], vec![], ALL, 0),
-            case("override cannot grant administrator", plain(), vec![], vec![role(EVERYONE, ADMINISTRATOR, 0)], ADMINISTRATOR | R, 0),
-            case("non-member gets nothing even with allows", subject(false, false, 0, &[]), vec![], vec![role(EVERYONE, ALL, 0), member(USER, ALL, 0)], 0, R),
-            case("allow and deny on the same layer: allow wins", plain(), vec![], vec![role(EVERYONE, S, S)], S, 0),
-            case("mention everyone granted per channel", plain(), vec![], vec![role(EVERYONE, MENTION_EVERYONE, 0)], MENTION_EVERYONE, 0),
-            case("mention everyone denied by default", plain(), vec![], vec![], R, MENTION_EVERYONE),
-            case("edit pages granted to a role per channel", moderator(), vec![], vec![role(MODS, EDIT_PAGES, 0)], EDIT_PAGES, 0),
-            case("voice bits survive a text deny", plain(), vec![], vec![role(EVERYONE, 0, S)], CONNECT_VOICE | SPEAK_VOICE, S),
+            server(
+                "roles add bits",
+                moderator(),
+                E | MANAGE_MESSAGES | KICK_MEMBERS,
+                BAN_MEMBERS,
+            ),
+            server(
+                "administrator role grants all",
+                subject(false, true, E, &[(MODS, ADMINISTRATOR)]),
+                ALL,
+                0,
+            ),
+            server(
+                "administrator on @everyone grants all",
+                subject(false, true, ADMINISTRATOR, &[]),
+                ALL,
+                0,
+            ),
+            server(
+                "empty @everyone gives nothing",
+                subject(false, true, 0, &[]),
+                0,
+                R,
+            ),
+            server(
+                "several roles combine",
+                subject(false, true, 0, &[(MODS, R), (MUTED, S)]),
+                R | S,
+                MANAGE_SERVER,
+            ),
+            case(
+                "no overrides keeps server bits",
+                plain(),
+                vec![],
+                vec![],
+                E,
+                MANAGE_SERVER,
+            ),
+            case(
+                "channel @everyone deny send",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, 0, S)],
+                R,
+                S,
+            ),
+            case(
+                "channel @everyone deny read hides everything",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, 0, R)],
+                0,
+                R | S | ATTACH_FILES,
+            ),
+            case(
+                "channel @everyone allow manage messages",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, MANAGE_MESSAGES, 0)],
+                MANAGE_MESSAGES | R,
+                0,
+            ),
+            case(
+                "channel role allow beats @everyone deny",
+                moderator(),
+                vec![],
+                vec![role(EVERYONE, 0, S), role(MODS, S, 0)],
+                S | R,
+                0,
+            ),
+            case(
+                "channel role deny beats @everyone allow",
+                muted(),
+                vec![],
+                vec![
+                    role(EVERYONE, ATTACH_FILES, 0),
+                    role(MUTED, 0, ATTACH_FILES),
+                ],
+                R,
+                ATTACH_FILES,
+            ),
+            case(
+                "role allow wins over another role's deny",
+                subject(false, true, E, &[(MODS, 0), (MUTED, 0)]),
+                vec![],
+                vec![role(MODS, S, 0), role(MUTED, 0, S)],
+                S,
+                0,
+            ),
+            case(
+                "override of a role the user lacks is ignored",
+                plain(),
+                vec![],
+                vec![role(MODS, 0, R)],
+                R,
+                0,
+            ),
+            case(
+                "member override beats role deny",
+                muted(),
+                vec![],
+                vec![role(MUTED, 0, S), member(USER, S, 0)],
+                S,
+                0,
+            ),
+            case(
+                "member override deny beats role allow",
+                moderator(),
+                vec![],
+                vec![role(MODS, S, 0), member(USER, 0, S)],
+                R,
+                S,
+            ),
+            case(
+                "another member's override is ignored",
+                plain(),
+                vec![],
+                vec![member(OTHER, 0, R)],
+                R,
+                0,
+            ),
+            case(
+                "member override can hide the channel",
+                plain(),
+                vec![],
+                vec![member(USER, 0, R)],
+                0,
+                R,
+            ),
+            case(
+                "member override can reveal a hidden channel",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, 0, R), member(USER, R, 0)],
+                R,
+                0,
+            ),
+            case(
+                "category @everyone deny applies",
+                plain(),
+                vec![role(EVERYONE, 0, S)],
+                vec![],
+                R,
+                S,
+            ),
+            case(
+                "channel re-allows what the category denied",
+                plain(),
+                vec![role(EVERYONE, 0, S)],
+                vec![role(EVERYONE, S, 0)],
+                S,
+                0,
+            ),
+            case(
+                "channel denies what the category allowed",
+                plain(),
+                vec![role(EVERYONE, MANAGE_MESSAGES, 0)],
+                vec![role(EVERYONE, 0, MANAGE_MESSAGES)],
+                R,
+                MANAGE_MESSAGES,
+            ),
+            case(
+                "category role allow applies",
+                moderator(),
+                vec![role(EVERYONE, 0, S), role(MODS, S, 0)],
+                vec![],
+                S,
+                0,
+            ),
+            case(
+                "category member override applies",
+                plain(),
+                vec![member(USER, 0, S)],
+                vec![],
+                R,
+                S,
+            ),
+            case(
+                "category member override beats category role",
+                moderator(),
+                vec![role(MODS, 0, S), member(USER, S, 0)],
+                vec![],
+                S,
+                0,
+            ),
+            case(
+                "channel @everyone beats category member override",
+                plain(),
+                vec![member(USER, S, 0)],
+                vec![role(EVERYONE, 0, S)],
+                R,
+                S,
+            ),
+            case(
+                "category member deny of read hides the channel",
+                plain(),
+                vec![member(USER, 0, R)],
+                vec![],
+                0,
+                R,
+            ),
+            case(
+                "channel allow reveals what the category hid",
+                plain(),
+                vec![role(EVERYONE, 0, R)],
+                vec![role(EVERYONE, R, 0)],
+                R,
+                0,
+            ),
+            case(
+                "category hide for everyone, role reveals",
+                moderator(),
+                vec![role(EVERYONE, 0, R), role(MODS, R, 0)],
+                vec![],
+                R,
+                0,
+            ),
+            case(
+                "lost read drops manage messages too",
+                moderator(),
+                vec![],
+                vec![role(EVERYONE, 0, R)],
+                0,
+                MANAGE_MESSAGES,
+            ),
+            case(
+                "lost read drops server bits in that channel",
+                subject(false, true, E | MANAGE_CHANNELS, &[]),
+                vec![],
+                vec![role(EVERYONE, 0, R)],
+                0,
+                MANAGE_CHANNELS,
+            ),
+            case(
+                "owner ignores channel denies",
+                subject(true, true, E, &[]),
+                vec![],
+                vec![role(EVERYONE, 0, ALL), member(USER, 0, ALL)],
+                ALL,
+                0,
+            ),
+            case(
+                "owner ignores category denies",
+                subject(true, true, E, &[]),
+                vec![member(USER, 0, R)],
+                vec![],
+                ALL,
+                0,
+            ),
+            case(
+                "administrator ignores channel denies",
+                subject(false, true, E, &[(MODS, ADMINISTRATOR)]),
+                vec![],
+                vec![role(EVERYONE, 0, R), role(MODS, 0, R), member(USER, 0, R)],
+                ALL,
+                0,
+            ),
+            case(
+                "administrator ignores category denies",
+                subject(false, true, E, &[(MODS, ADMINISTRATOR)]),
+                vec![role(MODS, 0, ALL)],
+                vec![],
+                ALL,
+                0,
+            ),
+            case(
+                "override cannot grant administrator",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, ADMINISTRATOR, 0)],
+                ADMINISTRATOR | R,
+                0,
+            ),
+            case(
+                "non-member gets nothing even with allows",
+                subject(false, false, 0, &[]),
+                vec![],
+                vec![role(EVERYONE, ALL, 0), member(USER, ALL, 0)],
+                0,
+                R,
+            ),
+            case(
+                "allow and deny on the same layer: allow wins",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, S, S)],
+                S,
+                0,
+            ),
+            case(
+                "mention everyone granted per channel",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, MENTION_EVERYONE, 0)],
+                MENTION_EVERYONE,
+                0,
+            ),
+            case(
+                "mention everyone denied by default",
+                plain(),
+                vec![],
+                vec![],
+                R,
+                MENTION_EVERYONE,
+            ),
+            case(
+                "edit pages granted to a role per channel",
+                moderator(),
+                vec![],
+                vec![role(MODS, EDIT_PAGES, 0)],
+                EDIT_PAGES,
+                0,
+            ),
+            case(
+                "voice bits survive a text deny",
+                plain(),
+                vec![],
+                vec![role(EVERYONE, 0, S)],
+                CONNECT_VOICE | SPEAK_VOICE,
+                S,
+            ),
         ];
         assert!(cases.len() >= 40, "the table has {} cases", cases.len());
         for c in cases {
@@ -304,8 +636,21 @@ mod engine_table {
             } else {
                 channel_permissions(&c.subject, &c.category, &c.channel)
             };
-            assert!(has(got, c.has), "{}: expected bits {:#x} in {:#x}", c.name, c.has, got);
-            assert_eq!(got & c.lacks, 0, "{}: expected no bits of {:#x} in {:#x}", c.name, c.lacks, got);
+            assert!(
+                has(got, c.has),
+                "{}: expected bits {:#x} in {:#x}",
+                c.name,
+                c.has,
+                got
+            );
+            assert_eq!(
+                got & c.lacks,
+                0,
+                "{}: expected no bits of {:#x} in {:#x}",
+                c.name,
+                c.lacks,
+                got
+            );
         }
     }
 }
