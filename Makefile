@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check unit test-self-hosted test-managed services migrate clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check test-self-hosted test-managed migrate measure-startup clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -33,22 +33,26 @@ deps-check:
 lint: fmt-check clippy deps-check
 
 ifeq ($(NEXTEST),yes)
-RUN_TESTS = $(CARGO) nextest run --workspace --no-fail-fast
+RUN_TESTS = $(CARGO) nextest run --no-fail-fast
 else
-RUN_TESTS = $(CARGO) test --workspace --no-fail-fast
+RUN_TESTS = $(CARGO) test --no-fail-fast
 endif
 
 # Everything: formatting, lints, the crate-graph check, unit tests, port contract tests and the
 # API tests against both profiles (self-hosted and managed), in one test run.
 test: lint
-	./scripts/with-test-services.sh $(RUN_TESTS)
+	./scripts/with-test-services.sh $(RUN_TESTS) --workspace
 
 # Only the API tests of one profile.
 test-self-hosted:
-	$(CARGO) nextest run -p ecto-tests self_hosted
+	$(RUN_TESTS) -p ecto-tests self_hosted
 
 test-managed:
-	./scripts/with-test-services.sh $(CARGO) nextest run -p ecto-tests managed
+	./scripts/with-test-services.sh $(RUN_TESTS) -p ecto-tests managed
+
+# Time to first /health and idle RSS of the release binary (self-hosted, migrated database).
+measure-startup: release
+	./scripts/measure-startup.py target/release/ecto-server 5
 
 clean:
 	$(CARGO) clean

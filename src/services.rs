@@ -1,7 +1,7 @@
 //! [`Services`]: every port the use cases need, chosen once at start-up by the composition root.
 
 use crate::ports::{
-    AccountStore, BlobStore, Cache, Clock, HealthCheck, IdentityVerifier, MemberStore,
+    AccountStore, BlobStore, Cache, Clock, EventBus, HealthCheck, IdentityVerifier, MemberStore,
     PasswordHasher, RefreshTokenStore, ServerStore, TokenIssuer,
 };
 use std::sync::Arc;
@@ -61,6 +61,8 @@ pub struct Services {
     /// `None` when no `CENTRAL_URL` is configured.
     pub central: Option<Arc<dyn IdentityVerifier>>,
     pub cache: Arc<dyn Cache>,
+    /// Where use cases publish what changed.
+    pub events: Arc<dyn EventBus>,
     /// Uploaded files: local disk (self-hosted) or S3 (managed).
     pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<dyn Clock>,

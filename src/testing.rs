@@ -209,6 +209,7 @@ pub async fn store_contract(s: Stores<'_>) {
         member_id: new_id(),
         invite_code: code.map(str::to_owned),
         require_invite,
+        new_account: None,
         now,
     };
     let member = match s
@@ -323,7 +324,7 @@ pub async fn store_contract(s: Stores<'_>) {
         .expect("insert");
     assert_eq!(
         s.members
-            .bump_token_version(server.id, user.id)
+            .bump_token_version(server.id, user.id, Some("hash-4"))
             .await
             .expect("bump"),
         Some(1)
@@ -331,6 +332,16 @@ pub async fn store_contract(s: Stores<'_>) {
     assert!(
         s.tokens.take(&live).await.expect("take").is_none(),
         "a bump revokes refresh tokens"
+    );
+    let rehashed = s
+        .accounts
+        .get_local_user(server.id, user.id)
+        .await
+        .expect("get")
+        .expect("user");
+    assert_eq!(
+        rehashed.password_hash, "hash-4",
+        "a bump can replace the password hash atomically"
     );
     assert_eq!(
         s.members
@@ -342,7 +353,7 @@ pub async fn store_contract(s: Stores<'_>) {
     );
     assert_eq!(
         s.members
-            .bump_token_version(server.id, new_id())
+            .bump_token_version(server.id, new_id(), None)
             .await
             .expect("bump"),
         None

@@ -1,6 +1,6 @@
 //! Memberships, and the atomic join that creates them.
 
-use super::{Invite, InviteProblem, Profile, Timestamp};
+use super::{Invite, InviteProblem, NewLocalUser, Profile, Timestamp};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -93,6 +93,9 @@ pub struct JoinPlan {
     /// `Some` when the server requires an invite: the code the caller gave (maybe empty).
     pub invite_code: Option<String>,
     pub require_invite: bool,
+    /// A local account registered by this join, created in the same transaction (so a refused
+    /// join leaves no account behind).
+    pub new_account: Option<NewLocalUser>,
     pub now: Timestamp,
 }
 
@@ -113,6 +116,8 @@ pub enum JoinOutcome {
     InviteNotFound,
     /// The invite exists but cannot be used.
     InviteUnusable(InviteProblem),
+    /// The account to register has a name already taken on the server (case-insensitive).
+    UsernameTaken,
 }
 
 impl JoinPlan {

@@ -8,6 +8,7 @@ mod account;
 mod invite;
 mod member;
 mod server;
+mod structure;
 pub mod time;
 mod token;
 
@@ -15,6 +16,10 @@ pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};
 pub use invite::{Invite, InviteProblem};
 pub use member::{IdentityType, JoinOutcome, JoinPlan, Member, MemberView};
 pub use server::{NewServer, Server, ServerConfig, ServerView};
+pub use structure::{
+    role_override, AuditEntry, Category, Channel, ChannelType, NewAudit, OverrideView,
+    PermissionData, Role, StoredOverride,
+};
 pub use token::{AccessClaims, RefreshClaims, RefreshTokenRecord};
 
 /// Timestamps are UTC everywhere.

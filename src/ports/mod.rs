@@ -7,6 +7,7 @@ mod auth;
 mod blob;
 mod cache;
 mod clock;
+mod events;
 mod health;
 mod stores;
 
@@ -16,5 +17,6 @@ pub use blob::{
 };
 pub use cache::Cache;
 pub use clock::{Clock, SystemClock};
+pub use events::{Event, EventBus, EventStream, Scope};
 pub use health::HealthCheck;
 pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};

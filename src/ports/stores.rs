@@ -72,14 +72,22 @@ pub trait MemberStore: Send + Sync {
     /// answers `Banned`; otherwise the invite (looked up by code within the plan's server and
     /// locked) is judged with [`JoinPlan::admit`] and its use counted; then the member row and
     /// its @everyone role are inserted, and the joiner becomes the owner when the server had no
-    /// member. Nothing is written unless the outcome is `Joined`.
+    /// member. A registration (`plan.new_account`) is checked first (`UsernameTaken`) and its
+    /// account inserted in the same transaction. Nothing is written unless the outcome is
+    /// `Joined`.
     async fn join(&self, plan: JoinPlan) -> CoreResult<JoinOutcome>;
     /// Removes the membership with its roles, refresh tokens and read states for this server's
     /// channels; `false` when there was none.
     async fn remove(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<bool>;
     /// Increments the member's token version and deletes all its refresh tokens in one
-    /// transaction; returns the new version, or `None` when there is no such member.
-    async fn bump_token_version(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<i32>>;
+    /// transaction, also replacing the local account's password hash when one is given;
+    /// returns the new version, or `None` (and changes nothing) when there is no such member.
+    async fn bump_token_version(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+        new_password_hash: Option<&str>,
+    ) -> CoreResult<Option<i32>>;
 }
 
 /// Refresh tokens, kept as SHA-256 hashes.

@@ -65,10 +65,8 @@ pub async fn change_password(
         return Err(CoreError::auth_failed("Current password is incorrect"));
     }
     let hash = svc.hasher.hash(new).await?;
-    svc.accounts
-        .set_password_hash(server.id, user.id, &hash)
-        .await?;
-    let pair = revoke_and_reissue(svc, server.id, caller.user_id).await?;
+    // The new hash and the version bump commit together: old tokens die with the old password.
+    let pair = revoke_and_reissue(svc, server.id, caller.user_id, Some(&hash)).await?;
     Ok(PasswordChanged {
         success: true,
         new_token: pair.server_token,
@@ -80,8 +78,11 @@ async fn revoke_and_reissue(
     svc: &Services,
     server_id: Uuid,
     user_id: Uuid,
+    new_password_hash: Option<&str>,
 ) -> CoreResult<TokenPair> {
-    svc.members.bump_token_version(server_id, user_id).await?;
+    svc.members
+        .bump_token_version(server_id, user_id, new_password_hash)
+        .await?;
     let member =
         svc.members.get(server_id, user_id).await?.ok_or_else(|| {
             CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server")
@@ -110,7 +111,11 @@ pub async fn revoke_sessions(
             ));
         }
     }
-    match svc.members.bump_token_version(server.id, target).await? {
+    match svc
+        .members
+        .bump_token_version(server.id, target, None)
+        .await?
+    {
         Some(_) => Ok(OK),
         None => Err(CoreError::not_found(
             EctoCode::ServerNotFound,

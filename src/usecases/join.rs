@@ -51,6 +51,7 @@ pub async fn join(
         Some(token) => authenticate(svc, server, token).await?,
         None => None,
     };
+    let mut new_local = None;
     let (user_id, identity_type) = match (caller, &input.username, &input.password) {
         (
             Some(Caller {
@@ -68,11 +69,18 @@ pub async fn join(
                     "Local accounts are disabled on this server",
                 ));
             }
-            let id = match input.action {
-                JoinAction::Login => login(svc, server, username, password).await?,
-                JoinAction::Register => register(svc, server, username, password).await?,
-            };
-            (id, IdentityType::Local)
+            match input.action {
+                JoinAction::Login => (
+                    login(svc, server, username, password).await?,
+                    IdentityType::Local,
+                ),
+                JoinAction::Register => {
+                    let account = new_account(svc, server, username, password).await?;
+                    let id = account.id;
+                    new_local = Some(account);
+                    (id, IdentityType::Local)
+                }
+            }
         }
         _ => return Err(CoreError::auth_failed("Authentication required")),
     };
@@ -84,6 +92,7 @@ pub async fn join(
         member_id: new_id(),
         invite_code: input.invite_code.map(|c| c.trim().to_string()),
         require_invite: config.require_invite,
+        new_account: new_local,
         now: svc.clock.now(),
     };
     let member = match svc.members.join(plan).await? {
@@ -114,6 +123,7 @@ pub async fn join(
             ))
         }
         JoinOutcome::InviteUnusable(problem) => return Err(invite_error(problem)),
+        JoinOutcome::UsernameTaken => return Err(username_taken()),
     };
 
     let tokens = issue_pair(svc, &member).await?;
@@ -173,12 +183,13 @@ async fn login(
     }
 }
 
-async fn register(
+/// Validates and hashes a new local account; the join's transaction stores it.
+async fn new_account(
     svc: &Services,
     server: &Server,
     username: &str,
     password: &str,
-) -> CoreResult<uuid::Uuid> {
+) -> CoreResult<NewLocalUser> {
     let username = Username::parse(username)?;
     if svc
         .accounts
@@ -186,20 +197,16 @@ async fn register(
         .await?
         .is_some()
     {
+        // Checked again inside the transaction; this only spares a hash.
         return Err(username_taken());
     }
-    let hash = svc.hasher.hash(password).await?;
-    let user = svc
-        .accounts
-        .create_local_user(NewLocalUser {
-            id: new_id(),
-            server_id: server.id,
-            username: username.as_str().to_string(),
-            password_hash: hash,
-            now: svc.clock.now(),
-        })
-        .await?;
-    Ok(user.id)
+    Ok(NewLocalUser {
+        id: new_id(),
+        server_id: server.id,
+        username: username.as_str().to_string(),
+        password_hash: svc.hasher.hash(password).await?,
+        now: svc.clock.now(),
+    })
 }
 
 /// CONFLICT 1002 for a username already used on this server.

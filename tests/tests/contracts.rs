@@ -68,6 +68,7 @@ async fn concurrent_takes_rotate_once(db: Db) {
             member_id: ecto_core::new_id(),
             invite_code: None,
             require_invite: false,
+            new_account: None,
             now: chrono::Utc::now(),
         },
     )

@@ -48,13 +48,15 @@ async fn page(req: &HttpRequest, state: &HttpState, invite: Option<&str>) -> Htt
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let address = state
-        .services
-        .settings
-        .server_address
-        .clone()
-        .or(server.address.clone())
-        .unwrap_or(host.to_owned());
+    // Self-hosted: SERVER_ADDRESS names this server publicly; managed: each server's own.
+    let settings = &state.services.settings;
+    let address = match state.services.tenancy {
+        ecto_core::services::Tenancy::Single(_) => {
+            settings.server_address.clone().or(server.address.clone())
+        }
+        ecto_core::services::Tenancy::Multi => server.address.clone(),
+    }
+    .unwrap_or_else(|| host.to_owned());
     let mut target = format!(
         "{}?join={}",
         state.services.settings.client_url,

@@ -176,8 +176,9 @@ pub async fn read_body(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
+    let too_large = || ApiError {
+        ecto: Some(ecto_core::EctoCode::PayloadTooLarge),
+        ..ApiError::new(
             TrpcCode::PayloadTooLarge,
             format!("Request body exceeds {limit} bytes"),
         )

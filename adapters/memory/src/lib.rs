@@ -2,5 +2,7 @@
 //! nothing needs to (durable data lives in the database).
 
 mod cache;
+mod events;
 
 pub use cache::MemoryCache;
+pub use events::MemoryEventBus;

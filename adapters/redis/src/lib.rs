@@ -1,8 +1,10 @@
 //! Redis adapters for the managed profile: state every process of a deployment must share.
 
 mod cache;
+mod events;
 
 pub use cache::RedisCache;
+pub use events::RedisEventBus;
 
 use async_trait::async_trait;
 use ecto_core::ports::HealthCheck;

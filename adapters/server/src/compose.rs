@@ -4,12 +4,12 @@ use crate::config::AppConfig;
 use crate::secret;
 use ecto_auth::{Argon2PasswordHasher, JwtTokenIssuer};
 use ecto_central::HttpCentralVerifier;
-use ecto_core::ports::{BlobStore, Cache, HealthCheck, IdentityVerifier, SystemClock};
+use ecto_core::ports::{BlobStore, Cache, EventBus, HealthCheck, IdentityVerifier, SystemClock};
 use ecto_core::services::Tenancy;
 use ecto_core::usecases::tenancy::ensure_single_server;
 use ecto_core::{CoreError, CoreResult, HostingMode, Services, Settings};
-use ecto_memory::MemoryCache;
-use ecto_redis::{RedisCache, RedisConn, RedisHealth};
+use ecto_memory::{MemoryCache, MemoryEventBus};
+use ecto_redis::{RedisCache, RedisConn, RedisEventBus, RedisHealth};
 use ecto_sql::{
     Db, SqlAccountStore, SqlHealth, SqlMemberStore, SqlRefreshTokenStore, SqlServerStore,
 };
@@ -56,17 +56,24 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         })?,
     };
     let mut health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(SqlHealth(db.clone()))];
-    let cache: Arc<dyn Cache> = match (&config.redis_url, config.hosting_mode) {
-        (Some(url), _) => {
+    // Redis when configured (always in managed mode): state every process must share.
+    let (cache, events): (Arc<dyn Cache>, Arc<dyn EventBus>) = match &config.redis_url {
+        Some(url) => {
             let redis = RedisConn::connect(url, &config.redis_key_prefix)
                 .await
                 .map_err(|e| {
                     CoreError::internal_msg(format!("cannot connect to Redis at REDIS_URL: {e}"))
                 })?;
             health.push(Arc::new(RedisHealth(redis.clone())));
-            Arc::new(RedisCache(redis))
+            (
+                Arc::new(RedisCache(redis.clone())),
+                Arc::new(RedisEventBus::new(redis, url)?),
+            )
         }
-        (None, _) => Arc::new(MemoryCache::default()),
+        None => (
+            Arc::new(MemoryCache::default()),
+            Arc::new(MemoryEventBus::default()),
+        ),
     };
     let central: Option<Arc<dyn IdentityVerifier>> = match &config.central_url {
         Some(url) => Some(Arc::new(HttpCentralVerifier::new(url)?)),
@@ -98,6 +105,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())),
         central,
         cache,
+        events,
         blobs,
         clock: Arc::new(SystemClock),
         health,

@@ -213,6 +213,13 @@ impl AppConfig {
                 Some(_) => {}
             }
         }
+        if hosting_mode == HostingMode::SelfHosted
+            && jwt_secret.as_ref().is_some_and(|s| s.chars().count() < 32)
+        {
+            errors.push(
+                "JWT_SECRET must be at least 32 characters (or unset, to generate one)".into(),
+            );
+        }
         if let Some(url) = &redis_url {
             if !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
@@ -351,6 +358,13 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("must be a postgres:// URL"), "{text}");
         assert!(text.contains("at least 32 characters"), "{text}");
+    }
+
+    #[test]
+    fn a_given_secret_must_be_long_enough_in_every_profile() {
+        let err = AppConfig::from_pairs(&[("jwt_secret", "tooshort")]).expect_err("must refuse");
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        assert!(AppConfig::from_pairs(&[("jwt_secret", &"k".repeat(32))]).is_ok());
     }
 
     #[test]

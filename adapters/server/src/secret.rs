@@ -11,7 +11,8 @@ pub fn load_or_create(dir: &Path) -> std::io::Result<String> {
     let path = dir.join("jwt_secret");
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
-        Ok(_) => {}
+        // An empty file (a crash between create and write) is replaced.
+        Ok(_) => std::fs::remove_file(&path)?,
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }

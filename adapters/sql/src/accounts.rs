@@ -1,6 +1,7 @@
 //! [`AccountStore`] on SQL.
 
 use crate::db::{db_error, is_unique_violation, Db};
+use crate::lower;
 use crate::rows::{CachedProfileRow, LocalUserRow};
 use crate::types::DbId;
 use async_trait::async_trait;
@@ -11,11 +12,6 @@ use ecto_core::ports::AccountStore;
 use ecto_core::usecases::join::username_taken;
 use ecto_core::CoreResult;
 use uuid::Uuid;
-
-diesel::define_sql_function! {
-    /// SQL `lower()`; usernames are ASCII, where both backends agree.
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
 
 /// Local accounts and cached central profiles.
 pub struct SqlAccountStore(pub Db);

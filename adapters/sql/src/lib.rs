@@ -15,6 +15,11 @@ mod servers;
 mod tokens;
 mod types;
 
+diesel::define_sql_function! {
+    /// SQL `lower()`; usernames are ASCII, where both backends agree.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 pub use accounts::SqlAccountStore;
 pub use db::{Db, DbKind, SqlHealth};
 pub use members::SqlMemberStore;

@@ -1,6 +1,7 @@
 //! [`MemberStore`] on SQL, including the atomic join.
 
 use crate::db::{db_error, is_unique_violation, Db};
+use crate::lower;
 use crate::rows::{InviteRow, MemberRow};
 use crate::types::DbId;
 use async_trait::async_trait;
@@ -82,6 +83,20 @@ impl MemberStore for SqlMemberStore {
                     if let Some(row) = existing {
                         return Ok(JoinOutcome::AlreadyMember(row.into()));
                     }
+                    if let Some(account) = &plan.new_account {
+                        let taken = local_users::table
+                            .filter(local_users::server_id.eq(server))
+                            .filter(
+                                lower(local_users::username)
+                                    .eq(account.username.to_ascii_lowercase()),
+                            )
+                            .count()
+                            .get_result::<i64>(conn)
+                            .await?;
+                        if taken > 0 {
+                            return Ok(JoinOutcome::UsernameTaken);
+                        }
+                    }
                     let banned = bans::table
                         .filter(bans::server_id.eq(server))
                         .filter(bans::user_id.eq(DbId(plan.user_id)))
@@ -124,6 +139,19 @@ impl MemberStore for SqlMemberStore {
                         .select(roles::id)
                         .first::<DbId>(conn)
                         .await?;
+                    if let Some(account) = &plan.new_account {
+                        diesel::insert_into(local_users::table)
+                            .values((
+                                local_users::id.eq(DbId(account.id)),
+                                local_users::server_id.eq(server),
+                                local_users::username.eq(&account.username),
+                                local_users::password_hash.eq(&account.password_hash),
+                                local_users::created_at.eq(account.now),
+                                local_users::updated_at.eq(account.now),
+                            ))
+                            .execute(conn)
+                            .await?;
+                    }
                     diesel::insert_into(members::table)
                         .values((
                             members::id.eq(DbId(plan.member_id)),
@@ -224,7 +252,13 @@ impl MemberStore for SqlMemberStore {
         })
     }
 
-    async fn bump_token_version(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<i32>> {
+    async fn bump_token_version(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+        new_password_hash: Option<&str>,
+    ) -> CoreResult<Option<i32>> {
+        let new_password_hash = new_password_hash.map(str::to_owned);
         db_run!(self.0, write, |conn| {
             conn.transaction(async move |conn| {
                 let target = members::table
@@ -236,6 +270,16 @@ impl MemberStore for SqlMemberStore {
                     .await?;
                 if n == 0 {
                     return Ok::<Option<i32>, DieselError>(None);
+                }
+                if let Some(hash) = &new_password_hash {
+                    diesel::update(
+                        local_users::table
+                            .filter(local_users::server_id.eq(DbId(server_id)))
+                            .filter(local_users::id.eq(DbId(user_id))),
+                    )
+                    .set(local_users::password_hash.eq(hash))
+                    .execute(conn)
+                    .await?;
                 }
                 let (member_id, version) = target
                     .select((members::id, members::token_version))

@@ -181,12 +181,31 @@ async fn invites_are_checked_and_counted_when_required(app: TestApp) {
         (StatusCode::FORBIDDEN, Some(2006)),
         "{body}"
     );
-    let (status, body) = join(Some(ok)).await;
+    let (status, body) = join(Some(ok.clone())).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A refused registration leaves no account behind: the same name registers later.
+    let name = unique("retry");
+    let (status, body) = app
+        .mutate(
+            "server.join",
+            json!({ "username": name, "password": "password-1" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app.login(&name, "password-1").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no account was created: {body}"
+    );
     // The owner, already a member, logs in without any invite.
+    let invited = json!({ "username": name, "password": "password-1", "invite_code": ok });
+    let (status, body) = app.mutate("server.join", invited, None).await;
+    assert_eq!(status, StatusCode::OK, "the refused name is free: {body}");
     let (_, info) = app.query("server.info", None, None).await;
     assert_eq!(info["result"]["data"]["require_invite"], true);
-    assert_eq!(info["result"]["data"]["member_count"], 3);
+    assert_eq!(info["result"]["data"]["member_count"], 4);
 }
 
 async fn local_accounts_can_be_disabled_per_server(app: TestApp) {

@@ -227,6 +227,7 @@ async fn oversized_bodies_are_refused_with_413(app: TestApp) {
     let (status, _, body) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(trpc_code(&body), "PAYLOAD_TOO_LARGE");
+    assert_eq!(ecto_code(&body), Some(9001));
 }
 
 async fn browsers_get_a_landing_page(app: TestApp) {
