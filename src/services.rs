@@ -2,7 +2,7 @@
 
 use crate::ports::{
     AccountStore, BlobStore, Cache, Clock, EventBus, HealthCheck, IdentityVerifier, MemberStore,
-    PasswordHasher, RefreshTokenStore, ServerStore, TokenIssuer,
+    PasswordHasher, RefreshTokenStore, ServerStore, StructureStore, TokenIssuer,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -56,6 +56,7 @@ pub struct Services {
     pub accounts: Arc<dyn AccountStore>,
     pub members: Arc<dyn MemberStore>,
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    pub structure: Arc<dyn StructureStore>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
     /// `None` when no `CENTRAL_URL` is configured.

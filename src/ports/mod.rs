@@ -10,6 +10,7 @@ mod clock;
 mod events;
 mod health;
 mod stores;
+mod structure;
 
 pub use auth::{CentralIdentity, IdentityVerifier, PasswordHasher, TokenIssuer};
 pub use blob::{
@@ -20,3 +21,4 @@ pub use clock::{Clock, SystemClock};
 pub use events::{Event, EventBus, EventStream, Scope};
 pub use health::HealthCheck;
 pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};
+pub use structure::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};

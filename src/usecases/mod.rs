@@ -2,9 +2,14 @@
 //! enforces the protocol's rules before touching a store.
 
 pub mod account;
+pub mod audit;
+pub mod categories;
+pub mod channels;
 pub mod identity;
 pub mod info;
 pub mod join;
+pub mod names;
+pub mod perms;
 pub mod tenancy;
 pub mod tokens;
 

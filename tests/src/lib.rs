@@ -43,6 +43,7 @@ pub struct TestApp {
     /// Keeps the self-hosted data directory alive as long as the app.
     pub data_dir: Option<std::sync::Arc<tempfile::TempDir>>,
     pub db: ecto_sql::Db,
+    pub services: ecto_core::Services,
 }
 
 /// What a successful `server.join` gave.
@@ -148,7 +149,7 @@ impl TestApp {
             addr,
             handle,
             server,
-            ..
+            services,
         } = ecto_server::start(&config).await.expect("server starts");
         tokio::spawn(server);
         let db = ecto_server::open_database(&config).expect("db handle");
@@ -162,6 +163,7 @@ impl TestApp {
             central,
             data_dir,
             db,
+            services,
         }
     }
 
@@ -302,6 +304,34 @@ impl TestApp {
         self.db.execute_sql(sql).await.expect("sql");
     }
 
+    /// A role with `bits` (at `position`) given to the member of `session`; returns its id.
+    pub async fn grant_role(&self, session: &Session, bits: u64, position: i32) -> String {
+        let server_id = self.server_id().await;
+        let role = uuid::Uuid::now_v7();
+        self.sql(&format!(
+            "INSERT INTO roles (id, server_id, name, color, permissions, position, is_default, created_at) \
+             VALUES ('{role}', '{server_id}', 'role-{position}', NULL, {bits}, {position}, false, '{t}'); \
+             INSERT INTO member_roles (member_id, role_id) VALUES ('{m}', '{role}');",
+            m = session.member_id,
+            t = sql_time(0)
+        ))
+        .await;
+        role.to_string()
+    }
+
+    /// The @everyone role id (the first role of any member).
+    pub fn everyone_role(session: &Session) -> String {
+        session.body["result"]["data"]["member"]["roles"][0]
+            .as_str()
+            .expect("@everyone")
+            .to_owned()
+    }
+
+    /// Subscribes to the event bus of this app's process.
+    pub async fn events(&self) -> ecto_core::ports::EventStream {
+        self.services.events.subscribe().await.expect("subscribe")
+    }
+
     /// The self-hosted data directory.
     pub fn data_path(&self) -> PathBuf {
         self.config.data_dir.clone()
@@ -346,4 +376,23 @@ macro_rules! both_profiles {
             )*
         }
     };
+}
+
+/// The next event on `stream` named `name`, skipping others; panics after 5 s.
+pub async fn next_event(
+    stream: &mut ecto_core::ports::EventStream,
+    name: &str,
+) -> ecto_core::ports::Event {
+    use futures_util::StreamExt;
+    let deadline = std::time::Duration::from_secs(5);
+    tokio::time::timeout(deadline, async {
+        loop {
+            let event = stream.next().await.expect("event stream ended");
+            if event.name == name {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {name} event within 5 s"))
 }

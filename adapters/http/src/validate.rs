@@ -86,3 +86,28 @@ impl<T: DeserializeOwned + Validate + Default> Input for Optional<T> {
         T::parse(value).map(Optional)
     }
 }
+
+/// For `#[serde(default, deserialize_with = "double_option")]`: tells an absent key (`None`)
+/// from an explicit `null` (`Some(None)`).
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// `field` must lie in `min..=max`.
+pub fn range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ApiError> {
+    if value < min || value > max {
+        return Err(invalid(format!(
+            "Invalid input: `{field}` must be between {min} and {max}"
+        )));
+    }
+    Ok(())
+}

@@ -12,6 +12,7 @@ use ecto_memory::{MemoryCache, MemoryEventBus};
 use ecto_redis::{RedisCache, RedisConn, RedisEventBus, RedisHealth};
 use ecto_sql::{
     Db, SqlAccountStore, SqlHealth, SqlMemberStore, SqlRefreshTokenStore, SqlServerStore,
+    SqlStructureStore,
 };
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -101,6 +102,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         accounts: Arc::new(SqlAccountStore(db.clone())),
         members: Arc::new(SqlMemberStore(db.clone())),
         refresh_tokens: Arc::new(SqlRefreshTokenStore(db.clone())),
+        structure: Arc::new(SqlStructureStore(db.clone())),
         hasher: Arc::new(Argon2PasswordHasher),
         tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())),
         central,

@@ -206,6 +206,27 @@ macro_rules! db_run {
     }};
 }
 
+/// Inserts a `NewAudit` on `$conn` (inside the caller's transaction); the schema of the
+/// current `db_run!` arm must be in scope.
+macro_rules! insert_audit {
+    ($conn:expr, $audit:expr) => {{
+        let a = &$audit;
+        diesel::insert_into(audit_log::table)
+            .values((
+                audit_log::id.eq($crate::types::DbId(a.id)),
+                audit_log::server_id.eq($crate::types::DbId(a.server_id)),
+                audit_log::actor_id.eq($crate::types::DbId(a.actor_id)),
+                audit_log::action.eq(a.action),
+                audit_log::target_type.eq(a.target_type),
+                audit_log::target_id.eq(a.target_id.map($crate::types::DbId)),
+                audit_log::details.eq(a.details.clone()),
+                audit_log::created_at.eq(a.created_at),
+            ))
+            .execute($conn)
+            .await
+    }};
+}
+
 /// `/ready`'s check of the database: one `SELECT 1`.
 pub struct SqlHealth(pub Db);
 

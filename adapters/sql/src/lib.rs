@@ -12,6 +12,7 @@ mod rows;
 mod schema_pg;
 mod schema_sqlite;
 mod servers;
+mod structure;
 mod tokens;
 mod types;
 
@@ -24,4 +25,5 @@ pub use accounts::SqlAccountStore;
 pub use db::{Db, DbKind, SqlHealth};
 pub use members::SqlMemberStore;
 pub use servers::SqlServerStore;
+pub use structure::SqlStructureStore;
 pub use tokens::SqlRefreshTokenStore;

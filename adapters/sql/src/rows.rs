@@ -234,3 +234,119 @@ impl From<RefreshRow> for RefreshTokenRecord {
         }
     }
 }
+
+#[derive(Queryable)]
+pub(crate) struct ChannelRow {
+    id: DbId,
+    server_id: DbId,
+    category_id: Option<DbId>,
+    name: String,
+    channel_type: String,
+    topic: Option<String>,
+    position: i32,
+    slowmode_seconds: i32,
+    nsfw: bool,
+    _created_at: DateTime<Utc>,
+    _updated_at: DateTime<Utc>,
+}
+
+impl From<ChannelRow> for ecto_core::model::Channel {
+    fn from(r: ChannelRow) -> Self {
+        ecto_core::model::Channel {
+            id: r.id.0,
+            server_id: r.server_id.0,
+            category_id: r.category_id.map(|c| c.0),
+            name: r.name,
+            channel_type: ecto_core::model::ChannelType::parse(&r.channel_type)
+                .unwrap_or(ecto_core::model::ChannelType::Text),
+            topic: r.topic,
+            position: r.position,
+            slowmode_seconds: r.slowmode_seconds,
+            nsfw: r.nsfw,
+            my_permissions: None,
+        }
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct CategoryRow {
+    id: DbId,
+    server_id: DbId,
+    name: String,
+    position: i32,
+    _created_at: DateTime<Utc>,
+}
+
+impl From<CategoryRow> for ecto_core::model::Category {
+    fn from(r: CategoryRow) -> Self {
+        ecto_core::model::Category {
+            id: r.id.0,
+            server_id: r.server_id.0,
+            name: r.name,
+            position: r.position,
+        }
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct RoleRow {
+    id: DbId,
+    server_id: DbId,
+    name: String,
+    color: Option<String>,
+    permissions: i64,
+    position: i32,
+    is_default: bool,
+    _created_at: DateTime<Utc>,
+}
+
+impl From<RoleRow> for ecto_core::model::Role {
+    fn from(r: RoleRow) -> Self {
+        ecto_core::model::Role {
+            id: r.id.0,
+            server_id: r.server_id.0,
+            name: r.name,
+            color: r.color,
+            permissions: r.permissions as u64,
+            position: r.position,
+            is_default: r.is_default,
+        }
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct OverrideRow {
+    id: DbId,
+    container_id: DbId,
+    target_type: String,
+    target_id: DbId,
+    allow: i64,
+    deny: i64,
+}
+
+impl OverrideRow {
+    pub(crate) fn into_stored(self) -> Option<ecto_core::model::StoredOverride> {
+        Some(ecto_core::model::StoredOverride {
+            id: self.id.0,
+            container_id: self.container_id.0,
+            rule: ecto_core::permissions::Override {
+                target_type: ecto_core::permissions::TargetType::parse(&self.target_type)?,
+                target_id: self.target_id.0,
+                allow: self.allow as u64,
+                deny: self.deny as u64,
+            },
+        })
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct AuditRow {
+    pub(crate) id: DbId,
+    pub(crate) server_id: DbId,
+    pub(crate) actor_id: DbId,
+    pub(crate) action: String,
+    pub(crate) target_type: Option<String>,
+    pub(crate) target_id: Option<DbId>,
+    pub(crate) details: Option<serde_json::Value>,
+    pub(crate) created_at: DateTime<Utc>,
+}

@@ -4,5 +4,6 @@ mod join;
 mod managed;
 mod ready;
 mod self_hosted_restart;
+mod structure;
 mod tokens;
 mod wire;

@@ -159,3 +159,87 @@ async fn without_local_accounts_only_central_identities_get_in() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_of_another_server_are_not_found() {
+    let mut app = TestApp::spawn(Profile::Managed).await;
+    let a_address = app.server_address.clone().expect("address");
+    let owner_a = app.register(&unique("a"), "password-1").await;
+    let b_address = format!("{}.test.ecto", unique("b"));
+    app.provision(&b_address, "B").await;
+    app.server_address = Some(b_address);
+    let owner_b = app.register(&unique("b"), "password-1").await;
+    let ch_b = app
+        .mutate(
+            "channels.create",
+            json!({ "name": "b-chan", "type": "text" }),
+            Some(&owner_b.token),
+        )
+        .await
+        .1;
+    let ch_b = ch_b["result"]["data"]["id"].clone();
+    let cat_b = app
+        .mutate(
+            "categories.create",
+            json!({ "name": "b-cat" }),
+            Some(&owner_b.token),
+        )
+        .await
+        .1;
+    let cat_b = cat_b["result"]["data"]["id"].clone();
+    let role_b = TestApp::everyone_role(&owner_b);
+
+    app.server_address = Some(a_address);
+    let t = Some(owner_a.token.as_str());
+    for (proc_, input) in [
+        (
+            "channels.update",
+            json!({ "channel_id": ch_b, "name": "stolen" }),
+        ),
+        ("channels.delete", json!({ "channel_id": ch_b })),
+        (
+            "channels.reorder",
+            json!({ "channels": [{ "channel_id": ch_b, "position": 0 }] }),
+        ),
+        (
+            "channels.create",
+            json!({ "name": "x", "type": "text", "category_id": cat_b }),
+        ),
+        (
+            "categories.update",
+            json!({ "category_id": cat_b, "name": "stolen" }),
+        ),
+        ("categories.delete", json!({ "category_id": cat_b })),
+    ] {
+        let (status, body) = app.mutate(proc_, input, t).await;
+        assert_eq!(
+            (status, ecto_code(&body)),
+            (StatusCode::NOT_FOUND, Some(3000)),
+            "{proc_}: {body}"
+        );
+    }
+    let (status, body) = app
+        .query(
+            "channels.getOverrides",
+            Some(json!({ "channel_id": ch_b })),
+            t,
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(3000)),
+        "{body}"
+    );
+    let foreign_role = json!({ "name": "x", "type": "text", "permission_overrides": [{ "target_type": "role", "target_id": role_b, "allow": 0, "deny": 0 }] });
+    let (status, body) = app.mutate("channels.create", foreign_role, t).await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(5000)),
+        "{body}"
+    );
+    let foreign_member = json!({ "name": "x", "type": "text", "permission_overrides": [{ "target_type": "member", "target_id": owner_b.user_id, "allow": 0, "deny": 0 }] });
+    let (status, body) = app.mutate("channels.create", foreign_member, t).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // B's data is untouched.
+    app.server_address = None;
+}

@@ -2,6 +2,7 @@
 
 mod members;
 mod server;
+mod structure;
 
 use crate::trpc::Registry;
 
@@ -10,5 +11,6 @@ pub fn registry() -> Registry {
     let mut r = Registry::default();
     server::register(&mut r);
     members::register(&mut r);
+    structure::register(&mut r);
     r
 }

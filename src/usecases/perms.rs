@@ -1,0 +1,119 @@
+//! Loading a caller's permissions in a server and checking them.
+
+use super::identity::Caller;
+use crate::model::{Channel, PermissionData, Server};
+use crate::permissions::{self, channel_permissions, server_permissions, Subject};
+use crate::{CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use uuid::Uuid;
+
+/// A member's permissions in one server, ready to be checked server-wide or per channel.
+pub struct Perms {
+    pub subject: Subject,
+    pub data: PermissionData,
+    /// Server-level bits.
+    pub server: u64,
+    /// The highest position among the member's roles (0 for @everyone only).
+    pub top_position: i32,
+    pub is_owner: bool,
+}
+
+/// FORBIDDEN 5001 naming the missing permission.
+pub fn missing(name: &str) -> CoreError {
+    CoreError::forbidden(
+        EctoCode::InsufficientPermissions,
+        format!("Missing permission {name}"),
+    )
+}
+
+impl Perms {
+    /// Loads the caller's roles and the server's overrides. A caller who is not a member gets
+    /// FORBIDDEN 2002.
+    pub async fn load(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<Perms> {
+        let member = caller.require_member()?;
+        let data = svc.structure.permission_data(server.id).await?;
+        let everyone = data
+            .everyone()
+            .ok_or_else(|| CoreError::internal_msg("server has no @everyone role"))?;
+        let own = svc.members.role_ids(member.id).await?;
+        let roles: Vec<(Uuid, u64)> = data
+            .roles
+            .iter()
+            .filter(|r| !r.is_default && own.contains(&r.id))
+            .map(|r| (r.id, r.permissions))
+            .collect();
+        let top_position = data
+            .roles
+            .iter()
+            .filter(|r| !r.is_default && own.contains(&r.id))
+            .map(|r| r.position)
+            .max()
+            .unwrap_or(0);
+        let is_owner = server.admin_user_id == Some(caller.user_id);
+        let subject = Subject {
+            user_id: caller.user_id,
+            is_owner,
+            is_member: true,
+            everyone_role_id: everyone.id,
+            everyone: everyone.permissions,
+            roles,
+        };
+        let server_bits = server_permissions(&subject);
+        Ok(Perms {
+            subject,
+            data,
+            server: server_bits,
+            top_position,
+            is_owner,
+        })
+    }
+
+    /// Effective bits in `channel`.
+    pub fn channel(&self, channel: &Channel) -> u64 {
+        let category = channel
+            .category_id
+            .map(|c| self.data.overrides_of(c))
+            .unwrap_or_default();
+        channel_permissions(
+            &self.subject,
+            &category,
+            &self.data.overrides_of(channel.id),
+        )
+    }
+
+    /// Server-level `bit`, or FORBIDDEN 5001.
+    pub fn require(&self, bit: u64, name: &str) -> CoreResult<()> {
+        if permissions::has(self.server, bit) {
+            Ok(())
+        } else {
+            Err(missing(name))
+        }
+    }
+
+    /// `bit` in `channel`, or FORBIDDEN 5001.
+    pub fn require_in(&self, channel: &Channel, bit: u64, name: &str) -> CoreResult<()> {
+        if permissions::has(self.channel(channel), bit) {
+            Ok(())
+        } else {
+            Err(missing(name))
+        }
+    }
+
+    /// Whether this member may grant `bits` (in a role or an override): the owner and
+    /// administrators may grant anything, others only bits they hold server-wide.
+    pub fn may_grant(&self, bits: u64) -> CoreResult<()> {
+        if !permissions::is_valid(bits) {
+            return Err(CoreError::bad_request("Permission bits name no permission"));
+        }
+        if self.is_owner || permissions::has(self.server, permissions::bits::ADMINISTRATOR) {
+            return Ok(());
+        }
+        if bits & !self.server != 0 {
+            return Err(CoreError::ecto(
+                ErrorKind::Forbidden,
+                EctoCode::RoleHierarchy,
+                "You cannot grant permissions you do not have",
+            ));
+        }
+        Ok(())
+    }
+}
