@@ -57,6 +57,8 @@ pub struct Services {
     pub members: Arc<dyn MemberStore>,
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
     pub structure: Arc<dyn StructureStore>,
+    pub roles: Arc<dyn crate::ports::RoleStore>,
+    pub moderation: Arc<dyn crate::ports::ModerationStore>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenIssuer>,
     /// `None` when no `CENTRAL_URL` is configured.

@@ -362,12 +362,12 @@ pub async fn store_contract(s: Stores<'_>) {
     // Removal.
     assert!(s
         .members
-        .remove(server.id, second_user)
+        .remove(server.id, second_user, None)
         .await
         .expect("remove"));
     assert!(
         !s.members
-            .remove(server.id, second_user)
+            .remove(server.id, second_user, None)
             .await
             .expect("remove"),
         "removing twice is false"

@@ -17,7 +17,7 @@ pub use invite::{Invite, InviteProblem};
 pub use member::{IdentityType, JoinOutcome, JoinPlan, Member, MemberView};
 pub use server::{NewServer, Server, ServerConfig, ServerView};
 pub use structure::{
-    role_override, AuditEntry, Category, Channel, ChannelType, NewAudit, OverrideView,
+    role_override, AuditEntry, BanView, Category, Channel, ChannelType, NewAudit, OverrideView,
     PermissionData, Role, StoredOverride,
 };
 pub use token::{AccessClaims, RefreshClaims, RefreshTokenRecord};

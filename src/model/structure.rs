@@ -176,3 +176,17 @@ pub fn role_override(target_id: Uuid, allow: u64, deny: u64) -> Override {
         deny,
     }
 }
+
+/// A ban as `bans.list` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BanView {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub user_id: Uuid,
+    pub banned_by: Uuid,
+    pub reason: Option<String>,
+    #[serde(serialize_with = "iso")]
+    pub created_at: Timestamp,
+    pub username: String,
+    pub banned_by_name: String,
+}

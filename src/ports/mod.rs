@@ -9,6 +9,7 @@ mod cache;
 mod clock;
 mod events;
 mod health;
+mod roles;
 mod stores;
 mod structure;
 
@@ -20,5 +21,6 @@ pub use cache::Cache;
 pub use clock::{Clock, SystemClock};
 pub use events::{Event, EventBus, EventStream, Scope};
 pub use health::HealthCheck;
+pub use roles::{ModerationStore, NewBan, NewRole, RolePatch, RoleStore};
 pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};
 pub use structure::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};

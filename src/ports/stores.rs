@@ -2,8 +2,8 @@
 //! transaction; rules that decide *whether* to change stay in the core (see `JoinPlan::admit`).
 
 use crate::model::{
-    CachedProfile, JoinOutcome, JoinPlan, LocalUser, Member, NewLocalUser, NewServer, Profile,
-    RefreshTokenRecord, Server, ServerConfig, Timestamp,
+    CachedProfile, JoinOutcome, JoinPlan, LocalUser, Member, NewAudit, NewLocalUser, NewServer,
+    Profile, RefreshTokenRecord, Server, ServerConfig, Timestamp,
 };
 use crate::CoreResult;
 use async_trait::async_trait;
@@ -77,8 +77,14 @@ pub trait MemberStore: Send + Sync {
     /// `Joined`.
     async fn join(&self, plan: JoinPlan) -> CoreResult<JoinOutcome>;
     /// Removes the membership with its roles, refresh tokens and read states for this server's
-    /// channels; `false` when there was none.
-    async fn remove(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<bool>;
+    /// channels, writing `audit` in the same transaction; `false` (nothing written) when there
+    /// was none.
+    async fn remove(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+        audit: Option<NewAudit>,
+    ) -> CoreResult<bool>;
     /// Increments the member's token version and deletes all its refresh tokens in one
     /// transaction, also replacing the local account's password hash when one is given;
     /// returns the new version, or `None` (and changes nothing) when there is no such member.

@@ -25,7 +25,25 @@ pub async fn leave(svc: &Services, server: &Server, caller: &Caller) -> CoreResu
             "The owner cannot leave the server; transfer ownership first",
         ));
     }
-    svc.members.remove(server.id, caller.user_id).await?;
+    let audit = super::audit::entry(
+        svc,
+        server.id,
+        caller,
+        "member.leave",
+        Some(("member", caller.user_id)),
+        None,
+    );
+    svc.members
+        .remove(server.id, caller.user_id, Some(audit))
+        .await?;
+    super::audit::publish(
+        svc,
+        server.id,
+        crate::ports::Scope::Server,
+        "member.leave",
+        &serde_json::json!({ "user_id": caller.user_id }),
+    )
+    .await;
     Ok(OK)
 }
 

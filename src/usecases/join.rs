@@ -95,6 +95,7 @@ pub async fn join(
         new_account: new_local,
         now: svc.clock.now(),
     };
+    let mut joined = false;
     let member = match svc.members.join(plan).await? {
         JoinOutcome::AlreadyMember(m) => m,
         JoinOutcome::Joined {
@@ -102,6 +103,7 @@ pub async fn join(
             became_owner,
         } => {
             tracing::info!(server_id = %server.id, user_id = %user_id, became_owner, "member joined");
+            joined = true;
             member
         }
         JoinOutcome::Banned => {
@@ -136,6 +138,17 @@ pub async fn join(
     let perms = server_permissions(svc, &server, &member).await?;
     let roles = svc.members.role_ids(member.id).await?;
     let profile = svc.accounts.profile(server.id, member.user_id).await?;
+    let member_view = MemberView::new(&member, roles, profile);
+    if joined {
+        super::audit::publish(
+            svc,
+            server.id,
+            crate::ports::Scope::Server,
+            "member.join",
+            &member_view,
+        )
+        .await;
+    }
     Ok(Joined {
         server_token: tokens.server_token,
         server_refresh_token: tokens.server_refresh_token,
@@ -145,7 +158,7 @@ pub async fn join(
             svc.settings.hosting_mode,
             permissions::has(perms, permissions::bits::MANAGE_SERVER),
         ),
-        member: MemberView::new(&member, roles, profile),
+        member: member_view,
     })
 }
 

@@ -8,8 +8,10 @@ pub mod channels;
 pub mod identity;
 pub mod info;
 pub mod join;
+pub mod members_admin;
 pub mod names;
 pub mod perms;
+pub mod roles;
 pub mod tenancy;
 pub mod tokens;
 

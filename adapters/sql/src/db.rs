@@ -227,6 +227,42 @@ macro_rules! insert_audit {
     }};
 }
 
+/// Deletes a membership with its read states for the server's channels and DM
+/// conversations (roles and refresh tokens go by cascade); evaluates to the number of member
+/// rows deleted. For use inside a transaction of a `db_run!` arm.
+macro_rules! delete_member {
+    ($conn:expr, $server:expr, $user:expr) => {{
+        let (server, user) = ($server, $user);
+        let channel_ids = channels::table
+            .filter(channels::server_id.eq(server))
+            .select(channels::id);
+        diesel::delete(
+            read_states::table
+                .filter(read_states::user_id.eq(user))
+                .filter(read_states::channel_id.eq_any(channel_ids)),
+        )
+        .execute($conn)
+        .await?;
+        let conversations = dm_conversations::table
+            .filter(dm_conversations::server_id.eq(server))
+            .select(dm_conversations::id);
+        diesel::delete(
+            dm_read_states::table
+                .filter(dm_read_states::user_id.eq(user))
+                .filter(dm_read_states::conversation_id.eq_any(conversations)),
+        )
+        .execute($conn)
+        .await?;
+        diesel::delete(
+            members::table
+                .filter(members::server_id.eq(server))
+                .filter(members::user_id.eq(user)),
+        )
+        .execute($conn)
+        .await?
+    }};
+}
+
 /// `/ready`'s check of the database: one `SELECT 1`.
 pub struct SqlHealth(pub Db);
 

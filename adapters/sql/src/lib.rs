@@ -8,6 +8,7 @@
 mod db;
 mod accounts;
 mod members;
+mod roles;
 mod rows;
 mod schema_pg;
 mod schema_sqlite;
@@ -24,6 +25,7 @@ diesel::define_sql_function! {
 pub use accounts::SqlAccountStore;
 pub use db::{Db, DbKind, SqlHealth};
 pub use members::SqlMemberStore;
+pub use roles::{SqlModerationStore, SqlRoleStore};
 pub use servers::SqlServerStore;
 pub use structure::SqlStructureStore;
 pub use tokens::SqlRefreshTokenStore;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ecto_core::model::{Invite, JoinOutcome, JoinPlan, Member};
+use ecto_core::model::{Invite, JoinOutcome, JoinPlan, Member, NewAudit};
 use ecto_core::ports::MemberStore;
 use ecto_core::{CoreError, CoreResult};
 use uuid::Uuid;
@@ -212,43 +212,28 @@ impl MemberStore for SqlMemberStore {
         Err(CoreError::internal_msg("join kept losing races; giving up"))
     }
 
-    async fn remove(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<bool> {
+    async fn remove(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+        audit: Option<NewAudit>,
+    ) -> CoreResult<bool> {
         db_run!(self.0, write, |conn| {
             conn.transaction(async move |conn| {
-                let server = DbId(server_id);
-                let user = DbId(user_id);
-                let channel_ids = channels::table
-                    .filter(channels::server_id.eq(server))
-                    .select(channels::id);
-                diesel::delete(
-                    read_states::table
-                        .filter(read_states::user_id.eq(user))
-                        .filter(read_states::channel_id.eq_any(channel_ids)),
-                )
-                .execute(conn)
-                .await?;
-                let conversations = dm_conversations::table
-                    .filter(dm_conversations::server_id.eq(server))
-                    .select(dm_conversations::id);
-                diesel::delete(
-                    dm_read_states::table
-                        .filter(dm_read_states::user_id.eq(user))
-                        .filter(dm_read_states::conversation_id.eq_any(conversations)),
-                )
-                .execute(conn)
-                .await?;
-                // member_roles and refresh tokens go with the row (ON DELETE CASCADE).
-                let n = diesel::delete(
-                    members::table
-                        .filter(members::server_id.eq(server))
-                        .filter(members::user_id.eq(user)),
-                )
-                .execute(conn)
-                .await?;
-                Ok::<bool, DieselError>(n == 1)
+                let n = delete_member!(conn, DbId(server_id), DbId(user_id));
+                if n == 0 {
+                    return Err(DieselError::RollbackTransaction);
+                }
+                if let Some(audit) = &audit {
+                    insert_audit!(conn, audit)?;
+                }
+                Ok::<bool, DieselError>(true)
             })
             .await
-            .map_err(db_error)
+            .or_else(|e| match e {
+                DieselError::RollbackTransaction => Ok(false),
+                e => Err(db_error(e)),
+            })
         })
     }
 

@@ -2,6 +2,7 @@
 
 mod join;
 mod managed;
+mod members;
 mod ready;
 mod self_hosted_restart;
 mod structure;

@@ -243,3 +243,62 @@ async fn ids_of_another_server_are_not_found() {
     // B's data is untouched.
     app.server_address = None;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_members_of_another_server_are_not_found() {
+    let mut app = TestApp::spawn(Profile::Managed).await;
+    let a_address = app.server_address.clone().expect("address");
+    let owner_a = app.register(&unique("a"), "password-1").await;
+    let member_a = app.register(&unique("am"), "password-1").await;
+    let b_address = format!("{}.test.ecto", unique("b"));
+    app.provision(&b_address, "B").await;
+    app.server_address = Some(b_address);
+    let owner_b = app.register(&unique("b"), "password-1").await;
+    let role_b = app
+        .mutate(
+            "roles.create",
+            json!({ "name": "b-role" }),
+            Some(&owner_b.token),
+        )
+        .await
+        .1;
+    let role_b = role_b["result"]["data"]["id"].clone();
+    app.server_address = Some(a_address);
+    let t = Some(owner_a.token.as_str());
+    for (proc_, input, code) in [
+        (
+            "roles.update",
+            json!({ "role_id": role_b, "name": "x" }),
+            5000,
+        ),
+        ("roles.delete", json!({ "role_id": role_b }), 5000),
+        (
+            "roles.reorder",
+            json!({ "roles": [{ "role_id": role_b, "position": 1 }] }),
+            5000,
+        ),
+        (
+            "members.updateRoles",
+            json!({ "user_id": member_a.user_id, "role_ids": [role_b] }),
+            5000,
+        ),
+        ("members.kick", json!({ "user_id": owner_b.user_id }), 2000),
+        (
+            "members.updateRoles",
+            json!({ "user_id": owner_b.user_id, "role_ids": [] }),
+            2000,
+        ),
+        (
+            "members.updateNickname",
+            json!({ "user_id": owner_b.user_id, "nickname": "x" }),
+            2000,
+        ),
+    ] {
+        let (status, body) = app.mutate(proc_, input, t).await;
+        assert_eq!(
+            (status, ecto_code(&body)),
+            (StatusCode::NOT_FOUND, Some(code)),
+            "{proc_}: {body}"
+        );
+    }
+}

@@ -1,9 +1,10 @@
 //! The `members` router (identity part: changePassword, revokeSessions).
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{length, Optional, Validate};
+use crate::validate::{double_option, invalid, length, opt_length, range, Optional, Validate};
 use crate::ApiError;
 use ecto_core::usecases::account;
+use ecto_core::usecases::members_admin::{self, DeleteWindow, MemberQuery, ProfileSync};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -26,7 +27,197 @@ struct RevokeSessions {
 }
 impl Validate for RevokeSessions {}
 
+#[derive(Deserialize, Default)]
+struct ListMembers {
+    limit: Option<i64>,
+    after: Option<Uuid>,
+    role_id: Option<Uuid>,
+    search: Option<String>,
+    channel_id: Option<Uuid>,
+}
+impl Validate for ListMembers {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(l) = self.limit {
+            range("limit", l, 1, 100)?;
+        }
+        opt_length("search", self.search.as_deref(), 0, 100)
+    }
+}
+
+#[derive(Deserialize)]
+struct Kick {
+    user_id: Uuid,
+    reason: Option<String>,
+}
+impl Validate for Kick {
+    fn validate(&self) -> Result<(), ApiError> {
+        opt_length("reason", self.reason.as_deref(), 0, 500)
+    }
+}
+
+#[derive(Deserialize)]
+struct Ban {
+    user_id: Uuid,
+    reason: Option<String>,
+    delete_messages: Option<String>,
+}
+impl Validate for Ban {
+    fn validate(&self) -> Result<(), ApiError> {
+        opt_length("reason", self.reason.as_deref(), 0, 500)?;
+        match self.delete_messages.as_deref() {
+            None | Some("1h") | Some("24h") | Some("7d") => Ok(()),
+            Some(_) => Err(invalid(
+                "Invalid input: `delete_messages` must be '1h', '24h' or '7d'",
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct UserId {
+    user_id: Uuid,
+}
+impl Validate for UserId {}
+
+#[derive(Deserialize)]
+struct UpdateRoles {
+    user_id: Uuid,
+    role_ids: Vec<Uuid>,
+}
+impl Validate for UpdateRoles {
+    fn validate(&self) -> Result<(), ApiError> {
+        range("role_ids.length", self.role_ids.len(), 0, 250)
+    }
+}
+
+#[derive(Deserialize)]
+struct UpdateNickname {
+    user_id: Uuid,
+    #[serde(default, deserialize_with = "double_option")]
+    nickname: Option<Option<String>>,
+}
+impl Validate for UpdateNickname {
+    fn validate(&self) -> Result<(), ApiError> {
+        opt_length(
+            "nickname",
+            self.nickname.clone().flatten().as_deref(),
+            0,
+            64,
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct DmPreference {
+    allow_dms: bool,
+}
+impl Validate for DmPreference {}
+
+#[derive(Deserialize, Default)]
+struct SyncProfile {
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    username: Option<String>,
+    discriminator: Option<String>,
+}
+impl Validate for SyncProfile {
+    fn validate(&self) -> Result<(), ApiError> {
+        opt_length("display_name", self.display_name.as_deref(), 0, 64)?;
+        opt_length("avatar_url", self.avatar_url.as_deref(), 0, 512)?;
+        opt_length("username", self.username.as_deref(), 1, 32)?;
+        opt_length("discriminator", self.discriminator.as_deref(), 1, 4)
+    }
+}
+
 pub fn register(r: &mut Registry) {
+    r.query(
+        "members.list",
+        Access::Protected,
+        |ctx, Optional(w): Optional<ListMembers>| async move {
+            let q = MemberQuery {
+                limit: w.limit.unwrap_or(50),
+                after: w.after,
+                role_id: w.role_id,
+                search: w.search.filter(|s| !s.is_empty()),
+                channel_id: w.channel_id,
+            };
+            members_admin::list(&ctx.svc, &ctx.server, ctx.caller(), q).await
+        },
+    );
+    r.mutation(
+        "members.kick",
+        Access::Protected,
+        |ctx, w: Kick| async move {
+            members_admin::kick(&ctx.svc, &ctx.server, ctx.caller(), w.user_id, w.reason).await
+        },
+    );
+    r.mutation("members.ban", Access::Protected, |ctx, w: Ban| async move {
+        let window = match w.delete_messages.as_deref() {
+            Some("1h") => Some(DeleteWindow::Hour),
+            Some("24h") => Some(DeleteWindow::Day),
+            Some("7d") => Some(DeleteWindow::Week),
+            _ => None,
+        };
+        members_admin::ban(
+            &ctx.svc,
+            &ctx.server,
+            ctx.caller(),
+            w.user_id,
+            w.reason,
+            window,
+        )
+        .await
+    });
+    r.mutation(
+        "members.unban",
+        Access::Protected,
+        |ctx, w: UserId| async move {
+            members_admin::unban(&ctx.svc, &ctx.server, ctx.caller(), w.user_id).await
+        },
+    );
+    r.mutation(
+        "members.updateRoles",
+        Access::Protected,
+        |ctx, w: UpdateRoles| async move {
+            members_admin::update_roles(&ctx.svc, &ctx.server, ctx.caller(), w.user_id, w.role_ids)
+                .await
+        },
+    );
+    r.mutation(
+        "members.updateNickname",
+        Access::Protected,
+        |ctx, w: UpdateNickname| async move {
+            members_admin::update_nickname(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.user_id,
+                w.nickname.flatten(),
+            )
+            .await
+        },
+    );
+    r.mutation(
+        "members.updateDmPreference",
+        Access::Protected,
+        |ctx, w: DmPreference| async move {
+            members_admin::update_dm_preference(&ctx.svc, &ctx.server, ctx.caller(), w.allow_dms)
+                .await
+        },
+    );
+    r.mutation(
+        "members.syncProfile",
+        Access::Protected,
+        |ctx, Optional(w): Optional<SyncProfile>| async move {
+            let p = ProfileSync {
+                display_name: w.display_name,
+                avatar_url: w.avatar_url,
+                username: w.username,
+                discriminator: w.discriminator,
+            };
+            members_admin::sync_profile(&ctx.svc, &ctx.server, ctx.caller(), p).await
+        },
+    );
     r.mutation(
         "members.changePassword",
         Access::Protected,

@@ -1,6 +1,7 @@
 //! Procedure registrations, one module per router.
 
 mod members;
+mod roles;
 mod server;
 mod structure;
 
@@ -11,6 +12,7 @@ pub fn registry() -> Registry {
     let mut r = Registry::default();
     server::register(&mut r);
     members::register(&mut r);
+    roles::register(&mut r);
     structure::register(&mut r);
     r
 }

@@ -1,0 +1,483 @@
+//! The `members` router's listing and moderation, and `bans.list`.
+
+use super::audit::{entry, publish, success};
+use super::identity::Caller;
+use super::perms::Perms;
+use super::roles::{hierarchy, role_not_found};
+use crate::model::{BanView, CachedProfile, IdentityType, Member, MemberView, Server};
+use crate::permissions::{bits, has};
+use crate::ports::{NewBan, Scope};
+use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+/// NOT_FOUND 2000 for a user who is not a member of this server.
+pub fn member_not_found() -> CoreError {
+    CoreError::not_found(EctoCode::ServerNotFound, "Member not found")
+}
+
+/// Filters of `members.list`.
+#[derive(Debug, Clone, Default)]
+pub struct MemberQuery {
+    pub limit: i64,
+    pub after: Option<Uuid>,
+    pub role_id: Option<Uuid>,
+    pub search: Option<String>,
+    pub channel_id: Option<Uuid>,
+}
+
+/// What `members.list` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberPage {
+    pub members: Vec<MemberView>,
+    pub total: i64,
+    pub has_more: bool,
+}
+
+/// `members.list` (any member): pages by member id, newest first; `role_id`, `search`
+/// (username or nickname, case-insensitive) and `channel_id` (who can read it) filter.
+pub async fn list(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    q: MemberQuery,
+) -> CoreResult<MemberPage> {
+    let perms = Perms::load(svc, server, caller).await?;
+    let channel = match q.channel_id {
+        Some(id) => Some(
+            svc.structure
+                .channel(server.id, id)
+                .await?
+                .ok_or_else(super::audit::channel_not_found)?,
+        ),
+        None => None,
+    };
+    let filtering = q.role_id.is_some() || q.search.is_some() || channel.is_some();
+    let needle = q.search.as_ref().map(|s| s.to_lowercase());
+    let mut out: Vec<MemberView> = Vec::new();
+    let mut readers = 0i64;
+    let mut after = q.after;
+    let mut has_more = false;
+    // Filters apply before paging, so a page is full whenever enough members match. With a
+    // channel filter the whole list is read, because `total` counts the channel's readers.
+    loop {
+        let batch_size = if filtering { 500 } else { q.limit + 1 };
+        let batch = svc
+            .moderation
+            .list_members(server.id, after, batch_size)
+            .await?;
+        let exhausted = (batch.len() as i64) < batch_size;
+        after = batch.last().map(|m| m.id);
+        for view in svc.moderation.member_views(server.id, &batch).await? {
+            if let Some(ch) = &channel {
+                if !can_read(server, &perms, &view, ch) {
+                    continue;
+                }
+                readers += 1;
+            }
+            if !matches(&view, q.role_id, needle.as_deref()) {
+                continue;
+            }
+            if out.len() as i64 == q.limit {
+                has_more = true;
+                if channel.is_none() {
+                    break;
+                }
+                continue;
+            }
+            out.push(view);
+        }
+        if exhausted || (has_more && channel.is_none()) {
+            break;
+        }
+    }
+    let total = match channel {
+        Some(_) => readers,
+        None => svc.servers.member_count(server.id).await?,
+    };
+    Ok(MemberPage {
+        members: out,
+        total,
+        has_more,
+    })
+}
+
+fn matches(view: &MemberView, role: Option<Uuid>, needle: Option<&str>) -> bool {
+    if role.is_some_and(|r| !view.roles.contains(&r)) {
+        return false;
+    }
+    match needle {
+        Some(n) => {
+            view.username.to_lowercase().contains(n)
+                || view
+                    .nickname
+                    .as_deref()
+                    .unwrap_or("")
+                    .to_lowercase()
+                    .contains(n)
+        }
+        None => true,
+    }
+}
+
+/// Whether the member of `view` can read `channel`.
+fn can_read(
+    server: &Server,
+    perms: &Perms,
+    view: &MemberView,
+    channel: &crate::model::Channel,
+) -> bool {
+    let subject = crate::permissions::Subject {
+        user_id: view.user_id,
+        is_owner: server.admin_user_id == Some(view.user_id),
+        is_member: true,
+        everyone_role_id: perms.subject.everyone_role_id,
+        everyone: perms.subject.everyone,
+        roles: perms
+            .data
+            .roles
+            .iter()
+            .filter(|r| !r.is_default && view.roles.contains(&r.id))
+            .map(|r| (r.id, r.permissions))
+            .collect(),
+    };
+    let category = channel
+        .category_id
+        .map(|c| perms.data.overrides_of(c))
+        .unwrap_or_default();
+    has(
+        crate::permissions::channel_permissions(
+            &subject,
+            &category,
+            &perms.data.overrides_of(channel.id),
+        ),
+        bits::READ_MESSAGES,
+    )
+}
+
+/// The target's membership and highest role position.
+async fn target(
+    svc: &Services,
+    server: &Server,
+    perms: &Perms,
+    user_id: Uuid,
+) -> CoreResult<(Member, i32)> {
+    let member = svc
+        .members
+        .get(server.id, user_id)
+        .await?
+        .ok_or_else(member_not_found)?;
+    let own = svc.members.role_ids(member.id).await?;
+    let top = perms
+        .data
+        .roles
+        .iter()
+        .filter(|r| !r.is_default && own.contains(&r.id))
+        .map(|r| r.position)
+        .max()
+        .unwrap_or(0);
+    Ok((member, top))
+}
+
+/// The reference's hierarchy rule, made stricter: nobody acts on the owner, and a non-owner
+/// must outrank the target.
+fn check_hierarchy(
+    server: &Server,
+    perms: &Perms,
+    target_user: Uuid,
+    target_top: i32,
+) -> CoreResult<()> {
+    if server.admin_user_id == Some(target_user) {
+        return Err(hierarchy());
+    }
+    if !perms.is_owner && perms.top_position <= target_top {
+        return Err(hierarchy());
+    }
+    Ok(())
+}
+
+async fn announce_departure(svc: &Services, server: &Server, user_id: Uuid) {
+    publish(
+        svc,
+        server.id,
+        Scope::Server,
+        "member.leave",
+        &json!({ "user_id": user_id }),
+    )
+    .await;
+    let offline = json!({ "user_id": user_id, "status": "offline", "custom_text": null, "last_active_at": svc.clock.now() });
+    publish(svc, server.id, Scope::Server, "presence.update", &offline).await;
+}
+
+/// `members.kick` (KICK_MEMBERS + hierarchy).
+pub async fn kick(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    user_id: Uuid,
+    reason: Option<String>,
+) -> CoreResult<serde_json::Value> {
+    let perms = Perms::load(svc, server, caller).await?;
+    perms.require(bits::KICK_MEMBERS, "KICK_MEMBERS")?;
+    let (_, top) = target(svc, server, &perms, user_id).await?;
+    check_hierarchy(server, &perms, user_id, top)?;
+    let audit = entry(
+        svc,
+        server.id,
+        caller,
+        "member.kick",
+        Some(("member", user_id)),
+        Some(json!({ "reason": reason })),
+    );
+    if !svc.members.remove(server.id, user_id, Some(audit)).await? {
+        return Err(member_not_found());
+    }
+    announce_departure(svc, server, user_id).await;
+    Ok(success())
+}
+
+/// How far back `members.ban` deletes the user's messages.
+#[derive(Debug, Clone, Copy)]
+pub enum DeleteWindow {
+    Hour,
+    Day,
+    Week,
+}
+
+/// `members.ban` (BAN_MEMBERS + hierarchy when the target is a member). Works for non-members
+/// too, so someone can be banned before they join.
+pub async fn ban(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    user_id: Uuid,
+    reason: Option<String>,
+    window: Option<DeleteWindow>,
+) -> CoreResult<serde_json::Value> {
+    let perms = Perms::load(svc, server, caller).await?;
+    perms.require(bits::BAN_MEMBERS, "BAN_MEMBERS")?;
+    if user_id == caller.user_id {
+        return Err(CoreError::bad_request("You cannot ban yourself"));
+    }
+    let was_member = match target(svc, server, &perms, user_id).await {
+        Ok((_, top)) => {
+            check_hierarchy(server, &perms, user_id, top)?;
+            true
+        }
+        Err(_) if server.admin_user_id != Some(user_id) => false,
+        Err(e) => return Err(e),
+    };
+    let now = svc.clock.now();
+    let since = window.map(|w| {
+        now - match w {
+            DeleteWindow::Hour => chrono::Duration::hours(1),
+            DeleteWindow::Day => chrono::Duration::hours(24),
+            DeleteWindow::Week => chrono::Duration::days(7),
+        }
+    });
+    let audit = entry(
+        svc,
+        server.id,
+        caller,
+        "member.ban",
+        Some(("member", user_id)),
+        Some(json!({ "reason": reason })),
+    );
+    let record = NewBan {
+        id: new_id(),
+        user_id,
+        banned_by: caller.user_id,
+        reason,
+        created_at: now,
+    };
+    svc.moderation.ban(server.id, record, since, audit).await?;
+    if was_member {
+        announce_departure(svc, server, user_id).await;
+    }
+    Ok(success())
+}
+
+/// `members.unban` (BAN_MEMBERS).
+pub async fn unban(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    user_id: Uuid,
+) -> CoreResult<serde_json::Value> {
+    let perms = Perms::load(svc, server, caller).await?;
+    perms.require(bits::BAN_MEMBERS, "BAN_MEMBERS")?;
+    let audit = entry(
+        svc,
+        server.id,
+        caller,
+        "member.unban",
+        Some(("member", user_id)),
+        None,
+    );
+    if !svc.moderation.unban(server.id, user_id, audit).await? {
+        return Err(CoreError::not_found(
+            EctoCode::ServerNotFound,
+            "Ban not found",
+        ));
+    }
+    Ok(success())
+}
+
+/// `bans.list` (BAN_MEMBERS).
+pub async fn bans(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<Vec<BanView>> {
+    let perms = Perms::load(svc, server, caller).await?;
+    perms.require(bits::BAN_MEMBERS, "BAN_MEMBERS")?;
+    svc.moderation.bans(server.id).await
+}
+
+async fn view(svc: &Services, server: &Server, user_id: Uuid) -> CoreResult<MemberView> {
+    let member = svc
+        .members
+        .get(server.id, user_id)
+        .await?
+        .ok_or_else(member_not_found)?;
+    let mut views = svc.moderation.member_views(server.id, &[member]).await?;
+    views.pop().ok_or_else(member_not_found)
+}
+
+/// `members.updateRoles` (MANAGE_ROLES + hierarchy on the target and on every role added or
+/// removed). @everyone is always kept.
+pub async fn update_roles(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    user_id: Uuid,
+    role_ids: Vec<Uuid>,
+) -> CoreResult<MemberView> {
+    let perms = Perms::load(svc, server, caller).await?;
+    perms.require(bits::MANAGE_ROLES, "MANAGE_ROLES")?;
+    let (member, top) = target(svc, server, &perms, user_id).await?;
+    if user_id != caller.user_id {
+        check_hierarchy(server, &perms, user_id, top)?;
+    }
+    let everyone = perms
+        .data
+        .everyone()
+        .map(|r| r.id)
+        .ok_or_else(|| CoreError::internal_msg("no @everyone role"))?;
+    let current = svc.members.role_ids(member.id).await?;
+    let mut wanted = vec![everyone];
+    for id in role_ids {
+        if !wanted.contains(&id) {
+            wanted.push(id);
+        }
+    }
+    for id in wanted.iter().chain(current.iter()) {
+        let role = perms
+            .data
+            .roles
+            .iter()
+            .find(|r| r.id == *id)
+            .ok_or_else(role_not_found)?;
+        let changed = wanted.contains(id) != current.contains(id);
+        if changed && !perms.outranks_position(role.position) {
+            return Err(hierarchy());
+        }
+    }
+    let audit = entry(
+        svc,
+        server.id,
+        caller,
+        "member.roles_update",
+        Some(("member", user_id)),
+        Some(json!({ "role_ids": wanted })),
+    );
+    svc.roles
+        .set_member_roles(server.id, member.id, wanted, audit)
+        .await?;
+    let view = view(svc, server, user_id).await?;
+    publish(svc, server.id, Scope::Server, "member.update", &view).await;
+    Ok(view)
+}
+
+/// `members.updateNickname`: one's own, or anyone's below you with MANAGE_ROLES.
+pub async fn update_nickname(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    user_id: Uuid,
+    nickname: Option<String>,
+) -> CoreResult<MemberView> {
+    let perms = Perms::load(svc, server, caller).await?;
+    if user_id != caller.user_id {
+        perms.require(bits::MANAGE_ROLES, "MANAGE_ROLES")?;
+        let (_, top) = target(svc, server, &perms, user_id).await?;
+        check_hierarchy(server, &perms, user_id, top)?;
+    }
+    let nickname = nickname
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if !svc
+        .moderation
+        .set_nickname(server.id, user_id, nickname)
+        .await?
+    {
+        return Err(member_not_found());
+    }
+    let view = view(svc, server, user_id).await?;
+    publish(svc, server.id, Scope::Server, "member.update", &view).await;
+    Ok(view)
+}
+
+/// `members.updateDmPreference`.
+pub async fn update_dm_preference(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    allow: bool,
+) -> CoreResult<serde_json::Value> {
+    caller.require_member()?;
+    svc.moderation
+        .set_allow_dms(server.id, caller.user_id, allow)
+        .await?;
+    Ok(success())
+}
+
+/// Input of `members.syncProfile`.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileSync {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub username: Option<String>,
+    pub discriminator: Option<String>,
+}
+
+/// `members.syncProfile`: a global user refreshes their cached central profile; a local user
+/// sets their display name and avatar (a local username is not changed this way).
+pub async fn sync_profile(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    p: ProfileSync,
+) -> CoreResult<serde_json::Value> {
+    match caller.identity_type {
+        IdentityType::Global => {
+            svc.accounts
+                .upsert_cached_profile(CachedProfile {
+                    user_id: caller.user_id,
+                    username: p.username.unwrap_or_else(|| "Unknown".into()),
+                    discriminator: p.discriminator.unwrap_or_else(|| "0000".into()),
+                    display_name: p.display_name,
+                    avatar_url: p.avatar_url,
+                    fetched_at: svc.clock.now(),
+                })
+                .await?;
+        }
+        IdentityType::Local => {
+            svc.moderation
+                .set_local_profile(server.id, caller.user_id, p.display_name, p.avatar_url)
+                .await?;
+        }
+    }
+    if caller.member.is_some() {
+        let view = view(svc, server, caller.user_id).await?;
+        publish(svc, server.id, Scope::Server, "member.update", &view).await;
+    }
+    Ok(success())
+}
