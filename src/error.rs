@@ -151,6 +151,8 @@ pub struct CoreError {
     pub kind: ErrorKind,
     pub ecto: Option<EctoCode>,
     pub message: String,
+    /// Seconds the caller should wait (TOO_MANY_REQUESTS).
+    pub retry_after: Option<u64>,
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -163,6 +165,7 @@ impl CoreError {
             kind,
             ecto,
             message: message.into(),
+            retry_after: None,
             source: None,
         }
     }
@@ -191,6 +194,7 @@ impl CoreError {
             kind: ErrorKind::Internal,
             ecto: None,
             message: "Internal server error".into(),
+            retry_after: None,
             source: Some(source.into()),
         }
     }

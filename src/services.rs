@@ -57,6 +57,8 @@ pub struct Services {
     pub members: Arc<dyn MemberStore>,
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
     pub structure: Arc<dyn StructureStore>,
+    pub messages: Arc<dyn crate::ports::MessageStore>,
+    pub invites: Arc<dyn crate::ports::InviteStore>,
     pub roles: Arc<dyn crate::ports::RoleStore>,
     pub moderation: Arc<dyn crate::ports::ModerationStore>,
     pub hasher: Arc<dyn PasswordHasher>,

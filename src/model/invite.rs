@@ -1,7 +1,13 @@
 //! Invites and the rules that decide whether one can still be used.
 
+use super::time::{iso, iso_opt};
 use super::Timestamp;
+use rand::distr::{Alphanumeric, SampleString};
+use serde::Serialize;
 use uuid::Uuid;
+
+/// How many characters an invite code has.
+pub const INVITE_CODE_LEN: usize = 8;
 
 /// A row of `invites`.
 #[derive(Debug, Clone)]
@@ -38,6 +44,46 @@ impl Invite {
             return Err(InviteProblem::Exhausted);
         }
         Ok(())
+    }
+}
+
+/// A fresh invite code: [`INVITE_CODE_LEN`] characters drawn uniformly from `[A-Za-z0-9]`.
+pub fn new_invite_code() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), INVITE_CODE_LEN)
+}
+
+/// The protocol's Invite object: the row plus the creator's display name.
+#[derive(Debug, Clone, Serialize)]
+pub struct InviteView {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub code: String,
+    pub created_by: Uuid,
+    pub max_uses: Option<i32>,
+    pub use_count: i32,
+    #[serde(serialize_with = "iso_opt")]
+    pub expires_at: Option<Timestamp>,
+    pub revoked: bool,
+    #[serde(serialize_with = "iso")]
+    pub created_at: Timestamp,
+    /// The creator's name; `Unknown` when no profile is known.
+    pub creator_name: String,
+}
+
+impl InviteView {
+    pub fn new(invite: Invite, creator_name: String) -> Self {
+        Self {
+            id: invite.id,
+            server_id: invite.server_id,
+            code: invite.code,
+            created_by: invite.created_by,
+            max_uses: invite.max_uses,
+            use_count: invite.use_count,
+            expires_at: invite.expires_at,
+            revoked: invite.revoked,
+            created_at: invite.created_at,
+            creator_name,
+        }
     }
 }
 
@@ -94,5 +140,15 @@ mod tests {
             .check_usable(now),
             Ok(())
         );
+    }
+
+    #[test]
+    fn codes_are_eight_ascii_alphanumerics() {
+        for _ in 0..200 {
+            let code = new_invite_code();
+            assert_eq!(code.len(), INVITE_CODE_LEN);
+            assert!(code.chars().all(|c| c.is_ascii_alphanumeric()), "{code}");
+        }
+        assert_ne!(new_invite_code(), new_invite_code());
     }
 }

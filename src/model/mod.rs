@@ -7,15 +7,20 @@
 mod account;
 mod invite;
 mod member;
+mod message;
 mod server;
 mod structure;
 pub mod time;
 mod token;
 
 pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};
-pub use invite::{Invite, InviteProblem};
+pub use invite::{new_invite_code, Invite, InviteProblem, InviteView, INVITE_CODE_LEN};
 pub use member::{IdentityType, JoinOutcome, JoinPlan, Member, MemberView};
-pub use server::{NewServer, Server, ServerConfig, ServerView};
+pub use message::{
+    group_reactions, kind, parse_mentions, Attachment, Mentions, MessageAuthor, MessageEdit,
+    MessageRecord, MessageView, Reaction, ReactionGroup, ReadState,
+};
+pub use server::{ConfigPatch, NewServer, Server, ServerConfig, ServerPatch, ServerView};
 pub use structure::{
     role_override, AuditEntry, BanView, Category, Channel, ChannelType, NewAudit, OverrideView,
     PermissionData, Role, StoredOverride,

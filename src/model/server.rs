@@ -95,3 +95,42 @@ impl ServerView {
         }
     }
 }
+
+/// Changes to a server row; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServerPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner_url: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_channel_id: Option<Option<Uuid>>,
+}
+
+/// Changes to a server's configuration row; `None` leaves a setting as it is. Serializes to
+/// the keys that are set (the audit entry's `config`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConfigPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upload_size_bytes: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_shared_storage_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_local_accounts: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_invite: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_member_dms: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub show_system_messages: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discoverable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_completed: Option<bool>,
+}

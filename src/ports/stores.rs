@@ -27,6 +27,38 @@ pub trait ServerStore: Send + Sync {
     async fn config(&self, server_id: Uuid) -> CoreResult<ServerConfig>;
     /// How many members the server has.
     async fn member_count(&self, server_id: Uuid) -> CoreResult<i64>;
+    /// Applies `patch` to the server row (and its `updated_at`) and writes `audit`, in one
+    /// transaction, and returns the new row. A `default_channel_id` that names no channel of
+    /// this server writes nothing and is NOT_FOUND with ecto code CHANNEL_NOT_FOUND (3000).
+    /// `None` (nothing written) when there is no such server.
+    async fn update(
+        &self,
+        server_id: Uuid,
+        patch: crate::model::ServerPatch,
+        audit: NewAudit,
+    ) -> CoreResult<Option<Server>>;
+    /// Applies `patch` to the configuration row (and its `updated_at`) and writes `audit`, in
+    /// one transaction, and returns the new configuration. A server without a configuration row
+    /// is an internal error.
+    async fn update_config(
+        &self,
+        server_id: Uuid,
+        patch: crate::model::ConfigPatch,
+        audit: NewAudit,
+    ) -> CoreResult<ServerConfig>;
+    /// Makes `new_owner` (a user id) the owner (`admin_user_id`, with the member's identity
+    /// type as `admin_identity_type`) and writes `audit`, in one transaction, and returns the
+    /// new row. `None` (nothing written) when `new_owner` is not a member of the server, checked
+    /// within the transaction.
+    async fn transfer_ownership(
+        &self,
+        server_id: Uuid,
+        new_owner: Uuid,
+        audit: NewAudit,
+    ) -> CoreResult<Option<Server>>;
+    /// Deletes the server and, in the same transaction, every row it owns (members, accounts,
+    /// roles, channels, messages, invites, bans, audit log, …); `false` when there was none.
+    async fn delete(&self, server_id: Uuid) -> CoreResult<bool>;
 }
 
 /// Local accounts and cached central profiles.

@@ -122,7 +122,7 @@ fn matches(view: &MemberView, role: Option<Uuid>, needle: Option<&str>) -> bool 
 }
 
 /// Whether the member of `view` can read `channel`.
-fn can_read(
+pub(crate) fn can_read(
     server: &Server,
     perms: &Perms,
     view: &MemberView,

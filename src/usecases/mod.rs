@@ -7,11 +7,15 @@ pub mod categories;
 pub mod channels;
 pub mod identity;
 pub mod info;
+pub mod invites;
 pub mod join;
 pub mod members_admin;
+pub mod messages;
 pub mod names;
 pub mod perms;
 pub mod roles;
+pub mod server_admin;
+pub mod server_config;
 pub mod tenancy;
 pub mod tokens;
 

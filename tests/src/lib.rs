@@ -304,6 +304,15 @@ impl TestApp {
         self.db.execute_sql(sql).await.expect("sql");
     }
 
+    /// Runs a query answering one BIGINT column `n` (`SELECT COUNT(*) AS n FROM …`) against
+    /// the app's database and returns `n`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.db
+            .count_sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("count query failed: {e}: {sql}"))
+    }
+
     /// A role with `bits` (at `position`) given to the member of `session`; returns its id.
     pub async fn grant_role(&self, session: &Session, bits: u64, position: i32) -> String {
         let server_id = self.server_id().await;

@@ -127,7 +127,7 @@ impl From<CoreError> for ApiError {
             code,
             message: e.message,
             ecto: e.ecto,
-            retry_after: None,
+            retry_after: e.retry_after,
         }
     }
 }

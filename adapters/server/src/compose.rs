@@ -103,6 +103,8 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         members: Arc::new(SqlMemberStore(db.clone())),
         refresh_tokens: Arc::new(SqlRefreshTokenStore(db.clone())),
         structure: Arc::new(SqlStructureStore(db.clone())),
+        messages: Arc::new(ecto_sql::SqlMessageStore(db.clone())),
+        invites: Arc::new(ecto_sql::SqlInviteStore(db.clone())),
         roles: Arc::new(ecto_sql::SqlRoleStore(db.clone())),
         moderation: Arc::new(ecto_sql::SqlModerationStore(db.clone())),
         hasher: Arc::new(Argon2PasswordHasher),

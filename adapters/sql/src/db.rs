@@ -110,6 +110,25 @@ impl Db {
         .map_err(db_error)
     }
 
+    /// Runs `sql`, a query answering one row with a BIGINT column `n` (such as
+    /// `SELECT COUNT(*) AS n FROM …`), on the write connection, and returns `n` (tests and
+    /// maintenance tools).
+    pub async fn count_sql(&self, sql: &str) -> CoreResult<i64> {
+        let query = diesel::sql_query(sql);
+        match &*self.backend {
+            Backend::Pg(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                query.get_result::<CountRow>(&mut conn).await
+            }
+            Backend::Sqlite { write, .. } => {
+                let mut conn = write.get().await.map_err(pool_error)?;
+                query.get_result::<CountRow>(&mut conn).await
+            }
+        }
+        .map(|row| row.n)
+        .map_err(db_error)
+    }
+
     /// Applies the embedded migrations that are not applied yet; returns how many ran.
     /// Several processes may call this at once on PostgreSQL: an advisory lock serializes them.
     pub async fn migrate(&self) -> CoreResult<usize> {
@@ -133,6 +152,13 @@ impl Db {
             }
         }
     }
+}
+
+/// The one row of [`Db::count_sql`].
+#[derive(diesel::QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 fn build_pool<C>(manager: AsyncDieselConnectionManager<C>, size: usize) -> CoreResult<Pool<C>>

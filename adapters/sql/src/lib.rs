@@ -7,7 +7,9 @@
 #[macro_use]
 mod db;
 mod accounts;
+mod invites;
 mod members;
+mod messages;
 mod roles;
 mod rows;
 mod schema_pg;
@@ -24,7 +26,9 @@ diesel::define_sql_function! {
 
 pub use accounts::SqlAccountStore;
 pub use db::{Db, DbKind, SqlHealth};
+pub use invites::SqlInviteStore;
 pub use members::SqlMemberStore;
+pub use messages::SqlMessageStore;
 pub use roles::{SqlModerationStore, SqlRoleStore};
 pub use servers::SqlServerStore;
 pub use structure::SqlStructureStore;

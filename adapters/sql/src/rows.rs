@@ -350,3 +350,68 @@ pub(crate) struct AuditRow {
     pub(crate) details: Option<serde_json::Value>,
     pub(crate) created_at: DateTime<Utc>,
 }
+
+#[derive(Queryable)]
+pub(crate) struct MessageRow {
+    id: DbId,
+    server_id: DbId,
+    channel_id: DbId,
+    author_id: DbId,
+    content: Option<String>,
+    kind: i16,
+    reply_to: Option<DbId>,
+    pinned: bool,
+    deleted: bool,
+    mention_everyone: bool,
+    mention_roles: serde_json::Value,
+    mention_users: serde_json::Value,
+    webhook_id: Option<DbId>,
+    webhook_name: Option<String>,
+    webhook_avatar_url: Option<String>,
+    edited_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+/// A JSON array of ids (how mention lists are stored) back into ids.
+pub(crate) fn ids_from_json(v: serde_json::Value) -> Vec<uuid::Uuid> {
+    match v {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str()?.parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Ids as the JSON array stored in mention columns.
+pub(crate) fn ids_to_json(ids: &[uuid::Uuid]) -> serde_json::Value {
+    serde_json::Value::Array(
+        ids.iter()
+            .map(|i| serde_json::Value::String(i.to_string()))
+            .collect(),
+    )
+}
+
+impl From<MessageRow> for ecto_core::model::MessageRecord {
+    fn from(r: MessageRow) -> Self {
+        ecto_core::model::MessageRecord {
+            id: r.id.0,
+            server_id: r.server_id.0,
+            channel_id: r.channel_id.0,
+            author_id: r.author_id.0,
+            content: r.content,
+            kind: r.kind,
+            reply_to: r.reply_to.map(|i| i.0),
+            pinned: r.pinned,
+            deleted: r.deleted,
+            mention_everyone: r.mention_everyone,
+            mention_roles: ids_from_json(r.mention_roles),
+            mention_users: ids_from_json(r.mention_users),
+            webhook_id: r.webhook_id.map(|i| i.0),
+            webhook_name: r.webhook_name,
+            webhook_avatar_url: r.webhook_avatar_url,
+            edited_at: r.edited_at,
+            created_at: r.created_at,
+        }
+    }
+}

@@ -5,10 +5,11 @@ use crate::rows::{ConfigRow, ServerRow};
 use crate::types::DbId;
 use async_trait::async_trait;
 use diesel::prelude::*;
+use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ecto_core::model::{NewServer, Server, ServerConfig};
+use ecto_core::model::{ConfigPatch, NewAudit, NewServer, Server, ServerConfig, ServerPatch};
 use ecto_core::ports::ServerStore;
-use ecto_core::{CoreError, CoreResult, ErrorKind};
+use ecto_core::{CoreError, CoreResult, EctoCode, ErrorKind};
 use uuid::Uuid;
 
 /// Servers, configuration rows and addresses.
@@ -142,6 +143,226 @@ impl ServerStore for SqlServerStore {
                 .get_result::<i64>(conn)
                 .await
                 .map_err(db_error)
+        })
+    }
+
+    async fn update(
+        &self,
+        server_id: Uuid,
+        patch: ServerPatch,
+        audit: NewAudit,
+    ) -> CoreResult<Option<Server>> {
+        let found: bool = db_run!(self.0, write, |conn| {
+            let patch = patch.clone();
+            let audit = audit.clone();
+            conn.transaction(async move |conn| {
+                let target = servers::table.filter(servers::id.eq(DbId(server_id)));
+                let n = diesel::update(target)
+                    .set(servers::updated_at.eq(audit.created_at))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Ok::<bool, DieselError>(false);
+                }
+                if let Some(Some(channel)) = patch.default_channel_id {
+                    let known = channels::table
+                        .filter(channels::server_id.eq(DbId(server_id)))
+                        .filter(channels::id.eq(DbId(channel)))
+                        .count()
+                        .get_result::<i64>(conn)
+                        .await?;
+                    if known == 0 {
+                        return Err(DieselError::RollbackTransaction);
+                    }
+                }
+                if let Some(name) = &patch.name {
+                    diesel::update(target)
+                        .set(servers::name.eq(name))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(description) = &patch.description {
+                    diesel::update(target)
+                        .set(servers::description.eq(description.as_deref()))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(icon_url) = &patch.icon_url {
+                    diesel::update(target)
+                        .set(servers::icon_url.eq(icon_url.as_deref()))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(banner_url) = &patch.banner_url {
+                    diesel::update(target)
+                        .set(servers::banner_url.eq(banner_url.as_deref()))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(channel) = patch.default_channel_id {
+                    diesel::update(target)
+                        .set(servers::default_channel_id.eq(channel.map(DbId)))
+                        .execute(conn)
+                        .await?;
+                }
+                insert_audit!(conn, audit)?;
+                Ok(true)
+            })
+            .await
+            .map_err(|e| match e {
+                DieselError::RollbackTransaction => {
+                    CoreError::not_found(EctoCode::ChannelNotFound, "Channel not found")
+                }
+                e => db_error(e),
+            })
+        })?;
+        if !found {
+            return Ok(None);
+        }
+        self.get(server_id).await
+    }
+
+    async fn update_config(
+        &self,
+        server_id: Uuid,
+        patch: ConfigPatch,
+        audit: NewAudit,
+    ) -> CoreResult<ServerConfig> {
+        let found: bool = db_run!(self.0, write, |conn| {
+            let patch = patch.clone();
+            let audit = audit.clone();
+            conn.transaction(async move |conn| {
+                let target =
+                    server_config::table.filter(server_config::server_id.eq(DbId(server_id)));
+                let n = diesel::update(target)
+                    .set(server_config::updated_at.eq(audit.created_at))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Ok::<bool, DieselError>(false);
+                }
+                if let Some(v) = patch.max_upload_size_bytes {
+                    diesel::update(target)
+                        .set(server_config::max_upload_size_bytes.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(v) = patch.max_shared_storage_bytes {
+                    diesel::update(target)
+                        .set(server_config::max_shared_storage_bytes.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(v) = patch.allow_local_accounts {
+                    diesel::update(target)
+                        .set(server_config::allow_local_accounts.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(v) = patch.require_invite {
+                    diesel::update(target)
+                        .set(server_config::require_invite.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(v) = patch.allow_member_dms {
+                    diesel::update(target)
+                        .set(server_config::allow_member_dms.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(v) = patch.show_system_messages {
+                    diesel::update(target)
+                        .set(server_config::show_system_messages.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(v) = patch.discoverable {
+                    diesel::update(target)
+                        .set(server_config::discoverable.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(tags) = &patch.tags {
+                    diesel::update(target)
+                        .set(server_config::tags.eq(serde_json::json!(tags)))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(v) = patch.setup_completed {
+                    diesel::update(target)
+                        .set(server_config::setup_completed.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                insert_audit!(conn, audit)?;
+                Ok(true)
+            })
+            .await
+            .map_err(db_error)
+        })?;
+        if !found {
+            return Err(CoreError::internal_msg(format!(
+                "server {server_id} has no configuration row"
+            )));
+        }
+        self.config(server_id).await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        server_id: Uuid,
+        new_owner: Uuid,
+        audit: NewAudit,
+    ) -> CoreResult<Option<Server>> {
+        let found: bool = db_run!(self.0, write, |conn| {
+            let audit = audit.clone();
+            conn.transaction(async move |conn| {
+                let identity = members::table
+                    .filter(members::server_id.eq(DbId(server_id)))
+                    .filter(members::user_id.eq(DbId(new_owner)))
+                    .select(members::identity_type)
+                    .first::<String>(conn)
+                    .await
+                    .optional()?;
+                let Some(identity) = identity else {
+                    return Ok::<bool, DieselError>(false);
+                };
+                let n = diesel::update(servers::table.filter(servers::id.eq(DbId(server_id))))
+                    .set((
+                        servers::admin_user_id.eq(Some(DbId(new_owner))),
+                        servers::admin_identity_type.eq(identity),
+                        servers::updated_at.eq(audit.created_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                insert_audit!(conn, audit)?;
+                Ok(true)
+            })
+            .await
+            .map_err(db_error)
+        })?;
+        if !found {
+            return Ok(None);
+        }
+        self.get(server_id).await
+    }
+
+    async fn delete(&self, server_id: Uuid) -> CoreResult<bool> {
+        db_run!(self.0, write, |conn| {
+            conn.transaction(async move |conn| {
+                // Every foreign key to servers, and between server-owned tables, cascades (see
+                // the migrations): this one statement removes everything the server owns.
+                let n = diesel::delete(servers::table.filter(servers::id.eq(DbId(server_id))))
+                    .execute(conn)
+                    .await?;
+                Ok::<bool, DieselError>(n > 0)
+            })
+            .await
+            .map_err(db_error)
         })
     }
 }

@@ -302,3 +302,157 @@ async fn roles_and_members_of_another_server_are_not_found() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_another_server_are_not_found() {
+    let mut app = TestApp::spawn(Profile::Managed).await;
+    let a_address = app.server_address.clone().expect("address");
+    let owner_a = app.register(&unique("a"), "password-1").await;
+    let b_address = format!("{}.test.ecto", unique("b"));
+    app.provision(&b_address, "B").await;
+    app.server_address = Some(b_address);
+    let owner_b = app.register(&unique("b"), "password-1").await;
+    let ch_b = app
+        .mutate(
+            "channels.create",
+            json!({ "name": "b", "type": "text" }),
+            Some(&owner_b.token),
+        )
+        .await
+        .1;
+    let ch_b = ch_b["result"]["data"]["id"].clone();
+    let msg_b = app
+        .mutate(
+            "messages.send",
+            json!({ "channel_id": ch_b, "content": "b only" }),
+            Some(&owner_b.token),
+        )
+        .await
+        .1;
+    let msg_b = msg_b["result"]["data"]["id"].clone();
+    app.server_address = Some(a_address);
+    let t = Some(owner_a.token.as_str());
+    let (status, body) = app
+        .mutate(
+            "messages.send",
+            json!({ "channel_id": ch_b, "content": "x" }),
+            t,
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(3000)),
+        "{body}"
+    );
+    let (status, body) = app
+        .query("messages.list", Some(json!({ "channel_id": ch_b })), t)
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(3000)),
+        "{body}"
+    );
+    for (proc_, input) in [
+        (
+            "messages.update",
+            json!({ "message_id": msg_b, "content": "x" }),
+        ),
+        ("messages.delete", json!({ "message_id": msg_b })),
+        (
+            "messages.pin",
+            json!({ "message_id": msg_b, "pinned": true }),
+        ),
+        (
+            "messages.react",
+            json!({ "message_id": msg_b, "emoji": "x", "action": "add" }),
+        ),
+    ] {
+        let (status, body) = app.mutate(proc_, input, t).await;
+        assert_eq!(
+            (status, ecto_code(&body)),
+            (StatusCode::NOT_FOUND, Some(4000)),
+            "{proc_}: {body}"
+        );
+    }
+    let (status, body) = app
+        .query("messages.history", Some(json!({ "message_id": msg_b })), t)
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(4000)),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administration_refuses_ids_of_another_server() {
+    let mut app = TestApp::spawn(Profile::Managed).await;
+    let a_address = app.server_address.clone().expect("address");
+    let owner_a = app.register(&unique("a"), "password-1").await;
+    let (_, info_a) = app.query("server.info", None, None).await;
+    let name_a = info_a["result"]["data"]["server"]["name"].clone();
+    let b_address = format!("{}.test.ecto", unique("b"));
+    app.provision(&b_address, "B").await;
+    app.server_address = Some(b_address.clone());
+    let owner_b = app.register(&unique("b"), "password-1").await;
+    let member_b = app.register(&unique("bm"), "password-1").await;
+    let invite_b = app
+        .mutate("invites.create", json!({}), Some(&owner_b.token))
+        .await
+        .1;
+    let invite_b = invite_b["result"]["data"]["invite"]["id"].clone();
+    let ch_b = app
+        .mutate(
+            "channels.create",
+            json!({ "name": "b-chan", "type": "text" }),
+            Some(&owner_b.token),
+        )
+        .await
+        .1;
+    let ch_b = ch_b["result"]["data"]["id"].clone();
+
+    app.server_address = Some(a_address);
+    let t = Some(owner_a.token.as_str());
+    for (proc_, input, code) in [
+        ("invites.revoke", json!({ "invite_id": invite_b }), 2004),
+        (
+            "server.update",
+            json!({ "name": "stolen", "default_channel_id": ch_b }),
+            3000,
+        ),
+        (
+            "server.transferOwnership",
+            json!({ "new_owner_id": member_b.user_id, "confirmation": name_a }),
+            2000,
+        ),
+        (
+            "server.transferOwnership",
+            json!({ "new_owner_id": owner_b.user_id, "confirmation": name_a }),
+            2000,
+        ),
+    ] {
+        let (status, body) = app.mutate(proc_, input, t).await;
+        assert_eq!(
+            (status, ecto_code(&body)),
+            (StatusCode::NOT_FOUND, Some(code)),
+            "{proc_}: {body}"
+        );
+    }
+    let (_, info_a) = app.query("server.info", None, None).await;
+    assert_eq!(info_a["result"]["data"]["server"]["name"], name_a);
+    assert_eq!(
+        info_a["result"]["data"]["server"]["admin_user_id"],
+        owner_a.user_id.as_str()
+    );
+
+    // B's invite is still usable, and B's owner unchanged.
+    app.server_address = Some(b_address);
+    let (status, list) = app.query("invites.list", None, Some(&owner_b.token)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["result"]["data"]["invites"][0]["revoked"], false);
+    let (_, info_b) = app.query("server.info", None, None).await;
+    assert_eq!(
+        info_b["result"]["data"]["server"]["admin_user_id"],
+        owner_b.user_id.as_str()
+    );
+}

@@ -1,6 +1,8 @@
 //! Procedure registrations, one module per router.
 
+mod admin;
 mod members;
+mod messages;
 mod roles;
 mod server;
 mod structure;
@@ -12,7 +14,9 @@ pub fn registry() -> Registry {
     let mut r = Registry::default();
     server::register(&mut r);
     members::register(&mut r);
+    messages::register(&mut r);
     roles::register(&mut r);
     structure::register(&mut r);
+    admin::register(&mut r);
     r
 }

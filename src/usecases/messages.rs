@@ -1,0 +1,634 @@
+//! The `messages` router and `read_state`: the send pipeline of reference §7.2 with the
+//! fixes of DECISIONS §3 (own attachments only, replies within the channel, exact paging,
+//! channel ids of this server only).
+
+use super::audit::{channel_not_found, entry, publish, success};
+use super::identity::Caller;
+use super::members_admin::can_read;
+use super::perms::{missing, Perms};
+use crate::model::{
+    group_reactions, kind, parse_mentions, Channel, ChannelType, MessageAuthor, MessageEdit,
+    MessageRecord, MessageView, ReactionGroup, ReadState, Server,
+};
+use crate::permissions::{bits, has};
+use crate::ports::{Cursor, Scope, SendRefusal};
+use crate::{new_id, CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+fn message_not_found() -> CoreError {
+    CoreError::not_found(EctoCode::MessageNotFound, "Message not found")
+}
+
+/// Loads the caller's permissions and a channel of this server (NOT_FOUND 3000 otherwise).
+async fn channel_and_perms(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+) -> CoreResult<(Channel, Perms)> {
+    let perms = Perms::load(svc, server, caller).await?;
+    let channel = svc
+        .structure
+        .channel(server.id, channel_id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    Ok((channel, perms))
+}
+
+/// Builds the protocol's Message objects for `records`, relative to `viewer`.
+pub async fn views(
+    svc: &Services,
+    server_id: Uuid,
+    records: Vec<MessageRecord>,
+    viewer: Uuid,
+) -> CoreResult<Vec<MessageView>> {
+    let ids: Vec<Uuid> = records.iter().map(|m| m.id).collect();
+    let mut people: Vec<Uuid> = records.iter().map(|m| m.author_id).collect();
+    people.sort();
+    people.dedup();
+    let authors = svc.messages.authors(server_id, &people).await?;
+    let mut attachments: HashMap<Uuid, Vec<_>> = HashMap::new();
+    for a in svc.messages.attachments(&ids).await? {
+        if let Some(m) = a.message_id {
+            attachments.entry(m).or_default().push(a);
+        }
+    }
+    let mut reactions: HashMap<Uuid, Vec<_>> = HashMap::new();
+    for r in svc.messages.reactions(&ids).await? {
+        reactions.entry(r.message_id).or_default().push(r);
+    }
+    Ok(records
+        .into_iter()
+        .map(|m| {
+            let mut author = authors
+                .get(&m.author_id)
+                .cloned()
+                .unwrap_or_else(|| MessageAuthor {
+                    id: m.author_id,
+                    username: "Unknown".into(),
+                    display_name: None,
+                    avatar_url: None,
+                    nickname: None,
+                });
+            // Webhook messages keep the webhook's name and avatar (DECISIONS §3.14).
+            if let Some(name) = &m.webhook_name {
+                author.username = name.clone();
+                author.display_name = Some(name.clone());
+                author.avatar_url = m.webhook_avatar_url.clone();
+                author.nickname = None;
+            }
+            MessageView {
+                id: m.id,
+                channel_id: m.channel_id,
+                author,
+                content: m.content,
+                kind: m.kind,
+                reply_to: m.reply_to,
+                pinned: m.pinned,
+                mention_everyone: m.mention_everyone,
+                mention_roles: m.mention_roles,
+                mentions: m.mention_users,
+                edited_at: m.edited_at,
+                created_at: m.created_at,
+                attachments: attachments.remove(&m.id).unwrap_or_default(),
+                reactions: group_reactions(
+                    reactions.get(&m.id).map(Vec::as_slice).unwrap_or(&[]),
+                    viewer,
+                ),
+                webhook_id: m.webhook_id,
+                nonce: None,
+            }
+        })
+        .collect())
+}
+
+async fn view(
+    svc: &Services,
+    server_id: Uuid,
+    record: MessageRecord,
+    viewer: Uuid,
+) -> CoreResult<MessageView> {
+    views(svc, server_id, vec![record], viewer)
+        .await?
+        .pop()
+        .ok_or_else(message_not_found)
+}
+
+/// What `messages.list` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePage {
+    pub messages: Vec<MessageView>,
+    pub has_more: bool,
+}
+
+/// `messages.list` (READ_MESSAGES): ascending pages; `before` walks back, `after` forward.
+pub async fn list(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+    cursor: Cursor,
+    limit: i64,
+    pinned_only: bool,
+) -> CoreResult<MessagePage> {
+    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
+    perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
+    let mut records = svc
+        .messages
+        .page(channel_id, cursor, limit + 1, pinned_only)
+        .await?;
+    let has_more = records.len() as i64 > limit;
+    if has_more {
+        // One extra was read to learn `has_more`: drop it from the far end of the walk.
+        match cursor {
+            Cursor::After(_) => {
+                records.pop();
+            }
+            _ => {
+                records.remove(0);
+            }
+        }
+    }
+    Ok(MessagePage {
+        messages: views(svc, server.id, records, caller.user_id).await?,
+        has_more,
+    })
+}
+
+/// Input of `messages.send`.
+#[derive(Debug, Clone, Default)]
+pub struct SendMessage {
+    pub channel_id: Uuid,
+    pub content: Option<String>,
+    pub reply_to: Option<Uuid>,
+    pub attachment_ids: Vec<Uuid>,
+    pub nonce: Option<String>,
+}
+
+/// `messages.send`: the pipeline of reference §7.2.
+pub async fn send(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    input: SendMessage,
+) -> CoreResult<MessageView> {
+    let content = input.content.filter(|c| !c.trim().is_empty());
+    if content.is_none() && input.attachment_ids.is_empty() {
+        return Err(CoreError::ecto(
+            ErrorKind::BadRequest,
+            EctoCode::MessageEmpty,
+            "Message must have content or attachments",
+        ));
+    }
+    let (channel, perms) = channel_and_perms(svc, server, caller, input.channel_id).await?;
+    if matches!(channel.channel_type, ChannelType::Page | ChannelType::News) {
+        return Err(CoreError::ecto(
+            ErrorKind::BadRequest,
+            EctoCode::ChannelTypeInvalid,
+            "Messages cannot be sent to this channel",
+        ));
+    }
+    let bits_here = perms.channel(&channel);
+    if !has(bits_here, bits::SEND_MESSAGES) {
+        return Err(missing("SEND_MESSAGES"));
+    }
+    let now = svc.clock.now();
+    if channel.slowmode_seconds > 0
+        && !has(bits_here, bits::MANAGE_MESSAGES)
+        && !has(bits_here, bits::MANAGE_CHANNELS)
+    {
+        if let Some(last) = svc.messages.last_post(channel.id, caller.user_id).await? {
+            let elapsed = (now - last).num_milliseconds();
+            let window = i64::from(channel.slowmode_seconds) * 1000;
+            if elapsed < window {
+                let wait = ((window - elapsed) as u64).div_ceil(1000);
+                let mut err = CoreError::ecto(
+                    ErrorKind::TooManyRequests,
+                    EctoCode::SlowmodeActive,
+                    format!("Slowmode active. Try again in {wait}s"),
+                );
+                err.retry_after = Some(wait);
+                return Err(err);
+            }
+        }
+    }
+    if !input.attachment_ids.is_empty() && !has(bits_here, bits::ATTACH_FILES) {
+        return Err(missing("ATTACH_FILES"));
+    }
+    if let Some(reply) = input.reply_to {
+        match svc.messages.get(server.id, reply).await? {
+            Some(m) if m.channel_id == channel.id && !m.deleted => {}
+            _ => {
+                return Err(CoreError::not_found(
+                    EctoCode::MessageNotFound,
+                    "Replied-to message not found in this channel",
+                ))
+            }
+        }
+    }
+    let mentions = parse_mentions(content.as_deref().unwrap_or(""));
+    let may_mention_all = has(bits_here, bits::MENTION_EVERYONE);
+    let mention_everyone = mentions.everyone && may_mention_all;
+    let mention_roles: Vec<Uuid> = if may_mention_all {
+        mentions
+            .roles
+            .iter()
+            .copied()
+            .filter(|r| perms.data.roles.iter().any(|x| x.id == *r && !x.is_default))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let notified = recipients(
+        svc,
+        server,
+        &perms,
+        &channel,
+        caller.user_id,
+        &mentions.users,
+        mention_everyone,
+        &mention_roles,
+    )
+    .await?;
+    // A self-mention bumps the counter but sends no notification.
+    let mut bumps = notified.clone();
+    if mentions.users.contains(&caller.user_id) {
+        bumps.push(caller.user_id);
+    }
+    let record = MessageRecord {
+        id: new_id(),
+        server_id: server.id,
+        channel_id: channel.id,
+        author_id: caller.user_id,
+        content,
+        kind: kind::DEFAULT,
+        reply_to: input.reply_to,
+        pinned: false,
+        deleted: false,
+        mention_everyone,
+        mention_roles,
+        mention_users: mentions.users.clone(),
+        webhook_id: None,
+        webhook_name: None,
+        webhook_avatar_url: None,
+        edited_at: None,
+        created_at: now,
+    };
+    if let Err(SendRefusal::Attachment) = svc
+        .messages
+        .insert(record.clone(), input.attachment_ids, bumps)
+        .await?
+    {
+        return Err(CoreError::not_found(
+            EctoCode::AttachmentNotFound,
+            "Attachment not found",
+        ));
+    }
+    let mut message = view(svc, server.id, record, caller.user_id).await?;
+    message.nonce = input.nonce;
+    let preview: String = message
+        .content
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .take(100)
+        .collect();
+    for user in notified {
+        let payload = json!({ "channel_id": channel.id, "message_id": message.id, "author_id": caller.user_id, "content": preview });
+        publish(
+            svc,
+            server.id,
+            Scope::User(user),
+            "mention.create",
+            &payload,
+        )
+        .await;
+    }
+    publish(
+        svc,
+        server.id,
+        Scope::Channel(channel.id),
+        "message.create",
+        &message,
+    )
+    .await;
+    Ok(message)
+}
+
+/// Members to notify: mentioned users, everyone (when allowed) or holders of mentioned roles,
+/// who can read the channel; never the author.
+#[allow(clippy::too_many_arguments)]
+async fn recipients(
+    svc: &Services,
+    server: &Server,
+    perms: &Perms,
+    channel: &Channel,
+    author: Uuid,
+    users: &[Uuid],
+    everyone: bool,
+    roles: &[Uuid],
+) -> CoreResult<Vec<Uuid>> {
+    if users.is_empty() && !everyone && roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut members = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = svc.moderation.list_members(server.id, after, 1000).await?;
+        let done = batch.len() < 1000;
+        after = batch.last().map(|m| m.id);
+        members.extend(svc.moderation.member_views(server.id, &batch).await?);
+        if done {
+            break;
+        }
+    }
+    Ok(members
+        .iter()
+        .filter(|m| m.user_id != author)
+        .filter(|m| {
+            everyone || users.contains(&m.user_id) || m.roles.iter().any(|r| roles.contains(r))
+        })
+        .filter(|m| can_read(server, perms, m, channel))
+        .map(|m| m.user_id)
+        .collect())
+}
+
+async fn message_in_server(svc: &Services, server: &Server, id: Uuid) -> CoreResult<MessageRecord> {
+    match svc.messages.get(server.id, id).await? {
+        Some(m) if !m.deleted => Ok(m),
+        _ => Err(message_not_found()),
+    }
+}
+
+/// `messages.update`: the author edits; the old text goes to the edit history.
+pub async fn update(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    id: Uuid,
+    content: String,
+) -> CoreResult<MessageView> {
+    caller.require_member()?;
+    let message = message_in_server(svc, server, id).await?;
+    if message.author_id != caller.user_id || message.webhook_id.is_some() {
+        return Err(CoreError::forbidden(
+            EctoCode::InsufficientPermissions,
+            "You can only edit your own messages",
+        ));
+    }
+    if !svc
+        .messages
+        .edit(server.id, id, &content, svc.clock.now())
+        .await?
+    {
+        return Err(message_not_found());
+    }
+    let updated = message_in_server(svc, server, id).await?;
+    let view = view(svc, server.id, updated, caller.user_id).await?;
+    publish(
+        svc,
+        server.id,
+        Scope::Channel(view.channel_id),
+        "message.update",
+        &view,
+    )
+    .await;
+    Ok(view)
+}
+
+/// `messages.delete`: the author, or MANAGE_MESSAGES in the channel (audited).
+pub async fn delete(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    id: Uuid,
+) -> CoreResult<serde_json::Value> {
+    let perms = Perms::load(svc, server, caller).await?;
+    let message = message_in_server(svc, server, id).await?;
+    let audit = if message.author_id == caller.user_id && message.webhook_id.is_none() {
+        None
+    } else {
+        let channel = svc
+            .structure
+            .channel(server.id, message.channel_id)
+            .await?
+            .ok_or_else(channel_not_found)?;
+        perms.require_in(&channel, bits::MANAGE_MESSAGES, "MANAGE_MESSAGES")?;
+        Some(entry(
+            svc,
+            server.id,
+            caller,
+            "message.delete",
+            Some(("message", id)),
+            Some(json!({ "channel_id": channel.id })),
+        ))
+    };
+    if !svc.messages.delete(server.id, id, audit).await? {
+        return Err(message_not_found());
+    }
+    publish(
+        svc,
+        server.id,
+        Scope::Channel(message.channel_id),
+        "message.delete",
+        &json!({ "id": id, "channel_id": message.channel_id }),
+    )
+    .await;
+    Ok(success())
+}
+
+/// `messages.pin` (MANAGE_MESSAGES in the channel); pinning adds a PIN_ADDED system message
+/// unless the server turned system messages off.
+pub async fn pin(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    id: Uuid,
+    pinned: bool,
+) -> CoreResult<MessageView> {
+    let perms = Perms::load(svc, server, caller).await?;
+    let message = message_in_server(svc, server, id).await?;
+    let channel = svc
+        .structure
+        .channel(server.id, message.channel_id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    perms.require_in(&channel, bits::MANAGE_MESSAGES, "MANAGE_MESSAGES")?;
+    let config = svc.servers.config(server.id).await?;
+    let system =
+        (pinned && !message.pinned && config.show_system_messages).then(|| MessageRecord {
+            id: new_id(),
+            content: None,
+            kind: kind::PIN_ADDED,
+            reply_to: Some(id),
+            pinned: false,
+            author_id: caller.user_id,
+            mention_everyone: false,
+            mention_roles: Vec::new(),
+            mention_users: Vec::new(),
+            webhook_id: None,
+            webhook_name: None,
+            webhook_avatar_url: None,
+            edited_at: None,
+            created_at: svc.clock.now(),
+            ..message.clone()
+        });
+    let audit = entry(
+        svc,
+        server.id,
+        caller,
+        "message.pin",
+        Some(("message", id)),
+        Some(json!({ "pinned": pinned })),
+    );
+    if !svc
+        .messages
+        .set_pinned(server.id, id, pinned, system.clone(), audit)
+        .await?
+    {
+        return Err(message_not_found());
+    }
+    if let Some(sys) = system {
+        let sys_view = view(svc, server.id, sys, caller.user_id).await?;
+        publish(
+            svc,
+            server.id,
+            Scope::Channel(channel.id),
+            "message.create",
+            &sys_view,
+        )
+        .await;
+    }
+    let updated = view(
+        svc,
+        server.id,
+        message_in_server(svc, server, id).await?,
+        caller.user_id,
+    )
+    .await?;
+    publish(
+        svc,
+        server.id,
+        Scope::Channel(channel.id),
+        "message.update",
+        &updated,
+    )
+    .await;
+    Ok(updated)
+}
+
+/// `messages.react`: adding needs ADD_REACTIONS, removing needs READ_MESSAGES.
+pub async fn react(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    id: Uuid,
+    emoji: &str,
+    add: bool,
+) -> CoreResult<Vec<ReactionGroup>> {
+    let perms = Perms::load(svc, server, caller).await?;
+    let message = message_in_server(svc, server, id).await?;
+    let channel = svc
+        .structure
+        .channel(server.id, message.channel_id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
+    if add {
+        perms.require_in(&channel, bits::ADD_REACTIONS, "ADD_REACTIONS")?;
+    }
+    svc.messages
+        .react(id, caller.user_id, emoji, add, svc.clock.now())
+        .await?;
+    let all = svc.messages.reactions(&[id]).await?;
+    let groups = group_reactions(&all, caller.user_id);
+    let count = groups
+        .iter()
+        .find(|g| g.emoji == emoji)
+        .map_or(0, |g| g.count);
+    let payload = json!({ "channel_id": channel.id, "message_id": id, "emoji": emoji, "user_id": caller.user_id,
+        "action": if add { "add" } else { "remove" }, "count": count });
+    publish(
+        svc,
+        server.id,
+        Scope::Channel(channel.id),
+        "message.reaction_update",
+        &payload,
+    )
+    .await;
+    Ok(groups)
+}
+
+/// What `messages.history` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageHistory {
+    pub message_id: Uuid,
+    pub edits: Vec<MessageEdit>,
+}
+
+/// `messages.history` (READ_MESSAGES, DECISIONS §3.20): earlier versions, oldest first.
+pub async fn history(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    id: Uuid,
+) -> CoreResult<MessageHistory> {
+    let perms = Perms::load(svc, server, caller).await?;
+    let message = message_in_server(svc, server, id).await?;
+    let channel = svc
+        .structure
+        .channel(server.id, message.channel_id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
+    Ok(MessageHistory {
+        message_id: id,
+        edits: svc.messages.edits(id).await?,
+    })
+}
+
+/// `read_state.update`: a readable channel of this server and a message in it.
+pub async fn mark_read(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+    message_id: Uuid,
+) -> CoreResult<serde_json::Value> {
+    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
+    perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
+    match svc.messages.get(server.id, message_id).await? {
+        Some(m) if m.channel_id == channel_id => {}
+        _ => return Err(message_not_found()),
+    }
+    svc.messages
+        .mark_read(caller.user_id, channel_id, message_id, svc.clock.now())
+        .await?;
+    Ok(success())
+}
+
+/// `read_state.markAllRead`.
+pub async fn mark_all_read(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+) -> CoreResult<serde_json::Value> {
+    caller.require_member()?;
+    svc.messages
+        .mark_all_read(server.id, caller.user_id, svc.clock.now())
+        .await?;
+    Ok(success())
+}
+
+/// `read_state.list`: the caller's read states in this server.
+pub async fn read_states(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+) -> CoreResult<Vec<ReadState>> {
+    caller.require_member()?;
+    svc.messages.read_states(server.id, caller.user_id).await
+}
