@@ -5,6 +5,8 @@
 //! are instead of copying every field into a second set of structs.
 
 mod account;
+mod activity;
+mod dm;
 mod invite;
 mod member;
 mod message;
@@ -14,6 +16,10 @@ pub mod time;
 mod token;
 
 pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};
+pub use activity::{
+    preview, ActivityItem, ActivityRecord, ActivitySource, ActivityType, PREVIEW_CHARS,
+};
+pub use dm::{Conversation, ConversationSummary, ConversationView, DmPeer, ServerDmMessage};
 pub use invite::{new_invite_code, Invite, InviteProblem, InviteView, INVITE_CODE_LEN};
 pub use member::{IdentityType, JoinOutcome, JoinPlan, Member, MemberView};
 pub use message::{
@@ -23,7 +29,7 @@ pub use message::{
 pub use server::{ConfigPatch, NewServer, Server, ServerConfig, ServerPatch, ServerView};
 pub use structure::{
     role_override, AuditEntry, BanView, Category, Channel, ChannelType, NewAudit, OverrideView,
-    PermissionData, Role, StoredOverride,
+    PermissionData, Role, StoredOverride, Webhook,
 };
 pub use token::{AccessClaims, RefreshClaims, RefreshTokenRecord};
 

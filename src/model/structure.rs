@@ -190,3 +190,16 @@ pub struct BanView {
     pub username: String,
     pub banned_by_name: String,
 }
+
+/// The protocol's Webhook (tokens are shown to those who manage webhooks).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub token: String,
+    pub created_by: Uuid,
+    #[serde(serialize_with = "iso")]
+    pub created_at: Timestamp,
+}

@@ -2,7 +2,8 @@
 //! reactions, authors and read states.
 
 use crate::model::{
-    Attachment, MessageAuthor, MessageEdit, MessageRecord, NewAudit, Reaction, ReadState, Timestamp,
+    ActivityRecord, Attachment, MessageAuthor, MessageEdit, MessageRecord, NewAudit, Reaction,
+    ReadState, Timestamp,
 };
 use crate::CoreResult;
 use async_trait::async_trait;
@@ -50,6 +51,18 @@ pub trait MessageStore: Send + Sync {
         message: MessageRecord,
         attachments: Vec<Uuid>,
         mentioned: Vec<Uuid>,
+    ) -> CoreResult<Result<(), SendRefusal>> {
+        self.insert_with_activity(message, attachments, mentioned, Vec::new())
+            .await
+    }
+    /// [`MessageStore::insert`], also inserting the `activity` items the message causes, in
+    /// the same transaction.
+    async fn insert_with_activity(
+        &self,
+        message: MessageRecord,
+        attachments: Vec<Uuid>,
+        mentioned: Vec<Uuid>,
+        activity: Vec<ActivityRecord>,
     ) -> CoreResult<Result<(), SendRefusal>>;
     /// Replaces the content, keeping the previous one in the edit history; `false` when the
     /// message is not in the server or deleted.
@@ -72,7 +85,8 @@ pub trait MessageStore: Send + Sync {
         system: Option<MessageRecord>,
         audit: NewAudit,
     ) -> CoreResult<bool>;
-    /// Adds (idempotently) or removes a reaction.
+    /// Adds (idempotently) or removes a reaction; `true` when a row was added or removed.
+    /// `activity` is inserted in the same transaction, only when an add inserted a row.
     async fn react(
         &self,
         message_id: Uuid,
@@ -80,7 +94,8 @@ pub trait MessageStore: Send + Sync {
         emoji: &str,
         add: bool,
         at: Timestamp,
-    ) -> CoreResult<()>;
+        activity: Option<ActivityRecord>,
+    ) -> CoreResult<bool>;
     /// Reactions of these messages, oldest first.
     async fn reactions(&self, message_ids: &[Uuid]) -> CoreResult<Vec<Reaction>>;
     /// Attachments linked to these messages.

@@ -3,28 +3,36 @@
 //! Every port is object-safe and held as `Arc<dyn Port>` in [`crate::Services`]. The `///` docs
 //! on each method are the contract every adapter keeps (and the contract tests check).
 
+mod activity;
 mod auth;
 mod blob;
 mod cache;
 mod clock;
+mod dms;
 mod events;
 mod health;
 mod invites;
 mod messages;
 mod roles;
+mod search;
 mod stores;
 mod structure;
+mod webhooks;
 
+pub use activity::{ActivityQuery, ActivityStore};
 pub use auth::{CentralIdentity, IdentityVerifier, PasswordHasher, TokenIssuer};
 pub use blob::{
     limited, resolve_range, too_large, Blob, BlobKey, BlobStore, ByteRange, ByteStream,
 };
 pub use cache::Cache;
 pub use clock::{Clock, SystemClock};
+pub use dms::{DmStore, NewDm, SentDm};
 pub use events::{Event, EventBus, EventStream, Scope};
 pub use health::HealthCheck;
 pub use invites::{InviteStore, NewInvite};
 pub use messages::{Cursor, MessageStore, SendRefusal};
 pub use roles::{ModerationStore, NewBan, NewRole, RolePatch, RoleStore};
+pub use search::{SearchQuery, SearchStore};
 pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};
 pub use structure::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};
+pub use webhooks::WebhookStore;

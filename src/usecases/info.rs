@@ -14,6 +14,10 @@ pub struct ServerInfo {
     pub online_count: i64,
     pub require_invite: bool,
     pub allow_local_accounts: bool,
+    /// Only for members: the channels they can read, each with its real `my_permissions`
+    /// (DECISIONS §3.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<crate::model::Channel>>,
 }
 
 /// Server-level effective bits of `member`: the owner and ADMINISTRATOR get every bit.
@@ -57,5 +61,31 @@ pub async fn info(
         allow_local_accounts: config.allow_local_accounts
             && (svc.settings.hosting_mode == crate::HostingMode::SelfHosted
                 || svc.settings.allow_local_accounts),
+        channels: match caller.filter(|c| c.member.is_some()) {
+            Some(c) => Some(readable_channels(svc, server, c).await?),
+            None => None,
+        },
     })
+}
+
+/// The channels `caller` can read, each with its effective bits.
+pub async fn readable_channels(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+) -> CoreResult<Vec<crate::model::Channel>> {
+    let perms = super::perms::Perms::load(svc, server, caller).await?;
+    Ok(svc
+        .structure
+        .channels(server.id)
+        .await?
+        .into_iter()
+        .filter_map(|mut ch| {
+            let bits = perms.channel(&ch);
+            permissions::has(bits, permissions::bits::READ_MESSAGES).then(|| {
+                ch.my_permissions = Some(bits);
+                ch
+            })
+        })
+        .collect())
 }

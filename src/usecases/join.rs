@@ -148,6 +148,7 @@ pub async fn join(
             &member_view,
         )
         .await;
+        announce_join(svc, &server, &config, member.user_id).await?;
     }
     Ok(Joined {
         server_token: tokens.server_token,
@@ -229,4 +230,66 @@ pub fn username_taken() -> CoreError {
         EctoCode::UsernameTaken,
         "Username is already taken",
     )
+}
+
+/// The MEMBER_JOIN system message in the default channel, when the server shows system
+/// messages and has a default channel.
+async fn announce_join(
+    svc: &Services,
+    server: &Server,
+    config: &crate::model::ServerConfig,
+    user_id: uuid::Uuid,
+) -> CoreResult<()> {
+    let Some(channel_id) = server
+        .default_channel_id
+        .filter(|_| config.show_system_messages)
+    else {
+        return Ok(());
+    };
+    if svc
+        .structure
+        .channel(server.id, channel_id)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let record = crate::model::MessageRecord {
+        id: new_id(),
+        server_id: server.id,
+        channel_id,
+        author_id: user_id,
+        content: None,
+        kind: crate::model::kind::MEMBER_JOIN,
+        reply_to: None,
+        pinned: false,
+        deleted: false,
+        mention_everyone: false,
+        mention_roles: Vec::new(),
+        mention_users: Vec::new(),
+        webhook_id: None,
+        webhook_name: None,
+        webhook_avatar_url: None,
+        edited_at: None,
+        created_at: svc.clock.now(),
+    };
+    if svc
+        .messages
+        .insert(record.clone(), Vec::new(), Vec::new())
+        .await?
+        .is_ok()
+    {
+        let view = super::messages::views(svc, server.id, vec![record], user_id).await?;
+        if let Some(view) = view.first() {
+            super::audit::publish(
+                svc,
+                server.id,
+                crate::ports::Scope::Channel(channel_id),
+                "message.create",
+                view,
+            )
+            .await;
+        }
+    }
+    Ok(())
 }

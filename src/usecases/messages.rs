@@ -1,14 +1,16 @@
 //! The `messages` router and `read_state`: the send pipeline of reference §7.2 with the
 //! fixes of DECISIONS §3 (own attachments only, replies within the channel, exact paging,
-//! channel ids of this server only).
+//! channel ids of this server only). Sends and reactions also write the activity items they
+//! cause (mentions, replies, reactions) in the same transaction.
 
 use super::audit::{channel_not_found, entry, publish, success};
 use super::identity::Caller;
 use super::members_admin::can_read;
 use super::perms::{missing, Perms};
 use crate::model::{
-    group_reactions, kind, parse_mentions, Channel, ChannelType, MessageAuthor, MessageEdit,
-    MessageRecord, MessageView, ReactionGroup, ReadState, Server,
+    group_reactions, kind, parse_mentions, preview, ActivityRecord, ActivityType, Channel,
+    ChannelType, MessageAuthor, MessageEdit, MessageRecord, MessageView, ReactionGroup, ReadState,
+    Server,
 };
 use crate::permissions::{bits, has};
 use crate::ports::{Cursor, Scope, SendRefusal};
@@ -36,6 +38,17 @@ async fn channel_and_perms(
         .await?
         .ok_or_else(channel_not_found)?;
     Ok((channel, perms))
+}
+
+/// The author shown for a user without any known profile.
+pub(crate) fn unknown_author(id: Uuid) -> MessageAuthor {
+    MessageAuthor {
+        id,
+        username: "Unknown".into(),
+        display_name: None,
+        avatar_url: None,
+        nickname: None,
+    }
 }
 
 /// Builds the protocol's Message objects for `records`, relative to `viewer`.
@@ -66,13 +79,7 @@ pub async fn views(
             let mut author = authors
                 .get(&m.author_id)
                 .cloned()
-                .unwrap_or_else(|| MessageAuthor {
-                    id: m.author_id,
-                    username: "Unknown".into(),
-                    display_name: None,
-                    avatar_url: None,
-                    nickname: None,
-                });
+                .unwrap_or_else(|| unknown_author(m.author_id));
             // Webhook messages keep the webhook's name and avatar (DECISIONS §3.14).
             if let Some(name) = &m.webhook_name {
                 author.username = name.clone();
@@ -218,17 +225,18 @@ pub async fn send(
     if !input.attachment_ids.is_empty() && !has(bits_here, bits::ATTACH_FILES) {
         return Err(missing("ATTACH_FILES"));
     }
-    if let Some(reply) = input.reply_to {
-        match svc.messages.get(server.id, reply).await? {
-            Some(m) if m.channel_id == channel.id && !m.deleted => {}
+    let replied = match input.reply_to {
+        Some(reply) => match svc.messages.get(server.id, reply).await? {
+            Some(m) if m.channel_id == channel.id && !m.deleted => Some(m),
             _ => {
                 return Err(CoreError::not_found(
                     EctoCode::MessageNotFound,
                     "Replied-to message not found in this channel",
                 ))
             }
-        }
-    }
+        },
+        None => None,
+    };
     let mentions = parse_mentions(content.as_deref().unwrap_or(""));
     let may_mention_all = has(bits_here, bits::MENTION_EVERYONE);
     let mention_everyone = mentions.everyone && may_mention_all;
@@ -277,9 +285,34 @@ pub async fn send(
         edited_at: None,
         created_at: now,
     };
+    // Activity (reference §7.2 steps 8–9): a mention for each notified member, and a reply
+    // for the replied-to author when not the sender, not already notified, and a reader here.
+    let mut activity: Vec<ActivityRecord> = notified
+        .iter()
+        .map(|user| activity_item(&record, *user, ActivityType::Mention, None))
+        .collect();
+    if let Some(target) = &replied {
+        if target.author_id != caller.user_id
+            && target.webhook_id.is_none()
+            && !notified.contains(&target.author_id)
+            && reads(svc, server, &perms, &channel, target.author_id).await?
+        {
+            activity.push(activity_item(
+                &record,
+                target.author_id,
+                ActivityType::Reply,
+                None,
+            ));
+        }
+    }
     if let Err(SendRefusal::Attachment) = svc
         .messages
-        .insert(record.clone(), input.attachment_ids, bumps)
+        .insert_with_activity(
+            record.clone(),
+            input.attachment_ids,
+            bumps,
+            activity.clone(),
+        )
         .await?
     {
         return Err(CoreError::not_found(
@@ -289,15 +322,9 @@ pub async fn send(
     }
     let mut message = view(svc, server.id, record, caller.user_id).await?;
     message.nonce = input.nonce;
-    let preview: String = message
-        .content
-        .as_deref()
-        .unwrap_or("")
-        .chars()
-        .take(100)
-        .collect();
+    let excerpt = preview(message.content.as_deref());
     for user in notified {
-        let payload = json!({ "channel_id": channel.id, "message_id": message.id, "author_id": caller.user_id, "content": preview });
+        let payload = json!({ "channel_id": channel.id, "message_id": message.id, "author_id": caller.user_id, "content": excerpt });
         publish(
             svc,
             server.id,
@@ -307,6 +334,7 @@ pub async fn send(
         )
         .await;
     }
+    super::activity::publish_created(svc, server, activity).await;
     publish(
         svc,
         server.id,
@@ -356,11 +384,64 @@ async fn recipients(
         .collect())
 }
 
-async fn message_in_server(svc: &Services, server: &Server, id: Uuid) -> CoreResult<MessageRecord> {
-    match svc.messages.get(server.id, id).await? {
-        Some(m) if !m.deleted => Ok(m),
-        _ => Err(message_not_found()),
+/// An activity item for `user` about `message` (by its author, in its channel).
+pub(crate) fn activity_item(
+    message: &MessageRecord,
+    user: Uuid,
+    kind: ActivityType,
+    emoji: Option<&str>,
+) -> ActivityRecord {
+    ActivityRecord {
+        id: new_id(),
+        user_id: user,
+        server_id: message.server_id,
+        kind,
+        actor_id: message.author_id,
+        message_id: Some(message.id),
+        channel_id: Some(message.channel_id),
+        conversation_id: None,
+        content_preview: Some(preview(message.content.as_deref())),
+        emoji: emoji.map(str::to_owned),
+        read: false,
+        created_at: message.created_at,
     }
+}
+
+/// Whether `user` is a member who can read `channel`: activity about a channel goes only to
+/// its readers.
+async fn reads(
+    svc: &Services,
+    server: &Server,
+    perms: &Perms,
+    channel: &Channel,
+    user: Uuid,
+) -> CoreResult<bool> {
+    let Some(member) = svc.members.get(server.id, user).await? else {
+        return Ok(false);
+    };
+    let views = svc.moderation.member_views(server.id, &[member]).await?;
+    Ok(views
+        .first()
+        .is_some_and(|v| can_read(server, perms, v, channel)))
+}
+
+/// A non-deleted message of a channel of this server, with its channel. Anything else,
+/// including a server DM's message, is NOT_FOUND 4000 (DECISIONS §3.21).
+async fn channel_message(
+    svc: &Services,
+    server: &Server,
+    id: Uuid,
+) -> CoreResult<(MessageRecord, Channel)> {
+    let message = match svc.messages.get(server.id, id).await? {
+        Some(m) if !m.deleted => m,
+        _ => return Err(message_not_found()),
+    };
+    let channel = svc
+        .structure
+        .channel(server.id, message.channel_id)
+        .await?
+        .ok_or_else(message_not_found)?;
+    Ok((message, channel))
 }
 
 /// `messages.update`: the author edits; the old text goes to the edit history.
@@ -372,7 +453,7 @@ pub async fn update(
     content: String,
 ) -> CoreResult<MessageView> {
     caller.require_member()?;
-    let message = message_in_server(svc, server, id).await?;
+    let (message, _) = channel_message(svc, server, id).await?;
     if message.author_id != caller.user_id || message.webhook_id.is_some() {
         return Err(CoreError::forbidden(
             EctoCode::InsufficientPermissions,
@@ -386,7 +467,7 @@ pub async fn update(
     {
         return Err(message_not_found());
     }
-    let updated = message_in_server(svc, server, id).await?;
+    let (updated, _) = channel_message(svc, server, id).await?;
     let view = view(svc, server.id, updated, caller.user_id).await?;
     publish(
         svc,
@@ -407,15 +488,10 @@ pub async fn delete(
     id: Uuid,
 ) -> CoreResult<serde_json::Value> {
     let perms = Perms::load(svc, server, caller).await?;
-    let message = message_in_server(svc, server, id).await?;
+    let (message, channel) = channel_message(svc, server, id).await?;
     let audit = if message.author_id == caller.user_id && message.webhook_id.is_none() {
         None
     } else {
-        let channel = svc
-            .structure
-            .channel(server.id, message.channel_id)
-            .await?
-            .ok_or_else(channel_not_found)?;
         perms.require_in(&channel, bits::MANAGE_MESSAGES, "MANAGE_MESSAGES")?;
         Some(entry(
             svc,
@@ -450,12 +526,7 @@ pub async fn pin(
     pinned: bool,
 ) -> CoreResult<MessageView> {
     let perms = Perms::load(svc, server, caller).await?;
-    let message = message_in_server(svc, server, id).await?;
-    let channel = svc
-        .structure
-        .channel(server.id, message.channel_id)
-        .await?
-        .ok_or_else(channel_not_found)?;
+    let (message, channel) = channel_message(svc, server, id).await?;
     perms.require_in(&channel, bits::MANAGE_MESSAGES, "MANAGE_MESSAGES")?;
     let config = svc.servers.config(server.id).await?;
     let system =
@@ -505,7 +576,7 @@ pub async fn pin(
     let updated = view(
         svc,
         server.id,
-        message_in_server(svc, server, id).await?,
+        channel_message(svc, server, id).await?.0,
         caller.user_id,
     )
     .await?;
@@ -530,19 +601,44 @@ pub async fn react(
     add: bool,
 ) -> CoreResult<Vec<ReactionGroup>> {
     let perms = Perms::load(svc, server, caller).await?;
-    let message = message_in_server(svc, server, id).await?;
-    let channel = svc
-        .structure
-        .channel(server.id, message.channel_id)
-        .await?
-        .ok_or_else(channel_not_found)?;
+    let (message, channel) = channel_message(svc, server, id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     if add {
         perms.require_in(&channel, bits::ADD_REACTIONS, "ADD_REACTIONS")?;
     }
-    svc.messages
-        .react(id, caller.user_id, emoji, add, svc.clock.now())
+    // A reaction added by someone else tells the author, if they can still read the channel.
+    let activity = if add
+        && message.author_id != caller.user_id
+        && message.webhook_id.is_none()
+        && reads(svc, server, &perms, &channel, message.author_id).await?
+    {
+        Some(ActivityRecord {
+            actor_id: caller.user_id,
+            created_at: svc.clock.now(),
+            ..activity_item(
+                &message,
+                message.author_id,
+                ActivityType::Reaction,
+                Some(emoji),
+            )
+        })
+    } else {
+        None
+    };
+    let added = svc
+        .messages
+        .react(
+            id,
+            caller.user_id,
+            emoji,
+            add,
+            svc.clock.now(),
+            activity.clone(),
+        )
         .await?;
+    if added {
+        super::activity::publish_created(svc, server, activity.into_iter().collect()).await;
+    }
     let all = svc.messages.reactions(&[id]).await?;
     let groups = group_reactions(&all, caller.user_id);
     let count = groups
@@ -577,12 +673,7 @@ pub async fn history(
     id: Uuid,
 ) -> CoreResult<MessageHistory> {
     let perms = Perms::load(svc, server, caller).await?;
-    let message = message_in_server(svc, server, id).await?;
-    let channel = svc
-        .structure
-        .channel(server.id, message.channel_id)
-        .await?
-        .ok_or_else(channel_not_found)?;
+    let (_, channel) = channel_message(svc, server, id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     Ok(MessageHistory {
         message_id: id,

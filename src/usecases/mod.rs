@@ -2,9 +2,11 @@
 //! enforces the protocol's rules before touching a store.
 
 pub mod account;
+pub mod activity;
 pub mod audit;
 pub mod categories;
 pub mod channels;
+pub mod dms;
 pub mod identity;
 pub mod info;
 pub mod invites;
@@ -14,9 +16,11 @@ pub mod messages;
 pub mod names;
 pub mod perms;
 pub mod roles;
+pub mod search;
 pub mod server_admin;
 pub mod server_config;
 pub mod tenancy;
 pub mod tokens;
+pub mod webhooks;
 
 pub use identity::{authenticate, Caller};

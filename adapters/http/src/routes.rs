@@ -95,3 +95,83 @@ pub async fn create_server(
         Err(e) => plain_error(&e.into()),
     }
 }
+
+/// A plain `{"error": message}` answer (the non-tRPC routes' format).
+fn route_error(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+#[derive(Deserialize)]
+struct WebhookBody {
+    content: Option<serde_json::Value>,
+    username: Option<String>,
+    avatar_url: Option<String>,
+}
+
+/// `POST /webhooks/{id}/{token}`: posts a message as the webhook (body at most 1 MB).
+pub async fn execute_webhook(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let (id, token) = path.into_inner();
+    let body = match read_body(&req, payload, 1_000_000).await {
+        Ok(b) => b,
+        Err(_) => return route_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+    };
+    let Ok(wire) = serde_json::from_slice::<WebhookBody>(&body) else {
+        return route_error(StatusCode::BAD_REQUEST, "Invalid JSON body");
+    };
+    let content = match wire.content {
+        Some(serde_json::Value::String(c)) if !c.trim().is_empty() => c,
+        _ => {
+            return route_error(
+                StatusCode::BAD_REQUEST,
+                "content must be a non-empty string",
+            )
+        }
+    };
+    if content.chars().count() > 4000 {
+        return route_error(
+            StatusCode::BAD_REQUEST,
+            "content must be at most 4000 characters",
+        );
+    }
+    if wire
+        .username
+        .as_ref()
+        .is_some_and(|u| u.trim().is_empty() || u.chars().count() > 80)
+    {
+        return route_error(
+            StatusCode::BAD_REQUEST,
+            "username must be 1 to 80 characters",
+        );
+    }
+    if wire.avatar_url.as_ref().is_some_and(|u| {
+        u.chars().count() > 512 || !(u.starts_with("https://") || u.starts_with("http://"))
+    }) {
+        return route_error(
+            StatusCode::BAD_REQUEST,
+            "avatar_url must be an http(s) URL of at most 512 characters",
+        );
+    }
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        return route_error(StatusCode::NOT_FOUND, "Webhook not found or invalid token");
+    };
+    let post = ecto_core::usecases::webhooks::WebhookPost {
+        content,
+        username: wire.username,
+        avatar_url: wire.avatar_url,
+    };
+    match ecto_core::usecases::webhooks::execute(&state.services, id, &token, post).await {
+        Ok(message) => HttpResponse::Ok().json(message),
+        Err(e) => {
+            let err = ApiError::from(e);
+            let status = StatusCode::from_u16(err.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            route_error(status, &err.message)
+        }
+    }
+}

@@ -82,6 +82,10 @@ pub fn serve(
                 "/invite/{code}",
                 web::get().guard(landing::wants_html()).to(landing::invite),
             )
+            .route(
+                "/webhooks/{id}/{token}",
+                web::post().to(routes::execute_webhook),
+            )
             .route("/trpc/{path}", web::route().to(trpc::handle))
             .default_service(web::route().to(trpc::not_found))
     })

@@ -253,6 +253,60 @@ macro_rules! insert_audit {
     }};
 }
 
+/// Inserts a `MessageRecord` on `$conn` (inside the caller's transaction); the schema of the
+/// current `db_run!` arm must be in scope.
+macro_rules! insert_message {
+    ($conn:expr, $m:expr) => {{
+        let m = &$m;
+        diesel::insert_into(messages::table)
+            .values((
+                messages::id.eq($crate::types::DbId(m.id)),
+                messages::server_id.eq($crate::types::DbId(m.server_id)),
+                messages::channel_id.eq($crate::types::DbId(m.channel_id)),
+                messages::author_id.eq($crate::types::DbId(m.author_id)),
+                messages::content.eq(m.content.as_deref()),
+                messages::type_.eq(m.kind),
+                messages::reply_to.eq(m.reply_to.map($crate::types::DbId)),
+                messages::pinned.eq(m.pinned),
+                messages::deleted.eq(false),
+                messages::mention_everyone.eq(m.mention_everyone),
+                messages::mention_roles.eq($crate::rows::ids_to_json(&m.mention_roles)),
+                messages::mention_users.eq($crate::rows::ids_to_json(&m.mention_users)),
+                messages::webhook_id.eq(m.webhook_id.map($crate::types::DbId)),
+                messages::webhook_name.eq(m.webhook_name.as_deref()),
+                messages::webhook_avatar_url.eq(m.webhook_avatar_url.as_deref()),
+                messages::created_at.eq(m.created_at),
+            ))
+            .execute($conn)
+            .await
+    }};
+}
+
+/// Inserts an `ActivityRecord` on `$conn` (inside the caller's transaction); the schema of the
+/// current `db_run!` arm must be in scope.
+macro_rules! insert_activity {
+    ($conn:expr, $item:expr) => {{
+        let i = &$item;
+        diesel::insert_into(activity_items::table)
+            .values((
+                activity_items::id.eq($crate::types::DbId(i.id)),
+                activity_items::user_id.eq($crate::types::DbId(i.user_id)),
+                activity_items::server_id.eq($crate::types::DbId(i.server_id)),
+                activity_items::type_.eq(i.kind.as_str()),
+                activity_items::actor_id.eq($crate::types::DbId(i.actor_id)),
+                activity_items::message_id.eq(i.message_id.map($crate::types::DbId)),
+                activity_items::channel_id.eq(i.channel_id.map($crate::types::DbId)),
+                activity_items::conversation_id.eq(i.conversation_id.map($crate::types::DbId)),
+                activity_items::content_preview.eq(i.content_preview.as_deref()),
+                activity_items::emoji.eq(i.emoji.as_deref()),
+                activity_items::read.eq(i.read),
+                activity_items::created_at.eq(i.created_at),
+            ))
+            .execute($conn)
+            .await
+    }};
+}
+
 /// Deletes a membership with its read states for the server's channels and DM
 /// conversations (roles and refresh tokens go by cascade); evaluates to the number of member
 /// rows deleted. For use inside a transaction of a `db_run!` arm.

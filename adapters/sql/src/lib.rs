@@ -7,6 +7,8 @@
 #[macro_use]
 mod db;
 mod accounts;
+mod activity;
+mod dms;
 mod invites;
 mod members;
 mod messages;
@@ -14,10 +16,12 @@ mod roles;
 mod rows;
 mod schema_pg;
 mod schema_sqlite;
+mod search;
 mod servers;
 mod structure;
 mod tokens;
 mod types;
+mod webhooks;
 
 diesel::define_sql_function! {
     /// SQL `lower()`; usernames are ASCII, where both backends agree.
@@ -25,11 +29,15 @@ diesel::define_sql_function! {
 }
 
 pub use accounts::SqlAccountStore;
+pub use activity::SqlActivityStore;
 pub use db::{Db, DbKind, SqlHealth};
+pub use dms::SqlDmStore;
 pub use invites::SqlInviteStore;
 pub use members::SqlMemberStore;
 pub use messages::SqlMessageStore;
 pub use roles::{SqlModerationStore, SqlRoleStore};
+pub use search::SqlSearchStore;
 pub use servers::SqlServerStore;
 pub use structure::SqlStructureStore;
 pub use tokens::SqlRefreshTokenStore;
+pub use webhooks::SqlWebhookStore;

@@ -1,7 +1,7 @@
 //! [`MessageStore`] on SQL.
 
 use crate::db::{db_error, Db};
-use crate::rows::{ids_to_json, MessageRow};
+use crate::rows::MessageRow;
 use crate::types::DbId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,7 +9,8 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ecto_core::model::{
-    Attachment, MessageAuthor, MessageEdit, MessageRecord, NewAudit, Reaction, ReadState, Timestamp,
+    ActivityRecord, Attachment, MessageAuthor, MessageEdit, MessageRecord, NewAudit, Reaction,
+    ReadState, Timestamp,
 };
 use ecto_core::ports::{Cursor, MessageStore, SendRefusal};
 use ecto_core::{new_id, CoreResult};
@@ -18,34 +19,6 @@ use uuid::Uuid;
 
 /// Messages, reactions, attachments links, edits and read states.
 pub struct SqlMessageStore(pub Db);
-
-/// Inserts a message record (inside a transaction of a `db_run!` arm).
-macro_rules! insert_message {
-    ($conn:expr, $m:expr) => {{
-        let m = &$m;
-        diesel::insert_into(messages::table)
-            .values((
-                messages::id.eq(DbId(m.id)),
-                messages::server_id.eq(DbId(m.server_id)),
-                messages::channel_id.eq(DbId(m.channel_id)),
-                messages::author_id.eq(DbId(m.author_id)),
-                messages::content.eq(m.content.as_deref()),
-                messages::type_.eq(m.kind),
-                messages::reply_to.eq(m.reply_to.map(DbId)),
-                messages::pinned.eq(m.pinned),
-                messages::deleted.eq(false),
-                messages::mention_everyone.eq(m.mention_everyone),
-                messages::mention_roles.eq(ids_to_json(&m.mention_roles)),
-                messages::mention_users.eq(ids_to_json(&m.mention_users)),
-                messages::webhook_id.eq(m.webhook_id.map(DbId)),
-                messages::webhook_name.eq(m.webhook_name.as_deref()),
-                messages::webhook_avatar_url.eq(m.webhook_avatar_url.as_deref()),
-                messages::created_at.eq(m.created_at),
-            ))
-            .execute($conn)
-            .await
-    }};
-}
 
 #[async_trait]
 impl MessageStore for SqlMessageStore {
@@ -117,16 +90,18 @@ impl MessageStore for SqlMessageStore {
         })
     }
 
-    async fn insert(
+    async fn insert_with_activity(
         &self,
         message: MessageRecord,
         attachments: Vec<Uuid>,
         mentioned: Vec<Uuid>,
+        activity: Vec<ActivityRecord>,
     ) -> CoreResult<Result<(), SendRefusal>> {
         db_run!(self.0, write, |conn| {
             let message = message.clone();
             let attachments = attachments.clone();
             let mentioned = mentioned.clone();
+            let activity = activity.clone();
             conn.transaction(async move |conn| {
                 insert_message!(conn, message)?;
                 for attachment in &attachments {
@@ -159,6 +134,9 @@ impl MessageStore for SqlMessageStore {
                         .set(read_states::mention_count.eq(read_states::mention_count + 1))
                         .execute(conn)
                         .await?;
+                }
+                for item in &activity {
+                    insert_activity!(conn, item)?;
                 }
                 Ok(())
             })
@@ -284,33 +262,44 @@ impl MessageStore for SqlMessageStore {
         emoji: &str,
         add: bool,
         at: Timestamp,
-    ) -> CoreResult<()> {
+        activity: Option<ActivityRecord>,
+    ) -> CoreResult<bool> {
         let emoji = emoji.to_owned();
         db_run!(self.0, write, |conn| {
-            if add {
-                diesel::insert_into(reactions::table)
-                    .values((
-                        reactions::id.eq(DbId(new_id())),
-                        reactions::message_id.eq(DbId(message_id)),
-                        reactions::user_id.eq(DbId(user_id)),
-                        reactions::emoji.eq(&emoji),
-                        reactions::created_at.eq(at),
-                    ))
-                    .on_conflict((reactions::message_id, reactions::user_id, reactions::emoji))
-                    .do_nothing()
+            let emoji = emoji.clone();
+            let activity = activity.clone();
+            conn.transaction(async move |conn| {
+                let n = if add {
+                    diesel::insert_into(reactions::table)
+                        .values((
+                            reactions::id.eq(DbId(new_id())),
+                            reactions::message_id.eq(DbId(message_id)),
+                            reactions::user_id.eq(DbId(user_id)),
+                            reactions::emoji.eq(&emoji),
+                            reactions::created_at.eq(at),
+                        ))
+                        .on_conflict((reactions::message_id, reactions::user_id, reactions::emoji))
+                        .do_nothing()
+                        .execute(conn)
+                        .await?
+                } else {
+                    diesel::delete(
+                        reactions::table
+                            .filter(reactions::message_id.eq(DbId(message_id)))
+                            .filter(reactions::user_id.eq(DbId(user_id)))
+                            .filter(reactions::emoji.eq(&emoji)),
+                    )
                     .execute(conn)
-                    .await
-            } else {
-                diesel::delete(
-                    reactions::table
-                        .filter(reactions::message_id.eq(DbId(message_id)))
-                        .filter(reactions::user_id.eq(DbId(user_id)))
-                        .filter(reactions::emoji.eq(&emoji)),
-                )
-                .execute(conn)
-                .await
-            }
-            .map(|_| ())
+                    .await?
+                };
+                if add && n > 0 {
+                    if let Some(item) = &activity {
+                        insert_activity!(conn, item)?;
+                    }
+                }
+                Ok::<bool, DieselError>(n > 0)
+            })
+            .await
             .map_err(db_error)
         })
     }

@@ -1,12 +1,16 @@
 //! Front-door API tests: each runs against a spawned server, once per hosting profile.
 
+mod activity;
 mod admin;
+mod dms;
 mod join;
 mod managed;
 mod members;
 mod messages;
 mod ready;
+mod search;
 mod self_hosted_restart;
 mod structure;
 mod tokens;
+mod webhooks;
 mod wire;

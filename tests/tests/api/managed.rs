@@ -456,3 +456,195 @@ async fn administration_refuses_ids_of_another_server() {
         owner_b.user_id.as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_never_crosses_servers() {
+    let mut app = TestApp::spawn(Profile::Managed).await;
+    let a_address = app.server_address.clone().expect("address");
+    let owner_a = app.register(&unique("a"), "password-1").await;
+    let ch_a = app
+        .mutate(
+            "channels.create",
+            json!({ "name": "a", "type": "text" }),
+            Some(&owner_a.token),
+        )
+        .await
+        .1;
+    app.mutate(
+        "messages.send",
+        json!({ "channel_id": ch_a["result"]["data"]["id"], "content": "platypus here" }),
+        Some(&owner_a.token),
+    )
+    .await;
+    let b_address = format!("{}.test.ecto", unique("b"));
+    app.provision(&b_address, "B").await;
+    app.server_address = Some(b_address);
+    let owner_b = app.register(&unique("b"), "password-1").await;
+    let ch_b = app
+        .mutate(
+            "channels.create",
+            json!({ "name": "b", "type": "text" }),
+            Some(&owner_b.token),
+        )
+        .await
+        .1;
+    app.mutate(
+        "messages.send",
+        json!({ "channel_id": ch_b["result"]["data"]["id"], "content": "platypus elsewhere" }),
+        Some(&owner_b.token),
+    )
+    .await;
+    let (_, body) = app
+        .query(
+            "search.search",
+            Some(json!({ "query": "platypus" })),
+            Some(&owner_b.token),
+        )
+        .await;
+    let found: Vec<&str> = body["result"]["data"]["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(found, vec!["platypus elsewhere"]);
+    app.server_address = Some(a_address);
+    let (status, body) = app
+        .query(
+            "search.search",
+            Some(json!({ "query": "platypus", "channel_id": ch_b["result"]["data"]["id"] })),
+            Some(&owner_a.token),
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(3000))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_dms_and_activity_of_another_server_are_not_found() {
+    let mut app = TestApp::spawn(Profile::Managed).await;
+    let a_address = app.server_address.clone().expect("address");
+    let owner_a = app.register(&unique("a"), "password-1").await;
+    // Two central users are members of both servers, with the same user ids on each.
+    let (one, _) = ecto_tests::FakeCentral::token_for("dm_one");
+    let (two, _) = ecto_tests::FakeCentral::token_for("dm_two");
+    let one_a = TestApp::session(app.mutate("server.join", json!({}), Some(&one)).await.1);
+    let two_a = TestApp::session(app.mutate("server.join", json!({}), Some(&two)).await.1);
+    let dms_on = json!({ "allow_member_dms": true });
+    let (status, _) = app
+        .mutate("serverConfig.update", dms_on.clone(), Some(&owner_a.token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let b_address = format!("{}.test.ecto", unique("b"));
+    app.provision(&b_address, "B").await;
+    app.server_address = Some(b_address.clone());
+    let owner_b = app.register(&unique("b"), "password-1").await;
+    let only_b = app.register(&unique("ob"), "password-2").await;
+    let one_b = TestApp::session(app.mutate("server.join", json!({}), Some(&one)).await.1);
+    let two_b = TestApp::session(app.mutate("server.join", json!({}), Some(&two)).await.1);
+    assert_eq!(one_a.user_id, one_b.user_id);
+    let (status, _) = app
+        .mutate("serverConfig.update", dms_on, Some(&owner_b.token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .mutate(
+            "serverDms.send",
+            json!({ "recipient_id": two_b.user_id, "content": "only on b" }),
+            Some(&one_b.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let msg_b = body["result"]["data"].clone();
+    let conv_b = msg_b["conversation_id"].clone();
+    let (_, body) = app
+        .query("activity.list", Some(json!({})), Some(&two_b.token))
+        .await;
+    let item_b = body["result"]["data"]["items"][0]["id"].clone();
+    assert!(item_b.is_string(), "{body}");
+
+    app.server_address = Some(a_address);
+    let t = Some(one_a.token.as_str());
+    let (status, body) = app
+        .query(
+            "serverDms.history",
+            Some(json!({ "conversation_id": conv_b })),
+            t,
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(6002)),
+        "{body}"
+    );
+    let (status, body) = app
+        .mutate(
+            "serverDms.markRead",
+            json!({ "conversation_id": conv_b, "last_read_message_id": msg_b["id"] }),
+            t,
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(6002)),
+        "{body}"
+    );
+    for (proc_, input) in [
+        (
+            "serverDms.edit",
+            json!({ "message_id": msg_b["id"], "content": "x" }),
+        ),
+        ("serverDms.delete", json!({ "message_id": msg_b["id"] })),
+        (
+            "serverDms.react",
+            json!({ "message_id": msg_b["id"], "emoji": "x", "action": "add" }),
+        ),
+        (
+            "serverDms.send",
+            json!({ "recipient_id": two_a.user_id, "content": "x", "reply_to": msg_b["id"] }),
+        ),
+    ] {
+        let (status, body) = app.mutate(proc_, input, t).await;
+        assert_eq!(
+            (status, ecto_code(&body)),
+            (StatusCode::NOT_FOUND, Some(4000)),
+            "{proc_}: {body}"
+        );
+    }
+    let (status, body) = app
+        .mutate(
+            "serverDms.send",
+            json!({ "recipient_id": only_b.user_id, "content": "hi" }),
+            t,
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::NOT_FOUND, Some(6004)),
+        "a member of B only cannot be reached from A: {body}"
+    );
+    let (_, body) = app.query("serverDms.list", Some(json!({})), t).await;
+    assert_eq!(body["result"]["data"]["conversations"], json!([]));
+    // Activity counts and lists are per server (DECISIONS §3.3), and so is marking.
+    let t2 = Some(two_a.token.as_str());
+    let (_, body) = app.query("activity.unreadCount", None, t2).await;
+    assert_eq!(body["result"]["data"]["count"], 0, "{body}");
+    let (_, body) = app.query("activity.list", Some(json!({})), t2).await;
+    assert_eq!(body["result"]["data"]["items"], json!([]));
+    let (status, _) = app
+        .mutate("activity.markRead", json!({ "activity_ids": [item_b] }), t2)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.mutate("activity.markAllRead", json!({}), t2).await;
+    assert_eq!(status, StatusCode::OK);
+    app.server_address = Some(b_address);
+    let (_, body) = app
+        .query("activity.unreadCount", None, Some(&two_b.token))
+        .await;
+    assert_eq!(
+        body["result"]["data"]["count"], 1,
+        "B's item is untouched: {body}"
+    );
+}

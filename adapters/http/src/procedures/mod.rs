@@ -1,11 +1,15 @@
 //! Procedure registrations, one module per router.
 
+mod activity;
 mod admin;
+mod dms;
 mod members;
 mod messages;
 mod roles;
+mod search;
 mod server;
 mod structure;
+mod webhooks;
 
 use crate::trpc::Registry;
 
@@ -13,10 +17,14 @@ use crate::trpc::Registry;
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     server::register(&mut r);
+    search::register(&mut r);
     members::register(&mut r);
     messages::register(&mut r);
+    dms::register(&mut r);
+    activity::register(&mut r);
     roles::register(&mut r);
     structure::register(&mut r);
+    webhooks::register(&mut r);
     admin::register(&mut r);
     r
 }

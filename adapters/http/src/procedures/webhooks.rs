@@ -1,0 +1,78 @@
+//! The `webhooks` router.
+
+use crate::trpc::{Access, Registry};
+use crate::validate::{invalid, length, opt_length, Validate};
+use crate::ApiError;
+use ecto_core::usecases::webhooks;
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+struct Create {
+    channel_id: Uuid,
+    name: String,
+    avatar_url: Option<String>,
+}
+impl Validate for Create {
+    fn validate(&self) -> Result<(), ApiError> {
+        length("name", &self.name, 1, 80)?;
+        opt_length("avatar_url", self.avatar_url.as_deref(), 1, 512)?;
+        match &self.avatar_url {
+            Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => Err(invalid(
+                "Invalid input: `avatar_url` must be an http(s) URL",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChannelId {
+    channel_id: Uuid,
+}
+impl Validate for ChannelId {}
+
+#[derive(Deserialize)]
+struct WebhookId {
+    webhook_id: Uuid,
+}
+impl Validate for WebhookId {}
+
+pub fn register(r: &mut Registry) {
+    r.mutation(
+        "webhooks.create",
+        Access::Protected,
+        |ctx, w: Create| async move {
+            webhooks::create(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.channel_id,
+                w.name,
+                w.avatar_url,
+            )
+            .await
+        },
+    );
+    r.query(
+        "webhooks.list",
+        Access::Protected,
+        |ctx, w: ChannelId| async move {
+            webhooks::list(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id).await
+        },
+    );
+    r.mutation(
+        "webhooks.delete",
+        Access::Protected,
+        |ctx, w: WebhookId| async move {
+            webhooks::delete(&ctx.svc, &ctx.server, ctx.caller(), w.webhook_id).await
+        },
+    );
+    r.mutation(
+        "webhooks.regenerateToken",
+        Access::Protected,
+        |ctx, w: WebhookId| async move {
+            webhooks::regenerate(&ctx.svc, &ctx.server, ctx.caller(), w.webhook_id).await
+        },
+    );
+}
