@@ -29,4 +29,11 @@ pub trait ActivityStore: Send + Sync {
     async fn mark_all_read(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<u64>;
     /// How many of the user's items in the server are unread.
     async fn unread_count(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<i64>;
+    /// The user's unread items in the server, counted per item type (`mention`, `reply`,
+    /// `reaction`, `server_dm`); types without unread items are absent.
+    async fn unread_by_type(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+    ) -> CoreResult<Vec<(String, i64)>>;
 }

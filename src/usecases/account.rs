@@ -85,6 +85,14 @@ pub async fn change_password(
     let hash = svc.hasher.hash(new).await?;
     // The new hash and the version bump commit together: old tokens die with the old password.
     let pair = revoke_and_reissue(svc, server.id, caller.user_id, Some(&hash)).await?;
+    super::gateway::close_sessions(
+        svc,
+        server.id,
+        Some(caller.user_id),
+        super::gateway::close::SESSION_EXPIRED,
+        "Session expired",
+    )
+    .await;
     Ok(PasswordChanged {
         success: true,
         new_token: pair.server_token,
@@ -134,7 +142,17 @@ pub async fn revoke_sessions(
         .bump_token_version(server.id, target, None)
         .await?
     {
-        Some(_) => Ok(OK),
+        Some(_) => {
+            super::gateway::close_sessions(
+                svc,
+                server.id,
+                Some(target),
+                super::gateway::close::SESSION_EXPIRED,
+                "Session expired",
+            )
+            .await;
+            Ok(OK)
+        }
         None => Err(CoreError::not_found(
             EctoCode::ServerNotFound,
             "Member not found",

@@ -234,6 +234,14 @@ pub async fn kick(
         return Err(member_not_found());
     }
     announce_departure(svc, server, user_id).await;
+    super::gateway::close_sessions(
+        svc,
+        server.id,
+        Some(user_id),
+        super::gateway::close::NOT_AUTHENTICATED,
+        "Kicked",
+    )
+    .await;
     Ok(success())
 }
 
@@ -294,6 +302,14 @@ pub async fn ban(
     svc.moderation.ban(server.id, record, since, audit).await?;
     if was_member {
         announce_departure(svc, server, user_id).await;
+        super::gateway::close_sessions(
+            svc,
+            server.id,
+            Some(user_id),
+            super::gateway::close::NOT_AUTHENTICATED,
+            "Banned",
+        )
+        .await;
     }
     Ok(success())
 }

@@ -182,5 +182,13 @@ pub async fn delete(
         &json!({ "id": server.id }),
     )
     .await;
+    super::gateway::close_sessions(
+        svc,
+        server.id,
+        None,
+        super::gateway::close::SERVER_SHUTTING_DOWN,
+        "Server deleted",
+    )
+    .await;
     Ok(success())
 }

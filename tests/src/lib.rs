@@ -5,6 +5,7 @@
 //! reads where they are from `ECTO_TEST_*` variables and fails loudly when they are missing.
 
 mod central;
+pub mod ws;
 
 pub use central::FakeCentral;
 
@@ -70,6 +71,8 @@ fn base_pairs(dir: &str) -> Vec<(String, String)> {
         ("http_workers".into(), "2".into()),
         ("db_pool_max".into(), "4".into()),
         ("log_level".into(), "warn".into()),
+        ("ws_identify_timeout_ms".into(), "1500".into()),
+        ("ws_heartbeat_timeout_ms".into(), "3000".into()),
     ]
 }
 
@@ -339,6 +342,11 @@ impl TestApp {
     /// Subscribes to the event bus of this app's process.
     pub async fn events(&self) -> ecto_core::ports::EventStream {
         self.services.events.subscribe().await.expect("subscribe")
+    }
+
+    /// A WebSocket client on this app's `/ws` (with this test's server address).
+    pub async fn ws(&self) -> ws::WsClient {
+        ws::WsClient::connect(&self.base, self.server_address.as_deref()).await
     }
 
     /// The self-hosted data directory.

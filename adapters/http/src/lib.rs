@@ -13,4 +13,4 @@ mod trpc;
 mod validate;
 
 pub use error::{ApiError, TrpcCode};
-pub use server::{serve, HttpState};
+pub use server::{serve, ExtraRoutes, HttpState};

@@ -47,14 +47,20 @@ async fn preflight(
         .map(ServiceResponse::map_into_left_body)
 }
 
-/// Starts serving on `listener` with `workers` threads; the returned server runs until stopped.
+/// Routes another inbound adapter (the gateway) mounts next to these.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// Starts serving on `listener` with `workers` threads, with `extra` routes mounted before the
+/// fall-through; the returned server runs until stopped.
 pub fn serve(
     state: HttpState,
     listener: TcpListener,
     workers: usize,
+    extra: Option<ExtraRoutes>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::from(Arc::new(state));
     let server = HttpServer::new(move || {
+        let extra = extra.clone();
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(state.max_json_body))
@@ -70,6 +76,11 @@ pub fn serve(
                     ))
                     .add(("Access-Control-Max-Age", "86400")),
             )
+            .configure(move |cfg| {
+                if let Some(extra) = &extra {
+                    extra(cfg);
+                }
+            })
             .route("/health", web::route().to(routes::health))
             .route("/ready", web::get().to(routes::ready))
             .route("/internal/servers", web::post().to(routes::create_server))

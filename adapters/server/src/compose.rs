@@ -163,7 +163,20 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         config.max_json_body_bytes,
         config.managed_api_key.clone(),
     );
-    let server = ecto_http::serve(state, listener, workers).map_err(CoreError::internal)?;
+    let gateway = ecto_gateway::Gateway::start(
+        services.clone(),
+        ecto_gateway::GatewayConfig {
+            identify_timeout: Duration::from_millis(config.ws_identify_timeout_ms),
+            heartbeat_timeout: Duration::from_millis(config.ws_heartbeat_timeout_ms),
+            buffer_events: config.ws_resume_buffer_events,
+            buffer_age: Duration::from_secs(config.ws_resume_buffer_seconds),
+            outbound_queue: config.ws_outbound_queue,
+        },
+    )
+    .await?;
+    let routes: ecto_http::ExtraRoutes = Arc::new(ecto_gateway::configure(gateway));
+    let server =
+        ecto_http::serve(state, listener, workers, Some(routes)).map_err(CoreError::internal)?;
     spawn_token_cleanup(services.clone());
     Ok(Running {
         addr,

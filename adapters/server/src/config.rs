@@ -35,6 +35,11 @@ pub struct AppConfig {
     pub mediasoup_max_port: u16,
     pub log_json: bool,
     pub log_level: String,
+    pub ws_identify_timeout_ms: u64,
+    pub ws_heartbeat_timeout_ms: u64,
+    pub ws_resume_buffer_events: usize,
+    pub ws_resume_buffer_seconds: u64,
+    pub ws_outbound_queue: usize,
 }
 
 /// S3 settings (all five are required together).
@@ -84,6 +89,11 @@ struct Raw {
     mediasoup_max_port: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
+    ws_identify_timeout_ms: Option<String>,
+    ws_heartbeat_timeout_ms: Option<String>,
+    ws_resume_buffer_events: Option<String>,
+    ws_resume_buffer_seconds: Option<String>,
+    ws_outbound_queue: Option<String>,
 }
 
 /// A value that is present and not blank.
@@ -308,6 +318,36 @@ impl AppConfig {
             mediasoup_max_port,
             log_json,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
+            ws_identify_timeout_ms: number(
+                &mut errors,
+                "WS_IDENTIFY_TIMEOUT_MS",
+                &raw.ws_identify_timeout_ms,
+                10_000u64,
+            ),
+            ws_heartbeat_timeout_ms: number(
+                &mut errors,
+                "WS_HEARTBEAT_TIMEOUT_MS",
+                &raw.ws_heartbeat_timeout_ms,
+                90_000u64,
+            ),
+            ws_resume_buffer_events: number(
+                &mut errors,
+                "WS_RESUME_BUFFER_EVENTS",
+                &raw.ws_resume_buffer_events,
+                500usize,
+            ),
+            ws_resume_buffer_seconds: number(
+                &mut errors,
+                "WS_RESUME_BUFFER_SECONDS",
+                &raw.ws_resume_buffer_seconds,
+                300u64,
+            ),
+            ws_outbound_queue: number(
+                &mut errors,
+                "WS_OUTBOUND_QUEUE",
+                &raw.ws_outbound_queue,
+                1024usize,
+            ),
         };
         if errors.is_empty() {
             Ok(config)

@@ -128,4 +128,22 @@ impl ActivityStore for SqlActivityStore {
                 .map_err(db_error)
         })
     }
+
+    async fn unread_by_type(
+        &self,
+        server_id: Uuid,
+        user_id: Uuid,
+    ) -> CoreResult<Vec<(String, i64)>> {
+        db_run!(self.0, read, |conn| {
+            activity_items::table
+                .filter(activity_items::server_id.eq(DbId(server_id)))
+                .filter(activity_items::user_id.eq(DbId(user_id)))
+                .filter(activity_items::read.eq(false))
+                .group_by(activity_items::type_)
+                .select((activity_items::type_, diesel::dsl::count_star()))
+                .load::<(String, i64)>(conn)
+                .await
+                .map_err(db_error)
+        })
+    }
 }

@@ -34,6 +34,7 @@ async fn ready_is_503_when_a_backing_service_is_down() {
         ecto_http::HttpState::new(services, 1_000_000, None),
         listener,
         1,
+        None,
     )
     .expect("serve");
     tokio::spawn(server);

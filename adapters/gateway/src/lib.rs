@@ -1,0 +1,48 @@
+//! The WebSocket gateway (`/ws`, reference §3.3 with DECISIONS §2–3): the hello → identify →
+//! ready handshake, heartbeats, channel subscriptions, and delivery of every event the use
+//! cases publish to exactly the sessions of its scope, with a per-session sequence and a
+//! resume buffer.
+//!
+//! One dispatcher task per process reads the event bus; sessions live in a registry so that a
+//! session whose socket dropped keeps buffering events until it resumes or expires.
+
+mod registry;
+mod socket;
+
+pub use registry::{Gateway, GatewayConfig};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
+/// Routes of the gateway, for the HTTP server to mount.
+pub fn configure(
+    gateway: Arc<Gateway>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::from(gateway.clone()))
+            .route("/ws", web::get().to(ws_route));
+    }
+}
+
+async fn ws_route(
+    req: HttpRequest,
+    body: web::Payload,
+    gateway: web::Data<Gateway>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let addressing = (header("x-server-address"), header("host"));
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
+    actix_web::rt::spawn(socket::run(
+        gateway.into_inner(),
+        addressing,
+        session,
+        stream,
+    ));
+    Ok(response)
+}

@@ -1,0 +1,227 @@
+//! Sessions and the dispatcher that feeds them from the event bus.
+
+use ecto_core::model::Server;
+use ecto_core::ports::{Event, Scope};
+use ecto_core::usecases::gateway::{changes_permissions, readable, CLOSE_EVENT};
+use ecto_core::usecases::Caller;
+use ecto_core::Services;
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Gateway limits (config/default.toml, `ws_*` keys).
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub identify_timeout: Duration,
+    pub heartbeat_timeout: Duration,
+    /// A session keeps at least this many of its last events for resume...
+    pub buffer_events: usize,
+    /// ...and every event younger than this.
+    pub buffer_age: Duration,
+    /// Frames queued for one socket before it is closed for being too slow.
+    pub outbound_queue: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            identify_timeout: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(90),
+            buffer_events: 500,
+            buffer_age: Duration::from_secs(300),
+            outbound_queue: 1024,
+        }
+    }
+}
+
+/// What the dispatcher hands a socket.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Frame(Arc<str>),
+    Close(u16, String),
+}
+
+/// A session's state, shared by its socket and the dispatcher.
+pub(crate) struct SessionState {
+    pub seq: u64,
+    pub buffer: VecDeque<(u64, Instant, Arc<str>)>,
+    pub subscriptions: HashSet<Uuid>,
+    pub socket: Option<mpsc::Sender<Outbound>>,
+    pub detached_at: Option<Instant>,
+}
+
+/// One identified session.
+pub(crate) struct Session {
+    pub id: Uuid,
+    pub server: Server,
+    pub caller: Caller,
+    pub state: Mutex<SessionState>,
+}
+
+impl Session {
+    pub fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The process's sessions and the dispatcher feeding them.
+pub struct Gateway {
+    pub(crate) services: Services,
+    pub(crate) config: GatewayConfig,
+    sessions: Mutex<HashMap<Uuid, Arc<Session>>>,
+}
+
+fn frame(name: &str, data: &str, seq: u64) -> Arc<str> {
+    let name = serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into());
+    Arc::from(format!(
+        "{{\"event\":{name},\"data\":{data},\"seq\":{seq}}}"
+    ))
+}
+
+impl Gateway {
+    /// Creates the gateway and starts its dispatcher and janitor on the current runtime.
+    pub async fn start(
+        services: Services,
+        config: GatewayConfig,
+    ) -> ecto_core::CoreResult<Arc<Gateway>> {
+        let gateway = Arc::new(Gateway {
+            services,
+            config,
+            sessions: Mutex::new(HashMap::new()),
+        });
+        let mut events = gateway.services.events.subscribe().await?;
+        let dispatcher = Arc::downgrade(&gateway);
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                let Some(gateway) = dispatcher.upgrade() else {
+                    break;
+                };
+                gateway.dispatch(event);
+            }
+        });
+        let janitor = Arc::downgrade(&gateway);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                let Some(gateway) = janitor.upgrade() else {
+                    break;
+                };
+                gateway.expire_detached();
+            }
+        });
+        Ok(gateway)
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn insert(&self, session: Arc<Session>) {
+        self.sessions().insert(session.id, session);
+    }
+
+    pub(crate) fn get(&self, id: Uuid) -> Option<Arc<Session>> {
+        self.sessions().get(&id).cloned()
+    }
+
+    pub(crate) fn remove(&self, id: Uuid) {
+        self.sessions().remove(&id);
+    }
+
+    /// How many sessions (attached or waiting for a resume) the process holds.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    fn expire_detached(&self) {
+        let age = self.config.buffer_age;
+        self.sessions()
+            .retain(|_, s| s.lock().detached_at.is_none_or(|at| at.elapsed() < age));
+    }
+
+    /// Appends a frame to a session's buffer (trimmed to the configured count/age) and sends
+    /// it to its socket; a socket whose queue is full is told to close, and can resume.
+    pub(crate) fn deliver(&self, session: &Session, name: &str, data: &str) {
+        let mut state = session.lock();
+        state.seq += 1;
+        let seq = state.seq;
+        let text = frame(name, data, seq);
+        let now = Instant::now();
+        state.buffer.push_back((seq, now, text.clone()));
+        while state.buffer.len() > self.config.buffer_events
+            && state
+                .buffer
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > self.config.buffer_age)
+        {
+            state.buffer.pop_front();
+        }
+        if let Some(socket) = &state.socket {
+            if socket.try_send(Outbound::Frame(text)).is_err() {
+                let _ = socket.try_send(Outbound::Close(4000, "Outbound queue full".into()));
+                state.socket = None;
+                state.detached_at = Some(now);
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, event: Event) {
+        let targets: Vec<Arc<Session>> = self
+            .sessions()
+            .values()
+            .filter(|s| s.server.id == event.server_id)
+            .filter(|s| match event.scope {
+                Scope::Server => true,
+                Scope::User(u) => s.caller.user_id == u,
+                Scope::Channel(_) => true,
+            })
+            .cloned()
+            .collect();
+        if event.name == CLOSE_EVENT {
+            let code = event.data["code"]
+                .as_u64()
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(4000);
+            let reason = event.data["reason"].as_str().unwrap_or("").to_owned();
+            for s in targets {
+                self.remove(s.id);
+                if let Some(socket) = s.lock().socket.take() {
+                    let _ = socket.try_send(Outbound::Close(code, reason.clone()));
+                }
+            }
+            return;
+        }
+        // Serialized once per event, whatever the number of recipients.
+        let data = serde_json::to_string(&event.data).unwrap_or_else(|_| "null".into());
+        for s in &targets {
+            if let Scope::Channel(channel) = event.scope {
+                if !s.lock().subscriptions.contains(&channel) {
+                    continue;
+                }
+            }
+            self.deliver(s, &event.name, &data);
+        }
+        if changes_permissions(&event.name) {
+            for s in targets {
+                let gateway = self.clone();
+                tokio::spawn(async move { gateway.recheck(&s).await });
+            }
+        }
+    }
+
+    /// Drops subscriptions to channels the session can no longer read.
+    async fn recheck(&self, session: &Session) {
+        match readable(&self.services, &session.server, &session.caller).await {
+            Ok(visible) => session.lock().subscriptions.retain(|c| visible.contains(c)),
+            Err(e) => {
+                // Unknown rights: safer to hear nothing than too much.
+                tracing::warn!(error = %e, "permission recheck failed; dropping subscriptions");
+                session.lock().subscriptions.clear();
+            }
+        }
+    }
+}

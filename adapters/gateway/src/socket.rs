@@ -1,0 +1,415 @@
+//! One WebSocket connection: handshake, client events, and forwarding of dispatched frames.
+
+use crate::registry::{Gateway, Outbound, Session, SessionState};
+use actix_ws::{CloseCode, CloseReason};
+use ecto_core::model::Server;
+use ecto_core::new_id;
+use ecto_core::ports::{Event, Scope};
+use ecto_core::usecases::gateway::{
+    close, identify, ready, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
+};
+use ecto_core::usecases::tenancy::resolve_server;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Typing indicators: one per channel per 3 s (reference §7.1).
+const TYPING_INTERVAL: Duration = Duration::from_secs(3);
+
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+struct Conn {
+    gateway: Arc<Gateway>,
+    addressing: (Option<String>, Option<String>),
+    ws: actix_ws::Session,
+    session: Option<Arc<Session>>,
+    outbound: Option<mpsc::Receiver<Outbound>>,
+    hello_id: Uuid,
+    last_heartbeat: Instant,
+    typing: HashMap<Uuid, Instant>,
+}
+
+async fn send_json(ws: &mut actix_ws::Session, event: &str, data: Value) -> bool {
+    ws.text(json!({ "event": event, "data": data }).to_string())
+        .await
+        .is_ok()
+}
+
+/// Runs a connection until it closes.
+pub(crate) async fn run(
+    gateway: Arc<Gateway>,
+    addressing: (Option<String>, Option<String>),
+    ws: actix_ws::Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+) {
+    let hello_id = new_id();
+    let mut conn = Conn {
+        gateway: gateway.clone(),
+        addressing,
+        ws,
+        session: None,
+        outbound: None,
+        hello_id,
+        last_heartbeat: Instant::now(),
+        typing: HashMap::new(),
+    };
+    let hello = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
+    if !send_json(&mut conn.ws, "system.hello", hello).await {
+        return;
+    }
+    let identify_deadline = tokio::time::sleep(gateway.config.identify_timeout);
+    tokio::pin!(identify_deadline);
+    let mut watchdog = tokio::time::interval(Duration::from_millis(
+        (gateway.config.heartbeat_timeout.as_millis() as u64 / 3).clamp(50, 30_000),
+    ));
+    let outcome: Option<(u16, String)> = loop {
+        tokio::select! {
+            _ = &mut identify_deadline, if conn.session.is_none() => {
+                break Some((close::NOT_AUTHENTICATED, "Identify timeout".into()));
+            }
+            _ = watchdog.tick() => {
+                if conn.last_heartbeat.elapsed() > gateway.config.heartbeat_timeout {
+                    break Some((close::SESSION_TIMEOUT, "Heartbeat timeout".into()));
+                }
+            }
+            out = next_outbound(&mut conn.outbound) => match out {
+                Some(Outbound::Frame(text)) => {
+                    if conn.ws.text(text.to_string()).await.is_err() { break None; }
+                }
+                Some(Outbound::Close(code, reason)) => break Some((code, reason)),
+                None => conn.outbound = None,
+            },
+            msg = stream.next() => match msg {
+                Some(Ok(actix_ws::AggregatedMessage::Text(text))) => match conn.on_text(&text).await {
+                    Flow::Continue => {}
+                    Flow::Close(code, reason) => break Some((code, reason.into())),
+                },
+                Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
+                    if conn.ws.pong(&bytes).await.is_err() { break None; }
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => break None,
+                Some(Ok(actix_ws::AggregatedMessage::Binary(_))) => {
+                    break Some((close::INVALID_PAYLOAD, "Invalid JSON".into()));
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
+                Some(Err(_)) => break Some((close::INVALID_PAYLOAD, "Invalid frame".into())),
+            },
+        }
+    };
+    // The session stays for a resume unless it was closed on purpose.
+    if let Some(session) = &conn.session {
+        let mut state = session.lock();
+        state.socket = None;
+        state.detached_at = Some(Instant::now());
+    }
+    let reason = outcome.map(|(code, description)| CloseReason {
+        code: CloseCode::Other(code),
+        description: Some(description),
+    });
+    let _ = conn.ws.close(reason).await;
+}
+
+async fn next_outbound(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
+            return Flow::Close(close::INVALID_PAYLOAD, "Invalid JSON");
+        };
+        let Some(event) = frame.get("event").and_then(Value::as_str) else {
+            return Flow::Close(close::INVALID_PAYLOAD, "Invalid JSON");
+        };
+        if frame
+            .get("seq")
+            .is_some_and(|s| !s.is_number() && !s.is_null())
+        {
+            return Flow::Close(close::INVALID_PAYLOAD, "Invalid JSON");
+        }
+        let data = frame.get("data").cloned().unwrap_or(Value::Null);
+        match (event, self.session.is_some()) {
+            ("system.identify", false) => self.on_identify(data).await,
+            ("system.identify", true) => {
+                Flow::Close(close::ALREADY_AUTHENTICATED, "Already authenticated")
+            }
+            (_, false) => Flow::Close(close::NOT_AUTHENTICATED, "Not authenticated"),
+            ("system.heartbeat", true) => {
+                self.last_heartbeat = Instant::now();
+                self.reply("system.heartbeat_ack", json!({})).await
+            }
+            ("subscribe", true) => self.on_subscribe(&data).await,
+            ("unsubscribe", true) => {
+                let Some(channel) = uuid_field(&data, "channel_id") else {
+                    return Flow::Continue;
+                };
+                if let Some(s) = &self.session {
+                    s.lock().subscriptions.remove(&channel);
+                }
+                self.reply("unsubscribed", json!({ "channel_id": channel }))
+                    .await
+            }
+            ("typing.start", true) | ("typing.stop", true) => self.on_typing(event, &data).await,
+            ("system.resume", true) => self.on_resume(&data).await,
+            // Unknown events are ignored (voice comes later).
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn reply(&mut self, event: &str, data: Value) -> Flow {
+        if send_json(&mut self.ws, event, data).await {
+            Flow::Continue
+        } else {
+            Flow::Close(close::UNKNOWN_ERROR, "Send failed")
+        }
+    }
+
+    async fn server(&self) -> Option<Server> {
+        let (addr, host) = &self.addressing;
+        resolve_server(&self.gateway.services, addr.as_deref(), host.as_deref())
+            .await
+            .ok()
+    }
+
+    async fn on_identify(&mut self, data: Value) -> Flow {
+        let Some(token) = data.get("token").and_then(Value::as_str) else {
+            return Flow::Close(close::AUTHENTICATION_FAILED, "Auth failed");
+        };
+        match data.get("protocol_version") {
+            None | Some(Value::Null) => {}
+            Some(v) if v.as_i64() == Some(PROTOCOL_VERSION) => {}
+            Some(_) => {
+                return Flow::Close(
+                    close::PROTOCOL_VERSION_MISMATCH,
+                    "Unsupported protocol version",
+                )
+            }
+        }
+        let active = match data.get("active_channel_id") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                Some(id) => Some(id),
+                None => {
+                    return Flow::Close(close::AUTHENTICATION_FAILED, "Invalid identify payload")
+                }
+            },
+        };
+        let Some(server) = self.server().await else {
+            return Flow::Close(close::UNKNOWN_ERROR, "Unknown server");
+        };
+        let svc = &self.gateway.services;
+        let caller = match identify(svc, &server, token).await {
+            Ok(Ok(caller)) => caller,
+            Ok(Err(refusal)) => return Flow::Close(refusal.code, refusal.reason),
+            Err(e) => {
+                tracing::warn!(error = %e, "identify failed");
+                return Flow::Close(close::UNKNOWN_ERROR, "Identify failed");
+            }
+        };
+        // Resume: the same user's earlier session of this server, if it still holds the gap.
+        let resume = data
+            .get("resume_seq")
+            .and_then(Value::as_u64)
+            .zip(uuid_field(&data, "session_id"));
+        if let Some((resume_seq, old_id)) = resume {
+            if let Some(session) = self.gateway.get(old_id) {
+                if session.caller.user_id == caller.user_id && session.server.id == server.id {
+                    let missed = missed_since(&session.lock(), resume_seq);
+                    if let Some(missed) = missed {
+                        return self.attach_and_resume(session, missed).await;
+                    }
+                }
+            }
+        }
+        let session_id = self.hello_id;
+        let (payload, active) = match ready(svc, &server, &caller, session_id, active, 0).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "ready failed");
+                return Flow::Close(close::UNKNOWN_ERROR, "Ready failed");
+            }
+        };
+        let session = Arc::new(Session {
+            id: session_id,
+            server,
+            caller,
+            state: Mutex::new(SessionState {
+                seq: 0,
+                buffer: VecDeque::new(),
+                subscriptions: active.into_iter().collect::<HashSet<_>>(),
+                socket: None,
+                detached_at: None,
+            }),
+        });
+        self.attach(session.clone());
+        self.gateway.insert(session);
+        match serde_json::to_value(&payload) {
+            Ok(v) => self.reply("system.ready", v).await,
+            Err(_) => Flow::Close(close::UNKNOWN_ERROR, "Ready failed"),
+        }
+    }
+
+    fn attach(&mut self, session: Arc<Session>) {
+        let (tx, rx) = mpsc::channel(self.gateway.config.outbound_queue.max(16));
+        {
+            let mut state = session.lock();
+            if let Some(previous) = state.socket.replace(tx) {
+                let _ = previous.try_send(Outbound::Close(
+                    close::SESSION_EXPIRED,
+                    "Resumed elsewhere".into(),
+                ));
+            }
+            state.detached_at = None;
+        }
+        self.outbound = Some(rx);
+        self.session = Some(session);
+    }
+
+    async fn attach_and_resume(&mut self, session: Arc<Session>, missed: Vec<Arc<str>>) -> Flow {
+        let seq = session.lock().seq;
+        self.attach(session);
+        let events = missed
+            .iter()
+            .map(|f| f.as_ref())
+            .collect::<Vec<_>>()
+            .join(",");
+        let text = format!("{{\"event\":\"system.resumed\",\"data\":{{\"events\":[{events}],\"resume_seq\":{seq}}}}}");
+        if self.ws.text(text).await.is_ok() {
+            Flow::Continue
+        } else {
+            Flow::Close(close::UNKNOWN_ERROR, "Send failed")
+        }
+    }
+
+    async fn on_resume(&mut self, data: &Value) -> Flow {
+        let Some(session) = self.session.clone() else {
+            return Flow::Continue;
+        };
+        let last = data.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
+        let (missed, seq) = {
+            let state = session.lock();
+            (missed_since(&state, last), state.seq)
+        };
+        let Some(missed) = missed else {
+            return Flow::Close(close::INVALID_SEQUENCE, "Sequence no longer available");
+        };
+        for frame in &missed {
+            if self.ws.text(frame.to_string()).await.is_err() {
+                return Flow::Close(close::UNKNOWN_ERROR, "Send failed");
+            }
+        }
+        self.reply(
+            "system.resumed",
+            json!({ "replayed": missed.len(), "resume_seq": seq }),
+        )
+        .await
+    }
+
+    async fn on_subscribe(&mut self, data: &Value) -> Flow {
+        let (Some(channel), Some(session)) = (uuid_field(data, "channel_id"), self.session.clone())
+        else {
+            return Flow::Continue;
+        };
+        let readable = ecto_core::usecases::gateway::readable(
+            &self.gateway.services,
+            &session.server,
+            &session.caller,
+        )
+        .await;
+        match readable {
+            Ok(visible) if visible.contains(&channel) => {
+                session.lock().subscriptions.insert(channel);
+                self.reply("subscribed", json!({ "channel_id": channel }))
+                    .await
+            }
+            // Not readable: silently nothing (reference §3.3).
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn on_typing(&mut self, event: &str, data: &Value) -> Flow {
+        let (Some(channel), Some(session)) = (uuid_field(data, "channel_id"), self.session.clone())
+        else {
+            return Flow::Continue;
+        };
+        if !session.lock().subscriptions.contains(&channel) {
+            return Flow::Continue;
+        }
+        let now = Instant::now();
+        let user = session.caller.user_id;
+        let payload = if event == "typing.start" {
+            if self
+                .typing
+                .get(&channel)
+                .is_some_and(|at| now.duration_since(*at) < TYPING_INTERVAL)
+            {
+                return Flow::Continue;
+            }
+            self.typing.insert(channel, now);
+            json!({ "channel_id": channel, "user_id": user, "timestamp": chrono_millis() })
+        } else {
+            self.typing.remove(&channel);
+            json!({ "channel_id": channel, "user_id": user })
+        };
+        let published = self
+            .gateway
+            .services
+            .events
+            .publish(Event::new(
+                session.server.id,
+                Scope::Channel(channel),
+                event,
+                payload,
+            ))
+            .await;
+        if let Err(e) = published {
+            tracing::warn!(error = %e, "typing event not published");
+        }
+        Flow::Continue
+    }
+}
+
+fn chrono_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn uuid_field(data: &Value, key: &str) -> Option<Uuid> {
+    data.get(key)
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// The frames after `seq`, or `None` when the buffer no longer reaches back that far.
+fn missed_since(state: &SessionState, seq: u64) -> Option<Vec<Arc<str>>> {
+    if seq > state.seq {
+        return None;
+    }
+    if seq == state.seq {
+        return Some(Vec::new());
+    }
+    let oldest = state.buffer.front().map(|(s, _, _)| *s)?;
+    if oldest > seq + 1 {
+        return None;
+    }
+    Some(
+        state
+            .buffer
+            .iter()
+            .filter(|(s, _, _)| *s > seq)
+            .map(|(_, _, f)| f.clone())
+            .collect(),
+    )
+}

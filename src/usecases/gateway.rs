@@ -1,0 +1,216 @@
+//! What the WebSocket gateway asks of the core: who a socket is, what `system.ready` carries,
+//! which channels a session may hear, and the control events that close sessions.
+
+use super::audit::publish;
+use super::identity::{authenticate, Caller};
+use super::info::{readable_channels, server_permissions};
+use super::messages::{list as list_messages, MessagePage};
+use super::perms::Perms;
+use crate::model::{Category, MemberView, Role, Server, ServerView};
+use crate::permissions::{bits, has};
+use crate::ports::{Cursor, Scope};
+use crate::{permissions, CoreResult, Services};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// The protocol version this server speaks (DECISIONS §2).
+pub const PROTOCOL_VERSION: i64 = 1;
+/// Heartbeat interval announced in `system.hello`, in milliseconds.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 30_000;
+/// Name of the internal event that closes sessions (never sent to clients).
+pub const CLOSE_EVENT: &str = "internal.close";
+
+/// WebSocket close codes (DECISIONS §2).
+pub mod close {
+    pub const UNKNOWN_ERROR: u16 = 4000;
+    pub const INVALID_PAYLOAD: u16 = 4002;
+    pub const NOT_AUTHENTICATED: u16 = 4003;
+    pub const AUTHENTICATION_FAILED: u16 = 4004;
+    pub const ALREADY_AUTHENTICATED: u16 = 4005;
+    pub const SESSION_EXPIRED: u16 = 4006;
+    pub const INVALID_SEQUENCE: u16 = 4007;
+    pub const RATE_LIMITED: u16 = 4008;
+    pub const SESSION_TIMEOUT: u16 = 4009;
+    pub const PROTOCOL_VERSION_MISMATCH: u16 = 4010;
+    pub const SERVER_SHUTTING_DOWN: u16 = 4011;
+}
+
+/// Why identify failed, with the close code to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// Resolves an identify token to a member of `server`. A token of another server, a revoked
+/// one, or a non-member is AUTHENTICATION_FAILED.
+pub async fn identify(
+    svc: &Services,
+    server: &Server,
+    token: &str,
+) -> CoreResult<Result<Caller, Refusal>> {
+    let Some(caller) = authenticate(svc, server, token).await? else {
+        return Ok(Err(Refusal {
+            code: close::AUTHENTICATION_FAILED,
+            reason: "Auth failed",
+        }));
+    };
+    if caller.member.is_none() {
+        return Ok(Err(Refusal {
+            code: close::AUTHENTICATION_FAILED,
+            reason: "Not a member",
+        }));
+    }
+    Ok(Ok(caller))
+}
+
+/// The ids of the channels `caller` can read now.
+pub async fn readable(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+) -> CoreResult<HashSet<Uuid>> {
+    Ok(readable_channels(svc, server, caller)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect())
+}
+
+/// The `system.ready` payload, scoped to the session's server (DECISIONS §3.3).
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub protocol_version: i64,
+    pub server: ServerView,
+    pub channels: Vec<crate::model::Channel>,
+    pub categories: Vec<Category>,
+    pub roles: Vec<Role>,
+    pub self_member: Option<MemberView>,
+    pub read_states: Vec<crate::model::ReadState>,
+    pub presences: Vec<serde_json::Value>,
+    pub voice_states: Vec<serde_json::Value>,
+    pub activity_unread_notifications: i64,
+    pub activity_unread_server_dms: i64,
+    pub initial_messages: Vec<crate::model::MessageView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_messages_channel_id: Option<Uuid>,
+    pub initial_messages_has_more: bool,
+    pub resume_seq: u64,
+}
+
+/// Builds `system.ready`; when `active_channel` is readable its newest 50 messages are
+/// included and the caller learns (through the second value) to subscribe to it.
+pub async fn ready(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    session_id: Uuid,
+    active_channel: Option<Uuid>,
+    resume_seq: u64,
+) -> CoreResult<(Ready, Option<Uuid>)> {
+    let perms = Perms::load(svc, server, caller).await?;
+    let channels = readable_channels(svc, server, caller).await?;
+    let manager = has(perms.server, bits::MANAGE_CHANNELS);
+    let categories = svc
+        .structure
+        .categories(server.id)
+        .await?
+        .into_iter()
+        .filter(|c| manager || channels.iter().any(|ch| ch.category_id == Some(c.id)))
+        .collect();
+    let config = svc.servers.config(server.id).await?;
+    let member = caller.require_member()?;
+    let server_bits = server_permissions(svc, server, member).await?;
+    let self_member = svc
+        .moderation
+        .member_views(server.id, std::slice::from_ref(member))
+        .await?
+        .pop();
+    let (mut notifications, mut dms) = (0, 0);
+    for item in svc
+        .activity
+        .unread_by_type(server.id, caller.user_id)
+        .await?
+    {
+        if item.0 == "server_dm" {
+            dms += item.1;
+        } else {
+            notifications += item.1;
+        }
+    }
+    let active = active_channel.filter(|id| channels.iter().any(|c| c.id == *id));
+    let initial: MessagePage = match active {
+        Some(id) => list_messages(svc, server, caller, id, Cursor::Latest, 50, false).await?,
+        None => MessagePage {
+            messages: Vec::new(),
+            has_more: false,
+        },
+    };
+    Ok((
+        Ready {
+            session_id,
+            user_id: caller.user_id,
+            protocol_version: PROTOCOL_VERSION,
+            server: ServerView::new(
+                server,
+                &config,
+                svc.settings.hosting_mode,
+                permissions::has(server_bits, bits::MANAGE_SERVER),
+            ),
+            channels,
+            categories,
+            roles: perms.data.roles.clone(),
+            self_member,
+            read_states: svc.messages.read_states(server.id, caller.user_id).await?,
+            presences: Vec::new(),
+            voice_states: Vec::new(),
+            activity_unread_notifications: notifications,
+            activity_unread_server_dms: dms,
+            initial_messages: initial.messages,
+            initial_messages_channel_id: active,
+            initial_messages_has_more: initial.has_more,
+            resume_seq,
+        },
+        active,
+    ))
+}
+
+/// Closes the sessions of `user_id` in the server (every session when `None`) with `code`.
+pub async fn close_sessions(
+    svc: &Services,
+    server_id: Uuid,
+    user_id: Option<Uuid>,
+    code: u16,
+    reason: &str,
+) {
+    let scope = match user_id {
+        Some(u) => Scope::User(u),
+        None => Scope::Server,
+    };
+    publish(
+        svc,
+        server_id,
+        scope,
+        CLOSE_EVENT,
+        &json!({ "code": code, "reason": reason }),
+    )
+    .await;
+}
+
+/// Events after which a session's channel permissions may have changed.
+pub fn changes_permissions(event: &str) -> bool {
+    matches!(
+        event,
+        "permissions.update"
+            | "role.update"
+            | "role.delete"
+            | "member.update"
+            | "channel.delete"
+            | "category.delete"
+            | "channel.update"
+    )
+}

@@ -1,0 +1,142 @@
+//! A WebSocket test client speaking the gateway's framing.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One client socket.
+pub struct WsClient {
+    stream: Stream,
+}
+
+/// What the next frame turned out to be.
+#[derive(Debug)]
+pub enum Incoming {
+    Frame(Value),
+    Closed(u16, String),
+}
+
+impl WsClient {
+    /// Connects to `/ws` of `base` (http URL), sending `X-Server-Address` when given.
+    pub async fn connect(base: &str, server_address: Option<&str>) -> WsClient {
+        let url = format!("{}/ws", base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().expect("request");
+        if let Some(addr) = server_address {
+            request
+                .headers_mut()
+                .insert("x-server-address", addr.parse().expect("header"));
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects");
+        WsClient { stream }
+    }
+
+    /// Sends `{event, data}`.
+    pub async fn send(&mut self, event: &str, data: Value) {
+        self.send_raw(&json!({ "event": event, "data": data }).to_string())
+            .await;
+    }
+
+    /// Sends a raw text frame.
+    pub async fn send_raw(&mut self, text: &str) {
+        self.stream
+            .send(Message::text(text.to_owned()))
+            .await
+            .expect("send");
+    }
+
+    /// The next text frame or the close, within `secs` seconds (panics on silence).
+    pub async fn next(&mut self, secs: u64) -> Incoming {
+        let deadline = Duration::from_secs(secs);
+        tokio::time::timeout(deadline, async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        return Incoming::Frame(serde_json::from_str(&t).expect("json frame"))
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        return match frame {
+                            Some(f) => Incoming::Closed(u16::from(f.code), f.reason.to_string()),
+                            None => Incoming::Closed(u16::from(CloseCode::Status), String::new()),
+                        }
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return Incoming::Closed(0, "dropped".into()),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("nothing received within {secs} s"))
+    }
+
+    /// The next frame, which must not be a close.
+    pub async fn frame(&mut self) -> Value {
+        match self.next(5).await {
+            Incoming::Frame(v) => v,
+            Incoming::Closed(code, reason) => {
+                panic!("closed {code} {reason} while a frame was expected")
+            }
+        }
+    }
+
+    /// The next frame named `event`, skipping others.
+    pub async fn expect(&mut self, event: &str) -> Value {
+        loop {
+            let f = self.frame().await;
+            if f["event"] == event {
+                return f;
+            }
+        }
+    }
+
+    /// Waits for the close, skipping frames; returns code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            if let Incoming::Closed(code, reason) = self.next(5).await {
+                return (code, reason);
+            }
+        }
+    }
+
+    /// Whether a frame named `event` arrives within `millis` (others are skipped).
+    pub async fn receives_within(&mut self, event: &str, millis: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(millis);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).expect("json");
+                    if v["event"] == event {
+                        return true;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => return false,
+            }
+        }
+    }
+
+    /// Reads hello, identifies, and returns `system.ready`'s data.
+    pub async fn identify(&mut self, token: &str, extra: Value) -> Value {
+        let hello = self.frame().await;
+        assert_eq!(hello["event"], "system.hello", "{hello}");
+        let mut data = json!({ "token": token, "protocol_version": 1 });
+        if let (Value::Object(d), Value::Object(e)) = (&mut data, extra) {
+            d.extend(e);
+        }
+        self.send("system.identify", data).await;
+        let ready = self.expect("system.ready").await;
+        ready["data"].clone()
+    }
+}

@@ -1,0 +1,387 @@
+//! The `/ws` gateway: handshake, close codes, subscriptions, scoped delivery, resume.
+
+use ecto_core::permissions::bits;
+use ecto_tests::ws::Incoming;
+use ecto_tests::{both_profiles, unique, Session, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
+    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
+    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
+    body["result"]["data"].clone()
+}
+
+async fn hello_identify_ready_in_order(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let channel = ok(
+        &app,
+        "channels.create",
+        json!({ "name": "general", "type": "text" }),
+        &owner,
+    )
+    .await;
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": "before you came" }),
+        &owner,
+    )
+    .await;
+    let mut ws = app.ws().await;
+    let hello = ws.frame().await;
+    assert_eq!(hello["event"], "system.hello");
+    assert_eq!(hello["data"]["heartbeat_interval"], 30000);
+    assert!(hello.get("seq").is_none(), "direct replies carry no seq");
+    ws.send(
+        "system.identify",
+        json!({ "token": owner.token, "protocol_version": 1, "active_channel_id": channel["id"] }),
+    )
+    .await;
+    let ready = ws.expect("system.ready").await["data"].clone();
+    assert_eq!(ready["user_id"], owner.user_id.as_str());
+    assert_eq!(ready["session_id"], hello["data"]["session_id"]);
+    assert_eq!(ready["protocol_version"], 1);
+    assert_eq!(ready["channels"][0]["id"], channel["id"]);
+    assert!(ready["channels"][0]["my_permissions"].is_u64());
+    assert_eq!(ready["self_member"]["user_id"], owner.user_id.as_str());
+    assert_eq!(ready["initial_messages"][0]["content"], "before you came");
+    assert_eq!(ready["initial_messages_channel_id"], channel["id"]);
+    assert!(ready["roles"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(
+        ready["server"]["discoverable"].is_boolean(),
+        "the owner gets the config keys"
+    );
+    ws.send("system.heartbeat", Value::Null).await;
+    assert_eq!(ws.expect("system.heartbeat_ack").await["data"], json!({}));
+    // Auto-subscribed to the active channel: a new message arrives with seq 1.
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": "live" }),
+        &owner,
+    )
+    .await;
+    let live = ws.expect("message.create").await;
+    assert_eq!(live["data"]["content"], "live");
+    assert_eq!(live["seq"], 1);
+}
+
+async fn protocol_errors_close_with_their_codes(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let mut ws = app.ws().await;
+    ws.frame().await;
+    ws.send_raw("this is not json").await;
+    assert_eq!(ws.closed().await.0, 4002);
+
+    let mut ws = app.ws().await;
+    ws.frame().await;
+    ws.send_raw(r#"{"data": {}}"#).await;
+    assert_eq!(ws.closed().await.0, 4002, "a frame without an event");
+
+    let mut ws = app.ws().await;
+    ws.frame().await;
+    ws.send("subscribe", json!({ "channel_id": uuid::Uuid::now_v7() }))
+        .await;
+    assert_eq!(ws.closed().await.0, 4003, "events before identify");
+
+    let mut ws = app.ws().await;
+    ws.frame().await;
+    ws.send("system.identify", json!({ "token": "not-a-token" }))
+        .await;
+    assert_eq!(ws.closed().await.0, 4004);
+
+    let mut ws = app.ws().await;
+    ws.frame().await;
+    ws.send(
+        "system.identify",
+        json!({ "token": owner.token, "protocol_version": 99 }),
+    )
+    .await;
+    assert_eq!(ws.closed().await.0, 4010);
+
+    let mut ws = app.ws().await;
+    ws.identify(&owner.token, json!({})).await;
+    ws.send("system.identify", json!({ "token": owner.token }))
+        .await;
+    assert_eq!(ws.closed().await.0, 4005, "a second identify");
+
+    let mut ws = app.ws().await;
+    ws.frame().await;
+    let (code, reason) = ws.closed().await;
+    assert_eq!((code, reason.as_str()), (4003, "Identify timeout"));
+
+    let mut ws = app.ws().await;
+    ws.identify(&owner.token, json!({})).await;
+    let (code, reason) = ws.closed().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4009, "Heartbeat timeout"),
+        "no heartbeat within the timeout"
+    );
+}
+
+async fn channel_events_reach_only_subscribers_who_can_read(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let everyone = TestApp::everyone_role(&owner);
+    let open = ok(
+        &app,
+        "channels.create",
+        json!({ "name": "open", "type": "text" }),
+        &owner,
+    )
+    .await;
+    let hidden = ok(&app, "channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
+        { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
+    let mut ws = app.ws().await;
+    let ready = ws.identify(&member.token, json!({})).await;
+    assert_eq!(
+        ready["channels"].as_array().map(Vec::len),
+        Some(1),
+        "ready lists only readable channels"
+    );
+    ws.send("subscribe", json!({ "channel_id": open["id"] }))
+        .await;
+    assert_eq!(
+        ws.expect("subscribed").await["data"]["channel_id"],
+        open["id"]
+    );
+    ws.send("subscribe", json!({ "channel_id": hidden["id"] }))
+        .await;
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": hidden["id"], "content": "secret" }),
+        &owner,
+    )
+    .await;
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": open["id"], "content": "public" }),
+        &owner,
+    )
+    .await;
+    let first = ws.expect("message.create").await;
+    assert_eq!(
+        first["data"]["content"], "public",
+        "the hidden channel's message never arrives"
+    );
+    assert!(!ws.receives_within("subscribed", 300).await);
+
+    // Losing READ_MESSAGES unsubscribes.
+    ok(&app, "channels.update", json!({ "channel_id": open["id"], "permission_overrides": [
+        { "target_type": "member", "target_id": member.user_id, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
+    ws.expect("permissions.update").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": open["id"], "content": "after" }),
+        &owner,
+    )
+    .await;
+    assert!(
+        !ws.receives_within("message.create", 800).await,
+        "nothing more from a channel it cannot read"
+    );
+
+    ws.send("unsubscribe", json!({ "channel_id": open["id"] }))
+        .await;
+    assert_eq!(
+        ws.expect("unsubscribed").await["data"]["channel_id"],
+        open["id"]
+    );
+}
+
+async fn server_and_user_events_respect_their_scope(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let other = app.register(&unique("oth"), "password-3").await;
+    let channel = ok(
+        &app,
+        "channels.create",
+        json!({ "name": "c", "type": "text" }),
+        &owner,
+    )
+    .await;
+    let mut ws_member = app.ws().await;
+    ws_member
+        .identify(&member.token, json!({ "active_channel_id": channel["id"] }))
+        .await;
+    let mut ws_other = app.ws().await;
+    ws_other
+        .identify(&other.token, json!({ "active_channel_id": channel["id"] }))
+        .await;
+    ok(
+        &app,
+        "roles.create",
+        json!({ "name": "everyone sees" }),
+        &owner,
+    )
+    .await;
+    assert!(ws_member.receives_within("role.create", 2000).await);
+    assert!(ws_other.receives_within("role.create", 2000).await);
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": format!("hi <@{}>", member.user_id) }),
+        &owner,
+    )
+    .await;
+    assert!(
+        ws_member.receives_within("mention.create", 2000).await,
+        "the mentioned user gets it"
+    );
+    assert!(
+        !ws_other.receives_within("mention.create", 500).await,
+        "nobody else does"
+    );
+}
+
+async fn kicks_bans_and_revocations_close_sessions(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let kicked = app.register(&unique("kick"), "password-2").await;
+    let banned = app.register(&unique("ban"), "password-3").await;
+    let revoked = app.register(&unique("rev"), "password-4").await;
+    let mut ws_owner = app.ws().await;
+    ws_owner.identify(&owner.token, json!({})).await;
+    let mut ws_k = app.ws().await;
+    ws_k.identify(&kicked.token, json!({})).await;
+    let mut ws_b = app.ws().await;
+    ws_b.identify(&banned.token, json!({})).await;
+    let mut ws_r = app.ws().await;
+    ws_r.identify(&revoked.token, json!({})).await;
+    ok(
+        &app,
+        "members.kick",
+        json!({ "user_id": kicked.user_id }),
+        &owner,
+    )
+    .await;
+    assert_eq!(ws_k.closed().await, (4003, "Kicked".to_string()));
+    ok(
+        &app,
+        "members.ban",
+        json!({ "user_id": banned.user_id }),
+        &owner,
+    )
+    .await;
+    assert_eq!(ws_b.closed().await, (4003, "Banned".to_string()));
+    ok(&app, "members.revokeSessions", json!({}), &revoked).await;
+    assert_eq!(ws_r.closed().await.0, 4006);
+    // A revoked token cannot identify again.
+    let mut again = app.ws().await;
+    again.frame().await;
+    again
+        .send("system.identify", json!({ "token": revoked.token }))
+        .await;
+    assert_eq!(again.closed().await.0, 4004);
+    // The owner's socket is untouched.
+    ws_owner.send("system.heartbeat", Value::Null).await;
+    assert!(matches!(ws_owner.next(5).await, Incoming::Frame(_)));
+}
+
+async fn resume_replays_exactly_the_missed_events(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let channel = ok(
+        &app,
+        "channels.create",
+        json!({ "name": "c", "type": "text" }),
+        &owner,
+    )
+    .await;
+    let mut ws = app.ws().await;
+    let ready = ws
+        .identify(&member.token, json!({ "active_channel_id": channel["id"] }))
+        .await;
+    let session_id = ready["session_id"].clone();
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": "one" }),
+        &owner,
+    )
+    .await;
+    let one = ws.expect("message.create").await;
+    let seen = one["seq"].as_u64().expect("seq");
+    drop(ws);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": "two" }),
+        &owner,
+    )
+    .await;
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": "three" }),
+        &owner,
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let mut ws = app.ws().await;
+    ws.frame().await;
+    ws.send(
+        "system.identify",
+        json!({ "token": member.token, "session_id": session_id, "resume_seq": seen }),
+    )
+    .await;
+    let resumed = ws.expect("system.resumed").await;
+    let contents: Vec<&str> = resumed["data"]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["event"] == "message.create")
+        .filter_map(|e| e["data"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        contents,
+        vec!["two", "three"],
+        "exactly the missed events, in order"
+    );
+    let seqs: Vec<u64> = resumed["data"]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1) && seqs.first() == Some(&(seen + 1)),
+        "{seqs:?}"
+    );
+    // The resumed session keeps its subscriptions and sequence.
+    ok(
+        &app,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": "four" }),
+        &owner,
+    )
+    .await;
+    let four = ws.expect("message.create").await;
+    assert_eq!(four["seq"].as_u64(), seqs.last().map(|s| s + 1));
+
+    // A gap that cannot be served gets a normal ready.
+    let mut ws2 = app.ws().await;
+    ws2.frame().await;
+    ws2.send(
+        "system.identify",
+        json!({ "token": member.token, "session_id": uuid::Uuid::now_v7(), "resume_seq": 3 }),
+    )
+    .await;
+    assert_eq!(ws2.frame().await["event"], "system.ready");
+}
+
+both_profiles!(
+    hello_identify_ready_in_order,
+    protocol_errors_close_with_their_codes,
+    channel_events_reach_only_subscribers_who_can_read,
+    server_and_user_events_respect_their_scope,
+    kicks_bans_and_revocations_close_sessions,
+    resume_replays_exactly_the_missed_events,
+);
