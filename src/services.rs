@@ -36,6 +36,8 @@ pub struct Settings {
     pub client_url: String,
     /// `SERVER_ADDRESS`: the public address of the (self-hosted) server.
     pub server_address: Option<String>,
+    /// The `rate_limit_*` settings and `trust_forwarded_for`.
+    pub rate_limits: crate::ports::RateLimits,
 }
 
 /// Which community servers this process serves.
@@ -70,6 +72,9 @@ pub struct Services {
     /// `None` when no `CENTRAL_URL` is configured.
     pub central: Option<Arc<dyn IdentityVerifier>>,
     pub cache: Arc<dyn Cache>,
+    /// Token buckets for the rate limits (memory, or Redis when configured).
+    pub rate_limiter: Arc<dyn crate::ports::RateLimiter>,
+    pub presence: Arc<dyn crate::ports::PresenceStore>,
     /// Where use cases publish what changed.
     pub events: Arc<dyn EventBus>,
     /// Uploaded files: local disk (self-hosted) or S3 (managed).

@@ -557,3 +557,89 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
         .expect("cleanup");
     assert_eq!(store.size(&big).await.expect("size"), None);
 }
+
+/// The [`RateLimiter`](crate::ports::RateLimiter) contract: the capacity is a burst, a refused
+/// check takes nothing and names a sensible wait, waiting that long frees a token, a whole
+/// window refills the bucket, keys are independent, and a capacity of 0 never limits.
+pub async fn rate_limit_contract(limiter: &dyn crate::ports::RateLimiter, sleep: &Sleep) {
+    use crate::ports::RateDecision;
+    // 4 tokens per 2 s: one every 500 ms.
+    let (capacity, per) = (4u32, Duration::from_secs(2));
+    let per_token = per / capacity;
+    let check = |k: String| async move {
+        limiter
+            .check(&k, capacity, per)
+            .await
+            .expect("rate limiter check")
+    };
+    let wait_of = |d: RateDecision, what: &str| match d {
+        RateDecision::Limited { retry_after } => retry_after,
+        RateDecision::Allowed => panic!("{what}: expected Limited, got Allowed"),
+    };
+    let k = key("rl");
+    for i in 1..=capacity {
+        assert_eq!(
+            check(k.clone()).await,
+            RateDecision::Allowed,
+            "call {i} of a burst of {capacity} is allowed"
+        );
+    }
+    let first = wait_of(check(k.clone()).await, "the call after the capacity");
+    assert!(
+        first > Duration::ZERO && first <= per_token + Duration::from_millis(1),
+        "retry_after {first:?} is the time to the next token (at most {per_token:?})"
+    );
+    assert!(
+        first >= per_token / 2,
+        "retry_after {first:?} is not far below one token's time ({per_token:?})"
+    );
+    let second = wait_of(check(k.clone()).await, "a second refused call");
+    assert!(
+        second <= first,
+        "a refused call takes nothing: {second:?} is not longer than {first:?}"
+    );
+
+    let other = key("rl");
+    assert_eq!(
+        check(other.clone()).await,
+        RateDecision::Allowed,
+        "another key has its own bucket"
+    );
+    for _ in 1..capacity {
+        check(other.clone()).await;
+    }
+    wait_of(check(other).await, "the other key, emptied");
+
+    sleep(second + Duration::from_millis(30)).await;
+    assert_eq!(
+        check(k.clone()).await,
+        RateDecision::Allowed,
+        "after retry_after one token is back"
+    );
+    wait_of(check(k.clone()).await, "only one token came back");
+
+    sleep(per + Duration::from_millis(50)).await;
+    for i in 1..=capacity {
+        assert_eq!(
+            check(k.clone()).await,
+            RateDecision::Allowed,
+            "after a whole window call {i} of {capacity} is allowed again"
+        );
+    }
+    wait_of(
+        check(k).await,
+        "the refilled bucket holds no more than its capacity",
+    );
+
+    let free = key("rl");
+    for _ in 0..10 {
+        assert_eq!(
+            limiter
+                .check(&free, 0, per)
+                .await
+                .expect("rate limiter check"),
+            RateDecision::Allowed,
+            "capacity 0 means no limit"
+        );
+    }
+}

@@ -91,7 +91,7 @@ pub struct Ready {
     pub roles: Vec<Role>,
     pub self_member: Option<MemberView>,
     pub read_states: Vec<crate::model::ReadState>,
-    pub presences: Vec<serde_json::Value>,
+    pub presences: Vec<crate::ports::Presence>,
     pub voice_states: Vec<serde_json::Value>,
     pub activity_unread_notifications: i64,
     pub activity_unread_server_dms: i64,
@@ -166,7 +166,7 @@ pub async fn ready(
             roles: perms.data.roles.clone(),
             self_member,
             read_states: svc.messages.read_states(server.id, caller.user_id).await?,
-            presences: Vec::new(),
+            presences: visible_presences(svc, server.id).await?,
             voice_states: Vec::new(),
             activity_unread_notifications: notifications,
             activity_unread_server_dms: dms,
@@ -213,4 +213,88 @@ pub fn changes_permissions(event: &str) -> bool {
             | "category.delete"
             | "channel.update"
     )
+}
+
+/// How a presence is announced (`presence.update`, server scope).
+async fn announce(svc: &Services, server_id: Uuid, presence: &crate::ports::Presence) {
+    publish(svc, server_id, Scope::Server, "presence.update", presence).await;
+}
+
+/// A session of `user_id` opened: counts it, and the user comes online if they were not.
+pub async fn session_opened(svc: &Services, server_id: Uuid, user_id: Uuid) -> CoreResult<()> {
+    svc.presence.connect(server_id, user_id).await?;
+    if svc.presence.get(server_id, user_id).await?.is_none() {
+        let presence = crate::ports::Presence {
+            user_id,
+            status: "online".into(),
+            custom_text: None,
+            last_active_at: svc.clock.now(),
+        };
+        svc.presence.set(server_id, presence.clone()).await?;
+        announce(svc, server_id, &presence).await;
+    }
+    Ok(())
+}
+
+/// A session of `user_id` closed; returns how many remain (across every process).
+pub async fn session_closed(svc: &Services, server_id: Uuid, user_id: Uuid) -> CoreResult<u64> {
+    svc.presence.disconnect(server_id, user_id).await
+}
+
+/// After the offline grace: when the user has no session left, they go offline.
+pub async fn offline_if_gone(svc: &Services, server_id: Uuid, user_id: Uuid) -> CoreResult<()> {
+    if svc.presence.connections(server_id, user_id).await? == 0
+        && svc.presence.remove(server_id, user_id).await?
+    {
+        let offline = crate::ports::Presence {
+            user_id,
+            status: "offline".into(),
+            custom_text: None,
+            last_active_at: svc.clock.now(),
+        };
+        announce(svc, server_id, &offline).await;
+    }
+    Ok(())
+}
+
+/// The client's `presence.update {status, custom_text?}`: `online`, `idle`, `dnd` or
+/// `offline` (shown as offline to others), custom text up to 128 characters. `false` when the
+/// input is invalid (ignored, as the reference does).
+pub async fn set_presence(
+    svc: &Services,
+    server_id: Uuid,
+    user_id: Uuid,
+    status: &str,
+    custom_text: Option<String>,
+) -> CoreResult<bool> {
+    if !matches!(status, "online" | "idle" | "dnd" | "offline")
+        || custom_text
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > 128)
+    {
+        return Ok(false);
+    }
+    let presence = crate::ports::Presence {
+        user_id,
+        status: status.into(),
+        custom_text: custom_text.filter(|t| !t.is_empty()),
+        last_active_at: svc.clock.now(),
+    };
+    svc.presence.set(server_id, presence.clone()).await?;
+    announce(svc, server_id, &presence).await;
+    Ok(true)
+}
+
+/// Presences of the server that others can see (not offline).
+pub async fn visible_presences(
+    svc: &Services,
+    server_id: Uuid,
+) -> CoreResult<Vec<crate::ports::Presence>> {
+    Ok(svc
+        .presence
+        .list(server_id)
+        .await?
+        .into_iter()
+        .filter(|p| p.status != "offline")
+        .collect())
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub struct ServerInfo {
     pub server: ServerView,
     pub member_count: i64,
-    /// Presence arrives with the gateway; until then nobody is counted online.
+    /// Members of this server with a visible presence (DECISIONS §3.3).
     pub online_count: i64,
     pub require_invite: bool,
     pub allow_local_accounts: bool,
@@ -56,7 +56,9 @@ pub async fn info(
     Ok(ServerInfo {
         server: ServerView::new(server, &config, svc.settings.hosting_mode, manager),
         member_count: svc.servers.member_count(server.id).await?,
-        online_count: 0,
+        online_count: super::gateway::visible_presences(svc, server.id)
+            .await?
+            .len() as i64,
         require_invite: config.require_invite,
         allow_local_accounts: config.allow_local_accounts
             && (svc.settings.hosting_mode == crate::HostingMode::SelfHosted

@@ -16,6 +16,7 @@ pub mod members_admin;
 pub mod messages;
 pub mod names;
 pub mod perms;
+pub mod rate_limit;
 pub mod roles;
 pub mod search;
 pub mod server_admin;

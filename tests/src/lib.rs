@@ -73,6 +73,7 @@ fn base_pairs(dir: &str) -> Vec<(String, String)> {
         ("log_level".into(), "warn".into()),
         ("ws_identify_timeout_ms".into(), "1500".into()),
         ("ws_heartbeat_timeout_ms".into(), "3000".into()),
+        ("ws_presence_grace_ms".into(), "600".into()),
     ]
 }
 
@@ -346,7 +347,12 @@ impl TestApp {
 
     /// A WebSocket client on this app's `/ws` (with this test's server address).
     pub async fn ws(&self) -> ws::WsClient {
-        ws::WsClient::connect(&self.base, self.server_address.as_deref()).await
+        ws::WsClient::connect(&self.base, "/ws", self.server_address.as_deref()).await
+    }
+
+    /// A WebSocket client on this app's `/notify`.
+    pub async fn notify(&self) -> ws::WsClient {
+        ws::WsClient::connect(&self.base, "/notify", self.server_address.as_deref()).await
     }
 
     /// The self-hosted data directory.

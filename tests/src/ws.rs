@@ -23,9 +23,10 @@ pub enum Incoming {
 }
 
 impl WsClient {
-    /// Connects to `/ws` of `base` (http URL), sending `X-Server-Address` when given.
-    pub async fn connect(base: &str, server_address: Option<&str>) -> WsClient {
-        let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    /// Connects to `path` (`/ws`, `/notify`) of `base` (http URL), sending `X-Server-Address`
+    /// when given.
+    pub async fn connect(base: &str, path: &str, server_address: Option<&str>) -> WsClient {
+        let url = format!("{}{path}", base.replacen("http", "ws", 1));
         let mut request = url.into_client_request().expect("request");
         if let Some(addr) = server_address {
             request

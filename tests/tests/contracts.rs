@@ -1,5 +1,5 @@
-//! Port contract suites run against every adapter: memory and Redis caches, SQLite and
-//! PostgreSQL stores (the latter two from `make test`'s services).
+//! Port contract suites run against every adapter: memory and Redis caches and rate limiters,
+//! SQLite and PostgreSQL stores (the latter two from `make test`'s services).
 
 use ecto_core::model::RefreshTokenRecord;
 use ecto_core::ports::RefreshTokenStore;
@@ -28,6 +28,50 @@ async fn redis_cache_keeps_the_cache_contract() {
         .await
         .expect("redis");
     cache_contract(&ecto_redis::RedisCache(conn), &*sleep()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_rate_limiter_keeps_the_rate_limit_contract() {
+    let limiter = Arc::new(ecto_memory::MemoryRateLimiter::default());
+    ecto_core::testing::rate_limit_contract(&*limiter, &*sleep()).await;
+    concurrent_checks_never_overdraw(limiter).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rate_limiter_keeps_the_rate_limit_contract() {
+    let prefix = format!(
+        "{}{}:",
+        required_env("ECTO_TEST_REDIS_PREFIX"),
+        ecto_tests::unique("r")
+    );
+    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
+        .await
+        .expect("redis");
+    let limiter = Arc::new(ecto_redis::RedisRateLimiter(conn));
+    ecto_core::testing::rate_limit_contract(&*limiter, &*sleep()).await;
+    concurrent_checks_never_overdraw(limiter).await;
+}
+
+/// 40 concurrent checks on a bucket of 10: exactly 10 are allowed.
+async fn concurrent_checks_never_overdraw(limiter: Arc<dyn ecto_core::ports::RateLimiter>) {
+    let key = ecto_tests::unique("race");
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let (limiter, key) = (limiter.clone(), key.clone());
+            tokio::spawn(async move {
+                limiter
+                    .check(&key, 10, std::time::Duration::from_secs(600))
+                    .await
+                    .expect("check")
+                    .is_allowed()
+            })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(allowed, 10, "concurrent checks take exactly the capacity");
 }
 
 async fn check_stores(db: Db) {

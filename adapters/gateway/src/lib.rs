@@ -6,6 +6,7 @@
 //! One dispatcher task per process reads the event bus; sessions live in a registry so that a
 //! session whose socket dropped keeps buffering events until it resumes or expires.
 
+mod notify;
 mod registry;
 mod socket;
 
@@ -20,7 +21,8 @@ pub fn configure(
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::from(gateway.clone()))
-            .route("/ws", web::get().to(ws_route));
+            .route("/ws", web::get().to(ws_route))
+            .route("/notify", web::get().to(notify_route));
     }
 }
 
@@ -39,6 +41,29 @@ async fn ws_route(
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
     actix_web::rt::spawn(socket::run(
+        gateway.into_inner(),
+        addressing,
+        session,
+        stream,
+    ));
+    Ok(response)
+}
+
+async fn notify_route(
+    req: HttpRequest,
+    body: web::Payload,
+    gateway: web::Data<Gateway>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let addressing = (header("x-server-address"), header("host"));
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(16 * 1024).aggregate_continuations();
+    actix_web::rt::spawn(notify::run(
         gateway.into_inner(),
         addressing,
         session,

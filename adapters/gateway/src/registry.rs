@@ -23,6 +23,8 @@ pub struct GatewayConfig {
     pub buffer_age: Duration,
     /// Frames queued for one socket before it is closed for being too slow.
     pub outbound_queue: usize,
+    /// How long a user without sessions stays online before `presence.update` offline.
+    pub presence_grace: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -33,6 +35,7 @@ impl Default for GatewayConfig {
             buffer_events: 500,
             buffer_age: Duration::from_secs(300),
             outbound_queue: 1024,
+            presence_grace: Duration::from_secs(15),
         }
     }
 }
@@ -67,11 +70,35 @@ impl Session {
     }
 }
 
+/// A `/notify` connection: mention pings for one user of one server, at most one per
+/// channel every 2 s.
+pub(crate) struct NotifyEntry {
+    server_id: Uuid,
+    user_id: Uuid,
+    tx: mpsc::Sender<Arc<str>>,
+    last: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl NotifyEntry {
+    pub fn new(server_id: Uuid, user_id: Uuid, tx: mpsc::Sender<Arc<str>>) -> Self {
+        Self {
+            server_id,
+            user_id,
+            tx,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Notify pings per channel are debounced to one per this interval (reference §3.6).
+const NOTIFY_DEBOUNCE: Duration = Duration::from_secs(2);
+
 /// The process's sessions and the dispatcher feeding them.
 pub struct Gateway {
     pub(crate) services: Services,
     pub(crate) config: GatewayConfig,
     sessions: Mutex<HashMap<Uuid, Arc<Session>>>,
+    notify: Mutex<HashMap<Uuid, NotifyEntry>>,
 }
 
 fn frame(name: &str, data: &str, seq: u64) -> Arc<str> {
@@ -91,6 +118,7 @@ impl Gateway {
             services,
             config,
             sessions: Mutex::new(HashMap::new()),
+            notify: Mutex::new(HashMap::new()),
         });
         let mut events = gateway.services.events.subscribe().await?;
         let dispatcher = Arc::downgrade(&gateway);
@@ -118,6 +146,47 @@ impl Gateway {
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<Uuid, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn add_notify(&self, id: Uuid, entry: NotifyEntry) {
+        self.notify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, entry);
+    }
+
+    pub(crate) fn remove_notify(&self, id: Uuid) {
+        self.notify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Pings the user's notify sockets of the server about a mention in `channel_id`.
+    fn notify_mention(&self, server_id: Uuid, user_id: Uuid, channel_id: Uuid) {
+        let now = Instant::now();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let text: Arc<str> = Arc::from(
+            serde_json::json!({ "event": "notify", "data": { "channel_id": channel_id, "ts": ts, "type": "mention" } }).to_string(),
+        );
+        let notify = self.notify.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in notify
+            .values()
+            .filter(|e| e.server_id == server_id && e.user_id == user_id)
+        {
+            let mut last = entry.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last
+                .get(&channel_id)
+                .is_some_and(|at| now.duration_since(*at) < NOTIFY_DEBOUNCE)
+            {
+                continue;
+            }
+            last.insert(channel_id, now);
+            let _ = entry.tx.try_send(text.clone());
+        }
     }
 
     pub(crate) fn insert(&self, session: Arc<Session>) {
@@ -170,6 +239,14 @@ impl Gateway {
     }
 
     fn dispatch(self: &Arc<Self>, event: Event) {
+        if let (Scope::User(user), "mention.create") = (event.scope, event.name.as_str()) {
+            if let Some(channel) = event.data["channel_id"]
+                .as_str()
+                .and_then(|c| Uuid::parse_str(c).ok())
+            {
+                self.notify_mention(event.server_id, user, channel);
+            }
+        }
         let targets: Vec<Arc<Session>> = self
             .sessions()
             .values()

@@ -6,7 +6,8 @@ use ecto_core::model::Server;
 use ecto_core::new_id;
 use ecto_core::ports::{Event, Scope};
 use ecto_core::usecases::gateway::{
-    close, identify, ready, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
+    close, identify, offline_if_gone, ready, session_closed, session_opened, set_presence,
+    HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
 };
 use ecto_core::usecases::tenancy::resolve_server;
 use futures_util::StreamExt;
@@ -19,6 +20,8 @@ use uuid::Uuid;
 
 /// Typing indicators: one per channel per 3 s (reference §7.1).
 const TYPING_INTERVAL: Duration = Duration::from_secs(3);
+/// Presence changes: one per 5 s (reference §7.1).
+const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
 
 enum Flow {
     Continue,
@@ -34,6 +37,7 @@ struct Conn {
     hello_id: Uuid,
     last_heartbeat: Instant,
     typing: HashMap<Uuid, Instant>,
+    last_presence: Option<Instant>,
 }
 
 async fn send_json(ws: &mut actix_ws::Session, event: &str, data: Value) -> bool {
@@ -59,6 +63,7 @@ pub(crate) async fn run(
         hello_id,
         last_heartbeat: Instant::now(),
         typing: HashMap::new(),
+        last_presence: None,
     };
     let hello = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
     if !send_json(&mut conn.ws, "system.hello", hello).await {
@@ -105,9 +110,29 @@ pub(crate) async fn run(
     };
     // The session stays for a resume unless it was closed on purpose.
     if let Some(session) = &conn.session {
-        let mut state = session.lock();
-        state.socket = None;
-        state.detached_at = Some(Instant::now());
+        {
+            let mut state = session.lock();
+            state.socket = None;
+            state.detached_at = Some(Instant::now());
+        }
+        let (svc, server_id, user_id) = (
+            gateway.services.clone(),
+            session.server.id,
+            session.caller.user_id,
+        );
+        let grace = gateway.config.presence_grace;
+        match session_closed(&svc, server_id, user_id).await {
+            Ok(0) => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    if let Err(e) = offline_if_gone(&svc, server_id, user_id).await {
+                        tracing::warn!(error = %e, "presence cleanup failed");
+                    }
+                });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "presence disconnect failed"),
+        }
     }
     let reason = outcome.map(|(code, description)| CloseReason {
         code: CloseCode::Other(code),
@@ -161,6 +186,7 @@ impl Conn {
             }
             ("typing.start", true) | ("typing.stop", true) => self.on_typing(event, &data).await,
             ("system.resume", true) => self.on_resume(&data).await,
+            ("presence.update", true) => self.on_presence(&data).await,
             // Unknown events are ignored (voice comes later).
             _ => Flow::Continue,
         }
@@ -252,11 +278,13 @@ impl Conn {
             }),
         });
         self.attach(session.clone());
-        self.gateway.insert(session);
-        match serde_json::to_value(&payload) {
+        self.gateway.insert(session.clone());
+        let flow = match serde_json::to_value(&payload) {
             Ok(v) => self.reply("system.ready", v).await,
             Err(_) => Flow::Close(close::UNKNOWN_ERROR, "Ready failed"),
-        }
+        };
+        self.opened(&session).await;
+        flow
     }
 
     fn attach(&mut self, session: Arc<Session>) {
@@ -277,7 +305,8 @@ impl Conn {
 
     async fn attach_and_resume(&mut self, session: Arc<Session>, missed: Vec<Arc<str>>) -> Flow {
         let seq = session.lock().seq;
-        self.attach(session);
+        self.attach(session.clone());
+        self.opened(&session).await;
         let events = missed
             .iter()
             .map(|f| f.as_ref())
@@ -289,6 +318,53 @@ impl Conn {
         } else {
             Flow::Close(close::UNKNOWN_ERROR, "Send failed")
         }
+    }
+
+    /// Counts the session as open for presence (the user comes online if they were not).
+    async fn opened(&self, session: &Session) {
+        if let Err(e) = session_opened(
+            &self.gateway.services,
+            session.server.id,
+            session.caller.user_id,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "presence connect failed");
+        }
+    }
+
+    /// `presence.update {status, custom_text?}`: one per 5 s; invalid input is ignored.
+    async fn on_presence(&mut self, data: &Value) -> Flow {
+        let Some(session) = self.session.clone() else {
+            return Flow::Continue;
+        };
+        if self
+            .last_presence
+            .is_some_and(|at| at.elapsed() < PRESENCE_INTERVAL)
+        {
+            return Flow::Continue;
+        }
+        let Some(status) = data.get("status").and_then(Value::as_str) else {
+            return Flow::Continue;
+        };
+        let text = data
+            .get("custom_text")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match set_presence(
+            &self.gateway.services,
+            session.server.id,
+            session.caller.user_id,
+            status,
+            text,
+        )
+        .await
+        {
+            Ok(true) => self.last_presence = Some(Instant::now()),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "presence update failed"),
+        }
+        Flow::Continue
     }
 
     async fn on_resume(&mut self, data: &Value) -> Flow {

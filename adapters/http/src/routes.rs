@@ -2,7 +2,7 @@
 
 use crate::error::{ApiError, TrpcCode};
 use crate::server::HttpState;
-use crate::trpc::{bearer, read_body};
+use crate::trpc::{bearer, read_body, set_retry_after};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::services::Tenancy;
 use ecto_core::usecases::tenancy::provision_server;
@@ -117,6 +117,18 @@ pub async fn execute_webhook(
 ) -> HttpResponse {
     use actix_web::http::StatusCode;
     let (id, token) = path.into_inner();
+    // Limited per webhook, before the body is read or the token compared.
+    if let Ok(webhook_id) = uuid::Uuid::parse_str(&id) {
+        if let Err(e) =
+            ecto_core::usecases::rate_limit::check_webhook(&state.services, webhook_id).await
+        {
+            let secs = e.retry_after.unwrap_or(1);
+            let mut resp = HttpResponse::TooManyRequests()
+                .json(json!({ "error": e.message, "retry_after": secs }));
+            set_retry_after(&mut resp, secs);
+            return resp;
+        }
+    }
     let body = match read_body(&req, payload, 1_000_000).await {
         Ok(b) => b,
         Err(_) => return route_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),

@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::model::Server;
+use ecto_core::usecases::rate_limit;
 use ecto_core::usecases::tenancy::resolve_server;
 use ecto_core::usecases::{authenticate, Caller};
 use ecto_core::{CoreResult, Services};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -134,9 +136,7 @@ fn error_response(err: &ApiError, path: &str) -> HttpResponse {
         &err.envelope(path),
     );
     if let Some(secs) = err.retry_after {
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+        set_retry_after(&mut resp, secs);
     }
     resp
 }
@@ -161,6 +161,32 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
         .or_else(|| value.strip_prefix("bearer "))?
         .trim();
     (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// The client's address: the connection's peer, or, when `trust_forwarded_for` is set, the
+/// first address of `X-Forwarded-For` (the peer when that is absent or not an address).
+pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    let forwarded = trust_forwarded_for
+        .then(|| {
+            req.headers()
+                .get("x-forwarded-for")?
+                .to_str()
+                .ok()?
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<IpAddr>()
+                .ok()
+        })
+        .flatten();
+    forwarded.or_else(|| req.peer_addr().map(|a| a.ip()))
+}
+
+/// The `Retry-After` header of a limited answer (whole seconds).
+pub fn set_retry_after(resp: &mut HttpResponse, secs: u64) {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
 }
 
 /// The server a request is for (self-hosted: the one server; managed: by address).
@@ -335,9 +361,16 @@ pub async fn handle(
         bearer,
     });
 
+    // Each call takes from its rate-limit buckets before anything else about it is checked.
+    let ip = client_ip(&req, svc.settings.rate_limits.trust_forwarded_for);
     let mut results = Vec::with_capacity(paths.len());
     for (path, input) in paths.iter().zip(inputs) {
-        results.push(call(registry, &ctx, path, kind, input).await);
+        let limited =
+            rate_limit::check_call(svc, ctx.server.id, ctx.caller.as_ref(), ip, path).await;
+        results.push(match limited {
+            Ok(()) => call(registry, &ctx, path, kind, input).await,
+            Err(e) => Err(e.into()),
+        });
     }
     if !batch {
         return match results.pop() {
@@ -363,10 +396,19 @@ pub async fn handle(
             Err(e) => e.envelope(p),
         })
         .collect();
-    json_response(
+    let mut resp = json_response(
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         &json!(body),
-    )
+    );
+    // A batch with limited calls waits for the longest of them.
+    if let Some(secs) = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().and_then(|e| e.retry_after))
+        .max()
+    {
+        set_retry_after(&mut resp, secs);
+    }
+    resp
 }
 
 async fn call(

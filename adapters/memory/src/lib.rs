@@ -3,6 +3,10 @@
 
 mod cache;
 mod events;
+mod presence;
+mod rate_limit;
 
 pub use cache::MemoryCache;
 pub use events::MemoryEventBus;
+pub use presence::MemoryPresenceStore;
+pub use rate_limit::MemoryRateLimiter;

@@ -2,9 +2,13 @@
 
 mod cache;
 mod events;
+mod presence;
+mod rate_limit;
 
 pub use cache::RedisCache;
 pub use events::RedisEventBus;
+pub use presence::RedisPresenceStore;
+pub use rate_limit::RedisRateLimiter;
 
 use async_trait::async_trait;
 use ecto_core::ports::HealthCheck;

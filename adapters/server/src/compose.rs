@@ -57,8 +57,16 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         })?,
     };
     let mut health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(SqlHealth(db.clone()))];
+    // Rate-limit buckets: in this process, or in Redis (below) so every process shares them.
+    let mut rate_limiter: Arc<dyn ecto_core::ports::RateLimiter> =
+        Arc::new(ecto_memory::MemoryRateLimiter::default());
     // Redis when configured (always in managed mode): state every process must share.
-    let (cache, events): (Arc<dyn Cache>, Arc<dyn EventBus>) = match &config.redis_url {
+    type Shared = (
+        Arc<dyn Cache>,
+        Arc<dyn EventBus>,
+        Arc<dyn ecto_core::ports::PresenceStore>,
+    );
+    let (cache, events, presence): Shared = match &config.redis_url {
         Some(url) => {
             let redis = RedisConn::connect(url, &config.redis_key_prefix)
                 .await
@@ -66,14 +74,17 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
                     CoreError::internal_msg(format!("cannot connect to Redis at REDIS_URL: {e}"))
                 })?;
             health.push(Arc::new(RedisHealth(redis.clone())));
+            rate_limiter = Arc::new(ecto_redis::RedisRateLimiter(redis.clone()));
             (
                 Arc::new(RedisCache(redis.clone())),
-                Arc::new(RedisEventBus::new(redis, url)?),
+                Arc::new(RedisEventBus::new(redis.clone(), url)?),
+                Arc::new(ecto_redis::RedisPresenceStore(redis)),
             )
         }
         None => (
             Arc::new(MemoryCache::default()),
             Arc::new(MemoryEventBus::default()),
+            Arc::new(ecto_memory::MemoryPresenceStore::default()),
         ),
     };
     let central: Option<Arc<dyn IdentityVerifier>> = match &config.central_url {
@@ -96,6 +107,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             allow_local_accounts: config.allow_local_accounts,
             client_url: config.client_url.clone(),
             server_address: config.server_address.clone(),
+            rate_limits: config.rate_limits,
         },
         tenancy: Tenancy::Multi,
         servers: Arc::new(SqlServerStore(db.clone())),
@@ -115,6 +127,8 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())),
         central,
         cache,
+        rate_limiter,
+        presence,
         events,
         blobs,
         clock: Arc::new(SystemClock),
@@ -171,6 +185,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
             buffer_events: config.ws_resume_buffer_events,
             buffer_age: Duration::from_secs(config.ws_resume_buffer_seconds),
             outbound_queue: config.ws_outbound_queue,
+            presence_grace: Duration::from_millis(config.ws_presence_grace_ms),
         },
     )
     .await?;

@@ -1,9 +1,11 @@
 //! Configuration: `config/default.toml` (embedded), an optional file named by `ECTO_CONFIG`,
 //! then environment variables, parsed and checked into [`AppConfig`].
 
+use ecto_core::ports::{Limit, RateLimits};
 use ecto_core::HostingMode;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -31,6 +33,8 @@ pub struct AppConfig {
     pub redis_key_prefix: String,
     pub s3: Option<S3Config>,
     pub managed_api_key: Option<String>,
+    /// The `rate_limit_*` settings and `trust_forwarded_for`.
+    pub rate_limits: RateLimits,
     pub mediasoup_min_port: u16,
     pub mediasoup_max_port: u16,
     pub log_json: bool,
@@ -40,6 +44,7 @@ pub struct AppConfig {
     pub ws_resume_buffer_events: usize,
     pub ws_resume_buffer_seconds: u64,
     pub ws_outbound_queue: usize,
+    pub ws_presence_grace_ms: u64,
 }
 
 /// S3 settings (all five are required together).
@@ -85,6 +90,11 @@ struct Raw {
     s3_access_key: Option<String>,
     s3_secret_key: Option<String>,
     managed_api_key: Option<String>,
+    rate_limit_user_per_10s: Option<String>,
+    rate_limit_ip_per_10s: Option<String>,
+    rate_limit_join_per_minute: Option<String>,
+    rate_limit_webhook_per_10s: Option<String>,
+    trust_forwarded_for: Option<String>,
     mediasoup_min_port: Option<String>,
     mediasoup_max_port: Option<String>,
     log_format: Option<String>,
@@ -94,6 +104,7 @@ struct Raw {
     ws_resume_buffer_events: Option<String>,
     ws_resume_buffer_seconds: Option<String>,
     ws_outbound_queue: Option<String>,
+    ws_presence_grace_ms: Option<String>,
 }
 
 /// A value that is present and not blank.
@@ -270,6 +281,58 @@ impl AppConfig {
         if mediasoup_min_port > mediasoup_max_port {
             errors.push("MEDIASOUP_MIN_PORT must not be above MEDIASOUP_MAX_PORT".into());
         }
+        let trust_forwarded_for = match set(&raw.trust_forwarded_for) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                errors.push(format!(
+                    "TRUST_FORWARDED_FOR: '{other}' is neither 'true' nor 'false'"
+                ));
+                false
+            }
+        };
+        // Each limit is a number of calls per window; 0 turns it off.
+        let per = |capacity: u32, secs: u64| Limit::new(capacity, Duration::from_secs(secs));
+        let rate_limits = RateLimits {
+            user: per(
+                number(
+                    &mut errors,
+                    "RATE_LIMIT_USER_PER_10S",
+                    &raw.rate_limit_user_per_10s,
+                    300u32,
+                ),
+                10,
+            ),
+            ip: per(
+                number(
+                    &mut errors,
+                    "RATE_LIMIT_IP_PER_10S",
+                    &raw.rate_limit_ip_per_10s,
+                    60u32,
+                ),
+                10,
+            ),
+            join: per(
+                number(
+                    &mut errors,
+                    "RATE_LIMIT_JOIN_PER_MINUTE",
+                    &raw.rate_limit_join_per_minute,
+                    30u32,
+                ),
+                60,
+            ),
+            webhook: per(
+                number(
+                    &mut errors,
+                    "RATE_LIMIT_WEBHOOK_PER_10S",
+                    &raw.rate_limit_webhook_per_10s,
+                    30u32,
+                ),
+                10,
+            ),
+            trust_forwarded_for,
+        };
         let config = AppConfig {
             hosting_mode,
             port,
@@ -314,6 +377,7 @@ impl AppConfig {
                 .unwrap_or_else(|| "ecto:".into()),
             s3,
             managed_api_key,
+            rate_limits,
             mediasoup_min_port,
             mediasoup_max_port,
             log_json,
@@ -348,6 +412,12 @@ impl AppConfig {
                 &raw.ws_outbound_queue,
                 1024usize,
             ),
+            ws_presence_grace_ms: number(
+                &mut errors,
+                "WS_PRESENCE_GRACE_MS",
+                &raw.ws_presence_grace_ms,
+                15_000u64,
+            ),
         };
         if errors.is_empty() {
             Ok(config)
@@ -368,6 +438,34 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert!(c.database_url.is_none());
         assert_eq!(c.upload_dir, PathBuf::from("./data/uploads"));
+        assert_eq!(c.rate_limits.join, Limit::new(30, Duration::from_secs(60)));
+        assert!(!c.rate_limits.trust_forwarded_for);
+    }
+
+    #[test]
+    fn rate_limits_are_numbers_and_zero_turns_one_off() {
+        let c = AppConfig::from_pairs(&[
+            ("rate_limit_user_per_10s", "0"),
+            ("rate_limit_webhook_per_10s", "5"),
+            ("trust_forwarded_for", "TRUE"),
+        ])
+        .expect("valid");
+        assert!(c.rate_limits.user.is_off());
+        assert_eq!(
+            c.rate_limits.webhook,
+            Limit::new(5, Duration::from_secs(10))
+        );
+        assert!(c.rate_limits.trust_forwarded_for);
+        let err = AppConfig::from_pairs(&[
+            ("rate_limit_ip_per_10s", "-1"),
+            ("trust_forwarded_for", "maybe"),
+        ])
+        .expect_err("must refuse");
+        let text = err.to_string();
+        assert!(
+            text.contains("RATE_LIMIT_IP_PER_10S") && text.contains("TRUST_FORWARDED_FOR"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -52,9 +52,13 @@ async fn hello_identify_ready_in_order(app: TestApp) {
         ready["server"]["discoverable"].is_boolean(),
         "the owner gets the config keys"
     );
+    // The session's own online presence is its first dispatched event (seq 1).
+    let presence = ws.expect("presence.update").await;
+    assert_eq!(presence["seq"].as_u64(), Some(1));
+    assert_eq!(presence["data"]["status"], "online");
     ws.send("system.heartbeat", Value::Null).await;
     assert_eq!(ws.expect("system.heartbeat_ack").await["data"], json!({}));
-    // Auto-subscribed to the active channel: a new message arrives with seq 1.
+    // Auto-subscribed to the active channel: a new message arrives next.
     ok(
         &app,
         "messages.send",
@@ -64,7 +68,7 @@ async fn hello_identify_ready_in_order(app: TestApp) {
     .await;
     let live = ws.expect("message.create").await;
     assert_eq!(live["data"]["content"], "live");
-    assert_eq!(live["seq"], 1);
+    assert_eq!(live["seq"], 2, "per-session sequence without gaps");
 }
 
 async fn protocol_errors_close_with_their_codes(app: TestApp) {
@@ -377,7 +381,121 @@ async fn resume_replays_exactly_the_missed_events(app: TestApp) {
     assert_eq!(ws2.frame().await["event"], "system.ready");
 }
 
+async fn presence_follows_sessions_with_an_offline_grace(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let mut ws_owner = app.ws().await;
+    ws_owner.identify(&owner.token, json!({})).await;
+    let mut ws_member = app.ws().await;
+    let ready = ws_member.identify(&member.token, json!({})).await;
+    assert!(
+        ready["presences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["user_id"] == owner.user_id.as_str() && p["status"] == "online"),
+        "{ready}"
+    );
+    let online = ws_owner.expect("presence.update").await;
+    let online = if online["data"]["user_id"] == member.user_id.as_str() {
+        online
+    } else {
+        ws_owner.expect("presence.update").await
+    };
+    assert_eq!(online["data"]["user_id"], member.user_id.as_str());
+    assert_eq!(online["data"]["status"], "online");
+    let (_, info) = app.query("server.info", None, None).await;
+    assert_eq!(info["result"]["data"]["online_count"], 2);
+
+    ws_member
+        .send(
+            "presence.update",
+            json!({ "status": "dnd", "custom_text": "focusing" }),
+        )
+        .await;
+    let dnd = ws_owner.expect("presence.update").await;
+    assert_eq!(
+        (
+            dnd["data"]["status"].as_str(),
+            dnd["data"]["custom_text"].as_str()
+        ),
+        (Some("dnd"), Some("focusing"))
+    );
+    // A second change within 5 s is dropped; an invalid status is ignored.
+    ws_member
+        .send("presence.update", json!({ "status": "idle" }))
+        .await;
+    ws_member
+        .send("presence.update", json!({ "status": "sleeping" }))
+        .await;
+    assert!(!ws_owner.receives_within("presence.update", 400).await);
+
+    drop(ws_member);
+    let offline = ws_owner.expect("presence.update").await;
+    assert_eq!(
+        (
+            offline["data"]["user_id"].as_str(),
+            offline["data"]["status"].as_str()
+        ),
+        (Some(member.user_id.as_str()), Some("offline"))
+    );
+    let (_, info) = app.query("server.info", None, None).await;
+    assert_eq!(info["result"]["data"]["online_count"], 1);
+}
+
+async fn notify_pings_members_about_mentions(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let channel = ok(
+        &app,
+        "channels.create",
+        json!({ "name": "c", "type": "text" }),
+        &owner,
+    )
+    .await;
+    let mut notify = app.notify().await;
+    assert_eq!(notify.frame().await["event"], "system.hello");
+    notify
+        .send("system.identify", json!({ "token": member.token }))
+        .await;
+    let ready = notify.frame().await;
+    assert_eq!(ready["event"], "system.ready");
+    assert!(ready["data"]["session_id"].is_string());
+    notify.send("system.heartbeat", Value::Null).await;
+    assert_eq!(notify.frame().await["event"], "system.heartbeat_ack");
+    let mention =
+        json!({ "channel_id": channel["id"], "content": format!("<@{}> look", member.user_id) });
+    ok(&app, "messages.send", mention.clone(), &owner).await;
+    let ping = notify.expect("notify").await;
+    assert_eq!(ping["data"]["channel_id"], channel["id"]);
+    assert_eq!(ping["data"]["type"], "mention");
+    assert!(ping["data"]["ts"].is_u64());
+    // Debounced: a second mention in the same channel within 2 s sends nothing.
+    ok(&app, "messages.send", mention, &owner).await;
+    assert!(!notify.receives_within("notify", 500).await);
+    // Not a member: refused (DECISIONS §3.12).
+    ok(
+        &app,
+        "members.kick",
+        json!({ "user_id": member.user_id }),
+        &owner,
+    )
+    .await;
+    let mut again = app.notify().await;
+    again.frame().await;
+    again
+        .send("system.identify", json!({ "token": member.token }))
+        .await;
+    assert_eq!(again.closed().await.0, 4004);
+    let mut early = app.notify().await;
+    early.frame().await;
+    early.send("system.heartbeat", Value::Null).await;
+    assert_eq!(early.closed().await.0, 4003, "events before identify");
+}
+
 both_profiles!(
+    notify_pings_members_about_mentions,
+    presence_follows_sessions_with_an_offline_grace,
     hello_identify_ready_in_order,
     protocol_errors_close_with_their_codes,
     channel_events_reach_only_subscribers_who_can_read,

@@ -8,6 +8,7 @@ mod join;
 mod managed;
 mod members;
 mod messages;
+mod rate_limits;
 mod ready;
 mod search;
 mod self_hosted_restart;

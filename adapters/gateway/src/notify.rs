@@ -1,0 +1,97 @@
+//! The notify socket `/notify` (reference §3.6, DECISIONS §3.12): for servers a client is not
+//! looking at, a light socket that only says "you were mentioned in this channel".
+
+use crate::registry::{Gateway, NotifyEntry};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
+use ecto_core::new_id;
+use ecto_core::usecases::gateway::{close, identify, HEARTBEAT_INTERVAL_MS};
+use ecto_core::usecases::tenancy::resolve_server;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Runs one notify connection until it closes.
+pub(crate) async fn run(
+    gateway: Arc<Gateway>,
+    addressing: (Option<String>, Option<String>),
+    mut ws: actix_ws::Session,
+    mut stream: AggregatedMessageStream,
+) {
+    let id = new_id();
+    let hello = json!({ "event": "system.hello", "data": { "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": id } });
+    if ws.text(hello.to_string()).await.is_err() {
+        return;
+    }
+    let deadline = tokio::time::sleep(gateway.config.identify_timeout);
+    tokio::pin!(deadline);
+    let mut watchdog = tokio::time::interval(Duration::from_millis(
+        (gateway.config.heartbeat_timeout.as_millis() as u64 / 3).clamp(50, 30_000),
+    ));
+    let mut last_heartbeat = Instant::now();
+    let mut outbound: Option<mpsc::Receiver<Arc<str>>> = None;
+    let outcome: Option<(u16, &'static str)> = loop {
+        tokio::select! {
+            _ = &mut deadline, if outbound.is_none() => break Some((close::NOT_AUTHENTICATED, "Identify timeout")),
+            _ = watchdog.tick() => {
+                if last_heartbeat.elapsed() > gateway.config.heartbeat_timeout {
+                    break Some((close::SESSION_TIMEOUT, "Heartbeat timeout"));
+                }
+            }
+            frame = async { match &mut outbound { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                match frame {
+                    Some(text) => if ws.text(text.to_string()).await.is_err() { break None },
+                    None => break Some((close::UNKNOWN_ERROR, "Closed")),
+                }
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(AggregatedMessage::Text(text))) => {
+                    let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(&text) else {
+                        break Some((close::INVALID_PAYLOAD, "Invalid JSON"));
+                    };
+                    let Some(event) = frame.get("event").and_then(Value::as_str) else {
+                        break Some((close::INVALID_PAYLOAD, "Invalid JSON"));
+                    };
+                    match (event, outbound.is_some()) {
+                        ("system.identify", true) => break Some((close::ALREADY_AUTHENTICATED, "Already authenticated")),
+                        ("system.identify", false) => {
+                            let token = frame.get("data").and_then(|d| d.get("token")).and_then(Value::as_str).unwrap_or("");
+                            let svc = &gateway.services;
+                            let Ok(server) = resolve_server(svc, addressing.0.as_deref(), addressing.1.as_deref()).await else {
+                                break Some((close::UNKNOWN_ERROR, "Unknown server"));
+                            };
+                            let caller = match identify(svc, &server, token).await {
+                                Ok(Ok(caller)) => caller,
+                                Ok(Err(refusal)) => break Some((refusal.code, refusal.reason)),
+                                Err(_) => break Some((close::UNKNOWN_ERROR, "Identify failed")),
+                            };
+                            let (tx, rx) = mpsc::channel(64);
+                            gateway.add_notify(id, NotifyEntry::new(server.id, caller.user_id, tx));
+                            outbound = Some(rx);
+                            let ready = json!({ "event": "system.ready", "data": { "session_id": id } });
+                            if ws.text(ready.to_string()).await.is_err() { break None; }
+                        }
+                        (_, false) => break Some((close::NOT_AUTHENTICATED, "Not authenticated")),
+                        ("system.heartbeat", true) => {
+                            last_heartbeat = Instant::now();
+                            let ack = json!({ "event": "system.heartbeat_ack", "data": {} });
+                            if ws.text(ack.to_string()).await.is_err() { break None; }
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(AggregatedMessage::Ping(bytes))) => { if ws.pong(&bytes).await.is_err() { break None; } }
+                Some(Ok(AggregatedMessage::Close(_))) | None => break None,
+                Some(Ok(_)) => {}
+                Some(Err(_)) => break Some((close::INVALID_PAYLOAD, "Invalid frame")),
+            },
+        }
+    };
+    gateway.remove_notify(id);
+    let reason = outcome.map(|(code, text)| CloseReason {
+        code: CloseCode::Other(code),
+        description: Some(text.into()),
+    });
+    let _ = ws.close(reason).await;
+}
