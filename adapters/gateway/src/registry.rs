@@ -25,6 +25,8 @@ pub struct GatewayConfig {
     pub outbound_queue: usize,
     /// How long a user without sessions stays online before `presence.update` offline.
     pub presence_grace: Duration,
+    /// Client events one socket may send per 10 s before it is closed with 4008 (0: no limit).
+    pub events_per_10s: u32,
 }
 
 impl Default for GatewayConfig {
@@ -36,6 +38,7 @@ impl Default for GatewayConfig {
             buffer_age: Duration::from_secs(300),
             outbound_queue: 1024,
             presence_grace: Duration::from_secs(15),
+            events_per_10s: 120,
         }
     }
 }

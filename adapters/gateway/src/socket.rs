@@ -163,6 +163,9 @@ impl Conn {
             return Flow::Close(close::INVALID_PAYLOAD, "Invalid JSON");
         }
         let data = frame.get("data").cloned().unwrap_or(Value::Null);
+        if self.over_limit().await {
+            return Flow::Close(close::RATE_LIMITED, "Rate limited");
+        }
         match (event, self.session.is_some()) {
             ("system.identify", false) => self.on_identify(data).await,
             ("system.identify", true) => {
@@ -189,6 +192,29 @@ impl Conn {
             ("presence.update", true) => self.on_presence(&data).await,
             // Unknown events are ignored (voice comes later).
             _ => Flow::Continue,
+        }
+    }
+
+    /// Counts one client event against this socket's bucket (DECISIONS §3.19).
+    async fn over_limit(&self) -> bool {
+        let capacity = self.gateway.config.events_per_10s;
+        if capacity == 0 {
+            return false;
+        }
+        let key = format!("rl:ws:{}", self.hello_id);
+        match self
+            .gateway
+            .services
+            .rate_limiter
+            .check(&key, capacity, Duration::from_secs(10))
+            .await
+        {
+            Ok(ecto_core::ports::RateDecision::Limited { .. }) => true,
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "socket rate limiter unavailable; allowing");
+                false
+            }
         }
     }
 

@@ -186,6 +186,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
             buffer_age: Duration::from_secs(config.ws_resume_buffer_seconds),
             outbound_queue: config.ws_outbound_queue,
             presence_grace: Duration::from_millis(config.ws_presence_grace_ms),
+            events_per_10s: config.ws_events_per_10s,
         },
     )
     .await?;

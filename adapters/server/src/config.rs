@@ -45,6 +45,7 @@ pub struct AppConfig {
     pub ws_resume_buffer_seconds: u64,
     pub ws_outbound_queue: usize,
     pub ws_presence_grace_ms: u64,
+    pub ws_events_per_10s: u32,
 }
 
 /// S3 settings (all five are required together).
@@ -105,6 +106,7 @@ struct Raw {
     ws_resume_buffer_seconds: Option<String>,
     ws_outbound_queue: Option<String>,
     ws_presence_grace_ms: Option<String>,
+    ws_events_per_10s: Option<String>,
 }
 
 /// A value that is present and not blank.
@@ -417,6 +419,12 @@ impl AppConfig {
                 "WS_PRESENCE_GRACE_MS",
                 &raw.ws_presence_grace_ms,
                 15_000u64,
+            ),
+            ws_events_per_10s: number(
+                &mut errors,
+                "WS_EVENTS_PER_10S",
+                &raw.ws_events_per_10s,
+                120u32,
             ),
         };
         if errors.is_empty() {

@@ -503,3 +503,70 @@ both_profiles!(
     kicks_bans_and_revocations_close_sessions,
     resume_replays_exactly_the_missed_events,
 );
+
+/// Two server processes sharing PostgreSQL and Redis: an event published through one reaches
+/// a socket held by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_managed_instances() {
+    let a = TestApp::spawn(ecto_tests::Profile::Managed).await;
+    let mut b = TestApp::start(ecto_tests::Profile::Managed, a.config.clone(), None, None).await;
+    b.server_address = a.server_address.clone();
+    let owner = a.register(&unique("own"), "password-1").await;
+    let member = a.register(&unique("mem"), "password-2").await;
+    let channel = ok(
+        &a,
+        "channels.create",
+        json!({ "name": "shared", "type": "text" }),
+        &owner,
+    )
+    .await;
+    let mut ws_b = b.ws().await;
+    ws_b.identify(&member.token, json!({ "active_channel_id": channel["id"] }))
+        .await;
+    ok(
+        &a,
+        "messages.send",
+        json!({ "channel_id": channel["id"], "content": "from A" }),
+        &owner,
+    )
+    .await;
+    let got = ws_b.expect("message.create").await;
+    assert_eq!(got["data"]["content"], "from A");
+    // A kick through B closes the socket held by B, and one held by A.
+    let mut ws_a = a.ws().await;
+    ws_a.identify(&member.token, json!({})).await;
+    ok(
+        &b,
+        "members.kick",
+        json!({ "user_id": member.user_id }),
+        &owner,
+    )
+    .await;
+    assert_eq!(ws_a.closed().await.0, 4003);
+    assert_eq!(ws_b.closed().await.0, 4003);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_over_its_event_limit_is_closed_with_4008() {
+    for profile in [
+        ecto_tests::Profile::SelfHosted,
+        ecto_tests::Profile::Managed,
+    ] {
+        let template = TestApp::spawn(profile).await;
+        let mut config = template.config.clone();
+        config.ws_events_per_10s = 5;
+        let mut app = TestApp::start(profile, config, None, template.data_dir.clone()).await;
+        app.server_address = template.server_address.clone();
+        let owner = app.register(&unique("own"), "password-1").await;
+        let mut ws = app.ws().await;
+        ws.identify(&owner.token, json!({})).await;
+        for _ in 0..10 {
+            ws.send("system.heartbeat", Value::Null).await;
+        }
+        assert_eq!(
+            ws.closed().await,
+            (4008, "Rate limited".to_string()),
+            "{profile:?}"
+        );
+    }
+}
