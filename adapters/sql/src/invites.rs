@@ -20,30 +20,7 @@ impl SqlInviteStore {
     /// Display names of `users` on `server_id`: the cached central profile, else the local
     /// account. Users without either are missing from the map.
     async fn names(&self, server_id: Uuid, users: Vec<Uuid>) -> CoreResult<HashMap<Uuid, String>> {
-        let ids: Vec<DbId> = users.into_iter().map(DbId).collect();
-        db_run!(self.0, read, |conn| {
-            let mut names: HashMap<Uuid, String> = local_users::table
-                .filter(local_users::server_id.eq(DbId(server_id)))
-                .filter(local_users::id.eq_any(ids.clone()))
-                .select((local_users::id, local_users::username))
-                .load::<(DbId, String)>(conn)
-                .await
-                .map_err(db_error)?
-                .into_iter()
-                .map(|(id, name)| (id.0, name))
-                .collect();
-            names.extend(
-                cached_profiles::table
-                    .filter(cached_profiles::user_id.eq_any(ids))
-                    .select((cached_profiles::user_id, cached_profiles::username))
-                    .load::<(DbId, String)>(conn)
-                    .await
-                    .map_err(db_error)?
-                    .into_iter()
-                    .map(|(id, name)| (id.0, name)),
-            );
-            Ok(names)
-        })
+        crate::names::usernames(&self.0, server_id, users).await
     }
 
     async fn views(&self, server_id: Uuid, invites: Vec<Invite>) -> CoreResult<Vec<InviteView>> {

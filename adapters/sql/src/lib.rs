@@ -12,6 +12,7 @@ mod dms;
 mod invites;
 mod members;
 mod messages;
+mod names;
 mod roles;
 mod rows;
 mod schema_pg;

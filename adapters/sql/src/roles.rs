@@ -435,36 +435,17 @@ impl ModerationStore for SqlModerationStore {
 
     async fn bans(&self, server_id: Uuid) -> CoreResult<Vec<BanView>> {
         type BanRow = (DbId, DbId, DbId, DbId, Option<String>, DateTime<Utc>);
-        let (rows, names) = db_run!(self.0, read, |conn| {
+        let rows = db_run!(self.0, read, |conn| {
             let rows = bans::table
                 .filter(bans::server_id.eq(DbId(server_id)))
                 .order(bans::id.desc())
                 .load::<BanRow>(conn)
                 .await
                 .map_err(db_error)?;
-            let people: Vec<DbId> = rows.iter().flat_map(|r| [r.2, r.3]).collect();
-            let mut names: HashMap<Uuid, String> = local_users::table
-                .filter(local_users::server_id.eq(DbId(server_id)))
-                .filter(local_users::id.eq_any(people.clone()))
-                .select((local_users::id, local_users::username))
-                .load::<(DbId, String)>(conn)
-                .await
-                .map_err(db_error)?
-                .into_iter()
-                .map(|(id, n)| (id.0, n))
-                .collect();
-            names.extend(
-                cached_profiles::table
-                    .filter(cached_profiles::user_id.eq_any(people))
-                    .select((cached_profiles::user_id, cached_profiles::username))
-                    .load::<(DbId, String)>(conn)
-                    .await
-                    .map_err(db_error)?
-                    .into_iter()
-                    .map(|(id, n)| (id.0, n)),
-            );
-            Ok::<_, ecto_core::CoreError>((rows, names))
+            Ok::<_, ecto_core::CoreError>(rows)
         })?;
+        let people = rows.iter().flat_map(|r| [r.2 .0, r.3 .0]).collect();
+        let names = crate::names::usernames(&self.0, server_id, people).await?;
         let name = |id: Uuid| names.get(&id).cloned().unwrap_or_else(|| "Unknown".into());
         Ok(rows
             .into_iter()

@@ -14,7 +14,6 @@ use ecto_core::model::{
 use ecto_core::permissions::Override;
 use ecto_core::ports::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};
 use ecto_core::{new_id, CoreResult};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Deletes a container's overrides and inserts `$overrides` instead (inside a transaction).
@@ -568,7 +567,7 @@ impl StructureStore for SqlStructureStore {
     }
 
     async fn audit_log(&self, server_id: Uuid, q: AuditQuery) -> CoreResult<Vec<AuditEntry>> {
-        let (rows, names) = db_run!(self.0, read, |conn| {
+        let rows = db_run!(self.0, read, |conn| {
             let mut query = audit_log::table
                 .filter(audit_log::server_id.eq(DbId(server_id)))
                 .into_boxed();
@@ -587,29 +586,14 @@ impl StructureStore for SqlStructureStore {
                 .load::<AuditRow>(conn)
                 .await
                 .map_err(db_error)?;
-            let actors: Vec<DbId> = rows.iter().map(|r| r.actor_id).collect();
-            let mut names: HashMap<Uuid, String> = local_users::table
-                .filter(local_users::server_id.eq(DbId(server_id)))
-                .filter(local_users::id.eq_any(actors.clone()))
-                .select((local_users::id, local_users::username))
-                .load::<(DbId, String)>(conn)
-                .await
-                .map_err(db_error)?
-                .into_iter()
-                .map(|(id, name)| (id.0, name))
-                .collect();
-            names.extend(
-                cached_profiles::table
-                    .filter(cached_profiles::user_id.eq_any(actors))
-                    .select((cached_profiles::user_id, cached_profiles::username))
-                    .load::<(DbId, String)>(conn)
-                    .await
-                    .map_err(db_error)?
-                    .into_iter()
-                    .map(|(id, name)| (id.0, name)),
-            );
-            Ok::<_, ecto_core::CoreError>((rows, names))
+            Ok::<_, ecto_core::CoreError>(rows)
         })?;
+        let names = crate::names::usernames(
+            &self.0,
+            server_id,
+            rows.iter().map(|r| r.actor_id.0).collect(),
+        )
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| AuditEntry {
