@@ -643,3 +643,118 @@ pub async fn rate_limit_contract(limiter: &dyn crate::ports::RateLimiter, sleep:
         );
     }
 }
+
+/// The [`crate::ports::PresenceStore`] contract: session counts and presences per server.
+pub async fn presence_contract(store: &dyn crate::ports::PresenceStore) {
+    use crate::ports::Presence;
+    let (server, other_server, user) = (new_id(), new_id(), new_id());
+    assert_eq!(store.connections(server, user).await.expect("count"), 0);
+    assert_eq!(store.connect(server, user).await.expect("connect"), 1);
+    assert_eq!(store.connect(server, user).await.expect("connect"), 2);
+    assert_eq!(
+        store.connections(other_server, user).await.expect("count"),
+        0,
+        "counts are per server"
+    );
+    assert_eq!(store.disconnect(server, user).await.expect("disconnect"), 1);
+    assert_eq!(store.disconnect(server, user).await.expect("disconnect"), 0);
+    assert_eq!(
+        store.disconnect(server, user).await.expect("disconnect"),
+        0,
+        "never below zero"
+    );
+    assert_eq!(
+        store.connect(server, user).await.expect("connect"),
+        1,
+        "counting restarts cleanly"
+    );
+
+    let presence = Presence {
+        user_id: user,
+        status: "dnd".into(),
+        custom_text: Some("busy".into()),
+        last_active_at: Utc::now(),
+    };
+    assert_eq!(store.get(server, user).await.expect("get"), None);
+    store.set(server, presence.clone()).await.expect("set");
+    let got = store
+        .get(server, user)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        (got.status.as_str(), got.custom_text.as_deref()),
+        ("dnd", Some("busy"))
+    );
+    assert_eq!(store.list(server).await.expect("list").len(), 1);
+    assert!(
+        store.list(other_server).await.expect("list").is_empty(),
+        "presences are per server"
+    );
+    store
+        .set(
+            server,
+            Presence {
+                status: "idle".into(),
+                ..presence
+            },
+        )
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .get(server, user)
+            .await
+            .expect("get")
+            .map(|p| p.status),
+        Some("idle".into())
+    );
+    assert!(store.remove(server, user).await.expect("remove"));
+    assert!(
+        !store.remove(server, user).await.expect("remove"),
+        "removing twice is false"
+    );
+    assert!(store.list(server).await.expect("list").is_empty());
+}
+
+/// The [`crate::ports::EventBus`] contract: every subscriber gets every later event, in order.
+pub async fn event_bus_contract(bus: &dyn crate::ports::EventBus, sleep: &Sleep) {
+    use crate::ports::{Event, Scope};
+    let mut first = bus.subscribe().await.expect("subscribe");
+    let mut second = bus.subscribe().await.expect("subscribe");
+    // Let a remote subscription settle before publishing.
+    sleep(Duration::from_millis(100)).await;
+    let server = new_id();
+    let sent: Vec<Event> = (0..20)
+        .map(|i| {
+            Event::new(
+                server,
+                if i % 2 == 0 {
+                    Scope::Server
+                } else {
+                    Scope::User(new_id())
+                },
+                "test.event",
+                serde_json::json!({ "i": i }),
+            )
+        })
+        .collect();
+    for e in &sent {
+        bus.publish(e.clone()).await.expect("publish");
+    }
+    for stream in [&mut first, &mut second] {
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let next = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
+                .await
+                .expect("stream ended");
+            if next.server_id == server {
+                got.push(next);
+            }
+        }
+        assert_eq!(
+            got, sent,
+            "every subscriber sees every event, in publication order"
+        );
+    }
+}

@@ -206,3 +206,42 @@ async fn s3_keeps_the_blob_contract() {
     .expect("store");
     ecto_core::testing::blob_contract(&store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_presence_keeps_the_presence_contract() {
+    ecto_core::testing::presence_contract(&ecto_memory::MemoryPresenceStore::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_presence_keeps_the_presence_contract() {
+    let prefix = format!(
+        "{}{}:",
+        required_env("ECTO_TEST_REDIS_PREFIX"),
+        ecto_tests::unique("p")
+    );
+    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
+        .await
+        .expect("redis");
+    ecto_core::testing::presence_contract(&ecto_redis::RedisPresenceStore(conn)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_event_bus_keeps_the_event_bus_contract() {
+    ecto_core::testing::event_bus_contract(&ecto_memory::MemoryEventBus::default(), &*sleep())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_event_bus_keeps_the_event_bus_contract() {
+    let url = required_env("ECTO_TEST_REDIS_URL");
+    let prefix = format!(
+        "{}{}:",
+        required_env("ECTO_TEST_REDIS_PREFIX"),
+        ecto_tests::unique("e")
+    );
+    let conn = ecto_redis::RedisConn::connect(&url, &prefix)
+        .await
+        .expect("redis");
+    let bus = ecto_redis::RedisEventBus::new(conn, &url).expect("bus");
+    ecto_core::testing::event_bus_contract(&bus, &*sleep()).await;
+}
