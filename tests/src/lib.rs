@@ -45,6 +45,7 @@ pub struct TestApp {
     pub data_dir: Option<std::sync::Arc<tempfile::TempDir>>,
     pub db: ecto_sql::Db,
     pub services: ecto_core::Services,
+    pub gateway: std::sync::Arc<ecto_gateway::Gateway>,
 }
 
 /// What a successful `server.join` gave.
@@ -154,6 +155,7 @@ impl TestApp {
             handle,
             server,
             services,
+            gateway,
         } = ecto_server::start(&config).await.expect("server starts");
         tokio::spawn(server);
         let db = ecto_server::open_database(&config).expect("db handle");
@@ -168,12 +170,13 @@ impl TestApp {
             data_dir,
             db,
             services,
+            gateway,
         }
     }
 
-    /// Stops the server (in-flight requests finish first).
+    /// Stops the server gracefully: sockets close with 4011, in-flight requests finish.
     pub async fn stop(&self) {
-        self.running_handle.stop(true).await;
+        ecto_server::shutdown(&self.gateway, &self.running_handle).await;
     }
 
     /// `POST /internal/servers`; panics unless it succeeds.

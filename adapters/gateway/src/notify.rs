@@ -42,7 +42,8 @@ pub(crate) async fn run(
             frame = async { match &mut outbound { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                 match frame {
                     Some(text) => if ws.text(text.to_string()).await.is_err() { break None },
-                    None => break Some((close::UNKNOWN_ERROR, "Closed")),
+                    // Only shutdown drops the sender of a live notify socket.
+                    None => break Some((close::SERVER_SHUTTING_DOWN, "Server shutting down")),
                 }
             }
             msg = stream.next() => match msg {

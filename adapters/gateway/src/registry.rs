@@ -204,6 +204,21 @@ impl Gateway {
         self.sessions().remove(&id);
     }
 
+    /// Closes every socket of this process with `code` (graceful shutdown: 4011) and forgets
+    /// the sessions; `/notify` sockets close too.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        let sessions: Vec<Arc<Session>> = self.sessions().drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            if let Some(socket) = s.lock().socket.take() {
+                let _ = socket.try_send(Outbound::Close(code, reason.to_owned()));
+            }
+        }
+        self.notify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// How many sessions (attached or waiting for a resume) the process holds.
     pub fn session_count(&self) -> usize {
         self.sessions().len()

@@ -102,6 +102,8 @@ pub fn serve(
     })
     .workers(workers.max(1))
     .shutdown_timeout(10)
+    // The binary handles SIGTERM/SIGINT itself, to close sockets with 4011 first.
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

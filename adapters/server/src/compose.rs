@@ -153,6 +153,18 @@ pub struct Running {
     /// Completes when the server has stopped.
     pub server: actix_web::dev::Server,
     pub services: Services,
+    /// The WebSocket gateway of this process.
+    pub gateway: Arc<ecto_gateway::Gateway>,
+}
+
+/// Graceful shutdown: closes every socket with 4011, stops accepting connections, and lets
+/// requests in flight finish (up to 10 s).
+pub async fn shutdown(gateway: &ecto_gateway::Gateway, handle: &actix_web::dev::ServerHandle) {
+    gateway.close_all(
+        ecto_core::usecases::gateway::close::SERVER_SHUTTING_DOWN,
+        "Server shutting down",
+    );
+    handle.stop(true).await;
 }
 
 /// Builds the services and starts listening; the returned server must be awaited (or
@@ -190,7 +202,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         },
     )
     .await?;
-    let routes: ecto_http::ExtraRoutes = Arc::new(ecto_gateway::configure(gateway));
+    let routes: ecto_http::ExtraRoutes = Arc::new(ecto_gateway::configure(gateway.clone()));
     let server =
         ecto_http::serve(state, listener, workers, Some(routes)).map_err(CoreError::internal)?;
     spawn_token_cleanup(services.clone());
@@ -199,6 +211,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         handle: server.handle(),
         server,
         services,
+        gateway,
     })
 }
 

@@ -6,5 +6,5 @@ mod compose;
 pub mod config;
 mod secret;
 
-pub use compose::{build_services, open_database, start, Running};
+pub use compose::{build_services, open_database, shutdown, start, Running};
 pub use config::{AppConfig, ConfigError};

@@ -103,12 +103,43 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: &AppConfig) -> ecto_core::CoreResult<()> {
-    let running = ecto_server::start(config).await?;
-    tracing::info!(
-        addr = %running.addr,
-        mode = config.hosting_mode.as_str(),
-        "ecto-server listening"
-    );
-    // actix-web stops gracefully on SIGTERM/SIGINT by itself.
-    running.server.await.map_err(ecto_core::CoreError::internal)
+    let ecto_server::Running {
+        addr,
+        handle,
+        server,
+        gateway,
+        ..
+    } = ecto_server::start(config).await?;
+    tracing::info!(addr = %addr, mode = config.hosting_mode.as_str(), "ecto-server listening");
+    let serving = tokio::spawn(server);
+    wait_for_stop_signal().await;
+    tracing::info!("shutting down: closing sockets, finishing requests in flight");
+    ecto_server::shutdown(&gateway, &handle).await;
+    serving
+        .await
+        .map_err(ecto_core::CoreError::internal)?
+        .map_err(ecto_core::CoreError::internal)
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

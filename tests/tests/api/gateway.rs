@@ -570,3 +570,29 @@ async fn a_socket_over_its_event_limit_is_closed_with_4008() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sockets_with_4011() {
+    for profile in [
+        ecto_tests::Profile::SelfHosted,
+        ecto_tests::Profile::Managed,
+    ] {
+        let app = TestApp::spawn(profile).await;
+        let owner = app.register(&unique("own"), "password-1").await;
+        let mut ws = app.ws().await;
+        ws.identify(&owner.token, json!({})).await;
+        let mut notify = app.notify().await;
+        notify.frame().await;
+        notify
+            .send("system.identify", json!({ "token": owner.token }))
+            .await;
+        notify.expect("system.ready").await;
+        app.stop().await;
+        assert_eq!(
+            ws.closed().await,
+            (4011, "Server shutting down".to_string()),
+            "{profile:?}"
+        );
+        assert_eq!(notify.closed().await.0, 4011, "{profile:?}");
+    }
+}
