@@ -298,3 +298,33 @@ pub async fn visible_presences(
         .filter(|p| p.status != "offline")
         .collect())
 }
+
+/// `server_dm.typing {conversation_id}` from a participant: the peer's sessions in this server
+/// get `server_dm.typing {conversation_id, user_id, timestamp}`. Anything else is ignored.
+pub async fn dm_typing(
+    svc: &Services,
+    server_id: Uuid,
+    user_id: Uuid,
+    conversation_id: Uuid,
+) -> CoreResult<()> {
+    let Some(conversation) = svc.dms.conversation(server_id, conversation_id).await? else {
+        return Ok(());
+    };
+    let peer = if conversation.user_a == user_id {
+        conversation.user_b
+    } else if conversation.user_b == user_id {
+        conversation.user_a
+    } else {
+        return Ok(());
+    };
+    let payload = json!({ "conversation_id": conversation_id, "user_id": user_id, "timestamp": svc.clock.now().timestamp_millis() });
+    publish(
+        svc,
+        server_id,
+        Scope::User(peer),
+        "server_dm.typing",
+        &payload,
+    )
+    .await;
+    Ok(())
+}

@@ -6,8 +6,8 @@ use ecto_core::model::Server;
 use ecto_core::new_id;
 use ecto_core::ports::{Event, Scope};
 use ecto_core::usecases::gateway::{
-    close, identify, offline_if_gone, ready, session_closed, session_opened, set_presence,
-    HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
+    close, dm_typing, identify, offline_if_gone, ready, session_closed, session_opened,
+    set_presence, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
 };
 use ecto_core::usecases::tenancy::resolve_server;
 use futures_util::StreamExt;
@@ -190,6 +190,7 @@ impl Conn {
             ("typing.start", true) | ("typing.stop", true) => self.on_typing(event, &data).await,
             ("system.resume", true) => self.on_resume(&data).await,
             ("presence.update", true) => self.on_presence(&data).await,
+            ("server_dm.typing", true) => self.on_dm_typing(&data).await,
             // Unknown events are ignored (voice comes later).
             _ => Flow::Continue,
         }
@@ -357,6 +358,31 @@ impl Conn {
         {
             tracing::warn!(error = %e, "presence connect failed");
         }
+    }
+
+    /// `server_dm.typing {conversation_id}`: one per conversation per 3 s, to the peer only.
+    async fn on_dm_typing(&mut self, data: &Value) -> Flow {
+        let (Some(conversation), Some(session)) =
+            (uuid_field(data, "conversation_id"), self.session.clone())
+        else {
+            return Flow::Continue;
+        };
+        let now = Instant::now();
+        if self
+            .typing
+            .get(&conversation)
+            .is_some_and(|at| now.duration_since(*at) < TYPING_INTERVAL)
+        {
+            return Flow::Continue;
+        }
+        self.typing.insert(conversation, now);
+        let svc = &self.gateway.services;
+        if let Err(e) =
+            dm_typing(svc, session.server.id, session.caller.user_id, conversation).await
+        {
+            tracing::warn!(error = %e, "dm typing failed");
+        }
+        Flow::Continue
     }
 
     /// `presence.update {status, custom_text?}`: one per 5 s; invalid input is ignored.

@@ -493,7 +493,56 @@ async fn notify_pings_members_about_mentions(app: TestApp) {
     assert_eq!(early.closed().await.0, 4003, "events before identify");
 }
 
+async fn dm_typing_reaches_the_peer_only(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let peer = app.register(&unique("peer"), "password-2").await;
+    let third = app.register(&unique("thr"), "password-3").await;
+    ok(
+        &app,
+        "serverConfig.update",
+        json!({ "allow_member_dms": true }),
+        &owner,
+    )
+    .await;
+    let sent = ok(
+        &app,
+        "serverDms.send",
+        json!({ "recipient_id": peer.user_id, "content": "hi" }),
+        &owner,
+    )
+    .await;
+    let conversation = sent["conversation_id"].clone();
+    let mut ws_owner = app.ws().await;
+    ws_owner.identify(&owner.token, json!({})).await;
+    let mut ws_peer = app.ws().await;
+    ws_peer.identify(&peer.token, json!({})).await;
+    let mut ws_third = app.ws().await;
+    ws_third.identify(&third.token, json!({})).await;
+    ws_owner
+        .send(
+            "server_dm.typing",
+            json!({ "conversation_id": conversation }),
+        )
+        .await;
+    let typing = ws_peer.expect("server_dm.typing").await;
+    assert_eq!(typing["data"]["user_id"], owner.user_id.as_str());
+    assert_eq!(typing["data"]["conversation_id"], conversation);
+    assert!(
+        !ws_third.receives_within("server_dm.typing", 400).await,
+        "nobody else hears it"
+    );
+    // Someone outside the conversation cannot type into it.
+    ws_third
+        .send(
+            "server_dm.typing",
+            json!({ "conversation_id": conversation }),
+        )
+        .await;
+    assert!(!ws_peer.receives_within("server_dm.typing", 400).await);
+}
+
 both_profiles!(
+    dm_typing_reaches_the_peer_only,
     notify_pings_members_about_mentions,
     presence_follows_sessions_with_an_offline_grace,
     hello_identify_ready_in_order,
