@@ -1,5 +1,7 @@
 //! [`EventBus`] in one process: a broadcast channel. A subscriber that falls more than the
 //! channel's capacity behind skips what it missed (the gateway's resume covers sessions).
+//! The channel allocates all its slots up front, so the capacity is kept moderate (4,096
+//! events): the only subscriber, the gateway's dispatcher, never falls that far behind.
 
 use async_trait::async_trait;
 use ecto_core::ports::{Event, EventBus, EventStream};
@@ -21,7 +23,7 @@ impl MemoryEventBus {
 
 impl Default for MemoryEventBus {
     fn default() -> Self {
-        Self::new(65_536)
+        Self::new(4_096)
     }
 }
 
