@@ -201,6 +201,15 @@ pub(crate) fn db_error(e: DieselError) -> CoreError {
     CoreError::internal(e)
 }
 
+/// For transactions that end with `RollbackTransaction` when the row they target is not there:
+/// that outcome is `false` (nothing written), any other failure an internal error.
+pub(crate) fn rollback_is_false(e: DieselError) -> Result<bool, CoreError> {
+    match e {
+        DieselError::RollbackTransaction => Ok(false),
+        e => Err(db_error(e)),
+    }
+}
+
 /// True for a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
     matches!(

@@ -1,6 +1,6 @@
 //! [`InviteStore`] on SQL.
 
-use crate::db::{db_error, is_unique_violation, Db};
+use crate::db::{db_error, is_unique_violation, rollback_is_false, Db};
 use crate::rows::InviteRow;
 use crate::types::DbId;
 use async_trait::async_trait;
@@ -141,10 +141,7 @@ impl InviteStore for SqlInviteStore {
                 Ok(true)
             })
             .await
-            .or_else(|e| match e {
-                DieselError::RollbackTransaction => Ok(false),
-                e => Err(db_error(e)),
-            })
+            .or_else(rollback_is_false)
         })
     }
 }

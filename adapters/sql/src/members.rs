@@ -1,6 +1,6 @@
 //! [`MemberStore`] on SQL, including the atomic join.
 
-use crate::db::{db_error, is_unique_violation, Db};
+use crate::db::{db_error, is_unique_violation, rollback_is_false, Db};
 use crate::lower;
 use crate::rows::{InviteRow, MemberRow};
 use crate::types::DbId;
@@ -230,10 +230,7 @@ impl MemberStore for SqlMemberStore {
                 Ok::<bool, DieselError>(true)
             })
             .await
-            .or_else(|e| match e {
-                DieselError::RollbackTransaction => Ok(false),
-                e => Err(db_error(e)),
-            })
+            .or_else(rollback_is_false)
         })
     }
 

@@ -1,6 +1,6 @@
 //! [`RoleStore`] and [`ModerationStore`] on SQL.
 
-use crate::db::{db_error, Db};
+use crate::db::{db_error, rollback_is_false, Db};
 use crate::rows::{MemberRow, RoleRow};
 use crate::types::DbId;
 use async_trait::async_trait;
@@ -20,13 +20,6 @@ pub struct SqlRoleStore(pub Db);
 
 /// Member listing and moderation.
 pub struct SqlModerationStore(pub Db);
-
-fn rollback_is_false(e: DieselError) -> Result<bool, ecto_core::CoreError> {
-    match e {
-        DieselError::RollbackTransaction => Ok(false),
-        e => Err(db_error(e)),
-    }
-}
 
 #[async_trait]
 impl RoleStore for SqlRoleStore {

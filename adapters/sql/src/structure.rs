@@ -1,6 +1,6 @@
 //! [`StructureStore`] on SQL: channels, categories, overrides and the audit log.
 
-use crate::db::{db_error, Db};
+use crate::db::{db_error, rollback_is_false, Db};
 use crate::rows::{AuditRow, CategoryRow, ChannelRow, OverrideRow, RoleRow};
 use crate::types::DbId;
 use async_trait::async_trait;
@@ -350,10 +350,7 @@ impl StructureStore for SqlStructureStore {
                 Ok(true)
             })
             .await
-            .or_else(|e| match e {
-                DieselError::RollbackTransaction => Ok(false),
-                e => Err(db_error(e)),
-            })
+            .or_else(rollback_is_false)
         })
     }
 
@@ -502,10 +499,7 @@ impl StructureStore for SqlStructureStore {
                 Ok(true)
             })
             .await
-            .or_else(|e| match e {
-                DieselError::RollbackTransaction => Ok(false),
-                e => Err(db_error(e)),
-            })
+            .or_else(rollback_is_false)
         })
     }
 
@@ -535,10 +529,7 @@ impl StructureStore for SqlStructureStore {
                 Ok(true)
             })
             .await
-            .or_else(|e| match e {
-                DieselError::RollbackTransaction => Ok(false),
-                e => Err(db_error(e)),
-            })
+            .or_else(rollback_is_false)
         })
     }
 
