@@ -75,6 +75,8 @@ pub struct Services {
     /// Token buckets for the rate limits (memory, or Redis when configured).
     pub rate_limiter: Arc<dyn crate::ports::RateLimiter>,
     pub presence: Arc<dyn crate::ports::PresenceStore>,
+    /// Gateway sessions' resume checkpoints (memory, or Redis when configured).
+    pub sessions: Arc<dyn crate::ports::SessionBuffer>,
     /// Where use cases publish what changed.
     pub events: Arc<dyn EventBus>,
     /// Uploaded files: local disk (self-hosted) or S3 (managed).

@@ -752,9 +752,122 @@ pub async fn event_bus_contract(bus: &dyn crate::ports::EventBus, sleep: &Sleep)
                 got.push(next);
             }
         }
+        let positions: Vec<u64> = got.iter().map(|e| e.position).collect();
+        assert!(
+            positions.windows(2).all(|w| w[1] == w[0] + 1) && positions[0] >= 1,
+            "positions are consecutive: {positions:?}"
+        );
+        let unpositioned: Vec<Event> = got
+            .into_iter()
+            .map(|e| Event { position: 0, ..e })
+            .collect();
         assert_eq!(
-            got, sent,
+            unpositioned, sent,
             "every subscriber sees every event, in publication order"
         );
     }
+}
+
+/// The log half of the [`crate::ports::EventBus`] contract, for a bus built to keep exactly
+/// `log_events` events (at least 2, at most 50): `since` returns the logged events after a
+/// position, in order, and `None` once the log no longer reaches back there.
+pub async fn event_log_contract(bus: &dyn crate::ports::EventBus, log_events: usize) {
+    use crate::ports::{Event, Scope};
+    let start = bus.head().await.expect("head");
+    assert_eq!(
+        bus.since(start).await.expect("since"),
+        Some(Vec::new()),
+        "nothing after the head"
+    );
+    assert_eq!(
+        bus.since(start + 1).await.expect("since"),
+        None,
+        "beyond the head"
+    );
+    let server = new_id();
+    for i in 0..(log_events + 10) {
+        bus.publish(Event::new(
+            server,
+            Scope::Server,
+            "test.logged",
+            serde_json::json!({ "i": i }),
+        ))
+        .await
+        .expect("publish");
+    }
+    let head = bus.head().await.expect("head");
+    assert_eq!(
+        head,
+        start + log_events as u64 + 10,
+        "one position per event"
+    );
+    let tail = bus.since(head - 3).await.expect("since").expect("retained");
+    assert_eq!(
+        tail.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![head - 2, head - 1, head]
+    );
+    assert_eq!(
+        tail.iter().map(|e| e.data["i"].clone()).collect::<Vec<_>>(),
+        (log_events + 7..log_events + 10)
+            .map(|i| serde_json::json!(i))
+            .collect::<Vec<_>>()
+    );
+    let oldest = head - log_events as u64 + 1;
+    let all = bus
+        .since(oldest - 1)
+        .await
+        .expect("since")
+        .expect("retained");
+    assert_eq!(all.len(), log_events, "the log keeps its bound");
+    assert_eq!(
+        bus.since(oldest - 2).await.expect("since"),
+        None,
+        "trimmed events are reported as a gap"
+    );
+}
+
+/// The [`crate::ports::SessionBuffer`] contract: checkpoints newest first, same-seq
+/// replacement, the bound, claims, and forgetting.
+pub async fn session_buffer_contract(buffer: &dyn crate::ports::SessionBuffer) {
+    use crate::ports::{Checkpoint, CHECKPOINTS_KEPT};
+    let session_id = new_id();
+    let first = new_id();
+    let cp = |incarnation, seq, position| Checkpoint {
+        session_id,
+        incarnation,
+        server_id: uuid::Uuid::nil(),
+        user_id: uuid::Uuid::nil(),
+        seq,
+        position,
+        subscriptions: vec![uuid::Uuid::nil()],
+    };
+    assert!(buffer.load(session_id).await.expect("load").is_empty());
+    assert!(buffer.save(&cp(first, 0, 10)).await.expect("save"));
+    assert!(buffer.save(&cp(first, 3, 20)).await.expect("save"));
+    assert!(buffer.save(&cp(first, 3, 25)).await.expect("save"));
+    let saved = buffer.load(session_id).await.expect("load");
+    assert_eq!(
+        saved
+            .iter()
+            .map(|c| (c.seq, c.position))
+            .collect::<Vec<_>>(),
+        vec![(3, 25), (0, 10)],
+        "newest first; the same seq replaces"
+    );
+    assert_eq!(saved[0], cp(first, 3, 25), "round trip");
+    let second = new_id();
+    buffer.claim(session_id, second).await.expect("claim");
+    assert!(
+        !buffer.save(&cp(first, 4, 30)).await.expect("save"),
+        "a stale incarnation may not write"
+    );
+    assert!(buffer.save(&cp(second, 5, 40)).await.expect("save"));
+    for seq in 6..(6 + CHECKPOINTS_KEPT as u64) {
+        buffer.save(&cp(second, seq, seq * 10)).await.expect("save");
+    }
+    let saved = buffer.load(session_id).await.expect("load");
+    assert_eq!(saved.len(), CHECKPOINTS_KEPT, "bounded");
+    assert_eq!(saved[0].seq, 5 + CHECKPOINTS_KEPT as u64);
+    buffer.forget(session_id).await.expect("forget");
+    assert!(buffer.load(session_id).await.expect("load").is_empty());
 }

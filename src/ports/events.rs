@@ -26,6 +26,10 @@ pub struct Event {
     pub scope: Scope,
     pub name: String,
     pub data: serde_json::Value,
+    /// The event's place in the deployment-wide log: consecutive from 1, assigned by
+    /// [`EventBus::publish`] (0 on an event not yet published).
+    #[serde(default)]
+    pub position: u64,
 }
 
 impl Event {
@@ -35,6 +39,7 @@ impl Event {
             scope,
             name: name.to_owned(),
             data,
+            position: 0,
         }
     }
 }
@@ -42,12 +47,19 @@ impl Event {
 /// A live feed of published events.
 pub type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
-/// Fan-out of events to every process of the deployment.
+/// Fan-out of events to every process of the deployment, and a bounded log of the latest
+/// events so that a gateway session can be rebuilt from a checkpoint (resume) on any process.
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    /// Publishes `event` to every current subscriber of every process, in publication order
-    /// for one publisher. Succeeds with no subscriber.
+    /// Gives `event` the next position (one more than the previous event of the deployment),
+    /// appends it to the log and publishes it to every current subscriber of every process.
+    /// Subscribers receive events in position order. Succeeds with no subscriber.
     async fn publish(&self, event: Event) -> CoreResult<()>;
-    /// A feed of every event published after this call returns.
+    /// A feed of every event published after this call returns, with its position.
     async fn subscribe(&self) -> CoreResult<EventStream>;
+    /// The logged events after position `after`, oldest first, up to the newest; `None` when
+    /// the log no longer holds position `after + 1` (or `after` is beyond the newest).
+    async fn since(&self, after: u64) -> CoreResult<Option<Vec<Event>>>;
+    /// The position of the newest published event (0 before the first).
+    async fn head(&self) -> CoreResult<u64>;
 }

@@ -21,6 +21,39 @@ pub const PROTOCOL_VERSION: i64 = 1;
 pub const HEARTBEAT_INTERVAL_MS: u64 = 30_000;
 /// Name of the internal event that closes sessions (never sent to clients).
 pub const CLOSE_EVENT: &str = "internal.close";
+/// Name of the internal event a process publishes when it resumes a session, so that the
+/// process still holding an older attachment of it lets go (data: `{session_id, incarnation}`).
+pub const TAKEOVER_EVENT: &str = "internal.takeover";
+
+/// Whether a session of `server_id` held by `user_id`, subscribed to `subscriptions`, is sent
+/// `event` (and so counts it in its sequence). Internal events are never sent. The live
+/// dispatcher and the resume replay both decide with this one function, which is what makes a
+/// rebuilt session's numbering identical to the original's.
+pub fn reaches(
+    event: &crate::ports::Event,
+    server_id: Uuid,
+    user_id: Uuid,
+    subscriptions: &HashSet<Uuid>,
+) -> bool {
+    event.server_id == server_id
+        && !event.name.starts_with("internal.")
+        && match event.scope {
+            Scope::Server => true,
+            Scope::User(u) => u == user_id,
+            Scope::Channel(c) => subscriptions.contains(&c),
+        }
+}
+
+/// Whether an internal close event ends sessions of `user_id` in `server_id`.
+pub fn closes(event: &crate::ports::Event, server_id: Uuid, user_id: Uuid) -> bool {
+    event.name == CLOSE_EVENT
+        && event.server_id == server_id
+        && match event.scope {
+            Scope::Server => true,
+            Scope::User(u) => u == user_id,
+            Scope::Channel(_) => false,
+        }
+}
 
 /// WebSocket close codes (DECISIONS §2).
 pub mod close {

@@ -33,9 +33,14 @@ impl WsClient {
                 .headers_mut()
                 .insert("x-server-address", addr.parse().expect("header"));
         }
-        let (stream, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket connects");
+        // Large enough for a resume that replays many big events in one frame.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(256 << 20))
+            .max_frame_size(Some(256 << 20));
+        let (stream, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                .await
+                .expect("websocket connects");
         WsClient { stream }
     }
 
@@ -126,6 +131,22 @@ impl WsClient {
                 Ok(_) => return false,
             }
         }
+    }
+
+    /// Every frame that arrives within `millis`, until the socket closes.
+    pub async fn frames_within(&mut self, millis: u64) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(millis);
+        let mut frames = Vec::new();
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout_at(deadline, self.stream.next()).await
+        {
+            match message {
+                Message::Text(t) => frames.push(serde_json::from_str(&t).expect("json")),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        frames
     }
 
     /// Reads hello, identifies, and returns `system.ready`'s data.

@@ -229,6 +229,32 @@ async fn redis_presence_keeps_the_presence_contract() {
 async fn memory_event_bus_keeps_the_event_bus_contract() {
     ecto_core::testing::event_bus_contract(&ecto_memory::MemoryEventBus::default(), &*sleep())
         .await;
+    ecto_core::testing::event_log_contract(&ecto_memory::MemoryEventBus::new(64, 20), 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_session_buffer_keeps_the_session_buffer_contract() {
+    ecto_core::testing::session_buffer_contract(&ecto_memory::MemorySessionBuffer::new(
+        std::time::Duration::from_secs(60),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_session_buffer_keeps_the_session_buffer_contract() {
+    let prefix = format!(
+        "{}{}:",
+        required_env("ECTO_TEST_REDIS_PREFIX"),
+        ecto_tests::unique("s")
+    );
+    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
+        .await
+        .expect("redis");
+    ecto_core::testing::session_buffer_contract(&ecto_redis::RedisSessionBuffer::new(
+        conn,
+        std::time::Duration::from_secs(60),
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,6 +268,8 @@ async fn redis_event_bus_keeps_the_event_bus_contract() {
     let conn = ecto_redis::RedisConn::connect(&url, &prefix)
         .await
         .expect("redis");
-    let bus = ecto_redis::RedisEventBus::new(conn, &url).expect("bus");
+    let bus = ecto_redis::RedisEventBus::new(conn.clone(), &url, 1000).expect("bus");
     ecto_core::testing::event_bus_contract(&bus, &*sleep()).await;
+    let log = ecto_redis::RedisEventBus::new(conn, &url, 20).expect("bus");
+    ecto_core::testing::event_log_contract(&log, 20).await;
 }

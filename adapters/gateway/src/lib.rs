@@ -1,10 +1,11 @@
 //! The WebSocket gateway (`/ws`, reference §3.3 with DECISIONS §2–3): the hello → identify →
 //! ready handshake, heartbeats, channel subscriptions, and delivery of every event the use
-//! cases publish to exactly the sessions of its scope, with a per-session sequence and a
-//! resume buffer.
+//! cases publish to exactly the sessions of its scope, with a per-session sequence and exact
+//! resume on any process of the deployment.
 //!
-//! One dispatcher task per process reads the event bus; sessions live in a registry so that a
-//! session whose socket dropped keeps buffering events until it resumes or expires.
+//! One dispatcher task per process reads the event bus and applies each event to the sessions
+//! in its registry; a session that drops leaves checkpoints in the `SessionBuffer`, from which a
+//! resume replays the event bus's log (see `registry.rs`).
 
 mod notify;
 mod registry;

@@ -1,19 +1,20 @@
 //! One WebSocket connection: handshake, client events, and forwarding of dispatched frames.
 
-use crate::registry::{Gateway, Outbound, Session, SessionState};
+use crate::registry::{frame, CloseSignal, Gateway, Session, SocketHandle};
 use actix_ws::{CloseCode, CloseReason};
 use ecto_core::model::Server;
 use ecto_core::new_id;
-use ecto_core::ports::{Event, Scope};
+use ecto_core::ports::{Checkpoint, Event, Scope};
 use ecto_core::usecases::gateway::{
-    close, dm_typing, identify, offline_if_gone, ready, session_closed, session_opened,
-    set_presence, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
+    close, closes, dm_typing, identify, offline_if_gone, reaches, readable, ready, session_closed,
+    session_opened, set_presence, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, TAKEOVER_EVENT,
 };
 use ecto_core::usecases::tenancy::resolve_server;
+use ecto_core::usecases::Caller;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -33,7 +34,8 @@ struct Conn {
     addressing: (Option<String>, Option<String>),
     ws: actix_ws::Session,
     session: Option<Arc<Session>>,
-    outbound: Option<mpsc::Receiver<Outbound>>,
+    outbound: Option<mpsc::Receiver<Arc<str>>>,
+    close: Option<Arc<CloseSignal>>,
     hello_id: Uuid,
     last_heartbeat: Instant,
     typing: HashMap<Uuid, Instant>,
@@ -60,6 +62,7 @@ pub(crate) async fn run(
         ws,
         session: None,
         outbound: None,
+        close: None,
         hello_id,
         last_heartbeat: Instant::now(),
         typing: HashMap::new(),
@@ -84,11 +87,14 @@ pub(crate) async fn run(
                     break Some((close::SESSION_TIMEOUT, "Heartbeat timeout".into()));
                 }
             }
+            reason = closed(&conn.close) => break Some(reason),
             out = next_outbound(&mut conn.outbound) => match out {
-                Some(Outbound::Frame(text)) => {
-                    if conn.ws.text(text.to_string()).await.is_err() { break None; }
-                }
-                Some(Outbound::Close(code, reason)) => break Some((code, reason)),
+                // A peer that stops reading blocks the write; the dispatcher's close (queue
+                // full) must still get through.
+                Some(text) => tokio::select! {
+                    sent = conn.ws.text(text.to_string()) => if sent.is_err() { break None; },
+                    reason = closed(&conn.close) => break Some(reason),
+                },
                 None => conn.outbound = None,
             },
             msg = stream.next() => match msg {
@@ -108,13 +114,9 @@ pub(crate) async fn run(
             },
         }
     };
-    // The session stays for a resume unless it was closed on purpose.
+    // The session's checkpoint stays for a resume unless it was closed on purpose.
     if let Some(session) = &conn.session {
-        {
-            let mut state = session.lock();
-            state.socket = None;
-            state.detached_at = Some(Instant::now());
-        }
+        gateway.detach(session);
         let (svc, server_id, user_id) = (
             gateway.services.clone(),
             session.server.id,
@@ -138,14 +140,108 @@ pub(crate) async fn run(
         code: CloseCode::Other(code),
         description: Some(description),
     });
-    let _ = conn.ws.close(reason).await;
+    // A peer that does not read cannot take the close frame either: give it a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.ws.close(reason)).await;
 }
 
-async fn next_outbound(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
+async fn next_outbound(rx: &mut Option<mpsc::Receiver<Arc<str>>>) -> Option<Arc<str>> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+async fn closed(signal: &Option<Arc<CloseSignal>>) -> (u16, String) {
+    match signal {
+        Some(signal) => signal.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What replaying the log from a checkpoint gives: the frames to send, and the sequence and
+/// position reached.
+struct Replay {
+    frames: Vec<Arc<str>>,
+    seq: u64,
+    position: u64,
+}
+
+/// Replays the log after `checkpoint` with the session's filter, numbering events as the
+/// session did; returns the frames numbered above `after_seq` (channel events only while the
+/// caller can still read the channel), stopping after position `upto` when given. `None` when
+/// the log no longer reaches back to the checkpoint, or the session was closed on purpose
+/// (kick, ban, revocation, deletion) in between.
+async fn replay(
+    gateway: &Gateway,
+    (checkpoint, later): &(Checkpoint, Vec<Checkpoint>),
+    after_seq: u64,
+    upto: Option<u64>,
+    visible: &HashSet<Uuid>,
+) -> Option<Replay> {
+    let events = match gateway.services.events.since(checkpoint.position).await {
+        Ok(Some(events)) => events,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "event log unavailable for a resume");
+            return None;
+        }
+    };
+    let mut subscriptions: HashSet<Uuid> = checkpoint.subscriptions.iter().copied().collect();
+    let mut later = later.iter().peekable();
+    let (server_id, user_id) = (checkpoint.server_id, checkpoint.user_id);
+    let mut out = Replay {
+        frames: Vec::new(),
+        seq: checkpoint.seq,
+        position: checkpoint.position,
+    };
+    for event in events {
+        if upto.is_some_and(|upto| event.position > upto) {
+            break;
+        }
+        while let Some(next) = later.next_if(|c| c.position < event.position) {
+            subscriptions = next.subscriptions.iter().copied().collect();
+        }
+        out.position = event.position;
+        if closes(&event, server_id, user_id) {
+            return None;
+        }
+        if !reaches(&event, server_id, user_id, &subscriptions) {
+            continue;
+        }
+        out.seq += 1;
+        let hidden = matches!(event.scope, Scope::Channel(c) if !visible.contains(&c));
+        if out.seq > after_seq && !hidden {
+            let data = serde_json::to_string(&event.data).unwrap_or_else(|_| "null".into());
+            out.frames.push(frame(&event.name, &data, out.seq));
+        }
+    }
+    Some(out)
+}
+
+/// The checkpoint to replay from for a client that has seen `seq` (the newest one at or before
+/// it, of this user in this server), and the later ones in position order: the replay adopts
+/// each later checkpoint's subscriptions when it passes its position.
+fn usable(
+    checkpoints: Vec<Checkpoint>,
+    server_id: Uuid,
+    user_id: Uuid,
+    seq: u64,
+) -> Option<(Checkpoint, Vec<Checkpoint>)> {
+    let mine: Vec<Checkpoint> = checkpoints
+        .into_iter()
+        .filter(|c| c.server_id == server_id && c.user_id == user_id)
+        .collect();
+    let start = mine
+        .iter()
+        .filter(|c| c.seq <= seq)
+        .max_by_key(|c| (c.seq, c.position))?
+        .clone();
+    let mut later: Vec<Checkpoint> = mine
+        .into_iter()
+        .filter(|c| c.position > start.position)
+        .collect();
+    later.sort_by_key(|c| (c.position, c.seq));
+    Some((start, later))
 }
 
 impl Conn {
@@ -182,7 +278,7 @@ impl Conn {
                     return Flow::Continue;
                 };
                 if let Some(s) = &self.session {
-                    s.lock().subscriptions.remove(&channel);
+                    self.gateway.subscribe(s, channel, false);
                 }
                 self.reply("unsubscribed", json!({ "channel_id": channel }))
                     .await
@@ -260,7 +356,8 @@ impl Conn {
         let Some(server) = self.server().await else {
             return Flow::Close(close::UNKNOWN_ERROR, "Unknown server");
         };
-        let svc = &self.gateway.services;
+        let gateway = self.gateway.clone();
+        let svc = &gateway.services;
         let caller = match identify(svc, &server, token).await {
             Ok(Ok(caller)) => caller,
             Ok(Err(refusal)) => return Flow::Close(refusal.code, refusal.reason),
@@ -269,19 +366,14 @@ impl Conn {
                 return Flow::Close(close::UNKNOWN_ERROR, "Identify failed");
             }
         };
-        // Resume: the same user's earlier session of this server, if it still holds the gap.
+        // Resume: the same user's earlier session of this server, if its gap can be served.
         let resume = data
             .get("resume_seq")
             .and_then(Value::as_u64)
             .zip(uuid_field(&data, "session_id"));
         if let Some((resume_seq, old_id)) = resume {
-            if let Some(session) = self.gateway.get(old_id) {
-                if session.caller.user_id == caller.user_id && session.server.id == server.id {
-                    let missed = missed_since(&session.lock(), resume_seq);
-                    if let Some(missed) = missed {
-                        return self.attach_and_resume(session, missed).await;
-                    }
-                }
+            if let Some(flow) = self.try_resume(&server, &caller, old_id, resume_seq).await {
+                return flow;
             }
         }
         let session_id = self.hello_id;
@@ -292,20 +384,17 @@ impl Conn {
                 return Flow::Close(close::UNKNOWN_ERROR, "Ready failed");
             }
         };
-        let session = Arc::new(Session {
-            id: session_id,
+        let socket = self.attach();
+        let session = Arc::new(Session::new(
+            session_id,
             server,
             caller,
-            state: Mutex::new(SessionState {
-                seq: 0,
-                buffer: VecDeque::new(),
-                subscriptions: active.into_iter().collect::<HashSet<_>>(),
-                socket: None,
-                detached_at: None,
-            }),
-        });
-        self.attach(session.clone());
+            active.into_iter().collect(),
+            socket,
+            false,
+        ));
         self.gateway.insert(session.clone());
+        self.session = Some(session.clone());
         let flow = match serde_json::to_value(&payload) {
             Ok(v) => self.reply("system.ready", v).await,
             Err(_) => Flow::Close(close::UNKNOWN_ERROR, "Ready failed"),
@@ -314,37 +403,99 @@ impl Conn {
         flow
     }
 
-    fn attach(&mut self, session: Arc<Session>) {
+    /// A fresh outbound queue and close signal for this socket.
+    fn attach(&mut self) -> SocketHandle {
         let (tx, rx) = mpsc::channel(self.gateway.config.outbound_queue.max(16));
-        {
-            let mut state = session.lock();
-            if let Some(previous) = state.socket.replace(tx) {
-                let _ = previous.try_send(Outbound::Close(
-                    close::SESSION_EXPIRED,
-                    "Resumed elsewhere".into(),
-                ));
-            }
-            state.detached_at = None;
-        }
+        let close = Arc::new(CloseSignal::default());
         self.outbound = Some(rx);
-        self.session = Some(session);
+        self.close = Some(close.clone());
+        SocketHandle { frames: tx, close }
     }
 
-    async fn attach_and_resume(&mut self, session: Arc<Session>, missed: Vec<Arc<str>>) -> Flow {
-        let seq = session.lock().seq;
-        self.attach(session.clone());
+    /// Resumes session `old_id` on this socket from its newest usable checkpoint (held by this
+    /// process or saved by any): the session is registered first, holding live events, then
+    /// the log is replayed from the checkpoint, then the held events the replay did not reach
+    /// are numbered after it. `None` when the gap cannot be served (a normal ready follows).
+    async fn try_resume(
+        &mut self,
+        server: &Server,
+        caller: &Caller,
+        old_id: Uuid,
+        resume_seq: u64,
+    ) -> Option<Flow> {
+        let gateway = self.gateway.clone();
+        let mut known: Vec<Checkpoint> = gateway
+            .take_local(old_id, server.id, caller.user_id)
+            .into_iter()
+            .collect();
+        match gateway.buffer.load(old_id).await {
+            Ok(saved) => known.extend(saved),
+            Err(e) => tracing::warn!(error = %e, "session checkpoints unavailable"),
+        }
+        let chain = usable(known, server.id, caller.user_id, resume_seq)?;
+        let visible = readable(&gateway.services, server, caller).await.ok()?;
+        let socket = self.attach();
+        let session = Arc::new(Session::new(
+            old_id,
+            server.clone(),
+            caller.clone(),
+            // The subscriptions as of the newest checkpoint: those of the events to come.
+            chain
+                .1
+                .last()
+                .unwrap_or(&chain.0)
+                .subscriptions
+                .iter()
+                .copied()
+                .collect(),
+            socket,
+            true,
+        ));
+        if let Err(e) = gateway.buffer.claim(old_id, session.incarnation).await {
+            tracing::warn!(error = %e, "session not claimed");
+            return None;
+        }
+        gateway.insert(session.clone());
+        let takeover = Event::new(
+            server.id,
+            Scope::User(caller.user_id),
+            TAKEOVER_EVENT,
+            json!({ "session_id": old_id, "incarnation": session.incarnation }),
+        );
+        if let Err(e) = gateway.services.events.publish(takeover).await {
+            tracing::warn!(error = %e, "takeover not announced");
+        }
+        let replayed = match replay(&gateway, &chain, resume_seq, None, &visible).await {
+            Some(r) if r.seq >= resume_seq => r,
+            _ => {
+                gateway.abandon(&session);
+                self.outbound = None;
+                self.close = None;
+                return None;
+            }
+        };
+        let later = gateway.caught_up(&session, replayed.seq, replayed.position);
+        self.session = Some(session.clone());
         self.opened(&session).await;
-        let events = missed
+        let events = replayed
+            .frames
             .iter()
             .map(|f| f.as_ref())
             .collect::<Vec<_>>()
             .join(",");
-        let text = format!("{{\"event\":\"system.resumed\",\"data\":{{\"events\":[{events}],\"resume_seq\":{seq}}}}}");
-        if self.ws.text(text).await.is_ok() {
-            Flow::Continue
-        } else {
-            Flow::Close(close::UNKNOWN_ERROR, "Send failed")
+        let text = format!(
+            "{{\"event\":\"system.resumed\",\"data\":{{\"events\":[{events}],\"resume_seq\":{}}}}}",
+            replayed.seq
+        );
+        if self.ws.text(text).await.is_err() {
+            return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
         }
+        for f in later {
+            if self.ws.text(f.to_string()).await.is_err() {
+                return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
+            }
+        }
+        Some(Flow::Continue)
     }
 
     /// Counts the session as open for presence (the user comes online if they were not).
@@ -419,26 +570,44 @@ impl Conn {
         Flow::Continue
     }
 
+    /// `system.resume {last_seq}`: replays this session's events after `last_seq`, rebuilt
+    /// from its checkpoints and the log, then `system.resumed {replayed, resume_seq}`.
     async fn on_resume(&mut self, data: &Value) -> Flow {
         let Some(session) = self.session.clone() else {
             return Flow::Continue;
         };
         let last = data.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
-        let (missed, seq) = {
-            let state = session.lock();
-            (missed_since(&state, last), state.seq)
+        let gateway = self.gateway.clone();
+        let (seq, position) = gateway.progress(&session);
+        let mut known = gateway.recent(&session);
+        if let Ok(saved) = gateway.buffer.load(session.id).await {
+            known.extend(
+                saved
+                    .into_iter()
+                    .filter(|c| c.incarnation == session.incarnation),
+            );
+        }
+        let (server, user) = (session.server.id, session.caller.user_id);
+        let replayed = match (usable(known, server, user, last), last <= seq) {
+            (Some(chain), true) => {
+                let visible = readable(&gateway.services, &session.server, &session.caller)
+                    .await
+                    .unwrap_or_default();
+                replay(&gateway, &chain, last, Some(position), &visible).await
+            }
+            _ => None,
         };
-        let Some(missed) = missed else {
+        let Some(replayed) = replayed.filter(|r| r.seq == seq) else {
             return Flow::Close(close::INVALID_SEQUENCE, "Sequence no longer available");
         };
-        for frame in &missed {
+        for frame in &replayed.frames {
             if self.ws.text(frame.to_string()).await.is_err() {
                 return Flow::Close(close::UNKNOWN_ERROR, "Send failed");
             }
         }
         self.reply(
             "system.resumed",
-            json!({ "replayed": missed.len(), "resume_seq": seq }),
+            json!({ "replayed": replayed.frames.len(), "resume_seq": seq }),
         )
         .await
     }
@@ -456,7 +625,7 @@ impl Conn {
         .await;
         match readable {
             Ok(visible) if visible.contains(&channel) => {
-                session.lock().subscriptions.insert(channel);
+                self.gateway.subscribe(&session, channel, true);
                 self.reply("subscribed", json!({ "channel_id": channel }))
                     .await
             }
@@ -518,26 +687,4 @@ fn uuid_field(data: &Value, key: &str) -> Option<Uuid> {
     data.get(key)
         .and_then(Value::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
-}
-
-/// The frames after `seq`, or `None` when the buffer no longer reaches back that far.
-fn missed_since(state: &SessionState, seq: u64) -> Option<Vec<Arc<str>>> {
-    if seq > state.seq {
-        return None;
-    }
-    if seq == state.seq {
-        return Some(Vec::new());
-    }
-    let oldest = state.buffer.front().map(|(s, _, _)| *s)?;
-    if oldest > seq + 1 {
-        return None;
-    }
-    Some(
-        state
-            .buffer
-            .iter()
-            .filter(|(s, _, _)| *s > seq)
-            .map(|(_, _, f)| f.clone())
-            .collect(),
-    )
 }

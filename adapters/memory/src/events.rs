@@ -1,36 +1,68 @@
-//! [`EventBus`] in one process: a broadcast channel. A subscriber that falls more than the
-//! channel's capacity behind skips what it missed (the gateway's resume covers sessions).
+//! [`EventBus`] in one process: a broadcast channel, and the log as compact JSON in a ring.
+//! A subscriber that falls more than the channel's capacity behind skips what it missed; the
+//! gateway sees the gap in positions and reads the skipped events from the log.
 //! The channel allocates all its slots up front, so the capacity is kept moderate (4,096
-//! events): the only subscriber, the gateway's dispatcher, never falls that far behind.
+//! events); the log grows with use, up to its bound.
 
 use async_trait::async_trait;
 use ecto_core::ports::{Event, EventBus, EventStream};
-use ecto_core::CoreResult;
+use ecto_core::{CoreError, CoreResult};
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
-/// In-process fan-out.
+struct Log {
+    /// Position of the newest event.
+    head: u64,
+    /// The newest events, oldest first; the last one is at `head`.
+    entries: VecDeque<Box<str>>,
+}
+
+/// In-process fan-out with a bounded log.
 pub struct MemoryEventBus {
     sender: broadcast::Sender<Event>,
+    log: Mutex<Log>,
+    log_events: usize,
 }
 
 impl MemoryEventBus {
-    pub fn new(capacity: usize) -> Self {
+    /// A bus whose subscribers may fall `capacity` events behind, keeping the last
+    /// `log_events` events for [`EventBus::since`].
+    pub fn new(capacity: usize, log_events: usize) -> Self {
         Self {
             sender: broadcast::channel(capacity.max(16)).0,
+            log: Mutex::new(Log {
+                head: 0,
+                entries: VecDeque::new(),
+            }),
+            log_events: log_events.max(1),
         }
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Default for MemoryEventBus {
     fn default() -> Self {
-        Self::new(4_096)
+        Self::new(4_096, 50_000)
     }
 }
 
 #[async_trait]
 impl EventBus for MemoryEventBus {
-    async fn publish(&self, event: Event) -> CoreResult<()> {
-        // No receiver is fine: nobody is connected.
+    async fn publish(&self, mut event: Event) -> CoreResult<()> {
+        let mut log = self.log();
+        event.position = log.head + 1;
+        let json = serde_json::to_string(&event).map_err(CoreError::internal)?;
+        log.head = event.position;
+        log.entries.push_back(json.into_boxed_str());
+        while log.entries.len() > self.log_events {
+            log.entries.pop_front();
+        }
+        // Sent under the lock so that subscribers see positions in order. No receiver is
+        // fine: nobody is connected.
         let _ = self.sender.send(event);
         Ok(())
     }
@@ -51,5 +83,29 @@ impl EventBus for MemoryEventBus {
                 }
             },
         )))
+    }
+
+    async fn since(&self, after: u64) -> CoreResult<Option<Vec<Event>>> {
+        let texts: Vec<Box<str>> = {
+            let log = self.log();
+            let oldest = log.head + 1 - log.entries.len() as u64;
+            if after > log.head || after + 1 < oldest {
+                return Ok(None);
+            }
+            log.entries
+                .iter()
+                .skip((after + 1 - oldest) as usize)
+                .cloned()
+                .collect()
+        };
+        texts
+            .iter()
+            .map(|t| serde_json::from_str(t).map_err(CoreError::internal))
+            .collect::<CoreResult<Vec<Event>>>()
+            .map(Some)
+    }
+
+    async fn head(&self) -> CoreResult<u64> {
+        Ok(self.log().head)
     }
 }

@@ -5,8 +5,10 @@ mod cache;
 mod events;
 mod presence;
 mod rate_limit;
+mod sessions;
 
 pub use cache::MemoryCache;
 pub use events::MemoryEventBus;
 pub use presence::MemoryPresenceStore;
 pub use rate_limit::MemoryRateLimiter;
+pub use sessions::MemorySessionBuffer;

@@ -4,11 +4,13 @@ mod cache;
 mod events;
 mod presence;
 mod rate_limit;
+mod sessions;
 
 pub use cache::RedisCache;
 pub use events::RedisEventBus;
 pub use presence::RedisPresenceStore;
 pub use rate_limit::RedisRateLimiter;
+pub use sessions::RedisSessionBuffer;
 
 use async_trait::async_trait;
 use ecto_core::ports::HealthCheck;

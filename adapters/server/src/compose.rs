@@ -65,8 +65,10 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         Arc<dyn Cache>,
         Arc<dyn EventBus>,
         Arc<dyn ecto_core::ports::PresenceStore>,
+        Arc<dyn ecto_core::ports::SessionBuffer>,
     );
-    let (cache, events, presence): Shared = match &config.redis_url {
+    let resume_window = Duration::from_secs(config.ws_resume_buffer_seconds);
+    let (cache, events, presence, sessions): Shared = match &config.redis_url {
         Some(url) => {
             let redis = RedisConn::connect(url, &config.redis_key_prefix)
                 .await
@@ -77,14 +79,20 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             rate_limiter = Arc::new(ecto_redis::RedisRateLimiter(redis.clone()));
             (
                 Arc::new(RedisCache(redis.clone())),
-                Arc::new(RedisEventBus::new(redis.clone(), url)?),
-                Arc::new(ecto_redis::RedisPresenceStore(redis)),
+                Arc::new(RedisEventBus::new(
+                    redis.clone(),
+                    url,
+                    config.ws_resume_log_events,
+                )?),
+                Arc::new(ecto_redis::RedisPresenceStore(redis.clone())),
+                Arc::new(ecto_redis::RedisSessionBuffer::new(redis, resume_window)),
             )
         }
         None => (
             Arc::new(MemoryCache::default()),
-            Arc::new(MemoryEventBus::default()),
+            Arc::new(MemoryEventBus::new(4_096, config.ws_resume_log_events)),
             Arc::new(ecto_memory::MemoryPresenceStore::default()),
+            Arc::new(ecto_memory::MemorySessionBuffer::new(resume_window)),
         ),
     };
     let central: Option<Arc<dyn IdentityVerifier>> = match &config.central_url {
@@ -129,6 +137,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         cache,
         rate_limiter,
         presence,
+        sessions,
         events,
         blobs,
         clock: Arc::new(SystemClock),
@@ -160,10 +169,12 @@ pub struct Running {
 /// Graceful shutdown: closes every socket with 4011, stops accepting connections, and lets
 /// requests in flight finish (up to 10 s).
 pub async fn shutdown(gateway: &ecto_gateway::Gateway, handle: &actix_web::dev::ServerHandle) {
-    gateway.close_all(
-        ecto_core::usecases::gateway::close::SERVER_SHUTTING_DOWN,
-        "Server shutting down",
-    );
+    gateway
+        .close_all(
+            ecto_core::usecases::gateway::close::SERVER_SHUTTING_DOWN,
+            "Server shutting down",
+        )
+        .await;
     handle.stop(true).await;
 }
 
@@ -191,11 +202,11 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
     );
     let gateway = ecto_gateway::Gateway::start(
         services.clone(),
+        services.sessions.clone(),
         ecto_gateway::GatewayConfig {
             identify_timeout: Duration::from_millis(config.ws_identify_timeout_ms),
             heartbeat_timeout: Duration::from_millis(config.ws_heartbeat_timeout_ms),
-            buffer_events: config.ws_resume_buffer_events,
-            buffer_age: Duration::from_secs(config.ws_resume_buffer_seconds),
+            checkpoint_interval: Duration::from_secs(15),
             outbound_queue: config.ws_outbound_queue,
             presence_grace: Duration::from_millis(config.ws_presence_grace_ms),
             events_per_10s: config.ws_events_per_10s,

@@ -41,7 +41,7 @@ pub struct AppConfig {
     pub log_level: String,
     pub ws_identify_timeout_ms: u64,
     pub ws_heartbeat_timeout_ms: u64,
-    pub ws_resume_buffer_events: usize,
+    pub ws_resume_log_events: usize,
     pub ws_resume_buffer_seconds: u64,
     pub ws_outbound_queue: usize,
     pub ws_presence_grace_ms: u64,
@@ -102,7 +102,7 @@ struct Raw {
     log_level: Option<String>,
     ws_identify_timeout_ms: Option<String>,
     ws_heartbeat_timeout_ms: Option<String>,
-    ws_resume_buffer_events: Option<String>,
+    ws_resume_log_events: Option<String>,
     ws_resume_buffer_seconds: Option<String>,
     ws_outbound_queue: Option<String>,
     ws_presence_grace_ms: Option<String>,
@@ -396,11 +396,11 @@ impl AppConfig {
                 &raw.ws_heartbeat_timeout_ms,
                 90_000u64,
             ),
-            ws_resume_buffer_events: number(
+            ws_resume_log_events: number(
                 &mut errors,
-                "WS_RESUME_BUFFER_EVENTS",
-                &raw.ws_resume_buffer_events,
-                500usize,
+                "WS_RESUME_LOG_EVENTS",
+                &raw.ws_resume_log_events,
+                50_000usize,
             ),
             ws_resume_buffer_seconds: number(
                 &mut errors,

@@ -10,6 +10,7 @@ mod members;
 mod messages;
 mod rate_limits;
 mod ready;
+mod resume;
 mod search;
 mod self_hosted_restart;
 mod structure;
