@@ -8,6 +8,7 @@ POST /internal/servers), measures start-up, runs the standard ecto-load scenario
 and writes docs/BENCHMARKS.md (and the raw results, docs/benchmarks.json) from their JSON output.
 
 Usage: scripts/bench.py [--quick] [--profiles self-hosted,managed] [--no-build] [--out FILE]
+       scripts/bench.py --render docs/benchmarks.json   (regenerate the page only)
   --quick   small parameters (a smoke test of the whole pipeline, about a minute per profile)
 
 Needs Linux (/proc), python3 without extra packages, and for the managed profile PostgreSQL and
@@ -66,38 +67,39 @@ QUICK = [
 ]
 
 # Targets (issue 7), checked against every profile's results. Each row: scenario key, metric
-# shown, target text, and a check of the scenario's JSON results returning (value, met).
+# shown, target text, unit of the value, and a check of the scenario's JSON results (the
+# startup figures for "startup") returning (value, met). Edit here when the targets change.
 def _lat(res, name, key):
     v = (res.get(name) or {}).get(key)
     return v
 
 
 TARGETS = [
-    ("startup", "start → first /health", "≤ 100 ms",
+    ("startup", "start → first /health", "≤ 100 ms", " ms",
      lambda r: (r.get("health_ms"), r.get("health_ms") is not None and r["health_ms"] <= 100)),
-    ("startup", "idle RSS after start", "≤ 30 MiB",
+    ("startup", "idle RSS after start", "≤ 30 MiB", " MiB",
      lambda r: (r.get("rss_mib"), r.get("rss_mib") is not None and r["rss_mib"] <= 30)),
-    ("send-seq", "throughput", "≥ 500 msg/s",
+    ("send-seq", "throughput", "≥ 500 msg/s", " msg/s",
      lambda r: (r.get("msg_per_s"), (r.get("msg_per_s") or 0) >= 500)),
-    ("send-seq", "send p99", "≤ 10 ms",
+    ("send-seq", "send p99", "≤ 10 ms", " ms",
      lambda r: (_lat(r, "send_latency", "p99_ms"), (_lat(r, "send_latency", "p99_ms") or 1e9) <= 10)),
-    ("send-concurrent", "throughput", "≥ 1000 msg/s",
+    ("send-concurrent", "throughput", "≥ 1000 msg/s", " msg/s",
      lambda r: (r.get("msg_per_s"), (r.get("msg_per_s") or 0) >= 1000)),
-    ("send-concurrent", "send p99", "≤ 100 ms",
+    ("send-concurrent", "send p99", "≤ 100 ms", " ms",
      lambda r: (_lat(r, "send_latency", "p99_ms"), (_lat(r, "send_latency", "p99_ms") or 1e9) <= 100)),
-    ("fanout-100", "lost deliveries", "0",
+    ("fanout-100", "lost deliveries", "0", "",
      lambda r: (r.get("lost"), r.get("lost") == 0 and r.get("expected_deliveries", 0) > 0)),
-    ("fanout-100", "delivery p99", "≤ 50 ms",
+    ("fanout-100", "delivery p99", "≤ 50 ms", " ms",
      lambda r: (_lat(r, "delivery_latency", "p99_ms"), (_lat(r, "delivery_latency", "p99_ms") or 1e9) <= 50)),
-    ("fanout-1000", "lost deliveries", "0",
+    ("fanout-1000", "lost deliveries", "0", "",
      lambda r: (r.get("lost"), r.get("lost") == 0 and r.get("expected_deliveries", 0) > 0)),
-    ("fanout-1000", "delivery p99", "≤ 250 ms",
+    ("fanout-1000", "delivery p99", "≤ 250 ms", " ms",
      lambda r: (_lat(r, "delivery_latency", "p99_ms"), (_lat(r, "delivery_latency", "p99_ms") or 1e9) <= 250)),
-    ("connect-1000", "connect→ready p99", "≤ 250 ms",
+    ("connect-1000", "connect→ready p99", "≤ 250 ms", " ms",
      lambda r: (_lat(r, "connect_to_ready", "p99_ms"), (_lat(r, "connect_to_ready", "p99_ms") or 1e9) <= 250)),
-    ("idle-10000", "sessions ready", "all",
+    ("idle-10000", "sessions ready", "all", "",
      lambda r: (r.get("ready"), r.get("failed") == 0 and r.get("closed_by_server_while_idle") == 0)),
-    ("idle-10000", "server memory per session", "≤ 20 KiB",
+    ("idle-10000", "server memory per session", "≤ 20 KiB", " KiB",
      lambda r: (r.get("server_kib_per_session"), (r.get("server_kib_per_session") if r.get("server_kib_per_session") is not None else 1e9) <= 20)),
 ]
 
@@ -413,14 +415,14 @@ def errors_text(rep):
 
 def target_rows(key, res):
     out = []
-    for k, metric, target, check in TARGETS:
+    for k, metric, target, unit, check in TARGETS:
         if k != key:
             continue
         try:
             value, met = check(res)
         except Exception:
             value, met = None, False
-        out.append((metric, target, value, met))
+        out.append((metric, target, fmt(value, unit), met))
     return out
 
 
@@ -487,7 +489,7 @@ def markdown(meta, profiles, quick):
         L.append(f"| startup | start → first /health (median of 3) | {st['health_ms']:.1f} ms ({runs}) | | |")
         L.append(f"| | idle RSS 2 s after start (median) | {st['rss_mib']} MiB | | |")
         for metric, target, value, met in target_rows("startup", st):
-            L.append(f"| | target: {metric} | {fmt(value)} | {target} | {'yes' if met else '**no**'} |")
+            L.append(f"| | target: {metric} | {value} | {target} | {'yes' if met else '**no**'} |")
         for sc in prof["scenarios"]:
             rep = sc["report"]
             key = sc["key"]
@@ -500,7 +502,7 @@ def markdown(meta, profiles, quick):
                 L.append(f"| {key if first else ''} | {metric} | {value} | | |")
                 first = False
             for metric, target, value, met in target_rows(key, rep["results"]):
-                L.append(f"| | target: {metric} | {fmt(value)} | {target} | {'yes' if met else '**no**'} |")
+                L.append(f"| | target: {metric} | {value} | {target} | {'yes' if met else '**no**'} |")
             L.append(f"| | errors | {errors_text(rep)} | | |")
             rss = sc.get("server_rss_after_mib")
             L.append(f"| | server RSS after the scenario | {fmt(rss, ' MiB')} | | |")
@@ -531,7 +533,16 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--profiles", default="self-hosted,managed")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--render", metavar="JSON",
+                    help="only write --out from the results file of an earlier run")
     args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        with open(args.out, "w") as f:
+            f.write(markdown(saved["machine"], saved["profiles"], saved.get("quick", False)))
+        say(f"wrote {args.out}")
+        return
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
 
     if "managed" in profiles and not os.environ.get("ECTO_TEST_DATABASE_URL"):

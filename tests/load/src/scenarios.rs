@@ -515,7 +515,7 @@ async fn open_sessions(
         if let Some(l) = r {
             ready_latencies.push(l);
         }
-        if done % 1000 == 0 {
+        if done.is_multiple_of(1000) {
             eprintln!("ecto-load: {done} of {count} sessions opened or failed");
         }
     }
