@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check test-self-hosted test-managed migrate measure-startup clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check test-self-hosted test-managed migrate measure-startup bench clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -53,6 +53,12 @@ test-managed:
 # Time to first /health and idle RSS of the release binary (self-hosted, migrated database).
 measure-startup: release
 	./scripts/measure-startup.py target/release/ecto-server 5
+
+# Builds ecto-server and ecto-load (release), runs the standard load scenarios against both
+# profiles (with the test services of scripts/with-test-services.sh) and writes
+# docs/BENCHMARKS.md. About ten minutes.
+bench:
+	./scripts/with-test-services.sh python3 scripts/bench.py
 
 clean:
 	$(CARGO) clean

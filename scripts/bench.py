@@ -1,0 +1,587 @@
+#!/usr/bin/env python3
+"""One-command benchmark of ecto-server (`make bench`).
+
+Builds ecto-server and ecto-load in release mode, starts the server in each profile
+(self-hosted: SQLite in a temporary data directory; managed: PostgreSQL, Redis and the S3
+emulator set up by scripts/with-test-services.sh, one community server provisioned through
+POST /internal/servers), measures start-up, runs the standard ecto-load scenarios against it
+and writes docs/BENCHMARKS.md (and the raw results, docs/benchmarks.json) from their JSON output.
+
+Usage: scripts/bench.py [--quick] [--profiles self-hosted,managed] [--no-build] [--out FILE]
+       scripts/bench.py --render docs/benchmarks.json   (regenerate the page only)
+  --quick   small parameters (a smoke test of the whole pipeline, about a minute per profile)
+
+Needs Linux (/proc), python3 without extra packages, and for the managed profile PostgreSQL and
+Redis on 127.0.0.1 (the wrapper script starts or installs what is missing).
+"""
+import argparse
+import datetime
+import json
+import os
+import resource
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Server settings of every benchmark run: the rate limits would throttle the load (each
+# scenario sends far more than 300 calls per 10 s from one user and registers hundreds of
+# accounts from one address), so they are off; everything else keeps its default.
+BENCH_ENV = {
+    "LOG_LEVEL": "warn",
+    "BIND_ADDRESS": "127.0.0.1",
+    "RATE_LIMIT_USER_PER_10S": "0",
+    "RATE_LIMIT_IP_PER_10S": "0",
+    "RATE_LIMIT_JOIN_PER_MINUTE": "0",
+    "RATE_LIMIT_WEBHOOK_PER_10S": "0",
+    "WS_EVENTS_PER_10S": "0",
+}
+
+# The standard set: (key, ecto-load arguments). "{pid}" is replaced by the server's pid.
+STANDARD = [
+    ("send-seq", ["send-seq", "--count", "2000"]),
+    ("send-concurrent", ["send-concurrent", "--clients", "32", "--duration", "10"]),
+    ("fanout-100", ["fanout", "--subscribers", "100", "--rate", "100", "--duration", "10"]),
+    ("fanout-1000", ["fanout", "--subscribers", "1000", "--rate", "200", "--duration", "10"]),
+    ("connect-1000", ["connect", "--sessions", "1000", "--concurrency", "64"]),
+    ("idle-10000", ["idle", "--sessions", "10000", "--concurrency", "64", "--pid", "{pid}"]),
+]
+# Scenarios run on a freshly restarted server process, so that the memory the earlier ones
+# left behind (password hashing of the sign-ins, message history) does not hide the cost of
+# the sessions. Their accounts sign in with the tokens cached by the earlier scenarios.
+RESTART_BEFORE = {"idle-10000"}
+QUICK = [
+    ("send-seq", ["send-seq", "--count", "200"]),
+    ("send-concurrent", ["send-concurrent", "--clients", "8", "--duration", "3"]),
+    ("fanout-100", ["fanout", "--subscribers", "20", "--rate", "50", "--duration", "3", "--grace", "2"]),
+    ("fanout-1000", ["fanout", "--subscribers", "100", "--rate", "100", "--duration", "3", "--grace", "2"]),
+    ("connect-1000", ["connect", "--sessions", "200", "--concurrency", "64"]),
+    ("idle-10000", ["idle", "--sessions", "500", "--concurrency", "64", "--pid", "{pid}", "--settle", "1", "--hold", "1"]),
+]
+
+# Targets (issue 7), checked against every profile's results. Each row: scenario key, metric
+# shown, target text, unit of the value, and a check of the scenario's JSON results (the
+# startup figures for "startup") returning (value, met). Edit here when the targets change.
+def _lat(res, name, key):
+    v = (res.get(name) or {}).get(key)
+    return v
+
+
+TARGETS = [
+    ("startup", "start → first /health", "≤ 100 ms", " ms",
+     lambda r: (r.get("health_ms"), r.get("health_ms") is not None and r["health_ms"] <= 100)),
+    ("startup", "idle RSS after start", "≤ 30 MiB", " MiB",
+     lambda r: (r.get("rss_mib"), r.get("rss_mib") is not None and r["rss_mib"] <= 30)),
+    ("send-seq", "throughput", "≥ 500 msg/s", " msg/s",
+     lambda r: (r.get("msg_per_s"), (r.get("msg_per_s") or 0) >= 500)),
+    ("send-seq", "send p99", "≤ 10 ms", " ms",
+     lambda r: (_lat(r, "send_latency", "p99_ms"), (_lat(r, "send_latency", "p99_ms") or 1e9) <= 10)),
+    ("send-concurrent", "throughput", "≥ 1000 msg/s", " msg/s",
+     lambda r: (r.get("msg_per_s"), (r.get("msg_per_s") or 0) >= 1000)),
+    ("send-concurrent", "send p99", "≤ 100 ms", " ms",
+     lambda r: (_lat(r, "send_latency", "p99_ms"), (_lat(r, "send_latency", "p99_ms") or 1e9) <= 100)),
+    ("fanout-100", "lost deliveries", "0", "",
+     lambda r: (r.get("lost"), r.get("lost") == 0 and r.get("expected_deliveries", 0) > 0)),
+    ("fanout-100", "delivery p99", "≤ 50 ms", " ms",
+     lambda r: (_lat(r, "delivery_latency", "p99_ms"), (_lat(r, "delivery_latency", "p99_ms") or 1e9) <= 50)),
+    ("fanout-1000", "lost deliveries", "0", "",
+     lambda r: (r.get("lost"), r.get("lost") == 0 and r.get("expected_deliveries", 0) > 0)),
+    ("fanout-1000", "delivery p99", "≤ 250 ms", " ms",
+     lambda r: (_lat(r, "delivery_latency", "p99_ms"), (_lat(r, "delivery_latency", "p99_ms") or 1e9) <= 250)),
+    ("connect-1000", "connect→ready p99", "≤ 250 ms", " ms",
+     lambda r: (_lat(r, "connect_to_ready", "p99_ms"), (_lat(r, "connect_to_ready", "p99_ms") or 1e9) <= 250)),
+    ("idle-10000", "sessions ready", "all", "",
+     lambda r: (r.get("ready"), r.get("failed") == 0 and r.get("closed_by_server_while_idle") == 0)),
+    ("idle-10000", "server memory per session", "≤ 20 KiB", " KiB",
+     lambda r: (r.get("server_kib_per_session"), (r.get("server_kib_per_session") if r.get("server_kib_per_session") is not None else 1e9) <= 20)),
+]
+
+
+def say(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def health(port, timeout=0.5):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout).read()
+        return True
+    except Exception:
+        return False
+
+
+def machine():
+    model, count = "unknown", os.cpu_count()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ram = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    ram = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except Exception:
+            return "unknown"
+
+    commit = out(["git", "rev-parse", "--short=12", "HEAD"])
+    if out(["git", "status", "--porcelain", "--untracked-files=no"]):
+        commit += " (with uncommitted changes)"
+    return {
+        "cpu": model,
+        "cpus": count,
+        "ram_gib": ram,
+        "kernel": f"{os.uname().sysname} {os.uname().release}",
+        "rustc": out(["rustc", "-V"]),
+        "commit": commit,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+class Server:
+    """One ecto-server process of a profile, on a free port."""
+
+    def __init__(self, binary, profile, work):
+        self.binary, self.profile = binary, profile
+        self.port = free_port()
+        self.address = None
+        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        env.update(BENCH_ENV)
+        env["PORT"] = str(self.port)
+        env["DATA_DIR"] = os.path.join(work, f"data-{profile}")
+        os.makedirs(env["DATA_DIR"], exist_ok=True)
+        # What the documentation shows instead of machine paths and secrets.
+        self.shown = dict(BENCH_ENV, PORT="<free port>", DATA_DIR="<temporary directory>")
+        if profile == "managed":
+            need = ["ECTO_TEST_DATABASE_URL", "ECTO_TEST_REDIS_URL", "ECTO_TEST_REDIS_PREFIX",
+                    "ECTO_TEST_S3_ENDPOINT", "ECTO_TEST_S3_BUCKET", "ECTO_TEST_S3_ACCESS_KEY",
+                    "ECTO_TEST_S3_SECRET_KEY"]
+            missing = [k for k in need if not os.environ.get(k)]
+            if missing:
+                raise SystemExit(f"bench: managed profile needs {missing} (run under scripts/with-test-services.sh)")
+            env.update({
+                "HOSTING_MODE": "managed",
+                "DATABASE_URL": os.environ["ECTO_TEST_DATABASE_URL"],
+                "REDIS_URL": os.environ["ECTO_TEST_REDIS_URL"],
+                "REDIS_KEY_PREFIX": os.environ["ECTO_TEST_REDIS_PREFIX"] + "bench:",
+                "S3_ENDPOINT": os.environ["ECTO_TEST_S3_ENDPOINT"],
+                "S3_BUCKET": os.environ["ECTO_TEST_S3_BUCKET"],
+                "S3_REGION": "us-east-1",
+                "S3_ACCESS_KEY": os.environ["ECTO_TEST_S3_ACCESS_KEY"],
+                "S3_SECRET_KEY": os.environ["ECTO_TEST_S3_SECRET_KEY"],
+                "MANAGED_API_KEY": secrets.token_hex(24),
+                "JWT_SECRET": secrets.token_hex(32),
+            })
+            self.shown.update({
+                "HOSTING_MODE": "managed",
+                "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/<fresh database>",
+                "REDIS_URL": "redis://127.0.0.1:6379",
+                "REDIS_KEY_PREFIX": "<fresh prefix>",
+                "S3_ENDPOINT": "http://127.0.0.1:<port of s3s-fs>",
+                "S3_BUCKET": env["S3_BUCKET"],
+                "S3_REGION": "us-east-1",
+                "S3_ACCESS_KEY": "<key>",
+                "S3_SECRET_KEY": "<secret>",
+                "MANAGED_API_KEY": "<random>",
+                "JWT_SECRET": "<random>",
+            })
+        self.env = env
+        self.proc = None
+
+    def migrate(self):
+        subprocess.run([self.binary, "migrate"], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def start(self):
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([self.binary, "serve"], env=self.env, preexec_fn=raise_nofile)
+        while not health(self.port):
+            if self.proc.poll() is not None:
+                raise SystemExit(f"bench: {self.profile} server exited with {self.proc.returncode}")
+            if time.monotonic() - t0 > 60:
+                raise SystemExit(f"bench: {self.profile} server not healthy after 60 s")
+            time.sleep(0.002)
+        return (time.monotonic() - t0) * 1000
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def provision(self):
+        """Managed: one community server through POST /internal/servers."""
+        self.address = "bench.ecto.test"
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/internal/servers",
+            data=json.dumps({"address": self.address, "name": "Benchmark"}).encode(),
+            headers={"Authorization": f"Bearer {self.env['MANAGED_API_KEY']}",
+                     "Content-Type": "application/json"},
+            method="POST")
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except urllib.error.HTTPError as e:
+            if e.code != 409:  # already provisioned by an earlier start
+                raise
+
+
+def run_profile(profile, bins, scenarios, work):
+    say(f"--- profile {profile} ---")
+    server = Server(bins["ecto-server"], profile, work)
+    server.migrate()
+    startup = {"runs": []}
+    for i in range(3):
+        ms = server.start()
+        time.sleep(2)
+        startup["runs"].append({"health_ms": round(ms, 1), "rss_mib": rss_mib(server.proc.pid)})
+        say(f"start {i + 1}: first /health after {ms:.1f} ms, RSS 2 s later {startup['runs'][-1]['rss_mib']} MiB")
+        if i < 2:
+            server.stop()
+    runs = startup["runs"]
+    startup["health_ms"] = sorted(r["health_ms"] for r in runs)[len(runs) // 2]
+    startup["rss_mib"] = sorted(r["rss_mib"] or 0 for r in runs)[len(runs) // 2]
+    if profile == "managed":
+        server.provision()
+    base = f"http://127.0.0.1:{server.port}"
+    results = {"profile": profile, "env": server.shown, "startup": startup, "scenarios": [],
+               "server_address": server.address}
+    try:
+        tokens = os.path.join(work, f"tokens-{profile}.json")
+        for key, args in scenarios:
+            restarted = key in RESTART_BEFORE
+            if restarted:
+                server.stop()
+                server.start()
+                time.sleep(2)
+                say(f"restarted the {profile} server for {key}: RSS {rss_mib(server.proc.pid)} MiB")
+            args = [a.replace("{pid}", str(server.proc.pid)) for a in args]
+            common = ["--label", profile, "--json", "--owner", "bench-owner:bench-owner-password",
+                      "--user-prefix", "bench"]
+            if server.address:
+                common += ["--server-address", server.address]
+            cmd = [bins["ecto-load"], "--url", base, "--token-cache", tokens] + common + args
+            shown = ["target/release/ecto-load", "--url", "http://127.0.0.1:<port>",
+                     "--token-cache", "<tokens file>"] + common + \
+                [a if a != str(server.proc.pid) else "<server pid>" for a in args]
+            say(f"{key}: {shlex.join(shown)}")
+            t0 = time.monotonic()
+            try:
+                p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=600)
+            except subprocess.TimeoutExpired as e:
+                say(f"{key} did not finish within 600 s")
+                p = subprocess.CompletedProcess(cmd, -1, stdout=e.stdout or "")
+                if isinstance(p.stdout, bytes):
+                    p.stdout = p.stdout.decode(errors="replace")
+            shown_text = shlex.join(shown)
+            if restarted:
+                shown_text = "# on a freshly restarted server process:\n" + shown_text
+            entry = {"key": key, "command": shown_text, "exit": p.returncode, "restarted": restarted,
+                     "wall_s": round(time.monotonic() - t0, 1)}
+            try:
+                entry["report"] = json.loads(p.stdout.strip().splitlines()[-1])
+            except (IndexError, json.JSONDecodeError):
+                entry["report"] = None
+            alive = server.proc.poll() is None
+            entry["server_alive_after"] = alive
+            entry["server_rss_after_mib"] = rss_mib(server.proc.pid) if alive else None
+            results["scenarios"].append(entry)
+            if not alive:
+                say(f"the {profile} server died during {key} (exit {server.proc.returncode})")
+                break
+    finally:
+        server.stop()
+    return results
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        v = f"{v:,.1f}" if abs(v) >= 100 else f"{v:.2f}"
+    return f"{v}{unit}"
+
+
+def lat(r, name):
+    l = r.get(name)
+    if not l:
+        return "–"
+    return f"{l['p50_ms']:.2f} / {l['p99_ms']:.2f} / {l['max_ms']:.1f} ms"
+
+
+def lat_full(r, name):
+    l = r.get(name)
+    if not l:
+        return "–"
+    return f"{l['p50_ms']:.2f} / {l['p90_ms']:.2f} / {l['p99_ms']:.2f} / {l['max_ms']:.1f} ms"
+
+
+def rows_for(key, rep):
+    """(metric, value) rows of one scenario's report."""
+    r, p = rep["results"], rep["params"]
+    if rep["scenario"] == "send-seq":
+        return [("parameters", f"{p['count']} sequential sends, 1 client"),
+                ("throughput", fmt(r.get("msg_per_s"), " msg/s")),
+                ("send p50 / p90 / p99 / max", lat_full(r, "send_latency")),
+                ("sent / failed", f"{r.get('sent_ok')} / {r.get('failed')}")]
+    if rep["scenario"] == "send-concurrent":
+        return [("parameters", f"{p['clients']} clients ({p['accounts']} accounts), "
+                 + (f"{p['duration_s']} s" if "duration_s" in p else f"{p['count_per_client']} each")),
+                ("throughput", fmt(r.get("msg_per_s"), " msg/s")),
+                ("send p50 / p90 / p99 / max", lat_full(r, "send_latency")),
+                ("sent / failed", f"{r.get('sent_ok')} / {r.get('failed')}")]
+    if rep["scenario"] == "fanout":
+        return [("parameters", f"{p['subscribers']} subscribers ({p['accounts']} accounts), "
+                 f"{p['rate_msg_per_s']:g} msg/s for {p['duration_s']:g} s, {p['senders']} senders"),
+                ("subscribed", f"{r.get('subscribed')} in {fmt(r.get('subscribe_all_s'), ' s')}"),
+                ("sent / failed", f"{r.get('sent_ok')} / {r.get('send_failed')} "
+                 f"(achieved {fmt(r.get('achieved_send_rate'), ' msg/s')}, "
+                 f"{r.get('sends_started_late_10ms')} started > 10 ms late)"),
+                ("deliveries expected / received", f"{r.get('expected_deliveries')} / {r.get('received')}"),
+                ("lost deliveries", fmt(r.get("lost"))),
+                ("duplicated deliveries", fmt(r.get("duplicated"))),
+                ("subscribers closed by the server", fmt(r.get("subscribers_closed_by_server"))),
+                ("deliveries/s", fmt(r.get("deliveries_per_s"))),
+                ("delivery p50 / p90 / p99 / max", lat_full(r, "delivery_latency")),
+                ("send p50 / p99 / max", lat(r, "send_latency"))]
+    if rep["scenario"] == "connect":
+        return [("parameters", f"{p['sessions']} sessions ({p['accounts']} accounts), {p['concurrency']} at a time"),
+                ("ready / failed", f"{r.get('ready')} / {r.get('failed')}"),
+                ("connect→ready p50 / p90 / p99 / max", lat_full(r, "connect_to_ready")),
+                ("sessions ready per second", fmt(r.get("ready_per_s")))]
+    if rep["scenario"] == "idle":
+        return [("parameters", f"{p['sessions']} sessions ({p['accounts']} accounts), {p['concurrency']} at a time"),
+                ("sessions ready", f"{r.get('ready')} (failed {r.get('failed')}, closed while idle "
+                 f"{r.get('closed_by_server_while_idle')})"),
+                ("all open after", fmt(r.get("open_all_s"), " s")),
+                ("server RSS before → after", f"{fmt(r.get('server_rss_before_mib'))} → "
+                 f"{fmt(r.get('server_rss_after_mib'))} MiB"),
+                ("server memory per session", fmt(r.get("server_kib_per_session"), " KiB")),
+                ("connect→ready p50 / p99 / max", lat(r, "connect_to_ready"))]
+    return [("results", json.dumps(r))]
+
+
+def errors_text(rep):
+    errs = rep.get("errors") or {}
+    if not errs:
+        return "none"
+    return "; ".join(f"{k}: {v}" for k, v in errs.items())
+
+
+def target_rows(key, res):
+    out = []
+    for k, metric, target, unit, check in TARGETS:
+        if k != key:
+            continue
+        try:
+            value, met = check(res)
+        except Exception:
+            value, met = None, False
+        out.append((metric, target, fmt(value, unit), met))
+    return out
+
+
+def markdown(meta, profiles, quick):
+    L = []
+    L.append("# Benchmarks")
+    L.append("")
+    L.append("Generated by `make bench` (`scripts/bench.py`) from the JSON output of `ecto-load`; "
+             "the raw results are in [benchmarks.json](benchmarks.json). Do not edit by hand: "
+             "run `make bench` again.")
+    if quick:
+        L.append("")
+        L.append("**Quick run (`--quick`): small parameters, not the standard set.**")
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    L.append(f"| CPU | {meta['cpu']} × {meta['cpus']} |")
+    L.append(f"| RAM | {meta['ram_gib']} GiB |")
+    L.append(f"| Kernel | {meta['kernel']} |")
+    L.append(f"| Rust | {meta['rustc']} |")
+    L.append(f"| Commit | {meta['commit']} |")
+    L.append(f"| Date | {meta['date']} |")
+    L.append("")
+    L.append("The load generator runs on the same machine and shares its cores with the server "
+             "(and, in the managed profile, with PostgreSQL, Redis and the S3 emulator), so the "
+             "figures are a floor, not what the server does on its own cores.")
+    L.append("")
+    L.append("## Server settings")
+    L.append("")
+    L.append("Both profiles run the release binary with **every rate limit off** "
+             "(`RATE_LIMIT_USER_PER_10S=0`, `RATE_LIMIT_IP_PER_10S=0`, "
+             "`RATE_LIMIT_JOIN_PER_MINUTE=0`, `RATE_LIMIT_WEBHOOK_PER_10S=0`, "
+             "`WS_EVENTS_PER_10S=0`): with the defaults, one user may make 300 calls per 10 s "
+             "and one address may register 30 accounts per minute, which a load run exceeds in "
+             "a second. Every other key keeps its default (`LOG_LEVEL=warn`, "
+             "`WS_OUTBOUND_QUEUE=1024`, one HTTP worker per core, `DB_POOL_MAX=20`).")
+    L.append("")
+    L.append("- **self-hosted**: SQLite in a fresh data directory.")
+    L.append("- **managed**: PostgreSQL on 127.0.0.1:5432 (a fresh database), Redis on "
+             "127.0.0.1:6379 (a fresh key prefix), the S3 emulator s3s-fs (as set up by "
+             "`scripts/with-test-services.sh`); one community server provisioned with "
+             "`POST /internal/servers`, and every request and socket carries its "
+             "`X-Server-Address`.")
+    L.append("")
+    L.append("The `idle` scenario runs on a freshly restarted server process (same data), so "
+             "that its RSS figures are not hidden by memory the earlier scenarios left behind; "
+             "the server RSS after each scenario is listed too.")
+    L.append("")
+    L.append("Each scenario signs in its accounts first (`bench-0` … `bench-199`, shared by the "
+             "scenarios of a profile; sessions use them round-robin) and, where it sends "
+             "messages, a fresh text channel created by the owner account. Only the scenario "
+             "itself is measured.")
+    for prof in profiles:
+        name = prof["profile"]
+        L.append("")
+        L.append(f"## {name}")
+        L.append("")
+        L.append("| Scenario | Metric | Result | Target | Met |")
+        L.append("|---|---|---|---|---|")
+        st = prof["startup"]
+        runs = ", ".join(f"{r['health_ms']:.0f} ms" for r in st["runs"])
+        L.append(f"| startup | start → first /health (median of 3) | {st['health_ms']:.1f} ms ({runs}) | | |")
+        L.append(f"| | idle RSS 2 s after start (median) | {st['rss_mib']} MiB | | |")
+        for metric, target, value, met in target_rows("startup", st):
+            L.append(f"| | target: {metric} | {value} | {target} | {'yes' if met else '**no**'} |")
+        for sc in prof["scenarios"]:
+            rep = sc["report"]
+            key = sc["key"]
+            if rep is None:
+                L.append(f"| {key} | **failed** (exit {sc['exit']}, no report; see the run's "
+                         f"output) | | | |")
+                continue
+            first = True
+            for metric, value in rows_for(key, rep):
+                L.append(f"| {key if first else ''} | {metric} | {value} | | |")
+                first = False
+            for metric, target, value, met in target_rows(key, rep["results"]):
+                L.append(f"| | target: {metric} | {value} | {target} | {'yes' if met else '**no**'} |")
+            L.append(f"| | errors | {errors_text(rep)} | | |")
+            rss = sc.get("server_rss_after_mib")
+            L.append(f"| | server RSS after the scenario | {fmt(rss, ' MiB')} | | |")
+            if not sc.get("server_alive_after", True):
+                L.append("| | **the server died during this scenario** | | | |")
+    L.append("")
+    L.append("## Commands")
+    L.append("")
+    L.append("Run from the repository root; `<port>` is a free port picked per profile, and the "
+             "server is started with the settings above.")
+    L.append("")
+    L.append("```sh")
+    L.append("make bench   # = scripts/with-test-services.sh python3 scripts/bench.py")
+    for prof in profiles:
+        L.append("")
+        L.append(f"# {prof['profile']}: server environment")
+        L.append(" ".join(f"{k}={v}" for k, v in sorted(prof["env"].items())) + " target/release/ecto-server serve")
+        for sc in prof["scenarios"]:
+            L.append(sc["command"])
+    L.append("```")
+    L.append("")
+    return "\n".join(L)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--profiles", default="self-hosted,managed")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--render", metavar="JSON",
+                    help="only write --out from the results file of an earlier run")
+    args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        with open(args.out, "w") as f:
+            f.write(markdown(saved["machine"], saved["profiles"], saved.get("quick", False)))
+        say(f"wrote {args.out}")
+        return
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+
+    if "managed" in profiles and not os.environ.get("ECTO_TEST_DATABASE_URL"):
+        # Re-run under the script that provides PostgreSQL, Redis and the S3 emulator.
+        os.execv(os.path.join(ROOT, "scripts", "with-test-services.sh"),
+                 [os.path.join(ROOT, "scripts", "with-test-services.sh"), sys.executable] + sys.argv)
+
+    raise_nofile()
+    cargo = os.environ.get("CARGO", "cargo")
+    if not args.no_build:
+        say("cargo build --release -p ecto-server -p ecto-load")
+        subprocess.run([cargo, "build", "--release", "-p", "ecto-server", "-p", "ecto-load"],
+                       cwd=ROOT, check=True)
+    meta_json = subprocess.run([cargo, "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout
+    target_dir = json.loads(meta_json)["target_directory"]
+    bins = {b: os.path.join(target_dir, "release", b) for b in ("ecto-server", "ecto-load")}
+    for b, path in bins.items():
+        if not os.path.exists(path):
+            raise SystemExit(f"bench: {b} is not built ({path})")
+
+    meta = machine()
+    scenarios = QUICK if args.quick else STANDARD
+    results = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ecto-bench-") as work:
+        for profile in profiles:
+            results.append(run_profile(profile, bins, scenarios, work))
+    say(f"all profiles done in {time.monotonic() - started:.0f} s")
+
+    out = args.out
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(os.path.join(os.path.dirname(out), "benchmarks.json"), "w") as f:
+        json.dump({"machine": meta, "quick": args.quick, "profiles": results}, f, indent=1)
+        f.write("\n")
+    with open(out, "w") as f:
+        f.write(markdown(meta, results, args.quick))
+    say(f"wrote {os.path.relpath(out, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

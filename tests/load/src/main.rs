@@ -1,0 +1,308 @@
+//! ecto-load: a load generator for ecto-server. It speaks only the public protocol (tRPC over
+//! HTTP and the `/ws` gateway), so it runs against any deployment given its base URL.
+
+mod api;
+mod scenarios;
+mod stats;
+mod ws;
+
+use clap::{Args, Parser, Subcommand};
+use rand::distr::{Alphanumeric, SampleString};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Load generator for ecto-server (tRPC over HTTP and the /ws gateway).
+///
+/// Every scenario prints a table; with --json it prints one JSON object on stdout instead (the
+/// table then goes to stderr). Errors are counted by kind and always shown.
+#[derive(Parser)]
+#[command(name = "ecto-load", version)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Base URL of the server.
+    #[arg(
+        long,
+        global = true,
+        env = "ECTO_LOAD_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
+    url: String,
+    /// X-Server-Address sent with every request and socket (managed deployments).
+    #[arg(long, global = true, env = "ECTO_LOAD_SERVER_ADDRESS")]
+    server_address: Option<String>,
+    /// Profile label copied into the report (e.g. self-hosted, managed).
+    #[arg(long, global = true, default_value = "")]
+    label: String,
+    /// Print one JSON object per run on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The account that creates the run's channel, NAME:PASSWORD; registered when new. It must
+    /// be allowed to create channels (on a fresh server the first account is the owner).
+    #[arg(long, global = true, default_value = "load-owner:load-owner-password")]
+    owner: String,
+    /// Prefix of the load accounts (<prefix>-<i>); default: a fresh random one per run. Accounts
+    /// that exist are signed in instead of registered.
+    #[arg(long, global = true)]
+    user_prefix: Option<String>,
+    /// Most accounts a run signs in; sessions and clients share them round-robin.
+    #[arg(long, global = true, default_value_t = 200)]
+    max_users: usize,
+    /// server.join calls in flight while signing accounts in.
+    #[arg(long, global = true, default_value_t = 16)]
+    join_concurrency: usize,
+    /// A JSON file of access tokens by account, read at start and written at the end: later
+    /// runs sign their accounts in with `server.join` and the token (no password hashing on
+    /// the server) while the tokens are valid.
+    #[arg(long, global = true)]
+    token_cache: Option<std::path::PathBuf>,
+    /// Timeout of one HTTP call and of each /ws handshake step, in seconds.
+    #[arg(long, global = true, default_value_t = 15.0)]
+    timeout: f64,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N sequential messages.send from one client.
+    SendSeq {
+        #[arg(short = 'n', long, default_value_t = 2000)]
+        count: usize,
+    },
+    /// C clients, each sending sequentially for a duration (or a count per client).
+    SendConcurrent {
+        #[arg(short = 'c', long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds to send for (ignored when --count is given).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Messages per client instead of a duration.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// N subscribers of one channel; senders at a fixed total rate (open loop); every delivery
+    /// timed from send start to frame received.
+    Fanout {
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Messages per second, all senders together.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Accounts that send, round-robin.
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
+        /// Sends in flight at most; a send due while all are busy waits (and is counted late).
+        #[arg(long, default_value_t = 64)]
+        sender_concurrency: usize,
+        /// Seconds to wait after the last send before counting losses.
+        #[arg(long, default_value_t = 5.0)]
+        grace: f64,
+        /// Sockets opening at once.
+        #[arg(long, default_value_t = 64)]
+        connect_concurrency: usize,
+    },
+    /// N identified, heartbeating sessions; the server's RSS before and after.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Server process id: its VmRSS is read from /proc/<pid>/status (same machine only).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Sockets opening at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds to wait after the last session is ready before reading the RSS.
+        #[arg(long, default_value_t = 3.0)]
+        settle: f64,
+        /// Seconds to keep the sessions afterwards (heartbeating) before closing them.
+        #[arg(long, default_value_t = 2.0)]
+        hold: f64,
+    },
+    /// Connect→ready latency of N sessions, C at a time.
+    Connect {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+/// What every scenario needs.
+pub struct Ctx {
+    pub api: api::Api,
+    pub target: ws::Target,
+    pub errors: Arc<stats::Errors>,
+    pub run: String,
+    pub prefix: String,
+    pub owner: String,
+    pub max_users: usize,
+    pub join_concurrency: usize,
+    pub label: String,
+    pub tokens: api::Tokens,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Thousands of sockets need more than the usual soft limit of 1024 open files: raise the
+    // soft limit to the hard limit (`ulimit -Hn`); beyond that, raise the hard limit first.
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).ok();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecto-load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, nofile))
+}
+
+async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
+    let c = cli.common;
+    let timeout = Duration::from_secs_f64(c.timeout.max(0.1));
+    let pool = match &cli.scenario {
+        Scenario::SendConcurrent { clients, .. } => *clients,
+        Scenario::Fanout {
+            sender_concurrency, ..
+        } => *sender_concurrency,
+        _ => 16,
+    }
+    .max(c.join_concurrency);
+    let api = match api::Api::new(&c.url, c.server_address.clone(), pool, timeout) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ecto-load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let run = Alphanumeric
+        .sample_string(&mut rand::rng(), 6)
+        .to_lowercase();
+    let sockets = match &cli.scenario {
+        Scenario::Fanout { subscribers, .. } => *subscribers,
+        Scenario::Idle { sessions, .. } | Scenario::Connect { sessions, .. } => *sessions,
+        _ => 0,
+    };
+    if let Some(limit) = nofile {
+        if (sockets as u64) + 256 > limit {
+            eprintln!(
+                "ecto-load: warning: the open-file limit is {limit}, too low for {sockets} \
+                 sockets; raise it with `ulimit -n` (hard limit) before running"
+            );
+        }
+    }
+    let ctx = Ctx {
+        target: ws::Target {
+            url: api.ws_url(),
+            server_address: c.server_address.clone(),
+            timeout,
+        },
+        api,
+        errors: Arc::new(stats::Errors::default()),
+        prefix: c.user_prefix.clone().unwrap_or_else(|| format!("l{run}")),
+        run,
+        owner: c.owner.clone(),
+        max_users: c.max_users.max(1),
+        join_concurrency: c.join_concurrency.max(1),
+        label: c.label.clone(),
+        tokens: Default::default(),
+    };
+    if let Some(path) = &c.token_cache {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            match serde_json::from_str(&text) {
+                Ok(map) => *ctx.tokens.lock().unwrap_or_else(|e| e.into_inner()) = map,
+                Err(e) => eprintln!(
+                    "ecto-load: ignoring the token cache {}: {e}",
+                    path.display()
+                ),
+            }
+        }
+    }
+    let outcome = match cli.scenario {
+        Scenario::SendSeq { count } => scenarios::send_seq(&ctx, count).await,
+        Scenario::SendConcurrent {
+            clients,
+            duration,
+            count,
+        } => scenarios::send_concurrent(&ctx, clients.max(1), duration, count).await,
+        Scenario::Fanout {
+            subscribers,
+            rate,
+            duration,
+            senders,
+            sender_concurrency,
+            grace,
+            connect_concurrency,
+        } => {
+            scenarios::fanout(
+                &ctx,
+                scenarios::FanoutParams {
+                    subscribers,
+                    rate: rate.max(0.001),
+                    duration,
+                    senders: senders.max(1),
+                    sender_concurrency: sender_concurrency.max(1),
+                    grace,
+                    connect_concurrency: connect_concurrency.max(1),
+                },
+            )
+            .await
+        }
+        Scenario::Idle {
+            sessions,
+            pid,
+            concurrency,
+            settle,
+            hold,
+        } => scenarios::idle(&ctx, sessions, pid, concurrency.max(1), settle, hold).await,
+        Scenario::Connect {
+            sessions,
+            concurrency,
+        } => scenarios::connect(&ctx, sessions, concurrency.max(1)).await,
+    };
+    if let Some(path) = &c.token_cache {
+        let map = ctx.tokens.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Err(e) = serde_json::to_string(&map)
+            .map_err(std::io::Error::other)
+            .and_then(|t| std::fs::write(path, t))
+        {
+            eprintln!(
+                "ecto-load: cannot write the token cache {}: {e}",
+                path.display()
+            );
+        }
+    }
+    match outcome {
+        Ok(mut report) => {
+            if let Some(limit) = nofile {
+                report.result("client_open_file_limit", limit);
+            }
+            if c.json {
+                eprint!("{}", report.to_table());
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_table());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ecto-load: {e}");
+            let errors = ctx.errors.snapshot();
+            if !errors.is_empty() {
+                eprintln!("ecto-load: errors so far: {errors:?}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,637 @@
+//! The scenarios: each sets up what it needs, runs, and returns its report.
+
+use crate::api::{self, User};
+use crate::stats::{micros, round1, round3, Errors, Report};
+use crate::ws::{self, End};
+use crate::Ctx;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+fn report(ctx: &Ctx, scenario: &'static str) -> Report {
+    let mut target = ctx.api.base().to_owned();
+    if let Some(a) = ctx.api.server_address() {
+        target.push_str(&format!(" (X-Server-Address {a})"));
+    }
+    Report::new(scenario, &ctx.label, &target)
+}
+
+async fn accounts(ctx: &Ctx, wanted: usize) -> Result<Vec<User>, String> {
+    let count = wanted.clamp(1, ctx.max_users);
+    eprintln!(
+        "ecto-load: signing in {count} accounts ({} at a time)",
+        ctx.join_concurrency
+    );
+    let started = Instant::now();
+    let users = api::users(
+        &ctx.api,
+        &ctx.prefix,
+        count,
+        ctx.join_concurrency,
+        &ctx.errors,
+        &ctx.tokens,
+    )
+    .await;
+    eprintln!(
+        "ecto-load: {} of {count} accounts ready in {:.1} s",
+        users.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if users.is_empty() {
+        return Err(format!(
+            "no account could sign in; errors: {:?}",
+            ctx.errors.snapshot()
+        ));
+    }
+    Ok(users)
+}
+
+async fn channel(ctx: &Ctx) -> Result<String, String> {
+    let (_, id) = api::channel(&ctx.api, &ctx.owner, &ctx.run, &ctx.errors, &ctx.tokens).await?;
+    Ok(id)
+}
+
+fn per_second(count: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        round1(count as f64 / secs)
+    } else {
+        0.0
+    }
+}
+
+/// `send-seq`: one client, `count` sequential sends.
+pub async fn send_seq(ctx: &Ctx, count: usize) -> Result<Report, String> {
+    let channel_id = channel(ctx).await?;
+    let users = accounts(ctx, 1).await?;
+    let token = &users[0].token;
+    let mut latencies = Vec::with_capacity(count);
+    let mut ok = 0u64;
+    let started = Instant::now();
+    for i in 0..count {
+        let nonce = format!("{}:{i}", ctx.run);
+        let t = Instant::now();
+        match api::send(
+            &ctx.api,
+            token,
+            &channel_id,
+            &format!("load {nonce}"),
+            &nonce,
+        )
+        .await
+        {
+            Ok(()) => {
+                ok += 1;
+                latencies.push(micros(t.elapsed()));
+            }
+            Err(e) => ctx.errors.add(format!("messages.send {}", e.kind())),
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut r = report(ctx, "send-seq");
+    r.param("count", count);
+    r.result("sent_ok", ok);
+    r.result("failed", count as u64 - ok);
+    r.result("elapsed_s", round3(elapsed.as_secs_f64()));
+    r.result("msg_per_s", per_second(ok, elapsed));
+    r.latency("send_latency", latencies);
+    r.errors(&ctx.errors);
+    Ok(r)
+}
+
+/// `send-concurrent`: `clients` clients sending sequentially until the deadline or `count`
+/// messages each.
+pub async fn send_concurrent(
+    ctx: &Ctx,
+    clients: usize,
+    duration: f64,
+    count: Option<usize>,
+) -> Result<Report, String> {
+    let channel_id = Arc::new(channel(ctx).await?);
+    let users = accounts(ctx, clients).await?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(duration.max(0.0));
+    let mut tasks: Vec<JoinHandle<(u64, Vec<u32>)>> = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let api = ctx.api.clone();
+        let token = users[c % users.len()].token.clone();
+        let channel_id = channel_id.clone();
+        let errors = ctx.errors.clone();
+        let run = ctx.run.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            let mut latencies = Vec::new();
+            let mut i = 0usize;
+            loop {
+                match count {
+                    Some(n) if i >= n => break,
+                    None if Instant::now() >= deadline => break,
+                    _ => {}
+                }
+                let nonce = format!("{run}:{c}:{i}");
+                i += 1;
+                let t = Instant::now();
+                match api::send(&api, &token, &channel_id, &format!("load {nonce}"), &nonce).await {
+                    Ok(()) => {
+                        ok += 1;
+                        latencies.push(micros(t.elapsed()));
+                    }
+                    Err(e) => errors.add(format!("messages.send {}", e.kind())),
+                }
+            }
+            (ok, latencies)
+        }));
+    }
+    let mut ok = 0u64;
+    let mut latencies = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok((n, l)) => {
+                ok += n;
+                latencies.extend(l);
+            }
+            Err(_) => ctx.errors.add("client task failed"),
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut r = report(ctx, "send-concurrent");
+    r.param("clients", clients);
+    r.param("accounts", users.len());
+    match count {
+        Some(n) => r.param("count_per_client", n),
+        None => r.param("duration_s", duration),
+    }
+    r.result("sent_ok", ok);
+    r.result(
+        "failed",
+        ctx.errors
+            .snapshot()
+            .iter()
+            .filter(|(k, _)| k.starts_with("messages.send"))
+            .map(|(_, v)| *v)
+            .sum::<u64>(),
+    );
+    r.result("elapsed_s", round3(elapsed.as_secs_f64()));
+    r.result("msg_per_s", per_second(ok, elapsed));
+    r.latency("send_latency", latencies);
+    r.errors(&ctx.errors);
+    Ok(r)
+}
+
+pub struct FanoutParams {
+    pub subscribers: usize,
+    pub rate: f64,
+    pub duration: f64,
+    pub senders: usize,
+    pub sender_concurrency: usize,
+    pub grace: f64,
+    pub connect_concurrency: usize,
+}
+
+/// What one subscriber saw.
+struct Seen {
+    /// Deliveries per message index (saturating).
+    counts: Vec<u8>,
+    /// Send start → frame received, microseconds, first deliveries only.
+    latencies: Vec<u32>,
+    /// Microseconds since the run's base of the last delivery.
+    last: u64,
+    end: End,
+}
+
+/// Shared between the sender and every subscriber.
+struct Clock {
+    base: Instant,
+    /// Send start of message i in microseconds since `base`, plus one (0: not started).
+    starts: Vec<AtomicU64>,
+    /// First deliveries seen by all subscribers together (for the early end of the grace).
+    first_deliveries: AtomicU64,
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The message index in a `message.create` frame of this run, from its nonce.
+fn message_index(text: &str, needle: &str) -> Option<usize> {
+    if !text.contains("\"message.create\"") {
+        return None;
+    }
+    let at = text.find(needle)? + needle.len();
+    let rest = &text[at..];
+    let end = rest.find('"')?;
+    rest[..end].parse().ok()
+}
+
+/// `fanout`: see the command's help.
+pub async fn fanout(ctx: &Ctx, p: FanoutParams) -> Result<Report, String> {
+    let channel_id = Arc::new(channel(ctx).await?);
+    let users = accounts(ctx, p.subscribers.max(p.senders)).await?;
+    let total = (p.rate * p.duration).round().max(0.0) as usize;
+    let clock = Arc::new(Clock {
+        base: Instant::now(),
+        starts: (0..total).map(|_| AtomicU64::new(0)).collect(),
+        first_deliveries: AtomicU64::new(0),
+    });
+    let needle = Arc::new(format!("\"nonce\":\"{}:", ctx.run));
+
+    // Subscribers: identify, subscribe, then count every delivery until stopped.
+    eprintln!(
+        "ecto-load: opening {} subscriber sessions ({} at a time)",
+        p.subscribers, p.connect_concurrency
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<bool>(p.subscribers.max(1));
+    let gate = Arc::new(Semaphore::new(p.connect_concurrency));
+    let mut subs: Vec<JoinHandle<Option<Seen>>> = Vec::with_capacity(p.subscribers);
+    let connect_started = Instant::now();
+    for i in 0..p.subscribers {
+        let target = ctx.target.clone();
+        let token = users[i % users.len()].token.clone();
+        let channel_id = channel_id.clone();
+        let errors = ctx.errors.clone();
+        let clock = clock.clone();
+        let needle = needle.clone();
+        let stop = stop_rx.clone();
+        let ready = ready_tx.clone();
+        let gate = gate.clone();
+        subs.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await.ok();
+            let opened = async {
+                let mut s = ws::identify(&target, &token).await?;
+                ws::subscribe(&mut s, &channel_id, target.timeout).await?;
+                Ok::<_, ws::WsError>(s)
+            }
+            .await;
+            drop(permit);
+            let session = match opened {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.add(format!("subscriber: {}", e.kind()));
+                    let _ = ready.send(false).await;
+                    return None;
+                }
+            };
+            let _ = ready.send(true).await;
+            drop(ready);
+            let mut counts = vec![0u8; total];
+            let mut latencies = Vec::with_capacity(total);
+            let mut last = 0u64;
+            let end = ws::hold(session, stop, &errors, |text| {
+                let Some(idx) = message_index(text, &needle) else {
+                    return;
+                };
+                let now = clock.now();
+                let Some(slot) = counts.get_mut(idx) else {
+                    return;
+                };
+                *slot = slot.saturating_add(1);
+                last = now;
+                if *slot == 1 {
+                    clock.first_deliveries.fetch_add(1, Ordering::Relaxed);
+                    let start = clock.starts[idx].load(Ordering::Acquire);
+                    if start > 0 {
+                        latencies
+                            .push(u32::try_from(now.saturating_sub(start - 1)).unwrap_or(u32::MAX));
+                    }
+                }
+            })
+            .await;
+            Some(Seen {
+                counts,
+                latencies,
+                last,
+                end,
+            })
+        }));
+    }
+    drop(ready_tx);
+    let mut subscribed = 0usize;
+    while let Some(ok) = ready_rx.recv().await {
+        if ok {
+            subscribed += 1;
+        }
+    }
+    let connect_elapsed = connect_started.elapsed();
+    eprintln!(
+        "ecto-load: {subscribed} of {} subscribed in {:.1} s; sending {total} messages at {} msg/s",
+        p.subscribers,
+        connect_elapsed.as_secs_f64(),
+        p.rate
+    );
+
+    // Senders: open loop. Message i is due at start + i / rate; it waits only for a free slot
+    // among `sender_concurrency` sends in flight.
+    let senders: Vec<User> = users.iter().take(p.senders).cloned().collect();
+    let slots = Arc::new(Semaphore::new(p.sender_concurrency));
+    let sent_ok: Arc<Vec<AtomicBool>> =
+        Arc::new((0..total).map(|_| AtomicBool::new(false)).collect());
+    let send_latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total)));
+    let mut sends: Vec<JoinHandle<()>> = Vec::with_capacity(total);
+    let mut late = 0u64;
+    let mut max_lag = Duration::ZERO;
+    let send_started = Instant::now();
+    let first_send_us = clock.now();
+    for i in 0..total {
+        let due = send_started + Duration::from_secs_f64(i as f64 / p.rate);
+        tokio::time::sleep_until(due.into()).await;
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let lag = Instant::now().saturating_duration_since(due);
+        max_lag = max_lag.max(lag);
+        if lag > Duration::from_millis(10) {
+            late += 1;
+        }
+        let api = ctx.api.clone();
+        let token = senders[i % senders.len()].token.clone();
+        let channel_id = channel_id.clone();
+        let errors = ctx.errors.clone();
+        let clock = clock.clone();
+        let sent_ok = sent_ok.clone();
+        let send_latencies = send_latencies.clone();
+        let nonce = format!("{}:{i}", ctx.run);
+        sends.push(tokio::spawn(async move {
+            let t = Instant::now();
+            clock.starts[i].store(clock.now() + 1, Ordering::Release);
+            match api::send(&api, &token, &channel_id, &format!("load {nonce}"), &nonce).await {
+                Ok(()) => {
+                    sent_ok[i].store(true, Ordering::Release);
+                    send_latencies
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(micros(t.elapsed()));
+                }
+                Err(e) => errors.add(format!("messages.send {}", e.kind())),
+            }
+            drop(permit);
+        }));
+    }
+    for s in sends {
+        if s.await.is_err() {
+            ctx.errors.add("send task failed");
+        }
+    }
+    let send_elapsed = send_started.elapsed();
+    let ok_count = sent_ok.iter().filter(|b| b.load(Ordering::Acquire)).count() as u64;
+    let expected = ok_count * subscribed as u64;
+
+    // Grace: wait for stragglers, or stop early once everything expected has arrived.
+    let grace_end = Instant::now() + Duration::from_secs_f64(p.grace.max(0.0));
+    while Instant::now() < grace_end && clock.first_deliveries.load(Ordering::Relaxed) < expected {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(true);
+
+    let mut received = 0u64;
+    let mut duplicated = 0u64;
+    let mut for_failed_sends = 0u64;
+    let mut lost_subscribers = 0u64;
+    let mut last = first_send_us;
+    let mut latencies: Vec<u32> = Vec::new();
+    let mut per_sub_lost_max = 0u64;
+    for h in subs {
+        let Ok(Some(seen)) = h.await else { continue };
+        if seen.end == End::Lost {
+            lost_subscribers += 1;
+        }
+        last = last.max(seen.last);
+        let mut lost_here = 0u64;
+        for (idx, &c) in seen.counts.iter().enumerate() {
+            let c = u64::from(c);
+            if sent_ok[idx].load(Ordering::Acquire) {
+                if c >= 1 {
+                    received += 1;
+                    duplicated += c - 1;
+                } else {
+                    lost_here += 1;
+                }
+            } else {
+                for_failed_sends += c;
+            }
+        }
+        per_sub_lost_max = per_sub_lost_max.max(lost_here);
+        latencies.extend(seen.latencies);
+    }
+    let delivery_window = Duration::from_micros(last.saturating_sub(first_send_us));
+
+    let mut r = report(ctx, "fanout");
+    r.param("subscribers", p.subscribers);
+    r.param("accounts", users.len());
+    r.param("rate_msg_per_s", p.rate);
+    r.param("duration_s", p.duration);
+    r.param("senders", senders.len());
+    r.param("sender_concurrency", p.sender_concurrency);
+    r.param("grace_s", p.grace);
+    r.result("subscribed", subscribed);
+    r.result("subscribe_all_s", round3(connect_elapsed.as_secs_f64()));
+    r.result("messages_planned", total);
+    r.result("sent_ok", ok_count);
+    r.result("send_failed", total as u64 - ok_count);
+    r.result("achieved_send_rate", per_second(ok_count, send_elapsed));
+    r.result("sends_started_late_10ms", late);
+    r.result(
+        "max_schedule_lag_ms",
+        round3(max_lag.as_secs_f64() * 1000.0),
+    );
+    r.result("expected_deliveries", expected);
+    r.result("received", received);
+    r.result("lost", expected.saturating_sub(received));
+    r.result("duplicated", duplicated);
+    r.result("delivered_for_failed_sends", for_failed_sends);
+    r.result("max_lost_one_subscriber", per_sub_lost_max);
+    r.result("subscribers_closed_by_server", lost_subscribers);
+    r.result("deliveries_per_s", per_second(received, delivery_window));
+    r.latency("delivery_latency", latencies);
+    let sl = std::mem::take(&mut *send_latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    r.latency("send_latency", sl);
+    r.errors(&ctx.errors);
+    Ok(r)
+}
+
+/// Sessions opened by `open_sessions`, held until `stop`.
+struct Held {
+    ready: usize,
+    ready_latencies: Vec<u32>,
+    open_all: Duration,
+    handles: Vec<JoinHandle<End>>,
+    lost: Arc<AtomicUsize>,
+}
+
+/// Opens `count` sessions, `concurrency` at a time, each identified with the next account;
+/// returns once every one is ready or has failed. Ready sessions read and heartbeat until
+/// `stop`.
+async fn open_sessions(
+    ctx: &Ctx,
+    users: &[User],
+    count: usize,
+    concurrency: usize,
+    stop: &watch::Receiver<bool>,
+) -> Held {
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let (tx, mut rx) = mpsc::channel::<Option<u32>>(count.max(1));
+    let lost = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::with_capacity(count);
+    let started = Instant::now();
+    for i in 0..count {
+        let target = ctx.target.clone();
+        let token = users[i % users.len()].token.clone();
+        let errors: Arc<Errors> = ctx.errors.clone();
+        let gate = gate.clone();
+        let tx = tx.clone();
+        let stop = stop.clone();
+        let lost = lost.clone();
+        handles.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await.ok();
+            let opened = ws::identify(&target, &token).await;
+            drop(permit);
+            match opened {
+                Ok(session) => {
+                    let _ = tx.send(Some(micros(session.ready_after))).await;
+                    drop(tx);
+                    let end = ws::hold(session, stop, &errors, |_| {}).await;
+                    if end == End::Lost {
+                        lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    end
+                }
+                Err(e) => {
+                    errors.add(e.kind());
+                    let _ = tx.send(None).await;
+                    End::Lost
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut ready_latencies = Vec::with_capacity(count);
+    let mut done = 0usize;
+    while let Some(r) = rx.recv().await {
+        done += 1;
+        if let Some(l) = r {
+            ready_latencies.push(l);
+        }
+        if done.is_multiple_of(1000) {
+            eprintln!("ecto-load: {done} of {count} sessions opened or failed");
+        }
+    }
+    Held {
+        ready: ready_latencies.len(),
+        ready_latencies,
+        open_all: started.elapsed(),
+        handles,
+        lost,
+    }
+}
+
+async fn close_all(stop: watch::Sender<bool>, held: Held) {
+    let _ = stop.send(true);
+    for h in held.handles {
+        let _ = h.await;
+    }
+}
+
+/// VmRSS of a process in KiB, from /proc/<pid>/status.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `idle`: `sessions` identified, heartbeating sessions; the server's RSS before and after.
+pub async fn idle(
+    ctx: &Ctx,
+    sessions: usize,
+    pid: Option<u32>,
+    concurrency: usize,
+    settle: f64,
+    hold: f64,
+) -> Result<Report, String> {
+    let users = accounts(ctx, sessions).await?;
+    let before = pid.and_then(rss_kib);
+    if let (Some(p), None) = (pid, before) {
+        return Err(format!(
+            "cannot read VmRSS of process {p} from /proc/{p}/status"
+        ));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let held = open_sessions(ctx, &users, sessions, concurrency, &stop_rx).await;
+    eprintln!(
+        "ecto-load: {} of {sessions} sessions ready in {:.1} s",
+        held.ready,
+        held.open_all.as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs_f64(settle.max(0.0))).await;
+    let after = pid.and_then(rss_kib);
+    tokio::time::sleep(Duration::from_secs_f64(hold.max(0.0))).await;
+    let lost = held.lost.load(Ordering::Relaxed);
+    let mut r = report(ctx, "idle");
+    r.param("sessions", sessions);
+    r.param("accounts", users.len());
+    r.param("concurrency", concurrency);
+    r.param("settle_s", settle);
+    r.param("hold_s", hold);
+    r.result("ready", held.ready);
+    r.result("failed", sessions - held.ready);
+    r.result("closed_by_server_while_idle", lost);
+    r.result("open_all_s", round3(held.open_all.as_secs_f64()));
+    r.latency("connect_to_ready", held.ready_latencies.clone());
+    if let (Some(b), Some(a)) = (before, after) {
+        r.result("server_rss_before_mib", round1(b as f64 / 1024.0));
+        r.result("server_rss_after_mib", round1(a as f64 / 1024.0));
+        let per = if held.ready > 0 {
+            round1(a.saturating_sub(b) as f64 / held.ready as f64)
+        } else {
+            0.0
+        };
+        r.result("server_kib_per_session", per);
+    }
+    close_all(stop_tx, held).await;
+    r.errors(&ctx.errors);
+    Ok(r)
+}
+
+/// `connect`: connect→ready latency of `sessions` sessions, `concurrency` at a time.
+pub async fn connect(ctx: &Ctx, sessions: usize, concurrency: usize) -> Result<Report, String> {
+    let users = accounts(ctx, sessions).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let held = open_sessions(ctx, &users, sessions, concurrency, &stop_rx).await;
+    let mut r = report(ctx, "connect");
+    r.param("sessions", sessions);
+    r.param("accounts", users.len());
+    r.param("concurrency", concurrency);
+    r.result("ready", held.ready);
+    r.result("failed", sessions - held.ready);
+    r.result("open_all_s", round3(held.open_all.as_secs_f64()));
+    r.result("ready_per_s", per_second(held.ready as u64, held.open_all));
+    r.latency("connect_to_ready", held.ready_latencies.clone());
+    close_all(stop_tx, held).await;
+    r.errors(&ctx.errors);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_index;
+
+    #[test]
+    fn finds_the_index_in_a_message_create_frame() {
+        let needle = "\"nonce\":\"abc:";
+        let frame =
+            r#"{"event":"message.create","data":{"content":"load abc:7","nonce":"abc:7"},"seq":3}"#;
+        assert_eq!(message_index(frame, needle), Some(7));
+        let other = r#"{"event":"message.create","data":{"nonce":"xyz:7"},"seq":3}"#;
+        assert_eq!(message_index(other, needle), None);
+        let presence = r#"{"event":"presence.update","data":{},"seq":1}"#;
+        assert_eq!(message_index(presence, needle), None);
+    }
+}
