@@ -5,6 +5,7 @@
 //! [`ports`]; the composition root wires them into [`Services`], which every use case takes.
 
 pub mod error;
+pub mod memo;
 pub mod model;
 pub mod permissions;
 pub mod ports;

@@ -83,4 +83,6 @@ pub struct Services {
     pub blobs: Arc<dyn BlobStore>,
     pub clock: Arc<dyn Clock>,
     pub health: Vec<Arc<dyn HealthCheck>>,
+    /// This process's memo of servers, permission data and channels (see [`crate::memo`]).
+    pub memo: Arc<crate::memo::Memo>,
 }

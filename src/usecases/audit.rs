@@ -37,6 +37,9 @@ pub async fn publish<T: Serialize>(
     name: &str,
     data: &T,
 ) {
+    if crate::memo::invalidates(name) {
+        svc.memo.invalidate(server_id);
+    }
     let data = match serde_json::to_value(data) {
         Ok(v) => v,
         Err(e) => {

@@ -32,9 +32,7 @@ async fn channel_and_perms(
     channel_id: Uuid,
 ) -> CoreResult<(Channel, Perms)> {
     let perms = Perms::load(svc, server, caller).await?;
-    let channel = svc
-        .structure
-        .channel(server.id, channel_id)
+    let channel = super::perms::channel(svc, server.id, channel_id)
         .await?
         .ok_or_else(channel_not_found)?;
     Ok((channel, perms))

@@ -9,7 +9,7 @@ use uuid::Uuid;
 /// A member's permissions in one server, ready to be checked server-wide or per channel.
 pub struct Perms {
     pub subject: Subject,
-    pub data: PermissionData,
+    pub data: std::sync::Arc<PermissionData>,
     /// Server-level bits.
     pub server: u64,
     /// The highest position among the member's roles (0 for @everyone only).
@@ -30,7 +30,7 @@ impl Perms {
     /// FORBIDDEN 2002.
     pub async fn load(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<Perms> {
         let member = caller.require_member()?;
-        let data = svc.structure.permission_data(server.id).await?;
+        let data = permission_data(svc, server.id).await?;
         let everyone = data
             .everyone()
             .ok_or_else(|| CoreError::internal_msg("server has no @everyone role"))?;
@@ -116,4 +116,43 @@ impl Perms {
         }
         Ok(())
     }
+}
+
+/// The server's permission data, from this process's memo when it has not changed.
+pub async fn permission_data(
+    svc: &Services,
+    server_id: Uuid,
+) -> CoreResult<std::sync::Arc<PermissionData>> {
+    if let Some(data) = svc.memo.permissions(server_id) {
+        return Ok(data);
+    }
+    let generation = svc.memo.generation(server_id);
+    let data = std::sync::Arc::new(svc.structure.permission_data(server_id).await?);
+    svc.memo
+        .keep_permissions(server_id, generation, data.clone());
+    Ok(data)
+}
+
+/// The channel `id` of the server (or `None`), from this process's memo when it has not
+/// changed.
+pub async fn channel(
+    svc: &Services,
+    server_id: Uuid,
+    id: Uuid,
+) -> CoreResult<Option<crate::model::Channel>> {
+    if let Some(channels) = svc.memo.channels(server_id) {
+        return Ok(channels.get(&id).cloned());
+    }
+    let generation = svc.memo.generation(server_id);
+    let channels: std::collections::HashMap<Uuid, crate::model::Channel> = svc
+        .structure
+        .channels(server_id)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let found = channels.get(&id).cloned();
+    svc.memo
+        .keep_channels(server_id, generation, std::sync::Arc::new(channels));
+    Ok(found)
 }

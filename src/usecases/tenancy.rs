@@ -15,8 +15,8 @@ pub async fn resolve_server(
     host: Option<&str>,
 ) -> CoreResult<Server> {
     let not_found = || CoreError::not_found(EctoCode::ServerNotFound, "Server not found");
-    match svc.tenancy {
-        Tenancy::Single(id) => svc.servers.get(id).await?.ok_or_else(not_found),
+    let key = match svc.tenancy {
+        Tenancy::Single(id) => id.to_string(),
         Tenancy::Multi => {
             let wanted = server_address
                 .or(host)
@@ -25,18 +25,38 @@ pub async fn resolve_server(
             let Some(wanted) = wanted else {
                 return Err(not_found());
             };
-            if let Some(server) = svc.servers.find_by_address(wanted).await? {
-                return Ok(server);
-            }
-            match wanted.rsplit_once(':') {
-                Some((bare, port)) if port.chars().all(|c| c.is_ascii_digit()) => svc
-                    .servers
-                    .find_by_address(bare)
-                    .await?
-                    .ok_or_else(not_found),
-                _ => Err(not_found()),
-            }
+            wanted.to_owned()
         }
+    };
+    if let Some(server) = svc.memo.server(&key) {
+        return Ok(server);
+    }
+    let server = lookup(svc, &key).await?.ok_or_else(not_found)?;
+    // Kept only if the server did not change while it was read (see crate::memo).
+    let generation = svc.memo.generation(server.id);
+    if let Some(again) = lookup(svc, &key).await? {
+        if again.id == server.id {
+            svc.memo.keep_server(&key, generation, again.clone());
+            return Ok(again);
+        }
+    }
+    Ok(server)
+}
+
+/// The server named by `key`: this process's server in single tenancy, else an address or
+/// custom domain (with or without a port).
+async fn lookup(svc: &Services, key: &str) -> CoreResult<Option<Server>> {
+    if let Tenancy::Single(id) = svc.tenancy {
+        return svc.servers.get(id).await;
+    }
+    if let Some(server) = svc.servers.find_by_address(key).await? {
+        return Ok(Some(server));
+    }
+    match key.rsplit_once(':') {
+        Some((bare, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+            svc.servers.find_by_address(bare).await
+        }
+        _ => Ok(None),
     }
 }
 

@@ -306,9 +306,11 @@ impl TestApp {
             .to_owned()
     }
 
-    /// Runs raw SQL against the app's database (to arrange state no procedure sets yet).
+    /// Runs raw SQL against the app's database (to arrange state no procedure sets yet). The
+    /// write publishes no event, so the process's memo of server data is dropped by hand.
     pub async fn sql(&self, sql: &str) {
         self.db.execute_sql(sql).await.expect("sql");
+        self.services.memo.clear();
     }
 
     /// Runs a query answering one BIGINT column `n` (`SELECT COUNT(*) AS n FROM …`) against

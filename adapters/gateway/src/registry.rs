@@ -559,6 +559,7 @@ impl Gateway {
     /// it missed, so every socket closes (4000) and resumes or identifies afresh.
     fn lost(&self, position: u64) {
         tracing::warn!(position, "event log gap; closing every session");
+        self.services.memo.clear();
         let mut registry = self.registry();
         registry.position = registry.position.max(position);
         for (_, s) in registry.sessions.drain() {
@@ -570,6 +571,10 @@ impl Gateway {
 
     /// Delivers one event to the sessions it reaches; close and takeover events end sessions.
     fn dispatch(self: &Arc<Self>, event: Event) {
+        // Changes made through other processes reach this process's memo here.
+        if ecto_core::memo::invalidates(&event.name) {
+            self.services.memo.invalidate(event.server_id);
+        }
         if let (Scope::User(user), "mention.create") = (event.scope, event.name.as_str()) {
             if let Some(channel) = event.data["channel_id"]
                 .as_str()

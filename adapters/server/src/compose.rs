@@ -142,6 +142,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         blobs,
         clock: Arc::new(SystemClock),
         health,
+        memo: Arc::default(),
     };
     if config.hosting_mode == HostingMode::SelfHosted {
         let (server, created) = ensure_single_server(&services).await?;

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
@@ -67,7 +69,11 @@ impl Db {
     /// that [`Db::migrate`] connects.
     pub fn open(url: &str, max_connections: usize) -> CoreResult<Self> {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let mut config = ManagerConfig::<AsyncPgConnection>::default();
+            // A broken connection is noticed (and replaced) without a ping per checkout.
+            config.recycling_method = RecyclingMethod::Fast;
+            let manager =
+                AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
             Backend::Pg(build_pool(manager, max_connections)?)
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -176,6 +182,9 @@ where
 
 fn sqlite_manager(path: &str) -> AsyncDieselConnectionManager<SqliteConn> {
     let mut config = ManagerConfig::<SqliteConn>::default();
+    // The default verifies every checkout with a query (one more blocking-thread hop per
+    // database call); a file connection does not go stale, a broken one is still replaced.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(|url| {
         let url = url.to_owned();
         async move {
