@@ -471,6 +471,10 @@ pub async fn set_server_image(
     which: ServerImage,
     url: String,
 ) -> CoreResult<()> {
+    let previous = match which {
+        ServerImage::Icon => server.icon_url.clone(),
+        ServerImage::Banner => server.banner_url.clone(),
+    };
     let patch = match which {
         ServerImage::Icon => ServerPatch {
             icon_url: Some(Some(url)),
@@ -482,7 +486,24 @@ pub async fn set_server_image(
         },
     };
     super::server_admin::apply(svc, server, caller, patch).await?;
+    // The replaced image, when it was one of this server's uploads, is no longer needed.
+    if let Some(old) = previous.as_deref().and_then(|u| own_image_key(server, u)) {
+        if let Err(e) = svc.blobs.delete(&old).await {
+            tracing::warn!(error = %e, key = old.as_str(), "could not delete a replaced image");
+        }
+    }
     Ok(())
+}
+
+/// The key of an icon or banner URL of this server (`…/files/{server}/{icons|banners}/…`).
+fn own_image_key(server: &Server, url: &str) -> Option<BlobKey> {
+    let rest = &url[url.find("/files/")? + "/files/".len()..];
+    let key = BlobKey::new(rest).ok()?;
+    let segments: Vec<&str> = key.segments().collect();
+    (segments.len() == 3
+        && segments[0] == server.id.to_string()
+        && PUBLIC_FOLDERS.contains(&segments[1]))
+    .then_some(key)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -781,6 +781,27 @@ async fn server_icon_and_banner_accept_only_real_images(app: TestApp) {
     assert_eq!(bytes, png(5000));
     assert_eq!(header(&headers, "content-type"), "image/png");
 
+    // A new icon replaces the old one, whose file goes.
+    let (status, _, body) = post_form(
+        &app,
+        "/upload/icon",
+        Some(&owner.token),
+        &[file(
+            "logo2.webp",
+            "image/webp",
+            b"RIFF\0\0\0\0WEBPVP8 ....",
+        )],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let icon2 = body["icon_url"].as_str().expect("icon_url").to_owned();
+    assert!(icon2.ends_with(".webp"), "{icon2}");
+    assert_eq!(
+        fetch(&app, Method::GET, path, None, &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let icon = icon2;
+
     // A GIF banner; its declared type does not matter, its bytes do.
     let mut gif = b"GIF89a".to_vec();
     gif.resize(3000, 0);
