@@ -56,20 +56,36 @@ pub async fn views(
     records: Vec<MessageRecord>,
     viewer: Uuid,
 ) -> CoreResult<Vec<MessageView>> {
+    views_of(svc, server_id, records, viewer, true).await
+}
+
+/// Like [`views`]; a message just created has no reactions yet, and attachments only when it
+/// linked some (`attachments: false` skips both lookups).
+async fn views_of(
+    svc: &Services,
+    server_id: Uuid,
+    records: Vec<MessageRecord>,
+    viewer: Uuid,
+    existing: bool,
+) -> CoreResult<Vec<MessageView>> {
     let ids: Vec<Uuid> = records.iter().map(|m| m.id).collect();
     let mut people: Vec<Uuid> = records.iter().map(|m| m.author_id).collect();
     people.sort();
     people.dedup();
     let authors = svc.messages.authors(server_id, &people).await?;
     let mut attachments: HashMap<Uuid, Vec<_>> = HashMap::new();
-    for a in svc.messages.attachments(&ids).await? {
-        if let Some(m) = a.message_id {
-            attachments.entry(m).or_default().push(a);
-        }
-    }
     let mut reactions: HashMap<Uuid, Vec<_>> = HashMap::new();
-    for r in svc.messages.reactions(&ids).await? {
-        reactions.entry(r.message_id).or_default().push(r);
+    if existing {
+        let mut linked = svc.messages.attachments(&ids).await?;
+        super::files::sign_attachments(svc, &mut linked);
+        for a in linked {
+            if let Some(m) = a.message_id {
+                attachments.entry(m).or_default().push(a);
+            }
+        }
+        for r in svc.messages.reactions(&ids).await? {
+            reactions.entry(r.message_id).or_default().push(r);
+        }
     }
     Ok(records
         .into_iter()
@@ -117,6 +133,20 @@ async fn view(
     viewer: Uuid,
 ) -> CoreResult<MessageView> {
     views(svc, server_id, vec![record], viewer)
+        .await?
+        .pop()
+        .ok_or_else(message_not_found)
+}
+
+/// The view of a message this request just inserted (see [`views_of`]).
+async fn fresh_view(
+    svc: &Services,
+    server_id: Uuid,
+    record: MessageRecord,
+    viewer: Uuid,
+    linked_attachments: bool,
+) -> CoreResult<MessageView> {
+    views_of(svc, server_id, vec![record], viewer, linked_attachments)
         .await?
         .pop()
         .ok_or_else(message_not_found)
@@ -303,6 +333,7 @@ pub async fn send(
             ));
         }
     }
+    let linked = !input.attachment_ids.is_empty();
     if let Err(SendRefusal::Attachment) = svc
         .messages
         .insert_with_activity(
@@ -318,7 +349,7 @@ pub async fn send(
             "Attachment not found",
         ));
     }
-    let mut message = view(svc, server.id, record, caller.user_id).await?;
+    let mut message = fresh_view(svc, server.id, record, caller.user_id, linked).await?;
     message.nonce = input.nonce;
     let excerpt = preview(message.content.as_deref());
     for user in notified {

@@ -102,6 +102,12 @@ impl MessageStore for SqlMessageStore {
             let attachments = attachments.clone();
             let mentioned = mentioned.clone();
             let activity = activity.clone();
+            if attachments.is_empty() && mentioned.is_empty() && activity.is_empty() {
+                // One statement is atomic by itself: no transaction round trips.
+                return insert_message!(conn, message)
+                    .map(|_| Ok(()))
+                    .map_err(db_error);
+            }
             conn.transaction(async move |conn| {
                 insert_message!(conn, message)?;
                 for attachment in &attachments {

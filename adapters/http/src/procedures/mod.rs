@@ -3,6 +3,7 @@
 mod activity;
 mod admin;
 mod dms;
+mod files;
 mod members;
 mod messages;
 mod roles;
@@ -26,5 +27,6 @@ pub fn registry() -> Registry {
     structure::register(&mut r);
     webhooks::register(&mut r);
     admin::register(&mut r);
+    files::register(&mut r);
     r
 }
