@@ -8,6 +8,7 @@ pub mod categories;
 pub mod channels;
 pub mod dms;
 pub mod gateway;
+pub mod hub;
 pub mod identity;
 pub mod info;
 pub mod invites;

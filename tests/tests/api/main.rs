@@ -4,6 +4,7 @@ mod activity;
 mod admin;
 mod dms;
 mod gateway;
+mod hub;
 mod join;
 mod managed;
 mod members;

@@ -3,6 +3,7 @@
 mod activity;
 mod admin;
 mod dms;
+mod hub;
 mod members;
 mod messages;
 mod roles;
@@ -25,6 +26,7 @@ pub fn registry() -> Registry {
     roles::register(&mut r);
     structure::register(&mut r);
     webhooks::register(&mut r);
+    hub::register(&mut r);
     admin::register(&mut r);
     r
 }
