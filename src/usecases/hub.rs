@@ -450,7 +450,7 @@ pub async fn delete_shared_file(
         .delete_shared_file(server.id, file_id, audit)
         .await?
         .ok_or_else(file_not_found)?;
-    delete_blobs(svc, &[deleted.storage_key.clone()], &[]).await;
+    delete_blobs(svc, std::slice::from_ref(&deleted.storage_key), &[]).await;
     publish(
         svc,
         server.id,
@@ -553,7 +553,7 @@ pub async fn delete_channel_file(
         .delete_channel_file(server.id, attachment_id, audit)
         .await?
         .ok_or_else(attachment_not_found)?;
-    delete_blobs(svc, &[done.storage_key.clone()], &[]).await;
+    delete_blobs(svc, std::slice::from_ref(&done.storage_key), &[]).await;
     if done.message_deleted {
         publish(
             svc,
