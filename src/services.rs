@@ -38,6 +38,8 @@ pub struct Settings {
     pub server_address: Option<String>,
     /// The `rate_limit_*` settings and `trust_forwarded_for`.
     pub rate_limits: crate::ports::RateLimits,
+    /// Uploads: `MAX_UPLOAD_SIZE_BYTES`, `STORAGE_QUOTA_BYTES` and the file URL signing key.
+    pub files: crate::usecases::files::FileSettings,
 }
 
 /// Which community servers this process serves.
@@ -81,6 +83,8 @@ pub struct Services {
     pub events: Arc<dyn EventBus>,
     /// Uploaded files: local disk (self-hosted) or S3 (managed).
     pub blobs: Arc<dyn BlobStore>,
+    /// Rows of uploaded attachments.
+    pub attachments: Arc<dyn crate::ports::AttachmentStore>,
     pub clock: Arc<dyn Clock>,
     pub health: Vec<Arc<dyn HealthCheck>>,
 }

@@ -5,11 +5,13 @@
 //! [`ecto_core::Services`].
 
 mod error;
+mod files;
 mod landing;
 mod procedures;
 mod routes;
 mod server;
 mod trpc;
+pub mod uploads;
 mod validate;
 
 pub use error::{ApiError, TrpcCode};

@@ -1,6 +1,6 @@
 //! Building and running the actix-web server.
 
-use crate::{landing, procedures, routes, trpc};
+use crate::{files, landing, procedures, routes, trpc, uploads};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -97,6 +97,12 @@ pub fn serve(
                 "/webhooks/{id}/{token}",
                 web::post().to(routes::execute_webhook),
             )
+            .route("/upload", web::post().to(uploads::upload))
+            .route("/upload/dm", web::post().to(uploads::upload_dm))
+            .route("/upload/icon", web::post().to(uploads::upload_icon))
+            .route("/upload/banner", web::post().to(uploads::upload_banner))
+            .route("/files/{tail:.*}", web::get().to(files::serve))
+            .route("/files/{tail:.*}", web::head().to(files::serve))
             .route("/trpc/{path}", web::route().to(trpc::handle))
             .default_service(web::route().to(trpc::not_found))
     })

@@ -3,6 +3,7 @@
 mod activity;
 mod admin;
 mod dms;
+mod files;
 mod hub;
 mod members;
 mod messages;
@@ -28,5 +29,6 @@ pub fn registry() -> Registry {
     webhooks::register(&mut r);
     hub::register(&mut r);
     admin::register(&mut r);
+    files::register(&mut r);
     r
 }
