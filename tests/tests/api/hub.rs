@@ -123,6 +123,48 @@ async fn server_rows(app: &TestApp, table: &str) -> i64 {
     .await
 }
 
+const BOUNDARY: &str = "ectoHubBoundary41c9";
+
+/// `POST /upload/shared` with an optional `folder_id` field before a text file of `size` bytes;
+/// status and JSON body.
+async fn upload_shared(
+    app: &TestApp,
+    token: Option<&str>,
+    folder: Option<&str>,
+    filename: &str,
+    size: usize,
+) -> (StatusCode, Value) {
+    let mut body = Vec::new();
+    if let Some(f) = folder {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"folder_id\"\r\n\r\n{f}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: text/plain\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend(std::iter::repeat_n(b'x', size));
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let mut rb = app
+        .request(reqwest::Method::POST, "/upload/shared")
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let (status, _, body) = TestApp::send(rb).await;
+    (status, body)
+}
+
 async fn folders_are_created_listed_renamed_and_deleted(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
@@ -930,6 +972,156 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
         .any(|a| a == "channel_file.delete"));
 }
 
+async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let server = app.server_id().await;
+    let mut ws = app.ws().await;
+    ws.identify(&member.token, json!({})).await;
+
+    // At the root: the owner may, a member without UPLOAD_SHARED_FILES may not (403, not 500).
+    let (status, file) = upload_shared(&app, Some(&owner.token), None, "notes.txt", 300).await;
+    assert_eq!(status, StatusCode::OK, "{file}");
+    assert_eq!(file["filename"], "notes.txt");
+    assert_eq!(file["folder_id"], Value::Null);
+    assert_eq!(file["size_bytes"], 300);
+    assert_eq!(file["content_type"], "text/plain");
+    assert_eq!(file["uploaded_by"], owner.user_id.as_str());
+    assert!(file["uploaded_by_name"].is_string());
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        file["url"],
+        format!("/files/{server}/shared/root/{id}"),
+        "the key is built from ids only"
+    );
+    let event = ws.expect("shared_file.create").await;
+    assert_eq!(event["data"]["id"], id.as_str());
+    let (status, body) = upload_shared(&app, Some(&member.token), None, "x.txt", 10).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"].is_string());
+    let (status, _) = upload_shared(&app, None, None, "x.txt", 10).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Into a folder: the chain decides; an allow on the folder lets the member upload there.
+    let folder = ok(
+        &app,
+        "hubFiles.createFolder",
+        json!({ "name": "Drop box", "parent_id": null }),
+        &owner,
+    )
+    .await;
+    let folder_id = folder["id"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = upload_shared(&app, Some(&member.token), Some(&folder_id), "x.txt", 10).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    ok(
+        &app,
+        "hubFiles.updateItemOverrides",
+        json!({ "item_type": "folder", "item_id": folder_id, "permission_overrides": [
+            { "target_type": "role", "target_id": TestApp::everyone_role(&owner), "allow": bits::UPLOAD_SHARED_FILES | bits::BROWSE_FILES, "deny": 0 },
+        ] }),
+        &owner,
+    )
+    .await;
+    let (status, dropped) = upload_shared(
+        &app,
+        Some(&member.token),
+        Some(&folder_id),
+        "report.txt",
+        200,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{dropped}");
+    assert_eq!(dropped["folder_id"], folder_id.as_str());
+    let listed = get(
+        &app,
+        "hubFiles.listSharedFiles",
+        json!({ "folder_id": folder_id }),
+        &owner,
+    )
+    .await;
+    assert_eq!(names(&listed["files"]), ["report.txt"]);
+    assert_eq!(listed["files"][0]["uploaded_by"], member.user_id.as_str());
+    let (status, body) = upload_shared(
+        &app,
+        Some(&owner.token),
+        Some(&uuid::Uuid::now_v7().to_string()),
+        "x.txt",
+        10,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::NOT_FOUND, &json!("Folder not found"))
+    );
+    let (status, _) =
+        upload_shared(&app, Some(&owner.token), Some("not-a-uuid"), "x.txt", 10).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The quota: 300 + 200 used of 1000.
+    ok(
+        &app,
+        "serverConfig.update",
+        json!({ "max_shared_storage_bytes": 1000 }),
+        &owner,
+    )
+    .await;
+    let (status, body) = upload_shared(&app, Some(&owner.token), None, "big.txt", 501).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!("Shared storage quota exceeded")
+        )
+    );
+    let (status, _) = upload_shared(&app, Some(&owner.token), None, "fits.txt", 500).await;
+    assert_eq!(status, StatusCode::OK);
+    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &owner).await;
+    assert_eq!(quota, json!({ "used_bytes": 1000, "max_bytes": 1000 }));
+    let (status, body) = upload_shared(&app, Some(&owner.token), None, "one.txt", 1).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &json!("Shared storage quota exceeded")
+        )
+    );
+    assert_eq!(server_rows(&app, "shared_files").await, 3);
+
+    // Deleting the folder removes its stored file too; deleting a file frees its bytes.
+    let key = format!(
+        "{server}/shared/{folder_id}/{}",
+        dropped["id"].as_str().unwrap_or_default()
+    );
+    let blob = ecto_core::ports::BlobKey::new(&key).expect("key");
+    assert_eq!(
+        app.services.blobs.size(&blob).await.expect("size"),
+        Some(200)
+    );
+    ok(
+        &app,
+        "hubFiles.deleteFolder",
+        json!({ "folder_id": folder_id }),
+        &owner,
+    )
+    .await;
+    assert_eq!(app.services.blobs.size(&blob).await.expect("size"), None);
+    let root_key =
+        ecto_core::ports::BlobKey::new(&format!("{server}/shared/root/{id}")).expect("key");
+    ok(
+        &app,
+        "hubFiles.deleteSharedFile",
+        json!({ "file_id": id }),
+        &owner,
+    )
+    .await;
+    assert_eq!(
+        app.services.blobs.size(&root_key).await.expect("size"),
+        None
+    );
+    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &owner).await;
+    assert_eq!(quota["used_bytes"], 500);
+}
+
 both_profiles!(
     folders_are_created_listed_renamed_and_deleted,
     folder_names_are_checked,
@@ -937,6 +1129,7 @@ both_profiles!(
     hub_procedures_need_their_permissions,
     a_folder_override_hides_the_folder_and_its_files_from_one_role,
     channel_files_are_listed_counted_and_deleted,
+    shared_uploads_check_the_chain_and_the_quota,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
