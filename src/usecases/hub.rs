@@ -166,6 +166,14 @@ async fn delete_blobs(svc: &Services, keys: &[String], prefixes: &[String]) {
     }
 }
 
+/// A SharedFile whose URL carries an expiring signature, for someone allowed to browse it.
+fn signed(svc: &Services, mut view: SharedFileView) -> SharedFileView {
+    if view.url.starts_with("/files/") && !view.url.contains('?') {
+        view.url = super::files::signed_url(svc, &view.url);
+    }
+    view
+}
+
 /// `hubFiles.listFolders` (BROWSE_FILES): the subfolders of `parent_id` (`None`: the root)
 /// the caller may browse, ordered by name.
 pub async fn list_folders(
@@ -411,7 +419,7 @@ pub async fn list_shared_files(
         .map(|f| {
             let overrides = access.has_overrides(ItemType::File, f.id);
             let name = name_of(&names, f.uploaded_by);
-            SharedFileView::new(f, name, overrides)
+            signed(svc, SharedFileView::new(f, name, overrides))
         })
         .collect();
     Ok(SharedFilePage { files, has_more })
@@ -868,6 +876,46 @@ pub async fn record_shared_file(
     }
     let names = usernames(svc, server.id, [caller.user_id]).await?;
     let view = SharedFileView::new(record, name_of(&names, caller.user_id), false);
+    // The event reaches every session of the server, so its URL is not signed.
     publish(svc, server.id, Scope::Server, "shared_file.create", &view).await;
-    Ok(view)
+    Ok(signed(svc, view))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving shared files (`/files/{server}/shared/{folder|root}/{id}`)
+
+/// The shared file stored at `key` in this server, as a file to serve.
+pub async fn resolve_shared(
+    svc: &Services,
+    server: &Server,
+    key: &BlobKey,
+) -> CoreResult<Option<super::files::FileTarget>> {
+    let Some(id) = key.segments().nth(3).and_then(|s| Uuid::parse_str(s).ok()) else {
+        return Ok(None);
+    };
+    Ok(svc
+        .hub
+        .shared_file(server.id, id)
+        .await?
+        .filter(|f| f.storage_key == key.as_str())
+        .map(super::files::FileTarget::Shared))
+}
+
+/// Whether `caller` may download `file`: a member with BROWSE_FILES server-wide and through
+/// the file's chain.
+pub async fn can_read_shared(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    file: &SharedFileRecord,
+) -> CoreResult<bool> {
+    if caller.member.is_none() {
+        return Ok(false);
+    }
+    let access = HubAccess::load(svc, server, caller).await?;
+    Ok(has(access.perms.server, bits::BROWSE_FILES)
+        && has(
+            access.file_bits(file.folder_id, file.id),
+            bits::BROWSE_FILES,
+        ))
 }

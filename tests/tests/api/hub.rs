@@ -989,11 +989,35 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
     assert_eq!(file["uploaded_by"], owner.user_id.as_str());
     assert!(file["uploaded_by_name"].is_string());
     let id = file["id"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(
-        file["url"],
-        format!("/files/{server}/shared/root/{id}"),
-        "the key is built from ids only"
+    let url = file["url"].as_str().unwrap_or_default().to_owned();
+    let path = format!("/files/{server}/shared/root/{id}");
+    assert!(
+        url.starts_with(&format!("{path}?exp=")),
+        "the key is built from ids only, the URL signed: {url}"
     );
+    // Served with the signature, or to a member who may browse it; not to others.
+    let resp = app
+        .request(reqwest::Method::GET, &url)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.bytes().await.expect("body");
+    assert_eq!(bytes.len(), 300);
+    assert!(bytes.iter().all(|b| *b == b'x'));
+    let fetch = |token: Option<String>| {
+        let mut rb = app.request(reqwest::Method::GET, &path);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb
+    };
+    let (status, _, _) = TestApp::send(fetch(None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = TestApp::send(fetch(Some(member.token.clone()))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no BROWSE_FILES");
+    let (status, _, _) = TestApp::send(fetch(Some(owner.token.clone()))).await;
+    assert_eq!(status, StatusCode::OK);
     let event = ws.expect("shared_file.create").await;
     assert_eq!(event["data"]["id"], id.as_str());
     let (status, body) = upload_shared(&app, Some(&member.token), None, "x.txt", 10).await;
