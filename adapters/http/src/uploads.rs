@@ -42,10 +42,40 @@ const MAX_FIELD_BYTES: usize = 4096;
 const MAX_FIELDS: usize = 16;
 
 /// An upload refused or failed: a status and a message safe to show.
-#[derive(Debug)]
+///
+/// When it is refused before the whole body was read, the error keeps the unread request
+/// body ([`UploadError::keeping`]) until its answer has been sent: actix then closes the
+/// connection (after at most its one-second linger) instead of draining a chunked body to its
+/// end.
 pub struct UploadError {
     pub status: StatusCode,
     pub message: String,
+    unread: Option<Box<dyn std::any::Any>>,
+}
+
+impl std::fmt::Debug for UploadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadError")
+            .field("status", &self.status)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+/// A response body that holds the unread request body until it is dropped.
+struct HoldingBody {
+    chunk: Option<Bytes>,
+    _unread: Box<dyn std::any::Any>,
+}
+
+impl futures_util::Stream for HoldingBody {
+    type Item = Result<Bytes, actix_web::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(self.chunk.take().map(Ok))
+    }
 }
 
 impl UploadError {
@@ -53,6 +83,7 @@ impl UploadError {
         Self {
             status,
             message: message.into(),
+            unread: None,
         }
     }
 
@@ -60,9 +91,27 @@ impl UploadError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// Keeps `unread` (the request's payload, or what reads it) until the answer is sent.
+    pub fn keeping(mut self, unread: impl std::any::Any) -> Self {
+        self.unread = Some(Box::new(unread));
+        self
+    }
+
     /// The `{"error": message}` answer.
-    pub fn response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({ "error": self.message }))
+    pub fn response(self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status);
+        let Some(unread) = self.unread else {
+            return resp.json(json!({ "error": self.message }));
+        };
+        let body = Bytes::from(json!({ "error": self.message }).to_string());
+        resp.content_type("application/json")
+            .body(actix_web::body::SizedStream::new(
+                body.len() as u64,
+                HoldingBody {
+                    chunk: Some(body),
+                    _unread: unread,
+                },
+            ))
     }
 }
 
@@ -187,17 +236,18 @@ async fn read_field(field: &mut actix_multipart::Field) -> Result<String, Upload
     Ok(text.trim().to_owned())
 }
 
-/// Reads the file part's first bytes (enough to recognise an image).
-async fn read_head(field: &mut actix_multipart::Field) -> Result<Bytes, UploadError> {
+/// Reads the file part's first bytes (enough to recognise an image); `true` when that was
+/// the whole part (a finished field must not be polled again).
+async fn read_head(field: &mut actix_multipart::Field) -> Result<(Bytes, bool), UploadError> {
     let mut head = BytesMut::new();
     while head.len() < files::SNIFF_BYTES {
         match field.next().await {
             Some(Ok(chunk)) => head.extend_from_slice(&chunk),
             Some(Err(_)) => return Err(malformed()),
-            None => break,
+            None => return Ok((head.freeze(), true)),
         }
     }
-    Ok(head.freeze())
+    Ok((head.freeze(), false))
 }
 
 /// Pipes `head` and the rest of `field` into the blob store under `key`; the store stops the
@@ -207,6 +257,7 @@ async fn pipe(
     key: &BlobKey,
     field: &mut actix_multipart::Field,
     head: Bytes,
+    finished: bool,
     limit: u64,
     content_type: &str,
 ) -> Result<u64, (CoreError, bool)> {
@@ -219,6 +270,9 @@ async fn pipe(
     // channel to the store's (Send) body stream.
     let pump = std::pin::pin!(async move {
         if !head.is_empty() && tx.send(Ok(head)).await.is_err() {
+            return true;
+        }
+        if finished {
             return true;
         }
         while let Some(chunk) = field.next().await {
@@ -261,11 +315,11 @@ pub async fn receive(
                 .starts_with("multipart/form-data")
         });
     if !is_multipart {
-        return Err(UploadError::bad_request("Expected multipart/form-data"));
+        return Err(UploadError::bad_request("Expected multipart/form-data").keeping(payload));
     }
     // Refused before a byte of the body is read.
     if declared_length(req).is_some_and(|n| n > spec.limit.saturating_add(FORM_OVERHEAD)) {
-        return Err(too_large(&spec.too_large));
+        return Err(too_large(&spec.too_large).keeping(payload));
     }
     let mut form = Multipart::new(req.headers(), payload);
     let mut fields = HashMap::new();
@@ -274,10 +328,13 @@ pub async fn receive(
     let result = async {
         while let Some(part) = form.next().await {
             let mut field = part.map_err(|_| malformed())?;
-            let filename = field
-                .content_disposition()
-                .and_then(|cd| cd.get_filename())
-                .map(str::to_owned);
+            // `filename`, or else RFC 5987's `filename*`.
+            let filename = field.content_disposition().and_then(|cd| {
+                cd.get_filename().map(str::to_owned).or_else(|| {
+                    cd.get_filename_ext()
+                        .map(|ext| String::from_utf8_lossy(&ext.value).into_owned())
+                })
+            });
             let Some(raw_name) = filename else {
                 let name = field.name().unwrap_or("").to_owned();
                 let value = read_field(&mut field).await?;
@@ -291,7 +348,7 @@ pub async fn receive(
                 return Err(UploadError::bad_request("Only one file per upload"));
             };
             let declared = files::content_type(field.content_type().map(|m| m.essence_str()));
-            let head = read_head(&mut field).await?;
+            let (head, finished) = read_head(&mut field).await?;
             let image = files::sniff_image(&head);
             if spec.image_only && image.is_none() {
                 return Err(UploadError::new(
@@ -319,7 +376,8 @@ pub async fn receive(
             };
             let filename = start.filename.clone();
             let key = key_fn(start).await?;
-            let size = match pipe(svc, &key, &mut field, head, limit, &content_type).await {
+            let size = match pipe(svc, &key, &mut field, head, finished, limit, &content_type).await
+            {
                 Ok(n) => n,
                 Err((e, _)) if e.kind == ErrorKind::PayloadTooLarge => {
                     return Err(if quota_bound {
@@ -354,7 +412,7 @@ pub async fn receive(
             if let Some(received) = stored {
                 received.discard(svc).await;
             }
-            Err(e)
+            Err(e.keeping(form))
         }
     }
 }
@@ -376,22 +434,30 @@ async fn channel_or_dm(
     query: HashMap<String, String>,
     dm: bool,
 ) -> Result<HttpResponse, UploadError> {
-    let up = authenticate(&req, &state).await?;
     let svc = state.services.clone();
-    // A channel given in the query string is checked before the body is read.
-    let query_channel = match query.get("channel_id") {
-        Some(raw) if !dm => {
-            let id = parse_channel_id(Some(raw))?;
-            files::authorize_channel_upload(&svc, &up.server, &up.caller, id).await?;
-            Some(id)
+    // Everything checked before the body is read.
+    let checks = async {
+        let up = authenticate(&req, &state).await?;
+        // A channel given in the query string is checked up front too.
+        let query_channel = match query.get("channel_id") {
+            Some(raw) if !dm => {
+                let id = parse_channel_id(Some(raw))?;
+                files::authorize_channel_upload(&svc, &up.server, &up.caller, id).await?;
+                Some(id)
+            }
+            _ => None,
+        };
+        if dm {
+            files::authorize_dm_upload(&up.caller)?;
         }
-        _ => None,
+        let limit = files::upload_limit(&svc, &up.server).await?;
+        let quota_left = files::quota_left(&svc, &up.server).await?;
+        Ok::<_, UploadError>((up, query_channel, limit, quota_left))
     };
-    if dm {
-        files::authorize_dm_upload(&up.caller)?;
-    }
-    let limit = files::upload_limit(&svc, &up.server).await?;
-    let quota_left = files::quota_left(&svc, &up.server).await?;
+    let (up, query_channel, limit, quota_left) = match checks.await {
+        Ok(v) => v,
+        Err(e) => return Err(e.keeping(payload)),
+    };
     let id = Uuid::now_v7();
     let channel_cell = std::rc::Rc::new(std::cell::Cell::new(query_channel));
     let key: KeyFn = {
@@ -481,9 +547,16 @@ async fn server_image(
     state: web::Data<HttpState>,
     which: ServerImage,
 ) -> Result<HttpResponse, UploadError> {
-    let up = authenticate(&req, &state).await?;
     let svc = state.services.clone();
-    files::authorize_server_image(&svc, &up.server, &up.caller).await?;
+    let checks = async {
+        let up = authenticate(&req, &state).await?;
+        files::authorize_server_image(&svc, &up.server, &up.caller).await?;
+        Ok::<_, UploadError>(up)
+    };
+    let up = match checks.await {
+        Ok(up) => up,
+        Err(e) => return Err(e.keeping(payload)),
+    };
     let (limit, message, folder, prefix, field) = match which {
         ServerImage::Icon => (
             files::ICON_MAX_BYTES,
