@@ -1,5 +1,7 @@
 //! Permission bits (DECISIONS §2). A set bit means allowed; storage is `i64`, the wire a number.
 
+pub mod hub;
+
 /// Every permission bit, by name.
 pub mod bits {
     pub const ADMINISTRATOR: u64 = 1 << 0;

@@ -66,6 +66,8 @@ pub struct Services {
     pub activity: Arc<dyn crate::ports::ActivityStore>,
     pub search: Arc<dyn crate::ports::SearchStore>,
     pub webhooks: Arc<dyn crate::ports::WebhookStore>,
+    /// The shared file hub.
+    pub hub: Arc<dyn crate::ports::HubStore>,
     pub invites: Arc<dyn crate::ports::InviteStore>,
     pub roles: Arc<dyn crate::ports::RoleStore>,
     pub moderation: Arc<dyn crate::ports::ModerationStore>,

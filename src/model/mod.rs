@@ -7,6 +7,7 @@
 mod account;
 mod activity;
 mod dm;
+mod hub;
 mod invite;
 mod member;
 mod message;
@@ -20,6 +21,12 @@ pub use activity::{
     preview, ActivityItem, ActivityRecord, ActivitySource, ActivityType, PREVIEW_CHARS,
 };
 pub use dm::{Conversation, ConversationSummary, ConversationView, DmPeer, ServerDmMessage};
+pub use hub::{
+    check_item_name, shared_file_key, shared_prefix, ChannelFileDeletion, ChannelFileRecord,
+    ChannelFileStat, ChannelFileView, ChannelUploads, Contributor, DeletedTree, FolderStats,
+    ItemOverride, ItemOverrideView, ItemType, SharedFileRecord, SharedFileView, SharedFolder,
+    SharedFolderView,
+};
 pub use invite::{new_invite_code, Invite, InviteProblem, InviteView, INVITE_CODE_LEN};
 pub use member::{IdentityType, JoinOutcome, JoinPlan, Member, MemberView};
 pub use message::{

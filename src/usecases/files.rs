@@ -515,6 +515,8 @@ pub enum FileTarget {
     Public { content_type: &'static str },
     /// An uploaded attachment.
     Attachment(AttachmentRecord),
+    /// A file of the shared hub (`{server}/shared/{folder|root}/{id}`).
+    Shared(crate::model::SharedFileRecord),
 }
 
 /// The file at `key` in `server`, or `None` (404) when the key names nothing of this server.
@@ -537,6 +539,9 @@ pub async fn resolve(
             _ => return Ok(None),
         };
         return Ok(Some(FileTarget::Public { content_type }));
+    }
+    if segments.len() == 4 && segments[1] == "shared" {
+        return super::hub::resolve_shared(svc, server, key).await;
     }
     // Attachment keys: {server}/{channel}/{id}/{name} and {server}/dm/{id}/{name}.
     if segments.len() != 4 {

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod dms;
 pub mod files;
 pub mod gateway;
+pub mod hub;
 pub mod identity;
 pub mod info;
 pub mod invites;

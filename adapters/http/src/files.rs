@@ -92,6 +92,9 @@ async fn allowed(
     target: &FileTarget,
     query: &HashMap<String, String>,
 ) -> Result<(), HttpResponse> {
+    if let FileTarget::Shared(f) = target {
+        return shared_allowed(svc, req, server, path, f, query).await;
+    }
     let FileTarget::Attachment(a) = target else {
         return Ok(());
     };
@@ -110,6 +113,36 @@ async fn allowed(
         Err(e) => return Err(internal(e)),
     };
     match files::can_read(svc, server, &caller, a).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error(StatusCode::FORBIDDEN, "Forbidden")),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// A shared hub file: a valid signature, or the token of a member with BROWSE_FILES on it.
+async fn shared_allowed(
+    svc: &Services,
+    req: &HttpRequest,
+    server: &ecto_core::model::Server,
+    path: &str,
+    file: &ecto_core::model::SharedFileRecord,
+    query: &HashMap<String, String>,
+) -> Result<(), HttpResponse> {
+    if let (Some(exp), Some(sig)) = (query.get("exp"), query.get("sig")) {
+        if files::signature_valid(svc, path, exp, sig) {
+            return Ok(());
+        }
+    }
+    let unauthorized = || error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let Some(token) = bearer(req) else {
+        return Err(unauthorized());
+    };
+    let caller = match authenticate(svc, server, &token).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(unauthorized()),
+        Err(e) => return Err(internal(e)),
+    };
+    match ecto_core::usecases::hub::can_read_shared(svc, server, &caller, file).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(error(StatusCode::FORBIDDEN, "Forbidden")),
         Err(e) => Err(internal(e)),
@@ -154,6 +187,7 @@ pub async fn serve(
             true,
         ),
         FileTarget::Attachment(a) => (a.content_type.clone(), a.filename.clone(), false),
+        FileTarget::Shared(f) => (f.content_type.clone(), f.filename.clone(), false),
     };
 
     // The range, resolved against the size when it counts from the end.

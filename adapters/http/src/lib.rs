@@ -6,6 +6,7 @@
 
 mod error;
 mod files;
+mod hub_uploads;
 mod landing;
 mod procedures;
 mod routes;

@@ -1,6 +1,6 @@
 //! Building and running the actix-web server.
 
-use crate::{files, landing, procedures, routes, trpc, uploads};
+use crate::{files, hub_uploads, landing, procedures, routes, trpc, uploads};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -101,6 +101,7 @@ pub fn serve(
             .route("/upload/dm", web::post().to(uploads::upload_dm))
             .route("/upload/icon", web::post().to(uploads::upload_icon))
             .route("/upload/banner", web::post().to(uploads::upload_banner))
+            .route("/upload/shared", web::post().to(hub_uploads::upload_shared))
             .route("/files/{tail:.*}", web::get().to(files::serve))
             .route("/files/{tail:.*}", web::head().to(files::serve))
             .route("/trpc/{path}", web::route().to(trpc::handle))

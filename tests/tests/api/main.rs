@@ -5,6 +5,7 @@ mod admin;
 mod dms;
 mod files;
 mod gateway;
+mod hub;
 mod join;
 mod managed;
 mod members;

@@ -4,6 +4,7 @@ mod activity;
 mod admin;
 mod dms;
 mod files;
+mod hub;
 mod members;
 mod messages;
 mod roles;
@@ -26,6 +27,7 @@ pub fn registry() -> Registry {
     roles::register(&mut r);
     structure::register(&mut r);
     webhooks::register(&mut r);
+    hub::register(&mut r);
     admin::register(&mut r);
     files::register(&mut r);
     r
