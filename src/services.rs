@@ -64,6 +64,8 @@ pub struct Services {
     pub activity: Arc<dyn crate::ports::ActivityStore>,
     pub search: Arc<dyn crate::ports::SearchStore>,
     pub webhooks: Arc<dyn crate::ports::WebhookStore>,
+    /// Page contents and news.
+    pub content: Arc<dyn crate::ports::ContentStore>,
     pub invites: Arc<dyn crate::ports::InviteStore>,
     pub roles: Arc<dyn crate::ports::RoleStore>,
     pub moderation: Arc<dyn crate::ports::ModerationStore>,

@@ -6,6 +6,7 @@
 
 mod account;
 mod activity;
+mod content;
 mod dm;
 mod invite;
 mod member;
@@ -18,6 +19,10 @@ mod token;
 pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};
 pub use activity::{
     preview, ActivityItem, ActivityRecord, ActivitySource, ActivityType, PREVIEW_CHARS,
+};
+pub use content::{
+    NewsCommentRecord, NewsCommentView, NewsPostPatch, NewsPostRecord, NewsPostView, PageContent,
+    PageRevision,
 };
 pub use dm::{Conversation, ConversationSummary, ConversationView, DmPeer, ServerDmMessage};
 pub use invite::{new_invite_code, Invite, InviteProblem, InviteView, INVITE_CODE_LEN};

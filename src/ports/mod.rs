@@ -8,6 +8,7 @@ mod auth;
 mod blob;
 mod cache;
 mod clock;
+mod content;
 mod dms;
 mod events;
 mod health;
@@ -28,6 +29,7 @@ pub use blob::{
 };
 pub use cache::Cache;
 pub use clock::{Clock, SystemClock};
+pub use content::{ContentStore, PageEdit, PageUpdate};
 pub use dms::{DmStore, NewDm, SentDm};
 pub use events::{Event, EventBus, EventStream, Scope};
 pub use health::HealthCheck;

@@ -15,6 +15,8 @@ pub mod join;
 pub mod members_admin;
 pub mod messages;
 pub mod names;
+pub mod news;
+pub mod pages;
 pub mod perms;
 pub mod rate_limit;
 pub mod roles;

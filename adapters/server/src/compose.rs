@@ -120,6 +120,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         activity: Arc::new(ecto_sql::SqlActivityStore(db.clone())),
         search: Arc::new(ecto_sql::SqlSearchStore(db.clone())),
         webhooks: Arc::new(ecto_sql::SqlWebhookStore(db.clone())),
+        content: Arc::new(ecto_sql::SqlContentStore(db.clone())),
         invites: Arc::new(ecto_sql::SqlInviteStore(db.clone())),
         roles: Arc::new(ecto_sql::SqlRoleStore(db.clone())),
         moderation: Arc::new(ecto_sql::SqlModerationStore(db.clone())),

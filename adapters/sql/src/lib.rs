@@ -8,6 +8,7 @@
 mod db;
 mod accounts;
 mod activity;
+mod content;
 mod dms;
 mod invites;
 mod members;
@@ -31,6 +32,7 @@ diesel::define_sql_function! {
 
 pub use accounts::SqlAccountStore;
 pub use activity::SqlActivityStore;
+pub use content::SqlContentStore;
 pub use db::{Db, DbKind, SqlHealth};
 pub use dms::SqlDmStore;
 pub use invites::SqlInviteStore;

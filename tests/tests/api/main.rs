@@ -8,6 +8,7 @@ mod join;
 mod managed;
 mod members;
 mod messages;
+mod pages_news;
 mod rate_limits;
 mod ready;
 mod search;

@@ -2,6 +2,7 @@
 
 mod activity;
 mod admin;
+mod content;
 mod dms;
 mod members;
 mod messages;
@@ -26,5 +27,6 @@ pub fn registry() -> Registry {
     structure::register(&mut r);
     webhooks::register(&mut r);
     admin::register(&mut r);
+    content::register(&mut r);
     r
 }
