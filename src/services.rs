@@ -81,6 +81,8 @@ pub struct Services {
     pub events: Arc<dyn EventBus>,
     /// Uploaded files: local disk (self-hosted) or S3 (managed).
     pub blobs: Arc<dyn BlobStore>,
+    /// Link previews (`/api/unfurl`), fetched only from public addresses.
+    pub unfurler: Arc<dyn crate::ports::LinkPreviewer>,
     pub clock: Arc<dyn Clock>,
     pub health: Vec<Arc<dyn HealthCheck>>,
 }

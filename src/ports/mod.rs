@@ -20,6 +20,7 @@ mod roles;
 mod search;
 mod stores;
 mod structure;
+mod unfurl;
 mod webhooks;
 
 pub use activity::{ActivityQuery, ActivityStore};
@@ -41,4 +42,5 @@ pub use roles::{ModerationStore, NewBan, NewRole, RolePatch, RoleStore};
 pub use search::{SearchQuery, SearchStore};
 pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};
 pub use structure::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};
+pub use unfurl::{LinkPreview, LinkPreviewer};
 pub use webhooks::WebhookStore;

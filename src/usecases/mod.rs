@@ -25,6 +25,7 @@ pub mod server_admin;
 pub mod server_config;
 pub mod tenancy;
 pub mod tokens;
+pub mod unfurl;
 pub mod webhooks;
 
 pub use identity::{authenticate, Caller};

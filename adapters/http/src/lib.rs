@@ -10,6 +10,7 @@ mod procedures;
 mod routes;
 mod server;
 mod trpc;
+mod unfurl;
 mod validate;
 
 pub use error::{ApiError, TrpcCode};

@@ -1,6 +1,6 @@
 //! Building and running the actix-web server.
 
-use crate::{landing, procedures, routes, trpc};
+use crate::{landing, procedures, routes, trpc, unfurl};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -97,6 +97,7 @@ pub fn serve(
                 "/webhooks/{id}/{token}",
                 web::post().to(routes::execute_webhook),
             )
+            .route("/api/unfurl", web::get().to(unfurl::handle))
             .route("/trpc/{path}", web::route().to(trpc::handle))
             .default_service(web::route().to(trpc::not_found))
     })

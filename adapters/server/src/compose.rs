@@ -132,6 +132,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         presence,
         events,
         blobs,
+        unfurler: Arc::new(ecto_unfurl::HttpUnfurler::new(&config.unfurl_allow_hosts)?),
         clock: Arc::new(SystemClock),
         health,
     };

@@ -15,5 +15,6 @@ mod search;
 mod self_hosted_restart;
 mod structure;
 mod tokens;
+mod unfurl;
 mod webhooks;
 mod wire;
