@@ -38,6 +38,8 @@ pub struct Settings {
     pub server_address: Option<String>,
     /// The `rate_limit_*` settings and `trust_forwarded_for`.
     pub rate_limits: crate::ports::RateLimits,
+    /// Uploads: `MAX_UPLOAD_SIZE_BYTES`, `STORAGE_QUOTA_BYTES` and the file URL signing key.
+    pub files: crate::usecases::files::FileSettings,
 }
 
 /// Which community servers this process serves.
@@ -83,6 +85,8 @@ pub struct Services {
     pub blobs: Arc<dyn BlobStore>,
     /// Link previews (`/api/unfurl`), fetched only from public addresses.
     pub unfurler: Arc<dyn crate::ports::LinkPreviewer>,
+    /// Rows of uploaded attachments.
+    pub attachments: Arc<dyn crate::ports::AttachmentStore>,
     pub clock: Arc<dyn Clock>,
     pub health: Vec<Arc<dyn HealthCheck>>,
 }

@@ -64,7 +64,9 @@ pub async fn views(
     people.dedup();
     let authors = svc.messages.authors(server_id, &people).await?;
     let mut attachments: HashMap<Uuid, Vec<_>> = HashMap::new();
-    for a in svc.messages.attachments(&ids).await? {
+    let mut linked = svc.messages.attachments(&ids).await?;
+    super::files::sign_attachments(svc, &mut linked);
+    for a in linked {
         if let Some(m) = a.message_id {
             attachments.entry(m).or_default().push(a);
         }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod categories;
 pub mod channels;
 pub mod dms;
+pub mod files;
 pub mod gateway;
 pub mod identity;
 pub mod info;

@@ -157,6 +157,18 @@ async fn comment_views(
         .collect())
 }
 
+/// Checks that the caller may publish in a news channel (3000, 3006, 5001); for the hero
+/// image upload.
+pub async fn require_publisher(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+) -> CoreResult<()> {
+    let (channel, perms) = readable_news_channel(svc, server, caller, channel_id).await?;
+    perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")
+}
+
 /// What `news.listPosts` returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct PostPage {

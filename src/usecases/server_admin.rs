@@ -50,7 +50,7 @@ fn require_confirmation(server: &Server, confirmation: &str) -> CoreResult<()> {
 
 /// Writes `patch` with a `server.update` audit entry and publishes `server.update`; returns
 /// the new row.
-async fn apply(
+pub(crate) async fn apply(
     svc: &Services,
     server: &Server,
     caller: &Caller,

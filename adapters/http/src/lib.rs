@@ -4,13 +4,16 @@
 //! It knows JSON and HTTP; every rule lives in the core's use cases, which it calls through
 //! [`ecto_core::Services`].
 
+mod content_uploads;
 mod error;
+mod files;
 mod landing;
 mod procedures;
 mod routes;
 mod server;
 mod trpc;
 mod unfurl;
+pub mod uploads;
 mod validate;
 
 pub use error::{ApiError, TrpcCode};

@@ -108,6 +108,11 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             client_url: config.client_url.clone(),
             server_address: config.server_address.clone(),
             rate_limits: config.rate_limits,
+            files: ecto_core::usecases::files::FileSettings {
+                max_upload_size_bytes: config.max_upload_size_bytes,
+                storage_quota_bytes: config.storage_quota_bytes,
+                url_key: ecto_core::usecases::files::UrlKey::derive(secret.as_bytes()),
+            },
         },
         tenancy: Tenancy::Multi,
         servers: Arc::new(SqlServerStore(db.clone())),
@@ -133,6 +138,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         events,
         blobs,
         unfurler: Arc::new(ecto_unfurl::HttpUnfurler::new(&config.unfurl_allow_hosts)?),
+        attachments: Arc::new(ecto_sql::SqlAttachmentStore(db.clone())),
         clock: Arc::new(SystemClock),
         health,
     };

@@ -3,6 +3,7 @@
 mod activity;
 mod admin;
 mod dms;
+mod files;
 mod gateway;
 mod join;
 mod managed;

@@ -771,6 +771,7 @@ both_profiles!(
     pages_refuse_wrong_channels_and_non_readers,
     news_posts_and_comments,
     news_is_hidden_from_non_readers,
+    page_banner_and_news_hero_uploads,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -881,4 +882,149 @@ async fn pages_and_news_of_another_server_are_not_found() {
         4006,
     )
     .await;
+}
+
+const BOUNDARY: &str = "ectoContentBoundary42";
+
+/// A PNG file: the signature and an IHDR chunk, padded to `len` bytes.
+fn png(len: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
+    bytes.resize(len.max(bytes.len()), 0);
+    bytes
+}
+
+/// `POST path` with one file part named `file`; status and JSON body.
+async fn post_image(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    bytes: &[u8],
+) -> (StatusCode, Value) {
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"pic.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let mut rb = app
+        .request(reqwest::Method::POST, path)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let (status, _, body) = TestApp::send(rb).await;
+    (status, body)
+}
+
+async fn page_banner_and_news_hero_uploads(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let page = channel(&app, &owner, "wiki", "page").await;
+    let news = channel(&app, &owner, "press", "news").await;
+    let text = channel(&app, &owner, "chat", "text").await;
+    let id = |v: &Value| v["id"].as_str().unwrap_or("").to_owned();
+    let banner_path = format!("/upload/page-banner/{}", id(&page));
+    let hero_path = format!("/upload/news-hero/{}", id(&news));
+    let image = png(2048);
+
+    // Refusals: no token, no permission, wrong or unknown channel, not an image, too large.
+    let (status, _) = post_image(&app, &banner_path, None, &image).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = post_image(&app, &banner_path, Some(&member.token), &image).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = post_image(&app, &hero_path, Some(&member.token), &image).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = post_image(
+        &app,
+        &format!("/upload/page-banner/{}", id(&text)),
+        Some(&owner.token),
+        &image,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = post_image(
+        &app,
+        &format!("/upload/news-hero/{}", id(&page)),
+        Some(&owner.token),
+        &image,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = post_image(
+        &app,
+        &format!("/upload/page-banner/{}", uuid::Uuid::now_v7()),
+        Some(&owner.token),
+        &image,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = post_image(&app, &banner_path, Some(&owner.token), b"not an image").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    let (status, body) =
+        post_image(&app, &banner_path, Some(&owner.token), &png(800 * 1024 + 1)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = post_image(
+        &app,
+        &hero_path,
+        Some(&owner.token),
+        &png(2 * 1024 * 1024 + 1),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        read(
+            &app,
+            "pages.getContent",
+            json!({ "channel_id": page["id"] }),
+            &owner
+        )
+        .await["banner_url"],
+        Value::Null,
+        "nothing refused changed the page"
+    );
+
+    // The page banner: stored, set on the page, announced, served.
+    let mut events = app.events().await;
+    let (status, body) = post_image(&app, &banner_path, Some(&owner.token), &image).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = body["banner_url"].as_str().unwrap_or("").to_owned();
+    assert!(
+        url.contains("/files/")
+            && url.contains("/page-banners/page-banner-")
+            && url.ends_with(".png"),
+        "{url}"
+    );
+    let event = ecto_tests::next_event(&mut events, "page.update").await;
+    assert_eq!(event.data["banner_url"], url.as_str());
+    assert_eq!(
+        read(
+            &app,
+            "pages.getContent",
+            json!({ "channel_id": page["id"] }),
+            &member
+        )
+        .await["banner_url"],
+        url.as_str()
+    );
+    let path = &url[url.find("/files/").unwrap_or(0)..];
+    let (status, headers, _) = TestApp::send(app.request(reqwest::Method::GET, path)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("image/png")
+    );
+
+    // The news hero: stored and returned, nothing else changes.
+    app.grant_role(&member, bits::MANAGE_NEWS, 1).await;
+    let (status, body) = post_image(&app, &hero_path, Some(&member.token), &image).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hero = body["hero_url"].as_str().unwrap_or("");
+    assert!(
+        hero.contains("/news-heroes/hero-") && hero.ends_with(".png"),
+        "{hero}"
+    );
 }

@@ -4,6 +4,7 @@ mod activity;
 mod admin;
 mod content;
 mod dms;
+mod files;
 mod members;
 mod messages;
 mod roles;
@@ -28,5 +29,6 @@ pub fn registry() -> Registry {
     webhooks::register(&mut r);
     admin::register(&mut r);
     content::register(&mut r);
+    files::register(&mut r);
     r
 }

@@ -1,0 +1,253 @@
+//! `GET`/`HEAD /files/{key}`: serving stored files to those allowed to see them (DECISIONS
+//! §3.12, §3.23).
+//!
+//! Server icons and banners are public. An attachment needs either a valid signature
+//! (`?exp=&sig=`, as the API hands out) or the bearer token of a member who can read it. The
+//! body is streamed from the blob store; `Range` gets 206 or 416. Every answer carries
+//! `X-Content-Type-Options: nosniff` and a sandboxing CSP, and anything outside a small list
+//! of passive types is sent as a download.
+
+use crate::server::HttpState;
+use crate::trpc::{bearer, request_server};
+use actix_web::body::SizedStream;
+use actix_web::http::header::{
+    self, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use ecto_core::ports::{resolve_range, BlobKey, ByteRange};
+use ecto_core::usecases::authenticate;
+use ecto_core::usecases::files::{self, FileTarget};
+use ecto_core::{ErrorKind, Services};
+use futures_util::StreamExt;
+use serde_json::json;
+use std::collections::HashMap;
+
+const CSP: &str = "sandbox; default-src 'none'";
+
+fn error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .json(json!({ "error": message }))
+}
+
+fn not_found() -> HttpResponse {
+    error(StatusCode::NOT_FOUND, "Not found")
+}
+
+/// What a `Range` header asks for.
+enum RangeAsk {
+    /// No usable range: the whole file.
+    Whole,
+    /// `bytes=a-b` or `bytes=a-`.
+    From(ByteRange),
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+/// Parses a single `bytes=` range; anything else (several ranges, other units, bad syntax)
+/// is ignored, as RFC 9110 allows.
+fn parse_range(req: &HttpRequest) -> RangeAsk {
+    let Some(value) = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return RangeAsk::Whole;
+    };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeAsk::Whole;
+    };
+    if spec.contains(',') {
+        return RangeAsk::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
+        (None, Some(n)) if a.is_empty() => RangeAsk::Suffix(n),
+        (Some(start), None) if b.is_empty() => RangeAsk::From(ByteRange { start, end: None }),
+        (Some(start), Some(end)) if end >= start => RangeAsk::From(ByteRange {
+            start,
+            end: Some(end),
+        }),
+        _ => RangeAsk::Whole,
+    }
+}
+
+fn unsatisfiable(size: u64) -> HttpResponse {
+    HttpResponse::build(StatusCode::RANGE_NOT_SATISFIABLE)
+        .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .json(json!({ "error": "Requested range not satisfiable" }))
+}
+
+/// Whether the request may read `target`: `Ok(())`, or the answer to send instead.
+async fn allowed(
+    svc: &Services,
+    req: &HttpRequest,
+    server: &ecto_core::model::Server,
+    path: &str,
+    target: &FileTarget,
+    query: &HashMap<String, String>,
+) -> Result<(), HttpResponse> {
+    let FileTarget::Attachment(a) = target else {
+        return Ok(());
+    };
+    if let (Some(exp), Some(sig)) = (query.get("exp"), query.get("sig")) {
+        if files::signature_valid(svc, path, exp, sig) {
+            return Ok(());
+        }
+    }
+    let unauthorized = || error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let Some(token) = bearer(req) else {
+        return Err(unauthorized());
+    };
+    let caller = match authenticate(svc, server, &token).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(unauthorized()),
+        Err(e) => return Err(internal(e)),
+    };
+    match files::can_read(svc, server, &caller, a).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error(StatusCode::FORBIDDEN, "Forbidden")),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+fn internal(e: ecto_core::CoreError) -> HttpResponse {
+    tracing::error!(error = %e, "serving a file failed");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+}
+
+/// `GET`/`HEAD /files/{key}`.
+pub async fn serve(
+    req: HttpRequest,
+    tail: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
+    let svc = &state.services;
+    // Anything outside the key alphabet (`..`, `%`, NUL, `\`, empty segments) names nothing.
+    let Ok(key) = BlobKey::new(&tail) else {
+        return not_found();
+    };
+    let server = match request_server(svc, &req).await {
+        Ok(s) => s,
+        Err(e) if e.kind == ErrorKind::NotFound => return not_found(),
+        Err(e) => return internal(e),
+    };
+    let target = match files::resolve(svc, &server, &key).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return not_found(),
+        Err(e) => return internal(e),
+    };
+    let path = files::file_path(&key);
+    if let Err(resp) = allowed(svc, &req, &server, &path, &target, &query).await {
+        return resp;
+    }
+    let (content_type, filename, public) = match &target {
+        FileTarget::Public { content_type } => (
+            (*content_type).to_owned(),
+            key.segments().last().unwrap_or("file").to_owned(),
+            true,
+        ),
+        FileTarget::Attachment(a) => (a.content_type.clone(), a.filename.clone(), false),
+    };
+
+    // The range, resolved against the size when it counts from the end.
+    let range = match parse_range(&req) {
+        RangeAsk::Whole => None,
+        RangeAsk::From(r) => Some(r),
+        RangeAsk::Suffix(n) => match svc.blobs.size(&key).await {
+            Ok(Some(size)) if n > 0 && size > 0 => Some(ByteRange {
+                start: size.saturating_sub(n),
+                end: None,
+            }),
+            Ok(Some(size)) => return unsatisfiable(size),
+            Ok(None) => return not_found(),
+            Err(e) => return internal(e),
+        },
+    };
+
+    let head_only = req.method() == Method::HEAD;
+    let (size, start, len, body) = if head_only {
+        let size = match svc.blobs.size(&key).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return not_found(),
+            Err(e) => return internal(e),
+        };
+        match resolve_range(range, size) {
+            Ok((start, len)) => (size, start, len, None),
+            Err(_) => return unsatisfiable(size),
+        }
+    } else {
+        match svc.blobs.get(&key, range).await {
+            Ok(Some(blob)) => (blob.size, blob.start, blob.len, Some(blob.body)),
+            Ok(None) => return not_found(),
+            Err(e) if e.kind == ErrorKind::BadRequest => {
+                return match svc.blobs.size(&key).await {
+                    Ok(Some(size)) => unsatisfiable(size),
+                    Ok(None) => not_found(),
+                    Err(e) => internal(e),
+                }
+            }
+            Err(e) => return internal(e),
+        }
+    };
+
+    let inline = files::inline_allowed(&content_type);
+    let disposition = ContentDisposition {
+        disposition: if inline {
+            DispositionType::Inline
+        } else {
+            DispositionType::Attachment
+        },
+        parameters: vec![
+            DispositionParam::Filename(files::key_name(&filename)),
+            DispositionParam::FilenameExt(ExtendedValue {
+                charset: Charset::Ext("UTF-8".into()),
+                language_tag: None,
+                value: filename.into_bytes(),
+            }),
+        ],
+    };
+    let mut resp = HttpResponse::build(if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    });
+    resp.insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header(disposition)
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        // Already compressed or ranged: never re-encoded on the way out.
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            if public {
+                "public, max-age=86400"
+            } else {
+                "private, max-age=3600"
+            },
+        ));
+    if range.is_some() {
+        let last = (start + len).saturating_sub(1);
+        resp.insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{last}/{size}"),
+        ));
+    }
+    match body {
+        Some(body) => resp.body(SizedStream::new(
+            len,
+            body.map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError)),
+        )),
+        None => resp.body(SizedStream::new(
+            len,
+            futures_util::stream::empty::<Result<bytes::Bytes, actix_web::Error>>(),
+        )),
+    }
+}
