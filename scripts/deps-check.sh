@@ -4,7 +4,7 @@
 set -euo pipefail
 
 io_crates='diesel|diesel-async|diesel_migrations|libsqlite3-sys|tokio-postgres|redis|rust-s3|webrtc|argon2|jsonwebtoken|reqwest|hyper|actix-web|actix-ws|actix-rt|actix-http|awc|tokio|mio|deadpool|config'
-outbound='ecto-sql|ecto-memory|ecto-redis|ecto-auth|ecto-central|ecto-localfs|ecto-s3|ecto-voice|ecto-server'
+outbound='ecto-sql|ecto-memory|ecto-redis|ecto-auth|ecto-central|ecto-localfs|ecto-s3|ecto-unfurl|ecto-voice|ecto-server'
 inbound_forbidden="diesel|diesel-async|libsqlite3-sys|tokio-postgres|redis|rust-s3|webrtc|argon2|jsonwebtoken|reqwest|deadpool|${outbound}"
 
 status=0

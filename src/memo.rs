@@ -33,10 +33,15 @@ pub struct Memo {
 }
 
 /// Whether an event named `name` may change what the memo holds (anything but the
-/// high-frequency events of messages, typing, presence, activity, DMs and read states).
+/// events of messages, typing, presence, activity, DMs, read states, pages, news, hub files and
+/// webhooks, none of which touch servers, roles, overrides or channels).
 pub fn invalidates(name: &str) -> bool {
-    const KEEP: [&str; 9] = [
+    const KEEP: [&str; 14] = [
         "message.",
+        "page.",
+        "news.",
+        "shared_",
+        "channel_file.",
         "typing.",
         "presence.",
         "mention.",
@@ -45,6 +50,7 @@ pub fn invalidates(name: &str) -> bool {
         "read_state.",
         "notify",
         "internal.takeover",
+        "webhook.",
     ];
     !KEEP.iter().any(|prefix| name.starts_with(prefix))
 }

@@ -68,6 +68,8 @@ pub struct Services {
     pub webhooks: Arc<dyn crate::ports::WebhookStore>,
     /// The shared file hub.
     pub hub: Arc<dyn crate::ports::HubStore>,
+    /// Page contents and news.
+    pub content: Arc<dyn crate::ports::ContentStore>,
     pub invites: Arc<dyn crate::ports::InviteStore>,
     pub roles: Arc<dyn crate::ports::RoleStore>,
     pub moderation: Arc<dyn crate::ports::ModerationStore>,
@@ -85,6 +87,8 @@ pub struct Services {
     pub events: Arc<dyn EventBus>,
     /// Uploaded files: local disk (self-hosted) or S3 (managed).
     pub blobs: Arc<dyn BlobStore>,
+    /// Link previews (`/api/unfurl`), fetched only from public addresses.
+    pub unfurler: Arc<dyn crate::ports::LinkPreviewer>,
     /// Rows of uploaded attachments.
     pub attachments: Arc<dyn crate::ports::AttachmentStore>,
     pub clock: Arc<dyn Clock>,

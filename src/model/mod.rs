@@ -6,6 +6,7 @@
 
 mod account;
 mod activity;
+mod content;
 mod dm;
 mod hub;
 mod invite;
@@ -19,6 +20,10 @@ mod token;
 pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};
 pub use activity::{
     preview, ActivityItem, ActivityRecord, ActivitySource, ActivityType, PREVIEW_CHARS,
+};
+pub use content::{
+    NewsCommentRecord, NewsCommentView, NewsPostPatch, NewsPostRecord, NewsPostView, PageContent,
+    PageRevision,
 };
 pub use dm::{Conversation, ConversationSummary, ConversationView, DmPeer, ServerDmMessage};
 pub use hub::{

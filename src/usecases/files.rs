@@ -260,7 +260,9 @@ pub fn dm_key(server: Uuid, id: Uuid, display: &str) -> CoreResult<BlobKey> {
 }
 
 /// Folders whose files anyone may fetch (server icons and banners appear on landing pages).
-pub const PUBLIC_FOLDERS: [&str; 2] = ["icons", "banners"];
+/// Page banners and news hero images are public like icons: their names are random, and only
+/// readers of the channel are shown them.
+pub const PUBLIC_FOLDERS: [&str; 4] = ["icons", "banners", "page-banners", "news-heroes"];
 
 /// `{serverId}/{folder}/{prefix}-{uuid}.{ext}` for the images of the server (icon, banner).
 pub fn image_key(server: Uuid, folder: &str, prefix: &str, kind: ImageKind) -> CoreResult<BlobKey> {

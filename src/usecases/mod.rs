@@ -17,6 +17,8 @@ pub mod join;
 pub mod members_admin;
 pub mod messages;
 pub mod names;
+pub mod news;
+pub mod pages;
 pub mod perms;
 pub mod rate_limit;
 pub mod roles;
@@ -25,6 +27,7 @@ pub mod server_admin;
 pub mod server_config;
 pub mod tenancy;
 pub mod tokens;
+pub mod unfurl;
 pub mod webhooks;
 
 pub use identity::{authenticate, Caller};

@@ -119,6 +119,11 @@ impl TestApp {
     /// Spawns a fresh server for `profile` (self-hosted: a new SQLite file and data dir;
     /// managed: a new community server provisioned in the run's PostgreSQL database).
     pub async fn spawn(profile: Profile) -> TestApp {
+        Self::spawn_with(profile, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with the configuration changed by `edit` first.
+    pub async fn spawn_with(profile: Profile, edit: impl FnOnce(&mut AppConfig)) -> TestApp {
         let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
         let dir_str = dir.path().to_string_lossy().into_owned();
         match profile {
@@ -128,12 +133,14 @@ impl TestApp {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                let config = AppConfig::from_pairs(&refs).expect("config");
+                let mut config = AppConfig::from_pairs(&refs).expect("config");
+                edit(&mut config);
                 Self::start(profile, config, None, Some(dir)).await
             }
             Profile::Managed => {
                 let central = FakeCentral::spawn().await;
-                let config = managed_config(&dir_str, &central.url);
+                let mut config = managed_config(&dir_str, &central.url);
+                edit(&mut config);
                 let mut app = Self::start(profile, config, Some(central), Some(dir)).await;
                 let address = format!("{}.test.ecto", unique("srv"));
                 app.provision(&address, "Test Server").await;

@@ -4,6 +4,7 @@
 //! It knows JSON and HTTP; every rule lives in the core's use cases, which it calls through
 //! [`ecto_core::Services`].
 
+mod content_uploads;
 mod error;
 mod files;
 mod hub_uploads;
@@ -12,6 +13,7 @@ mod procedures;
 mod routes;
 mod server;
 mod trpc;
+mod unfurl;
 pub mod uploads;
 mod validate;
 

@@ -1,6 +1,8 @@
 //! Building and running the actix-web server.
 
-use crate::{files, hub_uploads, landing, procedures, routes, trpc, uploads};
+use crate::{
+    content_uploads, files, hub_uploads, landing, procedures, routes, trpc, unfurl, uploads,
+};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -97,11 +99,20 @@ pub fn serve(
                 "/webhooks/{id}/{token}",
                 web::post().to(routes::execute_webhook),
             )
+            .route("/api/unfurl", web::get().to(unfurl::handle))
             .route("/upload", web::post().to(uploads::upload))
             .route("/upload/dm", web::post().to(uploads::upload_dm))
             .route("/upload/icon", web::post().to(uploads::upload_icon))
             .route("/upload/banner", web::post().to(uploads::upload_banner))
             .route("/upload/shared", web::post().to(hub_uploads::upload_shared))
+            .route(
+                "/upload/page-banner/{channel_id}",
+                web::post().to(content_uploads::page_banner),
+            )
+            .route(
+                "/upload/news-hero/{channel_id}",
+                web::post().to(content_uploads::news_hero),
+            )
             .route("/files/{tail:.*}", web::get().to(files::serve))
             .route("/files/{tail:.*}", web::head().to(files::serve))
             .route("/trpc/{path}", web::route().to(trpc::handle))

@@ -536,7 +536,7 @@ pub async fn upload_dm(
 }
 
 /// The absolute URL of `path` on this request's host (`X-Forwarded-Proto` honoured).
-fn absolute_url(req: &HttpRequest, path: &str) -> String {
+pub(crate) fn absolute_url(req: &HttpRequest, path: &str) -> String {
     let info = req.connection_info();
     format!("{}://{}{path}", info.scheme(), info.host())
 }

@@ -46,6 +46,9 @@ pub struct AppConfig {
     pub ws_outbound_queue: usize,
     pub ws_presence_grace_ms: u64,
     pub ws_events_per_10s: u32,
+    /// `UNFURL_ALLOW_HOSTS`: hosts link previews may fetch from although their address is not
+    /// public. For tests only; empty by default.
+    pub unfurl_allow_hosts: Vec<String>,
 }
 
 /// S3 settings (all five are required together).
@@ -96,6 +99,7 @@ struct Raw {
     rate_limit_join_per_minute: Option<String>,
     rate_limit_webhook_per_10s: Option<String>,
     trust_forwarded_for: Option<String>,
+    unfurl_allow_hosts: Option<String>,
     mediasoup_min_port: Option<String>,
     mediasoup_max_port: Option<String>,
     log_format: Option<String>,
@@ -426,6 +430,14 @@ impl AppConfig {
                 &raw.ws_events_per_10s,
                 120u32,
             ),
+            unfurl_allow_hosts: set(&raw.unfurl_allow_hosts)
+                .map(|v| {
+                    v.split(',')
+                        .map(|h| h.trim().to_owned())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         if errors.is_empty() {
             Ok(config)

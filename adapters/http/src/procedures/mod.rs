@@ -2,6 +2,7 @@
 
 mod activity;
 mod admin;
+mod content;
 mod dms;
 mod files;
 mod hub;
@@ -29,6 +30,7 @@ pub fn registry() -> Registry {
     webhooks::register(&mut r);
     hub::register(&mut r);
     admin::register(&mut r);
+    content::register(&mut r);
     files::register(&mut r);
     r
 }
