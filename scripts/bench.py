@@ -44,14 +44,14 @@ BENCH_ENV = {
     "WS_EVENTS_PER_10S": "0",
 }
 
-# The standard set: (key, ecto-load arguments). "{pid}" is replaced by the server's pid.
+# The standard set: (key, ecto-load arguments). Every run also gets --pid <server pid>.
 STANDARD = [
     ("send-seq", ["send-seq", "--count", "2000"]),
     ("send-concurrent", ["send-concurrent", "--clients", "32", "--duration", "10"]),
     ("fanout-100", ["fanout", "--subscribers", "100", "--rate", "100", "--duration", "10"]),
     ("fanout-1000", ["fanout", "--subscribers", "1000", "--rate", "200", "--duration", "10"]),
     ("connect-1000", ["connect", "--sessions", "1000", "--concurrency", "64"]),
-    ("idle-10000", ["idle", "--sessions", "10000", "--concurrency", "64", "--pid", "{pid}"]),
+    ("idle-10000", ["idle", "--sessions", "10000", "--concurrency", "64"]),
 ]
 # Scenarios run on a freshly restarted server process, so that the memory the earlier ones
 # left behind (password hashing of the sign-ins, message history) does not hide the cost of
@@ -63,7 +63,7 @@ QUICK = [
     ("fanout-100", ["fanout", "--subscribers", "20", "--rate", "50", "--duration", "3", "--grace", "2"]),
     ("fanout-1000", ["fanout", "--subscribers", "100", "--rate", "100", "--duration", "3", "--grace", "2"]),
     ("connect-1000", ["connect", "--sessions", "200", "--concurrency", "64"]),
-    ("idle-10000", ["idle", "--sessions", "500", "--concurrency", "64", "--pid", "{pid}", "--settle", "1", "--hold", "1"]),
+    ("idle-10000", ["idle", "--sessions", "500", "--concurrency", "64", "--settle", "1", "--hold", "1"]),
 ]
 
 # Targets (issue 7), checked against every profile's results. Each row: scenario key, metric
@@ -300,15 +300,13 @@ def run_profile(profile, bins, scenarios, work):
                 server.start()
                 time.sleep(2)
                 say(f"restarted the {profile} server for {key}: RSS {rss_mib(server.proc.pid)} MiB")
-            args = [a.replace("{pid}", str(server.proc.pid)) for a in args]
             common = ["--label", profile, "--json", "--owner", "bench-owner:bench-owner-password",
-                      "--user-prefix", "bench"]
+                      "--user-prefix", "bench", "--pid", str(server.proc.pid)]
             if server.address:
                 common += ["--server-address", server.address]
             cmd = [bins["ecto-load"], "--url", base, "--token-cache", tokens] + common + args
             shown = ["target/release/ecto-load", "--url", "http://127.0.0.1:<port>",
-                     "--token-cache", "<tokens file>"] + common + \
-                [a if a != str(server.proc.pid) else "<server pid>" for a in args]
+                     "--token-cache", "<tokens file>"] + common[:-1] + ["<server pid>"] + args
             say(f"{key}: {shlex.join(shown)}")
             t0 = time.monotonic()
             try:
@@ -406,6 +404,12 @@ def rows_for(key, rep):
     return [("results", json.dumps(r))]
 
 
+def cpu_text(r):
+    if r.get("server_cpu_s") is None and r.get("client_cpu_s") is None:
+        return None
+    return f"{fmt(r.get('server_cpu_s'), ' s')} / {fmt(r.get('client_cpu_s'), ' s')}"
+
+
 def errors_text(rep):
     errs = rep.get("errors") or {}
     if not errs:
@@ -498,7 +502,11 @@ def markdown(meta, profiles, quick):
                          f"output) | | | |")
                 continue
             first = True
-            for metric, value in rows_for(key, rep):
+            rows = rows_for(key, rep)
+            cpu = cpu_text(rep["results"])
+            if cpu:
+                rows.append(("CPU time server / ecto-load (measured phase)", cpu))
+            for metric, value in rows:
                 L.append(f"| {key if first else ''} | {metric} | {value} | | |")
                 first = False
             for metric, target, value, met in target_rows(key, rep["results"]):

@@ -58,6 +58,10 @@ struct Common {
     /// server.join calls in flight while signing accounts in.
     #[arg(long, global = true, default_value_t = 16)]
     join_concurrency: usize,
+    /// Process id of the server (same machine only): every scenario then reports the server's
+    /// CPU time during the measured phase, and `idle` its VmRSS (from /proc/<pid>/status).
+    #[arg(long, global = true)]
+    pid: Option<u32>,
     /// A JSON file of access tokens by account, read at start and written at the end: later
     /// runs sign their accounts in with `server.join` and the token (no password hashing on
     /// the server) while the tokens are valid.
@@ -114,9 +118,6 @@ enum Scenario {
     Idle {
         #[arg(long, default_value_t = 1000)]
         sessions: usize,
-        /// Server process id: its VmRSS is read from /proc/<pid>/status (same machine only).
-        #[arg(long)]
-        pid: Option<u32>,
         /// Sockets opening at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
@@ -148,6 +149,7 @@ pub struct Ctx {
     pub join_concurrency: usize,
     pub label: String,
     pub tokens: api::Tokens,
+    pub pid: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -217,6 +219,7 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
         join_concurrency: c.join_concurrency.max(1),
         label: c.label.clone(),
         tokens: Default::default(),
+        pid: c.pid,
     };
     if let Some(path) = &c.token_cache {
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -261,11 +264,10 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
         }
         Scenario::Idle {
             sessions,
-            pid,
             concurrency,
             settle,
             hold,
-        } => scenarios::idle(&ctx, sessions, pid, concurrency.max(1), settle, hold).await,
+        } => scenarios::idle(&ctx, sessions, concurrency.max(1), settle, hold).await,
         Scenario::Connect {
             sessions,
             concurrency,

@@ -53,6 +53,46 @@ async fn channel(ctx: &Ctx) -> Result<String, String> {
     Ok(id)
 }
 
+/// User + system CPU time of a process in clock ticks, from /proc/<pid>/stat (fields 14, 15).
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after it follow its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU time of this process and of the server (`--pid`) at the start of a measured phase.
+struct CpuMark {
+    client: Option<u64>,
+    server: Option<(u32, u64)>,
+}
+
+impl CpuMark {
+    fn now(ctx: &Ctx) -> CpuMark {
+        CpuMark {
+            client: cpu_ticks("self"),
+            server: ctx
+                .pid
+                .and_then(|p| cpu_ticks(&p.to_string()).map(|t| (p, t))),
+        }
+    }
+
+    /// Adds the CPU seconds spent since the mark (Linux counts 100 ticks per second).
+    fn report(&self, r: &mut Report) {
+        if let (Some(a), Some(b)) = (self.client, cpu_ticks("self")) {
+            r.result("client_cpu_s", round3(b.saturating_sub(a) as f64 / 100.0));
+        }
+        if let Some((pid, a)) = self.server {
+            if let Some(b) = cpu_ticks(&pid.to_string()) {
+                r.result("server_cpu_s", round3(b.saturating_sub(a) as f64 / 100.0));
+            }
+        }
+    }
+}
+
 fn per_second(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 {
@@ -69,6 +109,7 @@ pub async fn send_seq(ctx: &Ctx, count: usize) -> Result<Report, String> {
     let token = &users[0].token;
     let mut latencies = Vec::with_capacity(count);
     let mut ok = 0u64;
+    let cpu = CpuMark::now(ctx);
     let started = Instant::now();
     for i in 0..count {
         let nonce = format!("{}:{i}", ctx.run);
@@ -97,6 +138,7 @@ pub async fn send_seq(ctx: &Ctx, count: usize) -> Result<Report, String> {
     r.result("elapsed_s", round3(elapsed.as_secs_f64()));
     r.result("msg_per_s", per_second(ok, elapsed));
     r.latency("send_latency", latencies);
+    cpu.report(&mut r);
     r.errors(&ctx.errors);
     Ok(r)
 }
@@ -111,6 +153,7 @@ pub async fn send_concurrent(
 ) -> Result<Report, String> {
     let channel_id = Arc::new(channel(ctx).await?);
     let users = accounts(ctx, clients).await?;
+    let cpu = CpuMark::now(ctx);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(duration.max(0.0));
     let mut tasks: Vec<JoinHandle<(u64, Vec<u32>)>> = Vec::with_capacity(clients);
@@ -176,6 +219,7 @@ pub async fn send_concurrent(
     r.result("elapsed_s", round3(elapsed.as_secs_f64()));
     r.result("msg_per_s", per_second(ok, elapsed));
     r.latency("send_latency", latencies);
+    cpu.report(&mut r);
     r.errors(&ctx.errors);
     Ok(r)
 }
@@ -334,6 +378,7 @@ pub async fn fanout(ctx: &Ctx, p: FanoutParams) -> Result<Report, String> {
     let mut sends: Vec<JoinHandle<()>> = Vec::with_capacity(total);
     let mut late = 0u64;
     let mut max_lag = Duration::ZERO;
+    let cpu = CpuMark::now(ctx);
     let send_started = Instant::now();
     let first_send_us = clock.now();
     for i in 0..total {
@@ -449,6 +494,7 @@ pub async fn fanout(ctx: &Ctx, p: FanoutParams) -> Result<Report, String> {
     r.latency("delivery_latency", latencies);
     let sl = std::mem::take(&mut *send_latencies.lock().unwrap_or_else(|e| e.into_inner()));
     r.latency("send_latency", sl);
+    cpu.report(&mut r);
     r.errors(&ctx.errors);
     Ok(r)
 }
@@ -551,12 +597,12 @@ fn rss_kib(pid: u32) -> Option<u64> {
 pub async fn idle(
     ctx: &Ctx,
     sessions: usize,
-    pid: Option<u32>,
     concurrency: usize,
     settle: f64,
     hold: f64,
 ) -> Result<Report, String> {
     let users = accounts(ctx, sessions).await?;
+    let pid = ctx.pid;
     let before = pid.and_then(rss_kib);
     if let (Some(p), None) = (pid, before) {
         return Err(format!(
@@ -564,6 +610,7 @@ pub async fn idle(
         ));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let cpu = CpuMark::now(ctx);
     let held = open_sessions(ctx, &users, sessions, concurrency, &stop_rx).await;
     eprintln!(
         "ecto-load: {} of {sessions} sessions ready in {:.1} s",
@@ -595,6 +642,7 @@ pub async fn idle(
         };
         r.result("server_kib_per_session", per);
     }
+    cpu.report(&mut r);
     close_all(stop_tx, held).await;
     r.errors(&ctx.errors);
     Ok(r)
@@ -604,6 +652,7 @@ pub async fn idle(
 pub async fn connect(ctx: &Ctx, sessions: usize, concurrency: usize) -> Result<Report, String> {
     let users = accounts(ctx, sessions).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let cpu = CpuMark::now(ctx);
     let held = open_sessions(ctx, &users, sessions, concurrency, &stop_rx).await;
     let mut r = report(ctx, "connect");
     r.param("sessions", sessions);
@@ -614,6 +663,7 @@ pub async fn connect(ctx: &Ctx, sessions: usize, concurrency: usize) -> Result<R
     r.result("open_all_s", round3(held.open_all.as_secs_f64()));
     r.result("ready_per_s", per_second(held.ready as u64, held.open_all));
     r.latency("connect_to_ready", held.ready_latencies.clone());
+    cpu.report(&mut r);
     close_all(stop_tx, held).await;
     r.errors(&ctx.errors);
     Ok(r)
@@ -622,6 +672,11 @@ pub async fn connect(ctx: &Ctx, sessions: usize, concurrency: usize) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::message_index;
+
+    #[test]
+    fn reads_this_process_cpu_time() {
+        assert!(super::cpu_ticks("self").is_some());
+    }
 
     #[test]
     fn finds_the_index_in_a_message_create_frame() {
