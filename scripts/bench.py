@@ -66,42 +66,54 @@ QUICK = [
     ("idle-10000", ["idle", "--sessions", "500", "--concurrency", "64", "--settle", "1", "--hold", "1"]),
 ]
 
-# Targets (issue 7), checked against every profile's results. Each row: scenario key, metric
-# shown, target text, unit of the value, and a check of the scenario's JSON results (the
-# startup figures for "startup") returning (value, met). Edit here when the targets change.
+# Targets (issue 7), per profile; see _TARGET_SPEC below. Edit there when the targets change.
 def _lat(res, name, key):
     v = (res.get(name) or {}).get(key)
     return v
 
 
-TARGETS = [
-    ("startup", "start → first /health", "≤ 100 ms", " ms",
-     lambda r: (r.get("health_ms"), r.get("health_ms") is not None and r["health_ms"] <= 100)),
-    ("startup", "idle RSS after start", "≤ 30 MiB", " MiB",
-     lambda r: (r.get("rss_mib"), r.get("rss_mib") is not None and r["rss_mib"] <= 30)),
-    ("send-seq", "throughput", "≥ 500 msg/s", " msg/s",
-     lambda r: (r.get("msg_per_s"), (r.get("msg_per_s") or 0) >= 500)),
-    ("send-seq", "send p99", "≤ 10 ms", " ms",
-     lambda r: (_lat(r, "send_latency", "p99_ms"), (_lat(r, "send_latency", "p99_ms") or 1e9) <= 10)),
-    ("send-concurrent", "throughput", "≥ 1000 msg/s", " msg/s",
-     lambda r: (r.get("msg_per_s"), (r.get("msg_per_s") or 0) >= 1000)),
-    ("send-concurrent", "send p99", "≤ 100 ms", " ms",
-     lambda r: (_lat(r, "send_latency", "p99_ms"), (_lat(r, "send_latency", "p99_ms") or 1e9) <= 100)),
-    ("fanout-100", "lost deliveries", "0", "",
-     lambda r: (r.get("lost"), r.get("lost") == 0 and r.get("expected_deliveries", 0) > 0)),
-    ("fanout-100", "delivery p99", "≤ 50 ms", " ms",
-     lambda r: (_lat(r, "delivery_latency", "p99_ms"), (_lat(r, "delivery_latency", "p99_ms") or 1e9) <= 50)),
-    ("fanout-1000", "lost deliveries", "0", "",
-     lambda r: (r.get("lost"), r.get("lost") == 0 and r.get("expected_deliveries", 0) > 0)),
-    ("fanout-1000", "delivery p99", "≤ 250 ms", " ms",
-     lambda r: (_lat(r, "delivery_latency", "p99_ms"), (_lat(r, "delivery_latency", "p99_ms") or 1e9) <= 250)),
-    ("connect-1000", "connect→ready p99", "≤ 250 ms", " ms",
-     lambda r: (_lat(r, "connect_to_ready", "p99_ms"), (_lat(r, "connect_to_ready", "p99_ms") or 1e9) <= 250)),
-    ("idle-10000", "sessions ready", "all", "",
-     lambda r: (r.get("ready"), r.get("failed") == 0 and r.get("closed_by_server_while_idle") == 0)),
-    ("idle-10000", "server memory per session", "≤ 20 KiB", " KiB",
-     lambda r: (r.get("server_kib_per_session"), (r.get("server_kib_per_session") if r.get("server_kib_per_session") is not None else 1e9) <= 20)),
+def _at_least(value, bound):
+    return value is not None and value >= bound
+
+
+def _at_most(value, bound):
+    return value is not None and value <= bound
+
+
+def _no_loss(r):
+    return r.get("lost") == 0 and r.get("duplicated", 0) == 0 and r.get("expected_deliveries", 0) > 0
+
+
+# The targets of issue 7 per profile: (scenario key, metric, unit, value getter, check,
+# self-hosted bound, managed bound). A bound of None means "no loss" style checks.
+_TARGET_SPEC = [
+    ("startup", "start → first /health", " ms", lambda r: r.get("health_ms"), _at_most, 100, 200),
+    ("startup", "idle RSS after start", " MiB", lambda r: r.get("rss_mib"), _at_most, 20, 30),
+    ("send-seq", "throughput", " msg/s", lambda r: r.get("msg_per_s"), _at_least, 4000, 800),
+    ("send-concurrent", "throughput (32 clients)", " msg/s", lambda r: r.get("msg_per_s"), _at_least, 8000, 4000),
+    ("fanout-100", "lost / duplicated deliveries", "", lambda r: (r.get("lost"), r.get("duplicated")), None, None, None),
+    ("fanout-100", "delivery p99", " ms", lambda r: _lat(r, "delivery_latency", "p99_ms"), _at_most, 20, 30),
+    ("fanout-1000", "achieved send rate (target 200 msg/s)", " msg/s", lambda r: r.get("achieved_send_rate"), _at_least, 200, 200),
+    ("fanout-1000", "lost / duplicated deliveries", "", lambda r: (r.get("lost"), r.get("duplicated")), None, None, None),
+    ("fanout-1000", "delivery p99", " ms", lambda r: _lat(r, "delivery_latency", "p99_ms"), _at_most, 50, 80),
+    ("connect-1000", "connect→ready p99", " ms", lambda r: _lat(r, "connect_to_ready", "p99_ms"), _at_most, 50, 80),
+    ("idle-10000", "sessions ready (of 10,000)", "", lambda r: r.get("ready"), _at_least, 10000, 10000),
+    ("idle-10000", "server memory per session", " KiB", lambda r: r.get("server_kib_per_session"), _at_most, 15.6, 15.6),
 ]
+
+
+def _target(entry, profile):
+    key, metric, unit, get, check, self_hosted, managed = entry
+    bound = managed if profile == "managed" else self_hosted
+    if check is None:
+        text = "0 / 0"
+        return key, metric, text, unit, lambda r: (get(r), _no_loss(r))
+    sign = "≥" if check is _at_least else "≤"
+    return key, metric, f"{sign} {bound:g}{unit}", unit, lambda r: (get(r), check(get(r), bound))
+
+
+def targets_for(profile):
+    return [_target(e, profile) for e in _TARGET_SPEC]
 
 
 def say(msg):
@@ -417,9 +429,9 @@ def errors_text(rep):
     return "; ".join(f"{k}: {v}" for k, v in errs.items())
 
 
-def target_rows(key, res):
+def target_rows(key, res, profile):
     out = []
-    for k, metric, target, unit, check in TARGETS:
+    for k, metric, target, unit, check in targets_for(profile):
         if k != key:
             continue
         try:
@@ -492,7 +504,7 @@ def markdown(meta, profiles, quick):
         runs = ", ".join(f"{r['health_ms']:.0f} ms" for r in st["runs"])
         L.append(f"| startup | start → first /health (median of 3) | {st['health_ms']:.1f} ms ({runs}) | | |")
         L.append(f"| | idle RSS 2 s after start (median) | {st['rss_mib']} MiB | | |")
-        for metric, target, value, met in target_rows("startup", st):
+        for metric, target, value, met in target_rows("startup", st, name):
             L.append(f"| | target: {metric} | {value} | {target} | {'yes' if met else '**no**'} |")
         for sc in prof["scenarios"]:
             rep = sc["report"]
@@ -509,7 +521,7 @@ def markdown(meta, profiles, quick):
             for metric, value in rows:
                 L.append(f"| {key if first else ''} | {metric} | {value} | | |")
                 first = False
-            for metric, target, value, met in target_rows(key, rep["results"]):
+            for metric, target, value, met in target_rows(key, rep["results"], name):
                 L.append(f"| | target: {metric} | {value} | {target} | {'yes' if met else '**no**'} |")
             L.append(f"| | errors | {errors_text(rep)} | | |")
             rss = sc.get("server_rss_after_mib")
