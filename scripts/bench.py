@@ -317,8 +317,9 @@ def run_profile(profile, bins, scenarios, work):
             if server.address:
                 common += ["--server-address", server.address]
             cmd = [bins["ecto-load"], "--url", base, "--token-cache", tokens] + common + args
+            shown_common = ["<server pid>" if a == str(server.proc.pid) else a for a in common]
             shown = ["target/release/ecto-load", "--url", "http://127.0.0.1:<port>",
-                     "--token-cache", "<tokens file>"] + common[:-1] + ["<server pid>"] + args
+                     "--token-cache", "<tokens file>"] + shown_common + args
             say(f"{key}: {shlex.join(shown)}")
             t0 = time.monotonic()
             try:
