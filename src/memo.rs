@@ -24,6 +24,9 @@ struct Inner {
     servers: HashMap<Uuid, Entry>,
     /// Servers by the key they were resolved with (id, address or host).
     resolved: HashMap<String, Server>,
+    /// Bumped by every drop: a server resolved before a drop of any server is not kept (the
+    /// key's server is not known before it is read).
+    epoch: u64,
 }
 
 /// See the module docs. Cheap to share (`Arc`).
@@ -68,6 +71,7 @@ impl Memo {
         entry.permissions = None;
         entry.channels = None;
         inner.resolved.retain(|_, s| s.id != server_id);
+        inner.epoch += 1;
     }
 
     /// Drops everything (events may have been missed).
@@ -79,6 +83,7 @@ impl Memo {
             entry.channels = None;
         }
         inner.resolved.clear();
+        inner.epoch += 1;
     }
 
     /// The current generation of the server's entry (read before loading what to store).
@@ -131,11 +136,15 @@ impl Memo {
         self.inner().resolved.get(key).cloned()
     }
 
-    /// Remembers that `key` resolves to `server`, unless it changed since `generation`.
-    pub fn keep_server(&self, key: &str, generation: u64, server: Server) {
+    /// The memo-wide count of drops (read before resolving a server to keep).
+    pub fn epoch(&self) -> u64 {
+        self.inner().epoch
+    }
+
+    /// Remembers that `key` resolves to `server`, unless anything was dropped since `epoch`.
+    pub fn keep_server(&self, key: &str, epoch: u64, server: Server) {
         let mut inner = self.inner();
-        let current = inner.servers.get(&server.id).map_or(0, |e| e.generation);
-        if current == generation && inner.resolved.len() < 10_000 {
+        if inner.epoch == epoch && inner.resolved.len() < 10_000 {
             inner.resolved.insert(key.to_owned(), server);
         }
     }

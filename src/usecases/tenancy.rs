@@ -31,15 +31,10 @@ pub async fn resolve_server(
     if let Some(server) = svc.memo.server(&key) {
         return Ok(server);
     }
+    // Read before the lookup: a change committed meanwhile keeps the result out of the memo.
+    let epoch = svc.memo.epoch();
     let server = lookup(svc, &key).await?.ok_or_else(not_found)?;
-    // Kept only if the server did not change while it was read (see crate::memo).
-    let generation = svc.memo.generation(server.id);
-    if let Some(again) = lookup(svc, &key).await? {
-        if again.id == server.id {
-            svc.memo.keep_server(&key, generation, again.clone());
-            return Ok(again);
-        }
-    }
+    svc.memo.keep_server(&key, epoch, server.clone());
     Ok(server)
 }
 
