@@ -1,22 +1,58 @@
 //! A per-process memo of the server data nearly every request reads: the server itself, its
-//! permission data (roles and overrides) and its channels. An entry is dropped whenever an
+//! permission data (roles and overrides), its channels, the memberships of its callers (the
+//! member row and its role ids) and the message authors it shows. An entry is dropped whenever an
 //! event of its server says something other than messages, presence or activity changed: the
 //! use case that commits a change drops it in its own process before answering (see
 //! [`crate::usecases::audit::publish`]), and every process's gateway drops it when the event
 //! arrives from the bus. A load that raced with a drop is not kept (generations), so a memo
 //! never outlives the change that made it stale in the process that made the change; other
-//! processes follow within the bus's delivery time.
+//! processes follow within the bus's delivery time. Authors also expire after
+//! [`AUTHOR_TTL`]: a central profile refresh changes them without any event.
 
-use crate::model::{Channel, PermissionData, Server};
+use crate::model::{Channel, Member, MessageAuthor, PermissionData, Server};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// How long a message author is shown from the memo at most.
+pub const AUTHOR_TTL: Duration = Duration::from_secs(60);
+/// Memberships or authors kept per server at most; past it the map starts over.
+const PER_SERVER: usize = 50_000;
+
+/// A caller's membership as authentication and permission checks read it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub member: Member,
+    /// Ids of the member's roles (not @everyone).
+    pub roles: Vec<Uuid>,
+}
 
 #[derive(Default)]
 struct Entry {
     generation: u64,
     permissions: Option<Arc<PermissionData>>,
     channels: Option<Arc<HashMap<Uuid, Channel>>>,
+    members: HashMap<Uuid, Arc<Membership>>,
+    authors: HashMap<Uuid, (Instant, MessageAuthor)>,
+}
+
+impl Entry {
+    fn drop_all(&mut self) {
+        self.generation += 1;
+        self.permissions = None;
+        self.channels = None;
+        self.members = HashMap::new();
+        self.authors = HashMap::new();
+    }
+}
+
+/// Inserts into a bounded per-server map.
+fn bounded_insert<V>(map: &mut HashMap<Uuid, V>, key: Uuid, value: V) {
+    if map.len() >= PER_SERVER && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 #[derive(Default)]
@@ -66,10 +102,7 @@ impl Memo {
     /// Drops everything known about the server.
     pub fn invalidate(&self, server_id: Uuid) {
         let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        entry.generation += 1;
-        entry.permissions = None;
-        entry.channels = None;
+        inner.servers.entry(server_id).or_default().drop_all();
         inner.resolved.retain(|_, s| s.id != server_id);
         inner.epoch += 1;
     }
@@ -78,9 +111,7 @@ impl Memo {
     pub fn clear(&self) {
         let mut inner = self.inner();
         for entry in inner.servers.values_mut() {
-            entry.generation += 1;
-            entry.permissions = None;
-            entry.channels = None;
+            entry.drop_all();
         }
         inner.resolved.clear();
         inner.epoch += 1;
@@ -131,6 +162,61 @@ impl Memo {
         }
     }
 
+    /// The membership of `user_id` in the server, if known and unchanged.
+    pub fn membership(&self, server_id: Uuid, user_id: Uuid) -> Option<Arc<Membership>> {
+        self.inner()
+            .servers
+            .get(&server_id)
+            .and_then(|e| e.members.get(&user_id).cloned())
+    }
+
+    /// Keeps a membership unless the server changed since `generation`.
+    pub fn keep_membership(&self, server_id: Uuid, generation: u64, membership: Arc<Membership>) {
+        let mut inner = self.inner();
+        let entry = inner.servers.entry(server_id).or_default();
+        if entry.generation == generation {
+            bounded_insert(&mut entry.members, membership.member.user_id, membership);
+        }
+    }
+
+    /// The authors among `users` known and fresh; the others are left in `users`.
+    pub fn authors(
+        &self,
+        server_id: Uuid,
+        users: &mut Vec<Uuid>,
+    ) -> HashMap<Uuid, MessageAuthor> {
+        let inner = self.inner();
+        let mut found = HashMap::new();
+        let Some(entry) = inner.servers.get(&server_id) else {
+            return found;
+        };
+        users.retain(|u| match entry.authors.get(u) {
+            Some((at, author)) if at.elapsed() < AUTHOR_TTL => {
+                found.insert(*u, author.clone());
+                false
+            }
+            _ => true,
+        });
+        found
+    }
+
+    /// Keeps `authors` unless the server changed since `generation`.
+    pub fn keep_authors<'a>(
+        &self,
+        server_id: Uuid,
+        generation: u64,
+        authors: impl IntoIterator<Item = &'a MessageAuthor>,
+    ) {
+        let mut inner = self.inner();
+        let entry = inner.servers.entry(server_id).or_default();
+        if entry.generation == generation {
+            let now = Instant::now();
+            for author in authors {
+                bounded_insert(&mut entry.authors, author.id, (now, author.clone()));
+            }
+        }
+    }
+
     /// The server resolved with `key` earlier, if it has not changed since.
     pub fn server(&self, key: &str) -> Option<Server> {
         self.inner().resolved.get(key).cloned()
@@ -167,6 +253,44 @@ mod tests {
         assert!(memo.permissions(server).is_some());
         memo.invalidate(server);
         assert!(memo.permissions(server).is_none());
+    }
+
+    #[test]
+    fn memberships_and_authors_go_with_their_server() {
+        let memo = Memo::default();
+        let (server, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let member = Member {
+            id: Uuid::now_v7(),
+            server_id: server,
+            user_id: user,
+            identity_type: crate::model::IdentityType::Local,
+            nickname: None,
+            allow_dms: true,
+            token_version: 0,
+            joined_at: chrono::Utc::now(),
+        };
+        let author = MessageAuthor {
+            id: user,
+            username: "ann".into(),
+            display_name: None,
+            avatar_url: None,
+            nickname: None,
+        };
+        let g = memo.generation(server);
+        memo.keep_membership(server, g, Arc::new(Membership { member, roles: vec![] }));
+        memo.keep_authors(server, g, [&author]);
+        assert!(memo.membership(server, user).is_some());
+        let mut wanted = vec![user, Uuid::now_v7()];
+        let found = memo.authors(server, &mut wanted);
+        assert_eq!(found.get(&user), Some(&author));
+        assert_eq!(wanted.len(), 1, "the unknown author is left to load");
+        memo.invalidate(server);
+        assert!(memo.membership(server, user).is_none());
+        let mut wanted = vec![user];
+        assert!(memo.authors(server, &mut wanted).is_empty());
+        // A load that started before the drop is not kept.
+        memo.keep_authors(server, g, [&author]);
+        assert!(memo.authors(server, &mut vec![user]).is_empty());
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub async fn authenticate(
         if claims.identity_type == IdentityType::Local && !local_accounts_allowed(svc) {
             return Ok(None);
         }
-        let member = svc.members.get(server.id, claims.user_id).await?;
+        let member = super::perms::membership(svc, server.id, claims.user_id)
+            .await?
+            .map(|m| m.member.clone());
         // A server token is only as good as the membership and version it was issued for.
         return Ok(match member {
             Some(m) if m.token_version == claims.token_version => Some(Caller {
@@ -61,7 +63,9 @@ pub async fn authenticate(
     let Some(identity) = verify_central(svc, token).await? else {
         return Ok(None);
     };
-    let member = svc.members.get(server.id, identity.user_id).await?;
+    let member = super::perms::membership(svc, server.id, identity.user_id)
+        .await?
+        .map(|m| m.member.clone());
     Ok(Some(Caller {
         user_id: identity.user_id,
         identity_type: IdentityType::Global,

@@ -72,7 +72,13 @@ async fn views_of(
     let mut people: Vec<Uuid> = records.iter().map(|m| m.author_id).collect();
     people.sort();
     people.dedup();
-    let authors = svc.messages.authors(server_id, &people).await?;
+    let mut authors = svc.memo.authors(server_id, &mut people);
+    if !people.is_empty() {
+        let generation = svc.memo.generation(server_id);
+        let loaded = svc.messages.authors(server_id, &people).await?;
+        svc.memo.keep_authors(server_id, generation, loaded.values());
+        authors.extend(loaded);
+    }
     let mut attachments: HashMap<Uuid, Vec<_>> = HashMap::new();
     let mut reactions: HashMap<Uuid, Vec<_>> = HashMap::new();
     if existing {

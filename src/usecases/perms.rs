@@ -1,6 +1,7 @@
 //! Loading a caller's permissions in a server and checking them.
 
 use super::identity::Caller;
+use crate::memo::Membership;
 use crate::model::{Channel, PermissionData, Server};
 use crate::permissions::{self, channel_permissions, server_permissions, Subject};
 use crate::{CoreError, CoreResult, EctoCode, ErrorKind, Services};
@@ -34,7 +35,10 @@ impl Perms {
         let everyone = data
             .everyone()
             .ok_or_else(|| CoreError::internal_msg("server has no @everyone role"))?;
-        let own = svc.members.role_ids(member.id).await?;
+        let own = match membership(svc, server.id, caller.user_id).await? {
+            Some(m) if m.member.id == member.id => m.roles.clone(),
+            _ => svc.members.role_ids(member.id).await?,
+        };
         let roles: Vec<(Uuid, u64)> = data
             .roles
             .iter()
@@ -116,6 +120,26 @@ impl Perms {
         }
         Ok(())
     }
+}
+
+/// The membership of `user_id` in the server with its role ids, from this process's memo when
+/// it has not changed.
+pub async fn membership(
+    svc: &Services,
+    server_id: Uuid,
+    user_id: Uuid,
+) -> CoreResult<Option<std::sync::Arc<Membership>>> {
+    if let Some(known) = svc.memo.membership(server_id, user_id) {
+        return Ok(Some(known));
+    }
+    let generation = svc.memo.generation(server_id);
+    let Some(member) = svc.members.get(server_id, user_id).await? else {
+        return Ok(None);
+    };
+    let roles = svc.members.role_ids(member.id).await?;
+    let known = std::sync::Arc::new(Membership { member, roles });
+    svc.memo.keep_membership(server_id, generation, known.clone());
+    Ok(Some(known))
 }
 
 /// The server's permission data, from this process's memo when it has not changed.

@@ -7,13 +7,14 @@ use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::sync_connection_wrapper::{SpawnBlocking, SyncConnectionWrapper};
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
 };
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use ecto_core::ports::HealthCheck;
 use ecto_core::{CoreError, CoreResult};
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -21,7 +22,45 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 /// Serializes concurrent `migrate` runs of several processes on one PostgreSQL database.
 const MIGRATION_LOCK: i64 = 0x6563_746f;
 
-pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection, Placement>;
+
+tokio::task_local! {
+    /// Set (by `db_run!(…, offload, …)`) around a store call whose statements may run long.
+    static OFFLOAD: ();
+}
+
+/// Where the statements of an SQLite connection run. An indexed lookup or a one-row write in
+/// an in-process database takes microseconds, less than handing it to another thread and
+/// waking the caller again, so statements run on the calling thread; a call that may scan
+/// (search) runs inside [`offloaded`] and goes to the blocking pool instead.
+pub(crate) struct Placement;
+
+impl SpawnBlocking for Placement {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        if OFFLOAD.try_with(|_| ()).is_ok() {
+            tokio::task::spawn_blocking(task)
+                .map(|joined| joined.map_err(Into::into))
+                .boxed()
+        } else {
+            std::future::ready(Ok(task())).boxed()
+        }
+    }
+
+    fn get_runtime() -> Self {
+        Placement
+    }
+}
+
+/// Runs `body` with its SQLite statements on the blocking pool (see [`Placement`]).
+pub(crate) async fn offloaded<T>(body: impl std::future::Future<Output = T>) -> T {
+    OFFLOAD.scope((), body).await
+}
 
 /// Runs the embedded migrations on a pooled connection; gives the connection back with the
 /// result. The harness blocks on the runtime internally, so it runs on a blocking thread.

@@ -88,6 +88,8 @@ impl SearchStore for SqlSearchStore {
                     return Ok(Vec::new());
                 }
                 let mut conn = read.get().await.map_err(pool_error)?;
+                // A full-text query may scan a large index: off the calling thread.
+                crate::db::offloaded(async {
                 diesel::sql_query(SQLITE_SEARCH)
                     .bind::<Text, _>(&expression)
                     .bind::<Text, _>(q.server_id.to_string())
@@ -102,6 +104,8 @@ impl SearchStore for SqlSearchStore {
                     .bind::<BigInt, _>(q.limit)
                     .load(&mut conn)
                     .await
+                })
+                .await
             }
         }
         .map_err(db_error)?;

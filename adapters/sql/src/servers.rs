@@ -353,14 +353,15 @@ impl ServerStore for SqlServerStore {
 
     async fn delete(&self, server_id: Uuid) -> CoreResult<bool> {
         db_run!(self.0, write, |conn| {
-            conn.transaction(async move |conn| {
+            // Cascades over everything it owns: off the calling thread.
+            crate::db::offloaded(conn.transaction(async move |conn| {
                 // Every foreign key to servers, and between server-owned tables, cascades (see
                 // the migrations): this one statement removes everything the server owns.
                 let n = diesel::delete(servers::table.filter(servers::id.eq(DbId(server_id))))
                     .execute(conn)
                     .await?;
                 Ok::<bool, DieselError>(n > 0)
-            })
+            }))
             .await
             .map_err(db_error)
         })

@@ -279,7 +279,8 @@ impl StructureStore for SqlStructureStore {
 
     async fn delete_channel(&self, server_id: Uuid, id: Uuid, audit: NewAudit) -> CoreResult<bool> {
         db_run!(self.0, write, |conn| {
-            conn.transaction(async move |conn| {
+            // Cascades over everything it owns: off the calling thread.
+            crate::db::offloaded(conn.transaction(async move |conn| {
                 let n = diesel::delete(
                     channels::table
                         .filter(channels::server_id.eq(DbId(server_id)))
@@ -301,7 +302,7 @@ impl StructureStore for SqlStructureStore {
                 .await?;
                 insert_audit!(conn, audit)?;
                 Ok(true)
-            })
+            }))
             .await
             .map_err(db_error)
         })
