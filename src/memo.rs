@@ -1,5 +1,5 @@
 //! A per-process memo of the server data nearly every request reads: the server itself, its
-//! permission data (roles and overrides), its channels, the memberships of its callers (the
+//! permission data (roles and overrides), its channels and configuration, the memberships of its callers (the
 //! member row and its role ids) and the message authors it shows. An entry is dropped whenever an
 //! event of its server says something other than messages, presence or activity changed: the
 //! use case that commits a change drops it in its own process before answering (see
@@ -9,7 +9,7 @@
 //! processes follow within the bus's delivery time. Authors also expire after
 //! [`AUTHOR_TTL`]: a central profile refresh changes them without any event.
 
-use crate::model::{Channel, Member, MessageAuthor, PermissionData, Server};
+use crate::model::{Channel, Member, MessageAuthor, PermissionData, Server, ServerConfig};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -32,7 +32,8 @@ pub struct Membership {
 struct Entry {
     generation: u64,
     permissions: Option<Arc<PermissionData>>,
-    channels: Option<Arc<HashMap<Uuid, Channel>>>,
+    channels: Option<Arc<Vec<Channel>>>,
+    config: Option<Arc<ServerConfig>>,
     members: HashMap<Uuid, Arc<Membership>>,
     authors: HashMap<Uuid, (Instant, MessageAuthor)>,
 }
@@ -42,6 +43,7 @@ impl Entry {
         self.generation += 1;
         self.permissions = None;
         self.channels = None;
+        self.config = None;
         self.members = HashMap::new();
         self.authors = HashMap::new();
     }
@@ -141,7 +143,8 @@ impl Memo {
         }
     }
 
-    pub fn channels(&self, server_id: Uuid) -> Option<Arc<HashMap<Uuid, Channel>>> {
+    /// The server's channels, in the store's order.
+    pub fn channels(&self, server_id: Uuid) -> Option<Arc<Vec<Channel>>> {
         self.inner()
             .servers
             .get(&server_id)
@@ -149,16 +152,27 @@ impl Memo {
     }
 
     /// Keeps the server's channels unless the server changed since `generation`.
-    pub fn keep_channels(
-        &self,
-        server_id: Uuid,
-        generation: u64,
-        channels: Arc<HashMap<Uuid, Channel>>,
-    ) {
+    pub fn keep_channels(&self, server_id: Uuid, generation: u64, channels: Arc<Vec<Channel>>) {
         let mut inner = self.inner();
         let entry = inner.servers.entry(server_id).or_default();
         if entry.generation == generation {
             entry.channels = Some(channels);
+        }
+    }
+
+    pub fn config(&self, server_id: Uuid) -> Option<Arc<ServerConfig>> {
+        self.inner()
+            .servers
+            .get(&server_id)
+            .and_then(|e| e.config.clone())
+    }
+
+    /// Keeps the server's configuration unless the server changed since `generation`.
+    pub fn keep_config(&self, server_id: Uuid, generation: u64, config: Arc<ServerConfig>) {
+        let mut inner = self.inner();
+        let entry = inner.servers.entry(server_id).or_default();
+        if entry.generation == generation {
+            entry.config = Some(config);
         }
     }
 
@@ -180,11 +194,7 @@ impl Memo {
     }
 
     /// The authors among `users` known and fresh; the others are left in `users`.
-    pub fn authors(
-        &self,
-        server_id: Uuid,
-        users: &mut Vec<Uuid>,
-    ) -> HashMap<Uuid, MessageAuthor> {
+    pub fn authors(&self, server_id: Uuid, users: &mut Vec<Uuid>) -> HashMap<Uuid, MessageAuthor> {
         let inner = self.inner();
         let mut found = HashMap::new();
         let Some(entry) = inner.servers.get(&server_id) else {
@@ -277,7 +287,14 @@ mod tests {
             nickname: None,
         };
         let g = memo.generation(server);
-        memo.keep_membership(server, g, Arc::new(Membership { member, roles: vec![] }));
+        memo.keep_membership(
+            server,
+            g,
+            Arc::new(Membership {
+                member,
+                roles: vec![],
+            }),
+        );
         memo.keep_authors(server, g, [&author]);
         assert!(memo.membership(server, user).is_some());
         let mut wanted = vec![user, Uuid::now_v7()];

@@ -40,7 +40,7 @@ fn blank() -> CoreError {
 
 /// FORBIDDEN 6001 unless the server allows member DMs.
 async fn require_enabled(svc: &Services, server: &Server) -> CoreResult<()> {
-    if svc.servers.config(server.id).await?.allow_member_dms {
+    if super::perms::config(svc, server.id).await?.allow_member_dms {
         Ok(())
     } else {
         Err(CoreError::forbidden(

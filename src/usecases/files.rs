@@ -332,7 +332,7 @@ pub fn sign_attachments(svc: &Services, attachments: &mut [Attachment]) {
 /// The per-file limit of `/upload` and `/upload/dm`: the server's `max_upload_size_bytes`,
 /// capped by `MAX_UPLOAD_SIZE_BYTES`.
 pub async fn upload_limit(svc: &Services, server: &Server) -> CoreResult<u64> {
-    let config = svc.servers.config(server.id).await?;
+    let config = super::perms::config(svc, server.id).await?;
     Ok(cap(svc, config.max_upload_size_bytes.max(0) as u64))
 }
 

@@ -3,7 +3,7 @@
 
 use super::audit::publish;
 use super::identity::{authenticate, Caller};
-use super::info::{readable_channels, server_permissions};
+use super::info::readable_channels;
 use super::messages::{list as list_messages, MessagePage};
 use super::perms::Perms;
 use crate::model::{Category, MemberView, Role, Server, ServerView};
@@ -155,9 +155,9 @@ pub async fn ready(
         .into_iter()
         .filter(|c| manager || channels.iter().any(|ch| ch.category_id == Some(c.id)))
         .collect();
-    let config = svc.servers.config(server.id).await?;
+    let config = super::perms::config(svc, server.id).await?;
     let member = caller.require_member()?;
-    let server_bits = server_permissions(svc, server, member).await?;
+    let server_bits = perms.server;
     let self_member = svc
         .moderation
         .member_views(server.id, std::slice::from_ref(member))

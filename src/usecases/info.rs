@@ -45,7 +45,7 @@ pub async fn info(
     server: &Server,
     caller: Option<&Caller>,
 ) -> CoreResult<ServerInfo> {
-    let config = svc.servers.config(server.id).await?;
+    let config = super::perms::config(svc, server.id).await?;
     let manager = match caller.and_then(|c| c.member.as_ref()) {
         Some(m) => permissions::has(
             server_permissions(svc, server, m).await?,
@@ -77,14 +77,13 @@ pub async fn readable_channels(
     caller: &Caller,
 ) -> CoreResult<Vec<crate::model::Channel>> {
     let perms = super::perms::Perms::load(svc, server, caller).await?;
-    Ok(svc
-        .structure
-        .channels(server.id)
+    Ok(super::perms::channels(svc, server.id)
         .await?
-        .into_iter()
-        .filter_map(|mut ch| {
-            let bits = perms.channel(&ch);
+        .iter()
+        .filter_map(|ch| {
+            let bits = perms.channel(ch);
             permissions::has(bits, permissions::bits::READ_MESSAGES).then(|| {
+                let mut ch = ch.clone();
                 ch.my_permissions = Some(bits);
                 ch
             })

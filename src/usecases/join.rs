@@ -46,7 +46,7 @@ pub async fn join(
     bearer: Option<&str>,
     input: JoinInput,
 ) -> CoreResult<Joined> {
-    let config = svc.servers.config(server.id).await?;
+    let config = super::perms::config(svc, server.id).await?;
     let caller = match bearer {
         Some(token) => authenticate(svc, server, token).await?,
         None => None,

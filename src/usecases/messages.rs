@@ -76,7 +76,8 @@ async fn views_of(
     if !people.is_empty() {
         let generation = svc.memo.generation(server_id);
         let loaded = svc.messages.authors(server_id, &people).await?;
-        svc.memo.keep_authors(server_id, generation, loaded.values());
+        svc.memo
+            .keep_authors(server_id, generation, loaded.values());
         authors.extend(loaded);
     }
     let mut attachments: HashMap<Uuid, Vec<_>> = HashMap::new();
@@ -563,7 +564,7 @@ pub async fn pin(
     let perms = Perms::load(svc, server, caller).await?;
     let (message, channel) = channel_message(svc, server, id).await?;
     perms.require_in(&channel, bits::MANAGE_MESSAGES, "MANAGE_MESSAGES")?;
-    let config = svc.servers.config(server.id).await?;
+    let config = super::perms::config(svc, server.id).await?;
     let system =
         (pinned && !message.pinned && config.show_system_messages).then(|| MessageRecord {
             id: new_id(),

@@ -138,7 +138,8 @@ pub async fn membership(
     };
     let roles = svc.members.role_ids(member.id).await?;
     let known = std::sync::Arc::new(Membership { member, roles });
-    svc.memo.keep_membership(server_id, generation, known.clone());
+    svc.memo
+        .keep_membership(server_id, generation, known.clone());
     Ok(Some(known))
 }
 
@@ -157,26 +158,45 @@ pub async fn permission_data(
     Ok(data)
 }
 
-/// The channel `id` of the server (or `None`), from this process's memo when it has not
+/// The server's channels (in the store's order), from this process's memo when they have not
 /// changed.
+pub async fn channels(
+    svc: &Services,
+    server_id: Uuid,
+) -> CoreResult<std::sync::Arc<Vec<crate::model::Channel>>> {
+    if let Some(channels) = svc.memo.channels(server_id) {
+        return Ok(channels);
+    }
+    let generation = svc.memo.generation(server_id);
+    let channels = std::sync::Arc::new(svc.structure.channels(server_id).await?);
+    svc.memo
+        .keep_channels(server_id, generation, channels.clone());
+    Ok(channels)
+}
+
+/// The channel `id` of the server (or `None`), from the memo like [`channels`].
 pub async fn channel(
     svc: &Services,
     server_id: Uuid,
     id: Uuid,
 ) -> CoreResult<Option<crate::model::Channel>> {
-    if let Some(channels) = svc.memo.channels(server_id) {
-        return Ok(channels.get(&id).cloned());
+    Ok(channels(svc, server_id)
+        .await?
+        .iter()
+        .find(|c| c.id == id)
+        .cloned())
+}
+
+/// The server's configuration, from this process's memo when it has not changed.
+pub async fn config(
+    svc: &Services,
+    server_id: Uuid,
+) -> CoreResult<std::sync::Arc<crate::model::ServerConfig>> {
+    if let Some(config) = svc.memo.config(server_id) {
+        return Ok(config);
     }
     let generation = svc.memo.generation(server_id);
-    let channels: std::collections::HashMap<Uuid, crate::model::Channel> = svc
-        .structure
-        .channels(server_id)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
-    let found = channels.get(&id).cloned();
-    svc.memo
-        .keep_channels(server_id, generation, std::sync::Arc::new(channels));
-    Ok(found)
+    let config = std::sync::Arc::new(svc.servers.config(server_id).await?);
+    svc.memo.keep_config(server_id, generation, config.clone());
+    Ok(config)
 }

@@ -7,10 +7,12 @@
 //! in its registry; a session that drops leaves checkpoints in the `SessionBuffer`, from which a
 //! resume replays the event bus's log (see `registry.rs`).
 
+mod body;
 mod notify;
 mod registry;
 mod socket;
 
+pub use body::PIECE_BYTES;
 pub use registry::{Gateway, GatewayConfig};
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -40,6 +42,9 @@ async fn ws_route(
     };
     let addressing = (header("x-server-address"), header("host"));
     let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let response = response
+        .map_body(|_, body| body::Pieces::new(body))
+        .map_into_boxed_body();
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
     actix_web::rt::spawn(socket::run(
         gateway.into_inner(),

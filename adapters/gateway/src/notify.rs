@@ -30,7 +30,7 @@ pub(crate) async fn run(
         (gateway.config.heartbeat_timeout.as_millis() as u64 / 3).clamp(50, 30_000),
     ));
     let mut last_heartbeat = Instant::now();
-    let mut outbound: Option<mpsc::Receiver<Arc<str>>> = None;
+    let mut outbound: Option<mpsc::Receiver<crate::registry::Frame>> = None;
     let outcome: Option<(u16, &'static str)> = loop {
         tokio::select! {
             _ = &mut deadline, if outbound.is_none() => break Some((close::NOT_AUTHENTICATED, "Identify timeout")),
@@ -41,7 +41,7 @@ pub(crate) async fn run(
             }
             frame = async { match &mut outbound { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                 match frame {
-                    Some(text) => if ws.text(text.to_string()).await.is_err() { break None },
+                    Some(text) => if ws.text(text).await.is_err() { break None },
                     // Only shutdown drops the sender of a live notify socket.
                     None => break Some((close::SERVER_SHUTTING_DOWN, "Server shutting down")),
                 }

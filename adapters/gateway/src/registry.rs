@@ -85,7 +85,7 @@ impl CloseSignal {
 
 /// The sending half of an attached socket.
 pub(crate) struct SocketHandle {
-    pub frames: mpsc::Sender<Arc<str>>,
+    pub frames: mpsc::Sender<Frame>,
     pub close: Arc<CloseSignal>,
 }
 
@@ -172,12 +172,12 @@ impl Session {
 pub(crate) struct NotifyEntry {
     server_id: Uuid,
     user_id: Uuid,
-    tx: mpsc::Sender<Arc<str>>,
+    tx: mpsc::Sender<Frame>,
     last: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl NotifyEntry {
-    pub fn new(server_id: Uuid, user_id: Uuid, tx: mpsc::Sender<Arc<str>>) -> Self {
+    pub fn new(server_id: Uuid, user_id: Uuid, tx: mpsc::Sender<Frame>) -> Self {
         Self {
             server_id,
             user_id,
@@ -212,12 +212,30 @@ pub struct Gateway {
     saver: mpsc::UnboundedSender<Checkpoint>,
 }
 
-/// One dispatched frame: `{"event":…,"data":…,"seq":…}`.
-pub(crate) fn frame(name: &str, data: &str, seq: u64) -> Arc<str> {
-    let name = serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into());
-    Arc::from(format!(
-        "{{\"event\":{name},\"data\":{data},\"seq\":{seq}}}"
-    ))
+/// The text of one outbound WebSocket frame. Built once and handed to the socket without
+/// another copy (a `ByteString` shares its buffer).
+pub(crate) type Frame = bytestring::ByteString;
+
+/// One dispatched frame: `{"event":…,"data":…,"seq":…}`, written into one buffer of the
+/// right size (this runs once per delivery).
+pub(crate) fn frame(name: &str, data: &str, seq: u64) -> Frame {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(name.len() + data.len() + 48);
+    out.push_str("{\"event\":");
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+    {
+        out.push('"');
+        out.push_str(name);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into()));
+    }
+    out.push_str(",\"data\":");
+    out.push_str(data);
+    let _ = write!(out, ",\"seq\":{seq}}}");
+    Frame::from(out)
 }
 
 impl Gateway {
@@ -328,7 +346,7 @@ impl Gateway {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let text: Arc<str> = Arc::from(
+        let text = Frame::from(
             serde_json::json!({ "event": "notify", "data": { "channel_id": channel_id, "ts": ts, "type": "mention" } }).to_string(),
         );
         let notify = self.notify.lock().unwrap_or_else(|p| p.into_inner());
@@ -463,7 +481,7 @@ impl Gateway {
     /// Ends a resume's replay: the session's sequence and position become those reached by
     /// the replay, and the events dispatched meanwhile that the replay did not cover are
     /// numbered after them and returned, to be sent right after `system.resumed`.
-    pub(crate) fn caught_up(&self, session: &Session, seq: u64, position: u64) -> Vec<Arc<str>> {
+    pub(crate) fn caught_up(&self, session: &Session, seq: u64, position: u64) -> Vec<Frame> {
         let registry = self.registry();
         let mut state = session.lock();
         let held = state.catching_up.take().unwrap_or_default();
@@ -705,5 +723,24 @@ impl Gateway {
         if state.subscriptions.len() != before && state.catching_up.is_none() {
             self.record(session, &mut state, registry.position);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame;
+
+    #[test]
+    fn frames_are_json_with_the_name_escaped_when_needed() {
+        let plain: serde_json::Value =
+            serde_json::from_str(&frame("message.create", r#"{"a":1}"#, 42)).expect("json");
+        assert_eq!(
+            plain,
+            serde_json::json!({ "event": "message.create", "data": { "a": 1 }, "seq": 42 })
+        );
+        let odd: serde_json::Value =
+            serde_json::from_str(&frame("we\"ird", "null", u64::MAX)).expect("json");
+        assert_eq!(odd["event"], "we\"ird");
+        assert_eq!(odd["seq"], u64::MAX);
     }
 }

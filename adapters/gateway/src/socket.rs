@@ -1,6 +1,6 @@
 //! One WebSocket connection: handshake, client events, and forwarding of dispatched frames.
 
-use crate::registry::{frame, CloseSignal, Gateway, Session, SocketHandle};
+use crate::registry::{frame, CloseSignal, Frame, Gateway, Session, SocketHandle};
 use actix_ws::{CloseCode, CloseReason};
 use ecto_core::model::Server;
 use ecto_core::new_id;
@@ -34,7 +34,7 @@ struct Conn {
     addressing: (Option<String>, Option<String>),
     ws: actix_ws::Session,
     session: Option<Arc<Session>>,
-    outbound: Option<mpsc::Receiver<Arc<str>>>,
+    outbound: Option<mpsc::Receiver<Frame>>,
     close: Option<Arc<CloseSignal>>,
     hello_id: Uuid,
     last_heartbeat: Instant,
@@ -43,9 +43,32 @@ struct Conn {
 }
 
 async fn send_json(ws: &mut actix_ws::Session, event: &str, data: Value) -> bool {
-    ws.text(json!({ "event": event, "data": data }).to_string())
-        .await
-        .is_ok()
+    send_serialized(ws, event, &data).await
+}
+
+/// Sends one text message.
+async fn send_text(ws: &mut actix_ws::Session, text: Frame) -> Result<(), actix_ws::Closed> {
+    ws.text(text).await
+}
+
+/// Sends `{"event":…,"data":…}` with `data` serialized straight into the frame.
+async fn send_serialized<T: serde::Serialize>(
+    ws: &mut actix_ws::Session,
+    event: &str,
+    data: &T,
+) -> bool {
+    #[derive(serde::Serialize)]
+    struct Out<'a, T> {
+        event: &'a str,
+        data: &'a T,
+    }
+    match serde_json::to_string(&Out { event, data }) {
+        Ok(text) => send_text(ws, Frame::from(text)).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, event, "cannot serialize a frame");
+            false
+        }
+    }
 }
 
 /// Runs a connection until it closes.
@@ -92,7 +115,7 @@ pub(crate) async fn run(
                 // A peer that stops reading blocks the write; the dispatcher's close (queue
                 // full) must still get through.
                 Some(text) => tokio::select! {
-                    sent = conn.ws.text(text.to_string()) => if sent.is_err() { break None; },
+                    sent = send_text(&mut conn.ws, text) => if sent.is_err() { break None; },
                     reason = closed(&conn.close) => break Some(reason),
                 },
                 None => conn.outbound = None,
@@ -144,7 +167,7 @@ pub(crate) async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.ws.close(reason)).await;
 }
 
-async fn next_outbound(rx: &mut Option<mpsc::Receiver<Arc<str>>>) -> Option<Arc<str>> {
+async fn next_outbound(rx: &mut Option<mpsc::Receiver<Frame>>) -> Option<Frame> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -161,7 +184,7 @@ async fn closed(signal: &Option<Arc<CloseSignal>>) -> (u16, String) {
 /// What replaying the log from a checkpoint gives: the frames to send, and the sequence and
 /// position reached.
 struct Replay {
-    frames: Vec<Arc<str>>,
+    frames: Vec<Frame>,
     seq: u64,
     position: u64,
 }
@@ -395,9 +418,10 @@ impl Conn {
         ));
         self.gateway.insert(session.clone());
         self.session = Some(session.clone());
-        let flow = match serde_json::to_value(&payload) {
-            Ok(v) => self.reply("system.ready", v).await,
-            Err(_) => Flow::Close(close::UNKNOWN_ERROR, "Ready failed"),
+        let flow = if send_serialized(&mut self.ws, "system.ready", &payload).await {
+            Flow::Continue
+        } else {
+            Flow::Close(close::UNKNOWN_ERROR, "Ready failed")
         };
         self.opened(&session).await;
         flow
@@ -480,18 +504,18 @@ impl Conn {
         let events = replayed
             .frames
             .iter()
-            .map(|f| f.as_ref())
-            .collect::<Vec<_>>()
+            .map(|f| &**f)
+            .collect::<Vec<&str>>()
             .join(",");
         let text = format!(
             "{{\"event\":\"system.resumed\",\"data\":{{\"events\":[{events}],\"resume_seq\":{}}}}}",
             replayed.seq
         );
-        if self.ws.text(text).await.is_err() {
+        if send_text(&mut self.ws, Frame::from(text)).await.is_err() {
             return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
         }
         for f in later {
-            if self.ws.text(f.to_string()).await.is_err() {
+            if send_text(&mut self.ws, f).await.is_err() {
                 return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
             }
         }
@@ -601,7 +625,7 @@ impl Conn {
             return Flow::Close(close::INVALID_SEQUENCE, "Sequence no longer available");
         };
         for frame in &replayed.frames {
-            if self.ws.text(frame.to_string()).await.is_err() {
+            if send_text(&mut self.ws, frame.clone()).await.is_err() {
                 return Flow::Close(close::UNKNOWN_ERROR, "Send failed");
             }
         }

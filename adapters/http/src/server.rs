@@ -118,7 +118,18 @@ pub fn serve(
             .route("/trpc/{path}", web::route().to(trpc::handle))
             .default_service(web::route().to(trpc::not_found))
     })
+    // Small writes go out at once: a response or a frame written in several pieces must not
+    // wait for the peer's delayed ACK (Nagle's algorithm).
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .workers(workers.max(1))
+    // Flushed at the size of the pieces the gateway hands over: an idle WebSocket then keeps a
+    // write buffer of a few KiB, not one the size of its largest message (see the gateway's
+    // body.rs, PIECE_BYTES).
+    .h1_write_buffer_size(4096)
     .shutdown_timeout(10)
     // The binary handles SIGTERM/SIGINT itself, to close sockets with 4011 first.
     .disable_signals()

@@ -90,20 +90,20 @@ impl SearchStore for SqlSearchStore {
                 let mut conn = read.get().await.map_err(pool_error)?;
                 // A full-text query may scan a large index: off the calling thread.
                 crate::db::offloaded(async {
-                diesel::sql_query(SQLITE_SEARCH)
-                    .bind::<Text, _>(&expression)
-                    .bind::<Text, _>(q.server_id.to_string())
-                    .bind::<Text, _>(&readable)
-                    .bind::<Text, _>(q.user_id.to_string())
-                    .bind::<Nullable<Text>, _>(text_of(q.channel_id))
-                    .bind::<Nullable<Text>, _>(text_of(q.author_id))
-                    .bind::<Nullable<Text>, _>(text_of(q.before))
-                    .bind::<Nullable<Text>, _>(text_of(q.after))
-                    .bind::<Bool, _>(q.has_attachment)
-                    .bind::<Bool, _>(q.has_link)
-                    .bind::<BigInt, _>(q.limit)
-                    .load(&mut conn)
-                    .await
+                    diesel::sql_query(SQLITE_SEARCH)
+                        .bind::<Text, _>(&expression)
+                        .bind::<Text, _>(q.server_id.to_string())
+                        .bind::<Text, _>(&readable)
+                        .bind::<Text, _>(q.user_id.to_string())
+                        .bind::<Nullable<Text>, _>(text_of(q.channel_id))
+                        .bind::<Nullable<Text>, _>(text_of(q.author_id))
+                        .bind::<Nullable<Text>, _>(text_of(q.before))
+                        .bind::<Nullable<Text>, _>(text_of(q.after))
+                        .bind::<Bool, _>(q.has_attachment)
+                        .bind::<Bool, _>(q.has_link)
+                        .bind::<BigInt, _>(q.limit)
+                        .load(&mut conn)
+                        .await
                 })
                 .await
             }
