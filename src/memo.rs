@@ -1,15 +1,18 @@
 //! A per-process memo of the server data nearly every request reads: the server itself, its
-//! permission data (roles and overrides), its channels and configuration, the memberships of its callers (the
+//! permission data (roles and overrides), its channels, categories and configuration, the
+//! memberships of its callers (the
 //! member row and its role ids) and the message authors it shows. An entry is dropped whenever an
 //! event of its server says something other than messages, presence or activity changed: the
 //! use case that commits a change drops it in its own process before answering (see
 //! [`crate::usecases::audit::publish`]), and every process's gateway drops it when the event
 //! arrives from the bus. A load that raced with a drop is not kept (generations), so a memo
 //! never outlives the change that made it stale in the process that made the change; other
-//! processes follow within the bus's delivery time. Authors also expire after
+//! processes follow within the bus's delivery time. Authors and member views also expire after
 //! [`AUTHOR_TTL`]: a central profile refresh changes them without any event.
 
-use crate::model::{Channel, Member, MessageAuthor, PermissionData, Server, ServerConfig};
+use crate::model::{
+    Category, Channel, Member, MemberView, MessageAuthor, PermissionData, Server, ServerConfig,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -34,8 +37,11 @@ struct Entry {
     permissions: Option<Arc<PermissionData>>,
     channels: Option<Arc<Vec<Channel>>>,
     config: Option<Arc<ServerConfig>>,
+    categories: Option<Arc<Vec<Category>>>,
     members: HashMap<Uuid, Arc<Membership>>,
     authors: HashMap<Uuid, (Instant, MessageAuthor)>,
+    /// Members as `system.ready` shows a session its own member (they carry a profile too).
+    views: HashMap<Uuid, (Instant, Arc<MemberView>)>,
 }
 
 impl Entry {
@@ -44,8 +50,10 @@ impl Entry {
         self.permissions = None;
         self.channels = None;
         self.config = None;
+        self.categories = None;
         self.members = HashMap::new();
         self.authors = HashMap::new();
+        self.views = HashMap::new();
     }
 }
 
@@ -173,6 +181,46 @@ impl Memo {
         let entry = inner.servers.entry(server_id).or_default();
         if entry.generation == generation {
             entry.config = Some(config);
+        }
+    }
+
+    pub fn categories(&self, server_id: Uuid) -> Option<Arc<Vec<Category>>> {
+        self.inner()
+            .servers
+            .get(&server_id)
+            .and_then(|e| e.categories.clone())
+    }
+
+    /// Keeps the server's categories unless the server changed since `generation`.
+    pub fn keep_categories(
+        &self,
+        server_id: Uuid,
+        generation: u64,
+        categories: Arc<Vec<Category>>,
+    ) {
+        let mut inner = self.inner();
+        let entry = inner.servers.entry(server_id).or_default();
+        if entry.generation == generation {
+            entry.categories = Some(categories);
+        }
+    }
+
+    /// The member view of `user_id`, if known, unchanged and fresh (see [`AUTHOR_TTL`]).
+    pub fn member_view(&self, server_id: Uuid, user_id: Uuid) -> Option<Arc<MemberView>> {
+        self.inner()
+            .servers
+            .get(&server_id)
+            .and_then(|e| e.views.get(&user_id))
+            .filter(|(at, _)| at.elapsed() < AUTHOR_TTL)
+            .map(|(_, view)| view.clone())
+    }
+
+    /// Keeps a member view unless the server changed since `generation`.
+    pub fn keep_member_view(&self, server_id: Uuid, generation: u64, view: Arc<MemberView>) {
+        let mut inner = self.inner();
+        let entry = inner.servers.entry(server_id).or_default();
+        if entry.generation == generation {
+            bounded_insert(&mut entry.views, view.user_id, (Instant::now(), view));
         }
     }
 

@@ -148,21 +148,18 @@ pub async fn ready(
     let perms = Perms::load(svc, server, caller).await?;
     let channels = readable_channels(svc, server, caller).await?;
     let manager = has(perms.server, bits::MANAGE_CHANNELS);
-    let categories = svc
-        .structure
-        .categories(server.id)
+    let categories = super::perms::categories(svc, server.id)
         .await?
-        .into_iter()
+        .iter()
         .filter(|c| manager || channels.iter().any(|ch| ch.category_id == Some(c.id)))
+        .cloned()
         .collect();
     let config = super::perms::config(svc, server.id).await?;
     let member = caller.require_member()?;
     let server_bits = perms.server;
-    let self_member = svc
-        .moderation
-        .member_views(server.id, std::slice::from_ref(member))
+    let self_member = super::perms::member_view(svc, member)
         .await?
-        .pop();
+        .map(|view| (*view).clone());
     let (mut notifications, mut dms) = (0, 0);
     for item in svc
         .activity

@@ -187,6 +187,45 @@ pub async fn channel(
         .cloned())
 }
 
+/// The server's categories, from this process's memo when they have not changed.
+pub async fn categories(
+    svc: &Services,
+    server_id: Uuid,
+) -> CoreResult<std::sync::Arc<Vec<crate::model::Category>>> {
+    if let Some(categories) = svc.memo.categories(server_id) {
+        return Ok(categories);
+    }
+    let generation = svc.memo.generation(server_id);
+    let categories = std::sync::Arc::new(svc.structure.categories(server_id).await?);
+    svc.memo
+        .keep_categories(server_id, generation, categories.clone());
+    Ok(categories)
+}
+
+/// The member view of `member` (roles and profile), from this process's memo when it has not
+/// changed.
+pub async fn member_view(
+    svc: &Services,
+    member: &crate::model::Member,
+) -> CoreResult<Option<std::sync::Arc<crate::model::MemberView>>> {
+    if let Some(view) = svc.memo.member_view(member.server_id, member.user_id) {
+        return Ok(Some(view));
+    }
+    let generation = svc.memo.generation(member.server_id);
+    let Some(view) = svc
+        .moderation
+        .member_views(member.server_id, std::slice::from_ref(member))
+        .await?
+        .pop()
+    else {
+        return Ok(None);
+    };
+    let view = std::sync::Arc::new(view);
+    svc.memo
+        .keep_member_view(member.server_id, generation, view.clone());
+    Ok(Some(view))
+}
+
 /// The server's configuration, from this process's memo when it has not changed.
 pub async fn config(
     svc: &Services,

@@ -121,7 +121,9 @@ pub(crate) async fn run(
                 None => conn.outbound = None,
             },
             msg = stream.next() => match msg {
-                Some(Ok(actix_ws::AggregatedMessage::Text(text))) => match conn.on_text(&text).await {
+                // Boxed: the handler's state (identify, ready) lives only while it runs, not in
+                // every idle socket's task.
+                Some(Ok(actix_ws::AggregatedMessage::Text(text))) => match Box::pin(conn.on_text(&text)).await {
                     Flow::Continue => {}
                     Flow::Close(code, reason) => break Some((code, reason.into())),
                 },

@@ -1,24 +1,80 @@
 //! [`MessageStore`] on SQL.
 
-use crate::db::{db_error, Db};
+use crate::db::{db_error, Backend, Db};
 use crate::rows::MessageRow;
 use crate::types::DbId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ecto_core::model::{
     ActivityRecord, Attachment, MessageAuthor, MessageEdit, MessageRecord, NewAudit, Reaction,
     ReadState, Timestamp,
 };
 use ecto_core::ports::{Cursor, MessageStore, SendRefusal};
-use ecto_core::{new_id, CoreResult};
+use ecto_core::{new_id, CoreError, CoreResult};
 use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Messages, reactions, attachments links, edits and read states.
 pub struct SqlMessageStore(pub Db);
+
+/// A plain message insert (no attachments, mentions or activity) queued for SQLite's one
+/// write connection, with where to report its outcome.
+pub(crate) struct PendingInsert {
+    message: MessageRecord,
+    done: tokio::sync::oneshot::Sender<Result<(), CoreError>>,
+}
+
+/// Group commit on SQLite: every plain insert queues itself, then waits for the write
+/// connection; whoever gets it writes everything queued by then in one transaction (one
+/// write-ahead-log commit for the lot instead of one each) and reports to each sender. A
+/// failed batch is retried one insert at a time, so one bad row fails only its own send.
+async fn insert_grouped(
+    write: &Pool<crate::db::SqliteConn>,
+    queue: &std::sync::Mutex<Vec<PendingInsert>>,
+    message: MessageRecord,
+) -> CoreResult<()> {
+    use crate::schema_sqlite::*;
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(PendingInsert { message, done });
+    {
+        let mut pooled = write.get().await.map_err(crate::db::pool_error)?;
+        let conn = &mut *pooled;
+        let batch = std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()));
+        if !batch.is_empty() {
+            let together = conn
+                .transaction(async |conn| {
+                    for p in &batch {
+                        insert_message!(conn, p.message)?;
+                    }
+                    Ok::<(), DieselError>(())
+                })
+                .await;
+            if together.is_ok() {
+                for p in batch {
+                    let _ = p.done.send(Ok(()));
+                }
+            } else {
+                for p in batch {
+                    let one = insert_message!(conn, p.message)
+                        .map(|_| ())
+                        .map_err(db_error);
+                    let _ = p.done.send(one);
+                }
+            }
+        }
+    }
+    // Written by this call or by the holder that took it from the queue.
+    outcome
+        .await
+        .map_err(|_| CoreError::internal_msg("a grouped message insert was dropped"))?
+}
 
 #[async_trait]
 impl MessageStore for SqlMessageStore {
@@ -35,7 +91,8 @@ impl MessageStore for SqlMessageStore {
                 .filter(messages::deleted.eq(false))
                 .into_boxed();
             if pinned_only {
-                q = q.filter(messages::pinned.eq(true));
+                // The bare column (not `= true`): it matches idx_messages_pinned's condition.
+                q = q.filter(messages::pinned);
             }
             let ascending = matches!(cursor, Cursor::After(_));
             q = match cursor {
@@ -97,12 +154,16 @@ impl MessageStore for SqlMessageStore {
         mentioned: Vec<Uuid>,
         activity: Vec<ActivityRecord>,
     ) -> CoreResult<Result<(), SendRefusal>> {
+        let plain = attachments.is_empty() && mentioned.is_empty() && activity.is_empty();
+        if let (true, Backend::Sqlite { write, inserts, .. }) = (plain, &*self.0.backend) {
+            return insert_grouped(write, inserts, message).await.map(Ok);
+        }
         db_run!(self.0, write, |conn| {
             let message = message.clone();
             let attachments = attachments.clone();
             let mentioned = mentioned.clone();
             let activity = activity.clone();
-            if attachments.is_empty() && mentioned.is_empty() && activity.is_empty() {
+            if plain {
                 // One statement is atomic by itself: no transaction round trips.
                 return insert_message!(conn, message)
                     .map(|_| Ok(()))
