@@ -32,7 +32,7 @@ pub struct Membership {
 }
 
 #[derive(Default)]
-struct Entry {
+pub(crate) struct Entry {
     generation: u64,
     permissions: Option<Arc<PermissionData>>,
     channels: Option<Arc<Vec<Channel>>>,
@@ -54,6 +54,36 @@ impl Entry {
         self.members = HashMap::new();
         self.authors = HashMap::new();
         self.views = HashMap::new();
+    }
+}
+
+/// What a server's entry holds one of: its permission data, channels, categories and
+/// configuration.
+pub(crate) trait Whole: Sized {
+    fn slot(entry: &mut Entry) -> &mut Option<Arc<Self>>;
+}
+
+impl Whole for PermissionData {
+    fn slot(entry: &mut Entry) -> &mut Option<Arc<Self>> {
+        &mut entry.permissions
+    }
+}
+
+impl Whole for Vec<Channel> {
+    fn slot(entry: &mut Entry) -> &mut Option<Arc<Self>> {
+        &mut entry.channels
+    }
+}
+
+impl Whole for Vec<Category> {
+    fn slot(entry: &mut Entry) -> &mut Option<Arc<Self>> {
+        &mut entry.categories
+    }
+}
+
+impl Whole for ServerConfig {
+    fn slot(entry: &mut Entry) -> &mut Option<Arc<Self>> {
+        &mut entry.config
     }
 }
 
@@ -135,73 +165,20 @@ impl Memo {
             .map_or(0, |e| e.generation)
     }
 
-    pub fn permissions(&self, server_id: Uuid) -> Option<Arc<PermissionData>> {
+    /// The server's `T` (its channels in the store's order), if known and unchanged.
+    pub(crate) fn whole<T: Whole>(&self, server_id: Uuid) -> Option<Arc<T>> {
         self.inner()
             .servers
-            .get(&server_id)
-            .and_then(|e| e.permissions.clone())
+            .get_mut(&server_id)
+            .and_then(|e| T::slot(e).clone())
     }
 
-    /// Keeps `data` unless the server changed since `generation`.
-    pub fn keep_permissions(&self, server_id: Uuid, generation: u64, data: Arc<PermissionData>) {
+    /// Keeps the server's `T` unless the server changed since `generation`.
+    pub(crate) fn keep_whole<T: Whole>(&self, server_id: Uuid, generation: u64, value: Arc<T>) {
         let mut inner = self.inner();
         let entry = inner.servers.entry(server_id).or_default();
         if entry.generation == generation {
-            entry.permissions = Some(data);
-        }
-    }
-
-    /// The server's channels, in the store's order.
-    pub fn channels(&self, server_id: Uuid) -> Option<Arc<Vec<Channel>>> {
-        self.inner()
-            .servers
-            .get(&server_id)
-            .and_then(|e| e.channels.clone())
-    }
-
-    /// Keeps the server's channels unless the server changed since `generation`.
-    pub fn keep_channels(&self, server_id: Uuid, generation: u64, channels: Arc<Vec<Channel>>) {
-        let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        if entry.generation == generation {
-            entry.channels = Some(channels);
-        }
-    }
-
-    pub fn config(&self, server_id: Uuid) -> Option<Arc<ServerConfig>> {
-        self.inner()
-            .servers
-            .get(&server_id)
-            .and_then(|e| e.config.clone())
-    }
-
-    /// Keeps the server's configuration unless the server changed since `generation`.
-    pub fn keep_config(&self, server_id: Uuid, generation: u64, config: Arc<ServerConfig>) {
-        let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        if entry.generation == generation {
-            entry.config = Some(config);
-        }
-    }
-
-    pub fn categories(&self, server_id: Uuid) -> Option<Arc<Vec<Category>>> {
-        self.inner()
-            .servers
-            .get(&server_id)
-            .and_then(|e| e.categories.clone())
-    }
-
-    /// Keeps the server's categories unless the server changed since `generation`.
-    pub fn keep_categories(
-        &self,
-        server_id: Uuid,
-        generation: u64,
-        categories: Arc<Vec<Category>>,
-    ) {
-        let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        if entry.generation == generation {
-            entry.categories = Some(categories);
+            *T::slot(entry) = Some(value);
         }
     }
 
@@ -304,13 +281,15 @@ mod tests {
         let server = Uuid::now_v7();
         let before = memo.generation(server);
         memo.invalidate(server);
-        memo.keep_permissions(server, before, Arc::new(PermissionData::default()));
-        assert!(memo.permissions(server).is_none());
+        memo.keep_whole(server, before, Arc::new(PermissionData::default()));
+        assert!(memo.whole::<PermissionData>(server).is_none());
         let now = memo.generation(server);
-        memo.keep_permissions(server, now, Arc::new(PermissionData::default()));
-        assert!(memo.permissions(server).is_some());
+        memo.keep_whole(server, now, Arc::new(PermissionData::default()));
+        assert!(memo.whole::<PermissionData>(server).is_some());
+        memo.keep_whole(server, now, Arc::new(Vec::<Channel>::new()));
         memo.invalidate(server);
-        assert!(memo.permissions(server).is_none());
+        assert!(memo.whole::<PermissionData>(server).is_none());
+        assert!(memo.whole::<Vec<Channel>>(server).is_none());
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! Loading a caller's permissions in a server and checking them.
 
 use super::identity::Caller;
-use crate::memo::Membership;
-use crate::model::{Channel, PermissionData, Server};
+use crate::memo::{Membership, Whole};
+use crate::model::{Category, Channel, PermissionData, Server, ServerConfig};
 use crate::permissions::{self, channel_permissions, server_permissions, Subject};
 use crate::{CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A member's permissions in one server, ready to be checked server-wide or per channel.
 pub struct Perms {
     pub subject: Subject,
-    pub data: std::sync::Arc<PermissionData>,
+    pub data: Arc<PermissionData>,
     /// Server-level bits.
     pub server: u64,
     /// The highest position among the member's roles (0 for @everyone only).
@@ -128,7 +129,7 @@ pub async fn membership(
     svc: &Services,
     server_id: Uuid,
     user_id: Uuid,
-) -> CoreResult<Option<std::sync::Arc<Membership>>> {
+) -> CoreResult<Option<Arc<Membership>>> {
     if let Some(known) = svc.memo.membership(server_id, user_id) {
         return Ok(Some(known));
     }
@@ -137,49 +138,40 @@ pub async fn membership(
         return Ok(None);
     };
     let roles = svc.members.role_ids(member.id).await?;
-    let known = std::sync::Arc::new(Membership { member, roles });
+    let known = Arc::new(Membership { member, roles });
     svc.memo
         .keep_membership(server_id, generation, known.clone());
     Ok(Some(known))
 }
 
-/// The server's permission data, from this process's memo when it has not changed.
-pub async fn permission_data(
+/// The server's `T`, from this process's memo when it has not changed since `load` would
+/// have read it.
+async fn memoized<T: Whole, F: std::future::Future<Output = CoreResult<T>>>(
     svc: &Services,
     server_id: Uuid,
-) -> CoreResult<std::sync::Arc<PermissionData>> {
-    if let Some(data) = svc.memo.permissions(server_id) {
-        return Ok(data);
+    load: impl FnOnce() -> F,
+) -> CoreResult<Arc<T>> {
+    if let Some(known) = svc.memo.whole::<T>(server_id) {
+        return Ok(known);
     }
     let generation = svc.memo.generation(server_id);
-    let data = std::sync::Arc::new(svc.structure.permission_data(server_id).await?);
-    svc.memo
-        .keep_permissions(server_id, generation, data.clone());
-    Ok(data)
+    let loaded = Arc::new(load().await?);
+    svc.memo.keep_whole(server_id, generation, loaded.clone());
+    Ok(loaded)
 }
 
-/// The server's channels (in the store's order), from this process's memo when they have not
-/// changed.
-pub async fn channels(
-    svc: &Services,
-    server_id: Uuid,
-) -> CoreResult<std::sync::Arc<Vec<crate::model::Channel>>> {
-    if let Some(channels) = svc.memo.channels(server_id) {
-        return Ok(channels);
-    }
-    let generation = svc.memo.generation(server_id);
-    let channels = std::sync::Arc::new(svc.structure.channels(server_id).await?);
-    svc.memo
-        .keep_channels(server_id, generation, channels.clone());
-    Ok(channels)
+/// The server's permission data (roles and overrides), memoized.
+pub async fn permission_data(svc: &Services, server_id: Uuid) -> CoreResult<Arc<PermissionData>> {
+    memoized(svc, server_id, || svc.structure.permission_data(server_id)).await
 }
 
-/// The channel `id` of the server (or `None`), from the memo like [`channels`].
-pub async fn channel(
-    svc: &Services,
-    server_id: Uuid,
-    id: Uuid,
-) -> CoreResult<Option<crate::model::Channel>> {
+/// The server's channels in the store's order, memoized.
+pub async fn channels(svc: &Services, server_id: Uuid) -> CoreResult<Arc<Vec<Channel>>> {
+    memoized(svc, server_id, || svc.structure.channels(server_id)).await
+}
+
+/// The channel `id` of the server (or `None`), from the memoized [`channels`].
+pub async fn channel(svc: &Services, server_id: Uuid, id: Uuid) -> CoreResult<Option<Channel>> {
     Ok(channels(svc, server_id)
         .await?
         .iter()
@@ -187,19 +179,14 @@ pub async fn channel(
         .cloned())
 }
 
-/// The server's categories, from this process's memo when they have not changed.
-pub async fn categories(
-    svc: &Services,
-    server_id: Uuid,
-) -> CoreResult<std::sync::Arc<Vec<crate::model::Category>>> {
-    if let Some(categories) = svc.memo.categories(server_id) {
-        return Ok(categories);
-    }
-    let generation = svc.memo.generation(server_id);
-    let categories = std::sync::Arc::new(svc.structure.categories(server_id).await?);
-    svc.memo
-        .keep_categories(server_id, generation, categories.clone());
-    Ok(categories)
+/// The server's categories, memoized.
+pub async fn categories(svc: &Services, server_id: Uuid) -> CoreResult<Arc<Vec<Category>>> {
+    memoized(svc, server_id, || svc.structure.categories(server_id)).await
+}
+
+/// The server's configuration, memoized.
+pub async fn config(svc: &Services, server_id: Uuid) -> CoreResult<Arc<ServerConfig>> {
+    memoized(svc, server_id, || svc.servers.config(server_id)).await
 }
 
 /// The member view of `member` (roles and profile), from this process's memo when it has not
@@ -207,7 +194,7 @@ pub async fn categories(
 pub async fn member_view(
     svc: &Services,
     member: &crate::model::Member,
-) -> CoreResult<Option<std::sync::Arc<crate::model::MemberView>>> {
+) -> CoreResult<Option<Arc<crate::model::MemberView>>> {
     if let Some(view) = svc.memo.member_view(member.server_id, member.user_id) {
         return Ok(Some(view));
     }
@@ -220,22 +207,8 @@ pub async fn member_view(
     else {
         return Ok(None);
     };
-    let view = std::sync::Arc::new(view);
+    let view = Arc::new(view);
     svc.memo
         .keep_member_view(member.server_id, generation, view.clone());
     Ok(Some(view))
-}
-
-/// The server's configuration, from this process's memo when it has not changed.
-pub async fn config(
-    svc: &Services,
-    server_id: Uuid,
-) -> CoreResult<std::sync::Arc<crate::model::ServerConfig>> {
-    if let Some(config) = svc.memo.config(server_id) {
-        return Ok(config);
-    }
-    let generation = svc.memo.generation(server_id);
-    let config = std::sync::Arc::new(svc.servers.config(server_id).await?);
-    svc.memo.keep_config(server_id, generation, config.clone());
-    Ok(config)
 }

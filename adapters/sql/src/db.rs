@@ -180,8 +180,8 @@ impl Db {
         .map_err(db_error)
     }
 
-    /// SQLite: copies the write-ahead log back into the database every 250 ms on the blocking
-    /// pool, so that a send does not pay for it (the commit that crossed SQLite's threshold
+    /// SQLite: indexes the pending messages for search and copies the write-ahead log back into
+    /// the database every 250 ms on the blocking pool, so that a send does not pay for it (the commit that crossed SQLite's threshold
     /// did, a few milliseconds every hundred messages). The connections' own threshold stays
     /// as a backstop at 10,000 pages. Nothing to do on PostgreSQL.
     pub fn spawn_checkpointer(&self) {
@@ -195,6 +195,7 @@ impl Db {
             loop {
                 tick.tick().await;
                 let done: CoreResult<()> = async {
+                    db.index_pending_messages().await?;
                     let Backend::Sqlite { read, .. } = &*db.backend else {
                         return Ok(());
                     };
@@ -209,6 +210,27 @@ impl Db {
                 }
             }
         });
+    }
+
+    /// SQLite: adds the messages sent since the last call to the full-text index, in one
+    /// transaction (see the migration `deferred_message_search`). Runs with the checkpoints
+    /// and before every search. Nothing to do on PostgreSQL.
+    pub(crate) async fn index_pending_messages(&self) -> CoreResult<()> {
+        let Backend::Sqlite { write, .. } = &*self.backend else {
+            return Ok(());
+        };
+        let mut conn = write.get().await.map_err(pool_error)?;
+        offloaded(conn.transaction(async |conn| {
+            conn.batch_execute(
+                "INSERT INTO messages_fts (rowid, content) \
+                 SELECT m.rowid, m.content FROM messages_fts_pending p \
+                 JOIN messages m ON m.rowid = p.msg_rowid ORDER BY p.msg_rowid; \
+                 DELETE FROM messages_fts_pending;",
+            )
+            .await
+        }))
+        .await
+        .map_err(db_error)
     }
 
     /// Applies the embedded migrations that are not applied yet; returns how many ran.

@@ -87,6 +87,8 @@ impl SearchStore for SqlSearchStore {
                 if expression.is_empty() {
                     return Ok(Vec::new());
                 }
+                // Everything committed before this search is in the index.
+                self.0.index_pending_messages().await?;
                 let mut conn = read.get().await.map_err(pool_error)?;
                 // A full-text query may scan a large index: off the calling thread.
                 crate::db::offloaded(async {

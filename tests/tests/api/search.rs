@@ -236,7 +236,66 @@ async fn search_never_returns_what_the_caller_cannot_read(app: TestApp) {
     }
 }
 
+async fn ok(app: &TestApp, s: &Session, proc_: &str, input: Value) {
+    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
+    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
+}
+
+async fn search_follows_edits_and_deletions(app: TestApp) {
+    // On SQLite a message reaches the index shortly after its send (or when a search comes):
+    // edits and deletions before and after that point must both show.
+    let owner = app.register(&unique("own"), "password-1").await;
+    let general = channel(&app, &owner, json!({ "name": "general", "type": "text" })).await;
+    let doomed = channel(&app, &owner, json!({ "name": "doomed", "type": "text" })).await;
+    let early = send(&app, &owner, &general, "walrus early").await;
+    let edit = |m: &Value, content: &str| json!({ "message_id": m["id"], "content": content });
+    ok(
+        &app,
+        &owner,
+        "messages.update",
+        edit(&early, "narwhal early"),
+    )
+    .await;
+    let late = send(&app, &owner, &general, "walrus late").await;
+    assert_eq!(
+        search(&app, &owner, json!({ "query": "walrus" })).await,
+        vec!["walrus late"]
+    );
+    ok(&app, &owner, "messages.update", edit(&late, "narwhal late")).await;
+    assert!(search(&app, &owner, json!({ "query": "walrus" }))
+        .await
+        .is_empty());
+    let mut found = search(&app, &owner, json!({ "query": "narwhal" })).await;
+    found.sort();
+    assert_eq!(found, vec!["narwhal early", "narwhal late"]);
+    // The messages of a deleted channel leave the index, indexed or not yet.
+    send(&app, &owner, &doomed, "octopus indexed").await;
+    assert_eq!(
+        search(&app, &owner, json!({ "query": "octopus" }))
+            .await
+            .len(),
+        1
+    );
+    send(&app, &owner, &doomed, "octopus pending").await;
+    ok(
+        &app,
+        &owner,
+        "channels.delete",
+        json!({ "channel_id": doomed["id"] }),
+    )
+    .await;
+    assert!(search(&app, &owner, json!({ "query": "octopus" }))
+        .await
+        .is_empty());
+    send(&app, &owner, &general, "octopus again").await;
+    assert_eq!(
+        search(&app, &owner, json!({ "query": "octopus" })).await,
+        vec!["octopus again"]
+    );
+}
+
 both_profiles!(
+    search_follows_edits_and_deletions,
     search_finds_words_and_ranks_the_closest_match_first,
     search_respects_every_filter,
     search_never_returns_what_the_caller_cannot_read,
