@@ -482,10 +482,13 @@ pub async fn fanout(ctx: &Ctx, p: FanoutParams) -> Result<Report, String> {
     // The rate sends were started at: message i is due at i / rate, so n sends on schedule
     // span exactly n / rate; a server that cannot keep up holds the senders' slots and
     // pushes the starts later. (Counting up to the last answer would add one send latency.)
-    let start_window = last_start.saturating_duration_since(send_started)
-        + Duration::from_secs_f64(1.0 / p.rate);
+    let start_window =
+        last_start.saturating_duration_since(send_started) + Duration::from_secs_f64(1.0 / p.rate);
     r.result("achieved_send_rate", per_second(ok_count, start_window));
-    r.result("sends_answered_within_s", round3(send_elapsed.as_secs_f64()));
+    r.result(
+        "sends_answered_within_s",
+        round3(send_elapsed.as_secs_f64()),
+    );
     r.result("sends_started_late_10ms", late);
     r.result(
         "max_schedule_lag_ms",
