@@ -64,50 +64,40 @@ impl SearchStore for SqlSearchStore {
     async fn search(&self, q: SearchQuery) -> CoreResult<Vec<Uuid>> {
         let readable = serde_json::to_string(&q.readable_channels).map_err(CoreError::internal)?;
         let text_of = |id: Option<Uuid>| id.map(|i| i.hyphenated().to_string());
-        let rows: Vec<IdRow> = match &*self.0.backend {
-            Backend::Pg(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                diesel::sql_query(PG_SEARCH)
-                    .bind::<Text, _>(&q.text)
-                    .bind::<Text, _>(q.server_id.to_string())
-                    .bind::<Text, _>(&readable)
-                    .bind::<Text, _>(q.user_id.to_string())
-                    .bind::<Nullable<Text>, _>(text_of(q.channel_id))
-                    .bind::<Nullable<Text>, _>(text_of(q.author_id))
-                    .bind::<Nullable<Text>, _>(text_of(q.before))
-                    .bind::<Nullable<Text>, _>(text_of(q.after))
-                    .bind::<Bool, _>(q.has_attachment)
-                    .bind::<Bool, _>(q.has_link)
-                    .bind::<BigInt, _>(q.limit)
-                    .load(&mut conn)
-                    .await
-            }
-            Backend::Sqlite { read, .. } => {
+        // The match text is the one thing the two queries take differently.
+        let (sql, text) = match &*self.0.backend {
+            Backend::Pg(_) => (PG_SEARCH, q.text.clone()),
+            Backend::Sqlite { .. } => {
                 let expression = fts5_expression(&q.text);
                 if expression.is_empty() {
                     return Ok(Vec::new());
                 }
                 // Everything committed before this search is in the index.
                 self.0.index_pending_messages().await?;
+                (SQLITE_SEARCH, expression)
+            }
+        };
+        let query = diesel::sql_query(sql)
+            .bind::<Text, _>(text)
+            .bind::<Text, _>(q.server_id.to_string())
+            .bind::<Text, _>(readable)
+            .bind::<Text, _>(q.user_id.to_string())
+            .bind::<Nullable<Text>, _>(text_of(q.channel_id))
+            .bind::<Nullable<Text>, _>(text_of(q.author_id))
+            .bind::<Nullable<Text>, _>(text_of(q.before))
+            .bind::<Nullable<Text>, _>(text_of(q.after))
+            .bind::<Bool, _>(q.has_attachment)
+            .bind::<Bool, _>(q.has_link)
+            .bind::<BigInt, _>(q.limit);
+        let rows: Vec<IdRow> = match &*self.0.backend {
+            Backend::Pg(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                query.load(&mut conn).await
+            }
+            Backend::Sqlite { read, .. } => {
                 let mut conn = read.get().await.map_err(pool_error)?;
                 // A full-text query may scan a large index: off the calling thread.
-                crate::db::offloaded(async {
-                    diesel::sql_query(SQLITE_SEARCH)
-                        .bind::<Text, _>(&expression)
-                        .bind::<Text, _>(q.server_id.to_string())
-                        .bind::<Text, _>(&readable)
-                        .bind::<Text, _>(q.user_id.to_string())
-                        .bind::<Nullable<Text>, _>(text_of(q.channel_id))
-                        .bind::<Nullable<Text>, _>(text_of(q.author_id))
-                        .bind::<Nullable<Text>, _>(text_of(q.before))
-                        .bind::<Nullable<Text>, _>(text_of(q.after))
-                        .bind::<Bool, _>(q.has_attachment)
-                        .bind::<Bool, _>(q.has_link)
-                        .bind::<BigInt, _>(q.limit)
-                        .load(&mut conn)
-                        .await
-                })
-                .await
+                crate::db::offloaded(async { query.load(&mut conn).await }).await
             }
         }
         .map_err(db_error)?;
