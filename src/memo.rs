@@ -1,9 +1,9 @@
 //! A per-process memo of the server data nearly every request reads: the server itself, its
 //! permission data (roles and overrides), its channels, categories and configuration, the
-//! memberships of its callers (the
-//! member row and its role ids) and the message authors it shows. An entry is dropped whenever an
-//! event of its server says something other than messages, presence or activity changed: the
-//! use case that commits a change drops it in its own process before answering (see
+//! memberships of its callers (member row and role ids), the message authors it shows and the
+//! member view `system.ready` sends. An entry is dropped whenever an event of its server says
+//! something other than messages, presence or activity changed: the use case that commits a
+//! change drops it in its own process before answering (see
 //! [`crate::usecases::audit::publish`]), and every process's gateway drops it when the event
 //! arrives from the bus. A load that raced with a drop is not kept (generations), so a memo
 //! never outlives the change that made it stale in the process that made the change; other

@@ -12,7 +12,6 @@ mod notify;
 mod registry;
 mod socket;
 
-pub use body::PIECE_BYTES;
 pub use registry::{Gateway, GatewayConfig};
 
 use actix_web::{web, HttpRequest, HttpResponse};

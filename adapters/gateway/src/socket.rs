@@ -46,11 +46,6 @@ async fn send_json(ws: &mut actix_ws::Session, event: &str, data: Value) -> bool
     send_serialized(ws, event, &data).await
 }
 
-/// Sends one text message.
-async fn send_text(ws: &mut actix_ws::Session, text: Frame) -> Result<(), actix_ws::Closed> {
-    ws.text(text).await
-}
-
 /// Sends `{"event":…,"data":…}` with `data` serialized straight into the frame.
 async fn send_serialized<T: serde::Serialize>(
     ws: &mut actix_ws::Session,
@@ -63,7 +58,7 @@ async fn send_serialized<T: serde::Serialize>(
         data: &'a T,
     }
     match serde_json::to_string(&Out { event, data }) {
-        Ok(text) => send_text(ws, Frame::from(text)).await.is_ok(),
+        Ok(text) => ws.text(text).await.is_ok(),
         Err(e) => {
             tracing::error!(error = %e, event, "cannot serialize a frame");
             false
@@ -115,7 +110,7 @@ pub(crate) async fn run(
                 // A peer that stops reading blocks the write; the dispatcher's close (queue
                 // full) must still get through.
                 Some(text) => tokio::select! {
-                    sent = send_text(&mut conn.ws, text) => if sent.is_err() { break None; },
+                    sent = conn.ws.text(text) => if sent.is_err() { break None; },
                     reason = closed(&conn.close) => break Some(reason),
                 },
                 None => conn.outbound = None,
@@ -513,11 +508,11 @@ impl Conn {
             "{{\"event\":\"system.resumed\",\"data\":{{\"events\":[{events}],\"resume_seq\":{}}}}}",
             replayed.seq
         );
-        if send_text(&mut self.ws, Frame::from(text)).await.is_err() {
+        if self.ws.text(text).await.is_err() {
             return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
         }
         for f in later {
-            if send_text(&mut self.ws, f).await.is_err() {
+            if self.ws.text(f).await.is_err() {
                 return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
             }
         }
@@ -627,7 +622,7 @@ impl Conn {
             return Flow::Close(close::INVALID_SEQUENCE, "Sequence no longer available");
         };
         for frame in &replayed.frames {
-            if send_text(&mut self.ws, frame.clone()).await.is_err() {
+            if self.ws.text(frame.clone()).await.is_err() {
                 return Flow::Close(close::UNKNOWN_ERROR, "Send failed");
             }
         }

@@ -47,7 +47,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
-    db.spawn_checkpointer();
+    db.spawn_upkeep();
     let secret = match &config.jwt_secret {
         Some(s) => s.clone(),
         None => secret::load_or_create(&config.data_dir).map_err(|e| {

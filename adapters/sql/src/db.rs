@@ -25,7 +25,7 @@ const MIGRATION_LOCK: i64 = 0x6563_746f;
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection, Placement>;
 
 tokio::task_local! {
-    /// Set (by `db_run!(…, offload, …)`) around a store call whose statements may run long.
+    /// Set by [`offloaded`] around a store call whose statements may run long.
     static OFFLOAD: ();
 }
 
@@ -180,11 +180,12 @@ impl Db {
         .map_err(db_error)
     }
 
-    /// SQLite: indexes the pending messages for search and copies the write-ahead log back into
-    /// the database every 250 ms on the blocking pool, so that a send does not pay for it (the commit that crossed SQLite's threshold
-    /// did, a few milliseconds every hundred messages). The connections' own threshold stays
-    /// as a backstop at 10,000 pages. Nothing to do on PostgreSQL.
-    pub fn spawn_checkpointer(&self) {
+    /// SQLite upkeep every 250 ms, off the request path: indexes the pending messages for
+    /// search, then copies the write-ahead log back into the database (a passive checkpoint,
+    /// on the blocking pool). Without it the commit that crossed SQLite's threshold paid for
+    /// the checkpoint, a few milliseconds every hundred messages; the connections' own
+    /// threshold stays as a backstop at 10,000 pages. Nothing to do on PostgreSQL.
+    pub fn spawn_upkeep(&self) {
         if self.kind() != DbKind::Sqlite {
             return;
         }
@@ -206,7 +207,7 @@ impl Db {
                 }
                 .await;
                 if let Err(e) = done {
-                    tracing::warn!(error = %e, "write-ahead log checkpoint failed");
+                    tracing::warn!(error = %e, "SQLite upkeep (search index, checkpoint) failed");
                 }
             }
         });

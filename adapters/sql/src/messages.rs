@@ -37,43 +37,57 @@ async fn insert_grouped(
     queue: &std::sync::Mutex<Vec<PendingInsert>>,
     message: MessageRecord,
 ) -> CoreResult<()> {
-    use crate::schema_sqlite::*;
     let (done, outcome) = tokio::sync::oneshot::channel();
+    let id = message.id;
     queue
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(PendingInsert { message, done });
-    {
-        let mut pooled = write.get().await.map_err(crate::db::pool_error)?;
-        let conn = &mut *pooled;
-        let batch = std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()));
-        if !batch.is_empty() {
-            let together = conn
-                .transaction(async |conn| {
-                    for p in &batch {
-                        insert_message!(conn, p.message)?;
-                    }
-                    Ok::<(), DieselError>(())
-                })
-                .await;
-            if together.is_ok() {
-                for p in batch {
-                    let _ = p.done.send(Ok(()));
-                }
-            } else {
-                for p in batch {
-                    let one = insert_message!(conn, p.message)
-                        .map(|_| ())
-                        .map_err(db_error);
-                    let _ = p.done.send(one);
-                }
+    match write.get().await {
+        Err(e) => {
+            // Not written and about to be reported as failed: it must not be written later
+            // by another holder. If one already took it, its outcome is the answer.
+            let mut waiting = queue.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(at) = waiting.iter().position(|p| p.message.id == id) {
+                waiting.remove(at);
+                return Err(crate::db::pool_error(e));
             }
+        }
+        Ok(mut pooled) => {
+            let batch = std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()));
+            write_batch(&mut pooled, batch).await;
         }
     }
     // Written by this call or by the holder that took it from the queue.
     outcome
         .await
         .map_err(|_| CoreError::internal_msg("a grouped message insert was dropped"))?
+}
+
+/// Writes `batch` in one transaction, or one insert at a time if that fails, and reports each
+/// outcome to its sender.
+async fn write_batch(conn: &mut crate::db::SqliteConn, batch: Vec<PendingInsert>) {
+    use crate::schema_sqlite::*;
+    if batch.is_empty() {
+        return;
+    }
+    let together = conn
+        .transaction(async |conn| {
+            for p in &batch {
+                insert_message!(conn, p.message)?;
+            }
+            Ok::<(), DieselError>(())
+        })
+        .await;
+    for p in batch {
+        let outcome = match &together {
+            Ok(()) => Ok(()),
+            Err(_) => insert_message!(conn, p.message)
+                .map(|_| ())
+                .map_err(db_error),
+        };
+        let _ = p.done.send(outcome);
+    }
 }
 
 #[async_trait]
