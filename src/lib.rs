@@ -22,3 +22,52 @@ pub use services::{HostingMode, Services, Settings};
 pub fn new_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
+
+/// Parses an id as the reference's schemas accept one (Zod's `.uuid()`): 36 characters of
+/// hyphenated hex with a version nibble 1–8 and the RFC 4122 variant (8, 9, a or b), or the
+/// nil and max UUIDs. Other forms `uuid` would take (no hyphens, braces, other versions) are
+/// `None`.
+pub fn parse_id(text: &str) -> Option<uuid::Uuid> {
+    let b = text.as_bytes();
+    let shape = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if !shape {
+        return None;
+    }
+    let id = uuid::Uuid::parse_str(text).ok()?;
+    let rfc = (b'1'..=b'8').contains(&b[14]) && matches!(b[19] | 0x20, b'8' | b'9' | b'a' | b'b');
+    (rfc || id.is_nil() || id.is_max()).then_some(id)
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::parse_id;
+
+    #[test]
+    fn ids_are_parsed_as_the_reference_schemas_do() {
+        for ok in [
+            "0190a4b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b",
+            "0190A4B2-7C3E-7D4F-BA1B-2C3D4E5F6A7B",
+            "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+            "00000000-0000-0000-0000-000000000000",
+            "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        ] {
+            assert!(parse_id(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "0190a4b2-7c3e-0d4f-8a1b-2c3d4e5f6a7b", // version 0
+            "0190a4b2-7c3e-9d4f-8a1b-2c3d4e5f6a7b", // version 9
+            "0190a4b2-7c3e-7d4f-ca1b-2c3d4e5f6a7b", // variant c
+            "0190a4b2-7c3e-7d4f-7a1b-2c3d4e5f6a7b", // variant 7
+            "0190a4b27c3e7d4f8a1b2c3d4e5f6a7b",     // no hyphens
+            "{0190a4b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b}",
+            "0190a4b2-7c3e-7d4f-8a1b-2c3d4e5f6a7g",
+            "",
+        ] {
+            assert!(parse_id(bad).is_none(), "{bad}");
+        }
+    }
+}

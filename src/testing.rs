@@ -840,6 +840,7 @@ pub async fn session_buffer_contract(buffer: &dyn crate::ports::SessionBuffer) {
         seq,
         position,
         subscriptions: vec![uuid::Uuid::nil()],
+        detached: false,
     };
     assert!(buffer.load(session_id).await.expect("load").is_empty());
     assert!(buffer.save(&cp(first, 0, 10)).await.expect("save"));
@@ -870,4 +871,89 @@ pub async fn session_buffer_contract(buffer: &dyn crate::ports::SessionBuffer) {
     assert_eq!(saved[0].seq, 5 + CHECKPOINTS_KEPT as u64);
     buffer.forget(session_id).await.expect("forget");
     assert!(buffer.load(session_id).await.expect("load").is_empty());
+    detached_sessions_contract(buffer).await;
+}
+
+/// `SessionBuffer::detached`: a user's sessions whose newest checkpoint is detached, most
+/// recently detached first; a later live checkpoint, another user or server, or forgetting
+/// takes a session out.
+async fn detached_sessions_contract(buffer: &dyn crate::ports::SessionBuffer) {
+    use crate::ports::Checkpoint;
+    let (server_id, user_id) = (new_id(), new_id());
+    let cp = |session_id, incarnation, seq, detached, user_id| Checkpoint {
+        session_id,
+        incarnation,
+        server_id,
+        user_id,
+        seq,
+        position: seq * 10,
+        subscriptions: Vec::new(),
+        detached,
+    };
+    let ids = |found: Vec<Vec<Checkpoint>>| -> Vec<uuid::Uuid> {
+        found.iter().map(|cps| cps[0].session_id).collect()
+    };
+    assert!(buffer
+        .detached(server_id, user_id)
+        .await
+        .expect("detached")
+        .is_empty());
+    let (a, b, c, other) = (new_id(), new_id(), new_id(), new_id());
+    let inc = new_id();
+    buffer
+        .save(&cp(a, inc, 1, false, user_id))
+        .await
+        .expect("save");
+    buffer
+        .save(&cp(a, inc, 4, true, user_id))
+        .await
+        .expect("save");
+    buffer
+        .save(&cp(b, inc, 2, false, user_id))
+        .await
+        .expect("save");
+    buffer
+        .save(&cp(other, inc, 2, true, new_id()))
+        .await
+        .expect("save");
+    assert_eq!(
+        ids(buffer.detached(server_id, user_id).await.expect("detached")),
+        vec![a],
+        "only detached sessions of this user"
+    );
+    let found = buffer.detached(server_id, user_id).await.expect("detached");
+    assert_eq!(
+        found[0].iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![4, 1],
+        "with their checkpoints, newest first"
+    );
+    buffer
+        .save(&cp(c, inc, 7, true, user_id))
+        .await
+        .expect("save");
+    assert_eq!(
+        ids(buffer.detached(server_id, user_id).await.expect("detached")),
+        vec![c, a],
+        "most recently detached first"
+    );
+    let resumed = new_id();
+    buffer.claim(a, resumed).await.expect("claim");
+    buffer
+        .save(&cp(a, resumed, 5, false, user_id))
+        .await
+        .expect("save");
+    assert_eq!(
+        ids(buffer.detached(server_id, user_id).await.expect("detached")),
+        vec![c],
+        "a resumed session is live again"
+    );
+    buffer.forget(c).await.expect("forget");
+    assert!(
+        buffer
+            .detached(server_id, user_id)
+            .await
+            .expect("detached")
+            .is_empty(),
+        "forgotten"
+    );
 }

@@ -28,6 +28,10 @@ pub struct Checkpoint {
     /// The last event position those `seq` events account for.
     pub position: u64,
     pub subscriptions: Vec<Uuid>,
+    /// Taken when the session's socket went away (or its process shut down): the session is
+    /// waiting to be resumed. A client that resumes with only `resume_seq` finds it by this.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 /// Checkpoints of gateway sessions; each session's expire a fixed time after its last save.
@@ -42,6 +46,10 @@ pub trait SessionBuffer: Send + Sync {
     async fn save(&self, checkpoint: &Checkpoint) -> CoreResult<bool>;
     /// The session's checkpoints, newest first (empty when unknown or expired).
     async fn load(&self, session_id: Uuid) -> CoreResult<Vec<Checkpoint>>;
+    /// The sessions of `user_id` in `server_id` whose newest saved checkpoint is `detached`
+    /// (their socket went away and nobody resumed them since), most recently detached first,
+    /// each with its checkpoints newest first. Expired and forgotten sessions are left out.
+    async fn detached(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Vec<Vec<Checkpoint>>>;
     /// Forgets the session (it was closed on purpose and may not be resumed).
     async fn forget(&self, session_id: Uuid) -> CoreResult<()>;
 }

@@ -232,7 +232,7 @@ pub async fn send(
     input: SendDm,
 ) -> CoreResult<ServerDmMessage> {
     caller.require_member()?;
-    require_enabled(svc, server).await?;
+    // The reference checks this before anything about DMs being allowed.
     if input.recipient_id == caller.user_id {
         return Err(CoreError::ecto(
             ErrorKind::BadRequest,
@@ -240,6 +240,7 @@ pub async fn send(
             "You cannot send a direct message to yourself",
         ));
     }
+    require_enabled(svc, server).await?;
     if input.content.trim().is_empty() {
         return Err(blank());
     }

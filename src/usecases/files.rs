@@ -24,8 +24,11 @@ pub const ICON_MAX_BYTES: u64 = 2 * 1024 * 1024;
 pub const BANNER_MAX_BYTES: u64 = 800 * 1024;
 /// Longest display name kept for a file.
 pub const MAX_FILENAME_CHARS: usize = 255;
-/// Longest ASCII file name used in a storage key.
-const MAX_KEY_NAME_BYTES: usize = 100;
+/// Longest ASCII file name used in a storage key. Short enough that a whole key stays well
+/// under the file-name limit of object stores that keep each key in one file name (s3s-fs
+/// does: `.bucket-{b}.object-{key}.upload-{id}.metadata.json` must fit in 255 bytes); the
+/// display name, kept whole in the database, is what people see.
+const MAX_KEY_NAME_BYTES: usize = 40;
 /// How long a signed URL stays valid: at least this long, at most one hour more (expiry is
 /// rounded up to the hour so the same URL is handed out for an hour and can be cached).
 const SIGNED_URL_SECS: i64 = 24 * 3600;
@@ -91,7 +94,7 @@ pub fn display_name(raw: &str) -> String {
 }
 
 /// The ASCII form of a display name used in storage keys: letters, digits, `.`, `_` and `-`
-/// kept, anything else `_`, no leading dot, at most 100 bytes (the extension kept when it is
+/// kept, anything else `_`, no leading dot, at most 40 bytes (the extension kept when it is
 /// short); `file` when nothing is left. The result is always a valid [`BlobKey`] segment.
 pub fn key_name(display: &str) -> String {
     let mapped: String = display
@@ -560,6 +563,24 @@ pub async fn resolve(
         .map(FileTarget::Attachment))
 }
 
+/// `/files/{attachment_id}/{filename}`, the form the reference's `files.upload` hands out:
+/// the attachment of this server with that id and the key its bytes are stored under (the
+/// file name is not checked: the id names the file). `None` for an unknown id or a
+/// metadata-only row, which has no bytes.
+pub async fn resolve_by_id(
+    svc: &Services,
+    server: &Server,
+    id: Uuid,
+) -> CoreResult<Option<(BlobKey, FileTarget)>> {
+    let Some(a) = svc.attachments.get(server.id, id).await? else {
+        return Ok(None);
+    };
+    let Ok(key) = BlobKey::new(&a.storage_key) else {
+        return Ok(None);
+    };
+    Ok(Some((key, FileTarget::Attachment(a))))
+}
+
 /// Whether `caller` may read attachment `a`: its uploader; for a linked attachment, a member
 /// with READ_MESSAGES in its channel, or one of the two members of its DM conversation.
 pub async fn can_read(
@@ -711,7 +732,7 @@ mod tests {
         assert_eq!(key_name("résumé.pdf"), "r_sum_.pdf");
         let long = format!("{}.tar.gz", "a".repeat(300));
         let name = key_name(&long);
-        assert_eq!(name.len(), 100);
+        assert_eq!(name.len(), MAX_KEY_NAME_BYTES);
         assert!(name.ends_with(".gz"));
     }
 

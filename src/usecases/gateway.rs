@@ -6,7 +6,7 @@ use super::identity::{authenticate, Caller};
 use super::info::readable_channels;
 use super::messages::{list as list_messages, MessagePage};
 use super::perms::Perms;
-use crate::model::{Category, MemberView, Role, Server, ServerView};
+use crate::model::{Category, MemberView, Role, Server, ServerView, Timestamp};
 use crate::permissions::{bits, has};
 use crate::ports::{Cursor, Scope};
 use crate::{permissions, CoreResult, Services};
@@ -347,7 +347,18 @@ pub async fn dm_typing(
     } else {
         return Ok(());
     };
-    let payload = json!({ "conversation_id": conversation_id, "user_id": user_id, "timestamp": svc.clock.now().timestamp_millis() });
+    #[derive(Serialize)]
+    struct DmTyping {
+        conversation_id: Uuid,
+        user_id: Uuid,
+        #[serde(serialize_with = "crate::model::time::iso")]
+        timestamp: Timestamp,
+    }
+    let payload = DmTyping {
+        conversation_id,
+        user_id,
+        timestamp: svc.clock.now(),
+    };
     publish(
         svc,
         server_id,
@@ -356,5 +367,43 @@ pub async fn dm_typing(
         &payload,
     )
     .await;
+    Ok(())
+}
+
+/// `typing.start` / `typing.stop {channel_id}` from a member who can read the channel (whether
+/// or not their session subscribed to it): the channel's subscribers get
+/// `{channel_id, user_id, timestamp}` (ISO-8601; no timestamp on stop). Anything else is
+/// ignored, as the reference ignores invalid socket events.
+pub async fn typing(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+    start: bool,
+) -> CoreResult<()> {
+    let Some(channel) = super::perms::channel(svc, server.id, channel_id).await? else {
+        return Ok(());
+    };
+    let perms = Perms::load(svc, server, caller).await?;
+    if !has(perms.channel(&channel), bits::READ_MESSAGES) {
+        return Ok(());
+    }
+    #[derive(Serialize)]
+    struct Typing {
+        channel_id: Uuid,
+        user_id: Uuid,
+        #[serde(
+            serialize_with = "crate::model::time::iso_opt",
+            skip_serializing_if = "Option::is_none"
+        )]
+        timestamp: Option<Timestamp>,
+    }
+    let payload = Typing {
+        channel_id,
+        user_id: caller.user_id,
+        timestamp: start.then(|| svc.clock.now()),
+    };
+    let name = if start { "typing.start" } else { "typing.stop" };
+    publish(svc, server.id, Scope::Channel(channel_id), name, &payload).await;
     Ok(())
 }

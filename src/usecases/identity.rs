@@ -34,7 +34,8 @@ fn local_accounts_allowed(svc: &Services) -> bool {
 }
 
 /// Resolves a bearer token to a caller of `server`; `Ok(None)` when the token proves nothing
-/// (invalid, expired, another server's, revoked by a version bump, or unknown to central).
+/// (invalid, expired, another server's, revoked by a version bump, or unknown to central). A
+/// valid token of someone who is not a member gives a caller without membership.
 pub async fn authenticate(
     svc: &Services,
     server: &Server,
@@ -50,14 +51,17 @@ pub async fn authenticate(
         let member = super::perms::membership(svc, server.id, claims.user_id)
             .await?
             .map(|m| m.member.clone());
-        // A server token is only as good as the membership and version it was issued for.
+        // A member's token is only as good as the version it was issued for. The token of
+        // someone who is no longer a member (left, kicked, banned) still proves who they are:
+        // membership-requiring calls then answer 403 2002, not 401, so a client can tell "my
+        // token is bad" from "I am no longer a member here".
         return Ok(match member {
-            Some(m) if m.token_version == claims.token_version => Some(Caller {
+            Some(m) if m.token_version != claims.token_version => None,
+            member => Some(Caller {
                 user_id: claims.user_id,
                 identity_type: claims.identity_type,
-                member: Some(m),
+                member,
             }),
-            _ => None,
         });
     }
     let Some(identity) = verify_central(svc, token).await? else {

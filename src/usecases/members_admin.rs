@@ -12,9 +12,10 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-/// NOT_FOUND 2000 for a user who is not a member of this server.
+/// FORBIDDEN 2002 for a target user who is not a member of this server (the reference's
+/// `requireMember` on the target).
 pub fn member_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ServerNotFound, "Member not found")
+    CoreError::forbidden(EctoCode::NotAMember, "User is not a member of this server")
 }
 
 /// Filters of `members.list`.

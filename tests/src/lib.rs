@@ -260,6 +260,36 @@ impl TestApp {
         (s, b)
     }
 
+    /// A mutation as `s` that must succeed; returns its data.
+    pub async fn ok(&self, proc_: &str, input: Value, s: &Session) -> Value {
+        let (status, body) = self.mutate(proc_, input.clone(), Some(&s.token)).await;
+        assert_eq!(status, StatusCode::OK, "{proc_} {input}: {body}");
+        body["result"]["data"].clone()
+    }
+
+    /// A query as `s` that must succeed; returns its data.
+    pub async fn get(&self, proc_: &str, input: Value, s: &Session) -> Value {
+        let (status, body) = self.query(proc_, Some(input.clone()), Some(&s.token)).await;
+        assert_eq!(status, StatusCode::OK, "{proc_} {input}: {body}");
+        body["result"]["data"].clone()
+    }
+
+    /// The status and ecto code of a call (`Call::Query` over GET, `Call::Mutation` over
+    /// POST) made with `token`.
+    pub async fn outcome(
+        &self,
+        call: Call,
+        proc_: &str,
+        input: Value,
+        token: Option<&str>,
+    ) -> (StatusCode, Option<i64>) {
+        let (status, body) = match call {
+            Call::Query => self.query(proc_, Some(input), token).await,
+            Call::Mutation => self.mutate(proc_, input, token).await,
+        };
+        (status, ecto_code(&body))
+    }
+
     /// Registers a local account and joins; panics unless it succeeds.
     pub async fn register(&self, username: &str, password: &str) -> Session {
         let (status, body) = self
@@ -371,6 +401,13 @@ impl TestApp {
     pub fn data_path(&self) -> PathBuf {
         self.config.data_dir.clone()
     }
+}
+
+/// How a procedure is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Query,
+    Mutation,
 }
 
 /// `error.data.ecto_code` of an error envelope.

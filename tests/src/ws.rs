@@ -111,7 +111,9 @@ impl WsClient {
         }
     }
 
-    /// Whether a frame named `event` arrives within `millis` (others are skipped).
+    /// Whether a frame named `event` arrives within `millis` (others are skipped). A socket
+    /// that closes meanwhile is a failure, not a "no": silence from a dead socket proves
+    /// nothing.
     pub async fn receives_within(&mut self, event: &str, millis: u64) -> bool {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(millis);
         loop {
@@ -127,10 +129,27 @@ impl WsClient {
                         return true;
                     }
                 }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    panic!("the socket closed ({frame:?}) while waiting for {event}")
+                }
                 Ok(Some(Ok(_))) => {}
-                Ok(_) => return false,
+                Ok(Some(Err(e))) => panic!("the socket failed ({e}) while waiting for {event}"),
+                Ok(None) => panic!("the socket ended while waiting for {event}"),
             }
         }
+    }
+
+    /// Drops the connection without a close frame, as a lost network does.
+    pub fn drop_connection(self) {
+        drop(self.stream);
+    }
+
+    /// Closes the socket with a close frame and waits for the server's answer.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+        while let Ok(Some(Ok(_))) =
+            tokio::time::timeout(Duration::from_secs(2), self.stream.next()).await
+        {}
     }
 
     /// Every frame that arrives within `millis`, until the socket closes.

@@ -10,6 +10,7 @@
 mod body;
 mod notify;
 mod registry;
+mod resume;
 mod socket;
 
 pub use registry::{Gateway, GatewayConfig};

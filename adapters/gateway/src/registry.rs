@@ -17,6 +17,7 @@ use ecto_core::usecases::Caller;
 use ecto_core::Services;
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -163,6 +164,7 @@ impl Session {
             seq: state.seq,
             position: state.position.max(position),
             subscriptions: state.subscriptions.iter().copied().collect(),
+            detached: state.socket.is_none(),
         }
     }
 }
@@ -210,6 +212,10 @@ pub struct Gateway {
     notify: Mutex<HashMap<Uuid, NotifyEntry>>,
     /// Checkpoints waiting to be saved, in the order they were taken.
     saver: mpsc::UnboundedSender<Checkpoint>,
+    /// Checkpoints queued for the saver, and saved by it (see [`Gateway::flush`]).
+    queued: AtomicU64,
+    saved: AtomicU64,
+    saved_notify: Notify,
 }
 
 /// The text of one outbound WebSocket frame. Built once and handed to the socket without
@@ -259,6 +265,9 @@ impl Gateway {
             }),
             notify: Mutex::new(HashMap::new()),
             saver,
+            queued: AtomicU64::new(0),
+            saved: AtomicU64::new(0),
+            saved_notify: Notify::new(),
         });
         let dispatcher = Arc::downgrade(&gateway);
         tokio::spawn(async move {
@@ -276,6 +285,8 @@ impl Gateway {
                     break;
                 };
                 gateway.save(&checkpoint).await;
+                gateway.saved.fetch_add(1, Ordering::SeqCst);
+                gateway.saved_notify.notify_waiters();
             }
         });
         let janitor = Arc::downgrade(&gateway);
@@ -392,7 +403,24 @@ impl Gateway {
         state.recent.push_front(checkpoint.clone());
         state.recent.truncate(RECENT_CHECKPOINTS);
         state.dirty = false;
+        self.queued.fetch_add(1, Ordering::SeqCst);
         let _ = self.saver.send(checkpoint);
+    }
+
+    /// Waits (up to a second) until every checkpoint taken before the call is saved: a resume
+    /// looking for a session that was detached a moment ago finds it in the buffer.
+    pub(crate) async fn flush(&self) {
+        let target = self.queued.load(Ordering::SeqCst);
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                let saved = self.saved_notify.notified();
+                if self.saved.load(Ordering::SeqCst) >= target {
+                    return;
+                }
+                saved.await;
+            }
+        })
+        .await;
     }
 
     /// Subscribes the session to `channel` (or unsubscribes it), recording a checkpoint at

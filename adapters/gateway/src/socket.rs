@@ -1,19 +1,18 @@
 //! One WebSocket connection: handshake, client events, and forwarding of dispatched frames.
 
-use crate::registry::{frame, CloseSignal, Frame, Gateway, Session, SocketHandle};
+use crate::registry::{CloseSignal, Frame, Gateway, Session, SocketHandle};
+use crate::resume::find_detached;
 use actix_ws::{CloseCode, CloseReason};
 use ecto_core::model::Server;
 use ecto_core::new_id;
-use ecto_core::ports::{Checkpoint, Event, Scope};
 use ecto_core::usecases::gateway::{
-    close, closes, dm_typing, identify, offline_if_gone, reaches, readable, ready, session_closed,
-    session_opened, set_presence, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION, TAKEOVER_EVENT,
+    close, dm_typing, identify, offline_if_gone, ready, session_closed, session_opened,
+    set_presence, typing, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
 };
 use ecto_core::usecases::tenancy::resolve_server;
-use ecto_core::usecases::Caller;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -24,18 +23,18 @@ const TYPING_INTERVAL: Duration = Duration::from_secs(3);
 /// Presence changes: one per 5 s (reference §7.1).
 const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
 
-enum Flow {
+pub(crate) enum Flow {
     Continue,
     Close(u16, &'static str),
 }
 
-struct Conn {
-    gateway: Arc<Gateway>,
+pub(crate) struct Conn {
+    pub(crate) gateway: Arc<Gateway>,
     addressing: (Option<String>, Option<String>),
-    ws: actix_ws::Session,
-    session: Option<Arc<Session>>,
-    outbound: Option<mpsc::Receiver<Frame>>,
-    close: Option<Arc<CloseSignal>>,
+    pub(crate) ws: actix_ws::Session,
+    pub(crate) session: Option<Arc<Session>>,
+    pub(crate) outbound: Option<mpsc::Receiver<Frame>>,
+    pub(crate) close: Option<Arc<CloseSignal>>,
     hello_id: Uuid,
     last_heartbeat: Instant,
     typing: HashMap<Uuid, Instant>,
@@ -178,92 +177,6 @@ async fn closed(signal: &Option<Arc<CloseSignal>>) -> (u16, String) {
     }
 }
 
-/// What replaying the log from a checkpoint gives: the frames to send, and the sequence and
-/// position reached.
-struct Replay {
-    frames: Vec<Frame>,
-    seq: u64,
-    position: u64,
-}
-
-/// Replays the log after `checkpoint` with the session's filter, numbering events as the
-/// session did; returns the frames numbered above `after_seq` (channel events only while the
-/// caller can still read the channel), stopping after position `upto` when given. `None` when
-/// the log no longer reaches back to the checkpoint, or the session was closed on purpose
-/// (kick, ban, revocation, deletion) in between.
-async fn replay(
-    gateway: &Gateway,
-    (checkpoint, later): &(Checkpoint, Vec<Checkpoint>),
-    after_seq: u64,
-    upto: Option<u64>,
-    visible: &HashSet<Uuid>,
-) -> Option<Replay> {
-    let events = match gateway.services.events.since(checkpoint.position).await {
-        Ok(Some(events)) => events,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::warn!(error = %e, "event log unavailable for a resume");
-            return None;
-        }
-    };
-    let mut subscriptions: HashSet<Uuid> = checkpoint.subscriptions.iter().copied().collect();
-    let mut later = later.iter().peekable();
-    let (server_id, user_id) = (checkpoint.server_id, checkpoint.user_id);
-    let mut out = Replay {
-        frames: Vec::new(),
-        seq: checkpoint.seq,
-        position: checkpoint.position,
-    };
-    for event in events {
-        if upto.is_some_and(|upto| event.position > upto) {
-            break;
-        }
-        while let Some(next) = later.next_if(|c| c.position < event.position) {
-            subscriptions = next.subscriptions.iter().copied().collect();
-        }
-        out.position = event.position;
-        if closes(&event, server_id, user_id) {
-            return None;
-        }
-        if !reaches(&event, server_id, user_id, &subscriptions) {
-            continue;
-        }
-        out.seq += 1;
-        let hidden = matches!(event.scope, Scope::Channel(c) if !visible.contains(&c));
-        if out.seq > after_seq && !hidden {
-            let data = serde_json::to_string(&event.data).unwrap_or_else(|_| "null".into());
-            out.frames.push(frame(&event.name, &data, out.seq));
-        }
-    }
-    Some(out)
-}
-
-/// The checkpoint to replay from for a client that has seen `seq` (the newest one at or before
-/// it, of this user in this server), and the later ones in position order: the replay adopts
-/// each later checkpoint's subscriptions when it passes its position.
-fn usable(
-    checkpoints: Vec<Checkpoint>,
-    server_id: Uuid,
-    user_id: Uuid,
-    seq: u64,
-) -> Option<(Checkpoint, Vec<Checkpoint>)> {
-    let mine: Vec<Checkpoint> = checkpoints
-        .into_iter()
-        .filter(|c| c.server_id == server_id && c.user_id == user_id)
-        .collect();
-    let start = mine
-        .iter()
-        .filter(|c| c.seq <= seq)
-        .max_by_key(|c| (c.seq, c.position))?
-        .clone();
-    let mut later: Vec<Checkpoint> = mine
-        .into_iter()
-        .filter(|c| c.position > start.position)
-        .collect();
-    later.sort_by_key(|c| (c.position, c.seq));
-    Some((start, later))
-}
-
 impl Conn {
     async fn on_text(&mut self, text: &str) -> Flow {
         let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
@@ -307,7 +220,15 @@ impl Conn {
             ("system.resume", true) => self.on_resume(&data).await,
             ("presence.update", true) => self.on_presence(&data).await,
             ("server_dm.typing", true) => self.on_dm_typing(&data).await,
-            // Unknown events are ignored (voice comes later).
+            // No media plane yet: a join is told so instead of being met with silence.
+            ("voice.join", true) => {
+                self.reply(
+                    "voice.error",
+                    json!({ "code": 8002, "message": "Voice server unavailable" }),
+                )
+                .await
+            }
+            // Unknown events are ignored.
             _ => Flow::Continue,
         }
     }
@@ -335,7 +256,7 @@ impl Conn {
         }
     }
 
-    async fn reply(&mut self, event: &str, data: Value) -> Flow {
+    pub(crate) async fn reply(&mut self, event: &str, data: Value) -> Flow {
         if send_json(&mut self.ws, event, data).await {
             Flow::Continue
         } else {
@@ -366,7 +287,7 @@ impl Conn {
         }
         let active = match data.get("active_channel_id") {
             None | Some(Value::Null) => None,
-            Some(v) => match v.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+            Some(v) => match v.as_str().and_then(ecto_core::parse_id) {
                 Some(id) => Some(id),
                 None => {
                     return Flow::Close(close::AUTHENTICATION_FAILED, "Invalid identify payload")
@@ -386,14 +307,17 @@ impl Conn {
                 return Flow::Close(close::UNKNOWN_ERROR, "Identify failed");
             }
         };
-        // Resume: the same user's earlier session of this server, if its gap can be served.
-        let resume = data
-            .get("resume_seq")
-            .and_then(Value::as_u64)
-            .zip(uuid_field(&data, "session_id"));
-        if let Some((resume_seq, old_id)) = resume {
-            if let Some(flow) = self.try_resume(&server, &caller, old_id, resume_seq).await {
-                return flow;
+        // Resume: the same user's earlier session of this server, if its gap can be served;
+        // named by `session_id`, or found by `resume_seq` alone as the Ecto client sends it.
+        if let Some(resume_seq) = data.get("resume_seq").and_then(Value::as_u64) {
+            let old = match uuid_field(&data, "session_id") {
+                Some(id) => Some(id),
+                None => find_detached(&gateway, server.id, caller.user_id, resume_seq).await,
+            };
+            if let Some(old_id) = old {
+                if let Some(flow) = self.try_resume(&server, &caller, old_id, resume_seq).await {
+                    return flow;
+                }
             }
         }
         let session_id = self.hello_id;
@@ -425,7 +349,7 @@ impl Conn {
     }
 
     /// A fresh outbound queue and close signal for this socket.
-    fn attach(&mut self) -> SocketHandle {
+    pub(crate) fn attach(&mut self) -> SocketHandle {
         let (tx, rx) = mpsc::channel(self.gateway.config.outbound_queue.max(16));
         let close = Arc::new(CloseSignal::default());
         self.outbound = Some(rx);
@@ -433,94 +357,8 @@ impl Conn {
         SocketHandle { frames: tx, close }
     }
 
-    /// Resumes session `old_id` on this socket from its newest usable checkpoint (held by this
-    /// process or saved by any): the session is registered first, holding live events, then
-    /// the log is replayed from the checkpoint, then the held events the replay did not reach
-    /// are numbered after it. `None` when the gap cannot be served (a normal ready follows).
-    async fn try_resume(
-        &mut self,
-        server: &Server,
-        caller: &Caller,
-        old_id: Uuid,
-        resume_seq: u64,
-    ) -> Option<Flow> {
-        let gateway = self.gateway.clone();
-        let mut known: Vec<Checkpoint> = gateway
-            .take_local(old_id, server.id, caller.user_id)
-            .into_iter()
-            .collect();
-        match gateway.buffer.load(old_id).await {
-            Ok(saved) => known.extend(saved),
-            Err(e) => tracing::warn!(error = %e, "session checkpoints unavailable"),
-        }
-        let chain = usable(known, server.id, caller.user_id, resume_seq)?;
-        let visible = readable(&gateway.services, server, caller).await.ok()?;
-        let socket = self.attach();
-        let session = Arc::new(Session::new(
-            old_id,
-            server.clone(),
-            caller.clone(),
-            // The subscriptions as of the newest checkpoint: those of the events to come.
-            chain
-                .1
-                .last()
-                .unwrap_or(&chain.0)
-                .subscriptions
-                .iter()
-                .copied()
-                .collect(),
-            socket,
-            true,
-        ));
-        if let Err(e) = gateway.buffer.claim(old_id, session.incarnation).await {
-            tracing::warn!(error = %e, "session not claimed");
-            return None;
-        }
-        gateway.insert(session.clone());
-        let takeover = Event::new(
-            server.id,
-            Scope::User(caller.user_id),
-            TAKEOVER_EVENT,
-            json!({ "session_id": old_id, "incarnation": session.incarnation }),
-        );
-        if let Err(e) = gateway.services.events.publish(takeover).await {
-            tracing::warn!(error = %e, "takeover not announced");
-        }
-        let replayed = match replay(&gateway, &chain, resume_seq, None, &visible).await {
-            Some(r) if r.seq >= resume_seq => r,
-            _ => {
-                gateway.abandon(&session);
-                self.outbound = None;
-                self.close = None;
-                return None;
-            }
-        };
-        let later = gateway.caught_up(&session, replayed.seq, replayed.position);
-        self.session = Some(session.clone());
-        self.opened(&session).await;
-        let events = replayed
-            .frames
-            .iter()
-            .map(|f| &**f)
-            .collect::<Vec<&str>>()
-            .join(",");
-        let text = format!(
-            "{{\"event\":\"system.resumed\",\"data\":{{\"events\":[{events}],\"resume_seq\":{}}}}}",
-            replayed.seq
-        );
-        if self.ws.text(text).await.is_err() {
-            return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
-        }
-        for f in later {
-            if self.ws.text(f).await.is_err() {
-                return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
-            }
-        }
-        Some(Flow::Continue)
-    }
-
     /// Counts the session as open for presence (the user comes online if they were not).
-    async fn opened(&self, session: &Session) {
+    pub(crate) async fn opened(&self, session: &Session) {
         if let Err(e) = session_opened(
             &self.gateway.services,
             session.server.id,
@@ -591,48 +429,6 @@ impl Conn {
         Flow::Continue
     }
 
-    /// `system.resume {last_seq}`: replays this session's events after `last_seq`, rebuilt
-    /// from its checkpoints and the log, then `system.resumed {replayed, resume_seq}`.
-    async fn on_resume(&mut self, data: &Value) -> Flow {
-        let Some(session) = self.session.clone() else {
-            return Flow::Continue;
-        };
-        let last = data.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
-        let gateway = self.gateway.clone();
-        let (seq, position) = gateway.progress(&session);
-        let mut known = gateway.recent(&session);
-        if let Ok(saved) = gateway.buffer.load(session.id).await {
-            known.extend(
-                saved
-                    .into_iter()
-                    .filter(|c| c.incarnation == session.incarnation),
-            );
-        }
-        let (server, user) = (session.server.id, session.caller.user_id);
-        let replayed = match (usable(known, server, user, last), last <= seq) {
-            (Some(chain), true) => {
-                let visible = readable(&gateway.services, &session.server, &session.caller)
-                    .await
-                    .unwrap_or_default();
-                replay(&gateway, &chain, last, Some(position), &visible).await
-            }
-            _ => None,
-        };
-        let Some(replayed) = replayed.filter(|r| r.seq == seq) else {
-            return Flow::Close(close::INVALID_SEQUENCE, "Sequence no longer available");
-        };
-        for frame in &replayed.frames {
-            if self.ws.text(frame.clone()).await.is_err() {
-                return Flow::Close(close::UNKNOWN_ERROR, "Send failed");
-            }
-        }
-        self.reply(
-            "system.resumed",
-            json!({ "replayed": replayed.frames.len(), "resume_seq": seq }),
-        )
-        .await
-    }
-
     async fn on_subscribe(&mut self, data: &Value) -> Flow {
         let (Some(channel), Some(session)) = (uuid_field(data, "channel_id"), self.session.clone())
         else {
@@ -655,17 +451,16 @@ impl Conn {
         }
     }
 
+    /// `typing.start` (one per channel per 3 s) and `typing.stop`; who may type where is the
+    /// core's rule.
     async fn on_typing(&mut self, event: &str, data: &Value) -> Flow {
         let (Some(channel), Some(session)) = (uuid_field(data, "channel_id"), self.session.clone())
         else {
             return Flow::Continue;
         };
-        if !session.lock().subscriptions.contains(&channel) {
-            return Flow::Continue;
-        }
+        let start = event == "typing.start";
         let now = Instant::now();
-        let user = session.caller.user_id;
-        let payload = if event == "typing.start" {
+        if start {
             if self
                 .typing
                 .get(&channel)
@@ -674,38 +469,19 @@ impl Conn {
                 return Flow::Continue;
             }
             self.typing.insert(channel, now);
-            json!({ "channel_id": channel, "user_id": user, "timestamp": chrono_millis() })
         } else {
             self.typing.remove(&channel);
-            json!({ "channel_id": channel, "user_id": user })
-        };
-        let published = self
-            .gateway
-            .services
-            .events
-            .publish(Event::new(
-                session.server.id,
-                Scope::Channel(channel),
-                event,
-                payload,
-            ))
-            .await;
-        if let Err(e) = published {
+        }
+        let svc = &self.gateway.services;
+        if let Err(e) = typing(svc, &session.server, &session.caller, channel, start).await {
             tracing::warn!(error = %e, "typing event not published");
         }
         Flow::Continue
     }
 }
 
-fn chrono_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn uuid_field(data: &Value, key: &str) -> Option<Uuid> {
+pub(crate) fn uuid_field(data: &Value, key: &str) -> Option<Uuid> {
     data.get(key)
         .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
+        .and_then(ecto_core::parse_id)
 }

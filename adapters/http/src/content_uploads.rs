@@ -7,7 +7,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::usecases::{files, news, pages};
 use serde_json::json;
-use uuid::Uuid;
 
 /// Largest news hero image (as the reference: 2 MiB).
 pub const HERO_MAX_BYTES: u64 = 2 * 1024 * 1024;
@@ -33,8 +32,8 @@ async fn upload(
     // Every check comes before any of the body is read.
     let checks = async {
         let up = authenticate(&req, &state).await?;
-        let channel_id = Uuid::parse_str(&channel)
-            .map_err(|_| UploadError::new(StatusCode::NOT_FOUND, "Channel not found"))?;
+        let channel_id = ecto_core::parse_id(&channel)
+            .ok_or_else(|| UploadError::new(StatusCode::NOT_FOUND, "Channel not found"))?;
         match target {
             Target::PageBanner => {
                 pages::require_editor(&svc, &up.server, &up.caller, channel_id).await?

@@ -154,7 +154,16 @@ fn internal(e: ecto_core::CoreError) -> HttpResponse {
     error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
 }
 
-/// `GET`/`HEAD /files/{key}`.
+/// The attachment id of a `/files/{attachment_id}/{filename}` path (two segments, the first
+/// an id); storage keys always have three or four segments, so the forms cannot clash.
+fn by_attachment_id(tail: &str) -> Option<uuid::Uuid> {
+    let (id, name) = tail.split_once('/')?;
+    (!name.is_empty() && !name.contains('/'))
+        .then(|| ecto_core::parse_id(id))
+        .flatten()
+}
+
+/// `GET`/`HEAD /files/{key}` and `/files/{attachment_id}/{filename}`.
 pub async fn serve(
     req: HttpRequest,
     tail: web::Path<String>,
@@ -162,21 +171,34 @@ pub async fn serve(
     state: web::Data<HttpState>,
 ) -> HttpResponse {
     let svc = &state.services;
-    // Anything outside the key alphabet (`..`, `%`, NUL, `\`, empty segments) names nothing.
-    let Ok(key) = BlobKey::new(&tail) else {
-        return not_found();
-    };
     let server = match request_server(svc, &req).await {
         Ok(s) => s,
         Err(e) if e.kind == ErrorKind::NotFound => return not_found(),
         Err(e) => return internal(e),
     };
-    let target = match files::resolve(svc, &server, &key).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(e),
+    let (key, target, path) = match by_attachment_id(&tail) {
+        // `/files/{attachment_id}/{filename}`: the attachment's own key is read.
+        Some(id) => match files::resolve_by_id(svc, &server, id).await {
+            Ok(Some((key, target))) => (key, target, format!("/files/{tail}")),
+            Ok(None) => return not_found(),
+            Err(e) => return internal(e),
+        },
+        None => {
+            // Anything outside the key alphabet (`..`, `%`, NUL, `\`, empty segments) names
+            // nothing.
+            let Ok(key) = BlobKey::new(&tail) else {
+                return not_found();
+            };
+            match files::resolve(svc, &server, &key).await {
+                Ok(Some(target)) => {
+                    let path = files::file_path(&key);
+                    (key, target, path)
+                }
+                Ok(None) => return not_found(),
+                Err(e) => return internal(e),
+            }
+        }
     };
-    let path = files::file_path(&key);
     if let Err(resp) = allowed(svc, &req, &server, &path, &target, &query).await {
         return resp;
     }

@@ -15,9 +15,9 @@ use uuid::Uuid;
 fn parse_folder(raw: Option<&str>) -> Result<Option<Uuid>, UploadError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => Uuid::parse_str(s)
+        Some(s) => ecto_core::parse_id(s)
             .map(Some)
-            .map_err(|_| UploadError::new(StatusCode::BAD_REQUEST, "folder_id must be a UUID")),
+            .ok_or_else(|| UploadError::new(StatusCode::BAD_REQUEST, "folder_id must be a UUID")),
     }
 }
 

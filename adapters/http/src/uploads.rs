@@ -424,7 +424,7 @@ fn parse_channel_id(raw: Option<&str>) -> Result<Uuid, UploadError> {
     let raw = raw
         .filter(|s| !s.is_empty())
         .ok_or_else(|| UploadError::bad_request("channel_id required"))?;
-    Uuid::parse_str(raw).map_err(|_| UploadError::bad_request("channel_id must be a UUID"))
+    ecto_core::parse_id(raw).ok_or_else(|| UploadError::bad_request("channel_id must be a UUID"))
 }
 
 async fn channel_or_dm(

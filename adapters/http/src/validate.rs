@@ -3,7 +3,9 @@
 
 use crate::error::{ApiError, TrpcCode};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use uuid::Uuid;
 
 /// A procedure input: deserialized from JSON, then checked against its bounds.
 pub trait Input: Sized {
@@ -110,4 +112,40 @@ pub fn range<T: PartialOrd + std::fmt::Display>(
         )));
     }
     Ok(())
+}
+
+/// A UUID as the reference's schemas accept it (Zod's `.uuid()`): 36 characters, hyphenated
+/// hex, a version nibble 1–8 and the RFC 4122 variant (8, 9, a or b), or the nil and max
+/// UUIDs. Anything else (other versions, braces, no hyphens) is BAD_REQUEST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Id(pub Uuid);
+
+impl From<Id> for Uuid {
+    fn from(id: Id) -> Uuid {
+        id.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        ecto_core::parse_id(&text)
+            .map(Id)
+            .ok_or_else(|| serde::de::Error::custom("Invalid UUID"))
+    }
+}
+
+/// The UUIDs of a list input.
+pub fn ids(list: Vec<Id>) -> Vec<Uuid> {
+    list.into_iter().map(Uuid::from).collect()
+}
+
+/// For a key the reference's schema marks `.nullable()` but not `.optional()`: it must be
+/// present, and may be `null` (`#[serde(deserialize_with = "nullable")]`, no `default`).
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
 }

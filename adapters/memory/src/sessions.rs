@@ -15,6 +15,15 @@ struct Entry {
     touched: Instant,
 }
 
+impl Entry {
+    /// The newest checkpoint, when it was taken with the socket gone.
+    fn detached_of(&self, server_id: Uuid, user_id: Uuid) -> Option<&Checkpoint> {
+        self.checkpoints
+            .front()
+            .filter(|c| c.detached && c.server_id == server_id && c.user_id == user_id)
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     sessions: HashMap<Uuid, Entry>,
@@ -98,6 +107,21 @@ impl SessionBuffer for MemorySessionBuffer {
             .filter(|e| e.touched.elapsed() < self.ttl)
             .map(|e| e.checkpoints.iter().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn detached(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Vec<Vec<Checkpoint>>> {
+        let inner = self.inner();
+        let mut found: Vec<&Entry> = inner
+            .sessions
+            .values()
+            .filter(|e| e.touched.elapsed() < self.ttl)
+            .filter(|e| e.detached_of(server_id, user_id).is_some())
+            .collect();
+        found.sort_by_key(|e| std::cmp::Reverse(e.touched));
+        Ok(found
+            .into_iter()
+            .map(|e| e.checkpoints.iter().cloned().collect())
+            .collect())
     }
 
     async fn forget(&self, session_id: Uuid) -> CoreResult<()> {

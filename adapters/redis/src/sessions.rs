@@ -2,6 +2,8 @@
 //! write and `sess:<id>:cp` the checkpoints (newest first, `<seq>|<JSON>`); one Lua script
 //! checks the incarnation and saves, so a stale writer on another process cannot overwrite a
 //! session that was resumed elsewhere. Both keys expire a fixed time after the last save.
+//! `sessu:<server>:<user>` ranks that user's sessions whose newest checkpoint is detached by
+//! when they detached (Redis's clock, microseconds), for a resume that names no session.
 
 use crate::RedisConn;
 use async_trait::async_trait;
@@ -12,7 +14,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// KEYS: incarnation, checkpoints. ARGV: incarnation, entry, seq, ttl ms, kept.
+/// KEYS: incarnation, checkpoints, the user's detached sessions. ARGV: incarnation, entry,
+/// seq, ttl ms, kept, detached (1/0), session id.
 const SAVE: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
@@ -25,6 +28,14 @@ end
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if ARGV[6] == '1' then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[7])
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -33)
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+else
+  redis.call('ZREM', KEYS[3], ARGV[7])
+end
 return 1
 ";
 
@@ -47,6 +58,10 @@ impl RedisSessionBuffer {
             self.conn.key(&format!("sess:{session_id}:inc")),
             self.conn.key(&format!("sess:{session_id}:cp")),
         )
+    }
+
+    fn user_key(&self, server_id: Uuid, user_id: Uuid) -> String {
+        self.conn.key(&format!("sessu:{server_id}:{user_id}"))
     }
 
     fn ttl_ms(&self) -> u64 {
@@ -73,11 +88,14 @@ impl SessionBuffer for RedisSessionBuffer {
         let saved: i64 = SAVE_SCRIPT
             .key(inc)
             .key(list)
+            .key(self.user_key(checkpoint.server_id, checkpoint.user_id))
             .arg(checkpoint.incarnation.to_string())
             .arg(format!("{}|{json}", checkpoint.seq))
             .arg(checkpoint.seq)
             .arg(self.ttl_ms())
             .arg(CHECKPOINTS_KEPT)
+            .arg(if checkpoint.detached { "1" } else { "0" })
+            .arg(checkpoint.session_id.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(CoreError::internal)?;
@@ -91,10 +109,33 @@ impl SessionBuffer for RedisSessionBuffer {
             .lrange(list, 0, -1)
             .await
             .map_err(CoreError::internal)?;
-        Ok(entries
+        Ok(parse(&entries))
+    }
+
+    async fn detached(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Vec<Vec<Checkpoint>>> {
+        let mut conn = self.conn.manager.clone();
+        let ids: Vec<String> = conn
+            .zrevrange(self.user_key(server_id, user_id), 0, -1)
+            .await
+            .map_err(CoreError::internal)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.lrange(self.conn.key(&format!("sess:{id}:cp")), 0, -1);
+        }
+        let lists: Vec<Vec<String>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(CoreError::internal)?;
+        Ok(lists
             .iter()
-            .filter_map(|e| e.split_once('|'))
-            .filter_map(|(_, json)| serde_json::from_str(json).ok())
+            .map(|entries| parse(entries))
+            .filter(|cps| {
+                cps.first()
+                    .is_some_and(|c| c.detached && c.server_id == server_id && c.user_id == user_id)
+            })
             .collect())
     }
 
@@ -105,4 +146,13 @@ impl SessionBuffer for RedisSessionBuffer {
             .await
             .map_err(CoreError::internal)
     }
+}
+
+/// Checkpoints stored as `<seq>|<JSON>` entries; unreadable entries are skipped.
+fn parse(entries: &[String]) -> Vec<Checkpoint> {
+    entries
+        .iter()
+        .filter_map(|e| e.split_once('|'))
+        .filter_map(|(_, json)| serde_json::from_str(json).ok())
+        .collect()
 }

@@ -177,7 +177,7 @@ async fn upload(
         ],
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "upload: {body}");
+    assert_eq!(status, StatusCode::OK, "upload of {filename:?}: {body}");
     body
 }
 
@@ -613,7 +613,7 @@ async fn upload_routes_refuse_with_the_right_status(app: TestApp) {
         &[file("d.txt", "text/plain", b"dm")],
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status, StatusCode::FORBIDDEN, "a former member's token");
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) AS n FROM attachments WHERE uploader_id = '{}'",
@@ -955,6 +955,31 @@ async fn files_are_served_only_to_those_who_may_read_them(app: TestApp) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(ecto_code(&body), Some(5001));
 
+    // `/files/{attachment_id}/{filename}`, the form the reference hands out: the same rule.
+    let by_id = format!("/files/{}/plan%20v2.txt", up["id"].as_str().expect("id"));
+    let (status, _, body) = fetch(&app, Method::GET, &by_id, Some(&owner.token), &[]).await;
+    assert_eq!(status, StatusCode::OK, "a reader's token");
+    assert_eq!(body, b"0123456789");
+    assert_eq!(
+        fetch(&app, Method::GET, &by_id, None, &[]).await.0,
+        StatusCode::UNAUTHORIZED,
+        "no token, no signature"
+    );
+    assert_eq!(
+        fetch(&app, Method::GET, &by_id, Some(&member.token), &[])
+            .await
+            .0,
+        StatusCode::FORBIDDEN,
+        "a member who cannot read the channel"
+    );
+    let unknown = format!("/files/{}/plan.txt", uuid::Uuid::now_v7());
+    assert_eq!(
+        fetch(&app, Method::GET, &unknown, Some(&owner.token), &[])
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
     // Ranges.
     let (status, headers, body) =
         fetch(&app, Method::GET, &signed, None, &[("Range", "bytes=2-5")]).await;
@@ -1112,6 +1137,13 @@ async fn no_path_leaves_the_storage_root(app: TestApp) {
         "nul\u{0}byte.txt",
         "..",
         "line\nbreak.txt",
+        "../../../../x.txt",
+        "a b (1).txt",
+        "ünïcødé ✓.txt",
+        "CON.txt",
+        "trailing.dot.",
+        "quote\"d'.txt",
+        "semi;colon=equals&amp.txt",
     ] {
         let escaped = raw.replace('\\', "\\\\").replace('"', "\\\"");
         let up = upload(&app, &owner, &ch, &escaped, "text/plain", b"overwrite?").await;
@@ -1130,6 +1162,16 @@ async fn no_path_leaves_the_storage_root(app: TestApp) {
         assert_eq!(status, StatusCode::OK, "{raw:?}");
         assert_eq!(body, b"overwrite?");
     }
+    // A name longer than any storage allows, and an empty file.
+    let long = format!("{}.txt", "é".repeat(300));
+    let up = upload(&app, &owner, &ch, &long, "text/plain", b"long").await;
+    assert_eq!(
+        fetch(&app, Method::GET, &url(&up), None, &[]).await.2,
+        b"long"
+    );
+    let up = upload(&app, &owner, &ch, "empty.txt", "text/plain", b"").await;
+    let (status, _, body) = fetch(&app, Method::GET, &url(&up), None, &[]).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 0));
     assert_eq!(
         std::fs::read_to_string(&sentinel).expect("sentinel"),
         "SENTINEL-CONTENT"

@@ -241,11 +241,15 @@ async fn owner_cannot_leave_but_members_can(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["data"]["success"], true);
-    // The left member's token no longer works, nor does its refresh token.
-    let (status, _) = app
+    // The left member's token proves only that they are no longer a member; the refresh
+    // token no longer works.
+    let (status, body) = app
         .mutate("server.leave", json!({}), Some(&member.token))
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(2002))
+    );
     let (status, _) = app
         .mutate(
             "server.refreshToken",

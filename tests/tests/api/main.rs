@@ -3,6 +3,7 @@
 mod activity;
 mod admin;
 mod dms;
+mod fidelity;
 mod files;
 mod gateway;
 mod hub;

@@ -265,39 +265,51 @@ async fn roles_and_members_of_another_server_are_not_found() {
     let role_b = role_b["result"]["data"]["id"].clone();
     app.server_address = Some(a_address);
     let t = Some(owner_a.token.as_str());
-    for (proc_, input, code) in [
+    // Another server's roles are not found; its members are not members here (the
+    // reference's `requireMember` on the target: 403 2002).
+    let not_found = StatusCode::NOT_FOUND;
+    let not_a_member = StatusCode::FORBIDDEN;
+    for (proc_, input, expected) in [
         (
             "roles.update",
             json!({ "role_id": role_b, "name": "x" }),
-            5000,
+            (not_found, 5000),
         ),
-        ("roles.delete", json!({ "role_id": role_b }), 5000),
+        (
+            "roles.delete",
+            json!({ "role_id": role_b }),
+            (not_found, 5000),
+        ),
         (
             "roles.reorder",
             json!({ "roles": [{ "role_id": role_b, "position": 1 }] }),
-            5000,
+            (not_found, 5000),
         ),
         (
             "members.updateRoles",
             json!({ "user_id": member_a.user_id, "role_ids": [role_b] }),
-            5000,
+            (not_found, 5000),
         ),
-        ("members.kick", json!({ "user_id": owner_b.user_id }), 2000),
+        (
+            "members.kick",
+            json!({ "user_id": owner_b.user_id }),
+            (not_a_member, 2002),
+        ),
         (
             "members.updateRoles",
             json!({ "user_id": owner_b.user_id, "role_ids": [] }),
-            2000,
+            (not_a_member, 2002),
         ),
         (
             "members.updateNickname",
             json!({ "user_id": owner_b.user_id, "nickname": "x" }),
-            2000,
+            (not_a_member, 2002),
         ),
     ] {
         let (status, body) = app.mutate(proc_, input, t).await;
         assert_eq!(
             (status, ecto_code(&body)),
-            (StatusCode::NOT_FOUND, Some(code)),
+            (expected.0, Some(expected.1)),
             "{proc_}: {body}"
         );
     }

@@ -534,11 +534,11 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
         next_event(&mut events, "presence.update").await.data["status"],
         "offline"
     );
-    let (status, _) = app.query("roles.list", None, Some(&kicked.token)).await;
+    let (status, body) = app.query("roles.list", None, Some(&kicked.token)).await;
     assert_eq!(
-        status,
-        StatusCode::UNAUTHORIZED,
-        "a kicked member's token stops working"
+        (status, ecto_code(&body)),
+        (StatusCode::FORBIDDEN, Some(2002)),
+        "a kicked member's token is no longer a member's"
     );
     let (status, _) = app
         .mutate(
@@ -559,8 +559,8 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
         "members.kick",
         json!({ "user_id": uuid::Uuid::now_v7() }),
         &owner,
-        StatusCode::NOT_FOUND,
-        2000,
+        StatusCode::FORBIDDEN,
+        2002,
     )
     .await;
 

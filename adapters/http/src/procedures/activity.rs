@@ -1,7 +1,7 @@
 //! The `activity` router.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{invalid, range, NoInput, Validate};
+use crate::validate::{ids, invalid, range, Id, NoInput, Validate};
 use crate::ApiError;
 use ecto_core::model::ActivityType;
 use ecto_core::usecases::activity;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// `activity.list` takes an object (which may be empty), not nothing.
 #[derive(Deserialize)]
 struct List {
-    before: Option<Uuid>,
+    before: Option<Id>,
     limit: Option<i64>,
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -37,7 +37,7 @@ impl Validate for List {
 
 #[derive(Deserialize)]
 struct MarkRead {
-    activity_ids: Vec<Uuid>,
+    activity_ids: Vec<Id>,
 }
 impl Validate for MarkRead {
     fn validate(&self) -> Result<(), ApiError> {
@@ -55,7 +55,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.before,
+                w.before.map(Uuid::from),
                 w.limit.unwrap_or(30),
                 kind,
             )
@@ -66,7 +66,7 @@ pub fn register(r: &mut Registry) {
         "activity.markRead",
         Access::Protected,
         |ctx, w: MarkRead| async move {
-            activity::mark_read(&ctx.svc, &ctx.server, ctx.caller(), &w.activity_ids).await
+            activity::mark_read(&ctx.svc, &ctx.server, ctx.caller(), &ids(w.activity_ids)).await
         },
     );
     r.mutation(

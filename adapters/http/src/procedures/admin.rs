@@ -3,7 +3,7 @@
 
 use crate::trpc::{Access, Registry};
 use crate::validate::{
-    double_option, invalid, length, opt_length, range, NoInput, Optional, Validate,
+    double_option, invalid, length, opt_length, range, Id, NoInput, Optional, Validate,
 };
 use crate::ApiError;
 use ecto_core::model::{ConfigPatch, ServerPatch};
@@ -35,7 +35,7 @@ impl Validate for CreateInviteWire {
 #[derive(Deserialize, Default)]
 struct ListInvites {
     limit: Option<i64>,
-    after: Option<Uuid>,
+    after: Option<Id>,
 }
 impl Validate for ListInvites {
     fn validate(&self) -> Result<(), ApiError> {
@@ -48,7 +48,7 @@ impl Validate for ListInvites {
 
 #[derive(Deserialize)]
 struct InviteId {
-    invite_id: Uuid,
+    invite_id: Id,
 }
 impl Validate for InviteId {}
 
@@ -93,7 +93,7 @@ struct ServerUpdate {
     #[serde(default, deserialize_with = "double_option")]
     banner_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    default_channel_id: Option<Option<Uuid>>,
+    default_channel_id: Option<Option<Id>>,
 }
 impl Validate for ServerUpdate {
     fn validate(&self) -> Result<(), ApiError> {
@@ -131,7 +131,7 @@ impl Validate for UploadIcon {
 
 #[derive(Deserialize)]
 struct TransferOwnership {
-    new_owner_id: Uuid,
+    new_owner_id: Id,
     confirmation: String,
 }
 impl Validate for TransferOwnership {}
@@ -159,14 +159,21 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, Optional(w): Optional<ListInvites>| async move {
             let limit = w.limit.unwrap_or(50);
-            invites::list(&ctx.svc, &ctx.server, ctx.caller(), w.after, limit).await
+            invites::list(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.after.map(Uuid::from),
+                limit,
+            )
+            .await
         },
     );
     r.mutation(
         "invites.revoke",
         Access::Protected,
         |ctx, w: InviteId| async move {
-            invites::revoke(&ctx.svc, &ctx.server, ctx.caller(), w.invite_id).await
+            invites::revoke(&ctx.svc, &ctx.server, ctx.caller(), w.invite_id.into()).await
         },
     );
     r.query(
@@ -210,7 +217,7 @@ pub fn register(r: &mut Registry) {
                 description: w.description,
                 icon_url: w.icon_url,
                 banner_url: w.banner_url,
-                default_channel_id: w.default_channel_id,
+                default_channel_id: w.default_channel_id.map(|o| o.map(Uuid::from)),
             };
             server_admin::update(&ctx.svc, &ctx.server, ctx.caller(), patch).await
         },
@@ -230,7 +237,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.new_owner_id,
+                w.new_owner_id.into(),
                 &w.confirmation,
             )
             .await

@@ -1,7 +1,7 @@
 //! The `pages` and `news` routers.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{double_option, invalid, length, opt_length, range, Validate};
+use crate::validate::{double_option, invalid, length, nullable, opt_length, range, Id, Validate};
 use crate::ApiError;
 use ecto_core::model::NewsPostPatch;
 use ecto_core::usecases::news::{self, NewPost};
@@ -26,13 +26,13 @@ fn image_url(field: &str, value: Option<&str>) -> Result<(), ApiError> {
 
 #[derive(Deserialize)]
 struct ChannelId {
-    channel_id: Uuid,
+    channel_id: Id,
 }
 impl Validate for ChannelId {}
 
 #[derive(Deserialize)]
 struct UpdateContent {
-    channel_id: Uuid,
+    channel_id: Id,
     content: String,
     version: i32,
 }
@@ -45,7 +45,8 @@ impl Validate for UpdateContent {
 
 #[derive(Deserialize)]
 struct UpdateBanner {
-    channel_id: Uuid,
+    channel_id: Id,
+    #[serde(deserialize_with = "nullable")]
     banner_url: Option<String>,
 }
 impl Validate for UpdateBanner {
@@ -56,9 +57,9 @@ impl Validate for UpdateBanner {
 
 #[derive(Deserialize)]
 struct History {
-    channel_id: Uuid,
+    channel_id: Id,
     limit: Option<i64>,
-    cursor: Option<Uuid>,
+    cursor: Option<Id>,
 }
 impl Validate for History {
     fn validate(&self) -> Result<(), ApiError> {
@@ -68,8 +69,8 @@ impl Validate for History {
 
 #[derive(Deserialize)]
 struct ListPosts {
-    channel_id: Uuid,
-    before: Option<Uuid>,
+    channel_id: Id,
+    before: Option<Id>,
     limit: Option<i64>,
 }
 impl Validate for ListPosts {
@@ -80,13 +81,13 @@ impl Validate for ListPosts {
 
 #[derive(Deserialize)]
 struct PostId {
-    post_id: Uuid,
+    post_id: Id,
 }
 impl Validate for PostId {}
 
 #[derive(Deserialize)]
 struct CreatePost {
-    channel_id: Uuid,
+    channel_id: Id,
     title: String,
     subtitle: Option<String>,
     hero_image_url: Option<String>,
@@ -104,7 +105,7 @@ impl Validate for CreatePost {
 
 #[derive(Deserialize)]
 struct UpdatePost {
-    post_id: Uuid,
+    post_id: Id,
     title: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     subtitle: Option<Option<String>>,
@@ -132,8 +133,8 @@ impl Validate for UpdatePost {
 
 #[derive(Deserialize)]
 struct ListComments {
-    post_id: Uuid,
-    after: Option<Uuid>,
+    post_id: Id,
+    after: Option<Id>,
     limit: Option<i64>,
 }
 impl Validate for ListComments {
@@ -144,7 +145,7 @@ impl Validate for ListComments {
 
 #[derive(Deserialize)]
 struct AddComment {
-    post_id: Uuid,
+    post_id: Id,
     content: String,
 }
 impl Validate for AddComment {
@@ -155,7 +156,7 @@ impl Validate for AddComment {
 
 #[derive(Deserialize)]
 struct CommentId {
-    comment_id: Uuid,
+    comment_id: Id,
 }
 impl Validate for CommentId {}
 
@@ -164,7 +165,7 @@ pub fn register(r: &mut Registry) {
         "pages.getContent",
         Access::Protected,
         |ctx, w: ChannelId| async move {
-            pages::get_content(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id).await
+            pages::get_content(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id.into()).await
         },
     );
     r.mutation(
@@ -175,7 +176,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
+                w.channel_id.into(),
                 w.content,
                 w.version,
             )
@@ -190,7 +191,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
+                w.channel_id.into(),
                 w.banner_url,
             )
             .await
@@ -204,8 +205,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
-                w.cursor,
+                w.channel_id.into(),
+                w.cursor.map(Uuid::from),
                 w.limit.unwrap_or(20),
             )
             .await
@@ -220,8 +221,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
-                w.before,
+                w.channel_id.into(),
+                w.before.map(Uuid::from),
                 w.limit.unwrap_or(20),
             )
             .await
@@ -231,7 +232,7 @@ pub fn register(r: &mut Registry) {
         "news.getPost",
         Access::Protected,
         |ctx, w: PostId| async move {
-            news::get_post(&ctx.svc, &ctx.server, ctx.caller(), w.post_id).await
+            news::get_post(&ctx.svc, &ctx.server, ctx.caller(), w.post_id.into()).await
         },
     );
     r.mutation(
@@ -239,7 +240,7 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, w: CreatePost| async move {
             let input = NewPost {
-                channel_id: w.channel_id,
+                channel_id: w.channel_id.into(),
                 title: w.title,
                 subtitle: w.subtitle,
                 hero_image_url: w.hero_image_url,
@@ -263,7 +264,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.post_id,
+                w.post_id.into(),
                 patch,
                 w.submit_to_discovery,
             )
@@ -274,7 +275,7 @@ pub fn register(r: &mut Registry) {
         "news.deletePost",
         Access::Protected,
         |ctx, w: PostId| async move {
-            news::delete_post(&ctx.svc, &ctx.server, ctx.caller(), w.post_id).await
+            news::delete_post(&ctx.svc, &ctx.server, ctx.caller(), w.post_id.into()).await
         },
     );
     r.query(
@@ -285,8 +286,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.post_id,
-                w.after,
+                w.post_id.into(),
+                w.after.map(Uuid::from),
                 w.limit.unwrap_or(50),
             )
             .await
@@ -296,14 +297,21 @@ pub fn register(r: &mut Registry) {
         "news.addComment",
         Access::Protected,
         |ctx, w: AddComment| async move {
-            news::add_comment(&ctx.svc, &ctx.server, ctx.caller(), w.post_id, w.content).await
+            news::add_comment(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.post_id.into(),
+                w.content,
+            )
+            .await
         },
     );
     r.mutation(
         "news.deleteComment",
         Access::Protected,
         |ctx, w: CommentId| async move {
-            news::delete_comment(&ctx.svc, &ctx.server, ctx.caller(), w.comment_id).await
+            news::delete_comment(&ctx.svc, &ctx.server, ctx.caller(), w.comment_id.into()).await
         },
     );
 }

@@ -1,7 +1,7 @@
 //! The `serverDms` router.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{invalid, length, range, Optional, Validate};
+use crate::validate::{ids, invalid, length, range, Id, Optional, Validate};
 use crate::ApiError;
 use ecto_core::usecases::dms::{self, SendDm};
 use serde::Deserialize;
@@ -19,8 +19,8 @@ impl Validate for List {
 
 #[derive(Deserialize)]
 struct History {
-    conversation_id: Uuid,
-    before: Option<Uuid>,
+    conversation_id: Id,
+    before: Option<Id>,
     limit: Option<i64>,
 }
 impl Validate for History {
@@ -31,10 +31,10 @@ impl Validate for History {
 
 #[derive(Deserialize)]
 struct Send {
-    recipient_id: Uuid,
+    recipient_id: Id,
     content: String,
-    attachment_ids: Option<Vec<Uuid>>,
-    reply_to: Option<Uuid>,
+    attachment_ids: Option<Vec<Id>>,
+    reply_to: Option<Id>,
 }
 impl Validate for Send {
     fn validate(&self) -> Result<(), ApiError> {
@@ -50,7 +50,7 @@ impl Validate for Send {
 
 #[derive(Deserialize)]
 struct Edit {
-    message_id: Uuid,
+    message_id: Id,
     content: String,
 }
 impl Validate for Edit {
@@ -61,13 +61,13 @@ impl Validate for Edit {
 
 #[derive(Deserialize)]
 struct MessageId {
-    message_id: Uuid,
+    message_id: Id,
 }
 impl Validate for MessageId {}
 
 #[derive(Deserialize)]
 struct React {
-    message_id: Uuid,
+    message_id: Id,
     emoji: String,
     action: String,
 }
@@ -83,8 +83,8 @@ impl Validate for React {
 
 #[derive(Deserialize)]
 struct MarkRead {
-    conversation_id: Uuid,
-    last_read_message_id: Uuid,
+    conversation_id: Id,
+    last_read_message_id: Id,
 }
 impl Validate for MarkRead {}
 
@@ -104,8 +104,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.conversation_id,
-                w.before,
+                w.conversation_id.into(),
+                w.before.map(Uuid::from),
                 w.limit.unwrap_or(50),
             )
             .await
@@ -116,10 +116,10 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, w: Send| async move {
             let input = SendDm {
-                recipient_id: w.recipient_id,
+                recipient_id: w.recipient_id.into(),
                 content: w.content,
-                reply_to: w.reply_to,
-                attachment_ids: w.attachment_ids.unwrap_or_default(),
+                reply_to: w.reply_to.map(Uuid::from),
+                attachment_ids: ids(w.attachment_ids.unwrap_or_default()),
             };
             dms::send(&ctx.svc, &ctx.server, ctx.caller(), input).await
         },
@@ -128,14 +128,21 @@ pub fn register(r: &mut Registry) {
         "serverDms.edit",
         Access::Protected,
         |ctx, w: Edit| async move {
-            dms::edit(&ctx.svc, &ctx.server, ctx.caller(), w.message_id, w.content).await
+            dms::edit(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.message_id.into(),
+                w.content,
+            )
+            .await
         },
     );
     r.mutation(
         "serverDms.delete",
         Access::Protected,
         |ctx, w: MessageId| async move {
-            dms::delete(&ctx.svc, &ctx.server, ctx.caller(), w.message_id).await
+            dms::delete(&ctx.svc, &ctx.server, ctx.caller(), w.message_id.into()).await
         },
     );
     r.mutation(
@@ -146,7 +153,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.message_id,
+                w.message_id.into(),
                 &w.emoji,
                 w.action == "add",
             )
@@ -161,8 +168,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.conversation_id,
-                w.last_read_message_id,
+                w.conversation_id.into(),
+                w.last_read_message_id.into(),
             )
             .await
         },

@@ -1,15 +1,14 @@
 //! The `files` router: `files.upload` (metadata only) and `files.getUrl`.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{length, range, Validate};
+use crate::validate::{length, range, Id, Validate};
 use crate::ApiError;
 use ecto_core::usecases::files;
 use serde::Deserialize;
-use uuid::Uuid;
 
 #[derive(Deserialize)]
 struct Upload {
-    channel_id: Uuid,
+    channel_id: Id,
     filename: String,
     content_type: String,
     size_bytes: i64,
@@ -24,7 +23,7 @@ impl Validate for Upload {
 
 #[derive(Deserialize)]
 struct GetUrl {
-    attachment_id: Uuid,
+    attachment_id: Id,
 }
 impl Validate for GetUrl {}
 
@@ -34,7 +33,7 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, u: Upload| async move {
             let input = files::MetadataUpload {
-                channel_id: u.channel_id,
+                channel_id: u.channel_id.into(),
                 filename: u.filename,
                 content_type: u.content_type,
                 size_bytes: u.size_bytes,
@@ -46,7 +45,7 @@ pub fn register(r: &mut Registry) {
         "files.getUrl",
         Access::Protected,
         |ctx, g: GetUrl| async move {
-            files::get_url(&ctx.svc, &ctx.server, ctx.caller(), g.attachment_id).await
+            files::get_url(&ctx.svc, &ctx.server, ctx.caller(), g.attachment_id.into()).await
         },
     );
 }

@@ -1,7 +1,7 @@
 //! The `hubFiles` router: the shared file hub.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{invalid, range, NoInput, Optional, Validate};
+use crate::validate::{invalid, nullable, range, Id, NoInput, Optional, Validate};
 use crate::ApiError;
 use ecto_core::model::{check_item_name, ItemType};
 use ecto_core::permissions::{Override, TargetType};
@@ -28,7 +28,8 @@ fn page(value: Option<i64>) -> usize {
 
 #[derive(Deserialize)]
 struct ListFolders {
-    parent_id: Option<Uuid>,
+    #[serde(deserialize_with = "nullable")]
+    parent_id: Option<Id>,
     limit: Option<i64>,
 }
 impl Validate for ListFolders {
@@ -40,7 +41,8 @@ impl Validate for ListFolders {
 #[derive(Deserialize)]
 struct CreateFolder {
     name: String,
-    parent_id: Option<Uuid>,
+    #[serde(deserialize_with = "nullable")]
+    parent_id: Option<Id>,
 }
 impl Validate for CreateFolder {
     fn validate(&self) -> Result<(), ApiError> {
@@ -50,7 +52,7 @@ impl Validate for CreateFolder {
 
 #[derive(Deserialize)]
 struct RenameFolder {
-    folder_id: Uuid,
+    folder_id: Id,
     name: String,
 }
 impl Validate for RenameFolder {
@@ -61,14 +63,15 @@ impl Validate for RenameFolder {
 
 #[derive(Deserialize)]
 struct FolderId {
-    folder_id: Uuid,
+    folder_id: Id,
 }
 impl Validate for FolderId {}
 
 #[derive(Deserialize)]
 struct ListSharedFiles {
-    folder_id: Option<Uuid>,
-    cursor: Option<Uuid>,
+    #[serde(deserialize_with = "nullable")]
+    folder_id: Option<Id>,
+    cursor: Option<Id>,
     limit: Option<i64>,
 }
 impl Validate for ListSharedFiles {
@@ -79,14 +82,14 @@ impl Validate for ListSharedFiles {
 
 #[derive(Deserialize)]
 struct FileId {
-    file_id: Uuid,
+    file_id: Id,
 }
 impl Validate for FileId {}
 
 #[derive(Deserialize, Default)]
 struct ListChannelFiles {
-    channel_id: Option<Uuid>,
-    cursor: Option<Uuid>,
+    channel_id: Option<Id>,
+    cursor: Option<Id>,
     limit: Option<i64>,
 }
 impl Validate for ListChannelFiles {
@@ -97,21 +100,21 @@ impl Validate for ListChannelFiles {
 
 #[derive(Deserialize)]
 struct AttachmentId {
-    attachment_id: Uuid,
+    attachment_id: Id,
 }
 impl Validate for AttachmentId {}
 
 #[derive(Deserialize)]
 struct Item {
     item_type: ItemType,
-    item_id: Uuid,
+    item_id: Id,
 }
 impl Validate for Item {}
 
 #[derive(Deserialize)]
 struct OverrideWire {
     target_type: String,
-    target_id: Uuid,
+    target_id: Id,
     allow: u64,
     deny: u64,
 }
@@ -119,7 +122,7 @@ struct OverrideWire {
 #[derive(Deserialize)]
 struct UpdateItemOverrides {
     item_type: ItemType,
-    item_id: Uuid,
+    item_id: Id,
     permission_overrides: Vec<OverrideWire>,
 }
 impl Validate for UpdateItemOverrides {
@@ -151,7 +154,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.parent_id,
+                w.parent_id.map(Uuid::from),
                 page(w.limit),
             )
             .await
@@ -161,21 +164,35 @@ pub fn register(r: &mut Registry) {
         "hubFiles.createFolder",
         Access::Protected,
         |ctx, w: CreateFolder| async move {
-            hub::create_folder(&ctx.svc, &ctx.server, ctx.caller(), w.name, w.parent_id).await
+            hub::create_folder(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.name,
+                w.parent_id.map(Uuid::from),
+            )
+            .await
         },
     );
     r.mutation(
         "hubFiles.renameFolder",
         Access::Protected,
         |ctx, w: RenameFolder| async move {
-            hub::rename_folder(&ctx.svc, &ctx.server, ctx.caller(), w.folder_id, w.name).await
+            hub::rename_folder(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.folder_id.into(),
+                w.name,
+            )
+            .await
         },
     );
     r.mutation(
         "hubFiles.deleteFolder",
         Access::Protected,
         |ctx, w: FolderId| async move {
-            hub::delete_folder(&ctx.svc, &ctx.server, ctx.caller(), w.folder_id).await
+            hub::delete_folder(&ctx.svc, &ctx.server, ctx.caller(), w.folder_id.into()).await
         },
     );
     r.query(
@@ -186,8 +203,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.folder_id,
-                w.cursor,
+                w.folder_id.map(Uuid::from),
+                w.cursor.map(Uuid::from),
                 page(w.limit),
             )
             .await
@@ -197,7 +214,7 @@ pub fn register(r: &mut Registry) {
         "hubFiles.deleteSharedFile",
         Access::Protected,
         |ctx, w: FileId| async move {
-            hub::delete_shared_file(&ctx.svc, &ctx.server, ctx.caller(), w.file_id).await
+            hub::delete_shared_file(&ctx.svc, &ctx.server, ctx.caller(), w.file_id.into()).await
         },
     );
     r.query(
@@ -208,8 +225,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
-                w.cursor,
+                w.channel_id.map(Uuid::from),
+                w.cursor.map(Uuid::from),
                 page(w.limit),
             )
             .await
@@ -219,7 +236,8 @@ pub fn register(r: &mut Registry) {
         "hubFiles.deleteChannelFile",
         Access::Protected,
         |ctx, w: AttachmentId| async move {
-            hub::delete_channel_file(&ctx.svc, &ctx.server, ctx.caller(), w.attachment_id).await
+            hub::delete_channel_file(&ctx.svc, &ctx.server, ctx.caller(), w.attachment_id.into())
+                .await
         },
     );
     r.query(
@@ -233,8 +251,14 @@ pub fn register(r: &mut Registry) {
         "hubFiles.getItemOverrides",
         Access::Protected,
         |ctx, w: Item| async move {
-            hub::get_item_overrides(&ctx.svc, &ctx.server, ctx.caller(), w.item_type, w.item_id)
-                .await
+            hub::get_item_overrides(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.item_type,
+                w.item_id.into(),
+            )
+            .await
         },
     );
     r.mutation(
@@ -246,7 +270,7 @@ pub fn register(r: &mut Registry) {
                 .iter()
                 .map(|o| Override {
                     target_type: TargetType::Role,
-                    target_id: o.target_id,
+                    target_id: o.target_id.into(),
                     allow: o.allow,
                     deny: o.deny,
                 })
@@ -256,7 +280,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.server,
                 ctx.caller(),
                 w.item_type,
-                w.item_id,
+                w.item_id.into(),
                 overrides,
             )
             .await

@@ -1,7 +1,9 @@
 //! The `members` router (identity part: changePassword, revokeSessions).
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{double_option, invalid, length, opt_length, range, Optional, Validate};
+use crate::validate::{
+    double_option, ids, invalid, length, opt_length, range, Id, Optional, Validate,
+};
 use crate::ApiError;
 use ecto_core::usecases::account;
 use ecto_core::usecases::members_admin::{self, DeleteWindow, MemberQuery, ProfileSync};
@@ -23,17 +25,17 @@ impl Validate for ChangePassword {
 
 #[derive(Deserialize, Default)]
 struct RevokeSessions {
-    user_id: Option<Uuid>,
+    user_id: Option<Id>,
 }
 impl Validate for RevokeSessions {}
 
 #[derive(Deserialize, Default)]
 struct ListMembers {
     limit: Option<i64>,
-    after: Option<Uuid>,
-    role_id: Option<Uuid>,
+    after: Option<Id>,
+    role_id: Option<Id>,
     search: Option<String>,
-    channel_id: Option<Uuid>,
+    channel_id: Option<Id>,
 }
 impl Validate for ListMembers {
     fn validate(&self) -> Result<(), ApiError> {
@@ -46,7 +48,7 @@ impl Validate for ListMembers {
 
 #[derive(Deserialize)]
 struct Kick {
-    user_id: Uuid,
+    user_id: Id,
     reason: Option<String>,
 }
 impl Validate for Kick {
@@ -57,7 +59,7 @@ impl Validate for Kick {
 
 #[derive(Deserialize)]
 struct Ban {
-    user_id: Uuid,
+    user_id: Id,
     reason: Option<String>,
     delete_messages: Option<String>,
 }
@@ -75,14 +77,14 @@ impl Validate for Ban {
 
 #[derive(Deserialize)]
 struct UserId {
-    user_id: Uuid,
+    user_id: Id,
 }
 impl Validate for UserId {}
 
 #[derive(Deserialize)]
 struct UpdateRoles {
-    user_id: Uuid,
-    role_ids: Vec<Uuid>,
+    user_id: Id,
+    role_ids: Vec<Id>,
 }
 impl Validate for UpdateRoles {
     fn validate(&self) -> Result<(), ApiError> {
@@ -92,7 +94,7 @@ impl Validate for UpdateRoles {
 
 #[derive(Deserialize)]
 struct UpdateNickname {
-    user_id: Uuid,
+    user_id: Id,
     #[serde(default, deserialize_with = "double_option")]
     nickname: Option<Option<String>>,
 }
@@ -136,10 +138,10 @@ pub fn register(r: &mut Registry) {
         |ctx, Optional(w): Optional<ListMembers>| async move {
             let q = MemberQuery {
                 limit: w.limit.unwrap_or(50),
-                after: w.after,
-                role_id: w.role_id,
+                after: w.after.map(Uuid::from),
+                role_id: w.role_id.map(Uuid::from),
                 search: w.search.filter(|s| !s.is_empty()),
-                channel_id: w.channel_id,
+                channel_id: w.channel_id.map(Uuid::from),
             };
             members_admin::list(&ctx.svc, &ctx.server, ctx.caller(), q).await
         },
@@ -148,7 +150,14 @@ pub fn register(r: &mut Registry) {
         "members.kick",
         Access::Protected,
         |ctx, w: Kick| async move {
-            members_admin::kick(&ctx.svc, &ctx.server, ctx.caller(), w.user_id, w.reason).await
+            members_admin::kick(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.user_id.into(),
+                w.reason,
+            )
+            .await
         },
     );
     r.mutation("members.ban", Access::Protected, |ctx, w: Ban| async move {
@@ -162,7 +171,7 @@ pub fn register(r: &mut Registry) {
             &ctx.svc,
             &ctx.server,
             ctx.caller(),
-            w.user_id,
+            w.user_id.into(),
             w.reason,
             window,
         )
@@ -172,15 +181,21 @@ pub fn register(r: &mut Registry) {
         "members.unban",
         Access::Protected,
         |ctx, w: UserId| async move {
-            members_admin::unban(&ctx.svc, &ctx.server, ctx.caller(), w.user_id).await
+            members_admin::unban(&ctx.svc, &ctx.server, ctx.caller(), w.user_id.into()).await
         },
     );
     r.mutation(
         "members.updateRoles",
         Access::Protected,
         |ctx, w: UpdateRoles| async move {
-            members_admin::update_roles(&ctx.svc, &ctx.server, ctx.caller(), w.user_id, w.role_ids)
-                .await
+            members_admin::update_roles(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.user_id.into(),
+                ids(w.role_ids),
+            )
+            .await
         },
     );
     r.mutation(
@@ -191,7 +206,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.user_id,
+                w.user_id.into(),
                 w.nickname.flatten(),
             )
             .await
@@ -236,7 +251,13 @@ pub fn register(r: &mut Registry) {
         "members.revokeSessions",
         Access::Protected,
         |ctx, Optional(w): Optional<RevokeSessions>| async move {
-            account::revoke_sessions(&ctx.svc, &ctx.server, ctx.caller(), w.user_id).await
+            account::revoke_sessions(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.user_id.map(Uuid::from),
+            )
+            .await
         },
     );
 }

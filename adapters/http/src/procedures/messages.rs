@@ -1,7 +1,7 @@
 //! The `messages` and `read_state` routers.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{invalid, length, opt_length, range, NoInput, Validate};
+use crate::validate::{ids, invalid, length, opt_length, range, Id, NoInput, Validate};
 use crate::ApiError;
 use ecto_core::ports::Cursor;
 use ecto_core::usecases::messages::{self, SendMessage};
@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 #[derive(Deserialize)]
 struct List {
-    channel_id: Uuid,
-    before: Option<Uuid>,
-    after: Option<Uuid>,
+    channel_id: Id,
+    before: Option<Id>,
+    after: Option<Id>,
     limit: Option<i64>,
     pinned_only: Option<bool>,
 }
@@ -30,10 +30,10 @@ impl Validate for List {
 
 #[derive(Deserialize)]
 struct Send {
-    channel_id: Uuid,
+    channel_id: Id,
     content: Option<String>,
-    reply_to: Option<Uuid>,
-    attachment_ids: Option<Vec<Uuid>>,
+    reply_to: Option<Id>,
+    attachment_ids: Option<Vec<Id>>,
     nonce: Option<String>,
 }
 impl Validate for Send {
@@ -51,7 +51,7 @@ impl Validate for Send {
 
 #[derive(Deserialize)]
 struct Update {
-    message_id: Uuid,
+    message_id: Id,
     content: String,
 }
 impl Validate for Update {
@@ -62,20 +62,20 @@ impl Validate for Update {
 
 #[derive(Deserialize)]
 struct MessageId {
-    message_id: Uuid,
+    message_id: Id,
 }
 impl Validate for MessageId {}
 
 #[derive(Deserialize)]
 struct Pin {
-    message_id: Uuid,
+    message_id: Id,
     pinned: bool,
 }
 impl Validate for Pin {}
 
 #[derive(Deserialize)]
 struct React {
-    message_id: Uuid,
+    message_id: Id,
     emoji: String,
     action: String,
 }
@@ -91,8 +91,8 @@ impl Validate for React {
 
 #[derive(Deserialize)]
 struct ReadUpdate {
-    channel_id: Uuid,
-    last_read_message_id: Uuid,
+    channel_id: Id,
+    last_read_message_id: Id,
 }
 impl Validate for ReadUpdate {}
 
@@ -102,8 +102,8 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, w: List| async move {
             let cursor = match (w.before, w.after) {
-                (Some(b), _) => Cursor::Before(b),
-                (None, Some(a)) => Cursor::After(a),
+                (Some(b), _) => Cursor::Before(b.into()),
+                (None, Some(a)) => Cursor::After(a.into()),
                 (None, None) => Cursor::Latest,
             };
             let limit = w.limit.unwrap_or(50);
@@ -111,7 +111,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
+                w.channel_id.into(),
                 cursor,
                 limit,
                 w.pinned_only.unwrap_or(false),
@@ -124,10 +124,10 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, w: Send| async move {
             let input = SendMessage {
-                channel_id: w.channel_id,
+                channel_id: w.channel_id.into(),
                 content: w.content,
-                reply_to: w.reply_to,
-                attachment_ids: w.attachment_ids.unwrap_or_default(),
+                reply_to: w.reply_to.map(Uuid::from),
+                attachment_ids: ids(w.attachment_ids.unwrap_or_default()),
                 nonce: w.nonce,
             };
             messages::send(&ctx.svc, &ctx.server, ctx.caller(), input).await
@@ -137,21 +137,35 @@ pub fn register(r: &mut Registry) {
         "messages.update",
         Access::Protected,
         |ctx, w: Update| async move {
-            messages::update(&ctx.svc, &ctx.server, ctx.caller(), w.message_id, w.content).await
+            messages::update(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.message_id.into(),
+                w.content,
+            )
+            .await
         },
     );
     r.mutation(
         "messages.delete",
         Access::Protected,
         |ctx, w: MessageId| async move {
-            messages::delete(&ctx.svc, &ctx.server, ctx.caller(), w.message_id).await
+            messages::delete(&ctx.svc, &ctx.server, ctx.caller(), w.message_id.into()).await
         },
     );
     r.mutation(
         "messages.pin",
         Access::Protected,
         |ctx, w: Pin| async move {
-            messages::pin(&ctx.svc, &ctx.server, ctx.caller(), w.message_id, w.pinned).await
+            messages::pin(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.message_id.into(),
+                w.pinned,
+            )
+            .await
         },
     );
     r.mutation(
@@ -162,7 +176,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.message_id,
+                w.message_id.into(),
                 &w.emoji,
                 w.action == "add",
             )
@@ -173,7 +187,7 @@ pub fn register(r: &mut Registry) {
         "messages.history",
         Access::Protected,
         |ctx, w: MessageId| async move {
-            messages::history(&ctx.svc, &ctx.server, ctx.caller(), w.message_id).await
+            messages::history(&ctx.svc, &ctx.server, ctx.caller(), w.message_id.into()).await
         },
     );
     r.mutation(
@@ -184,8 +198,8 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
-                w.last_read_message_id,
+                w.channel_id.into(),
+                w.last_read_message_id.into(),
             )
             .await
         },

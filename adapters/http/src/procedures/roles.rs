@@ -1,12 +1,11 @@
 //! The `roles` router and `bans.list`.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{double_option, invalid, length, range, NoInput, Validate};
+use crate::validate::{double_option, invalid, length, range, Id, NoInput, Validate};
 use crate::ApiError;
 use ecto_core::ports::RolePatch;
 use ecto_core::usecases::{members_admin, roles};
 use serde::Deserialize;
-use uuid::Uuid;
 
 fn color_ok(color: Option<&str>) -> Result<(), ApiError> {
     match color {
@@ -33,7 +32,7 @@ impl Validate for CreateRole {
 
 #[derive(Deserialize)]
 struct UpdateRole {
-    role_id: Uuid,
+    role_id: Id,
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     color: Option<Option<String>>,
@@ -51,13 +50,13 @@ impl Validate for UpdateRole {
 
 #[derive(Deserialize)]
 struct RoleId {
-    role_id: Uuid,
+    role_id: Id,
 }
 impl Validate for RoleId {}
 
 #[derive(Deserialize)]
 struct RoleMove {
-    role_id: Uuid,
+    role_id: Id,
     position: i32,
 }
 
@@ -103,14 +102,14 @@ pub fn register(r: &mut Registry) {
                 permissions: w.permissions,
                 position: w.position,
             };
-            roles::update(&ctx.svc, &ctx.server, ctx.caller(), w.role_id, patch).await
+            roles::update(&ctx.svc, &ctx.server, ctx.caller(), w.role_id.into(), patch).await
         },
     );
     r.mutation(
         "roles.delete",
         Access::Protected,
         |ctx, w: RoleId| async move {
-            roles::delete(&ctx.svc, &ctx.server, ctx.caller(), w.role_id).await
+            roles::delete(&ctx.svc, &ctx.server, ctx.caller(), w.role_id.into()).await
         },
     );
     r.mutation(
@@ -120,7 +119,7 @@ pub fn register(r: &mut Registry) {
             let moves = w
                 .roles
                 .into_iter()
-                .map(|m| (m.role_id, m.position))
+                .map(|m| (m.role_id.into(), m.position))
                 .collect();
             roles::reorder(&ctx.svc, &ctx.server, ctx.caller(), moves).await
         },

@@ -1,7 +1,7 @@
 //! The `search` router.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{invalid, length, range, Validate};
+use crate::validate::{invalid, length, range, Id, Validate};
 use crate::ApiError;
 use ecto_core::usecases::search::{self, Search};
 use serde::Deserialize;
@@ -10,10 +10,10 @@ use uuid::Uuid;
 #[derive(Deserialize)]
 struct SearchWire {
     query: String,
-    channel_id: Option<Uuid>,
-    author_id: Option<Uuid>,
-    before: Option<Uuid>,
-    after: Option<Uuid>,
+    channel_id: Option<Id>,
+    author_id: Option<Id>,
+    before: Option<Id>,
+    after: Option<Id>,
     limit: Option<i64>,
     has: Option<Vec<String>>,
 }
@@ -43,10 +43,10 @@ pub fn register(r: &mut Registry) {
             let has = w.has.unwrap_or_default();
             let input = Search {
                 query: w.query,
-                channel_id: w.channel_id,
-                author_id: w.author_id,
-                before: w.before,
-                after: w.after,
+                channel_id: w.channel_id.map(Uuid::from),
+                author_id: w.author_id.map(Uuid::from),
+                before: w.before.map(Uuid::from),
+                after: w.after.map(Uuid::from),
                 limit: w.limit.unwrap_or(25),
                 has_attachment: has.iter().any(|h| h == "attachment"),
                 has_link: has.iter().any(|h| h == "link"),

@@ -1,7 +1,7 @@
 //! The `channels`, `categories` and `auditlog` routers.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{double_option, invalid, length, opt_length, range, Optional, Validate};
+use crate::validate::{double_option, invalid, length, opt_length, range, Id, Optional, Validate};
 use crate::ApiError;
 use ecto_core::model::ChannelType;
 use ecto_core::permissions::{Override, TargetType};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 #[derive(Deserialize, Clone)]
 struct OverrideWire {
     target_type: String,
-    target_id: Uuid,
+    target_id: Id,
     allow: u64,
     deny: u64,
 }
@@ -35,7 +35,7 @@ fn overrides(wire: &Option<Vec<OverrideWire>>) -> Result<Option<Vec<Override>>, 
             })?;
             Ok(Override {
                 target_type,
-                target_id: o.target_id,
+                target_id: o.target_id.into(),
                 allow: o.allow,
                 deny: o.deny,
             })
@@ -49,7 +49,7 @@ struct CreateChannel {
     name: String,
     #[serde(rename = "type")]
     channel_type: String,
-    category_id: Option<Uuid>,
+    category_id: Option<Id>,
     topic: Option<String>,
     slowmode_seconds: Option<i32>,
     nsfw: Option<bool>,
@@ -74,12 +74,12 @@ impl Validate for CreateChannel {
 
 #[derive(Deserialize)]
 struct UpdateChannel {
-    channel_id: Uuid,
+    channel_id: Id,
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     topic: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    category_id: Option<Option<Uuid>>,
+    category_id: Option<Option<Id>>,
     slowmode_seconds: Option<i32>,
     nsfw: Option<bool>,
     permission_overrides: Option<Vec<OverrideWire>>,
@@ -98,16 +98,16 @@ impl Validate for UpdateChannel {
 
 #[derive(Deserialize)]
 struct ChannelId {
-    channel_id: Uuid,
+    channel_id: Id,
 }
 impl Validate for ChannelId {}
 
 #[derive(Deserialize)]
 struct MoveWire {
-    channel_id: Uuid,
+    channel_id: Id,
     position: i32,
     #[serde(default, deserialize_with = "double_option")]
-    category_id: Option<Option<Uuid>>,
+    category_id: Option<Option<Id>>,
 }
 
 #[derive(Deserialize)]
@@ -136,7 +136,7 @@ impl Validate for CategoryName {
 
 #[derive(Deserialize)]
 struct UpdateCategory {
-    category_id: Uuid,
+    category_id: Id,
     name: Option<String>,
     permission_overrides: Option<Vec<OverrideWire>>,
 }
@@ -148,13 +148,13 @@ impl Validate for UpdateCategory {
 
 #[derive(Deserialize)]
 struct CategoryId {
-    category_id: Uuid,
+    category_id: Id,
 }
 impl Validate for CategoryId {}
 
 #[derive(Deserialize)]
 struct CategoryMove {
-    category_id: Uuid,
+    category_id: Id,
     position: i32,
 }
 
@@ -173,10 +173,10 @@ impl Validate for ReorderCategories {
 
 #[derive(Deserialize, Default)]
 struct AuditList {
-    before: Option<Uuid>,
+    before: Option<Id>,
     limit: Option<i64>,
     action: Option<String>,
-    actor_id: Option<Uuid>,
+    actor_id: Option<Id>,
 }
 impl Validate for AuditList {
     fn validate(&self) -> Result<(), ApiError> {
@@ -202,7 +202,7 @@ pub fn register(r: &mut Registry) {
             let input = channels::CreateChannel {
                 name: w.name,
                 channel_type: ChannelType::parse(&w.channel_type).unwrap_or(ChannelType::Text),
-                category_id: w.category_id,
+                category_id: w.category_id.map(Uuid::from),
                 topic: w.topic,
                 slowmode_seconds: w.slowmode_seconds.unwrap_or(0),
                 nsfw: w.nsfw.unwrap_or(false),
@@ -216,12 +216,12 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, w: UpdateChannel| async move {
             let input = channels::UpdateChannel {
-                channel_id: w.channel_id,
+                channel_id: w.channel_id.into(),
                 overrides: overrides(&w.permission_overrides)?,
                 patch: ChannelPatch {
                     name: w.name,
                     topic: w.topic,
-                    category_id: w.category_id,
+                    category_id: w.category_id.map(|o| o.map(Uuid::from)),
                     slowmode_seconds: w.slowmode_seconds,
                     nsfw: w.nsfw,
                 },
@@ -233,14 +233,14 @@ pub fn register(r: &mut Registry) {
         "channels.delete",
         Access::Protected,
         |ctx, w: ChannelId| async move {
-            channels::delete(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id).await
+            channels::delete(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id.into()).await
         },
     );
     r.query(
         "channels.getOverrides",
         Access::Protected,
         |ctx, w: ChannelId| async move {
-            channels::overrides(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id).await
+            channels::overrides(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id.into()).await
         },
     );
     r.mutation(
@@ -251,9 +251,9 @@ pub fn register(r: &mut Registry) {
                 .channels
                 .into_iter()
                 .map(|m| ChannelMove {
-                    channel_id: m.channel_id,
+                    channel_id: m.channel_id.into(),
                     position: m.position,
-                    category_id: m.category_id,
+                    category_id: m.category_id.map(|o| o.map(Uuid::from)),
                 })
                 .collect();
             channels::reorder(&ctx.svc, &ctx.server, ctx.caller(), moves).await
@@ -275,7 +275,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.category_id,
+                w.category_id.into(),
                 w.name,
                 o,
             )
@@ -286,14 +286,14 @@ pub fn register(r: &mut Registry) {
         "categories.getOverrides",
         Access::Protected,
         |ctx, w: CategoryId| async move {
-            categories::overrides(&ctx.svc, &ctx.server, ctx.caller(), w.category_id).await
+            categories::overrides(&ctx.svc, &ctx.server, ctx.caller(), w.category_id.into()).await
         },
     );
     r.mutation(
         "categories.delete",
         Access::Protected,
         |ctx, w: CategoryId| async move {
-            categories::delete(&ctx.svc, &ctx.server, ctx.caller(), w.category_id).await
+            categories::delete(&ctx.svc, &ctx.server, ctx.caller(), w.category_id.into()).await
         },
     );
     r.mutation(
@@ -303,7 +303,7 @@ pub fn register(r: &mut Registry) {
             let moves = w
                 .categories
                 .into_iter()
-                .map(|m| (m.category_id, m.position))
+                .map(|m| (m.category_id.into(), m.position))
                 .collect();
             categories::reorder(&ctx.svc, &ctx.server, ctx.caller(), moves).await
         },
@@ -313,10 +313,10 @@ pub fn register(r: &mut Registry) {
         Access::Protected,
         |ctx, Optional(w): Optional<AuditList>| async move {
             let query = AuditQuery {
-                before: w.before,
+                before: w.before.map(Uuid::from),
                 limit: w.limit.unwrap_or(50),
                 action: w.action,
-                actor_id: w.actor_id,
+                actor_id: w.actor_id.map(Uuid::from),
             };
             audit::list(&ctx.svc, &ctx.server, ctx.caller(), query).await
         },

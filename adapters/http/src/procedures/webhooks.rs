@@ -1,15 +1,14 @@
 //! The `webhooks` router.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{invalid, length, opt_length, Validate};
+use crate::validate::{invalid, length, opt_length, Id, Validate};
 use crate::ApiError;
 use ecto_core::usecases::webhooks;
 use serde::Deserialize;
-use uuid::Uuid;
 
 #[derive(Deserialize)]
 struct Create {
-    channel_id: Uuid,
+    channel_id: Id,
     name: String,
     avatar_url: Option<String>,
 }
@@ -28,13 +27,13 @@ impl Validate for Create {
 
 #[derive(Deserialize)]
 struct ChannelId {
-    channel_id: Uuid,
+    channel_id: Id,
 }
 impl Validate for ChannelId {}
 
 #[derive(Deserialize)]
 struct WebhookId {
-    webhook_id: Uuid,
+    webhook_id: Id,
 }
 impl Validate for WebhookId {}
 
@@ -47,7 +46,7 @@ pub fn register(r: &mut Registry) {
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
-                w.channel_id,
+                w.channel_id.into(),
                 w.name,
                 w.avatar_url,
             )
@@ -58,21 +57,21 @@ pub fn register(r: &mut Registry) {
         "webhooks.list",
         Access::Protected,
         |ctx, w: ChannelId| async move {
-            webhooks::list(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id).await
+            webhooks::list(&ctx.svc, &ctx.server, ctx.caller(), w.channel_id.into()).await
         },
     );
     r.mutation(
         "webhooks.delete",
         Access::Protected,
         |ctx, w: WebhookId| async move {
-            webhooks::delete(&ctx.svc, &ctx.server, ctx.caller(), w.webhook_id).await
+            webhooks::delete(&ctx.svc, &ctx.server, ctx.caller(), w.webhook_id.into()).await
         },
     );
     r.mutation(
         "webhooks.regenerateToken",
         Access::Protected,
         |ctx, w: WebhookId| async move {
-            webhooks::regenerate(&ctx.svc, &ctx.server, ctx.caller(), w.webhook_id).await
+            webhooks::regenerate(&ctx.svc, &ctx.server, ctx.caller(), w.webhook_id.into()).await
         },
     );
 }
