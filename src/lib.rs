@@ -4,9 +4,11 @@
 //! Nothing in this crate performs IO. Adapters (SQL, Redis, HTTP, ...) implement the traits in
 //! [`ports`]; the composition root wires them into [`Services`], which every use case takes.
 
+pub mod display_name;
 pub mod error;
 pub mod memo;
 pub mod model;
+pub mod passwords;
 pub mod permissions;
 pub mod ports;
 pub mod services;

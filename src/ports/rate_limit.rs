@@ -81,11 +81,21 @@ pub struct RateLimits {
     pub ip: Limit,
     /// `server.join` and `server.refreshToken`, per client IP, on top of the above.
     pub join: Limit,
-    /// `POST /webhooks/{id}/{token}`, per webhook id.
+    /// `POST /webhooks/{id}/{token}` with the right token, per webhook id.
     pub webhook: Limit,
-    /// Whether the client IP is the first address of `X-Forwarded-For` (only behind a proxy
-    /// that sets it) instead of the connection's peer address.
+    /// Webhook calls with an unknown id or a wrong token, per client address (so guessing
+    /// cannot starve the real integration's bucket).
+    pub webhook_failures: Limit,
+    /// Failed logins of one account from one client address.
+    pub login_address: Limit,
+    /// Failed logins of one account from addresses that already failed on it.
+    pub login_account: Limit,
+    /// Whether the client IP is taken from `X-Forwarded-For` (only behind proxies that append
+    /// to it) instead of the connection's peer address.
     pub trust_forwarded_for: bool,
+    /// How many proxies append to `X-Forwarded-For`: the client is the address this many
+    /// entries from the right (1: the rightmost, written by the closest proxy).
+    pub forwarded_for_hops: u8,
 }
 
 impl RateLimits {
@@ -95,6 +105,10 @@ impl RateLimits {
         ip: Limit::OFF,
         join: Limit::OFF,
         webhook: Limit::OFF,
+        webhook_failures: Limit::OFF,
+        login_address: Limit::OFF,
+        login_account: Limit::OFF,
         trust_forwarded_for: false,
+        forwarded_for_hops: 1,
     };
 }

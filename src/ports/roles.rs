@@ -115,6 +115,10 @@ pub trait ModerationStore: Send + Sync {
     ) -> CoreResult<bool>;
     /// Sets whether a member accepts server DMs; `false` when not a member.
     async fn set_allow_dms(&self, server_id: Uuid, user_id: Uuid, allow: bool) -> CoreResult<bool>;
+    /// A member of the server (other than nobody) whose username (their local account's, or
+    /// the cached ecto-central profile's) is `name`, compared case-insensitively (`name` is
+    /// given in lower case); `None` when no member has it.
+    async fn member_with_username(&self, server_id: Uuid, name: &str) -> CoreResult<Option<Uuid>>;
     /// Sets a local account's display name and avatar; `false` when there is no such account.
     async fn set_local_profile(
         &self,

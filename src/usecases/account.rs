@@ -82,6 +82,7 @@ pub async fn change_password(
     if !svc.hasher.verify(current, &user.password_hash).await? {
         return Err(CoreError::auth_failed("Current password is incorrect"));
     }
+    crate::passwords::check_not_common(new)?;
     let hash = svc.hasher.hash(new).await?;
     // The new hash and the version bump commit together: old tokens die with the old password.
     let pair = revoke_and_reissue(svc, server.id, caller.user_id, Some(&hash)).await?;

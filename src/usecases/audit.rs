@@ -72,11 +72,13 @@ pub fn category_not_found() -> CoreError {
 }
 
 /// Checks override targets: roles must be roles of this server (NOT_FOUND 5000), members
-/// members of it (NOT_FOUND 2000), and the caller must be allowed to grant what they allow.
+/// members of it (NOT_FOUND 2000), and the caller must be allowed to grant what they allow
+/// where they hold `held` (their bits at the channel's or category's level).
 pub async fn check_overrides(
     svc: &Services,
     server_id: Uuid,
     perms: &super::perms::Perms,
+    held: u64,
     overrides: &[crate::permissions::Override],
 ) -> CoreResult<()> {
     use crate::permissions::TargetType;
@@ -84,7 +86,7 @@ pub async fn check_overrides(
         if !crate::permissions::is_valid(o.deny) {
             return Err(CoreError::bad_request("Permission bits name no permission"));
         }
-        perms.may_grant(o.allow)?;
+        perms.may_grant_within(o.allow, held)?;
         match o.target_type {
             TargetType::Role => {
                 if !perms.data.roles.iter().any(|r| r.id == o.target_id) {

@@ -17,6 +17,24 @@ async fn manager(svc: &Services, server: &Server, caller: &Caller) -> CoreResult
     Ok(perms)
 }
 
+/// [`manager`] who also holds MANAGE_CHANNELS at the level of category `id` (which must be
+/// one of this server's): whoever cannot see a category cannot manage it either.
+async fn category_manager(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    id: Uuid,
+) -> CoreResult<(Perms, Category)> {
+    let perms = manager(svc, server, caller).await?;
+    let category = svc
+        .structure
+        .category(server.id, id)
+        .await?
+        .ok_or_else(category_not_found)?;
+    perms.require_in_category(id, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+    Ok((perms, category))
+}
+
 /// `categories.create`.
 pub async fn create(
     svc: &Services,
@@ -52,13 +70,10 @@ pub async fn update(
     name: Option<String>,
     overrides: Option<Vec<Override>>,
 ) -> CoreResult<Category> {
-    let perms = manager(svc, server, caller).await?;
-    if svc.structure.category(server.id, id).await?.is_none() {
-        return Err(category_not_found());
-    }
+    let (perms, _) = category_manager(svc, server, caller, id).await?;
     let name = name.map(|n| normalize_channel_name(&n)).transpose()?;
     if let Some(o) = &overrides {
-        check_overrides(svc, server.id, &perms, o).await?;
+        check_overrides(svc, server.id, &perms, perms.category(id), o).await?;
     }
     let audit = entry(
         svc,
@@ -95,10 +110,7 @@ pub async fn overrides(
     caller: &Caller,
     id: Uuid,
 ) -> CoreResult<Vec<OverrideView>> {
-    manager(svc, server, caller).await?;
-    if svc.structure.category(server.id, id).await?.is_none() {
-        return Err(category_not_found());
-    }
+    category_manager(svc, server, caller, id).await?;
     let stored = svc.structure.category_overrides(server.id, id).await?;
     Ok(stored.iter().map(OverrideView::for_category).collect())
 }
@@ -110,12 +122,7 @@ pub async fn delete(
     caller: &Caller,
     id: Uuid,
 ) -> CoreResult<serde_json::Value> {
-    manager(svc, server, caller).await?;
-    let category = svc
-        .structure
-        .category(server.id, id)
-        .await?
-        .ok_or_else(category_not_found)?;
+    let (_, category) = category_manager(svc, server, caller, id).await?;
     let audit = entry(
         svc,
         server.id,

@@ -91,6 +91,25 @@ async fn require_category(svc: &Services, server: &Server, id: Option<Uuid>) -> 
     Ok(())
 }
 
+/// The caller's permissions and the channel, when the caller holds MANAGE_CHANNELS in that
+/// channel (channel-level bits: whoever cannot see a channel cannot manage it either).
+async fn channel_manager(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+) -> CoreResult<(Perms, Channel)> {
+    let perms = Perms::load(svc, server, caller).await?;
+    perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+    let channel = svc
+        .structure
+        .channel(server.id, channel_id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    perms.require_in(&channel, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+    Ok((perms, channel))
+}
+
 /// `channels.create` (MANAGE_CHANNELS).
 pub async fn create(
     svc: &Services,
@@ -102,7 +121,16 @@ pub async fn create(
     perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
     let name = normalize_channel_name(&input.name)?;
     require_category(svc, server, input.category_id).await?;
-    check_overrides(svc, server.id, &perms, &input.overrides).await?;
+    // A new channel starts from its category's overrides: managing and granting there uses
+    // the caller's bits at that level.
+    let held = match input.category_id {
+        Some(category) => {
+            perms.require_in_category(category, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+            perms.category(category)
+        }
+        None => perms.server,
+    };
+    check_overrides(svc, server.id, &perms, held, &input.overrides).await?;
     let id = new_id();
     let audit = entry(
         svc,
@@ -148,24 +176,18 @@ pub async fn update(
     caller: &Caller,
     mut input: UpdateChannel,
 ) -> CoreResult<Channel> {
-    let perms = Perms::load(svc, server, caller).await?;
-    perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
-    if svc
-        .structure
-        .channel(server.id, input.channel_id)
-        .await?
-        .is_none()
-    {
-        return Err(channel_not_found());
-    }
+    let (perms, channel) = channel_manager(svc, server, caller, input.channel_id).await?;
     if let Some(name) = &input.patch.name {
         input.patch.name = Some(normalize_channel_name(name)?);
     }
     if let Some(category) = input.patch.category_id {
         require_category(svc, server, category).await?;
+        if let Some(category) = category {
+            perms.require_in_category(category, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+        }
     }
     if let Some(overrides) = &input.overrides {
-        check_overrides(svc, server.id, &perms, overrides).await?;
+        check_overrides(svc, server.id, &perms, perms.channel(&channel), overrides).await?;
     }
     let audit = entry(
         svc,
@@ -208,13 +230,7 @@ pub async fn delete(
     caller: &Caller,
     channel_id: Uuid,
 ) -> CoreResult<serde_json::Value> {
-    let perms = Perms::load(svc, server, caller).await?;
-    perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
-    let channel = svc
-        .structure
-        .channel(server.id, channel_id)
-        .await?
-        .ok_or_else(channel_not_found)?;
+    let (_, channel) = channel_manager(svc, server, caller, channel_id).await?;
     let audit = entry(
         svc,
         server.id,
@@ -248,16 +264,7 @@ pub async fn overrides(
     caller: &Caller,
     channel_id: Uuid,
 ) -> CoreResult<Vec<OverrideView>> {
-    let perms = Perms::load(svc, server, caller).await?;
-    perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
-    if svc
-        .structure
-        .channel(server.id, channel_id)
-        .await?
-        .is_none()
-    {
-        return Err(channel_not_found());
-    }
+    channel_manager(svc, server, caller, channel_id).await?;
     let stored = svc
         .structure
         .channel_overrides(server.id, channel_id)
@@ -274,6 +281,16 @@ pub async fn reorder(
 ) -> CoreResult<serde_json::Value> {
     let perms = Perms::load(svc, server, caller).await?;
     perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+    // Moving a channel is managing it: each one moved needs MANAGE_CHANNELS where it is.
+    let channels = super::perms::channels(svc, server.id).await?;
+    for m in &moves {
+        if let Some(channel) = channels.iter().find(|c| c.id == m.channel_id) {
+            perms.require_in(channel, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+        }
+        if let Some(Some(category)) = m.category_id {
+            perms.require_in_category(category, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+        }
+    }
     let audit = entry(
         svc,
         server.id,

@@ -531,7 +531,7 @@ pub async fn list_channel_files(
     Ok(ChannelFilePage { files, has_more })
 }
 
-/// `hubFiles.deleteChannelFile` (MANAGE_FILES, server-wide): removes one attachment of a
+/// `hubFiles.deleteChannelFile` (MANAGE_FILES, server-wide and in the file's channel): removes one attachment of a
 /// channel message. A message left with no text and no attachment is deleted
 /// (`message.delete`); otherwise its channel gets `message.update {id, channel_id,
 /// attachments}`. Audited; event `channel_file.delete`.
@@ -548,6 +548,11 @@ pub async fn delete_channel_file(
         .channel_file(server.id, attachment_id)
         .await?
         .ok_or_else(attachment_not_found)?;
+    // A file of a channel the caller cannot see is managed with channel-level bits too.
+    let channel = super::perms::channel(svc, server.id, file.channel_id)
+        .await?
+        .ok_or_else(attachment_not_found)?;
+    perms.require_in(&channel, bits::MANAGE_FILES, "MANAGE_FILES")?;
     let audit = entry(
         svc,
         server.id,

@@ -42,7 +42,14 @@ pub async fn authenticate(
     token: &str,
 ) -> CoreResult<Option<Caller>> {
     if let Some(claims) = svc.tokens.verify_access(token) {
-        if claims.server_id != server.id {
+        if claims.server_id != server.id
+            || !super::tokens::plausible(
+                svc,
+                claims.issued_at,
+                claims.expires_at,
+                super::tokens::ACCESS_TTL_SECS,
+            )
+        {
             return Ok(None);
         }
         if claims.identity_type == IdentityType::Local && !local_accounts_allowed(svc) {
@@ -56,7 +63,13 @@ pub async fn authenticate(
         // membership-requiring calls then answer 403 2002, not 401, so a client can tell "my
         // token is bad" from "I am no longer a member here".
         return Ok(match member {
-            Some(m) if m.token_version != claims.token_version => None,
+            // Revoked (version bumped), or not the kind of account it claims to be.
+            Some(m)
+                if m.token_version != claims.token_version
+                    || m.identity_type != claims.identity_type =>
+            {
+                None
+            }
             member => Some(Caller {
                 user_id: claims.user_id,
                 identity_type: claims.identity_type,

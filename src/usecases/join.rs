@@ -27,6 +27,8 @@ pub struct JoinInput {
     pub username: Option<String>,
     pub password: Option<String>,
     pub action: JoinAction,
+    /// The client's address, for the failed-login limits.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// What `server.join` returns.
@@ -71,7 +73,7 @@ pub async fn join(
             }
             match input.action {
                 JoinAction::Login => (
-                    login(svc, server, username, password).await?,
+                    login(svc, server, username, password, input.client).await?,
                     IdentityType::Local,
                 ),
                 JoinAction::Register => {
@@ -183,16 +185,112 @@ async fn login(
     server: &Server,
     username: &str,
     password: &str,
+    client: Option<std::net::IpAddr>,
 ) -> CoreResult<uuid::Uuid> {
+    let throttle = LoginThrottle::new(server, username, client);
+    throttle.admit(svc).await?;
     let invalid = || CoreError::auth_failed("Invalid username or password");
     let user = svc.accounts.find_local_user(server.id, username).await?;
-    match user {
-        Some(user) if svc.hasher.verify(password, &user.password_hash).await? => Ok(user.id),
-        Some(_) => Err(invalid()),
+    let verified = match user {
+        Some(user) if svc.hasher.verify(password, &user.password_hash).await? => Some(user.id),
+        Some(_) => None,
         None => {
             // Hash anyway so an unknown name takes as long as a wrong password.
             let _ = svc.hasher.hash(password).await?;
+            None
+        }
+    };
+    match verified {
+        Some(id) => Ok(id),
+        None => {
+            throttle.failed(svc).await;
             Err(invalid())
+        }
+    }
+}
+
+/// Failed logins slow down per account, without letting anyone lock its owner out:
+/// - an address that failed `login_address.capacity` times on an account within the window
+///   is refused (429) on that account until the window passes;
+/// - attempts from an address that already failed on the account also take from the
+///   account's own bucket (`login_account`), which spreads guessing from many addresses
+///   thin. An address with no failure on the account (its owner, typing it right) is never
+///   held back by what others did.
+struct LoginThrottle {
+    /// Failures of this address on this account (a counter in the cache).
+    address_key: String,
+    /// The account's bucket in the rate limiter.
+    account_key: String,
+}
+
+impl LoginThrottle {
+    fn new(server: &Server, username: &str, client: Option<std::net::IpAddr>) -> Self {
+        let account = format!("{}:{}", server.id, username.trim().to_lowercase());
+        Self {
+            address_key: format!(
+                "loginfail:{account}:{}",
+                super::rate_limit::client_key(client)
+            ),
+            account_key: format!("rl:login:{account}"),
+        }
+    }
+
+    async fn failures(&self, svc: &Services) -> u32 {
+        match svc.cache.get(&self.address_key).await {
+            Ok(hit) => hit.and_then(|v| v.parse().ok()).unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(error = %e, "login failures unavailable");
+                0
+            }
+        }
+    }
+
+    /// TOO_MANY_REQUESTS when this attempt must wait.
+    async fn admit(&self, svc: &Services) -> CoreResult<()> {
+        let limits = svc.settings.rate_limits;
+        let failures = self.failures(svc).await;
+        if failures == 0 {
+            return Ok(());
+        }
+        if !limits.login_address.is_off() && failures >= limits.login_address.capacity {
+            return Err(super::rate_limit::limited(limits.login_address.per));
+        }
+        if limits.login_account.is_off() {
+            return Ok(());
+        }
+        match svc
+            .rate_limiter
+            .check(
+                &self.account_key,
+                limits.login_account.capacity,
+                limits.login_account.per,
+            )
+            .await
+        {
+            Ok(crate::ports::RateDecision::Limited { retry_after }) => {
+                Err(super::rate_limit::limited(retry_after))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "login limiter unavailable; attempt allowed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a failed attempt of this address on this account.
+    async fn failed(&self, svc: &Services) {
+        let window = svc.settings.rate_limits.login_address.per;
+        if window.is_zero() {
+            return;
+        }
+        let count = self.failures(svc).await.saturating_add(1);
+        if let Err(e) = svc
+            .cache
+            .set(&self.address_key, &count.to_string(), window)
+            .await
+        {
+            tracing::warn!(error = %e, "login failure not counted");
         }
     }
 }
@@ -205,6 +303,7 @@ async fn new_account(
     password: &str,
 ) -> CoreResult<NewLocalUser> {
     let username = Username::parse(username)?;
+    crate::passwords::check_not_common(password)?;
     if svc
         .accounts
         .find_local_user(server.id, username.as_str())

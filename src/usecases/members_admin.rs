@@ -359,7 +359,7 @@ async fn view(svc: &Services, server: &Server, user_id: Uuid) -> CoreResult<Memb
 }
 
 /// `members.updateRoles` (MANAGE_ROLES + hierarchy on the target and on every role added or
-/// removed). @everyone is always kept.
+/// removed, whose bits must be ones the caller holds). @everyone is always kept.
 pub async fn update_roles(
     svc: &Services,
     server: &Server,
@@ -396,6 +396,11 @@ pub async fn update_roles(
         if changed && !perms.outranks_position(role.position) {
             return Err(hierarchy());
         }
+        // Assigning a role grants its bits: only bits the caller holds (owner and
+        // administrators excepted), as for roles.create/update.
+        if changed {
+            perms.may_grant(role.permissions)?;
+        }
     }
     let audit = entry(
         svc,
@@ -427,9 +432,7 @@ pub async fn update_nickname(
         let (_, top) = target(svc, server, &perms, user_id).await?;
         check_hierarchy(server, &perms, user_id, top)?;
     }
-    let nickname = nickname
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
+    let nickname = shown_name(svc, server, user_id, nickname).await?;
     if !svc
         .moderation
         .set_nickname(server.id, user_id, nickname)
@@ -440,6 +443,35 @@ pub async fn update_nickname(
     let view = view(svc, server, user_id).await?;
     publish(svc, server.id, Scope::Server, "member.update", &view).await;
     Ok(view)
+}
+
+/// A nickname or display name as it may be shown: hidden and reordering characters removed
+/// (`None` when nothing is left), and never another member's username (case-insensitively):
+/// CONFLICT 1002 for a name that would pose as someone else.
+async fn shown_name(
+    svc: &Services,
+    server: &Server,
+    user_id: Uuid,
+    name: Option<String>,
+) -> CoreResult<Option<String>> {
+    let Some(name) = name
+        .map(|n| crate::display_name::clean(&n))
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(None);
+    };
+    let holder = svc
+        .moderation
+        .member_with_username(server.id, &name.to_lowercase())
+        .await?;
+    if holder.is_some_and(|holder| holder != user_id) {
+        return Err(CoreError::ecto(
+            crate::ErrorKind::Conflict,
+            EctoCode::UsernameTaken,
+            "That name is another member's username",
+        ));
+    }
+    Ok(Some(name))
 }
 
 /// `members.updateDmPreference`.
@@ -471,8 +503,9 @@ pub async fn sync_profile(
     svc: &Services,
     server: &Server,
     caller: &Caller,
-    p: ProfileSync,
+    mut p: ProfileSync,
 ) -> CoreResult<serde_json::Value> {
+    p.display_name = shown_name(svc, server, caller.user_id, p.display_name).await?;
     match caller.identity_type {
         IdentityType::Global => {
             svc.accounts

@@ -5,7 +5,8 @@
 //! - `rl:user:{server_id}:{user_id}`: every tRPC call of an authenticated caller;
 //! - `rl:ip:{ip}`: every tRPC call without one;
 //! - `rl:join:{ip}`: `server.join` and `server.refreshToken` in addition (credential guessing);
-//! - `rl:webhook:{webhook_id}`: webhook executions.
+//! - `rl:webhook:{webhook_id}`: webhook executions with the right token;
+//! - `rl:webhookfail:{ip}`: webhook calls with an unknown id or a wrong token.
 //!
 //! An IPv6 client is keyed by its /64 network, since one host usually holds a whole /64.
 //! When the limiter itself fails (its Redis is unreachable), the call is allowed and the
@@ -33,6 +34,29 @@ pub fn client_key(ip: Option<IpAddr>) -> String {
     }
 }
 
+/// The client's address: the connection's `peer`, or, when `trust_forwarded_for` is set, the
+/// address `forwarded_for_hops` entries from the right of `X-Forwarded-For`. Proxies append
+/// the address they received from, so the leftmost entries are whatever the client wrote;
+/// the entry written by the outermost of our proxies is the first one nobody else forged.
+/// A header with fewer entries than hops gives its leftmost entry; no usable entry, the peer.
+pub fn client_address(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    limits: &crate::ports::RateLimits,
+) -> Option<IpAddr> {
+    let forwarded = limits
+        .trust_forwarded_for
+        .then(|| {
+            let entries: Vec<&str> = forwarded_for?.split(',').map(str::trim).collect();
+            let at = entries
+                .len()
+                .saturating_sub(usize::from(limits.forwarded_for_hops.max(1)));
+            entries.get(at)?.parse::<IpAddr>().ok()
+        })
+        .flatten();
+    forwarded.or(peer)
+}
+
 /// Checks one tRPC call of `path` against its buckets: the caller's in this server, or the
 /// client address's when there is no caller, and for the credential procedures also the
 /// address's `join` bucket. `Err` is the TOO_MANY_REQUESTS to answer.
@@ -57,10 +81,16 @@ pub async fn check_call(
     Ok(())
 }
 
-/// Checks one execution of the webhook `webhook_id` against its bucket.
+/// Checks one execution of the webhook `webhook_id` (its token was right) against its bucket.
 pub async fn check_webhook(svc: &Services, webhook_id: Uuid) -> CoreResult<()> {
     let key = format!("rl:webhook:{webhook_id}");
     take(svc, &key, svc.settings.rate_limits.webhook).await
+}
+
+/// Counts one webhook call with an unknown id or a wrong token against the client address.
+pub async fn check_webhook_failure(svc: &Services, ip: Option<IpAddr>) -> CoreResult<()> {
+    let key = format!("rl:webhookfail:{}", client_key(ip));
+    take(svc, &key, svc.settings.rate_limits.webhook_failures).await
 }
 
 /// The error of a limited call: whole seconds to wait, at least 1.
@@ -93,6 +123,23 @@ async fn take(svc: &Services, key: &str, limit: Limit) -> CoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_is_counted_from_the_right_of_x_forwarded_for() {
+        let peer: Option<IpAddr> = "10.0.0.9".parse().ok();
+        let mut limits = crate::ports::RateLimits::OFF;
+        let header = Some("6.6.6.6, 1.2.3.4, 10.0.0.2");
+        assert_eq!(client_address(peer, header, &limits), peer, "not trusted");
+        limits.trust_forwarded_for = true;
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert_eq!(client_address(peer, header, &limits), ip("10.0.0.2"));
+        limits.forwarded_for_hops = 2;
+        assert_eq!(client_address(peer, header, &limits), ip("1.2.3.4"));
+        limits.forwarded_for_hops = 9;
+        assert_eq!(client_address(peer, header, &limits), ip("6.6.6.6"));
+        assert_eq!(client_address(peer, Some("junk"), &limits), peer);
+        assert_eq!(client_address(peer, None, &limits), peer);
+    }
 
     #[test]
     fn addresses_are_keyed_by_host_or_ipv6_network() {

@@ -10,6 +10,16 @@ pub const ACCESS_TTL_SECS: i64 = 2 * 60 * 60;
 /// Refresh tokens live 30 days.
 pub const REFRESH_TTL_SECS: i64 = 30 * 24 * 60 * 60;
 
+/// How far in the future a token's issue time may lie (clocks of several instances differ).
+const CLOCK_SKEW_SECS: i64 = 60;
+
+/// Whether a token issued at `issued_at` and expiring at `expires_at` is one this server
+/// could have issued: not issued in the future, and living no longer than `ttl`.
+pub fn plausible(svc: &Services, issued_at: i64, expires_at: i64, ttl: i64) -> bool {
+    let now = svc.clock.now().timestamp();
+    issued_at <= now + CLOCK_SKEW_SECS && expires_at.saturating_sub(issued_at) <= ttl
+}
+
 /// A fresh access + refresh token pair, as `server.refreshToken` returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenPair {
@@ -69,7 +79,9 @@ pub async fn issue_pair(svc: &Services, member: &Member) -> CoreResult<TokenPair
 pub async fn refresh(svc: &Services, server_id: uuid::Uuid, token: &str) -> CoreResult<TokenPair> {
     let invalid = || CoreError::auth_failed("Invalid or expired refresh token");
     let claims = svc.tokens.verify_refresh(token).ok_or_else(invalid)?;
-    if claims.server_id != server_id {
+    if claims.server_id != server_id
+        || !plausible(svc, claims.issued_at, claims.expires_at, REFRESH_TTL_SECS)
+    {
         return Err(invalid());
     }
     // Taking the row is the rotation: a second use of the same token finds nothing.

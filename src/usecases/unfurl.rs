@@ -39,9 +39,12 @@ pub async fn unfurl(
         Some(t) => authenticate(svc, server, t).await?,
         None => None,
     };
-    if caller.is_none_or(|c| c.member.is_none()) {
+    let Some(caller) = caller.filter(|c| c.member.is_some()) else {
         return Err(CoreError::unauthorized("Unauthorized"));
-    }
+    };
+    // Each preview takes from the caller's bucket, as a tRPC call does: varying the URL must
+    // not make the server fetch without bound.
+    super::rate_limit::check_call(svc, server.id, Some(&caller), None, "api.unfurl").await?;
     let url = url.map(str::trim).unwrap_or("");
     if url.is_empty() {
         return Err(CoreError::bad_request("url is required"));

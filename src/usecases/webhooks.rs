@@ -23,10 +23,40 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
-async fn manager(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<()> {
+/// The caller must hold MANAGE_WEBHOOKS server-wide and in channel `channel_id` of this
+/// server (channel-level bits: whoever cannot see a channel cannot see or post through its
+/// webhooks, whose tokens are shown only to them).
+async fn manager(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+) -> CoreResult<()> {
+    let perms = Perms::load(svc, server, caller).await?;
+    perms.require(bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")?;
+    let channel = super::perms::channel(svc, server.id, channel_id)
+        .await?
+        .ok_or_else(channel_not_found)?;
+    perms.require_in(&channel, bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")
+}
+
+/// The webhook `id` of this server, when the caller may manage webhooks in its channel.
+async fn managed(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    id: Uuid,
+) -> CoreResult<Webhook> {
     Perms::load(svc, server, caller)
         .await?
-        .require(bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")
+        .require(bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")?;
+    let webhook = svc
+        .webhooks
+        .get(server.id, id)
+        .await?
+        .ok_or_else(webhook_not_found)?;
+    manager(svc, server, caller, webhook.channel_id).await?;
+    Ok(webhook)
 }
 
 /// `webhooks.create` (MANAGE_WEBHOOKS).
@@ -38,11 +68,13 @@ pub async fn create(
     name: String,
     avatar_url: Option<String>,
 ) -> CoreResult<Webhook> {
-    manager(svc, server, caller).await?;
-    svc.structure
-        .channel(server.id, channel_id)
-        .await?
-        .ok_or_else(channel_not_found)?;
+    manager(svc, server, caller, channel_id).await?;
+    let name = crate::display_name::clean(&name);
+    if name.is_empty() {
+        return Err(CoreError::bad_request(
+            "The webhook's name has no visible character",
+        ));
+    }
     let webhook = Webhook {
         id: new_id(),
         channel_id,
@@ -71,11 +103,7 @@ pub async fn list(
     caller: &Caller,
     channel_id: Uuid,
 ) -> CoreResult<Vec<Webhook>> {
-    manager(svc, server, caller).await?;
-    svc.structure
-        .channel(server.id, channel_id)
-        .await?
-        .ok_or_else(channel_not_found)?;
+    manager(svc, server, caller, channel_id).await?;
     svc.webhooks.list(server.id, channel_id).await
 }
 
@@ -86,7 +114,7 @@ pub async fn delete(
     caller: &Caller,
     id: Uuid,
 ) -> CoreResult<serde_json::Value> {
-    manager(svc, server, caller).await?;
+    managed(svc, server, caller, id).await?;
     let audit = entry(
         svc,
         server.id,
@@ -108,7 +136,7 @@ pub async fn regenerate(
     caller: &Caller,
     id: Uuid,
 ) -> CoreResult<Webhook> {
-    manager(svc, server, caller).await?;
+    managed(svc, server, caller, id).await?;
     let token = new_token();
     let audit = entry(
         svc,
@@ -144,29 +172,78 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Executes a webhook: posts a message in its channel as the webhook (its name and avatar,
-/// or the ones given), with mentions recorded but nobody notified.
+/// Whether the webhook's creator, as a member now, holds MENTION_EVERYONE in `channel`.
+async fn creator_may_mention_all(
+    svc: &Services,
+    server_id: Uuid,
+    webhook: &Webhook,
+    channel: &crate::model::Channel,
+) -> CoreResult<bool> {
+    let Some(server) = svc.servers.get(server_id).await? else {
+        return Ok(false);
+    };
+    let Some(membership) = super::perms::membership(svc, server_id, webhook.created_by).await?
+    else {
+        return Ok(false);
+    };
+    let creator = Caller {
+        user_id: webhook.created_by,
+        identity_type: membership.member.identity_type,
+        member: Some(membership.member.clone()),
+    };
+    let perms = Perms::load(svc, &server, &creator).await?;
+    Ok(crate::permissions::has(
+        perms.channel(channel),
+        bits::MENTION_EVERYONE,
+    ))
+}
+
+/// Checks a webhook call's id and token, before its body is read. An unknown id or a wrong
+/// token answers NOT_FOUND and counts against the client address (TOO_MANY_REQUESTS once
+/// its bucket is empty), so someone who knows a webhook id cannot use up the webhook's own
+/// bucket by guessing; the right token takes from the webhook's bucket. Gives the webhook's
+/// server and the webhook.
+pub async fn authorize(
+    svc: &Services,
+    id: Option<Uuid>,
+    token: &str,
+    client: Option<std::net::IpAddr>,
+) -> CoreResult<(Uuid, Webhook)> {
+    let found = match id {
+        Some(id) => svc.webhooks.find(id).await?,
+        None => None,
+    };
+    match found {
+        Some((server_id, webhook)) if same(&webhook.token, token) => {
+            super::rate_limit::check_webhook(svc, webhook.id).await?;
+            Ok((server_id, webhook))
+        }
+        _ => {
+            super::rate_limit::check_webhook_failure(svc, client).await?;
+            Err(CoreError::not_found(
+                EctoCode::MessageNotFound,
+                "Webhook not found or invalid token",
+            ))
+        }
+    }
+}
+
+/// Executes an [`authorize`]d webhook: posts a message in its channel as the webhook (its
+/// name and avatar, or the ones given), with mentions recorded but nobody notified.
 pub async fn execute(
     svc: &Services,
-    id: Uuid,
-    token: &str,
+    (server_id, webhook): (Uuid, Webhook),
     post: WebhookPost,
 ) -> CoreResult<MessageView> {
-    let invalid = || {
-        CoreError::not_found(
-            EctoCode::MessageNotFound,
-            "Webhook not found or invalid token",
-        )
-    };
-    let (server_id, webhook) = svc.webhooks.find(id).await?.ok_or_else(invalid)?;
-    if !same(&webhook.token, token) {
-        return Err(invalid());
-    }
-    svc.structure
+    let channel = svc
+        .structure
         .channel(server_id, webhook.channel_id)
         .await?
         .ok_or_else(channel_not_found)?;
     let mentions = parse_mentions(&post.content);
+    // A webhook pings no more than its creator may: @everyone, @here and role mentions count
+    // only while the creator (still a member) holds MENTION_EVERYONE in the channel.
+    let may_mention_all = creator_may_mention_all(svc, server_id, &webhook, &channel).await?;
     let record = MessageRecord {
         id: new_id(),
         server_id,
@@ -177,11 +254,20 @@ pub async fn execute(
         reply_to: None,
         pinned: false,
         deleted: false,
-        mention_everyone: mentions.everyone,
-        mention_roles: mentions.roles,
+        mention_everyone: mentions.everyone && may_mention_all,
+        mention_roles: if may_mention_all {
+            mentions.roles
+        } else {
+            Vec::new()
+        },
         mention_users: mentions.users,
         webhook_id: Some(webhook.id),
-        webhook_name: Some(post.username.unwrap_or(webhook.name)),
+        webhook_name: Some(
+            post.username
+                .map(|u| crate::display_name::clean(&u))
+                .filter(|u| !u.is_empty())
+                .unwrap_or(webhook.name),
+        ),
         webhook_avatar_url: post.avatar_url.or(webhook.avatar_url),
         edited_at: None,
         created_at: svc.clock.now(),
@@ -199,7 +285,7 @@ pub async fn execute(
     let view = views(svc, server_id, vec![record], webhook.created_by)
         .await?
         .pop()
-        .ok_or_else(invalid)?;
+        .ok_or_else(|| CoreError::internal_msg("the webhook's message has no view"))?;
     publish(
         svc,
         server_id,

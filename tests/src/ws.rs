@@ -139,6 +139,14 @@ impl WsClient {
         }
     }
 
+    /// Sends a WebSocket ping frame.
+    pub async fn ping(&mut self) {
+        self.stream
+            .send(Message::Ping(vec![1, 2, 3].into()))
+            .await
+            .expect("ping");
+    }
+
     /// Drops the connection without a close frame, as a lost network does.
     pub fn drop_connection(self) {
         drop(self.stream);

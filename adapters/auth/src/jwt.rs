@@ -19,6 +19,9 @@ struct AccessWire {
     aud: String,
     iat: i64,
     exp: i64,
+    /// Never issued; a token that has one in the future is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -31,6 +34,8 @@ struct RefreshWire {
     jti: Uuid,
     iat: i64,
     exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
 }
 
 /// [`TokenIssuer`] signing with one shared secret (`JWT_SECRET`).
@@ -51,6 +56,7 @@ impl JwtTokenIssuer {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_audience(&[audience]);
         v.leeway = 0;
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "aud", "sub", "iss"]);
         v
     }
@@ -70,6 +76,7 @@ impl TokenIssuer for JwtTokenIssuer {
             aud: ACCESS_AUDIENCE.into(),
             iat: c.issued_at,
             exp: c.expires_at,
+            nbf: None,
         })
     }
 
@@ -97,6 +104,7 @@ impl TokenIssuer for JwtTokenIssuer {
             jti: c.jti,
             iat: c.issued_at,
             exp: c.expires_at,
+            nbf: None,
         })
     }
 
@@ -144,6 +152,26 @@ mod tests {
         );
         let other = JwtTokenIssuer::new(b"another secret of enough length!!");
         assert!(other.verify_access(&token).is_none());
+    }
+
+    #[test]
+    fn tokens_not_valid_yet_fail() {
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let c = access(600);
+        let wire = |nbf| AccessWire {
+            sub: c.user_id,
+            identity_type: "local".into(),
+            tv: c.token_version,
+            iss: c.server_id,
+            aud: ACCESS_AUDIENCE.into(),
+            iat: c.issued_at,
+            exp: c.expires_at,
+            nbf: Some(nbf),
+        };
+        let later = issuer.sign(&wire(c.issued_at + 300)).expect("sign");
+        assert!(issuer.verify_access(&later).is_none(), "nbf in the future");
+        let now = issuer.sign(&wire(c.issued_at - 1)).expect("sign");
+        assert!(issuer.verify_access(&now).is_some(), "nbf passed");
     }
 
     #[test]

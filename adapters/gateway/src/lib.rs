@@ -16,6 +16,7 @@ mod socket;
 pub use registry::{Gateway, GatewayConfig};
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use ecto_core::usecases::rate_limit;
 use std::sync::Arc;
 
 /// Routes of the gateway, for the HTTP server to mount.
@@ -27,6 +28,26 @@ pub fn configure(
             .route("/ws", web::get().to(ws_route))
             .route("/notify", web::get().to(notify_route));
     }
+}
+
+/// Counts the socket against its client address; `None` when the address holds its cap.
+fn admit(req: &HttpRequest, gateway: &Gateway) -> Option<registry::AddressGuard> {
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let address = rate_limit::client_address(
+        req.peer_addr().map(|a| a.ip()),
+        forwarded,
+        &gateway.services.settings.rate_limits,
+    );
+    gateway.admit_address(rate_limit::client_key(address))
+}
+
+/// The answer to an upgrade past the address's cap.
+fn too_many_sockets() -> HttpResponse {
+    HttpResponse::TooManyRequests()
+        .json(serde_json::json!({ "error": "Too many sockets from this address" }))
 }
 
 async fn ws_route(
@@ -41,17 +62,18 @@ async fn ws_route(
             .map(str::to_owned)
     };
     let addressing = (header("x-server-address"), header("host"));
+    let Some(guard) = admit(&req, &gateway) else {
+        return Ok(too_many_sockets());
+    };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let response = response
         .map_body(|_, body| body::Pieces::new(body))
         .map_into_boxed_body();
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
-    actix_web::rt::spawn(socket::run(
-        gateway.into_inner(),
-        addressing,
-        session,
-        stream,
-    ));
+    actix_web::rt::spawn(async move {
+        socket::run(gateway.into_inner(), addressing, session, stream).await;
+        drop(guard);
+    });
     Ok(response)
 }
 
@@ -67,13 +89,14 @@ async fn notify_route(
             .map(str::to_owned)
     };
     let addressing = (header("x-server-address"), header("host"));
+    let Some(guard) = admit(&req, &gateway) else {
+        return Ok(too_many_sockets());
+    };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(16 * 1024).aggregate_continuations();
-    actix_web::rt::spawn(notify::run(
-        gateway.into_inner(),
-        addressing,
-        session,
-        stream,
-    ));
+    actix_web::rt::spawn(async move {
+        notify::run(gateway.into_inner(), addressing, session, stream).await;
+        drop(guard);
+    });
     Ok(response)
 }

@@ -34,8 +34,13 @@ pub struct GatewayConfig {
     pub outbound_queue: usize,
     /// How long a user without sessions stays online before `presence.update` offline.
     pub presence_grace: Duration,
-    /// Client events one socket may send per 10 s before it is closed with 4008 (0: no limit).
+    /// Client events (and pings) one socket may send per 10 s before it is closed with 4008
+    /// (0: no limit).
     pub events_per_10s: u32,
+    /// `/ws` sessions one user may hold in one server, across the deployment (0: no cap).
+    pub sockets_per_user: u32,
+    /// Sockets one client address may hold open on this process (0: no cap).
+    pub sockets_per_address: u32,
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +52,8 @@ impl Default for GatewayConfig {
             outbound_queue: 1024,
             presence_grace: Duration::from_secs(15),
             events_per_10s: 120,
+            sockets_per_user: 32,
+            sockets_per_address: 512,
         }
     }
 }
@@ -189,6 +196,24 @@ impl NotifyEntry {
     }
 }
 
+/// One open socket of a client address (see [`Gateway::admit_address`]).
+pub(crate) struct AddressGuard {
+    key: String,
+    open: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Drop for AddressGuard {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Notify pings per channel are debounced to one per this interval (reference §3.6).
 const NOTIFY_DEBOUNCE: Duration = Duration::from_secs(2);
 /// Checkpoints a session keeps in memory for `system.resume`.
@@ -212,6 +237,8 @@ pub struct Gateway {
     notify: Mutex<HashMap<Uuid, NotifyEntry>>,
     /// Checkpoints waiting to be saved, in the order they were taken.
     saver: mpsc::UnboundedSender<Checkpoint>,
+    /// Open sockets per client address key on this process.
+    addresses: Arc<Mutex<HashMap<String, u32>>>,
     /// Checkpoints queued for the saver, and saved by it (see [`Gateway::flush`]).
     queued: AtomicU64,
     saved: AtomicU64,
@@ -265,6 +292,7 @@ impl Gateway {
             }),
             notify: Mutex::new(HashMap::new()),
             saver,
+            addresses: Arc::new(Mutex::new(HashMap::new())),
             queued: AtomicU64::new(0),
             saved: AtomicU64::new(0),
             saved_notify: Notify::new(),
@@ -334,6 +362,22 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Counts one more socket of the client address `key`; `None` when the address already
+    /// holds `sockets_per_address`. The count drops when the guard does.
+    pub(crate) fn admit_address(&self, key: String) -> Option<AddressGuard> {
+        let cap = self.config.sockets_per_address;
+        let mut open = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(key.clone()).or_insert(0);
+        if cap > 0 && *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressGuard {
+            key,
+            open: self.addresses.clone(),
+        })
     }
 
     pub(crate) fn add_notify(&self, id: Uuid, entry: NotifyEntry) {

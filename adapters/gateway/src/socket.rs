@@ -39,6 +39,43 @@ pub(crate) struct Conn {
     last_heartbeat: Instant,
     typing: HashMap<Uuid, Instant>,
     last_presence: Option<Instant>,
+    budget: EventBudget,
+}
+
+/// The socket's token bucket of client events (pings included): `capacity` per 10 s,
+/// refilled evenly, held in the connection itself (no shared store to ask per event).
+struct EventBudget {
+    capacity: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl EventBudget {
+    const WINDOW_SECS: f64 = 10.0;
+
+    fn new(per_10s: u32) -> Self {
+        Self {
+            capacity: f64::from(per_10s),
+            tokens: f64::from(per_10s),
+            updated: Instant::now(),
+        }
+    }
+
+    /// Takes one token; `false` when the socket is over its budget (0 means no budget).
+    fn take(&mut self) -> bool {
+        if self.capacity == 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(self.updated).as_secs_f64() / Self::WINDOW_SECS;
+        self.tokens = (self.tokens + refill * self.capacity).min(self.capacity);
+        self.updated = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 async fn send_json(ws: &mut actix_ws::Session, event: &str, data: Value) -> bool {
@@ -84,6 +121,7 @@ pub(crate) async fn run(
         last_heartbeat: Instant::now(),
         typing: HashMap::new(),
         last_presence: None,
+        budget: EventBudget::new(gateway.config.events_per_10s),
     };
     let hello = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
     if !send_json(&mut conn.ws, "system.hello", hello).await {
@@ -122,6 +160,9 @@ pub(crate) async fn run(
                     Flow::Close(code, reason) => break Some((code, reason.into())),
                 },
                 Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
+                    if !conn.budget.take() {
+                        break Some((close::RATE_LIMITED, "Rate limited".into()));
+                    }
                     if conn.ws.pong(&bytes).await.is_err() { break None; }
                 }
                 Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => break None,
@@ -192,7 +233,7 @@ impl Conn {
             return Flow::Close(close::INVALID_PAYLOAD, "Invalid JSON");
         }
         let data = frame.get("data").cloned().unwrap_or(Value::Null);
-        if self.over_limit().await {
+        if !self.budget.take() {
             return Flow::Close(close::RATE_LIMITED, "Rate limited");
         }
         match (event, self.session.is_some()) {
@@ -230,29 +271,6 @@ impl Conn {
             }
             // Unknown events are ignored.
             _ => Flow::Continue,
-        }
-    }
-
-    /// Counts one client event against this socket's bucket (DECISIONS §3.19).
-    async fn over_limit(&self) -> bool {
-        let capacity = self.gateway.config.events_per_10s;
-        if capacity == 0 {
-            return false;
-        }
-        let key = format!("rl:ws:{}", self.hello_id);
-        match self
-            .gateway
-            .services
-            .rate_limiter
-            .check(&key, capacity, Duration::from_secs(10))
-            .await
-        {
-            Ok(ecto_core::ports::RateDecision::Limited { .. }) => true,
-            Ok(_) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "socket rate limiter unavailable; allowing");
-                false
-            }
         }
     }
 
@@ -307,6 +325,16 @@ impl Conn {
                 return Flow::Close(close::UNKNOWN_ERROR, "Identify failed");
             }
         };
+        let cap = gateway.config.sockets_per_user;
+        if cap > 0 {
+            match svc.presence.connections(server.id, caller.user_id).await {
+                Ok(open) if open >= u64::from(cap) => {
+                    return Flow::Close(close::RATE_LIMITED, "Too many sockets");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "session count unavailable"),
+            }
+        }
         // Resume: the same user's earlier session of this server, if its gap can be served;
         // named by `session_id`, or found by `resume_seq` alone as the Ecto client sends it.
         if let Some(resume_seq) = data.get("resume_seq").and_then(Value::as_u64) {

@@ -101,6 +101,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer of a plain (non-tRPC) route: `{"error": message}` with this error's status,
+    /// plus `retry_after` and a `Retry-After` header when the call was limited.
+    pub fn plain_response(&self) -> actix_web::HttpResponse {
+        let status = actix_web::http::StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = actix_web::HttpResponse::build(status);
+        match self.retry_after {
+            Some(secs) => {
+                resp.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+                resp.json(json!({ "error": self.message, "retry_after": secs }))
+            }
+            None => resp.json(json!({ "error": self.message })),
+        }
+    }
+}
+
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let code = match e.kind {

@@ -18,4 +18,4 @@ pub mod uploads;
 mod validate;
 
 pub use error::{ApiError, TrpcCode};
-pub use server::{serve, ExtraRoutes, HttpState};
+pub use server::{serve, ExtraRoutes, HttpState, RequestLimits};

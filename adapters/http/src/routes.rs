@@ -2,10 +2,11 @@
 
 use crate::error::{ApiError, TrpcCode};
 use crate::server::HttpState;
-use crate::trpc::{bearer, read_body, set_retry_after};
+use crate::trpc::{bearer, client_ip, read_body};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::services::Tenancy;
 use ecto_core::usecases::tenancy::provision_server;
+use ecto_core::usecases::webhooks;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -117,18 +118,13 @@ pub async fn execute_webhook(
 ) -> HttpResponse {
     use actix_web::http::StatusCode;
     let (id, token) = path.into_inner();
-    // Limited per webhook, before the body is read or the token compared.
-    if let Ok(webhook_id) = uuid::Uuid::parse_str(&id) {
-        if let Err(e) =
-            ecto_core::usecases::rate_limit::check_webhook(&state.services, webhook_id).await
-        {
-            let secs = e.retry_after.unwrap_or(1);
-            let mut resp = HttpResponse::TooManyRequests()
-                .json(json!({ "error": e.message, "retry_after": secs }));
-            set_retry_after(&mut resp, secs);
-            return resp;
-        }
-    }
+    // The id and token are checked (and limited) before the body is read.
+    let ip = client_ip(&req, &state.services.settings.rate_limits);
+    let webhook =
+        match webhooks::authorize(&state.services, ecto_core::parse_id(&id), &token, ip).await {
+            Ok(w) => w,
+            Err(e) => return webhook_error(e),
+        };
     let body = match read_body(&req, payload, 1_000_000).await {
         Ok(b) => b,
         Err(_) => return route_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
@@ -161,29 +157,24 @@ pub async fn execute_webhook(
             "username must be 1 to 80 characters",
         );
     }
-    if wire.avatar_url.as_ref().is_some_and(|u| {
-        u.chars().count() > 512 || !(u.starts_with("https://") || u.starts_with("http://"))
-    }) {
+    if crate::validate::url("avatar_url", wire.avatar_url.as_deref(), 512).is_err() {
         return route_error(
             StatusCode::BAD_REQUEST,
             "avatar_url must be an http(s) URL of at most 512 characters",
         );
     }
-    let Ok(id) = uuid::Uuid::parse_str(&id) else {
-        return route_error(StatusCode::NOT_FOUND, "Webhook not found or invalid token");
-    };
-    let post = ecto_core::usecases::webhooks::WebhookPost {
+    let post = webhooks::WebhookPost {
         content,
         username: wire.username,
         avatar_url: wire.avatar_url,
     };
-    match ecto_core::usecases::webhooks::execute(&state.services, id, &token, post).await {
+    match webhooks::execute(&state.services, webhook, post).await {
         Ok(message) => HttpResponse::Ok().json(message),
-        Err(e) => {
-            let err = ApiError::from(e);
-            let status = StatusCode::from_u16(err.code.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            route_error(status, &err.message)
-        }
+        Err(e) => webhook_error(e),
     }
+}
+
+/// `{"error": message}` with the status of a core error (with `retry_after` when limited).
+fn webhook_error(e: ecto_core::CoreError) -> HttpResponse {
+    ApiError::from(e).plain_response()
 }

@@ -18,16 +18,33 @@ pub struct HttpState {
     pub registry: trpc::Registry,
     /// Largest accepted JSON body, in bytes.
     pub max_json_body: usize,
+    /// How much work one request may ask for.
+    pub limits: RequestLimits,
     /// `MANAGED_API_KEY`: the bearer secret of `POST /internal/servers` (managed only).
     pub managed_api_key: Option<String>,
 }
 
+/// Bounds on one tRPC request (`MAX_BATCH_CALLS`, `MAX_RESPONSE_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Calls one batch may carry.
+    pub max_batch_calls: usize,
+    /// Bytes of output one response may carry; calls past it get 413.
+    pub max_response_bytes: usize,
+}
+
 impl HttpState {
-    pub fn new(services: Services, max_json_body: usize, managed_api_key: Option<String>) -> Self {
+    pub fn new(
+        services: Services,
+        max_json_body: usize,
+        limits: RequestLimits,
+        managed_api_key: Option<String>,
+    ) -> Self {
         Self {
             services,
             registry: procedures::registry(),
             max_json_body,
+            limits,
             managed_api_key,
         }
     }

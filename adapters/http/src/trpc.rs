@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::model::Server;
+use ecto_core::ports::RateLimits;
 use ecto_core::usecases::rate_limit;
 use ecto_core::usecases::tenancy::resolve_server;
 use ecto_core::usecases::{authenticate, Caller};
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub caller: Option<Caller>,
     /// The raw bearer token, for `server.join` (which also accepts central tokens).
     pub bearer: Option<String>,
+    /// The client's address (see [`client_ip`]).
+    pub ip: Option<IpAddr>,
 }
 
 impl Ctx {
@@ -55,8 +58,10 @@ impl Ctx {
     }
 }
 
+/// A procedure: parses its input, runs its use case and answers the output's JSON text
+/// (serialized straight from the use case's type, with no intermediate `Value`).
 type Handler =
-    Arc<dyn Fn(Rc<Ctx>, Value) -> LocalBoxFuture<'static, Result<Value, ApiError>> + Send + Sync>;
+    Arc<dyn Fn(Rc<Ctx>, Value) -> LocalBoxFuture<'static, Result<String, ApiError>> + Send + Sync>;
 
 struct Procedure {
     kind: Kind,
@@ -85,7 +90,7 @@ impl Registry {
             Box::pin(async move {
                 let input = I::parse(raw)?;
                 let out = f(ctx, input).await?;
-                serde_json::to_value(out)
+                serde_json::to_string(&out)
                     .map_err(|e| ApiError::from(ecto_core::CoreError::internal(e)))
             })
         });
@@ -121,13 +126,26 @@ impl Registry {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+    json_text_response(status, body.to_string())
+}
+
+fn json_text_response(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         ))
         .insert_header((header::VARY, HeaderValue::from_static("trpc-accept")))
-        .body(body.to_string())
+        .body(body)
+}
+
+/// The success envelope around an output's JSON text.
+fn success_text(data: &str) -> String {
+    let mut out = String::with_capacity(data.len() + 22);
+    out.push_str("{\"result\":{\"data\":");
+    out.push_str(data);
+    out.push_str("}}");
+    out
 }
 
 fn error_response(err: &ApiError, path: &str) -> HttpResponse {
@@ -163,23 +181,13 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
     (!token.is_empty()).then(|| token.to_owned())
 }
 
-/// The client's address: the connection's peer, or, when `trust_forwarded_for` is set, the
-/// first address of `X-Forwarded-For` (the peer when that is absent or not an address).
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    let forwarded = trust_forwarded_for
-        .then(|| {
-            req.headers()
-                .get("x-forwarded-for")?
-                .to_str()
-                .ok()?
-                .split(',')
-                .next()?
-                .trim()
-                .parse::<IpAddr>()
-                .ok()
-        })
-        .flatten();
-    forwarded.or_else(|| req.peer_addr().map(|a| a.ip()))
+/// The client's address (see [`rate_limit::client_address`]).
+pub fn client_ip(req: &HttpRequest, limits: &RateLimits) -> Option<IpAddr> {
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    rate_limit::client_address(req.peer_addr().map(|a| a.ip()), forwarded, limits)
 }
 
 /// The `Retry-After` header of a limited answer (whole seconds).
@@ -276,7 +284,9 @@ pub async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            if !content_type.starts_with("application/json") {
+            // `application/json`, with parameters or without; not `application/jsonx`.
+            let essence = content_type.split(';').next().unwrap_or("").trim();
+            if essence != "application/json" {
                 let err = ApiError::new(
                     TrpcCode::UnsupportedMediaType,
                     format!("Unsupported content-type \"{content_type}\""),
@@ -322,6 +332,19 @@ pub async fn handle(
         vec![raw_input.unwrap_or(Value::Null)]
     };
 
+    // One request does a bounded amount of work: the rate limit counts calls, this bounds
+    // how many one request may carry.
+    if batch && paths.len() > state.limits.max_batch_calls {
+        let err = ApiError::new(
+            TrpcCode::BadRequest,
+            format!(
+                "A batch may hold at most {} calls",
+                state.limits.max_batch_calls
+            ),
+        );
+        return fail_all(&paths, batch, err);
+    }
+
     // A batch must not mix queries and mutations.
     let registry = &state.registry;
     let kinds: Vec<Option<Kind>> = paths
@@ -354,27 +377,47 @@ pub async fn handle(
         },
         None => None,
     };
+    let ip = client_ip(&req, &svc.settings.rate_limits);
     let ctx = Rc::new(Ctx {
         svc: svc.clone(),
         server,
         caller,
         bearer,
+        ip,
     });
 
     // Each call takes from its rate-limit buckets before anything else about it is checked.
-    let ip = client_ip(&req, svc.settings.rate_limits.trust_forwarded_for);
+    // The answers together may not pass `max_response_bytes`: once they do, the call that
+    // passed it and every later one get 413 instead of being run (memory stays bounded).
+    let budget = state.limits.max_response_bytes;
+    let mut spent = 0usize;
     let mut results = Vec::with_capacity(paths.len());
     for (path, input) in paths.iter().zip(inputs) {
+        if spent > budget {
+            results.push(Err(response_too_large(budget)));
+            continue;
+        }
         let limited =
             rate_limit::check_call(svc, ctx.server.id, ctx.caller.as_ref(), ip, path).await;
-        results.push(match limited {
+        let result = match limited {
             Ok(()) => call(registry, &ctx, path, kind, input).await,
             Err(e) => Err(e.into()),
+        };
+        results.push(match result {
+            Ok(data) => {
+                spent += data.len();
+                if spent > budget {
+                    Err(response_too_large(budget))
+                } else {
+                    Ok(data)
+                }
+            }
+            Err(e) => Err(e),
         });
     }
     if !batch {
         return match results.pop() {
-            Some(Ok(data)) => json_response(StatusCode::OK, &json!({ "result": { "data": data } })),
+            Some(Ok(data)) => json_text_response(StatusCode::OK, success_text(&data)),
             Some(Err(e)) => error_response(&e, &paths[0]),
             None => HttpResponse::InternalServerError().finish(),
         };
@@ -388,18 +431,19 @@ pub async fn handle(
     } else {
         207
     };
-    let body: Vec<Value> = results
-        .iter()
-        .zip(&paths)
-        .map(|(r, p)| match r {
-            Ok(data) => json!({ "result": { "data": data } }),
-            Err(e) => e.envelope(p),
-        })
-        .collect();
-    let mut resp = json_response(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        &json!(body),
-    );
+    let mut body = String::with_capacity(spent + 64 * results.len() + 2);
+    body.push('[');
+    for (i, (r, p)) in results.iter().zip(&paths).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        match r {
+            Ok(data) => body.push_str(&success_text(data)),
+            Err(e) => body.push_str(&e.envelope(p).to_string()),
+        }
+    }
+    body.push(']');
+    let mut resp = json_text_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
     // A batch with limited calls waits for the longest of them.
     if let Some(secs) = results
         .iter()
@@ -411,13 +455,24 @@ pub async fn handle(
     resp
 }
 
+/// 413 for a call whose answer would take the response past `budget` bytes.
+fn response_too_large(budget: usize) -> ApiError {
+    ApiError {
+        ecto: Some(ecto_core::EctoCode::PayloadTooLarge),
+        ..ApiError::new(
+            TrpcCode::PayloadTooLarge,
+            format!("The response would exceed {budget} bytes; ask for less, or split the batch"),
+        )
+    }
+}
+
 async fn call(
     registry: &Registry,
     ctx: &Rc<Ctx>,
     path: &str,
     kind: Kind,
     input: Value,
-) -> Result<Value, ApiError> {
+) -> Result<String, ApiError> {
     let Some(procedure) = registry.procedures.get(path) else {
         return Err(ApiError::new(
             TrpcCode::NotFound,

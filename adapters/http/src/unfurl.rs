@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::server::HttpState;
 use crate::trpc::{bearer, request_server};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::usecases::unfurl::unfurl;
 use serde::Deserialize;
@@ -15,10 +15,7 @@ struct UnfurlQuery {
 }
 
 fn error(e: ecto_core::CoreError) -> HttpResponse {
-    let api = ApiError::from(e);
-    let status =
-        StatusCode::from_u16(api.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status).json(json!({ "error": api.message }))
+    ApiError::from(e).plain_response()
 }
 
 /// 200 `{url, title?, description?, image?, siteName?}` (cacheable for 10 minutes), 204 when

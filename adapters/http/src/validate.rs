@@ -149,3 +149,67 @@ where
 {
     Option::<T>::deserialize(d)
 }
+
+/// A URL a client may store for others to load (avatars, icons, banners, hero images): at
+/// most `max` characters, empty (none), `http(s)://` with a host, or a path under this
+/// server's `/files/`. Nothing else (`javascript:`, `data:`, other schemes, other paths),
+/// and no white space, control characters, quotes, angle brackets or backslashes anywhere.
+pub fn url(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    let Some(u) = value else {
+        return Ok(());
+    };
+    length(field, u, 0, max)?;
+    if u.is_empty() {
+        return Ok(());
+    }
+    let clean = !u
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '\\'));
+    let lower = u.to_ascii_lowercase();
+    let web = ["https://", "http://"].iter().any(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    });
+    let own_file = u
+        .strip_prefix("/files/")
+        .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(|s| s == ".." || s == "."));
+    if clean && (web || own_file) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "Invalid input: `{field}` must be an http(s) URL or a /files/ path of this server"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url;
+
+    #[test]
+    fn stored_urls_are_web_or_own_files() {
+        for ok in [
+            "https://example.org/a.png",
+            "HTTP://example.org",
+            "/files/0190a4b2-7c3e-7d4f-8a1b-2c3d4e5f6a7b/icons/icon-x.png",
+            "",
+        ] {
+            assert!(url("u", Some(ok), 512).is_ok(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "ftp://example.org/x",
+            "/etc/passwd",
+            "/files/../x",
+            "https://",
+            "https:///x",
+            "https://example.org/\"onerror=\"x",
+            "https://exa mple.org",
+            "//evil.example/x",
+        ] {
+            assert!(url("u", Some(bad), 512).is_err(), "{bad}");
+        }
+    }
+}

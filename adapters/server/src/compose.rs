@@ -209,6 +209,10 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
     let state = ecto_http::HttpState::new(
         services.clone(),
         config.max_json_body_bytes,
+        ecto_http::RequestLimits {
+            max_batch_calls: config.max_batch_calls,
+            max_response_bytes: config.max_response_bytes,
+        },
         config.managed_api_key.clone(),
     );
     let gateway = ecto_gateway::Gateway::start(
@@ -221,6 +225,8 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
             outbound_queue: config.ws_outbound_queue,
             presence_grace: Duration::from_millis(config.ws_presence_grace_ms),
             events_per_10s: config.ws_events_per_10s,
+            sockets_per_user: config.ws_sockets_per_user,
+            sockets_per_address: config.ws_sockets_per_address,
         },
     )
     .await?;

@@ -19,6 +19,10 @@ pub struct AppConfig {
     pub client_url: String,
     pub http_workers: usize,
     pub max_json_body_bytes: usize,
+    /// Calls one tRPC batch may carry.
+    pub max_batch_calls: usize,
+    /// Bytes of output one tRPC response may carry.
+    pub max_response_bytes: usize,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub db_pool_max: usize,
@@ -46,6 +50,11 @@ pub struct AppConfig {
     pub ws_outbound_queue: usize,
     pub ws_presence_grace_ms: u64,
     pub ws_events_per_10s: u32,
+    /// Open `/ws` sockets one user may hold in one server (0: no cap).
+    pub ws_sockets_per_user: u32,
+    /// Open `/ws` and `/notify` sockets one client address may hold on this process (0: no
+    /// cap).
+    pub ws_sockets_per_address: u32,
     /// `UNFURL_ALLOW_HOSTS`: hosts link previews may fetch from although their address is not
     /// public. For tests only; empty by default.
     pub unfurl_allow_hosts: Vec<String>,
@@ -76,6 +85,8 @@ struct Raw {
     client_url: Option<String>,
     http_workers: Option<String>,
     max_json_body_bytes: Option<String>,
+    max_batch_calls: Option<String>,
+    max_response_bytes: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
     db_pool_max: Option<String>,
@@ -98,7 +109,11 @@ struct Raw {
     rate_limit_ip_per_10s: Option<String>,
     rate_limit_join_per_minute: Option<String>,
     rate_limit_webhook_per_10s: Option<String>,
+    rate_limit_webhook_failures_per_10s: Option<String>,
+    login_failures_per_address_per_minute: Option<String>,
+    login_failures_per_account_per_hour: Option<String>,
     trust_forwarded_for: Option<String>,
+    forwarded_for_hops: Option<String>,
     unfurl_allow_hosts: Option<String>,
     mediasoup_min_port: Option<String>,
     mediasoup_max_port: Option<String>,
@@ -111,6 +126,8 @@ struct Raw {
     ws_outbound_queue: Option<String>,
     ws_presence_grace_ms: Option<String>,
     ws_events_per_10s: Option<String>,
+    ws_sockets_per_user: Option<String>,
+    ws_sockets_per_address: Option<String>,
 }
 
 /// A value that is present and not blank.
@@ -337,7 +354,46 @@ impl AppConfig {
                 ),
                 10,
             ),
+            webhook_failures: per(
+                number(
+                    &mut errors,
+                    "RATE_LIMIT_WEBHOOK_FAILURES_PER_10S",
+                    &raw.rate_limit_webhook_failures_per_10s,
+                    10u32,
+                ),
+                10,
+            ),
+            login_address: per(
+                number(
+                    &mut errors,
+                    "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE",
+                    &raw.login_failures_per_address_per_minute,
+                    5u32,
+                ),
+                60,
+            ),
+            login_account: per(
+                number(
+                    &mut errors,
+                    "LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR",
+                    &raw.login_failures_per_account_per_hour,
+                    30u32,
+                ),
+                3600,
+            ),
             trust_forwarded_for,
+            forwarded_for_hops: {
+                let hops = number(
+                    &mut errors,
+                    "FORWARDED_FOR_HOPS",
+                    &raw.forwarded_for_hops,
+                    1u8,
+                );
+                if hops == 0 {
+                    errors.push("FORWARDED_FOR_HOPS must be at least 1".into());
+                }
+                hops.max(1)
+            },
         };
         let config = AppConfig {
             hosting_mode,
@@ -351,6 +407,19 @@ impl AppConfig {
                 "MAX_JSON_BODY_BYTES",
                 &raw.max_json_body_bytes,
                 1_000_000usize,
+            ),
+            max_batch_calls: number(
+                &mut errors,
+                "MAX_BATCH_CALLS",
+                &raw.max_batch_calls,
+                50usize,
+            )
+            .max(1),
+            max_response_bytes: number(
+                &mut errors,
+                "MAX_RESPONSE_BYTES",
+                &raw.max_response_bytes,
+                8_388_608usize,
             ),
             upload_dir: set(&raw.upload_dir)
                 .map(PathBuf::from)
@@ -429,6 +498,18 @@ impl AppConfig {
                 "WS_EVENTS_PER_10S",
                 &raw.ws_events_per_10s,
                 120u32,
+            ),
+            ws_sockets_per_user: number(
+                &mut errors,
+                "WS_SOCKETS_PER_USER",
+                &raw.ws_sockets_per_user,
+                32u32,
+            ),
+            ws_sockets_per_address: number(
+                &mut errors,
+                "WS_SOCKETS_PER_ADDRESS",
+                &raw.ws_sockets_per_address,
+                512u32,
             ),
             unfurl_allow_hosts: set(&raw.unfurl_allow_hosts)
                 .map(|v| {

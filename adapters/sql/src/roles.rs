@@ -1,6 +1,7 @@
 //! [`RoleStore`] and [`ModerationStore`] on SQL.
 
 use crate::db::{db_error, rollback_is_false, Db};
+use crate::lower;
 use crate::rows::{MemberRow, RoleRow};
 use crate::types::DbId;
 use async_trait::async_trait;
@@ -487,6 +488,38 @@ impl ModerationStore for SqlModerationStore {
             .await
             .map(|n| n == 1)
             .map_err(db_error)
+        })
+    }
+
+    async fn member_with_username(&self, server_id: Uuid, name: &str) -> CoreResult<Option<Uuid>> {
+        let name = name.to_owned();
+        db_run!(self.0, read, |conn| {
+            let server = DbId(server_id);
+            let local = members::table
+                .inner_join(local_users::table.on(local_users::id.eq(members::user_id)))
+                .filter(members::server_id.eq(server))
+                .filter(local_users::server_id.eq(server))
+                .filter(lower(local_users::username).eq(&name))
+                .select(members::user_id)
+                .first::<DbId>(conn)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            if let Some(id) = local {
+                return Ok(Some(id.0));
+            }
+            members::table
+                .inner_join(
+                    cached_profiles::table.on(cached_profiles::user_id.eq(members::user_id)),
+                )
+                .filter(members::server_id.eq(server))
+                .filter(lower(cached_profiles::username).eq(&name))
+                .select(members::user_id)
+                .first::<DbId>(conn)
+                .await
+                .optional()
+                .map(|id| id.map(|id| id.0))
+                .map_err(db_error)
         })
     }
 

@@ -152,6 +152,25 @@ impl Api {
         })
     }
 
+    /// `GET` of a raw path (with its query) as `token`: the status and the body's length.
+    pub async fn get_raw(
+        &self,
+        path_and_query: &str,
+        token: &str,
+    ) -> Result<(u16, usize), CallError> {
+        let mut req = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(token);
+        if let Some(a) = &self.server_address {
+            req = req.header("x-server-address", a);
+        }
+        let resp = req.send().await.map_err(|e| classify(&e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| classify(&e))?;
+        Ok((status, bytes.len()))
+    }
+
     /// A setup call: a 429 is waited out (its `Retry-After`, a few times) instead of failing.
     async fn mutate_patiently(
         &self,

@@ -128,6 +128,22 @@ enum Scenario {
         #[arg(long, default_value_t = 2.0)]
         hold: f64,
     },
+    /// Large tRPC batches: a channel of long messages, then `clients` clients each sending
+    /// `rounds` batches of `calls` messages.list; the server's RSS before, at its peak, and
+    /// after `settle` seconds (needs --pid for memory).
+    Batch {
+        #[arg(long, default_value_t = 50)]
+        calls: usize,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Messages of 4,000 characters in the channel.
+        #[arg(long, default_value_t = 100)]
+        messages: usize,
+        #[arg(long, default_value_t = 10.0)]
+        settle: f64,
+    },
     /// Connect→ready latency of N sessions, C at a time.
     Connect {
         #[arg(long, default_value_t = 1000)]
@@ -272,6 +288,25 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
             sessions,
             concurrency,
         } => scenarios::connect(&ctx, sessions, concurrency.max(1)).await,
+        Scenario::Batch {
+            calls,
+            clients,
+            rounds,
+            messages,
+            settle,
+        } => {
+            scenarios::batch(
+                &ctx,
+                scenarios::BatchParams {
+                    calls: calls.max(1),
+                    clients: clients.max(1),
+                    rounds: rounds.max(1),
+                    messages,
+                    settle,
+                },
+            )
+            .await
+        }
     };
     if let Some(path) = &c.token_cache {
         let map = ctx.tokens.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -680,6 +680,136 @@ pub async fn connect(ctx: &Ctx, sessions: usize, concurrency: usize) -> Result<R
     Ok(r)
 }
 
+/// What `batch` runs.
+pub struct BatchParams {
+    pub calls: usize,
+    pub clients: usize,
+    pub rounds: usize,
+    pub messages: usize,
+    pub settle: f64,
+}
+
+/// `batch`: what large tRPC batches cost the server's memory, and whether it comes back.
+pub async fn batch(ctx: &Ctx, p: BatchParams) -> Result<Report, String> {
+    let channel_id = channel(ctx).await?;
+    let users = accounts(ctx, p.clients).await?;
+    let long = "x".repeat(4000);
+    for i in 0..p.messages {
+        let nonce = format!("{}:b{i}", ctx.run);
+        if let Err(e) = api::send(&ctx.api, &users[0].token, &channel_id, &long, &nonce).await {
+            ctx.errors.add(format!("setup: messages.send {}", e.kind()));
+        }
+    }
+    let paths = vec!["messages.list"; p.calls].join(",");
+    let inputs: serde_json::Map<String, serde_json::Value> = (0..p.calls)
+        .map(|i| {
+            (
+                i.to_string(),
+                serde_json::json!({ "channel_id": channel_id, "limit": 100 }),
+            )
+        })
+        .collect();
+    let query = serde_json::Value::Object(inputs).to_string();
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let path = Arc::new(format!("/trpc/{paths}?batch=1&input={encoded}"));
+    let before = ctx.pid.and_then(rss_kib);
+    let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = ctx.pid.map(|pid| {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    });
+    let cpu = CpuMark::now(ctx);
+    let started = Instant::now();
+    let statuses = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, u64>::new(),
+    ));
+    let largest = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..p.clients {
+        let (api, token, path) = (
+            ctx.api.clone(),
+            users[c % users.len()].token.clone(),
+            path.clone(),
+        );
+        let (statuses, largest, errors) = (statuses.clone(), largest.clone(), ctx.errors.clone());
+        let rounds = p.rounds;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..rounds {
+                match api.get_raw(&path, &token).await {
+                    Ok((status, len)) => {
+                        *statuses
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(status)
+                            .or_default() += 1;
+                        largest.fetch_max(len, Ordering::Relaxed);
+                    }
+                    Err(e) => errors.add(format!("batch {}", e.kind())),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed();
+    let mut r = report(ctx, "batch");
+    cpu.report(&mut r);
+    tokio::time::sleep(Duration::from_secs_f64(p.settle.max(0.0))).await;
+    sampling.store(false, Ordering::Relaxed);
+    if let Some(s) = sampler {
+        let _ = s.await;
+    }
+    let after = ctx.pid.and_then(rss_kib);
+    r.param("calls_per_batch", p.calls);
+    r.param("clients", p.clients);
+    r.param("rounds", p.rounds);
+    r.param("messages", p.messages);
+    r.param("settle_s", p.settle);
+    r.result("elapsed_s", round3(elapsed.as_secs_f64()));
+    let statuses = statuses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    r.result(
+        "statuses",
+        serde_json::to_value(
+            statuses
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .unwrap_or_default(),
+    );
+    r.result(
+        "largest_response_kib",
+        round1(largest.load(Ordering::Relaxed) as f64 / 1024.0),
+    );
+    if let (Some(b), Some(a)) = (before, after) {
+        r.result("server_rss_before_mib", round1(b as f64 / 1024.0));
+        r.result(
+            "server_rss_peak_mib",
+            round1(peak.load(Ordering::Relaxed) as f64 / 1024.0),
+        );
+        r.result("server_rss_after_mib", round1(a as f64 / 1024.0));
+    }
+    r.errors(&ctx.errors);
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::message_index;

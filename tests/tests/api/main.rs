@@ -16,6 +16,7 @@ mod rate_limits;
 mod ready;
 mod resume;
 mod search;
+mod security;
 mod self_hosted_restart;
 mod structure;
 mod tokens;

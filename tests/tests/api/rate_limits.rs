@@ -320,11 +320,14 @@ async fn a_trusted_forwarded_for_names_the_client(profile: Profile) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, headers, body) = register("b", Some("198.51.100.1")).await;
     assert_limited(status, &headers, &body, "server.join");
-    let (status, _, body) = register("c", Some("198.51.100.2, 198.51.100.1")).await;
+    // Proxies append: the leftmost entries are what the client wrote, so they change nothing.
+    let (status, headers, body) = register("c", Some("203.0.113.7, 198.51.100.1")).await;
+    assert_limited(status, &headers, &body, "server.join");
+    let (status, _, body) = register("c", Some("198.51.100.1, 198.51.100.2")).await;
     assert_eq!(
         status,
         StatusCode::OK,
-        "the first forwarded address is the client: {body}"
+        "the rightmost forwarded address (our proxy's) is the client: {body}"
     );
     let (status, _, body) = register("d", None).await;
     assert_eq!(
@@ -335,7 +338,14 @@ async fn a_trusted_forwarded_for_names_the_client(profile: Profile) {
 }
 
 async fn webhook_executions_are_limited_per_webhook(profile: Profile) {
-    let app = spawn_limited(profile, &[("rate_limit_webhook_per_10s", "2")]).await;
+    let app = spawn_limited(
+        profile,
+        &[
+            ("rate_limit_webhook_per_10s", "2"),
+            ("rate_limit_webhook_failures_per_10s", "2"),
+        ],
+    )
+    .await;
     let owner = app.register(&unique("own"), "password-1").await;
     let (status, channel) = app
         .mutate(
@@ -368,13 +378,29 @@ async fn webhook_executions_are_limited_per_webhook(profile: Profile) {
     let token = hooks[0]["token"].as_str().expect("token").to_owned();
     let (status, _, body) = execute(&hooks[0], &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Wrong tokens count against the guesser's address, not the webhook: the real
+    // integration keeps its bucket.
+    for _ in 0..2 {
+        let (status, _, body) = execute(&hooks[0], "wrong-token").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
     let (status, _, body) = execute(&hooks[0], "wrong-token").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "guessing is limited per address: {body}"
+    );
+    let (status, _, body) = execute(&hooks[0], &token).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the right token still works: {body}"
+    );
     let (status, headers, body) = execute(&hooks[0], &token).await;
     assert_eq!(
         status,
         StatusCode::TOO_MANY_REQUESTS,
-        "guessed tokens count too: {body}"
+        "the webhook's own bucket: {body}"
     );
     assert!(body["error"].is_string(), "{body}");
     let retry_after = body["retry_after"].as_u64().expect("retry_after");

@@ -31,7 +31,15 @@ async fn ready_is_503_when_a_backing_service_is_down() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = ecto_http::serve(
-        ecto_http::HttpState::new(services, 1_000_000, None),
+        ecto_http::HttpState::new(
+            services,
+            1_000_000,
+            ecto_http::RequestLimits {
+                max_batch_calls: 50,
+                max_response_bytes: 8 << 20,
+            },
+            None,
+        ),
         listener,
         1,
         None,

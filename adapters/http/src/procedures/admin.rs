@@ -3,7 +3,7 @@
 
 use crate::trpc::{Access, Registry};
 use crate::validate::{
-    double_option, invalid, length, opt_length, range, Id, NoInput, Optional, Validate,
+    double_option, invalid, length, opt_length, range, url, Id, NoInput, Optional, Validate,
 };
 use crate::ApiError;
 use ecto_core::model::{ConfigPatch, ServerPatch};
@@ -104,16 +104,10 @@ impl Validate for ServerUpdate {
             0,
             1024,
         )?;
-        opt_length(
-            "icon_url",
-            self.icon_url.clone().flatten().as_deref(),
-            0,
-            512,
-        )?;
-        opt_length(
+        url("icon_url", self.icon_url.clone().flatten().as_deref(), 512)?;
+        url(
             "banner_url",
             self.banner_url.clone().flatten().as_deref(),
-            0,
             512,
         )
     }
@@ -125,7 +119,7 @@ struct UploadIcon {
 }
 impl Validate for UploadIcon {
     fn validate(&self) -> Result<(), ApiError> {
-        length("icon_url", &self.icon_url, 0, 512)
+        url("icon_url", Some(&self.icon_url), 512)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `pages` and `news` routers.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{double_option, invalid, length, nullable, opt_length, range, Id, Validate};
+use crate::validate::{double_option, length, nullable, opt_length, range, url, Id, Validate};
 use crate::ApiError;
 use ecto_core::model::NewsPostPatch;
 use ecto_core::usecases::news::{self, NewPost};
@@ -12,16 +12,7 @@ use uuid::Uuid;
 /// Image URLs (banners, hero images): an http(s) URL, or a path on this server (`/files/…`).
 fn image_url(field: &str, value: Option<&str>) -> Result<(), ApiError> {
     opt_length(field, value, 1, 512)?;
-    match value {
-        Some(u)
-            if !(u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/')) =>
-        {
-            Err(invalid(format!(
-                "Invalid input: `{field}` must be an http(s) URL or a path on this server"
-            )))
-        }
-        _ => Ok(()),
-    }
+    url(field, value, 512)
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 
 use crate::trpc::{Access, Registry};
 use crate::validate::{
-    double_option, ids, invalid, length, opt_length, range, Id, Optional, Validate,
+    double_option, ids, invalid, length, opt_length, range, url, Id, Optional, Validate,
 };
 use crate::ApiError;
 use ecto_core::usecases::account;
@@ -125,7 +125,7 @@ struct SyncProfile {
 impl Validate for SyncProfile {
     fn validate(&self) -> Result<(), ApiError> {
         opt_length("display_name", self.display_name.as_deref(), 0, 64)?;
-        opt_length("avatar_url", self.avatar_url.as_deref(), 0, 512)?;
+        url("avatar_url", self.avatar_url.as_deref(), 512)?;
         opt_length("username", self.username.as_deref(), 1, 32)?;
         opt_length("discriminator", self.discriminator.as_deref(), 1, 4)
     }

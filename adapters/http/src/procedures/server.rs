@@ -68,6 +68,7 @@ pub fn register(r: &mut Registry) {
                 } else {
                     JoinAction::Register
                 },
+                client: ctx.ip,
             };
             join::join(&ctx.svc, &ctx.server, ctx.bearer.as_deref(), input).await
         },

@@ -1,7 +1,7 @@
 //! The `webhooks` router.
 
 use crate::trpc::{Access, Registry};
-use crate::validate::{invalid, length, opt_length, Id, Validate};
+use crate::validate::{length, opt_length, url, Id, Validate};
 use crate::ApiError;
 use ecto_core::usecases::webhooks;
 use serde::Deserialize;
@@ -16,12 +16,7 @@ impl Validate for Create {
     fn validate(&self) -> Result<(), ApiError> {
         length("name", &self.name, 1, 80)?;
         opt_length("avatar_url", self.avatar_url.as_deref(), 1, 512)?;
-        match &self.avatar_url {
-            Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => Err(invalid(
-                "Invalid input: `avatar_url` must be an http(s) URL",
-            )),
-            _ => Ok(()),
-        }
+        url("avatar_url", self.avatar_url.as_deref(), 512)
     }
 }
 
