@@ -110,10 +110,11 @@ async fn revoke_and_reissue(
     svc.members
         .bump_token_version(server_id, user_id, new_password_hash)
         .await?;
-    let member =
-        svc.members.get(server_id, user_id).await?.ok_or_else(|| {
-            CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server")
-        })?;
+    let member = svc
+        .members
+        .get(server_id, user_id)
+        .await?
+        .ok_or_else(CoreError::not_a_member)?;
     issue_pair(svc, &member).await
 }
 
@@ -132,10 +133,7 @@ pub async fn revoke_sessions(
         if !permissions::has(perms, permissions::bits::MANAGE_SERVER)
             || server.admin_user_id == Some(target)
         {
-            return Err(CoreError::forbidden(
-                EctoCode::InsufficientPermissions,
-                "Missing permission MANAGE_SERVER",
-            ));
+            return Err(CoreError::missing_permission("MANAGE_SERVER"));
         }
     }
     match svc
@@ -154,9 +152,6 @@ pub async fn revoke_sessions(
             .await;
             Ok(OK)
         }
-        None => Err(CoreError::not_found(
-            EctoCode::ServerNotFound,
-            "Member not found",
-        )),
+        None => Err(CoreError::member_not_found()),
     }
 }

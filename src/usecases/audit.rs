@@ -61,16 +61,6 @@ pub fn success() -> serde_json::Value {
     serde_json::json!({ "success": true })
 }
 
-/// NOT_FOUND 3000 for a channel or category id that is not in this server.
-pub fn channel_not_found() -> CoreError {
-    CoreError::not_found(crate::EctoCode::ChannelNotFound, "Channel not found")
-}
-
-/// NOT_FOUND 3000 for a category.
-pub fn category_not_found() -> CoreError {
-    CoreError::not_found(crate::EctoCode::ChannelNotFound, "Category not found")
-}
-
 /// Checks override targets: roles must be roles of this server (NOT_FOUND 5000), members
 /// members of it (NOT_FOUND 2000), and the caller must be allowed to grant what they allow
 /// where they hold `held` (their bits at the channel's or category's level).
@@ -84,24 +74,18 @@ pub async fn check_overrides(
     use crate::permissions::TargetType;
     for o in overrides {
         if !crate::permissions::is_valid(o.deny) {
-            return Err(CoreError::bad_request("Permission bits name no permission"));
+            return Err(CoreError::invalid_permission_bits());
         }
         perms.may_grant_within(o.allow, held)?;
         match o.target_type {
             TargetType::Role => {
                 if !perms.data.roles.iter().any(|r| r.id == o.target_id) {
-                    return Err(CoreError::not_found(
-                        crate::EctoCode::RoleNotFound,
-                        "Role not found",
-                    ));
+                    return Err(CoreError::role_not_found());
                 }
             }
             TargetType::Member => {
                 if svc.members.get(server_id, o.target_id).await?.is_none() {
-                    return Err(CoreError::not_found(
-                        crate::EctoCode::ServerNotFound,
-                        "Member not found",
-                    ));
+                    return Err(CoreError::member_not_found());
                 }
             }
         }

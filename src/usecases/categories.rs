@@ -1,13 +1,13 @@
 //! The `categories` router: create, update, getOverrides, delete, reorder.
 
-use super::audit::{category_not_found, check_overrides, entry, publish, success};
+use super::audit::{check_overrides, entry, publish, success};
 use super::identity::Caller;
 use super::names::normalize_channel_name;
 use super::perms::Perms;
 use crate::model::{Category, OverrideView, Server};
 use crate::permissions::{bits, Override};
 use crate::ports::Scope;
-use crate::{new_id, CoreResult, Services};
+use crate::{new_id, CoreError, CoreResult, Services};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -30,7 +30,7 @@ async fn category_manager(
         .structure
         .category(server.id, id)
         .await?
-        .ok_or_else(category_not_found)?;
+        .ok_or_else(CoreError::category_not_found)?;
     perms.require_in_category(id, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
     Ok((perms, category))
 }
@@ -88,7 +88,7 @@ pub async fn update(
         .structure
         .update_category(server.id, id, name, overrides, audit)
         .await?
-        .ok_or_else(category_not_found)?;
+        .ok_or_else(CoreError::category_not_found)?;
     publish(svc, server.id, Scope::Server, "category.update", &category).await;
     if changed {
         publish(
@@ -132,7 +132,7 @@ pub async fn delete(
         Some(json!({ "name": category.name })),
     );
     if !svc.structure.delete_category(server.id, id, audit).await? {
-        return Err(category_not_found());
+        return Err(CoreError::category_not_found());
     }
     publish(
         svc,
@@ -166,7 +166,7 @@ pub async fn reorder(
         .reorder_categories(server.id, moves, audit)
         .await?
     {
-        return Err(category_not_found());
+        return Err(CoreError::category_not_found());
     }
     let all = svc.structure.categories(server.id).await?;
     publish(svc, server.id, Scope::Server, "category.reorder", &all).await;

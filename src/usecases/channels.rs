@@ -1,13 +1,13 @@
 //! The `channels` router: list, create, update, delete, getOverrides, reorder.
 
-use super::audit::{channel_not_found, check_overrides, entry, publish, success};
+use super::audit::{check_overrides, entry, publish, success};
 use super::identity::Caller;
 use super::names::normalize_channel_name;
 use super::perms::Perms;
 use crate::model::{Category, Channel, ChannelType, OverrideView, Server};
 use crate::permissions::{bits, has, Override};
 use crate::ports::{ChannelMove, ChannelPatch, NewChannel, Scope};
-use crate::{new_id, CoreResult, Services};
+use crate::{new_id, CoreError, CoreResult, Services};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -85,7 +85,7 @@ pub struct CreateChannel {
 async fn require_category(svc: &Services, server: &Server, id: Option<Uuid>) -> CoreResult<()> {
     if let Some(id) = id {
         if svc.structure.category(server.id, id).await?.is_none() {
-            return Err(super::audit::category_not_found());
+            return Err(CoreError::category_not_found());
         }
     }
     Ok(())
@@ -105,7 +105,7 @@ async fn channel_manager(
         .structure
         .channel(server.id, channel_id)
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     perms.require_in(&channel, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
     Ok((perms, channel))
 }
@@ -208,7 +208,7 @@ pub async fn update(
             audit,
         )
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     publish(svc, server.id, Scope::Server, "channel.update", &channel).await;
     if overrides_changed {
         publish(
@@ -244,7 +244,7 @@ pub async fn delete(
         .delete_channel(server.id, channel_id, audit)
         .await?
     {
-        return Err(channel_not_found());
+        return Err(CoreError::channel_not_found());
     }
     publish(
         svc,
@@ -304,7 +304,7 @@ pub async fn reorder(
         .reorder_channels(server.id, moves, audit)
         .await?
     {
-        return Err(channel_not_found());
+        return Err(CoreError::channel_not_found());
     }
     // Each receiver sees the list with its own bits only through channels.list; the event
     // carries the channels without my_permissions (DECISIONS §3.1).

@@ -15,14 +15,6 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-fn conversation_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ConversationNotFound, "Conversation not found")
-}
-
-fn message_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::MessageNotFound, "Message not found")
-}
-
 fn not_author(action: &str) -> CoreError {
     CoreError::forbidden(
         EctoCode::InsufficientPermissions,
@@ -59,7 +51,7 @@ async fn own_conversation(
 ) -> CoreResult<Conversation> {
     match svc.dms.conversation(server.id, id).await? {
         Some(c) if c.has(caller.user_id) => Ok(c),
-        _ => Err(conversation_not_found()),
+        _ => Err(CoreError::conversation_not_found()),
     }
 }
 
@@ -73,7 +65,7 @@ async fn own_message(
 ) -> CoreResult<(MessageRecord, Conversation)> {
     match svc.dms.message(server.id, id).await? {
         Some((m, c)) if !m.deleted && c.has(caller.user_id) => Ok((m, c)),
-        _ => Err(message_not_found()),
+        _ => Err(CoreError::message_not_found()),
     }
 }
 
@@ -100,7 +92,7 @@ async fn dm_view(
     dm_views(svc, server_id, vec![record], viewer)
         .await?
         .pop()
-        .ok_or_else(message_not_found)
+        .ok_or_else(CoreError::message_not_found)
 }
 
 /// Publishes `name` with `data` to both participants.
@@ -333,12 +325,7 @@ pub async fn send(
         .await?
     {
         Ok(sent) => sent,
-        Err(SendRefusal::Attachment) => {
-            return Err(CoreError::not_found(
-                EctoCode::AttachmentNotFound,
-                "Attachment not found",
-            ))
-        }
+        Err(SendRefusal::Attachment) => return Err(CoreError::attachment_not_found()),
     };
     let message = dm_view(svc, server.id, sent.message, caller.user_id).await?;
     let conversation = &sent.conversation;
@@ -379,7 +366,7 @@ pub async fn edit(
         .edit(server.id, id, &content, svc.clock.now())
         .await?
     {
-        return Err(message_not_found());
+        return Err(CoreError::message_not_found());
     }
     let (updated, _) = own_message(svc, server, caller, id).await?;
     let view = dm_view(svc, server.id, updated, caller.user_id).await?;
@@ -400,7 +387,7 @@ pub async fn delete(
         return Err(not_author("delete"));
     }
     if !svc.messages.delete(server.id, id, None).await? {
-        return Err(message_not_found());
+        return Err(CoreError::message_not_found());
     }
     to_both(
         svc,
@@ -459,7 +446,7 @@ pub async fn mark_read(
     let conversation = own_conversation(svc, server, caller, conversation_id).await?;
     match svc.dms.message(server.id, message_id).await? {
         Some((_, c)) if c.id == conversation.id => {}
-        _ => return Err(message_not_found()),
+        _ => return Err(CoreError::message_not_found()),
     }
     svc.dms
         .mark_read(caller.user_id, conversation.id, message_id, svc.clock.now())

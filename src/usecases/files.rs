@@ -361,18 +361,7 @@ pub async fn quota_left(svc: &Services, server: &Server) -> CoreResult<Option<u6
 
 /// The 413 of a full quota.
 pub fn quota_exceeded(svc: &Services) -> CoreError {
-    CoreError::ecto(
-        ErrorKind::PayloadTooLarge,
-        EctoCode::PayloadTooLarge,
-        format!(
-            "Storage quota exceeded ({}MB limit)",
-            svc.settings.files.storage_quota_bytes / (1024 * 1024)
-        ),
-    )
-}
-
-fn channel_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ChannelNotFound, "Channel not found")
+    CoreError::storage_quota_exceeded(svc.settings.files.storage_quota_bytes / (1024 * 1024))
 }
 
 /// `POST /upload`: the channel must be in this server (NOT_FOUND 3000) and the caller needs
@@ -388,7 +377,7 @@ pub async fn authorize_channel_upload(
         .structure
         .channel(server.id, channel_id)
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     perms.require_in(&channel, bits::ATTACH_FILES, "ATTACH_FILES")?;
     Ok(channel)
 }
@@ -611,10 +600,6 @@ pub async fn can_read(
 // ---------------------------------------------------------------------------------------------
 // The `files` router
 
-fn attachment_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::AttachmentNotFound, "Attachment not found")
-}
-
 /// Input of `files.upload` (validated by the HTTP adapter).
 pub struct MetadataUpload {
     pub channel_id: Uuid,
@@ -683,7 +668,7 @@ pub async fn get_url(
         .attachments
         .get(server.id, attachment_id)
         .await?
-        .ok_or_else(attachment_not_found)?;
+        .ok_or_else(CoreError::attachment_not_found)?;
     if !can_read(svc, server, caller, &a).await? {
         return Err(CoreError::forbidden(
             EctoCode::InsufficientPermissions,

@@ -5,9 +5,9 @@
 //! of [`crate::permissions::hub`]. Storage is cleaned up only after the rows are gone, and a
 //! failure there is logged, never returned: the change is already committed.
 
-use super::audit::{channel_not_found, entry, publish, success};
+use super::audit::{entry, publish, success};
 use super::identity::Caller;
-use super::perms::{missing, Perms};
+use super::perms::Perms;
 use crate::model::{
     shared_prefix, ChannelFileStat, ChannelFileView, ChannelType, Contributor, ItemOverride,
     ItemOverrideView, ItemType, Server, SharedFileRecord, SharedFileView, SharedFolder,
@@ -16,23 +16,11 @@ use crate::model::{
 use crate::permissions::hub::{folder_path, shared_item_permissions};
 use crate::permissions::{bits, has, Override, TargetType};
 use crate::ports::{BlobKey, Scope};
-use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
+use crate::{new_id, CoreError, CoreResult, Services};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
-
-fn folder_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ServerNotFound, "Folder not found")
-}
-
-fn file_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ServerNotFound, "File not found")
-}
-
-fn attachment_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ServerNotFound, "Attachment not found")
-}
 
 /// The caller's permissions with everything the chain needs: the server's folders and hub
 /// overrides, loaded once per request.
@@ -59,7 +47,9 @@ impl HubAccess {
 
     /// The folder `id` of this server.
     pub fn folder(&self, id: Uuid) -> CoreResult<&SharedFolder> {
-        self.folders.get(&id).ok_or_else(folder_not_found)
+        self.folders
+            .get(&id)
+            .ok_or_else(CoreError::folder_not_found)
     }
 
     fn layer(&self, item_type: ItemType, id: Uuid) -> Vec<Override> {
@@ -112,7 +102,7 @@ fn require(have: u64, bit: u64, name: &str) -> CoreResult<()> {
     if has(have, bit) {
         Ok(())
     } else {
-        Err(missing(name))
+        Err(CoreError::missing_permission(name))
     }
 }
 
@@ -241,9 +231,9 @@ pub async fn create_folder(
 ) -> CoreResult<SharedFolderView> {
     let access = HubAccess::load(svc, server, caller).await?;
     if let Some(p) = parent_id {
-        access.folder(p).map_err(|_| {
-            CoreError::not_found(EctoCode::ServerNotFound, "Parent folder not found")
-        })?;
+        access
+            .folder(p)
+            .map_err(|_| CoreError::parent_folder_not_found())?;
     }
     require(
         access.container_bits(parent_id),
@@ -259,10 +249,7 @@ pub async fn create_folder(
         created_at: svc.clock.now(),
     };
     if !svc.hub.create_folder(folder.clone()).await? {
-        return Err(CoreError::not_found(
-            EctoCode::ServerNotFound,
-            "Parent folder not found",
-        ));
+        return Err(CoreError::parent_folder_not_found());
     }
     let view = SharedFolderView {
         id: folder.id,
@@ -310,7 +297,7 @@ pub async fn rename_folder(
         .rename_folder(server.id, folder_id, &name, audit)
         .await?
     {
-        return Err(folder_not_found());
+        return Err(CoreError::folder_not_found());
     }
     publish(
         svc,
@@ -352,7 +339,7 @@ pub async fn delete_folder(
         .hub
         .delete_folder(server.id, folder_id, audit)
         .await?
-        .ok_or_else(folder_not_found)?;
+        .ok_or_else(CoreError::folder_not_found)?;
     let prefixes: Vec<String> = tree
         .folder_ids
         .iter()
@@ -438,7 +425,7 @@ pub async fn delete_shared_file(
         .hub
         .shared_file(server.id, file_id)
         .await?
-        .ok_or_else(file_not_found)?;
+        .ok_or_else(CoreError::shared_file_not_found)?;
     let chain = access.file_bits(file.folder_id, file.id);
     if file.uploaded_by == caller.user_id {
         require(chain, bits::BROWSE_FILES, "BROWSE_FILES")?;
@@ -457,7 +444,7 @@ pub async fn delete_shared_file(
         .hub
         .delete_shared_file(server.id, file_id, audit)
         .await?
-        .ok_or_else(file_not_found)?;
+        .ok_or_else(CoreError::shared_file_not_found)?;
     delete_blobs(svc, std::slice::from_ref(&deleted.storage_key), &[]).await;
     publish(
         svc,
@@ -492,7 +479,7 @@ pub async fn list_channel_files(
     let channels = svc.structure.channels(server.id).await?;
     if let Some(id) = channel_id {
         if !channels.iter().any(|c| c.id == id) {
-            return Err(channel_not_found());
+            return Err(CoreError::channel_not_found());
         }
     }
     let readable: Vec<Uuid> = channels
@@ -547,11 +534,11 @@ pub async fn delete_channel_file(
         .hub
         .channel_file(server.id, attachment_id)
         .await?
-        .ok_or_else(attachment_not_found)?;
+        .ok_or_else(CoreError::channel_file_not_found)?;
     // A file of a channel the caller cannot see is managed with channel-level bits too.
     let channel = super::perms::channel(svc, server.id, file.channel_id)
         .await?
-        .ok_or_else(attachment_not_found)?;
+        .ok_or_else(CoreError::channel_file_not_found)?;
     perms.require_in(&channel, bits::MANAGE_FILES, "MANAGE_FILES")?;
     let audit = entry(
         svc,
@@ -565,7 +552,7 @@ pub async fn delete_channel_file(
         .hub
         .delete_channel_file(server.id, attachment_id, audit)
         .await?
-        .ok_or_else(attachment_not_found)?;
+        .ok_or_else(CoreError::channel_file_not_found)?;
     delete_blobs(svc, std::slice::from_ref(&done.storage_key), &[]).await;
     if done.message_deleted {
         publish(
@@ -675,7 +662,7 @@ async fn require_item(
             .shared_file(server.id, item_id)
             .await?
             .map(|_| ())
-            .ok_or_else(file_not_found),
+            .ok_or_else(CoreError::shared_file_not_found),
     }
 }
 
@@ -715,7 +702,7 @@ pub async fn update_item_overrides(
     let mut seen = HashSet::new();
     for o in &overrides {
         if !crate::permissions::is_valid(o.allow) || !crate::permissions::is_valid(o.deny) {
-            return Err(CoreError::bad_request("Permission bits name no permission"));
+            return Err(CoreError::invalid_permission_bits());
         }
         if o.target_type != TargetType::Role {
             return Err(CoreError::bad_request(
@@ -723,10 +710,7 @@ pub async fn update_item_overrides(
             ));
         }
         if !access.perms.data.roles.iter().any(|r| r.id == o.target_id) {
-            return Err(CoreError::not_found(
-                EctoCode::RoleNotFound,
-                "Role not found",
-            ));
+            return Err(CoreError::role_not_found());
         }
         if !seen.insert(o.target_id) {
             return Err(CoreError::bad_request(
@@ -753,8 +737,8 @@ pub async fn update_item_overrides(
         .await?
     {
         return Err(match item_type {
-            ItemType::Folder => folder_not_found(),
-            ItemType::File => file_not_found(),
+            ItemType::Folder => CoreError::folder_not_found(),
+            ItemType::File => CoreError::shared_file_not_found(),
         });
     }
     publish(
@@ -796,15 +780,6 @@ pub async fn storage_quota(
 
 // ---------------------------------------------------------------------------------------------
 // `POST /upload/shared`
-
-/// The 413 of a full shared storage.
-pub fn shared_quota_exceeded() -> CoreError {
-    CoreError::ecto(
-        crate::ErrorKind::PayloadTooLarge,
-        EctoCode::PayloadTooLarge,
-        "Shared storage quota exceeded",
-    )
-}
 
 /// `POST /upload/shared` before the body: UPLOAD_SHARED_FILES through the folder's chain
 /// (NOT_FOUND `Folder not found` for a folder not of this server), or server-wide at the root.
@@ -870,14 +845,18 @@ pub async fn record_shared_file(
         url: format!("/files/{}", upload.key.as_str()),
         storage_key: upload.key.as_str().to_owned(),
         content_type: upload.content_type,
-        size_bytes: i32::try_from(upload.size).map_err(|_| shared_quota_exceeded())?,
+        size_bytes: i32::try_from(upload.size).map_err(|_| CoreError::shared_quota_exceeded())?,
         uploaded_by: caller.user_id,
         created_at: svc.clock.now(),
     };
     match svc.hub.insert_shared_file(record.clone(), max).await? {
         Ok(()) => {}
-        Err(crate::ports::SharedFileRefusal::FolderGone) => return Err(folder_not_found()),
-        Err(crate::ports::SharedFileRefusal::QuotaExceeded) => return Err(shared_quota_exceeded()),
+        Err(crate::ports::SharedFileRefusal::FolderGone) => {
+            return Err(CoreError::folder_not_found())
+        }
+        Err(crate::ports::SharedFileRefusal::QuotaExceeded) => {
+            return Err(CoreError::shared_quota_exceeded())
+        }
     }
     let names = usernames(svc, server.id, [caller.user_id]).await?;
     let view = SharedFileView::new(record, name_of(&names, caller.user_id), false);

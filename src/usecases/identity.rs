@@ -3,7 +3,7 @@
 
 use crate::model::{CachedProfile, IdentityType, Member, Server};
 use crate::ports::CentralIdentity;
-use crate::{CoreError, CoreResult, EctoCode, HostingMode, Services};
+use crate::{CoreError, CoreResult, HostingMode, Services};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use uuid::Uuid;
@@ -23,9 +23,7 @@ pub struct Caller {
 impl Caller {
     /// The membership, or FORBIDDEN 2002.
     pub fn require_member(&self) -> CoreResult<&Member> {
-        self.member.as_ref().ok_or_else(|| {
-            CoreError::forbidden(EctoCode::NotAMember, "Not a member of this server")
-        })
+        self.member.as_ref().ok_or_else(CoreError::not_a_member)
     }
 }
 

@@ -6,7 +6,7 @@ use super::perms::Perms;
 use crate::model::{new_invite_code, InviteView, Server};
 use crate::permissions::bits;
 use crate::ports::{NewInvite, Scope};
-use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
+use crate::{new_id, CoreError, CoreResult, Services};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -46,11 +46,6 @@ pub fn invite_url(client_url: &str, code: &str) -> String {
     } else {
         format!("https://ecto.chat/invite/{code}")
     }
-}
-
-/// NOT_FOUND 2004 for an invite id that is not in this server.
-fn invite_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::InviteInvalid, "Invite not found")
 }
 
 /// `invites.create` (CREATE_INVITES).
@@ -134,7 +129,7 @@ pub async fn revoke(
         .invites
         .get(server.id, invite_id)
         .await?
-        .ok_or_else(invite_not_found)?;
+        .ok_or_else(CoreError::invite_not_found)?;
     if invite.created_by != caller.user_id {
         Perms::load(svc, server, caller)
             .await?
@@ -149,7 +144,7 @@ pub async fn revoke(
         Some(json!({ "code": invite.code })),
     );
     if !svc.invites.revoke(server.id, invite_id, audit).await? {
-        return Err(invite_not_found());
+        return Err(CoreError::invite_not_found());
     }
     publish(
         svc,

@@ -9,7 +9,7 @@ use crate::model::{
     ServerView,
 };
 use crate::username::Username;
-use crate::{new_id, permissions, CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use crate::{new_id, permissions, CoreError, CoreResult, EctoCode, Services};
 use serde::Serialize;
 
 /// Whether a username/password pair registers a new account or logs into an existing one.
@@ -120,14 +120,9 @@ pub async fn join(
                 "An invite is required to join",
             ))
         }
-        JoinOutcome::InviteNotFound => {
-            return Err(CoreError::not_found(
-                EctoCode::InviteInvalid,
-                "Invite not found",
-            ))
-        }
+        JoinOutcome::InviteNotFound => return Err(CoreError::invite_not_found()),
         JoinOutcome::InviteUnusable(problem) => return Err(invite_error(problem)),
-        JoinOutcome::UsernameTaken => return Err(username_taken()),
+        JoinOutcome::UsernameTaken => return Err(CoreError::username_taken()),
     };
 
     let tokens = issue_pair(svc, &member).await?;
@@ -253,7 +248,7 @@ impl LoginThrottle {
             return Ok(());
         }
         if !limits.login_address.is_off() && failures >= limits.login_address.capacity {
-            return Err(super::rate_limit::limited(limits.login_address.per));
+            return Err(CoreError::rate_limited(limits.login_address.per));
         }
         if limits.login_account.is_off() {
             return Ok(());
@@ -268,7 +263,7 @@ impl LoginThrottle {
             .await
         {
             Ok(crate::ports::RateDecision::Limited { retry_after }) => {
-                Err(super::rate_limit::limited(retry_after))
+                Err(CoreError::rate_limited(retry_after))
             }
             Ok(_) => Ok(()),
             Err(e) => {
@@ -311,7 +306,7 @@ async fn new_account(
         .is_some()
     {
         // Checked again inside the transaction; this only spares a hash.
-        return Err(username_taken());
+        return Err(CoreError::username_taken());
     }
     Ok(NewLocalUser {
         id: new_id(),
@@ -320,15 +315,6 @@ async fn new_account(
         password_hash: svc.hasher.hash(password).await?,
         now: svc.clock.now(),
     })
-}
-
-/// CONFLICT 1002 for a username already used on this server.
-pub fn username_taken() -> CoreError {
-    CoreError::ecto(
-        ErrorKind::Conflict,
-        EctoCode::UsernameTaken,
-        "Username is already taken",
-    )
 }
 
 /// The MEMBER_JOIN system message in the default channel, when the server shows system

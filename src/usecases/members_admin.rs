@@ -3,7 +3,6 @@
 use super::audit::{entry, publish, success};
 use super::identity::Caller;
 use super::perms::Perms;
-use super::roles::{hierarchy, role_not_found};
 use crate::model::{BanView, CachedProfile, IdentityType, Member, MemberView, Server};
 use crate::permissions::{bits, has};
 use crate::ports::{NewBan, Scope};
@@ -11,12 +10,6 @@ use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
-
-/// FORBIDDEN 2002 for a target user who is not a member of this server (the reference's
-/// `requireMember` on the target).
-pub fn member_not_found() -> CoreError {
-    CoreError::forbidden(EctoCode::NotAMember, "User is not a member of this server")
-}
 
 /// Filters of `members.list`.
 #[derive(Debug, Clone, Default)]
@@ -50,7 +43,7 @@ pub async fn list(
             svc.structure
                 .channel(server.id, id)
                 .await?
-                .ok_or_else(super::audit::channel_not_found)?,
+                .ok_or_else(CoreError::channel_not_found)?,
         ),
         None => None,
     };
@@ -168,7 +161,7 @@ async fn target(
         .members
         .get(server.id, user_id)
         .await?
-        .ok_or_else(member_not_found)?;
+        .ok_or_else(CoreError::target_not_a_member)?;
     let own = svc.members.role_ids(member.id).await?;
     let top = perms
         .data
@@ -190,10 +183,10 @@ fn check_hierarchy(
     target_top: i32,
 ) -> CoreResult<()> {
     if server.admin_user_id == Some(target_user) {
-        return Err(hierarchy());
+        return Err(CoreError::role_hierarchy());
     }
     if !perms.is_owner && perms.top_position <= target_top {
-        return Err(hierarchy());
+        return Err(CoreError::role_hierarchy());
     }
     Ok(())
 }
@@ -232,7 +225,7 @@ pub async fn kick(
         Some(json!({ "reason": reason })),
     );
     if !svc.members.remove(server.id, user_id, Some(audit)).await? {
-        return Err(member_not_found());
+        return Err(CoreError::target_not_a_member());
     }
     announce_departure(svc, server, user_id).await;
     super::gateway::close_sessions(
@@ -333,10 +326,7 @@ pub async fn unban(
         None,
     );
     if !svc.moderation.unban(server.id, user_id, audit).await? {
-        return Err(CoreError::not_found(
-            EctoCode::ServerNotFound,
-            "Ban not found",
-        ));
+        return Err(CoreError::ban_not_found());
     }
     Ok(success())
 }
@@ -353,9 +343,9 @@ async fn view(svc: &Services, server: &Server, user_id: Uuid) -> CoreResult<Memb
         .members
         .get(server.id, user_id)
         .await?
-        .ok_or_else(member_not_found)?;
+        .ok_or_else(CoreError::target_not_a_member)?;
     let mut views = svc.moderation.member_views(server.id, &[member]).await?;
-    views.pop().ok_or_else(member_not_found)
+    views.pop().ok_or_else(CoreError::target_not_a_member)
 }
 
 /// `members.updateRoles` (MANAGE_ROLES + hierarchy on the target and on every role added or
@@ -391,10 +381,10 @@ pub async fn update_roles(
             .roles
             .iter()
             .find(|r| r.id == *id)
-            .ok_or_else(role_not_found)?;
+            .ok_or_else(CoreError::role_not_found)?;
         let changed = wanted.contains(id) != current.contains(id);
         if changed && !perms.outranks_position(role.position) {
-            return Err(hierarchy());
+            return Err(CoreError::role_hierarchy());
         }
         // Assigning a role grants its bits: only bits the caller holds (owner and
         // administrators excepted), as for roles.create/update.
@@ -438,7 +428,7 @@ pub async fn update_nickname(
         .set_nickname(server.id, user_id, nickname)
         .await?
     {
-        return Err(member_not_found());
+        return Err(CoreError::target_not_a_member());
     }
     let view = view(svc, server, user_id).await?;
     publish(svc, server.id, Scope::Server, "member.update", &view).await;

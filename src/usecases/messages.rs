@@ -3,10 +3,10 @@
 //! channel ids of this server only). Sends and reactions also write the activity items they
 //! cause (mentions, replies, reactions) in the same transaction.
 
-use super::audit::{channel_not_found, entry, publish, success};
+use super::audit::{entry, publish, success};
 use super::identity::Caller;
 use super::members_admin::can_read;
-use super::perms::{missing, Perms};
+use super::perms::Perms;
 use crate::model::{
     group_reactions, kind, parse_mentions, preview, ActivityRecord, ActivityType, Channel,
     ChannelType, MessageAuthor, MessageEdit, MessageRecord, MessageView, ReactionGroup, ReadState,
@@ -20,10 +20,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-fn message_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::MessageNotFound, "Message not found")
-}
-
 /// Loads the caller's permissions and a channel of this server (NOT_FOUND 3000 otherwise).
 async fn channel_and_perms(
     svc: &Services,
@@ -34,7 +30,7 @@ async fn channel_and_perms(
     let perms = Perms::load(svc, server, caller).await?;
     let channel = super::perms::channel(svc, server.id, channel_id)
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     Ok((channel, perms))
 }
 
@@ -142,7 +138,7 @@ async fn view(
     views(svc, server_id, vec![record], viewer)
         .await?
         .pop()
-        .ok_or_else(message_not_found)
+        .ok_or_else(CoreError::message_not_found)
 }
 
 /// The view of a message this request just inserted (see [`views_of`]).
@@ -156,7 +152,7 @@ async fn fresh_view(
     views_of(svc, server_id, vec![record], viewer, linked_attachments)
         .await?
         .pop()
-        .ok_or_else(message_not_found)
+        .ok_or_else(CoreError::message_not_found)
 }
 
 /// What `messages.list` returns.
@@ -235,7 +231,7 @@ pub async fn send(
     }
     let bits_here = perms.channel(&channel);
     if !has(bits_here, bits::SEND_MESSAGES) {
-        return Err(missing("SEND_MESSAGES"));
+        return Err(CoreError::missing_permission("SEND_MESSAGES"));
     }
     let now = svc.clock.now();
     if channel.slowmode_seconds > 0
@@ -258,7 +254,7 @@ pub async fn send(
         }
     }
     if !input.attachment_ids.is_empty() && !has(bits_here, bits::ATTACH_FILES) {
-        return Err(missing("ATTACH_FILES"));
+        return Err(CoreError::missing_permission("ATTACH_FILES"));
     }
     let replied = match input.reply_to {
         Some(reply) => match svc.messages.get(server.id, reply).await? {
@@ -351,10 +347,7 @@ pub async fn send(
         )
         .await?
     {
-        return Err(CoreError::not_found(
-            EctoCode::AttachmentNotFound,
-            "Attachment not found",
-        ));
+        return Err(CoreError::attachment_not_found());
     }
     let mut message = fresh_view(svc, server.id, record, caller.user_id, linked).await?;
     message.nonce = input.nonce;
@@ -470,13 +463,13 @@ async fn channel_message(
 ) -> CoreResult<(MessageRecord, Channel)> {
     let message = match svc.messages.get(server.id, id).await? {
         Some(m) if !m.deleted => m,
-        _ => return Err(message_not_found()),
+        _ => return Err(CoreError::message_not_found()),
     };
     let channel = svc
         .structure
         .channel(server.id, message.channel_id)
         .await?
-        .ok_or_else(message_not_found)?;
+        .ok_or_else(CoreError::message_not_found)?;
     Ok((message, channel))
 }
 
@@ -501,7 +494,7 @@ pub async fn update(
         .edit(server.id, id, &content, svc.clock.now())
         .await?
     {
-        return Err(message_not_found());
+        return Err(CoreError::message_not_found());
     }
     let (updated, _) = channel_message(svc, server, id).await?;
     let view = view(svc, server.id, updated, caller.user_id).await?;
@@ -539,7 +532,7 @@ pub async fn delete(
         ))
     };
     if !svc.messages.delete(server.id, id, audit).await? {
-        return Err(message_not_found());
+        return Err(CoreError::message_not_found());
     }
     publish(
         svc,
@@ -596,7 +589,7 @@ pub async fn pin(
         .set_pinned(server.id, id, pinned, system.clone(), audit)
         .await?
     {
-        return Err(message_not_found());
+        return Err(CoreError::message_not_found());
     }
     if let Some(sys) = system {
         let sys_view = view(svc, server.id, sys, caller.user_id).await?;
@@ -729,7 +722,7 @@ pub async fn mark_read(
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     match svc.messages.get(server.id, message_id).await? {
         Some(m) if m.channel_id == channel_id => {}
-        _ => return Err(message_not_found()),
+        _ => return Err(CoreError::message_not_found()),
     }
     svc.messages
         .mark_read(caller.user_id, channel_id, message_id, svc.clock.now())

@@ -3,7 +3,7 @@
 //! Discovery submission needs the ecto-central synchronisation client, which this server does
 //! not have: `submit_to_discovery: true` is refused (FORBIDDEN 6101) and nothing is written.
 
-use super::audit::{channel_not_found, publish, success};
+use super::audit::{publish, success};
 use super::identity::Caller;
 use super::messages::unknown_author;
 use super::perms::Perms;
@@ -18,14 +18,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
-
-fn post_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::NewsPostNotFound, "News post not found")
-}
-
-fn comment_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::NewsCommentNotFound, "News comment not found")
-}
 
 /// FORBIDDEN 6101: discovery needs ecto-central, which this server does not synchronise with.
 fn discovery_unavailable() -> CoreError {
@@ -49,7 +41,7 @@ async fn channel(
         .structure
         .channel(server.id, channel_id)
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     Ok((channel, perms))
 }
 
@@ -85,12 +77,12 @@ async fn readable_post(
         .content
         .post(server.id, post_id)
         .await?
-        .ok_or_else(post_not_found)?;
+        .ok_or_else(CoreError::post_not_found)?;
     let channel = svc
         .structure
         .channel(server.id, post.channel_id)
         .await?
-        .ok_or_else(post_not_found)?;
+        .ok_or_else(CoreError::post_not_found)?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     Ok((post, channel, perms))
 }
@@ -131,7 +123,7 @@ async fn post_view(
     post_views(svc, server_id, vec![post])
         .await?
         .pop()
-        .ok_or_else(post_not_found)
+        .ok_or_else(CoreError::post_not_found)
 }
 
 async fn comment_views(
@@ -280,7 +272,7 @@ pub async fn update_post(
         .content
         .update_post(server.id, post_id, patch, svc.clock.now())
         .await?
-        .ok_or_else(post_not_found)?;
+        .ok_or_else(CoreError::post_not_found)?;
     let view = post_view(svc, server.id, post).await?;
     publish(
         svc,
@@ -303,7 +295,7 @@ pub async fn delete_post(
     let (_, channel, perms) = readable_post(svc, server, caller, post_id).await?;
     perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")?;
     if !svc.content.delete_post(server.id, post_id).await? {
-        return Err(post_not_found());
+        return Err(CoreError::post_not_found());
     }
     publish(
         svc,
@@ -364,12 +356,12 @@ pub async fn add_comment(
         created_at: svc.clock.now(),
     };
     if !svc.content.add_comment(server.id, comment.clone()).await? {
-        return Err(post_not_found());
+        return Err(CoreError::post_not_found());
     }
     let view = comment_views(svc, server.id, vec![comment])
         .await?
         .pop()
-        .ok_or_else(comment_not_found)?;
+        .ok_or_else(CoreError::comment_not_found)?;
     publish(
         svc,
         server.id,
@@ -393,18 +385,18 @@ pub async fn delete_comment(
         .content
         .comment(server.id, comment_id)
         .await?
-        .ok_or_else(comment_not_found)?;
+        .ok_or_else(CoreError::comment_not_found)?;
     let channel = svc
         .structure
         .channel(server.id, channel_id)
         .await?
-        .ok_or_else(comment_not_found)?;
+        .ok_or_else(CoreError::comment_not_found)?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     if comment.author_id != caller.user_id {
         perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")?;
     }
     if !svc.content.delete_comment(server.id, comment_id).await? {
-        return Err(comment_not_found());
+        return Err(CoreError::comment_not_found());
     }
     publish(
         svc,

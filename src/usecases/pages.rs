@@ -1,6 +1,6 @@
 //! The `pages` router: the content of page channels, versioned, with its revisions.
 
-use super::audit::{channel_not_found, publish};
+use super::audit::publish;
 use super::identity::Caller;
 use super::perms::Perms;
 use crate::model::{Channel, ChannelType, PageContent, PageRevision, Server};
@@ -9,11 +9,6 @@ use crate::ports::{PageEdit, PageUpdate, Scope};
 use crate::{new_id, CoreError, CoreResult, EctoCode, ErrorKind, Services};
 use serde::Serialize;
 use uuid::Uuid;
-
-/// NOT_FOUND 3000 for a page that is not there.
-fn page_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ChannelNotFound, "Page content not found")
-}
 
 /// BAD_REQUEST 3002 for a channel that is not a page channel.
 fn not_a_page() -> CoreError {
@@ -36,7 +31,7 @@ async fn channel(
         .structure
         .channel(server.id, channel_id)
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     Ok((channel, perms))
 }
 
@@ -67,12 +62,12 @@ pub async fn get_content(
     let (channel, perms) = channel(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     if channel.channel_type != ChannelType::Page {
-        return Err(page_not_found());
+        return Err(CoreError::page_content_not_found());
     }
     svc.content
         .ensure_page(server.id, channel.id, svc.clock.now())
         .await?
-        .ok_or_else(page_not_found)
+        .ok_or_else(CoreError::page_content_not_found)
 }
 
 /// `pages.updateContent` (EDIT_PAGES in the channel): applies only to the version the editor
@@ -109,7 +104,7 @@ pub async fn update_content(
                 ),
             ))
         }
-        PageUpdate::Missing => return Err(page_not_found()),
+        PageUpdate::Missing => return Err(CoreError::page_content_not_found()),
     };
     publish(
         svc,
@@ -143,7 +138,7 @@ pub async fn set_banner(
         .content
         .set_page_banner(server.id, channel_id, banner_url)
         .await?
-        .ok_or_else(page_not_found)?;
+        .ok_or_else(CoreError::page_content_not_found)?;
     publish(
         svc,
         server.id,

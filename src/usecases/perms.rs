@@ -4,7 +4,7 @@ use super::identity::Caller;
 use crate::memo::{Membership, Whole};
 use crate::model::{Category, Channel, PermissionData, Server, ServerConfig};
 use crate::permissions::{self, channel_permissions, server_permissions, Subject};
-use crate::{CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use crate::{CoreError, CoreResult, Services};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -17,14 +17,6 @@ pub struct Perms {
     /// The highest position among the member's roles (0 for @everyone only).
     pub top_position: i32,
     pub is_owner: bool,
-}
-
-/// FORBIDDEN 5001 naming the missing permission.
-pub fn missing(name: &str) -> CoreError {
-    CoreError::forbidden(
-        EctoCode::InsufficientPermissions,
-        format!("Missing permission {name}"),
-    )
 }
 
 impl Perms {
@@ -90,7 +82,7 @@ impl Perms {
         if permissions::has(self.server, bit) {
             Ok(())
         } else {
-            Err(missing(name))
+            Err(CoreError::missing_permission(name))
         }
     }
 
@@ -99,7 +91,7 @@ impl Perms {
         if permissions::has(self.channel(channel), bit) {
             Ok(())
         } else {
-            Err(missing(name))
+            Err(CoreError::missing_permission(name))
         }
     }
 
@@ -114,7 +106,7 @@ impl Perms {
         if permissions::has(self.category(category_id), bit) {
             Ok(())
         } else {
-            Err(missing(name))
+            Err(CoreError::missing_permission(name))
         }
     }
 
@@ -129,17 +121,13 @@ impl Perms {
     /// grant anything, others only bits they hold there (FORBIDDEN 5004 otherwise).
     pub fn may_grant_within(&self, bits: u64, held: u64) -> CoreResult<()> {
         if !permissions::is_valid(bits) {
-            return Err(CoreError::bad_request("Permission bits name no permission"));
+            return Err(CoreError::invalid_permission_bits());
         }
         if self.is_owner || permissions::has(self.server, permissions::bits::ADMINISTRATOR) {
             return Ok(());
         }
         if bits & !held != 0 {
-            return Err(CoreError::ecto(
-                ErrorKind::Forbidden,
-                EctoCode::RoleHierarchy,
-                "You cannot grant permissions you do not have",
-            ));
+            return Err(CoreError::grant_not_held());
         }
         Ok(())
     }

@@ -14,9 +14,8 @@
 
 use crate::ports::{Limit, RateDecision};
 use crate::usecases::Caller;
-use crate::{CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use crate::{CoreError, CoreResult, Services};
 use std::net::IpAddr;
-use std::time::Duration;
 use uuid::Uuid;
 
 /// The procedures that check credentials, limited per IP by the stricter `join` bucket.
@@ -93,26 +92,13 @@ pub async fn check_webhook_failure(svc: &Services, ip: Option<IpAddr>) -> CoreRe
     take(svc, &key, svc.settings.rate_limits.webhook_failures).await
 }
 
-/// The error of a limited call: whole seconds to wait, at least 1.
-pub fn limited(retry_after: Duration) -> CoreError {
-    let secs = retry_after.as_millis().div_ceil(1000).max(1);
-    let secs = u64::try_from(secs).unwrap_or(u64::MAX);
-    let mut err = CoreError::ecto(
-        ErrorKind::TooManyRequests,
-        EctoCode::RateLimited,
-        format!("Too many requests. Try again in {secs}s"),
-    );
-    err.retry_after = Some(secs);
-    err
-}
-
 async fn take(svc: &Services, key: &str, limit: Limit) -> CoreResult<()> {
     if limit.is_off() {
         return Ok(());
     }
     match svc.rate_limiter.check(key, limit.capacity, limit.per).await {
         Ok(RateDecision::Allowed) => Ok(()),
-        Ok(RateDecision::Limited { retry_after }) => Err(limited(retry_after)),
+        Ok(RateDecision::Limited { retry_after }) => Err(CoreError::rate_limited(retry_after)),
         Err(e) => {
             tracing::warn!(error = %e, key, "rate limiter unavailable; call allowed");
             Ok(())
@@ -123,6 +109,8 @@ async fn take(svc: &Services, key: &str, limit: Limit) -> CoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{EctoCode, ErrorKind};
+    use std::time::Duration;
 
     #[test]
     fn the_client_is_counted_from_the_right_of_x_forwarded_for() {
@@ -160,11 +148,17 @@ mod tests {
 
     #[test]
     fn a_limited_call_waits_whole_seconds() {
-        let e = limited(Duration::from_millis(1));
+        let e = CoreError::rate_limited(Duration::from_millis(1));
         assert_eq!(e.retry_after, Some(1));
         assert_eq!(e.ecto, Some(EctoCode::RateLimited));
         assert_eq!(e.kind, ErrorKind::TooManyRequests);
-        assert_eq!(limited(Duration::from_millis(3001)).retry_after, Some(4));
-        assert_eq!(limited(Duration::from_secs(2)).retry_after, Some(2));
+        assert_eq!(
+            CoreError::rate_limited(Duration::from_millis(3001)).retry_after,
+            Some(4)
+        );
+        assert_eq!(
+            CoreError::rate_limited(Duration::from_secs(2)).retry_after,
+            Some(2)
+        );
     }
 }

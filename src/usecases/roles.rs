@@ -8,23 +8,9 @@ use super::perms::Perms;
 use crate::model::{Role, Server};
 use crate::permissions::bits;
 use crate::ports::{NewRole, RolePatch, Scope};
-use crate::{new_id, CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
 use serde_json::json;
 use uuid::Uuid;
-
-/// FORBIDDEN 5004.
-pub fn hierarchy() -> CoreError {
-    CoreError::ecto(
-        ErrorKind::Forbidden,
-        EctoCode::RoleHierarchy,
-        "Role hierarchy does not allow this",
-    )
-}
-
-/// NOT_FOUND 5000.
-pub fn role_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::RoleNotFound, "Role not found")
-}
 
 impl Perms {
     /// Whether a role at `position` is strictly below this member's highest role.
@@ -76,7 +62,7 @@ pub async fn create(
             ));
         }
         if !perms.outranks_position(p) {
-            return Err(hierarchy());
+            return Err(CoreError::role_hierarchy());
         }
     }
     let id = new_id();
@@ -122,7 +108,7 @@ pub async fn update(
         .iter()
         .find(|r| r.id == id)
         .cloned()
-        .ok_or_else(role_not_found)?;
+        .ok_or_else(CoreError::role_not_found)?;
     if role.is_default && (patch.name.is_some() || patch.position.is_some()) {
         return Err(CoreError::bad_request(
             "The @everyone role cannot be renamed or moved",
@@ -131,7 +117,7 @@ pub async fn update(
     if !perms.outranks_position(role.position)
         || patch.position.is_some_and(|p| !perms.outranks_position(p))
     {
-        return Err(hierarchy());
+        return Err(CoreError::role_hierarchy());
     }
     if patch.position.is_some_and(|p| p < 1) {
         return Err(CoreError::bad_request(
@@ -141,7 +127,7 @@ pub async fn update(
     if let Some(bits) = patch.permissions {
         perms.may_grant(bits & !role.permissions)?;
         if !crate::permissions::is_valid(bits) {
-            return Err(CoreError::bad_request("Permission bits name no permission"));
+            return Err(CoreError::invalid_permission_bits());
         }
     }
     let details = json!({ "name": patch.name, "color": patch.color, "permissions": patch.permissions, "position": patch.position });
@@ -158,7 +144,7 @@ pub async fn update(
         .roles
         .update_role(server.id, id, patch, audit)
         .await?
-        .ok_or_else(role_not_found)?;
+        .ok_or_else(CoreError::role_not_found)?;
     publish(svc, server.id, Scope::Server, "role.update", &role).await;
     if permissions_changed {
         publish(
@@ -187,7 +173,7 @@ pub async fn delete(
         .iter()
         .find(|r| r.id == id)
         .cloned()
-        .ok_or_else(role_not_found)?;
+        .ok_or_else(CoreError::role_not_found)?;
     if role.is_default {
         return Err(CoreError::forbidden(
             EctoCode::InsufficientPermissions,
@@ -195,7 +181,7 @@ pub async fn delete(
         ));
     }
     if !perms.outranks_position(role.position) {
-        return Err(hierarchy());
+        return Err(CoreError::role_hierarchy());
     }
     let audit = entry(
         svc,
@@ -206,7 +192,7 @@ pub async fn delete(
         Some(json!({ "name": role.name })),
     );
     if !svc.roles.delete_role(server.id, id, audit).await? {
-        return Err(role_not_found());
+        return Err(CoreError::role_not_found());
     }
     publish(
         svc,
@@ -241,7 +227,7 @@ pub async fn reorder(
             .roles
             .iter()
             .find(|r| r.id == *id)
-            .ok_or_else(role_not_found)?;
+            .ok_or_else(CoreError::role_not_found)?;
         if role.is_default {
             return Err(CoreError::bad_request("The @everyone role cannot be moved"));
         }
@@ -251,7 +237,7 @@ pub async fn reorder(
             ));
         }
         if !perms.outranks_position(role.position) || !perms.outranks_position(*position) {
-            return Err(hierarchy());
+            return Err(CoreError::role_hierarchy());
         }
     }
     let audit = entry(
@@ -263,7 +249,7 @@ pub async fn reorder(
         Some(json!({ "count": moves.len() })),
     );
     if !svc.roles.reorder_roles(server.id, moves, audit).await? {
-        return Err(role_not_found());
+        return Err(CoreError::role_not_found());
     }
     let roles = svc.structure.permission_data(server.id).await?.roles;
     publish(svc, server.id, Scope::Server, "role.reorder", &roles).await;

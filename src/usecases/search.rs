@@ -7,7 +7,7 @@ use super::perms::Perms;
 use crate::model::Server;
 use crate::permissions::{bits, has};
 use crate::ports::SearchQuery;
-use crate::{CoreResult, Services};
+use crate::{CoreError, CoreResult, Services};
 use uuid::Uuid;
 
 /// Input of `search.search`.
@@ -36,7 +36,7 @@ pub async fn search(
         let channel = channels
             .iter()
             .find(|c| c.id == id)
-            .ok_or_else(super::audit::channel_not_found)?;
+            .ok_or_else(CoreError::channel_not_found)?;
         perms.require_in(channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     }
     let readable = channels

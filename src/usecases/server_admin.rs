@@ -18,10 +18,6 @@ pub struct IconUrl {
     pub icon_url: String,
 }
 
-fn server_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::ServerNotFound, "Server not found")
-}
-
 /// The caller must own the server: FORBIDDEN 5001 otherwise (2002 for a non-member).
 fn require_owner(server: &Server, caller: &Caller, what: &str) -> CoreResult<()> {
     caller.require_member()?;
@@ -69,7 +65,7 @@ pub(crate) async fn apply(
         .servers
         .update(server.id, patch, audit)
         .await?
-        .ok_or_else(server_not_found)?;
+        .ok_or_else(CoreError::server_not_found)?;
     publish_update(svc, &updated).await?;
     Ok(updated)
 }
@@ -154,7 +150,7 @@ pub async fn transfer_ownership(
         .servers
         .transfer_ownership(server.id, new_owner_id, audit)
         .await?
-        .ok_or_else(|| CoreError::not_found(EctoCode::ServerNotFound, "Member not found"))?;
+        .ok_or_else(CoreError::member_not_found)?;
     publish_update(svc, &updated).await?;
     Ok(success())
 }
@@ -171,7 +167,7 @@ pub async fn delete(
     require_owner(server, caller, "delete the server")?;
     require_confirmation(server, confirmation)?;
     if !svc.servers.delete(server.id).await? {
-        return Err(server_not_found());
+        return Err(CoreError::server_not_found());
     }
     tracing::info!(server_id = %server.id, user_id = %caller.user_id, "server deleted");
     publish(

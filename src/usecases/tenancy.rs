@@ -2,7 +2,7 @@
 
 use crate::model::{NewServer, Server};
 use crate::services::Tenancy;
-use crate::{new_id, permissions, CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use crate::{new_id, permissions, CoreError, CoreResult, ErrorKind, Services};
 
 /// The name a self-hosted server gets on first start (reference §1).
 pub const DEFAULT_SERVER_NAME: &str = "My Ecto Server";
@@ -14,7 +14,6 @@ pub async fn resolve_server(
     server_address: Option<&str>,
     host: Option<&str>,
 ) -> CoreResult<Server> {
-    let not_found = || CoreError::not_found(EctoCode::ServerNotFound, "Server not found");
     let key = match svc.tenancy {
         Tenancy::Single(id) => id.to_string(),
         Tenancy::Multi => {
@@ -23,7 +22,7 @@ pub async fn resolve_server(
                 .map(str::trim)
                 .filter(|s| !s.is_empty());
             let Some(wanted) = wanted else {
-                return Err(not_found());
+                return Err(CoreError::server_not_found());
             };
             wanted.to_owned()
         }
@@ -33,7 +32,9 @@ pub async fn resolve_server(
     }
     // Read before the lookup: a change committed meanwhile keeps the result out of the memo.
     let epoch = svc.memo.epoch();
-    let server = lookup(svc, &key).await?.ok_or_else(not_found)?;
+    let server = lookup(svc, &key)
+        .await?
+        .ok_or_else(CoreError::server_not_found)?;
     svc.memo.keep_server(&key, epoch, server.clone());
     Ok(server)
 }

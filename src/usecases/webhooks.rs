@@ -1,20 +1,16 @@
 //! The `webhooks` router and webhook execution (`POST /webhooks/{id}/{token}`).
 
-use super::audit::{channel_not_found, entry, publish, success};
+use super::audit::{entry, publish, success};
 use super::identity::Caller;
 use super::messages::views;
 use super::perms::Perms;
 use crate::model::{kind, parse_mentions, MessageRecord, MessageView, Server, Webhook};
 use crate::permissions::bits;
 use crate::ports::Scope;
-use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
+use crate::{new_id, CoreError, CoreResult, Services};
 use rand::RngCore;
 use serde_json::json;
 use uuid::Uuid;
-
-fn webhook_not_found() -> CoreError {
-    CoreError::not_found(EctoCode::MessageNotFound, "Webhook not found")
-}
 
 /// 32 random bytes, hex.
 fn new_token() -> String {
@@ -36,7 +32,7 @@ async fn manager(
     perms.require(bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")?;
     let channel = super::perms::channel(svc, server.id, channel_id)
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     perms.require_in(&channel, bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")
 }
 
@@ -54,7 +50,7 @@ async fn managed(
         .webhooks
         .get(server.id, id)
         .await?
-        .ok_or_else(webhook_not_found)?;
+        .ok_or_else(CoreError::webhook_not_found)?;
     manager(svc, server, caller, webhook.channel_id).await?;
     Ok(webhook)
 }
@@ -124,7 +120,7 @@ pub async fn delete(
         None,
     );
     if !svc.webhooks.delete(server.id, id, audit).await? {
-        return Err(webhook_not_found());
+        return Err(CoreError::webhook_not_found());
     }
     Ok(success())
 }
@@ -147,12 +143,12 @@ pub async fn regenerate(
         Some(json!({ "token": "regenerated" })),
     );
     if !svc.webhooks.set_token(server.id, id, &token, audit).await? {
-        return Err(webhook_not_found());
+        return Err(CoreError::webhook_not_found());
     }
     svc.webhooks
         .get(server.id, id)
         .await?
-        .ok_or_else(webhook_not_found)
+        .ok_or_else(CoreError::webhook_not_found)
 }
 
 /// What a webhook call posts.
@@ -220,10 +216,7 @@ pub async fn authorize(
         }
         _ => {
             super::rate_limit::check_webhook_failure(svc, client).await?;
-            Err(CoreError::not_found(
-                EctoCode::MessageNotFound,
-                "Webhook not found or invalid token",
-            ))
+            Err(CoreError::webhook_not_found_or_bad_token())
         }
     }
 }
@@ -239,7 +232,7 @@ pub async fn execute(
         .structure
         .channel(server_id, webhook.channel_id)
         .await?
-        .ok_or_else(channel_not_found)?;
+        .ok_or_else(CoreError::channel_not_found)?;
     let mentions = parse_mentions(&post.content);
     // A webhook pings no more than its creator may: @everyone, @here and role mentions count
     // only while the creator (still a member) holds MENTION_EVERYONE in the channel.

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::model::shared_file_key;
 use ecto_core::ports::BlobKey;
 use ecto_core::usecases::{files, hub};
+use ecto_core::CoreError;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -42,7 +43,7 @@ async fn shared(
     let per_file = files::upload_limit(&svc, &up.server).await?;
     let space = hub::shared_space_left(&svc, &up.server).await?;
     if space == 0 {
-        return Err(hub::shared_quota_exceeded().into());
+        return Err(CoreError::shared_quota_exceeded().into());
     }
     let (limit, too_large) = if space < per_file {
         (space, "Shared storage quota exceeded")

@@ -9,8 +9,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ecto_core::model::{CachedProfile, LocalUser, NewLocalUser, Profile};
 use ecto_core::ports::AccountStore;
-use ecto_core::usecases::join::username_taken;
-use ecto_core::CoreResult;
+use ecto_core::{CoreError, CoreResult};
 use uuid::Uuid;
 
 /// Local accounts and cached central profiles.
@@ -41,7 +40,7 @@ impl AccountStore for SqlAccountStore {
                 display_name: None,
                 avatar_url: None,
             }),
-            Err(e) if is_unique_violation(&e) => Err(username_taken()),
+            Err(e) if is_unique_violation(&e) => Err(CoreError::username_taken()),
             Err(e) => Err(db_error(e)),
         }
     }

@@ -236,10 +236,7 @@ impl RoleStore for SqlRoleStore {
             })
             .await
             .map_err(|e| match e {
-                DieselError::RollbackTransaction => ecto_core::CoreError::not_found(
-                    ecto_core::EctoCode::RoleNotFound,
-                    "Role not found",
-                ),
+                DieselError::RollbackTransaction => ecto_core::CoreError::role_not_found(),
                 e => db_error(e),
             })
         })

@@ -9,7 +9,7 @@ use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ecto_core::model::{ConfigPatch, NewAudit, NewServer, Server, ServerConfig, ServerPatch};
 use ecto_core::ports::ServerStore;
-use ecto_core::{CoreError, CoreResult, EctoCode, ErrorKind};
+use ecto_core::{CoreError, CoreResult, ErrorKind};
 use uuid::Uuid;
 
 /// Servers, configuration rows and addresses.
@@ -210,9 +210,7 @@ impl ServerStore for SqlServerStore {
             })
             .await
             .map_err(|e| match e {
-                DieselError::RollbackTransaction => {
-                    CoreError::not_found(EctoCode::ChannelNotFound, "Channel not found")
-                }
+                DieselError::RollbackTransaction => CoreError::channel_not_found(),
                 e => db_error(e),
             })
         })?;
