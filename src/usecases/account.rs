@@ -1,8 +1,9 @@
-//! `server.leave`, `members.changePassword` and `members.revokeSessions`.
+//! `server.leave`, `server.refreshToken`, `members.changePassword` and
+//! `members.revokeSessions`.
 
-use super::identity::Caller;
+use super::base::identity::Caller;
+use super::base::tokens::{hash_token, issue_pair, plausible, TokenPair, REFRESH_TTL_SECS};
 use super::info::server_permissions;
-use super::tokens::{issue_pair, TokenPair};
 use crate::model::{IdentityType, Server};
 use crate::{permissions, CoreError, CoreResult, EctoCode, Services};
 use serde::Serialize;
@@ -154,4 +155,34 @@ pub async fn revoke_sessions(
         }
         None => Err(CoreError::member_not_found()),
     }
+}
+
+/// `server.refreshToken`: a valid, unused refresh token of a current member of `server_id` is
+/// exchanged for a new pair; the old one stops working. Every failure is UNAUTHORIZED 1000.
+pub async fn refresh(svc: &Services, server_id: uuid::Uuid, token: &str) -> CoreResult<TokenPair> {
+    let invalid = || CoreError::auth_failed("Invalid or expired refresh token");
+    let claims = svc.tokens.verify_refresh(token).ok_or_else(invalid)?;
+    if claims.server_id != server_id
+        || !plausible(svc, claims.issued_at, claims.expires_at, REFRESH_TTL_SECS)
+    {
+        return Err(invalid());
+    }
+    // Taking the row is the rotation: a second use of the same token finds nothing.
+    let record = svc
+        .refresh_tokens
+        .take(&hash_token(token))
+        .await?
+        .ok_or_else(invalid)?;
+    if record.member_id != claims.member_id || record.expires_at <= svc.clock.now() {
+        return Err(invalid());
+    }
+    let member = svc
+        .members
+        .get(server_id, claims.user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if member.id != claims.member_id || member.token_version != claims.token_version {
+        return Err(CoreError::auth_failed("Token has been revoked"));
+    }
+    issue_pair(svc, &member).await
 }

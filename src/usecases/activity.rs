@@ -4,7 +4,7 @@
 //! into the protocol's ActivityItem and publishes `activity.create`.
 
 use super::audit::{publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::messages::unknown_author;
 use crate::model::{ActivityItem, ActivityRecord, ActivitySource, ActivityType, Server};
 use crate::ports::{ActivityQuery, Scope};

@@ -1,6 +1,6 @@
 //! Building audit entries and publishing events: the two things every mutation does.
 
-use super::identity::Caller;
+use super::base::identity::Caller;
 use crate::model::NewAudit;
 use crate::ports::{Event, Scope};
 use crate::{new_id, CoreError, CoreResult, Services};

@@ -1,8 +1,8 @@
 //! The `categories` router: create, update, getOverrides, delete, reorder.
 
 use super::audit::{check_overrides, entry, publish, success};
-use super::identity::Caller;
-use super::names::normalize_channel_name;
+use super::base::identity::Caller;
+use super::base::names::normalize_channel_name;
 use super::perms::Perms;
 use crate::model::{Category, OverrideView, Server};
 use crate::permissions::{bits, Override};

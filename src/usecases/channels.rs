@@ -1,8 +1,8 @@
 //! The `channels` router: list, create, update, delete, getOverrides, reorder.
 
 use super::audit::{check_overrides, entry, publish, success};
-use super::identity::Caller;
-use super::names::normalize_channel_name;
+use super::base::identity::Caller;
+use super::base::names::normalize_channel_name;
 use super::perms::Perms;
 use crate::model::{Category, Channel, ChannelType, OverrideView, Server};
 use crate::permissions::{bits, has, Override};
@@ -282,7 +282,7 @@ pub async fn reorder(
     let perms = Perms::load(svc, server, caller).await?;
     perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
     // Moving a channel is managing it: each one moved needs MANAGE_CHANNELS where it is.
-    let channels = super::perms::channels(svc, server.id).await?;
+    let channels = super::base::loaders::channels(svc, server.id).await?;
     for m in &moves {
         if let Some(channel) = channels.iter().find(|c| c.id == m.channel_id) {
             perms.require_in(channel, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;

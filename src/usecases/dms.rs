@@ -3,7 +3,7 @@
 //! two participants ever see a conversation, and only within its server.
 
 use super::audit::{publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::messages::{unknown_author, views};
 use crate::model::{
     group_reactions, kind, preview, ActivityRecord, ActivityType, Conversation, ConversationView,
@@ -32,7 +32,10 @@ fn blank() -> CoreError {
 
 /// FORBIDDEN 6001 unless the server allows member DMs.
 async fn require_enabled(svc: &Services, server: &Server) -> CoreResult<()> {
-    if super::perms::config(svc, server.id).await?.allow_member_dms {
+    if super::base::loaders::config(svc, server.id)
+        .await?
+        .allow_member_dms
+    {
         Ok(())
     } else {
         Err(CoreError::forbidden(

@@ -5,7 +5,7 @@
 //! name), so no key derived from user input can leave the storage root. Attachment URLs
 //! handed out by the API carry an expiring signature ([`signed_url`]).
 
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{Attachment, Channel, Server, ServerPatch};
 use crate::permissions::{bits, has};
@@ -335,7 +335,7 @@ pub fn sign_attachments(svc: &Services, attachments: &mut [Attachment]) {
 /// The per-file limit of `/upload` and `/upload/dm`: the server's `max_upload_size_bytes`,
 /// capped by `MAX_UPLOAD_SIZE_BYTES`.
 pub async fn upload_limit(svc: &Services, server: &Server) -> CoreResult<u64> {
-    let config = super::perms::config(svc, server.id).await?;
+    let config = super::base::loaders::config(svc, server.id).await?;
     Ok(cap(svc, config.max_upload_size_bytes.max(0) as u64))
 }
 

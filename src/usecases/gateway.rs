@@ -2,7 +2,7 @@
 //! which channels a session may hear, and the control events that close sessions.
 
 use super::audit::publish;
-use super::identity::{authenticate, Caller};
+use super::base::identity::{authenticate, Caller};
 use super::info::readable_channels;
 use super::messages::{list as list_messages, MessagePage};
 use super::perms::Perms;
@@ -148,16 +148,16 @@ pub async fn ready(
     let perms = Perms::load(svc, server, caller).await?;
     let channels = readable_channels(svc, server, caller).await?;
     let manager = has(perms.server, bits::MANAGE_CHANNELS);
-    let categories = super::perms::categories(svc, server.id)
+    let categories = super::base::loaders::categories(svc, server.id)
         .await?
         .iter()
         .filter(|c| manager || channels.iter().any(|ch| ch.category_id == Some(c.id)))
         .cloned()
         .collect();
-    let config = super::perms::config(svc, server.id).await?;
+    let config = super::base::loaders::config(svc, server.id).await?;
     let member = caller.require_member()?;
     let server_bits = perms.server;
-    let self_member = super::perms::member_view(svc, member)
+    let self_member = super::base::loaders::member_view(svc, member)
         .await?
         .map(|view| (*view).clone());
     let (mut notifications, mut dms) = (0, 0);
@@ -381,7 +381,7 @@ pub async fn typing(
     channel_id: Uuid,
     start: bool,
 ) -> CoreResult<()> {
-    let Some(channel) = super::perms::channel(svc, server.id, channel_id).await? else {
+    let Some(channel) = super::base::loaders::channel(svc, server.id, channel_id).await? else {
         return Ok(());
     };
     let perms = Perms::load(svc, server, caller).await?;

@@ -6,7 +6,7 @@
 //! failure there is logged, never returned: the change is already committed.
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{
     shared_prefix, ChannelFileStat, ChannelFileView, ChannelType, Contributor, ItemOverride,
@@ -536,7 +536,7 @@ pub async fn delete_channel_file(
         .await?
         .ok_or_else(CoreError::channel_file_not_found)?;
     // A file of a channel the caller cannot see is managed with channel-level bits too.
-    let channel = super::perms::channel(svc, server.id, file.channel_id)
+    let channel = super::base::loaders::channel(svc, server.id, file.channel_id)
         .await?
         .ok_or_else(CoreError::channel_file_not_found)?;
     perms.require_in(&channel, bits::MANAGE_FILES, "MANAGE_FILES")?;

@@ -1,6 +1,6 @@
 //! `server.info` and the server-level permission bits it (and others) need.
 
-use super::identity::Caller;
+use super::base::identity::Caller;
 use crate::model::{Member, Server, ServerView};
 use crate::{permissions, CoreResult, Services};
 use serde::Serialize;
@@ -45,7 +45,7 @@ pub async fn info(
     server: &Server,
     caller: Option<&Caller>,
 ) -> CoreResult<ServerInfo> {
-    let config = super::perms::config(svc, server.id).await?;
+    let config = super::base::loaders::config(svc, server.id).await?;
     let manager = match caller.and_then(|c| c.member.as_ref()) {
         Some(m) => permissions::has(
             server_permissions(svc, server, m).await?,
@@ -77,7 +77,7 @@ pub async fn readable_channels(
     caller: &Caller,
 ) -> CoreResult<Vec<crate::model::Channel>> {
     let perms = super::perms::Perms::load(svc, server, caller).await?;
-    Ok(super::perms::channels(svc, server.id)
+    Ok(super::base::loaders::channels(svc, server.id)
         .await?
         .iter()
         .filter_map(|ch| {

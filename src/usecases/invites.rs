@@ -1,7 +1,7 @@
 //! The `invites` router: create, list, revoke. Invites are used by `server.join`.
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{new_invite_code, InviteView, Server};
 use crate::permissions::bits;

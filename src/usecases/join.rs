@@ -1,9 +1,9 @@
 //! `server.join` (reference §4.2 with DECISIONS §3.10): find or create the identity, then apply
 //! the membership atomically, then hand out a token pair.
 
-use super::identity::{authenticate, local_login_allowed, Caller};
+use super::base::identity::{authenticate, local_login_allowed, Caller};
+use super::base::tokens::issue_pair;
 use super::info::server_permissions;
-use super::tokens::issue_pair;
 use crate::model::{
     IdentityType, InviteProblem, JoinOutcome, JoinPlan, MemberView, NewLocalUser, Server,
     ServerView,
@@ -48,7 +48,7 @@ pub async fn join(
     bearer: Option<&str>,
     input: JoinInput,
 ) -> CoreResult<Joined> {
-    let config = super::perms::config(svc, server.id).await?;
+    let config = super::base::loaders::config(svc, server.id).await?;
     let caller = match bearer {
         Some(token) => authenticate(svc, server, token).await?,
         None => None,

@@ -1,7 +1,7 @@
 //! The `members` router's listing and moderation, and `bans.list`.
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{BanView, CachedProfile, IdentityType, Member, MemberView, Server};
 use crate::permissions::{bits, has};

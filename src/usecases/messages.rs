@@ -4,7 +4,7 @@
 //! cause (mentions, replies, reactions) in the same transaction.
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::members_admin::can_read;
 use super::perms::Perms;
 use crate::model::{
@@ -28,7 +28,7 @@ async fn channel_and_perms(
     channel_id: Uuid,
 ) -> CoreResult<(Channel, Perms)> {
     let perms = Perms::load(svc, server, caller).await?;
-    let channel = super::perms::channel(svc, server.id, channel_id)
+    let channel = super::base::loaders::channel(svc, server.id, channel_id)
         .await?
         .ok_or_else(CoreError::channel_not_found)?;
     Ok((channel, perms))
@@ -557,7 +557,7 @@ pub async fn pin(
     let perms = Perms::load(svc, server, caller).await?;
     let (message, channel) = channel_message(svc, server, id).await?;
     perms.require_in(&channel, bits::MANAGE_MESSAGES, "MANAGE_MESSAGES")?;
-    let config = super::perms::config(svc, server.id).await?;
+    let config = super::base::loaders::config(svc, server.id).await?;
     let system =
         (pinned && !message.pinned && config.show_system_messages).then(|| MessageRecord {
             id: new_id(),

@@ -4,7 +4,7 @@
 //! not have: `submit_to_discovery: true` is refused (FORBIDDEN 6101) and nothing is written.
 
 use super::audit::{publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::messages::unknown_author;
 use super::perms::Perms;
 use crate::model::{

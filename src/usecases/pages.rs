@@ -1,7 +1,7 @@
 //! The `pages` router: the content of page channels, versioned, with its revisions.
 
 use super::audit::publish;
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{Channel, ChannelType, PageContent, PageRevision, Server};
 use crate::permissions::bits;

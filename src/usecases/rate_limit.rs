@@ -12,8 +12,8 @@
 //! When the limiter itself fails (its Redis is unreachable), the call is allowed and the
 //! failure logged: losing the limits for a while is better than losing the API.
 
+use super::base::identity::Caller;
 use crate::ports::{Limit, RateDecision};
-use crate::usecases::Caller;
 use crate::{CoreError, CoreResult, Services};
 use std::net::IpAddr;
 use uuid::Uuid;

@@ -3,7 +3,7 @@
 //! highest role, or grants bits they do not hold.
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{Role, Server};
 use crate::permissions::bits;

@@ -1,7 +1,7 @@
 //! `search.search`: full-text search limited to channels the caller can read and the caller's
 //! own DMs, never another server's (DECISIONS §3.5).
 
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::messages::{views, MessagePage};
 use super::perms::Perms;
 use crate::model::Server;

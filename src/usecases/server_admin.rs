@@ -2,7 +2,7 @@
 //! transferOwnership, delete.
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{Server, ServerPatch, ServerView};
 use crate::permissions::bits;

@@ -1,7 +1,7 @@
 //! The `serverConfig` router: get, update, completeSetup.
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::perms::Perms;
 use crate::model::{ConfigPatch, Server, ServerConfig, ServerView};
 use crate::permissions::bits;

@@ -1,6 +1,6 @@
 //! `GET /api/unfurl`: link previews for members, cached (negatives included).
 
-use super::identity::authenticate;
+use super::base::identity::authenticate;
 use crate::model::Server;
 use crate::ports::LinkPreview;
 use crate::{CoreError, CoreResult, Services};

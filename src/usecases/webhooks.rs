@@ -1,7 +1,7 @@
 //! The `webhooks` router and webhook execution (`POST /webhooks/{id}/{token}`).
 
 use super::audit::{entry, publish, success};
-use super::identity::Caller;
+use super::base::identity::Caller;
 use super::messages::views;
 use super::perms::Perms;
 use crate::model::{kind, parse_mentions, MessageRecord, MessageView, Server, Webhook};
@@ -30,7 +30,7 @@ async fn manager(
 ) -> CoreResult<()> {
     let perms = Perms::load(svc, server, caller).await?;
     perms.require(bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")?;
-    let channel = super::perms::channel(svc, server.id, channel_id)
+    let channel = super::base::loaders::channel(svc, server.id, channel_id)
         .await?
         .ok_or_else(CoreError::channel_not_found)?;
     perms.require_in(&channel, bits::MANAGE_WEBHOOKS, "MANAGE_WEBHOOKS")
@@ -178,7 +178,8 @@ async fn creator_may_mention_all(
     let Some(server) = svc.servers.get(server_id).await? else {
         return Ok(false);
     };
-    let Some(membership) = super::perms::membership(svc, server_id, webhook.created_by).await?
+    let Some(membership) =
+        super::base::loaders::membership(svc, server_id, webhook.created_by).await?
     else {
         return Ok(false);
     };

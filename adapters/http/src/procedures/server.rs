@@ -4,7 +4,7 @@ use crate::trpc::{Access, Registry};
 use crate::validate::{invalid, length, opt_length, NoInput, Optional, Validate};
 use crate::ApiError;
 use ecto_core::usecases::join::{JoinAction, JoinInput};
-use ecto_core::usecases::{account, info, join, tokens};
+use ecto_core::usecases::{account, info, join};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -82,7 +82,7 @@ pub fn register(r: &mut Registry) {
         "server.refreshToken",
         Access::Public,
         |ctx, w: RefreshWire| async move {
-            tokens::refresh(&ctx.svc, ctx.server.id, &w.server_refresh_token).await
+            account::refresh(&ctx.svc, ctx.server.id, &w.server_refresh_token).await
         },
     );
 }

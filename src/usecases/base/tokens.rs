@@ -1,7 +1,9 @@
-//! Issuing and rotating the server's token pairs (reference §4.1, §4.3; DECISIONS §3.9, §3.22).
+//! Issuing the server's token pairs (reference §4.1, §4.3; DECISIONS §3.9, §3.22): signed
+//! access tokens and stored refresh tokens, and what makes a presented token plausible.
+//! Rotating them (`server.refreshToken`) is [`crate::usecases::account::refresh`].
 
 use crate::model::{AccessClaims, Member, RefreshClaims, RefreshTokenRecord};
-use crate::{new_id, CoreError, CoreResult, Services};
+use crate::{new_id, CoreResult, Services};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -72,34 +74,4 @@ pub async fn issue_pair(svc: &Services, member: &Member) -> CoreResult<TokenPair
         server_token: access_token(svc, member)?,
         server_refresh_token: refresh,
     })
-}
-
-/// `server.refreshToken`: a valid, unused refresh token of a current member of `server_id` is
-/// exchanged for a new pair; the old one stops working. Every failure is UNAUTHORIZED 1000.
-pub async fn refresh(svc: &Services, server_id: uuid::Uuid, token: &str) -> CoreResult<TokenPair> {
-    let invalid = || CoreError::auth_failed("Invalid or expired refresh token");
-    let claims = svc.tokens.verify_refresh(token).ok_or_else(invalid)?;
-    if claims.server_id != server_id
-        || !plausible(svc, claims.issued_at, claims.expires_at, REFRESH_TTL_SECS)
-    {
-        return Err(invalid());
-    }
-    // Taking the row is the rotation: a second use of the same token finds nothing.
-    let record = svc
-        .refresh_tokens
-        .take(&hash_token(token))
-        .await?
-        .ok_or_else(invalid)?;
-    if record.member_id != claims.member_id || record.expires_at <= svc.clock.now() {
-        return Err(invalid());
-    }
-    let member = svc
-        .members
-        .get(server_id, claims.user_id)
-        .await?
-        .ok_or_else(invalid)?;
-    if member.id != claims.member_id || member.token_version != claims.token_version {
-        return Err(CoreError::auth_failed("Token has been revoked"));
-    }
-    issue_pair(svc, &member).await
 }

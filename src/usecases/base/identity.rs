@@ -53,7 +53,7 @@ pub async fn authenticate(
         if claims.identity_type == IdentityType::Local && !local_accounts_allowed(svc) {
             return Ok(None);
         }
-        let member = super::perms::membership(svc, server.id, claims.user_id)
+        let member = super::loaders::membership(svc, server.id, claims.user_id)
             .await?
             .map(|m| m.member.clone());
         // A member's token is only as good as the version it was issued for. The token of
@@ -78,7 +78,7 @@ pub async fn authenticate(
     let Some(identity) = verify_central(svc, token).await? else {
         return Ok(None);
     };
-    let member = super::perms::membership(svc, server.id, identity.user_id)
+    let member = super::loaders::membership(svc, server.id, identity.user_id)
         .await?
         .map(|m| m.member.clone());
     Ok(Some(Caller {

@@ -1,0 +1,12 @@
+//! What the features build on, in layers: a module here imports only modules of a lower
+//! layer, and never a feature (`usecases/layering.rs` checks it).
+//!
+//! 0. [`names`]: names as they are stored.
+//! 1. [`loaders`]: the memo loaders.
+//! 2. [`tokens`]: the server's token pairs.
+//! 3. [`identity`]: who is calling.
+
+pub mod identity;
+pub mod loaders;
+pub mod names;
+pub mod tokens;
