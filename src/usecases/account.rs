@@ -1,9 +1,9 @@
 //! `server.leave`, `server.refreshToken`, `members.changePassword` and
 //! `members.revokeSessions`.
 
+use super::base::access::server_bits;
 use super::base::identity::Caller;
 use super::base::tokens::{hash_token, issue_pair, plausible, TokenPair, REFRESH_TTL_SECS};
-use super::info::server_permissions;
 use crate::model::{IdentityType, Server};
 use crate::{permissions, CoreError, CoreResult, EctoCode, Services};
 use serde::Serialize;
@@ -130,7 +130,7 @@ pub async fn revoke_sessions(
     let me = caller.require_member()?;
     let target = target.unwrap_or(caller.user_id);
     if target != caller.user_id {
-        let perms = server_permissions(svc, server, me).await?;
+        let perms = server_bits(svc, server, me).await?;
         if !permissions::has(perms, permissions::bits::MANAGE_SERVER)
             || server.admin_user_id == Some(target)
         {

@@ -1,9 +1,10 @@
 //! Building audit entries and publishing events: the two things every mutation does.
 
+use super::base::access::Perms;
 use super::base::identity::Caller;
 use crate::model::NewAudit;
 use crate::ports::{Event, Scope};
-use crate::{new_id, CoreError, CoreResult, Services};
+use crate::{new_id, CoreResult, Services};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -61,38 +62,6 @@ pub fn success() -> serde_json::Value {
     serde_json::json!({ "success": true })
 }
 
-/// Checks override targets: roles must be roles of this server (NOT_FOUND 5000), members
-/// members of it (NOT_FOUND 2000), and the caller must be allowed to grant what they allow
-/// where they hold `held` (their bits at the channel's or category's level).
-pub async fn check_overrides(
-    svc: &Services,
-    server_id: Uuid,
-    perms: &super::perms::Perms,
-    held: u64,
-    overrides: &[crate::permissions::Override],
-) -> CoreResult<()> {
-    use crate::permissions::TargetType;
-    for o in overrides {
-        if !crate::permissions::is_valid(o.deny) {
-            return Err(CoreError::invalid_permission_bits());
-        }
-        perms.may_grant_within(o.allow, held)?;
-        match o.target_type {
-            TargetType::Role => {
-                if !perms.data.roles.iter().any(|r| r.id == o.target_id) {
-                    return Err(CoreError::role_not_found());
-                }
-            }
-            TargetType::Member => {
-                if svc.members.get(server_id, o.target_id).await?.is_none() {
-                    return Err(CoreError::member_not_found());
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What `auditlog.list` returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditPage {
@@ -107,7 +76,7 @@ pub async fn list(
     caller: &Caller,
     mut query: crate::ports::AuditQuery,
 ) -> CoreResult<AuditPage> {
-    let perms = super::perms::Perms::load(svc, server, caller).await?;
+    let perms = Perms::load(svc, server, caller).await?;
     perms.require(crate::permissions::bits::VIEW_AUDIT_LOG, "VIEW_AUDIT_LOG")?;
     let limit = query.limit;
     query.limit = limit + 1;

@@ -1,11 +1,13 @@
 //! The `channels` router: list, create, update, delete, getOverrides, reorder.
 
-use super::audit::{check_overrides, entry, publish, success};
+use super::audit::{entry, publish, success};
+use super::base::access::check_overrides;
+use super::base::access::Perms;
 use super::base::identity::Caller;
+use super::base::lookup;
 use super::base::names::normalize_channel_name;
-use super::perms::Perms;
 use crate::model::{Category, Channel, ChannelType, OverrideView, Server};
-use crate::permissions::{bits, has, Override};
+use crate::permissions::{bits, Override};
 use crate::ports::{ChannelMove, ChannelPatch, NewChannel, Scope};
 use crate::{new_id, CoreError, CoreResult, Services};
 use serde::Serialize;
@@ -31,25 +33,13 @@ pub struct ChannelList {
 /// with a visible channel, or all of them for a caller with MANAGE_CHANNELS.
 pub async fn list(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<ChannelList> {
     let perms = Perms::load(svc, server, caller).await?;
-    let visible: Vec<Channel> = svc
-        .structure
-        .channels(server.id)
-        .await?
-        .into_iter()
-        .filter_map(|mut ch| {
-            let bits = perms.channel(&ch);
-            has(bits, bits::READ_MESSAGES).then(|| {
-                ch.my_permissions = Some(bits);
-                ch
-            })
-        })
-        .collect();
-    let manager = has(perms.server, bits::MANAGE_CHANNELS);
+    let visible = perms.readable(svc.structure.channels(server.id).await?);
     let categories = svc
         .structure
         .categories(server.id)
         .await?
         .into_iter()
+        .filter(|category| perms.sees_category(category.id, &visible))
         .map(|category| {
             let channels = visible
                 .iter()
@@ -58,7 +48,6 @@ pub async fn list(svc: &Services, server: &Server, caller: &Caller) -> CoreResul
                 .collect();
             CategoryWithChannels { category, channels }
         })
-        .filter(|c| manager || !c.channels.is_empty())
         .collect();
     let uncategorized = visible
         .into_iter()
@@ -101,11 +90,7 @@ async fn channel_manager(
 ) -> CoreResult<(Perms, Channel)> {
     let perms = Perms::load(svc, server, caller).await?;
     perms.require(bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
-    let channel = svc
-        .structure
-        .channel(server.id, channel_id)
-        .await?
-        .ok_or_else(CoreError::channel_not_found)?;
+    let channel = lookup::channel(svc, server.id, channel_id).await?;
     perms.require_in(&channel, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
     Ok((perms, channel))
 }

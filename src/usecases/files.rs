@@ -5,10 +5,10 @@
 //! name), so no key derived from user input can leave the storage root. Attachment URLs
 //! handed out by the API carry an expiring signature ([`signed_url`]).
 
+use super::base::access::{attachment_readable, channel_and_perms, Perms};
 use super::base::identity::Caller;
-use super::perms::Perms;
 use crate::model::{Attachment, Channel, Server, ServerPatch};
-use crate::permissions::{bits, has};
+use crate::permissions::bits;
 use crate::ports::{AttachmentRecord, BlobKey};
 use crate::{CoreError, CoreResult, EctoCode, ErrorKind, Services};
 use hmac::{Hmac, Mac};
@@ -372,12 +372,7 @@ pub async fn authorize_channel_upload(
     caller: &Caller,
     channel_id: Uuid,
 ) -> CoreResult<Channel> {
-    let perms = Perms::load(svc, server, caller).await?;
-    let channel = svc
-        .structure
-        .channel(server.id, channel_id)
-        .await?
-        .ok_or_else(CoreError::channel_not_found)?;
+    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::ATTACH_FILES, "ATTACH_FILES")?;
     Ok(channel)
 }
@@ -570,33 +565,6 @@ pub async fn resolve_by_id(
     Ok(Some((key, FileTarget::Attachment(a))))
 }
 
-/// Whether `caller` may read attachment `a`: its uploader; for a linked attachment, a member
-/// with READ_MESSAGES in its channel, or one of the two members of its DM conversation.
-pub async fn can_read(
-    svc: &Services,
-    server: &Server,
-    caller: &Caller,
-    a: &AttachmentRecord,
-) -> CoreResult<bool> {
-    if caller.member.is_none() {
-        return Ok(false);
-    }
-    if a.uploader_id == caller.user_id {
-        return Ok(true);
-    }
-    let (Some(_), Some(channel_id)) = (a.message_id, a.channel_id) else {
-        return Ok(false);
-    };
-    if let Some(channel) = svc.structure.channel(server.id, channel_id).await? {
-        let perms = Perms::load(svc, server, caller).await?;
-        return Ok(has(perms.channel(&channel), bits::READ_MESSAGES));
-    }
-    if let Some(c) = svc.dms.conversation(server.id, channel_id).await? {
-        return Ok(c.user_a == caller.user_id || c.user_b == caller.user_id);
-    }
-    Ok(false)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The `files` router
 
@@ -669,7 +637,7 @@ pub async fn get_url(
         .get(server.id, attachment_id)
         .await?
         .ok_or_else(CoreError::attachment_not_found)?;
-    if !can_read(svc, server, caller, &a).await? {
+    if !attachment_readable(svc, server, caller, &a).await? {
         return Err(CoreError::forbidden(
             EctoCode::InsufficientPermissions,
             "You cannot read this attachment",

@@ -2,12 +2,12 @@
 //! which channels a session may hear, and the control events that close sessions.
 
 use super::audit::publish;
+use super::base::access::{readable_channels, Perms};
 use super::base::identity::{authenticate, Caller};
-use super::info::readable_channels;
+use super::base::lookup::visible_presences;
 use super::messages::{list as list_messages, MessagePage};
-use super::perms::Perms;
 use crate::model::{Category, MemberView, Role, Server, ServerView, Timestamp};
-use crate::permissions::{bits, has};
+use crate::permissions::bits;
 use crate::ports::{Cursor, Scope};
 use crate::{permissions, CoreResult, Services};
 use serde::Serialize;
@@ -147,11 +147,10 @@ pub async fn ready(
 ) -> CoreResult<(Ready, Option<Uuid>)> {
     let perms = Perms::load(svc, server, caller).await?;
     let channels = readable_channels(svc, server, caller).await?;
-    let manager = has(perms.server, bits::MANAGE_CHANNELS);
     let categories = super::base::loaders::categories(svc, server.id)
         .await?
         .iter()
-        .filter(|c| manager || channels.iter().any(|ch| ch.category_id == Some(c.id)))
+        .filter(|c| perms.sees_category(c.id, &channels))
         .cloned()
         .collect();
     let config = super::base::loaders::config(svc, server.id).await?;
@@ -315,20 +314,6 @@ pub async fn set_presence(
     Ok(true)
 }
 
-/// Presences of the server that others can see (not offline).
-pub async fn visible_presences(
-    svc: &Services,
-    server_id: Uuid,
-) -> CoreResult<Vec<crate::ports::Presence>> {
-    Ok(svc
-        .presence
-        .list(server_id)
-        .await?
-        .into_iter()
-        .filter(|p| p.status != "offline")
-        .collect())
-}
-
 /// `server_dm.typing {conversation_id}` from a participant: the peer's sessions in this server
 /// get `server_dm.typing {conversation_id, user_id, timestamp}`. Anything else is ignored.
 pub async fn dm_typing(
@@ -385,7 +370,7 @@ pub async fn typing(
         return Ok(());
     };
     let perms = Perms::load(svc, server, caller).await?;
-    if !has(perms.channel(&channel), bits::READ_MESSAGES) {
+    if !perms.reads(&channel) {
         return Ok(());
     }
     #[derive(Serialize)]

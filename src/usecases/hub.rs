@@ -6,14 +6,14 @@
 //! failure there is logged, never returned: the change is already committed.
 
 use super::audit::{entry, publish, success};
+use super::base::access::hub::HubAccess;
+use super::base::access::{require_bits as require, Perms};
 use super::base::identity::Caller;
-use super::perms::Perms;
+use super::base::lookup::{name_of, usernames};
 use crate::model::{
-    shared_prefix, ChannelFileStat, ChannelFileView, ChannelType, Contributor, ItemOverride,
-    ItemOverrideView, ItemType, Server, SharedFileRecord, SharedFileView, SharedFolder,
-    SharedFolderView,
+    shared_prefix, ChannelFileStat, ChannelFileView, ChannelType, Contributor, ItemOverrideView,
+    ItemType, Server, SharedFileRecord, SharedFileView, SharedFolder, SharedFolderView,
 };
-use crate::permissions::hub::{folder_path, shared_item_permissions};
 use crate::permissions::{bits, has, Override, TargetType};
 use crate::ports::{BlobKey, Scope};
 use crate::{new_id, CoreError, CoreResult, Services};
@@ -21,112 +21,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
-
-/// The caller's permissions with everything the chain needs: the server's folders and hub
-/// overrides, loaded once per request.
-pub struct HubAccess {
-    pub perms: Perms,
-    folders: HashMap<Uuid, SharedFolder>,
-    parents: HashMap<Uuid, Option<Uuid>>,
-    overrides: Vec<ItemOverride>,
-}
-
-impl HubAccess {
-    /// Loads the caller's permissions (FORBIDDEN 2002 for a non-member) and the hub's tree.
-    pub async fn load(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<Self> {
-        let perms = Perms::load(svc, server, caller).await?;
-        let folders = svc.hub.folders(server.id).await?;
-        let overrides = svc.hub.overrides(server.id).await?;
-        Ok(Self {
-            perms,
-            parents: folders.iter().map(|f| (f.id, f.parent_id)).collect(),
-            folders: folders.into_iter().map(|f| (f.id, f)).collect(),
-            overrides,
-        })
-    }
-
-    /// The folder `id` of this server.
-    pub fn folder(&self, id: Uuid) -> CoreResult<&SharedFolder> {
-        self.folders
-            .get(&id)
-            .ok_or_else(CoreError::folder_not_found)
-    }
-
-    fn layer(&self, item_type: ItemType, id: Uuid) -> Vec<Override> {
-        self.overrides
-            .iter()
-            .filter(|o| o.item_type == item_type && o.item_id == id)
-            .map(|o| o.rule)
-            .collect()
-    }
-
-    fn has_overrides(&self, item_type: ItemType, id: Uuid) -> bool {
-        self.overrides
-            .iter()
-            .any(|o| o.item_type == item_type && o.item_id == id)
-    }
-
-    fn chain(&self, folder: Option<Uuid>, file: Option<Uuid>) -> u64 {
-        let mut layers: Vec<Vec<Override>> = folder_path(&self.parents, folder)
-            .into_iter()
-            .map(|f| self.layer(ItemType::Folder, f))
-            .collect();
-        if let Some(file) = file {
-            layers.push(self.layer(ItemType::File, file));
-        }
-        let layers: Vec<&[Override]> = layers.iter().map(Vec::as_slice).collect();
-        shared_item_permissions(&self.perms.subject, &layers)
-    }
-
-    /// Effective bits on a folder: its ancestors' overrides from the root, then its own.
-    pub fn folder_bits(&self, folder_id: Uuid) -> u64 {
-        self.chain(Some(folder_id), None)
-    }
-
-    /// Effective bits on a shared file in `folder_id` (`None`: the root).
-    pub fn file_bits(&self, folder_id: Option<Uuid>, file_id: Uuid) -> u64 {
-        self.chain(folder_id, Some(file_id))
-    }
-
-    /// Effective bits for adding to `folder_id`: the chain on the folder, or the server-level
-    /// bits at the root.
-    pub fn container_bits(&self, folder_id: Option<Uuid>) -> u64 {
-        match folder_id {
-            Some(f) => self.folder_bits(f),
-            None => self.perms.server,
-        }
-    }
-}
-
-fn require(have: u64, bit: u64, name: &str) -> CoreResult<()> {
-    if has(have, bit) {
-        Ok(())
-    } else {
-        Err(CoreError::missing_permission(name))
-    }
-}
-
-/// Usernames of `users` on the server (`Unknown` when no profile is known).
-async fn usernames(
-    svc: &Services,
-    server_id: Uuid,
-    users: impl IntoIterator<Item = Uuid>,
-) -> CoreResult<HashMap<Uuid, String>> {
-    let mut ids: Vec<Uuid> = users.into_iter().collect();
-    ids.sort();
-    ids.dedup();
-    Ok(svc
-        .messages
-        .authors(server_id, &ids)
-        .await?
-        .into_iter()
-        .map(|(id, a)| (id, a.username))
-        .collect())
-}
-
-fn name_of(names: &HashMap<Uuid, String>, id: Uuid) -> String {
-    names.get(&id).cloned().unwrap_or_else(|| "Unknown".into())
-}
 
 /// Deletes blobs after a commit; failures are logged only.
 async fn delete_blobs(svc: &Services, keys: &[String], prefixes: &[String]) {
@@ -179,8 +73,7 @@ pub async fn list_folders(
         access.folder(p)?;
     }
     let mut visible: Vec<&SharedFolder> = access
-        .folders
-        .values()
+        .folders()
         .filter(|f| f.parent_id == parent_id)
         .filter(|f| has(access.folder_bits(f.id), bits::BROWSE_FILES))
         .collect();
@@ -485,7 +378,7 @@ pub async fn list_channel_files(
     let readable: Vec<Uuid> = channels
         .iter()
         .filter(|c| channel_id.is_none_or(|id| c.id == id))
-        .filter(|c| has(perms.channel(c), bits::READ_MESSAGES))
+        .filter(|c| perms.reads(c))
         .map(|c| c.id)
         .collect();
     let mut rows = svc
@@ -607,36 +500,12 @@ pub async fn channel_file_stats(
         .into_iter()
         .map(|u| (u.channel_id, u))
         .collect();
-    let role_override = |container: Uuid, role: Uuid| {
-        perms
-            .data
-            .overrides_of(container)
-            .into_iter()
-            .find(|o| o.target_type == TargetType::Role && o.target_id == role)
-    };
     Ok(channels
         .iter()
         .filter(|c| c.channel_type == ChannelType::Text)
-        .filter(|c| has(perms.channel(c), bits::READ_MESSAGES))
+        .filter(|c| perms.reads(c))
         .map(|c| {
-            let access_role_ids = perms
-                .data
-                .roles
-                .iter()
-                .filter(|role| {
-                    let mut b = role.permissions;
-                    let layers = [c.category_id, Some(c.id)];
-                    for o in layers
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|x| role_override(x, role.id))
-                    {
-                        b = (b & !o.deny) | o.allow;
-                    }
-                    has(b, bits::ADMINISTRATOR) || has(b, bits::READ_MESSAGES)
-                })
-                .map(|role| role.id)
-                .collect();
+            let access_role_ids = perms.roles_reading(c);
             let u = uploads.get(&c.id);
             ChannelFileStat {
                 channel_id: c.id,
@@ -678,9 +547,7 @@ pub async fn get_item_overrides(
     access.perms.require(bits::MANAGE_FILES, "MANAGE_FILES")?;
     require_item(svc, server, &access, item_type, item_id).await?;
     Ok(access
-        .overrides
-        .iter()
-        .filter(|o| o.item_type == item_type && o.item_id == item_id)
+        .overrides_of(item_type, item_id)
         .map(ItemOverrideView::from)
         .collect())
 }
@@ -883,23 +750,4 @@ pub async fn resolve_shared(
         .await?
         .filter(|f| f.storage_key == key.as_str())
         .map(super::files::FileTarget::Shared))
-}
-
-/// Whether `caller` may download `file`: a member with BROWSE_FILES server-wide and through
-/// the file's chain.
-pub async fn can_read_shared(
-    svc: &Services,
-    server: &Server,
-    caller: &Caller,
-    file: &SharedFileRecord,
-) -> CoreResult<bool> {
-    if caller.member.is_none() {
-        return Ok(false);
-    }
-    let access = HubAccess::load(svc, server, caller).await?;
-    Ok(has(access.perms.server, bits::BROWSE_FILES)
-        && has(
-            access.file_bits(file.folder_id, file.id),
-            bits::BROWSE_FILES,
-        ))
 }

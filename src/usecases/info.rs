@@ -1,7 +1,9 @@
-//! `server.info` and the server-level permission bits it (and others) need.
+//! `server.info`.
 
+use super::base::access::{readable_channels, server_bits};
 use super::base::identity::Caller;
-use crate::model::{Member, Server, ServerView};
+use super::base::lookup::visible_presences;
+use crate::model::{Server, ServerView};
 use crate::{permissions, CoreResult, Services};
 use serde::Serialize;
 
@@ -20,25 +22,6 @@ pub struct ServerInfo {
     pub channels: Option<Vec<crate::model::Channel>>,
 }
 
-/// Server-level effective bits of `member`: the owner and ADMINISTRATOR get every bit.
-pub async fn server_permissions(
-    svc: &Services,
-    server: &Server,
-    member: &Member,
-) -> CoreResult<u64> {
-    if server.admin_user_id == Some(member.user_id) {
-        return Ok(permissions::ALL);
-    }
-    let base = svc.members.base_permissions(server.id, member.id).await?;
-    Ok(
-        if permissions::has(base, permissions::bits::ADMINISTRATOR) {
-            permissions::ALL
-        } else {
-            base
-        },
-    )
-}
-
 /// `server.info`: public; the config-only keys appear only for a caller who may manage it.
 pub async fn info(
     svc: &Services,
@@ -48,7 +31,7 @@ pub async fn info(
     let config = super::base::loaders::config(svc, server.id).await?;
     let manager = match caller.and_then(|c| c.member.as_ref()) {
         Some(m) => permissions::has(
-            server_permissions(svc, server, m).await?,
+            server_bits(svc, server, m).await?,
             permissions::bits::MANAGE_SERVER,
         ),
         None => false,
@@ -56,9 +39,7 @@ pub async fn info(
     Ok(ServerInfo {
         server: ServerView::new(server, &config, svc.settings.hosting_mode, manager),
         member_count: svc.servers.member_count(server.id).await?,
-        online_count: super::gateway::visible_presences(svc, server.id)
-            .await?
-            .len() as i64,
+        online_count: visible_presences(svc, server.id).await?.len() as i64,
         require_invite: config.require_invite,
         allow_local_accounts: config.allow_local_accounts
             && (svc.settings.hosting_mode == crate::HostingMode::SelfHosted
@@ -68,25 +49,4 @@ pub async fn info(
             None => None,
         },
     })
-}
-
-/// The channels `caller` can read, each with its effective bits.
-pub async fn readable_channels(
-    svc: &Services,
-    server: &Server,
-    caller: &Caller,
-) -> CoreResult<Vec<crate::model::Channel>> {
-    let perms = super::perms::Perms::load(svc, server, caller).await?;
-    Ok(super::base::loaders::channels(svc, server.id)
-        .await?
-        .iter()
-        .filter_map(|ch| {
-            let bits = perms.channel(ch);
-            permissions::has(bits, permissions::bits::READ_MESSAGES).then(|| {
-                let mut ch = ch.clone();
-                ch.my_permissions = Some(bits);
-                ch
-            })
-        })
-        .collect())
 }

@@ -1,9 +1,9 @@
 //! `server.join` (reference §4.2 with DECISIONS §3.10): find or create the identity, then apply
 //! the membership atomically, then hand out a token pair.
 
+use super::base::access::server_bits;
 use super::base::identity::{authenticate, local_login_allowed, Caller};
 use super::base::tokens::issue_pair;
-use super::info::server_permissions;
 use crate::model::{
     IdentityType, InviteProblem, JoinOutcome, JoinPlan, MemberView, NewLocalUser, Server,
     ServerView,
@@ -132,7 +132,7 @@ pub async fn join(
         .get(server.id)
         .await?
         .unwrap_or_else(|| server.clone());
-    let perms = server_permissions(svc, &server, &member).await?;
+    let perms = server_bits(svc, &server, &member).await?;
     let roles = svc.members.role_ids(member.id).await?;
     let profile = svc.accounts.profile(server.id, member.user_id).await?;
     let member_view = MemberView::new(&member, roles, profile);

@@ -1,10 +1,11 @@
 //! The `members` router's listing and moderation, and `bans.list`.
 
 use super::audit::{entry, publish, success};
+use super::base::access::{member_reads, target, Perms};
 use super::base::identity::Caller;
-use super::perms::Perms;
-use crate::model::{BanView, CachedProfile, IdentityType, Member, MemberView, Server};
-use crate::permissions::{bits, has};
+use super::base::lookup;
+use crate::model::{BanView, CachedProfile, IdentityType, MemberView, Server};
+use crate::permissions::bits;
 use crate::ports::{NewBan, Scope};
 use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
 use serde::Serialize;
@@ -39,12 +40,7 @@ pub async fn list(
 ) -> CoreResult<MemberPage> {
     let perms = Perms::load(svc, server, caller).await?;
     let channel = match q.channel_id {
-        Some(id) => Some(
-            svc.structure
-                .channel(server.id, id)
-                .await?
-                .ok_or_else(CoreError::channel_not_found)?,
-        ),
+        Some(id) => Some(lookup::channel(svc, server.id, id).await?),
         None => None,
     };
     let filtering = q.role_id.is_some() || q.search.is_some() || channel.is_some();
@@ -65,7 +61,7 @@ pub async fn list(
         after = batch.last().map(|m| m.id);
         for view in svc.moderation.member_views(server.id, &batch).await? {
             if let Some(ch) = &channel {
-                if !can_read(server, &perms, &view, ch) {
+                if !member_reads(server, &perms, &view, ch) {
                     continue;
                 }
                 readers += 1;
@@ -115,82 +111,6 @@ fn matches(view: &MemberView, role: Option<Uuid>, needle: Option<&str>) -> bool 
     }
 }
 
-/// Whether the member of `view` can read `channel`.
-pub(crate) fn can_read(
-    server: &Server,
-    perms: &Perms,
-    view: &MemberView,
-    channel: &crate::model::Channel,
-) -> bool {
-    let subject = crate::permissions::Subject {
-        user_id: view.user_id,
-        is_owner: server.admin_user_id == Some(view.user_id),
-        is_member: true,
-        everyone_role_id: perms.subject.everyone_role_id,
-        everyone: perms.subject.everyone,
-        roles: perms
-            .data
-            .roles
-            .iter()
-            .filter(|r| !r.is_default && view.roles.contains(&r.id))
-            .map(|r| (r.id, r.permissions))
-            .collect(),
-    };
-    let category = channel
-        .category_id
-        .map(|c| perms.data.overrides_of(c))
-        .unwrap_or_default();
-    has(
-        crate::permissions::channel_permissions(
-            &subject,
-            &category,
-            &perms.data.overrides_of(channel.id),
-        ),
-        bits::READ_MESSAGES,
-    )
-}
-
-/// The target's membership and highest role position.
-async fn target(
-    svc: &Services,
-    server: &Server,
-    perms: &Perms,
-    user_id: Uuid,
-) -> CoreResult<(Member, i32)> {
-    let member = svc
-        .members
-        .get(server.id, user_id)
-        .await?
-        .ok_or_else(CoreError::target_not_a_member)?;
-    let own = svc.members.role_ids(member.id).await?;
-    let top = perms
-        .data
-        .roles
-        .iter()
-        .filter(|r| !r.is_default && own.contains(&r.id))
-        .map(|r| r.position)
-        .max()
-        .unwrap_or(0);
-    Ok((member, top))
-}
-
-/// The reference's hierarchy rule, made stricter: nobody acts on the owner, and a non-owner
-/// must outrank the target.
-fn check_hierarchy(
-    server: &Server,
-    perms: &Perms,
-    target_user: Uuid,
-    target_top: i32,
-) -> CoreResult<()> {
-    if server.admin_user_id == Some(target_user) {
-        return Err(CoreError::role_hierarchy());
-    }
-    if !perms.is_owner && perms.top_position <= target_top {
-        return Err(CoreError::role_hierarchy());
-    }
-    Ok(())
-}
-
 async fn announce_departure(svc: &Services, server: &Server, user_id: Uuid) {
     publish(
         svc,
@@ -215,7 +135,7 @@ pub async fn kick(
     let perms = Perms::load(svc, server, caller).await?;
     perms.require(bits::KICK_MEMBERS, "KICK_MEMBERS")?;
     let (_, top) = target(svc, server, &perms, user_id).await?;
-    check_hierarchy(server, &perms, user_id, top)?;
+    perms.check_hierarchy(server, user_id, top)?;
     let audit = entry(
         svc,
         server.id,
@@ -264,7 +184,7 @@ pub async fn ban(
     }
     let was_member = match target(svc, server, &perms, user_id).await {
         Ok((_, top)) => {
-            check_hierarchy(server, &perms, user_id, top)?;
+            perms.check_hierarchy(server, user_id, top)?;
             true
         }
         Err(_) if server.admin_user_id != Some(user_id) => false,
@@ -361,7 +281,7 @@ pub async fn update_roles(
     perms.require(bits::MANAGE_ROLES, "MANAGE_ROLES")?;
     let (member, top) = target(svc, server, &perms, user_id).await?;
     if user_id != caller.user_id {
-        check_hierarchy(server, &perms, user_id, top)?;
+        perms.check_hierarchy(server, user_id, top)?;
     }
     let everyone = perms
         .data
@@ -420,7 +340,7 @@ pub async fn update_nickname(
     if user_id != caller.user_id {
         perms.require(bits::MANAGE_ROLES, "MANAGE_ROLES")?;
         let (_, top) = target(svc, server, &perms, user_id).await?;
-        check_hierarchy(server, &perms, user_id, top)?;
+        perms.check_hierarchy(server, user_id, top)?;
     }
     let nickname = shown_name(svc, server, user_id, nickname).await?;
     if !svc

@@ -4,9 +4,8 @@
 //! cause (mentions, replies, reactions) in the same transaction.
 
 use super::audit::{entry, publish, success};
+use super::base::access::{channel_and_perms_memo, member_reads, Perms};
 use super::base::identity::Caller;
-use super::members_admin::can_read;
-use super::perms::Perms;
 use crate::model::{
     group_reactions, kind, parse_mentions, preview, ActivityRecord, ActivityType, Channel,
     ChannelType, MessageAuthor, MessageEdit, MessageRecord, MessageView, ReactionGroup, ReadState,
@@ -19,20 +18,6 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// Loads the caller's permissions and a channel of this server (NOT_FOUND 3000 otherwise).
-async fn channel_and_perms(
-    svc: &Services,
-    server: &Server,
-    caller: &Caller,
-    channel_id: Uuid,
-) -> CoreResult<(Channel, Perms)> {
-    let perms = Perms::load(svc, server, caller).await?;
-    let channel = super::base::loaders::channel(svc, server.id, channel_id)
-        .await?
-        .ok_or_else(CoreError::channel_not_found)?;
-    Ok((channel, perms))
-}
 
 /// The author shown for a user without any known profile.
 pub(crate) fn unknown_author(id: Uuid) -> MessageAuthor {
@@ -172,7 +157,7 @@ pub async fn list(
     limit: i64,
     pinned_only: bool,
 ) -> CoreResult<MessagePage> {
-    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
+    let (channel, perms) = channel_and_perms_memo(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     let mut records = svc
         .messages
@@ -221,7 +206,7 @@ pub async fn send(
             "Message must have content or attachments",
         ));
     }
-    let (channel, perms) = channel_and_perms(svc, server, caller, input.channel_id).await?;
+    let (channel, perms) = channel_and_perms_memo(svc, server, caller, input.channel_id).await?;
     if matches!(channel.channel_type, ChannelType::Page | ChannelType::News) {
         return Err(CoreError::ecto(
             ErrorKind::BadRequest,
@@ -408,7 +393,7 @@ async fn recipients(
         .filter(|m| {
             everyone || users.contains(&m.user_id) || m.roles.iter().any(|r| roles.contains(r))
         })
-        .filter(|m| can_read(server, perms, m, channel))
+        .filter(|m| member_reads(server, perms, m, channel))
         .map(|m| m.user_id)
         .collect())
 }
@@ -451,7 +436,7 @@ async fn reads(
     let views = svc.moderation.member_views(server.id, &[member]).await?;
     Ok(views
         .first()
-        .is_some_and(|v| can_read(server, perms, v, channel)))
+        .is_some_and(|v| member_reads(server, perms, v, channel)))
 }
 
 /// A non-deleted message of a channel of this server, with its channel. Anything else,
@@ -718,7 +703,7 @@ pub async fn mark_read(
     channel_id: Uuid,
     message_id: Uuid,
 ) -> CoreResult<serde_json::Value> {
-    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
+    let (channel, perms) = channel_and_perms_memo(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     match svc.messages.get(server.id, message_id).await? {
         Some(m) if m.channel_id == channel_id => {}

@@ -4,9 +4,9 @@
 //! not have: `submit_to_discovery: true` is refused (FORBIDDEN 6101) and nothing is written.
 
 use super::audit::{publish, success};
+use super::base::access::{channel_and_perms, Perms};
 use super::base::identity::Caller;
 use super::messages::unknown_author;
-use super::perms::Perms;
 use crate::model::{
     Channel, ChannelType, MessageAuthor, NewsCommentRecord, NewsCommentView, NewsPostPatch,
     NewsPostRecord, NewsPostView, Server,
@@ -29,22 +29,6 @@ fn discovery_unavailable() -> CoreError {
     )
 }
 
-/// The channel (NOT_FOUND 3000 unless in the server) and the caller's permissions.
-async fn channel(
-    svc: &Services,
-    server: &Server,
-    caller: &Caller,
-    channel_id: Uuid,
-) -> CoreResult<(Channel, Perms)> {
-    let perms = Perms::load(svc, server, caller).await?;
-    let channel = svc
-        .structure
-        .channel(server.id, channel_id)
-        .await?
-        .ok_or_else(CoreError::channel_not_found)?;
-    Ok((channel, perms))
-}
-
 /// A news channel of the server (3000, 3006) the caller can read (5001).
 async fn readable_news_channel(
     svc: &Services,
@@ -52,7 +36,7 @@ async fn readable_news_channel(
     caller: &Caller,
     channel_id: Uuid,
 ) -> CoreResult<(Channel, Perms)> {
-    let (channel, perms) = channel(svc, server, caller, channel_id).await?;
+    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     if channel.channel_type != ChannelType::News {
         return Err(CoreError::ecto(

@@ -1,8 +1,8 @@
 //! The `pages` router: the content of page channels, versioned, with its revisions.
 
 use super::audit::publish;
+use super::base::access::channel_and_perms;
 use super::base::identity::Caller;
-use super::perms::Perms;
 use crate::model::{Channel, ChannelType, PageContent, PageRevision, Server};
 use crate::permissions::bits;
 use crate::ports::{PageEdit, PageUpdate, Scope};
@@ -19,22 +19,6 @@ fn not_a_page() -> CoreError {
     )
 }
 
-/// The channel (NOT_FOUND 3000 unless in the server) and the caller's permissions.
-async fn channel(
-    svc: &Services,
-    server: &Server,
-    caller: &Caller,
-    channel_id: Uuid,
-) -> CoreResult<(Channel, Perms)> {
-    let perms = Perms::load(svc, server, caller).await?;
-    let channel = svc
-        .structure
-        .channel(server.id, channel_id)
-        .await?
-        .ok_or_else(CoreError::channel_not_found)?;
-    Ok((channel, perms))
-}
-
 /// A page channel of the server the caller may edit (3000, 3002, 5001).
 async fn editable(
     svc: &Services,
@@ -42,7 +26,7 @@ async fn editable(
     caller: &Caller,
     channel_id: Uuid,
 ) -> CoreResult<Channel> {
-    let (channel, perms) = channel(svc, server, caller, channel_id).await?;
+    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
     if channel.channel_type != ChannelType::Page {
         return Err(not_a_page());
     }
@@ -59,7 +43,7 @@ pub async fn get_content(
     caller: &Caller,
     channel_id: Uuid,
 ) -> CoreResult<PageContent> {
-    let (channel, perms) = channel(svc, server, caller, channel_id).await?;
+    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     if channel.channel_type != ChannelType::Page {
         return Err(CoreError::page_content_not_found());
@@ -192,7 +176,7 @@ pub async fn history(
     cursor: Option<Uuid>,
     limit: i64,
 ) -> CoreResult<HistoryPage> {
-    let (channel, perms) = channel(svc, server, caller, channel_id).await?;
+    let (channel, perms) = channel_and_perms(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
     if channel.channel_type != ChannelType::Page {
         return Err(not_a_page());

@@ -3,21 +3,14 @@
 //! highest role, or grants bits they do not hold.
 
 use super::audit::{entry, publish, success};
+use super::base::access::Perms;
 use super::base::identity::Caller;
-use super::perms::Perms;
 use crate::model::{Role, Server};
 use crate::permissions::bits;
 use crate::ports::{NewRole, RolePatch, Scope};
 use crate::{new_id, CoreError, CoreResult, EctoCode, Services};
 use serde_json::json;
 use uuid::Uuid;
-
-impl Perms {
-    /// Whether a role at `position` is strictly below this member's highest role.
-    pub fn outranks_position(&self, position: i32) -> bool {
-        self.is_owner || self.top_position > position
-    }
-}
 
 async fn manager(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<Perms> {
     let perms = Perms::load(svc, server, caller).await?;

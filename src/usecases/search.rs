@@ -1,11 +1,11 @@
 //! `search.search`: full-text search limited to channels the caller can read and the caller's
 //! own DMs, never another server's (DECISIONS §3.5).
 
+use super::base::access::Perms;
 use super::base::identity::Caller;
 use super::messages::{views, MessagePage};
-use super::perms::Perms;
 use crate::model::Server;
-use crate::permissions::{bits, has};
+use crate::permissions::bits;
 use crate::ports::SearchQuery;
 use crate::{CoreError, CoreResult, Services};
 use uuid::Uuid;
@@ -41,7 +41,7 @@ pub async fn search(
     }
     let readable = channels
         .iter()
-        .filter(|c| has(perms.channel(c), bits::READ_MESSAGES))
+        .filter(|c| perms.reads(c))
         .map(|c| c.id)
         .collect();
     let ids = svc

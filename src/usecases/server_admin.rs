@@ -2,8 +2,8 @@
 //! transferOwnership, delete.
 
 use super::audit::{entry, publish, success};
+use super::base::access::Perms;
 use super::base::identity::Caller;
-use super::perms::Perms;
 use crate::model::{Server, ServerPatch, ServerView};
 use crate::permissions::bits;
 use crate::ports::Scope;

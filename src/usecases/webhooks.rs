@@ -1,9 +1,9 @@
 //! The `webhooks` router and webhook execution (`POST /webhooks/{id}/{token}`).
 
 use super::audit::{entry, publish, success};
+use super::base::access::Perms;
 use super::base::identity::Caller;
 use super::messages::views;
-use super::perms::Perms;
 use crate::model::{kind, parse_mentions, MessageRecord, MessageView, Server, Webhook};
 use crate::permissions::bits;
 use crate::ports::Scope;

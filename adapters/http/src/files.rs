@@ -17,6 +17,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::ports::{resolve_range, BlobKey, ByteRange};
 use ecto_core::usecases::authenticate;
+use ecto_core::usecases::base::access;
 use ecto_core::usecases::files::{self, FileTarget};
 use ecto_core::{ErrorKind, Services};
 use futures_util::StreamExt;
@@ -112,7 +113,7 @@ async fn allowed(
         Ok(None) => return Err(unauthorized()),
         Err(e) => return Err(internal(e)),
     };
-    match files::can_read(svc, server, &caller, a).await {
+    match access::attachment_readable(svc, server, &caller, a).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(error(StatusCode::FORBIDDEN, "Forbidden")),
         Err(e) => Err(internal(e)),
@@ -142,7 +143,7 @@ async fn shared_allowed(
         Ok(None) => return Err(unauthorized()),
         Err(e) => return Err(internal(e)),
     };
-    match ecto_core::usecases::hub::can_read_shared(svc, server, &caller, file).await {
+    match access::hub::shared_file_readable(svc, server, &caller, file).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(error(StatusCode::FORBIDDEN, "Forbidden")),
         Err(e) => Err(internal(e)),
