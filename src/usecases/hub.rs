@@ -10,6 +10,7 @@ use super::base::access::hub::HubAccess;
 use super::base::access::{require_bits as require, Perms};
 use super::base::identity::Caller;
 use super::base::lookup::{name_of, usernames};
+use super::base::signing::sign_file_url;
 use crate::model::{
     shared_prefix, ChannelFileStat, ChannelFileView, ChannelType, Contributor, ItemOverrideView,
     ItemType, Server, SharedFileRecord, SharedFileView, SharedFolder, SharedFolderView,
@@ -52,9 +53,7 @@ async fn delete_blobs(svc: &Services, keys: &[String], prefixes: &[String]) {
 
 /// A SharedFile whose URL carries an expiring signature, for someone allowed to browse it.
 fn signed(svc: &Services, mut view: SharedFileView) -> SharedFileView {
-    if view.url.starts_with("/files/") && !view.url.contains('?') {
-        view.url = super::files::signed_url(svc, &view.url);
-    }
+    sign_file_url(svc, &mut view.url);
     view
 }
 
@@ -730,24 +729,4 @@ pub async fn record_shared_file(
     // The event reaches every session of the server, so its URL is not signed.
     publish(svc, server.id, Scope::Server, "shared_file.create", &view).await;
     Ok(signed(svc, view))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Serving shared files (`/files/{server}/shared/{folder|root}/{id}`)
-
-/// The shared file stored at `key` in this server, as a file to serve.
-pub async fn resolve_shared(
-    svc: &Services,
-    server: &Server,
-    key: &BlobKey,
-) -> CoreResult<Option<super::files::FileTarget>> {
-    let Some(id) = key.segments().nth(3).and_then(|s| Uuid::parse_str(s).ok()) else {
-        return Ok(None);
-    };
-    Ok(svc
-        .hub
-        .shared_file(server.id, id)
-        .await?
-        .filter(|f| f.storage_key == key.as_str())
-        .map(super::files::FileTarget::Shared))
 }

@@ -65,7 +65,7 @@ async fn views_of(
     let mut reactions: HashMap<Uuid, Vec<_>> = HashMap::new();
     if existing {
         let mut linked = svc.messages.attachments(&ids).await?;
-        super::files::sign_attachments(svc, &mut linked);
+        super::base::signing::sign_attachments(svc, &mut linked);
         for a in linked {
             if let Some(m) = a.message_id {
                 attachments.entry(m).or_default().push(a);

@@ -23,6 +23,7 @@ pub mod roles;
 pub mod search;
 pub mod server_admin;
 pub mod server_config;
+pub mod serving;
 pub mod tenancy;
 pub mod unfurl;
 pub mod webhooks;

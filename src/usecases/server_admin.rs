@@ -1,8 +1,9 @@
 //! The owner's and managers' part of the `server` router: update, uploadIcon,
-//! transferOwnership, delete.
+//! transferOwnership, delete; and the server images (icon, banner) the uploads replace.
 
 use super::audit::{entry, publish, success};
 use super::base::access::Perms;
+use super::base::file_names::own_image_key;
 use super::base::identity::Caller;
 use crate::model::{Server, ServerPatch, ServerView};
 use crate::permissions::bits;
@@ -46,7 +47,7 @@ fn require_confirmation(server: &Server, confirmation: &str) -> CoreResult<()> {
 
 /// Writes `patch` with a `server.update` audit entry and publishes `server.update`; returns
 /// the new row.
-pub(crate) async fn apply(
+async fn apply(
     svc: &Services,
     server: &Server,
     caller: &Caller,
@@ -187,4 +188,44 @@ pub async fn delete(
     )
     .await;
     Ok(success())
+}
+
+/// Which server image an upload replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerImage {
+    Icon,
+    Banner,
+}
+
+/// Sets the server's icon or banner URL, with its audit entry, and publishes
+/// `server.update` (as `server.update` and `server.uploadIcon` do).
+pub async fn set_server_image(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    which: ServerImage,
+    url: String,
+) -> CoreResult<()> {
+    let previous = match which {
+        ServerImage::Icon => server.icon_url.clone(),
+        ServerImage::Banner => server.banner_url.clone(),
+    };
+    let patch = match which {
+        ServerImage::Icon => ServerPatch {
+            icon_url: Some(Some(url)),
+            ..ServerPatch::default()
+        },
+        ServerImage::Banner => ServerPatch {
+            banner_url: Some(Some(url)),
+            ..ServerPatch::default()
+        },
+    };
+    apply(svc, server, caller, patch).await?;
+    // The replaced image, when it was one of this server's uploads, is no longer needed.
+    if let Some(old) = previous.as_deref().and_then(|u| own_image_key(server, u)) {
+        if let Err(e) = svc.blobs.delete(&old).await {
+            tracing::warn!(error = %e, key = old.as_str(), "could not delete a replaced image");
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@ use crate::server::HttpState;
 use crate::uploads::{absolute_url, authenticate, receive, FileStart, UploadError, UploadSpec};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use ecto_core::usecases::base::file_names;
 use ecto_core::usecases::{files, news, pages};
 use serde_json::json;
 
@@ -71,12 +72,12 @@ async fn upload(
         key: Box::new(move |start: FileStart| {
             Box::pin(async move {
                 let kind = start.image.ok_or_else(image_only)?;
-                Ok(files::image_key(server_id, folder, prefix, kind)?)
+                Ok(file_names::image_key(server_id, folder, prefix, kind)?)
             })
         }),
     };
     let received = receive(&req, payload, &state, spec).await?;
-    let url = absolute_url(&req, &files::file_path(&received.key));
+    let url = absolute_url(&req, &file_names::file_path(&received.key));
     match target {
         Target::PageBanner => {
             match pages::set_banner(&svc, &up.server, channel_id, Some(url.clone())).await {

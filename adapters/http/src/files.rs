@@ -18,7 +18,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::ports::{resolve_range, BlobKey, ByteRange};
 use ecto_core::usecases::authenticate;
 use ecto_core::usecases::base::access;
-use ecto_core::usecases::files::{self, FileTarget};
+use ecto_core::usecases::base::{file_names, signing};
+use ecto_core::usecases::serving::{self, FileTarget};
 use ecto_core::{ErrorKind, Services};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -100,7 +101,7 @@ async fn allowed(
         return Ok(());
     };
     if let (Some(exp), Some(sig)) = (query.get("exp"), query.get("sig")) {
-        if files::signature_valid(svc, path, exp, sig) {
+        if signing::signature_valid(svc, path, exp, sig) {
             return Ok(());
         }
     }
@@ -130,7 +131,7 @@ async fn shared_allowed(
     query: &HashMap<String, String>,
 ) -> Result<(), HttpResponse> {
     if let (Some(exp), Some(sig)) = (query.get("exp"), query.get("sig")) {
-        if files::signature_valid(svc, path, exp, sig) {
+        if signing::signature_valid(svc, path, exp, sig) {
             return Ok(());
         }
     }
@@ -179,7 +180,7 @@ pub async fn serve(
     };
     let (key, target, path) = match by_attachment_id(&tail) {
         // `/files/{attachment_id}/{filename}`: the attachment's own key is read.
-        Some(id) => match files::resolve_by_id(svc, &server, id).await {
+        Some(id) => match serving::resolve_by_id(svc, &server, id).await {
             Ok(Some((key, target))) => (key, target, format!("/files/{tail}")),
             Ok(None) => return not_found(),
             Err(e) => return internal(e),
@@ -190,9 +191,9 @@ pub async fn serve(
             let Ok(key) = BlobKey::new(&tail) else {
                 return not_found();
             };
-            match files::resolve(svc, &server, &key).await {
+            match serving::resolve(svc, &server, &key).await {
                 Ok(Some(target)) => {
-                    let path = files::file_path(&key);
+                    let path = file_names::file_path(&key);
                     (key, target, path)
                 }
                 Ok(None) => return not_found(),
@@ -254,7 +255,7 @@ pub async fn serve(
         }
     };
 
-    let inline = files::inline_allowed(&content_type);
+    let inline = file_names::inline_allowed(&content_type);
     let disposition = ContentDisposition {
         disposition: if inline {
             DispositionType::Inline
@@ -262,7 +263,7 @@ pub async fn serve(
             DispositionType::Attachment
         },
         parameters: vec![
-            DispositionParam::Filename(files::key_name(&filename)),
+            DispositionParam::Filename(file_names::key_name(&filename)),
             DispositionParam::FilenameExt(ExtendedValue {
                 charset: Charset::Ext("UTF-8".into()),
                 language_tag: None,

@@ -24,7 +24,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use ecto_core::model::Server;
 use ecto_core::ports::{BlobKey, ByteStream};
-use ecto_core::usecases::files::{self, ImageKind, ServerImage, StoredUpload};
+use ecto_core::usecases::base::file_names::{self, ImageKind};
+use ecto_core::usecases::files::{self, StoredUpload};
+use ecto_core::usecases::server_admin::{self, ServerImage};
 use ecto_core::usecases::{authenticate as authenticate_token, Caller};
 use ecto_core::{CoreError, ErrorKind, Services};
 use futures_util::future::{Either, LocalBoxFuture};
@@ -154,9 +156,9 @@ pub async fn authenticate(req: &HttpRequest, state: &HttpState) -> Result<Upload
 pub struct FileStart {
     /// The text fields sent before the file, trimmed.
     pub fields: HashMap<String, String>,
-    /// The sanitized display name ([`files::display_name`]).
+    /// The sanitized display name ([`file_names::display_name`]).
     pub filename: String,
-    /// The content type that will be stored ([`files::stored_content_type`]).
+    /// The content type that will be stored ([`file_names::stored_content_type`]).
     pub content_type: String,
     /// The image format of the bytes, if they are a PNG, JPEG, GIF or WebP image.
     pub image: Option<ImageKind>,
@@ -164,7 +166,7 @@ pub struct FileStart {
 
 /// Builds the storage key of the file once it starts (and may refuse it, e.g. for a missing
 /// form field or a permission that depends on one). Keys must come from ids and
-/// [`files::key_name`] only; see the key builders of [`files`].
+/// [`file_names::key_name`] only; see the key builders of [`file_names`].
 pub type KeyFn =
     Box<dyn FnOnce(FileStart) -> LocalBoxFuture<'static, Result<BlobKey, UploadError>>>;
 
@@ -240,7 +242,7 @@ async fn read_field(field: &mut actix_multipart::Field) -> Result<String, Upload
 /// the whole part (a finished field must not be polled again).
 async fn read_head(field: &mut actix_multipart::Field) -> Result<(Bytes, bool), UploadError> {
     let mut head = BytesMut::new();
-    while head.len() < files::SNIFF_BYTES {
+    while head.len() < file_names::SNIFF_BYTES {
         match field.next().await {
             Some(Ok(chunk)) => head.extend_from_slice(&chunk),
             Some(Err(_)) => return Err(malformed()),
@@ -347,16 +349,16 @@ pub async fn receive(
             let Some(key_fn) = key_fn.take() else {
                 return Err(UploadError::bad_request("Only one file per upload"));
             };
-            let declared = files::content_type(field.content_type().map(|m| m.essence_str()));
+            let declared = file_names::content_type(field.content_type().map(|m| m.essence_str()));
             let (head, finished) = read_head(&mut field).await?;
-            let image = files::sniff_image(&head);
+            let image = file_names::sniff_image(&head);
             if spec.image_only && image.is_none() {
                 return Err(UploadError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "File must be a PNG, JPEG, GIF or WebP image",
                 ));
             }
-            let content_type = files::stored_content_type(&declared, &head);
+            let content_type = file_names::stored_content_type(&declared, &head);
             let mut limit = spec.limit;
             let mut quota_bound = false;
             if let (Some(left), None) = (spec.quota_left, image) {
@@ -370,7 +372,7 @@ pub async fn receive(
             }
             let start = FileStart {
                 fields: fields.clone(),
-                filename: files::display_name(&raw_name),
+                filename: file_names::display_name(&raw_name),
                 content_type: content_type.clone(),
                 image,
             };
@@ -465,7 +467,7 @@ async fn channel_or_dm(
         Box::new(move |start: FileStart| {
             Box::pin(async move {
                 if dm {
-                    return Ok(files::dm_key(up.server.id, id, &start.filename)?);
+                    return Ok(file_names::dm_key(up.server.id, id, &start.filename)?);
                 }
                 let channel = match channel_cell.get() {
                     Some(c) => c,
@@ -477,7 +479,7 @@ async fn channel_or_dm(
                         c
                     }
                 };
-                Ok(files::channel_key(
+                Ok(file_names::channel_key(
                     up.server.id,
                     channel,
                     id,
@@ -584,13 +586,13 @@ async fn server_image(
                 let kind = start.image.ok_or_else(|| {
                     UploadError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "File must be an image")
                 })?;
-                Ok(files::image_key(server_id, folder, prefix, kind)?)
+                Ok(file_names::image_key(server_id, folder, prefix, kind)?)
             })
         }),
     };
     let received = receive(&req, payload, &state, spec).await?;
-    let url = absolute_url(&req, &files::file_path(&received.key));
-    match files::set_server_image(&svc, &up.server, &up.caller, which, url.clone()).await {
+    let url = absolute_url(&req, &file_names::file_path(&received.key));
+    match server_admin::set_server_image(&svc, &up.server, &up.caller, which, url.clone()).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({ field: url }))),
         Err(e) => {
             received.discard(&svc).await;

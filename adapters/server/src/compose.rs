@@ -120,7 +120,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             files: ecto_core::usecases::files::FileSettings {
                 max_upload_size_bytes: config.max_upload_size_bytes,
                 storage_quota_bytes: config.storage_quota_bytes,
-                url_key: ecto_core::usecases::files::UrlKey::derive(secret.as_bytes()),
+                url_key: ecto_core::usecases::base::signing::UrlKey::derive(secret.as_bytes()),
             },
         },
         tenancy: Tenancy::Multi,

@@ -925,7 +925,7 @@ async fn files_are_served_only_to_those_who_may_read_them(app: TestApp) {
     );
     let mut past = app.services.clone();
     past.clock = std::sync::Arc::new(TwoDaysAgo);
-    let expired = ecto_core::usecases::files::signed_url(&past, &path);
+    let expired = ecto_core::usecases::base::signing::signed_url(&past, &path);
     assert!(expired.contains("&sig="));
     assert_eq!(
         fetch(&app, Method::GET, &expired, None, &[]).await.0,

@@ -3,7 +3,7 @@
 use crate::trpc::{Access, Registry};
 use crate::validate::{length, range, Id, Validate};
 use crate::ApiError;
-use ecto_core::usecases::files;
+use ecto_core::usecases::{files, serving};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -45,7 +45,7 @@ pub fn register(r: &mut Registry) {
         "files.getUrl",
         Access::Protected,
         |ctx, g: GetUrl| async move {
-            files::get_url(&ctx.svc, &ctx.server, ctx.caller(), g.attachment_id.into()).await
+            serving::get_url(&ctx.svc, &ctx.server, ctx.caller(), g.attachment_id.into()).await
         },
     );
 }
