@@ -4,7 +4,7 @@
 //! member view `system.ready` sends. An entry is dropped whenever an event of its server says
 //! something other than messages, presence or activity changed: the use case that commits a
 //! change drops it in its own process before answering (see
-//! [`crate::usecases::audit::publish`]), and every process's gateway drops it when the event
+//! [`crate::usecases::base::publish::publish`]), and every process's gateway drops it when the event
 //! arrives from the bus. A load that raced with a drop is not kept (generations), so a memo
 //! never outlives the change that made it stale in the process that made the change; other
 //! processes follow within the bus's delivery time. Authors and member views also expire after

@@ -26,7 +26,7 @@ pub async fn leave(svc: &Services, server: &Server, caller: &Caller) -> CoreResu
             "The owner cannot leave the server; transfer ownership first",
         ));
     }
-    let audit = super::audit::entry(
+    let audit = super::base::publish::entry(
         svc,
         server.id,
         caller,
@@ -37,7 +37,7 @@ pub async fn leave(svc: &Services, server: &Server, caller: &Caller) -> CoreResu
     svc.members
         .remove(server.id, caller.user_id, Some(audit))
         .await?;
-    super::audit::publish(
+    super::base::publish::publish(
         svc,
         server.id,
         crate::ports::Scope::Server,
@@ -87,11 +87,11 @@ pub async fn change_password(
     let hash = svc.hasher.hash(new).await?;
     // The new hash and the version bump commit together: old tokens die with the old password.
     let pair = revoke_and_reissue(svc, server.id, caller.user_id, Some(&hash)).await?;
-    super::gateway::close_sessions(
+    super::base::publish::close_sessions(
         svc,
         server.id,
         Some(caller.user_id),
-        super::gateway::close::SESSION_EXPIRED,
+        super::base::publish::close::SESSION_EXPIRED,
         "Session expired",
     )
     .await;
@@ -143,11 +143,11 @@ pub async fn revoke_sessions(
         .await?
     {
         Some(_) => {
-            super::gateway::close_sessions(
+            super::base::publish::close_sessions(
                 svc,
                 server.id,
                 Some(target),
-                super::gateway::close::SESSION_EXPIRED,
+                super::base::publish::close::SESSION_EXPIRED,
                 "Session expired",
             )
             .await;

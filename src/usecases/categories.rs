@@ -1,10 +1,10 @@
 //! The `categories` router: create, update, getOverrides, delete, reorder.
 
-use super::audit::{entry, publish, success};
 use super::base::access::check_overrides;
 use super::base::access::Perms;
 use super::base::identity::Caller;
 use super::base::names::normalize_channel_name;
+use super::base::publish::{entry, publish, success};
 use crate::model::{Category, OverrideView, Server};
 use crate::permissions::{bits, Override};
 use crate::ports::Scope;

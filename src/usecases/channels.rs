@@ -1,11 +1,11 @@
 //! The `channels` router: list, create, update, delete, getOverrides, reorder.
 
-use super::audit::{entry, publish, success};
 use super::base::access::check_overrides;
 use super::base::access::Perms;
 use super::base::identity::Caller;
 use super::base::lookup;
 use super::base::names::normalize_channel_name;
+use super::base::publish::{entry, publish, success};
 use crate::model::{Category, Channel, ChannelType, OverrideView, Server};
 use crate::permissions::{bits, Override};
 use crate::ports::{ChannelMove, ChannelPatch, NewChannel, Scope};

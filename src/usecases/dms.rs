@@ -2,9 +2,9 @@
 //! §2.4). Messages live in `messages` with the conversation's id as their channel; only the
 //! two participants ever see a conversation, and only within its server.
 
-use super::audit::{publish, success};
 use super::base::identity::Caller;
-use super::messages::{unknown_author, views};
+use super::base::publish::{publish, success};
+use super::base::views::{self, unknown_author};
 use crate::model::{
     group_reactions, kind, preview, ActivityRecord, ActivityType, Conversation, ConversationView,
     DmPeer, MessageRecord, ReactionGroup, Server, ServerDmMessage,
@@ -79,7 +79,7 @@ async fn dm_views(
     records: Vec<MessageRecord>,
     viewer: Uuid,
 ) -> CoreResult<Vec<ServerDmMessage>> {
-    Ok(views(svc, server_id, records, viewer)
+    Ok(views::messages(svc, server_id, records, viewer)
         .await?
         .into_iter()
         .map(ServerDmMessage::from)
@@ -344,7 +344,7 @@ pub async fn send(
         )
         .await;
     }
-    super::activity::publish_created(svc, server, sent.activity).await;
+    super::base::publish::activity_created(svc, server, sent.activity).await;
     Ok(message)
 }
 

@@ -1,17 +1,16 @@
 //! What the WebSocket gateway asks of the core: who a socket is, what `system.ready` carries,
 //! which channels a session may hear, and the control events that close sessions.
 
-use super::audit::publish;
-use super::base::access::{readable_channels, Perms};
+use super::base::access::{channel_and_perms_memo, readable_channels, Perms};
 use super::base::identity::{authenticate, Caller};
 use super::base::lookup::visible_presences;
-use super::messages::{list as list_messages, MessagePage};
+use super::base::publish::{close, publish, CLOSE_EVENT};
+use super::base::views::{self, MessagePage};
 use crate::model::{Category, MemberView, Role, Server, ServerView, Timestamp};
 use crate::permissions::bits;
 use crate::ports::{Cursor, Scope};
 use crate::{permissions, CoreResult, Services};
 use serde::Serialize;
-use serde_json::json;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -19,8 +18,6 @@ use uuid::Uuid;
 pub const PROTOCOL_VERSION: i64 = 1;
 /// Heartbeat interval announced in `system.hello`, in milliseconds.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 30_000;
-/// Name of the internal event that closes sessions (never sent to clients).
-pub const CLOSE_EVENT: &str = "internal.close";
 /// Name of the internal event a process publishes when it resumes a session, so that the
 /// process still holding an older attachment of it lets go (data: `{session_id, incarnation}`).
 pub const TAKEOVER_EVENT: &str = "internal.takeover";
@@ -53,21 +50,6 @@ pub fn closes(event: &crate::ports::Event, server_id: Uuid, user_id: Uuid) -> bo
             Scope::User(u) => u == user_id,
             Scope::Channel(_) => false,
         }
-}
-
-/// WebSocket close codes (DECISIONS §2).
-pub mod close {
-    pub const UNKNOWN_ERROR: u16 = 4000;
-    pub const INVALID_PAYLOAD: u16 = 4002;
-    pub const NOT_AUTHENTICATED: u16 = 4003;
-    pub const AUTHENTICATION_FAILED: u16 = 4004;
-    pub const ALREADY_AUTHENTICATED: u16 = 4005;
-    pub const SESSION_EXPIRED: u16 = 4006;
-    pub const INVALID_SEQUENCE: u16 = 4007;
-    pub const RATE_LIMITED: u16 = 4008;
-    pub const SESSION_TIMEOUT: u16 = 4009;
-    pub const PROTOCOL_VERSION_MISMATCH: u16 = 4010;
-    pub const SERVER_SHUTTING_DOWN: u16 = 4011;
 }
 
 /// Why identify failed, with the close code to use.
@@ -173,7 +155,21 @@ pub async fn ready(
     }
     let active = active_channel.filter(|id| channels.iter().any(|c| c.id == *id));
     let initial: MessagePage = match active {
-        Some(id) => list_messages(svc, server, caller, id, Cursor::Latest, 50, false).await?,
+        Some(id) => {
+            // The checks of `messages.list`, so that ready fails as that call would.
+            let (channel, perms) = channel_and_perms_memo(svc, server, caller, id).await?;
+            perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
+            views::page(
+                svc,
+                server.id,
+                id,
+                Cursor::Latest,
+                50,
+                false,
+                caller.user_id,
+            )
+            .await?
+        }
         None => MessagePage {
             messages: Vec::new(),
             has_more: false,
@@ -206,28 +202,6 @@ pub async fn ready(
         },
         active,
     ))
-}
-
-/// Closes the sessions of `user_id` in the server (every session when `None`) with `code`.
-pub async fn close_sessions(
-    svc: &Services,
-    server_id: Uuid,
-    user_id: Option<Uuid>,
-    code: u16,
-    reason: &str,
-) {
-    let scope = match user_id {
-        Some(u) => Scope::User(u),
-        None => Scope::Server,
-    };
-    publish(
-        svc,
-        server_id,
-        scope,
-        CLOSE_EVENT,
-        &json!({ "code": code, "reason": reason }),
-    )
-    .await;
 }
 
 /// Events after which a session's channel permissions may have changed.

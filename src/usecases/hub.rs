@@ -5,11 +5,11 @@
 //! of [`crate::permissions::hub`]. Storage is cleaned up only after the rows are gone, and a
 //! failure there is logged, never returned: the change is already committed.
 
-use super::audit::{entry, publish, success};
 use super::base::access::hub::HubAccess;
 use super::base::access::{require_bits as require, Perms};
 use super::base::identity::Caller;
 use super::base::lookup::{name_of, usernames};
+use super::base::publish::{entry, publish, success};
 use super::base::signing::sign_file_url;
 use crate::model::{
     shared_prefix, ChannelFileStat, ChannelFileView, ChannelType, Contributor, ItemOverrideView,

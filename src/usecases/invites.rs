@@ -1,8 +1,8 @@
 //! The `invites` router: create, list, revoke. Invites are used by `server.join`.
 
-use super::audit::{entry, publish, success};
 use super::base::access::Perms;
 use super::base::identity::Caller;
+use super::base::publish::{entry, publish, success};
 use crate::model::{new_invite_code, InviteView, Server};
 use crate::permissions::bits;
 use crate::ports::{NewInvite, Scope};

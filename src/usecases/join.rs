@@ -137,7 +137,7 @@ pub async fn join(
     let profile = svc.accounts.profile(server.id, member.user_id).await?;
     let member_view = MemberView::new(&member, roles, profile);
     if joined {
-        super::audit::publish(
+        super::base::publish::publish(
             svc,
             server.id,
             crate::ports::Scope::Server,
@@ -224,7 +224,7 @@ impl LoginThrottle {
         Self {
             address_key: format!(
                 "loginfail:{account}:{}",
-                super::rate_limit::client_key(client)
+                super::base::rate_limit::client_key(client)
             ),
             account_key: format!("rl:login:{account}"),
         }
@@ -364,9 +364,9 @@ async fn announce_join(
         .await?
         .is_ok()
     {
-        let view = super::messages::views(svc, server.id, vec![record], user_id).await?;
+        let view = super::base::views::messages(svc, server.id, vec![record], user_id).await?;
         if let Some(view) = view.first() {
-            super::audit::publish(
+            super::base::publish::publish(
                 svc,
                 server.id,
                 crate::ports::Scope::Channel(channel_id),

@@ -1,9 +1,9 @@
 //! The `members` router's listing and moderation, and `bans.list`.
 
-use super::audit::{entry, publish, success};
 use super::base::access::{member_reads, target, Perms};
 use super::base::identity::Caller;
 use super::base::lookup;
+use super::base::publish::{entry, publish, success};
 use crate::model::{BanView, CachedProfile, IdentityType, MemberView, Server};
 use crate::permissions::bits;
 use crate::ports::{NewBan, Scope};
@@ -148,11 +148,11 @@ pub async fn kick(
         return Err(CoreError::target_not_a_member());
     }
     announce_departure(svc, server, user_id).await;
-    super::gateway::close_sessions(
+    super::base::publish::close_sessions(
         svc,
         server.id,
         Some(user_id),
-        super::gateway::close::NOT_AUTHENTICATED,
+        super::base::publish::close::NOT_AUTHENTICATED,
         "Kicked",
     )
     .await;
@@ -216,11 +216,11 @@ pub async fn ban(
     svc.moderation.ban(server.id, record, since, audit).await?;
     if was_member {
         announce_departure(svc, server, user_id).await;
-        super::gateway::close_sessions(
+        super::base::publish::close_sessions(
             svc,
             server.id,
             Some(user_id),
-            super::gateway::close::NOT_AUTHENTICATED,
+            super::base::publish::close::NOT_AUTHENTICATED,
             "Banned",
         )
         .await;

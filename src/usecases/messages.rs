@@ -3,149 +3,20 @@
 //! channel ids of this server only). Sends and reactions also write the activity items they
 //! cause (mentions, replies, reactions) in the same transaction.
 
-use super::audit::{entry, publish, success};
 use super::base::access::{channel_and_perms_memo, member_reads, Perms};
 use super::base::identity::Caller;
+use super::base::publish::{entry, publish, success};
+use super::base::views::{self, MessagePage};
 use crate::model::{
     group_reactions, kind, parse_mentions, preview, ActivityRecord, ActivityType, Channel,
-    ChannelType, MessageAuthor, MessageEdit, MessageRecord, MessageView, ReactionGroup, ReadState,
-    Server,
+    ChannelType, MessageEdit, MessageRecord, MessageView, ReactionGroup, ReadState, Server,
 };
 use crate::permissions::{bits, has};
 use crate::ports::{Cursor, Scope, SendRefusal};
 use crate::{new_id, CoreError, CoreResult, EctoCode, ErrorKind, Services};
 use serde::Serialize;
 use serde_json::json;
-use std::collections::HashMap;
 use uuid::Uuid;
-
-/// The author shown for a user without any known profile.
-pub(crate) fn unknown_author(id: Uuid) -> MessageAuthor {
-    MessageAuthor {
-        id,
-        username: "Unknown".into(),
-        display_name: None,
-        avatar_url: None,
-        nickname: None,
-    }
-}
-
-/// Builds the protocol's Message objects for `records`, relative to `viewer`.
-pub async fn views(
-    svc: &Services,
-    server_id: Uuid,
-    records: Vec<MessageRecord>,
-    viewer: Uuid,
-) -> CoreResult<Vec<MessageView>> {
-    views_of(svc, server_id, records, viewer, true).await
-}
-
-/// Like [`views`]; a message just created has no reactions yet, and attachments only when it
-/// linked some (`attachments: false` skips both lookups).
-async fn views_of(
-    svc: &Services,
-    server_id: Uuid,
-    records: Vec<MessageRecord>,
-    viewer: Uuid,
-    existing: bool,
-) -> CoreResult<Vec<MessageView>> {
-    let ids: Vec<Uuid> = records.iter().map(|m| m.id).collect();
-    let mut people: Vec<Uuid> = records.iter().map(|m| m.author_id).collect();
-    people.sort();
-    people.dedup();
-    let mut authors = svc.memo.authors(server_id, &mut people);
-    if !people.is_empty() {
-        let generation = svc.memo.generation(server_id);
-        let loaded = svc.messages.authors(server_id, &people).await?;
-        svc.memo
-            .keep_authors(server_id, generation, loaded.values());
-        authors.extend(loaded);
-    }
-    let mut attachments: HashMap<Uuid, Vec<_>> = HashMap::new();
-    let mut reactions: HashMap<Uuid, Vec<_>> = HashMap::new();
-    if existing {
-        let mut linked = svc.messages.attachments(&ids).await?;
-        super::base::signing::sign_attachments(svc, &mut linked);
-        for a in linked {
-            if let Some(m) = a.message_id {
-                attachments.entry(m).or_default().push(a);
-            }
-        }
-        for r in svc.messages.reactions(&ids).await? {
-            reactions.entry(r.message_id).or_default().push(r);
-        }
-    }
-    Ok(records
-        .into_iter()
-        .map(|m| {
-            let mut author = authors
-                .get(&m.author_id)
-                .cloned()
-                .unwrap_or_else(|| unknown_author(m.author_id));
-            // Webhook messages keep the webhook's name and avatar (DECISIONS §3.14).
-            if let Some(name) = &m.webhook_name {
-                author.username = name.clone();
-                author.display_name = Some(name.clone());
-                author.avatar_url = m.webhook_avatar_url.clone();
-                author.nickname = None;
-            }
-            MessageView {
-                id: m.id,
-                channel_id: m.channel_id,
-                author,
-                content: m.content,
-                kind: m.kind,
-                reply_to: m.reply_to,
-                pinned: m.pinned,
-                mention_everyone: m.mention_everyone,
-                mention_roles: m.mention_roles,
-                mentions: m.mention_users,
-                edited_at: m.edited_at,
-                created_at: m.created_at,
-                attachments: attachments.remove(&m.id).unwrap_or_default(),
-                reactions: group_reactions(
-                    reactions.get(&m.id).map(Vec::as_slice).unwrap_or(&[]),
-                    viewer,
-                ),
-                webhook_id: m.webhook_id,
-                nonce: None,
-            }
-        })
-        .collect())
-}
-
-async fn view(
-    svc: &Services,
-    server_id: Uuid,
-    record: MessageRecord,
-    viewer: Uuid,
-) -> CoreResult<MessageView> {
-    views(svc, server_id, vec![record], viewer)
-        .await?
-        .pop()
-        .ok_or_else(CoreError::message_not_found)
-}
-
-/// The view of a message this request just inserted (see [`views_of`]).
-async fn fresh_view(
-    svc: &Services,
-    server_id: Uuid,
-    record: MessageRecord,
-    viewer: Uuid,
-    linked_attachments: bool,
-) -> CoreResult<MessageView> {
-    views_of(svc, server_id, vec![record], viewer, linked_attachments)
-        .await?
-        .pop()
-        .ok_or_else(CoreError::message_not_found)
-}
-
-/// What `messages.list` returns.
-#[derive(Debug, Clone, Serialize)]
-pub struct MessagePage {
-    pub messages: Vec<MessageView>,
-    pub has_more: bool,
-}
 
 /// `messages.list` (READ_MESSAGES): ascending pages; `before` walks back, `after` forward.
 pub async fn list(
@@ -159,26 +30,16 @@ pub async fn list(
 ) -> CoreResult<MessagePage> {
     let (channel, perms) = channel_and_perms_memo(svc, server, caller, channel_id).await?;
     perms.require_in(&channel, bits::READ_MESSAGES, "READ_MESSAGES")?;
-    let mut records = svc
-        .messages
-        .page(channel_id, cursor, limit + 1, pinned_only)
-        .await?;
-    let has_more = records.len() as i64 > limit;
-    if has_more {
-        // One extra was read to learn `has_more`: drop it from the far end of the walk.
-        match cursor {
-            Cursor::After(_) => {
-                records.pop();
-            }
-            _ => {
-                records.remove(0);
-            }
-        }
-    }
-    Ok(MessagePage {
-        messages: views(svc, server.id, records, caller.user_id).await?,
-        has_more,
-    })
+    views::page(
+        svc,
+        server.id,
+        channel_id,
+        cursor,
+        limit,
+        pinned_only,
+        caller.user_id,
+    )
+    .await
 }
 
 /// Input of `messages.send`.
@@ -334,7 +195,7 @@ pub async fn send(
     {
         return Err(CoreError::attachment_not_found());
     }
-    let mut message = fresh_view(svc, server.id, record, caller.user_id, linked).await?;
+    let mut message = views::fresh_message(svc, server.id, record, caller.user_id, linked).await?;
     message.nonce = input.nonce;
     let excerpt = preview(message.content.as_deref());
     for user in notified {
@@ -348,7 +209,7 @@ pub async fn send(
         )
         .await;
     }
-    super::activity::publish_created(svc, server, activity).await;
+    super::base::publish::activity_created(svc, server, activity).await;
     publish(
         svc,
         server.id,
@@ -482,7 +343,7 @@ pub async fn update(
         return Err(CoreError::message_not_found());
     }
     let (updated, _) = channel_message(svc, server, id).await?;
-    let view = view(svc, server.id, updated, caller.user_id).await?;
+    let view = views::message(svc, server.id, updated, caller.user_id).await?;
     publish(
         svc,
         server.id,
@@ -577,7 +438,7 @@ pub async fn pin(
         return Err(CoreError::message_not_found());
     }
     if let Some(sys) = system {
-        let sys_view = view(svc, server.id, sys, caller.user_id).await?;
+        let sys_view = views::message(svc, server.id, sys, caller.user_id).await?;
         publish(
             svc,
             server.id,
@@ -587,7 +448,7 @@ pub async fn pin(
         )
         .await;
     }
-    let updated = view(
+    let updated = views::message(
         svc,
         server.id,
         channel_message(svc, server, id).await?.0,
@@ -651,7 +512,7 @@ pub async fn react(
         )
         .await?;
     if added {
-        super::activity::publish_created(svc, server, activity.into_iter().collect()).await;
+        super::base::publish::activity_created(svc, server, activity.into_iter().collect()).await;
     }
     let all = svc.messages.reactions(&[id]).await?;
     let groups = group_reactions(&all, caller.user_id);

@@ -18,7 +18,6 @@ pub mod members_admin;
 pub mod messages;
 pub mod news;
 pub mod pages;
-pub mod rate_limit;
 pub mod roles;
 pub mod search;
 pub mod server_admin;

@@ -3,10 +3,10 @@
 //! Discovery submission needs the ecto-central synchronisation client, which this server does
 //! not have: `submit_to_discovery: true` is refused (FORBIDDEN 6101) and nothing is written.
 
-use super::audit::{publish, success};
 use super::base::access::{channel_and_perms, Perms};
 use super::base::identity::Caller;
-use super::messages::unknown_author;
+use super::base::publish::{publish, success};
+use super::base::views::unknown_author;
 use crate::model::{
     Channel, ChannelType, MessageAuthor, NewsCommentRecord, NewsCommentView, NewsPostPatch,
     NewsPostRecord, NewsPostView, Server,

@@ -1,8 +1,8 @@
 //! The `pages` router: the content of page channels, versioned, with its revisions.
 
-use super::audit::publish;
 use super::base::access::channel_and_perms;
 use super::base::identity::Caller;
+use super::base::publish::publish;
 use crate::model::{Channel, ChannelType, PageContent, PageRevision, Server};
 use crate::permissions::bits;
 use crate::ports::{PageEdit, PageUpdate, Scope};

@@ -2,9 +2,9 @@
 //! the server, nobody creates, edits, moves, deletes or assigns a role at or above their own
 //! highest role, or grants bits they do not hold.
 
-use super::audit::{entry, publish, success};
 use super::base::access::Perms;
 use super::base::identity::Caller;
+use super::base::publish::{entry, publish, success};
 use crate::model::{Role, Server};
 use crate::permissions::bits;
 use crate::ports::{NewRole, RolePatch, Scope};

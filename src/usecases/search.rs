@@ -3,7 +3,7 @@
 
 use super::base::access::Perms;
 use super::base::identity::Caller;
-use super::messages::{views, MessagePage};
+use super::base::views::{self, MessagePage};
 use crate::model::Server;
 use crate::permissions::bits;
 use crate::ports::SearchQuery;
@@ -68,7 +68,7 @@ pub async fn search(
         }
     }
     Ok(MessagePage {
-        messages: views(svc, server.id, records, caller.user_id).await?,
+        messages: views::messages(svc, server.id, records, caller.user_id).await?,
         has_more,
     })
 }

@@ -1,10 +1,10 @@
 //! The owner's and managers' part of the `server` router: update, uploadIcon,
 //! transferOwnership, delete; and the server images (icon, banner) the uploads replace.
 
-use super::audit::{entry, publish, success};
 use super::base::access::Perms;
 use super::base::file_names::own_image_key;
 use super::base::identity::Caller;
+use super::base::publish::{entry, publish, success};
 use crate::model::{Server, ServerPatch, ServerView};
 use crate::permissions::bits;
 use crate::ports::Scope;
@@ -179,11 +179,11 @@ pub async fn delete(
         &json!({ "id": server.id }),
     )
     .await;
-    super::gateway::close_sessions(
+    super::base::publish::close_sessions(
         svc,
         server.id,
         None,
-        super::gateway::close::SERVER_SHUTTING_DOWN,
+        super::base::publish::close::SERVER_SHUTTING_DOWN,
         "Server deleted",
     )
     .await;

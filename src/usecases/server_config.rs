@@ -1,8 +1,8 @@
 //! The `serverConfig` router: get, update, completeSetup.
 
-use super::audit::{entry, publish, success};
 use super::base::access::Perms;
 use super::base::identity::Caller;
+use super::base::publish::{entry, publish, success};
 use crate::model::{ConfigPatch, Server, ServerConfig, ServerView};
 use crate::permissions::bits;
 use crate::ports::Scope;

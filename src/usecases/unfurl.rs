@@ -44,7 +44,7 @@ pub async fn unfurl(
     };
     // Each preview takes from the caller's bucket, as a tRPC call does: varying the URL must
     // not make the server fetch without bound.
-    super::rate_limit::check_call(svc, server.id, Some(&caller), None, "api.unfurl").await?;
+    super::base::rate_limit::check_call(svc, server.id, Some(&caller), None, "api.unfurl").await?;
     let url = url.map(str::trim).unwrap_or("");
     if url.is_empty() {
         return Err(CoreError::bad_request("url is required"));

@@ -1,9 +1,9 @@
 //! The `webhooks` router and webhook execution (`POST /webhooks/{id}/{token}`).
 
-use super::audit::{entry, publish, success};
 use super::base::access::Perms;
 use super::base::identity::Caller;
-use super::messages::views;
+use super::base::publish::{entry, publish, success};
+use super::base::views;
 use crate::model::{kind, parse_mentions, MessageRecord, MessageView, Server, Webhook};
 use crate::permissions::bits;
 use crate::ports::Scope;
@@ -212,11 +212,11 @@ pub async fn authorize(
     };
     match found {
         Some((server_id, webhook)) if same(&webhook.token, token) => {
-            super::rate_limit::check_webhook(svc, webhook.id).await?;
+            super::base::rate_limit::check_webhook(svc, webhook.id).await?;
             Ok((server_id, webhook))
         }
         _ => {
-            super::rate_limit::check_webhook_failure(svc, client).await?;
+            super::base::rate_limit::check_webhook_failure(svc, client).await?;
             Err(CoreError::webhook_not_found_or_bad_token())
         }
     }
@@ -276,7 +276,7 @@ pub async fn execute(
             "webhook message refused its (empty) attachments",
         ));
     }
-    let view = views(svc, server_id, vec![record], webhook.created_by)
+    let view = views::messages(svc, server_id, vec![record], webhook.created_by)
         .await?
         .pop()
         .ok_or_else(|| CoreError::internal_msg("the webhook's message has no view"))?;

@@ -16,7 +16,7 @@ mod socket;
 pub use registry::{Gateway, GatewayConfig};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use ecto_core::usecases::rate_limit;
+use ecto_core::usecases::base::rate_limit;
 use std::sync::Arc;
 
 /// Routes of the gateway, for the HTTP server to mount.

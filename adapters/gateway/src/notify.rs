@@ -4,7 +4,8 @@
 use crate::registry::{Gateway, NotifyEntry};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
 use ecto_core::new_id;
-use ecto_core::usecases::gateway::{close, identify, HEARTBEAT_INTERVAL_MS};
+use ecto_core::usecases::base::publish::close;
+use ecto_core::usecases::gateway::{identify, HEARTBEAT_INTERVAL_MS};
 use ecto_core::usecases::tenancy::resolve_server;
 use futures_util::StreamExt;
 use serde_json::{json, Value};

@@ -10,8 +10,9 @@
 
 use ecto_core::model::Server;
 use ecto_core::ports::{Checkpoint, Event, Scope, SessionBuffer};
+use ecto_core::usecases::base::publish::{close, CLOSE_EVENT};
 use ecto_core::usecases::gateway::{
-    changes_permissions, close, closes, reaches, readable, CLOSE_EVENT, TAKEOVER_EVENT,
+    changes_permissions, closes, reaches, readable, TAKEOVER_EVENT,
 };
 use ecto_core::usecases::Caller;
 use ecto_core::Services;

@@ -5,9 +5,10 @@ use crate::resume::find_detached;
 use actix_ws::{CloseCode, CloseReason};
 use ecto_core::model::Server;
 use ecto_core::new_id;
+use ecto_core::usecases::base::publish::close;
 use ecto_core::usecases::gateway::{
-    close, dm_typing, identify, offline_if_gone, ready, session_closed, session_opened,
-    set_presence, typing, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
+    dm_typing, identify, offline_if_gone, ready, session_closed, session_opened, set_presence,
+    typing, HEARTBEAT_INTERVAL_MS, PROTOCOL_VERSION,
 };
 use ecto_core::usecases::tenancy::resolve_server;
 use futures_util::StreamExt;

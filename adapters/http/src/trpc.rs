@@ -9,7 +9,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::model::Server;
 use ecto_core::ports::RateLimits;
-use ecto_core::usecases::rate_limit;
+use ecto_core::usecases::base::rate_limit;
 use ecto_core::usecases::tenancy::resolve_server;
 use ecto_core::usecases::{authenticate, Caller};
 use ecto_core::{CoreResult, Services};

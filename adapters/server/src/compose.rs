@@ -182,7 +182,7 @@ pub struct Running {
 pub async fn shutdown(gateway: &ecto_gateway::Gateway, handle: &actix_web::dev::ServerHandle) {
     gateway
         .close_all(
-            ecto_core::usecases::gateway::close::SERVER_SHUTTING_DOWN,
+            ecto_core::usecases::base::publish::close::SERVER_SHUTTING_DOWN,
             "Server shutting down",
         )
         .await;

@@ -3,10 +3,12 @@
 //!
 //! 0. [`lookup`]: shared store lookups; [`names`]: names as they are stored;
 //!    [`file_names`]: file names, types and storage keys; [`signing`]: signed file URLs.
-//! 1. [`loaders`]: the memo loaders.
+//! 1. [`loaders`]: the memo loaders; [`views`]: the protocol's views of messages and activity.
 //! 2. [`tokens`]: the server's token pairs.
 //! 3. [`identity`]: who is calling.
-//! 4. [`access`]: effective permissions, the only place they are computed.
+//! 4. [`access`]: effective permissions, the only place they are computed;
+//!    [`rate_limit`]: the limits of inbound calls.
+//! 5. [`publish`]: audit entries, events and closing sessions.
 
 pub mod access;
 pub mod file_names;
@@ -14,5 +16,8 @@ pub mod identity;
 pub mod loaders;
 pub mod lookup;
 pub mod names;
+pub mod publish;
+pub mod rate_limit;
 pub mod signing;
 pub mod tokens;
+pub mod views;

@@ -12,7 +12,7 @@
 //! When the limiter itself fails (its Redis is unreachable), the call is allowed and the
 //! failure logged: losing the limits for a while is better than losing the API.
 
-use super::base::identity::Caller;
+use super::identity::Caller;
 use crate::ports::{Limit, RateDecision};
 use crate::{CoreError, CoreResult, Services};
 use std::net::IpAddr;
