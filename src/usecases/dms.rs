@@ -3,6 +3,7 @@
 //! two participants ever see a conversation, and only within its server.
 
 use super::base::identity::Caller;
+use super::base::lookup;
 use super::base::publish::{publish, success};
 use super::base::views::{self, unknown_author};
 use crate::model::{
@@ -133,16 +134,11 @@ pub async fn list(
         .await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let mut people: Vec<Uuid> = rows
-        .iter()
-        .flat_map(|r| {
-            std::iter::once(r.conversation.peer_of(caller.user_id))
-                .chain(r.last_message.as_ref().map(|m| m.author_id))
-        })
-        .collect();
-    people.sort();
-    people.dedup();
-    let authors = svc.messages.authors(server.id, &people).await?;
+    let people = rows.iter().flat_map(|r| {
+        std::iter::once(r.conversation.peer_of(caller.user_id))
+            .chain(r.last_message.as_ref().map(|m| m.author_id))
+    });
+    let authors = lookup::authors(svc, server.id, people).await?;
     let author = |id: Uuid| {
         authors
             .get(&id)

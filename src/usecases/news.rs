@@ -5,18 +5,18 @@
 
 use super::base::access::{channel_and_perms, Perms};
 use super::base::identity::Caller;
+use super::base::lookup;
 use super::base::publish::{publish, success};
 use super::base::views::unknown_author;
 use crate::model::{
-    Channel, ChannelType, MessageAuthor, NewsCommentRecord, NewsCommentView, NewsPostPatch,
-    NewsPostRecord, NewsPostView, Server,
+    Channel, ChannelType, NewsCommentRecord, NewsCommentView, NewsPostPatch, NewsPostRecord,
+    NewsPostView, Server,
 };
 use crate::permissions::bits;
 use crate::ports::Scope;
 use crate::{new_id, CoreError, CoreResult, EctoCode, ErrorKind, Services};
 use serde::Serialize;
 use serde_json::json;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// FORBIDDEN 6101: discovery needs ecto-central, which this server does not synchronise with.
@@ -71,22 +71,12 @@ async fn readable_post(
     Ok((post, channel, perms))
 }
 
-async fn authors(
-    svc: &Services,
-    server_id: Uuid,
-    mut ids: Vec<Uuid>,
-) -> CoreResult<HashMap<Uuid, MessageAuthor>> {
-    ids.sort();
-    ids.dedup();
-    svc.messages.authors(server_id, &ids).await
-}
-
 async fn post_views(
     svc: &Services,
     server_id: Uuid,
     posts: Vec<NewsPostRecord>,
 ) -> CoreResult<Vec<NewsPostView>> {
-    let people = authors(svc, server_id, posts.iter().map(|p| p.author_id).collect()).await?;
+    let people = lookup::authors(svc, server_id, posts.iter().map(|p| p.author_id)).await?;
     Ok(posts
         .into_iter()
         .map(|p| {
@@ -115,12 +105,7 @@ async fn comment_views(
     server_id: Uuid,
     comments: Vec<NewsCommentRecord>,
 ) -> CoreResult<Vec<NewsCommentView>> {
-    let people = authors(
-        svc,
-        server_id,
-        comments.iter().map(|c| c.author_id).collect(),
-    )
-    .await?;
+    let people = lookup::authors(svc, server_id, comments.iter().map(|c| c.author_id)).await?;
     Ok(comments
         .into_iter()
         .map(|c| {

@@ -35,13 +35,13 @@ async fn shared(
     let query_folder = match query.get("folder_id") {
         Some(raw) => {
             let folder = parse_folder(Some(raw))?;
-            hub::authorize_shared_upload(&svc, &up.server, &up.caller, folder).await?;
+            hub::uploads::authorize_shared_upload(&svc, &up.server, &up.caller, folder).await?;
             Some(folder)
         }
         None => None,
     };
     let per_file = files::upload_limit(&svc, &up.server).await?;
-    let space = hub::shared_space_left(&svc, &up.server).await?;
+    let space = hub::quota::shared_space_left(&svc, &up.server).await?;
     if space == 0 {
         return Err(CoreError::shared_quota_exceeded().into());
     }
@@ -61,7 +61,8 @@ async fn shared(
                     Some(f) => f,
                     None => {
                         let f = parse_folder(start.fields.get("folder_id").map(String::as_str))?;
-                        hub::authorize_shared_upload(&svc, &up.server, &up.caller, f).await?;
+                        hub::uploads::authorize_shared_upload(&svc, &up.server, &up.caller, f)
+                            .await?;
                         folder_cell.set(Some(f));
                         f
                     }
@@ -78,7 +79,7 @@ async fn shared(
         key,
     };
     let received = receive(&req, payload, &state, spec).await?;
-    let upload = hub::StoredSharedFile {
+    let upload = hub::uploads::StoredSharedFile {
         id,
         folder_id: folder_cell.get().flatten(),
         filename: received.filename.clone(),
@@ -86,7 +87,7 @@ async fn shared(
         content_type: received.content_type.clone(),
         size: received.size,
     };
-    match hub::record_shared_file(&svc, &up.server, &up.caller, upload).await {
+    match hub::uploads::record_shared_file(&svc, &up.server, &up.caller, upload).await {
         Ok(file) => Ok(HttpResponse::Ok().json(file)),
         Err(e) => {
             received.discard(&svc).await;

@@ -150,7 +150,7 @@ pub fn register(r: &mut Registry) {
         "hubFiles.listFolders",
         Access::Protected,
         |ctx, w: ListFolders| async move {
-            hub::list_folders(
+            hub::folders::list_folders(
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
@@ -164,7 +164,7 @@ pub fn register(r: &mut Registry) {
         "hubFiles.createFolder",
         Access::Protected,
         |ctx, w: CreateFolder| async move {
-            hub::create_folder(
+            hub::folders::create_folder(
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
@@ -178,7 +178,7 @@ pub fn register(r: &mut Registry) {
         "hubFiles.renameFolder",
         Access::Protected,
         |ctx, w: RenameFolder| async move {
-            hub::rename_folder(
+            hub::folders::rename_folder(
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
@@ -192,14 +192,15 @@ pub fn register(r: &mut Registry) {
         "hubFiles.deleteFolder",
         Access::Protected,
         |ctx, w: FolderId| async move {
-            hub::delete_folder(&ctx.svc, &ctx.server, ctx.caller(), w.folder_id.into()).await
+            hub::folders::delete_folder(&ctx.svc, &ctx.server, ctx.caller(), w.folder_id.into())
+                .await
         },
     );
     r.query(
         "hubFiles.listSharedFiles",
         Access::Protected,
         |ctx, w: ListSharedFiles| async move {
-            hub::list_shared_files(
+            hub::shared_files::list_shared_files(
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
@@ -214,14 +215,20 @@ pub fn register(r: &mut Registry) {
         "hubFiles.deleteSharedFile",
         Access::Protected,
         |ctx, w: FileId| async move {
-            hub::delete_shared_file(&ctx.svc, &ctx.server, ctx.caller(), w.file_id.into()).await
+            hub::shared_files::delete_shared_file(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.file_id.into(),
+            )
+            .await
         },
     );
     r.query(
         "hubFiles.listChannelFiles",
         Access::Protected,
         |ctx, Optional(w): Optional<ListChannelFiles>| async move {
-            hub::list_channel_files(
+            hub::channel_files::list_channel_files(
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
@@ -236,22 +243,27 @@ pub fn register(r: &mut Registry) {
         "hubFiles.deleteChannelFile",
         Access::Protected,
         |ctx, w: AttachmentId| async move {
-            hub::delete_channel_file(&ctx.svc, &ctx.server, ctx.caller(), w.attachment_id.into())
-                .await
+            hub::channel_files::delete_channel_file(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.attachment_id.into(),
+            )
+            .await
         },
     );
     r.query(
         "hubFiles.channelFileStats",
         Access::Protected,
         |ctx, _: NoInput| async move {
-            hub::channel_file_stats(&ctx.svc, &ctx.server, ctx.caller()).await
+            hub::channel_files::channel_file_stats(&ctx.svc, &ctx.server, ctx.caller()).await
         },
     );
     r.query(
         "hubFiles.getItemOverrides",
         Access::Protected,
         |ctx, w: Item| async move {
-            hub::get_item_overrides(
+            hub::overrides::get_item_overrides(
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
@@ -275,7 +287,7 @@ pub fn register(r: &mut Registry) {
                     deny: o.deny,
                 })
                 .collect();
-            hub::update_item_overrides(
+            hub::overrides::update_item_overrides(
                 &ctx.svc,
                 &ctx.server,
                 ctx.caller(),
@@ -289,6 +301,8 @@ pub fn register(r: &mut Registry) {
     r.query(
         "hubFiles.getStorageQuota",
         Access::Protected,
-        |ctx, _: NoInput| async move { hub::storage_quota(&ctx.svc, &ctx.server, ctx.caller()).await },
+        |ctx, _: NoInput| async move {
+            hub::quota::storage_quota(&ctx.svc, &ctx.server, ctx.caller()).await
+        },
     );
 }
