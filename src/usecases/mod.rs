@@ -28,3 +28,6 @@ pub mod unfurl;
 pub mod webhooks;
 
 pub use base::identity::{authenticate, Caller};
+
+#[cfg(test)]
+mod layering;
