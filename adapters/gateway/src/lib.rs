@@ -5,15 +5,23 @@
 //!
 //! One dispatcher task per process reads the event bus and applies each event to the sessions
 //! in its registry; a session that drops leaves checkpoints in the `SessionBuffer`, from which a
-//! resume replays the event bus's log (see `registry.rs`).
+//! resume replays the event bus's log (see `registry.rs`, `dispatch.rs` and `checkpoints.rs`).
 
 mod body;
+mod checkpoints;
+mod config;
+mod conn;
+mod dispatch;
+mod events;
+mod frame;
+mod identify;
 mod notify;
 mod registry;
 mod resume;
-mod socket;
+mod session;
 
-pub use registry::{Gateway, GatewayConfig};
+pub use config::GatewayConfig;
+pub use registry::Gateway;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::usecases::base::rate_limit;
@@ -71,7 +79,7 @@ async fn ws_route(
         .map_into_boxed_body();
     let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
     actix_web::rt::spawn(async move {
-        socket::run(gateway.into_inner(), addressing, session, stream).await;
+        conn::run(gateway.into_inner(), addressing, session, stream).await;
         drop(guard);
     });
     Ok(response)

@@ -1,7 +1,9 @@
 //! The notify socket `/notify` (reference §3.6, DECISIONS §3.12): for servers a client is not
-//! looking at, a light socket that only says "you were mentioned in this channel".
+//! looking at, a light socket that only says "you were mentioned in this channel": its
+//! connection loop, and the entries the dispatcher pings.
 
-use crate::registry::{Gateway, NotifyEntry};
+use crate::frame::Frame;
+use crate::registry::Gateway;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
 use ecto_core::new_id;
 use ecto_core::usecases::base::publish::close;
@@ -9,9 +11,11 @@ use ecto_core::usecases::gateway::{identify, HEARTBEAT_INTERVAL_MS};
 use ecto_core::usecases::tenancy::resolve_server;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 /// Runs one notify connection until it closes.
 pub(crate) async fn run(
@@ -31,7 +35,7 @@ pub(crate) async fn run(
         (gateway.config.heartbeat_timeout.as_millis() as u64 / 3).clamp(50, 30_000),
     ));
     let mut last_heartbeat = Instant::now();
-    let mut outbound: Option<mpsc::Receiver<crate::registry::Frame>> = None;
+    let mut outbound: Option<mpsc::Receiver<Frame>> = None;
     let outcome: Option<(u16, &'static str)> = loop {
         tokio::select! {
             _ = &mut deadline, if outbound.is_none() => break Some((close::NOT_AUTHENTICATED, "Identify timeout")),
@@ -96,4 +100,70 @@ pub(crate) async fn run(
         description: Some(text.into()),
     });
     let _ = ws.close(reason).await;
+}
+
+/// A `/notify` connection: mention pings for one user of one server, at most one per
+/// channel every 2 s.
+pub(crate) struct NotifyEntry {
+    server_id: Uuid,
+    user_id: Uuid,
+    tx: mpsc::Sender<Frame>,
+    last: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl NotifyEntry {
+    pub fn new(server_id: Uuid, user_id: Uuid, tx: mpsc::Sender<Frame>) -> Self {
+        Self {
+            server_id,
+            user_id,
+            tx,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Notify pings per channel are debounced to one per this interval (reference §3.6).
+const NOTIFY_DEBOUNCE: Duration = Duration::from_secs(2);
+
+impl Gateway {
+    pub(crate) fn add_notify(&self, id: Uuid, entry: NotifyEntry) {
+        self.notify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, entry);
+    }
+
+    pub(crate) fn remove_notify(&self, id: Uuid) {
+        self.notify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Pings the user's notify sockets of the server about a mention in `channel_id`.
+    pub(crate) fn notify_mention(&self, server_id: Uuid, user_id: Uuid, channel_id: Uuid) {
+        let now = Instant::now();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let text = Frame::from(
+            serde_json::json!({ "event": "notify", "data": { "channel_id": channel_id, "ts": ts, "type": "mention" } }).to_string(),
+        );
+        let notify = self.notify.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in notify
+            .values()
+            .filter(|e| e.server_id == server_id && e.user_id == user_id)
+        {
+            let mut last = entry.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last
+                .get(&channel_id)
+                .is_some_and(|at| now.duration_since(*at) < NOTIFY_DEBOUNCE)
+            {
+                continue;
+            }
+            last.insert(channel_id, now);
+            let _ = entry.tx.try_send(text.clone());
+        }
+    }
 }

@@ -2,8 +2,10 @@
 //! client that reconnects (`system.identify` with `resume_seq`, with or without the old
 //! `session_id`) or asks for a replay on its live socket (`system.resume`).
 
-use crate::registry::{frame, Frame, Gateway, Session};
-use crate::socket::{Conn, Flow};
+use crate::conn::{Conn, Flow};
+use crate::frame::{frame, Frame};
+use crate::registry::Gateway;
+use crate::session::Session;
 use ecto_core::model::Server;
 use ecto_core::ports::{Checkpoint, Event, Scope};
 use ecto_core::usecases::base::publish::close;

@@ -1,0 +1,110 @@
+//! Checkpoints of sessions: taken under the registry lock, saved in order by one task, and
+//! taken again periodically for sessions that changed (see the registry's module docs).
+
+use crate::registry::Gateway;
+use crate::session::{Session, SessionState};
+use ecto_core::ports::Checkpoint;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Checkpoints a session keeps in memory for `system.resume`.
+const RECENT_CHECKPOINTS: usize = 4;
+/// A session whose checkpoint lags the log by this many events records a new one even when
+/// nothing else changed, so that its resume point stays inside the log.
+const CHECKPOINT_LAG: u64 = 2_000;
+
+impl Gateway {
+    /// Starts the task that saves queued checkpoints in order.
+    pub(crate) fn spawn_saver(
+        gateway: &Arc<Gateway>,
+        mut to_save: mpsc::UnboundedReceiver<Checkpoint>,
+    ) {
+        let saving = Arc::downgrade(gateway);
+        tokio::spawn(async move {
+            while let Some(checkpoint) = to_save.recv().await {
+                let Some(gateway) = saving.upgrade() else {
+                    break;
+                };
+                gateway.save(&checkpoint).await;
+                gateway.saved.fetch_add(1, Ordering::SeqCst);
+                gateway.saved_notify.notify_waiters();
+            }
+        });
+    }
+
+    /// Starts the task that checkpoints changed sessions every `checkpoint_interval`.
+    pub(crate) fn spawn_janitor(gateway: &Arc<Gateway>) {
+        let janitor = Arc::downgrade(gateway);
+        let every = gateway
+            .config
+            .checkpoint_interval
+            .max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(gateway) = janitor.upgrade() else {
+                    break;
+                };
+                gateway.checkpoint_all();
+            }
+        });
+    }
+
+    /// Saves one checkpoint; a session that was resumed elsewhere is let go.
+    pub(crate) async fn save(&self, checkpoint: &Checkpoint) {
+        match self.buffer.save(checkpoint).await {
+            Ok(true) => {}
+            Ok(false) => self.let_go(checkpoint.session_id, checkpoint.incarnation),
+            Err(e) => tracing::warn!(error = %e, "session checkpoint not saved"),
+        }
+    }
+
+    /// Takes a checkpoint of `session` and queues it for saving (call with the registry lock
+    /// held, `position` being the registry's).
+    pub(crate) fn record(&self, session: &Session, state: &mut SessionState, position: u64) {
+        let checkpoint = session.checkpoint(state, position);
+        state.recent.push_front(checkpoint.clone());
+        state.recent.truncate(RECENT_CHECKPOINTS);
+        state.dirty = false;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let _ = self.saver.send(checkpoint);
+    }
+
+    /// Waits (up to a second) until every checkpoint taken before the call is saved: a resume
+    /// looking for a session that was detached a moment ago finds it in the buffer.
+    pub(crate) async fn flush(&self) {
+        let target = self.queued.load(Ordering::SeqCst);
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                let saved = self.saved_notify.notified();
+                if self.saved.load(Ordering::SeqCst) >= target {
+                    return;
+                }
+                saved.await;
+            }
+        })
+        .await;
+    }
+
+    /// Records a checkpoint of every session that changed (or whose checkpoint lags far behind
+    /// the log) since its last one.
+    fn checkpoint_all(&self) {
+        let registry = self.registry();
+        let position = registry.position;
+        for session in registry.sessions.values() {
+            let mut state = session.lock();
+            if state.catching_up.is_some() {
+                continue;
+            }
+            let lagging = state.recent.front().is_none_or(|c| {
+                c.seq != state.seq || position.saturating_sub(c.position) > CHECKPOINT_LAG
+            });
+            if state.dirty || lagging {
+                self.record(session, &mut state, position);
+            }
+        }
+    }
+}

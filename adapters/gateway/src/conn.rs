@@ -1,0 +1,277 @@
+//! One WebSocket connection's loop: `system.hello`, then client frames, dispatched frames
+//! and the timers until the socket closes, and what follows its close. Identify is
+//! `identify.rs`, the other client events `events.rs`, resume `resume.rs`.
+
+use crate::frame::Frame;
+use crate::registry::Gateway;
+use crate::session::{CloseSignal, Session, SocketHandle};
+use actix_ws::{CloseCode, CloseReason};
+use ecto_core::model::Server;
+use ecto_core::new_id;
+use ecto_core::usecases::base::publish::close;
+use ecto_core::usecases::gateway::{
+    offline_if_gone, session_closed, session_opened, HEARTBEAT_INTERVAL_MS,
+};
+use ecto_core::usecases::tenancy::resolve_server;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// What a handler of a client event leaves the connection to do.
+pub(crate) enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+/// One connection's state: its socket, its session once identified, and its limits.
+pub(crate) struct Conn {
+    pub(crate) gateway: Arc<Gateway>,
+    addressing: (Option<String>, Option<String>),
+    pub(crate) ws: actix_ws::Session,
+    pub(crate) session: Option<Arc<Session>>,
+    pub(crate) outbound: Option<mpsc::Receiver<Frame>>,
+    pub(crate) close: Option<Arc<CloseSignal>>,
+    /// The id announced in `system.hello`; a new session takes it.
+    pub(crate) hello_id: Uuid,
+    pub(crate) last_heartbeat: Instant,
+    /// When this socket last sent typing per channel or conversation.
+    pub(crate) typing: HashMap<Uuid, Instant>,
+    pub(crate) last_presence: Option<Instant>,
+    pub(crate) budget: EventBudget,
+}
+
+/// The socket's token bucket of client events (pings included): `capacity` per 10 s,
+/// refilled evenly, held in the connection itself (no shared store to ask per event).
+pub(crate) struct EventBudget {
+    capacity: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl EventBudget {
+    const WINDOW_SECS: f64 = 10.0;
+
+    fn new(per_10s: u32) -> Self {
+        Self {
+            capacity: f64::from(per_10s),
+            tokens: f64::from(per_10s),
+            updated: Instant::now(),
+        }
+    }
+
+    /// Takes one token; `false` when the socket is over its budget (0 means no budget).
+    pub(crate) fn take(&mut self) -> bool {
+        if self.capacity == 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(self.updated).as_secs_f64() / Self::WINDOW_SECS;
+        self.tokens = (self.tokens + refill * self.capacity).min(self.capacity);
+        self.updated = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+/// Sends `{"event":…,"data":…}`.
+pub(crate) async fn send_json(ws: &mut actix_ws::Session, event: &str, data: Value) -> bool {
+    send_serialized(ws, event, &data).await
+}
+
+/// Sends `{"event":…,"data":…}` with `data` serialized straight into the frame.
+pub(crate) async fn send_serialized<T: serde::Serialize>(
+    ws: &mut actix_ws::Session,
+    event: &str,
+    data: &T,
+) -> bool {
+    #[derive(serde::Serialize)]
+    struct Out<'a, T> {
+        event: &'a str,
+        data: &'a T,
+    }
+    match serde_json::to_string(&Out { event, data }) {
+        Ok(text) => ws.text(text).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, event, "cannot serialize a frame");
+            false
+        }
+    }
+}
+
+/// Runs a connection until it closes.
+pub(crate) async fn run(
+    gateway: Arc<Gateway>,
+    addressing: (Option<String>, Option<String>),
+    ws: actix_ws::Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+) {
+    let hello_id = new_id();
+    let mut conn = Conn {
+        gateway: gateway.clone(),
+        addressing,
+        ws,
+        session: None,
+        outbound: None,
+        close: None,
+        hello_id,
+        last_heartbeat: Instant::now(),
+        typing: HashMap::new(),
+        last_presence: None,
+        budget: EventBudget::new(gateway.config.events_per_10s),
+    };
+    let hello = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
+    if !send_json(&mut conn.ws, "system.hello", hello).await {
+        return;
+    }
+    let identify_deadline = tokio::time::sleep(gateway.config.identify_timeout);
+    tokio::pin!(identify_deadline);
+    let mut watchdog = tokio::time::interval(Duration::from_millis(
+        (gateway.config.heartbeat_timeout.as_millis() as u64 / 3).clamp(50, 30_000),
+    ));
+    let outcome: Option<(u16, String)> = loop {
+        tokio::select! {
+            _ = &mut identify_deadline, if conn.session.is_none() => {
+                break Some((close::NOT_AUTHENTICATED, "Identify timeout".into()));
+            }
+            _ = watchdog.tick() => {
+                if conn.last_heartbeat.elapsed() > gateway.config.heartbeat_timeout {
+                    break Some((close::SESSION_TIMEOUT, "Heartbeat timeout".into()));
+                }
+            }
+            reason = closed(&conn.close) => break Some(reason),
+            out = next_outbound(&mut conn.outbound) => match out {
+                // A peer that stops reading blocks the write; the dispatcher's close (queue
+                // full) must still get through.
+                Some(text) => tokio::select! {
+                    sent = conn.ws.text(text) => if sent.is_err() { break None; },
+                    reason = closed(&conn.close) => break Some(reason),
+                },
+                None => conn.outbound = None,
+            },
+            msg = stream.next() => match msg {
+                // Boxed: the handler's state (identify, ready) lives only while it runs, not in
+                // every idle socket's task.
+                Some(Ok(actix_ws::AggregatedMessage::Text(text))) => match Box::pin(conn.on_text(&text)).await {
+                    Flow::Continue => {}
+                    Flow::Close(code, reason) => break Some((code, reason.into())),
+                },
+                Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
+                    if !conn.budget.take() {
+                        break Some((close::RATE_LIMITED, "Rate limited".into()));
+                    }
+                    if conn.ws.pong(&bytes).await.is_err() { break None; }
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => break None,
+                Some(Ok(actix_ws::AggregatedMessage::Binary(_))) => {
+                    break Some((close::INVALID_PAYLOAD, "Invalid JSON".into()));
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
+                Some(Err(_)) => break Some((close::INVALID_PAYLOAD, "Invalid frame".into())),
+            },
+        }
+    };
+    if let Some(session) = &conn.session {
+        after_close(&gateway, session).await;
+    }
+    let reason = outcome.map(|(code, description)| CloseReason {
+        code: CloseCode::Other(code),
+        description: Some(description),
+    });
+    // A peer that does not read cannot take the close frame either: give it a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.ws.close(reason)).await;
+}
+
+/// A session's socket went away: the session is detached (its checkpoint stays for a resume
+/// unless it was closed on purpose), and when it was the user's last session here they go
+/// offline after the grace period.
+async fn after_close(gateway: &Arc<Gateway>, session: &Arc<Session>) {
+    // The session's checkpoint stays for a resume unless it was closed on purpose.
+    gateway.detach(session);
+    let (svc, server_id, user_id) = (
+        gateway.services.clone(),
+        session.server.id,
+        session.caller.user_id,
+    );
+    let grace = gateway.config.presence_grace;
+    match session_closed(&svc, server_id, user_id).await {
+        Ok(0) => {
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if let Err(e) = offline_if_gone(&svc, server_id, user_id).await {
+                    tracing::warn!(error = %e, "presence cleanup failed");
+                }
+            });
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "presence disconnect failed"),
+    }
+}
+
+async fn next_outbound(rx: &mut Option<mpsc::Receiver<Frame>>) -> Option<Frame> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn closed(signal: &Option<Arc<CloseSignal>>) -> (u16, String) {
+    match signal {
+        Some(signal) => signal.closed().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    /// Sends `{"event":…,"data":…}`; a failed send closes the socket.
+    pub(crate) async fn reply(&mut self, event: &str, data: Value) -> Flow {
+        if send_json(&mut self.ws, event, data).await {
+            Flow::Continue
+        } else {
+            Flow::Close(close::UNKNOWN_ERROR, "Send failed")
+        }
+    }
+
+    /// The server the socket's addressing names.
+    pub(crate) async fn server(&self) -> Option<Server> {
+        let (addr, host) = &self.addressing;
+        resolve_server(&self.gateway.services, addr.as_deref(), host.as_deref())
+            .await
+            .ok()
+    }
+
+    /// A fresh outbound queue and close signal for this socket.
+    pub(crate) fn attach(&mut self) -> SocketHandle {
+        let (tx, rx) = mpsc::channel(self.gateway.config.outbound_queue.max(16));
+        let close = Arc::new(CloseSignal::default());
+        self.outbound = Some(rx);
+        self.close = Some(close.clone());
+        SocketHandle { frames: tx, close }
+    }
+
+    /// Counts the session as open for presence (the user comes online if they were not).
+    pub(crate) async fn opened(&self, session: &Session) {
+        if let Err(e) = session_opened(
+            &self.gateway.services,
+            session.server.id,
+            session.caller.user_id,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "presence connect failed");
+        }
+    }
+}
+
+/// The `Uuid` at `key` of an event's data, when it is one.
+pub(crate) fn uuid_field(data: &Value, key: &str) -> Option<Uuid> {
+    data.get(key)
+        .and_then(Value::as_str)
+        .and_then(ecto_core::parse_id)
+}

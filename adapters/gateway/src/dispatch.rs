@@ -1,0 +1,225 @@
+//! The dispatcher: one task per process reads the event bus and applies each event to the
+//! sessions it reaches, numbering it per session; close and takeover events end sessions,
+//! and permission changes make sessions drop channels they can no longer read.
+
+use crate::frame::frame;
+use crate::registry::{Gateway, Registry};
+use crate::session::{Session, SessionState};
+use ecto_core::ports::{Event, EventStream, Scope};
+use ecto_core::usecases::base::publish::{close, CLOSE_EVENT};
+use ecto_core::usecases::gateway::{
+    changes_permissions, closes, reaches, readable, TAKEOVER_EVENT,
+};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+impl Gateway {
+    /// Starts the task that applies every event of the bus to the sessions.
+    pub(crate) fn spawn_dispatcher(gateway: &Arc<Gateway>, mut events: EventStream) {
+        let dispatcher = Arc::downgrade(gateway);
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                let Some(gateway) = dispatcher.upgrade() else {
+                    break;
+                };
+                gateway.on_event(event).await;
+            }
+        });
+    }
+
+    /// Applies one event from the bus, first reading from the log any events the feed skipped.
+    async fn on_event(self: &Arc<Self>, event: Event) {
+        let last = self.registry().position;
+        if event.position <= last {
+            return;
+        }
+        if event.position > last + 1 {
+            match self.services.events.since(last).await {
+                Ok(Some(missed)) => {
+                    for e in missed.into_iter().filter(|e| e.position < event.position) {
+                        self.dispatch(e);
+                    }
+                }
+                _ => self.lost(event.position - 1),
+            }
+        }
+        self.dispatch(event);
+    }
+
+    /// Events up to `position` are gone before this process saw them: no session can know what
+    /// it missed, so every socket closes (4000) and resumes or identifies afresh.
+    fn lost(&self, position: u64) {
+        tracing::warn!(position, "event log gap; closing every session");
+        self.services.memo.clear();
+        let mut registry = self.registry();
+        registry.position = registry.position.max(position);
+        for (_, s) in registry.sessions.drain() {
+            if let Some(socket) = s.lock().socket.take() {
+                socket.close(close::UNKNOWN_ERROR, "Missed events");
+            }
+        }
+    }
+
+    /// Delivers one event to the sessions it reaches; close and takeover events end sessions.
+    fn dispatch(self: &Arc<Self>, event: Event) {
+        self.notice(&event);
+        let mut registry = self.registry();
+        if event.position <= registry.position {
+            return;
+        }
+        let (ended, affected) = self.apply(&registry, &event);
+        registry.position = event.position;
+        end_sessions(&mut registry, &event, &ended);
+        drop(registry);
+        if event.name == CLOSE_EVENT {
+            // Closed on purpose: not resumable.
+            self.forget(ended);
+        }
+        for s in affected {
+            let gateway = self.clone();
+            tokio::spawn(async move { gateway.recheck(&s).await });
+        }
+    }
+
+    /// What an event means to this process besides its sessions: changes made through other
+    /// processes reach this process's memo here, and mentions ping `/notify` sockets.
+    fn notice(&self, event: &Event) {
+        if ecto_core::memo::invalidates(&event.name) {
+            self.services.memo.invalidate(event.server_id);
+        }
+        if let (Scope::User(user), "mention.create") = (event.scope, event.name.as_str()) {
+            if let Some(channel) = event.data["channel_id"]
+                .as_str()
+                .and_then(|c| Uuid::parse_str(c).ok())
+            {
+                self.notify_mention(event.server_id, user, channel);
+            }
+        }
+    }
+
+    /// Applies the event to the server's sessions (with the registry lock held): delivers it
+    /// to those it reaches and returns the sessions it ends (close, takeover) and those whose
+    /// permissions it may have changed.
+    fn apply(&self, registry: &Registry, event: &Event) -> (Vec<Arc<Session>>, Vec<Arc<Session>>) {
+        let mut ended: Vec<Arc<Session>> = Vec::new();
+        let mut affected: Vec<Arc<Session>> = Vec::new();
+        // Serialized once per event, whatever the number of recipients.
+        let name: Arc<str> = Arc::from(event.name.as_str());
+        let mut data: Option<Arc<str>> = None;
+        for s in registry
+            .sessions
+            .values()
+            .filter(|s| s.server.id == event.server_id)
+        {
+            if event.name == TAKEOVER_EVENT {
+                let taken = event.data["session_id"].as_str() == Some(&s.id.to_string())
+                    && event.data["incarnation"].as_str() != Some(&s.incarnation.to_string());
+                if taken {
+                    ended.push(s.clone());
+                }
+                continue;
+            }
+            if closes(event, s.server.id, s.caller.user_id) {
+                ended.push(s.clone());
+                continue;
+            }
+            let mut state = s.lock();
+            if event.position <= state.position {
+                continue;
+            }
+            if !reaches(event, s.server.id, s.caller.user_id, &state.subscriptions) {
+                continue;
+            }
+            let data = data
+                .get_or_insert_with(|| {
+                    Arc::from(serde_json::to_string(&event.data).unwrap_or_else(|_| "null".into()))
+                })
+                .clone();
+            self.deliver(&mut state, event.position, &name, data);
+            drop(state);
+            if changes_permissions(&event.name) {
+                affected.push(s.clone());
+            }
+        }
+        (ended, affected)
+    }
+
+    /// Forgets the checkpoints of sessions closed on purpose, in the background.
+    fn forget(&self, ended: Vec<Arc<Session>>) {
+        for s in ended {
+            let buffer = self.buffer.clone();
+            tokio::spawn(async move {
+                if let Err(e) = buffer.forget(s.id).await {
+                    tracing::warn!(error = %e, "session checkpoints not forgotten");
+                }
+            });
+        }
+    }
+
+    /// Numbers and sends one event to a session (or holds it while the session replays); a
+    /// socket whose queue is full is closed (4000) and can resume.
+    fn deliver(&self, state: &mut SessionState, position: u64, name: &Arc<str>, data: Arc<str>) {
+        if let Some(held) = &mut state.catching_up {
+            held.push((position, name.clone(), data));
+            return;
+        }
+        state.seq += 1;
+        state.position = position;
+        state.dirty = true;
+        if let Some(socket) = &state.socket {
+            if socket
+                .frames
+                .try_send(frame(name, &data, state.seq))
+                .is_err()
+            {
+                socket.close(close::UNKNOWN_ERROR, "Outbound queue full");
+                state.socket = None;
+            }
+        }
+    }
+
+    /// Drops subscriptions to channels the session can no longer read.
+    async fn recheck(&self, session: &Session) {
+        let visible = match readable(&self.services, &session.server, &session.caller).await {
+            Ok(visible) => Some(visible),
+            Err(e) => {
+                // Unknown rights: safer to hear nothing than too much.
+                tracing::warn!(error = %e, "permission recheck failed; dropping subscriptions");
+                None
+            }
+        };
+        let registry = self.registry();
+        let mut state = session.lock();
+        let before = state.subscriptions.len();
+        match visible {
+            Some(visible) => state.subscriptions.retain(|c| visible.contains(c)),
+            None => state.subscriptions.clear(),
+        }
+        if state.subscriptions.len() != before && state.catching_up.is_none() {
+            self.record(session, &mut state, registry.position);
+        }
+    }
+}
+
+/// Removes the sessions `event` ended from the registry and closes their sockets: with the
+/// code and reason of a close event, or as resumed elsewhere for a takeover.
+fn end_sessions(registry: &mut Registry, event: &Event, ended: &[Arc<Session>]) {
+    let (code, reason) = if event.name == CLOSE_EVENT {
+        (
+            event.data["code"]
+                .as_u64()
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(close::UNKNOWN_ERROR),
+            event.data["reason"].as_str().unwrap_or("").to_owned(),
+        )
+    } else {
+        (close::SESSION_EXPIRED, "Resumed elsewhere".to_owned())
+    };
+    for s in ended {
+        registry.sessions.remove(&s.id);
+        if let Some(socket) = s.lock().socket.take() {
+            socket.close(code, &reason);
+        }
+    }
+}
