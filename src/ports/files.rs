@@ -1,6 +1,7 @@
-//! Uploaded files' rows: attachments (channel and DM uploads).
+//! Uploaded files' rows: attachments (channel and DM uploads), including the channel files
+//! the shared file hub lists and deletes.
 
-use crate::model::Timestamp;
+use crate::model::{ChannelFileDeletion, ChannelFileRecord, ChannelUploads, NewAudit, Timestamp};
 use crate::CoreResult;
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -27,7 +28,7 @@ pub struct AttachmentRecord {
     pub created_at: Timestamp,
 }
 
-/// Attachment rows of uploads.
+/// Attachment rows of uploads, and those of channel messages as the hub sees them.
 #[async_trait]
 pub trait AttachmentStore: Send + Sync {
     /// Inserts `a` (unlinked: `message_id` is `None`).
@@ -38,4 +39,32 @@ pub trait AttachmentStore: Send + Sync {
     /// (linked or not) and every shared file whose content type is not one of
     /// `image_types`.
     async fn non_image_usage(&self, server_id: Uuid, image_types: &[&str]) -> CoreResult<u64>;
+
+    /// Up to `limit` attachments of non-deleted messages in `channel_ids` (channels of the
+    /// server), newest id first, ids below `before`.
+    async fn channel_files(
+        &self,
+        server_id: Uuid,
+        channel_ids: &[Uuid],
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> CoreResult<Vec<ChannelFileRecord>>;
+    /// The attachment `id` if it belongs to a non-deleted message in a channel of the server.
+    async fn channel_file(
+        &self,
+        server_id: Uuid,
+        id: Uuid,
+    ) -> CoreResult<Option<ChannelFileRecord>>;
+    /// Per channel of the server with attachments on non-deleted messages: the newest
+    /// upload and the total size.
+    async fn channel_uploads(&self, server_id: Uuid) -> CoreResult<Vec<ChannelUploads>>;
+    /// Deletes an attachment of a non-deleted message in a channel of the server; when the
+    /// message is left with no text and no attachment it is soft-deleted too. One
+    /// transaction with `audit`. `None` when there is no such attachment.
+    async fn delete_channel_file(
+        &self,
+        server_id: Uuid,
+        attachment_id: Uuid,
+        audit: NewAudit,
+    ) -> CoreResult<Option<ChannelFileDeletion>>;
 }

@@ -1,11 +1,11 @@
-//! The shared file hub: folders, shared files, hub overrides, and channel files.
+//! The shared file hub: folders, shared files and hub overrides. The channel files it lists
+//! are attachments, read through [`crate::ports::AttachmentStore`].
 //!
 //! Every id is looked up within `server_id`: a row of another server is "not found". Every
 //! mutating method writes its audit entry (when it takes one) in the same transaction.
 
 use crate::model::{
-    ChannelFileDeletion, ChannelFileRecord, ChannelUploads, DeletedTree, FolderStats, ItemOverride,
-    ItemType, NewAudit, SharedFileRecord, SharedFolder,
+    DeletedTree, FolderStats, ItemOverride, ItemType, NewAudit, SharedFileRecord, SharedFolder,
 };
 use crate::permissions::Override;
 use crate::CoreResult;
@@ -22,7 +22,7 @@ pub enum SharedFileRefusal {
     QuotaExceeded,
 }
 
-/// Folders, shared files and overrides of the hub; channel files as the hub sees them.
+/// Folders, shared files and overrides of the hub.
 #[async_trait]
 pub trait HubStore: Send + Sync {
     /// Every folder of the server (for walking ancestors), ordered by name, then id.
@@ -96,32 +96,4 @@ pub trait HubStore: Send + Sync {
         overrides: Vec<(Uuid, Override)>,
         audit: NewAudit,
     ) -> CoreResult<bool>;
-
-    /// Up to `limit` attachments of non-deleted messages in `channel_ids` (channels of the
-    /// server), newest id first, ids below `before`.
-    async fn channel_files(
-        &self,
-        server_id: Uuid,
-        channel_ids: &[Uuid],
-        before: Option<Uuid>,
-        limit: i64,
-    ) -> CoreResult<Vec<ChannelFileRecord>>;
-    /// The attachment `id` if it belongs to a non-deleted message in a channel of the server.
-    async fn channel_file(
-        &self,
-        server_id: Uuid,
-        id: Uuid,
-    ) -> CoreResult<Option<ChannelFileRecord>>;
-    /// Per channel of the server with attachments on non-deleted messages: the newest
-    /// upload and the total size.
-    async fn channel_uploads(&self, server_id: Uuid) -> CoreResult<Vec<ChannelUploads>>;
-    /// Deletes an attachment of a non-deleted message in a channel of the server; when the
-    /// message is left with no text and no attachment it is soft-deleted too. One
-    /// transaction with `audit`. `None` when there is no such attachment.
-    async fn delete_channel_file(
-        &self,
-        server_id: Uuid,
-        attachment_id: Uuid,
-        audit: NewAudit,
-    ) -> CoreResult<Option<ChannelFileDeletion>>;
 }

@@ -1,16 +1,15 @@
-//! [`HubStore`] on SQL: `shared_folders`, `shared_files`, `shared_item_permission_overrides`,
-//! and the attachments of channel messages.
+//! [`HubStore`] on SQL: `shared_folders`, `shared_files` and
+//! `shared_item_permission_overrides`.
 
 use crate::db::{db_error, rollback_is_false, Db};
-use crate::types::DbId;
+use crate::types::{db_ids, DbId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ecto_core::model::{
-    ChannelFileDeletion, ChannelFileRecord, ChannelUploads, DeletedTree, FolderStats, ItemOverride,
-    ItemType, NewAudit, SharedFileRecord, SharedFolder,
+    DeletedTree, FolderStats, ItemOverride, ItemType, NewAudit, SharedFileRecord, SharedFolder,
 };
 use ecto_core::permissions::{Override, TargetType};
 use ecto_core::ports::{HubStore, SharedFileRefusal};
@@ -78,54 +77,6 @@ fn item_override(r: OverrideRow) -> Option<ItemOverride> {
     })
 }
 
-type ChannelFileRow = (
-    DbId,
-    String,
-    String,
-    String,
-    i32,
-    DbId,
-    DbId,
-    DbId,
-    DateTime<Utc>,
-);
-
-fn channel_file(r: ChannelFileRow) -> ChannelFileRecord {
-    ChannelFileRecord {
-        id: r.0 .0,
-        filename: r.1,
-        url: r.2,
-        content_type: r.3,
-        size_bytes: r.4,
-        message_id: r.5 .0,
-        channel_id: r.6 .0,
-        uploaded_by: r.7 .0,
-        created_at: r.8,
-    }
-}
-
-fn ids(list: &[Uuid]) -> Vec<DbId> {
-    list.iter().copied().map(DbId).collect()
-}
-
-/// The columns of a [`ChannelFileRow`] (attachments joined to their messages); the schema of
-/// the current `db_run!` arm must be in scope.
-macro_rules! channel_file_columns {
-    () => {
-        (
-            attachments::id,
-            attachments::filename,
-            attachments::url,
-            attachments::content_type,
-            attachments::size_bytes,
-            messages::id,
-            messages::channel_id,
-            messages::author_id,
-            attachments::created_at,
-        )
-    };
-}
-
 #[async_trait]
 impl HubStore for SqlHubStore {
     async fn folders(&self, server_id: Uuid) -> CoreResult<Vec<SharedFolder>> {
@@ -163,7 +114,7 @@ impl HubStore for SqlHubStore {
         if folder_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let wanted = ids(folder_ids);
+        let wanted = db_ids(folder_ids);
         let rows: Vec<(Option<DbId>, i32, DbId)> = db_run!(self.0, read, |conn| {
             shared_files::table
                 .filter(shared_files::server_id.eq(DbId(server_id)))
@@ -563,167 +514,6 @@ impl HubStore for SqlHubStore {
                 }
                 insert_audit!(conn, audit)?;
                 Ok(true)
-            })
-            .await
-            .map_err(db_error)
-        })
-    }
-
-    async fn channel_files(
-        &self,
-        server_id: Uuid,
-        channel_ids: &[Uuid],
-        before: Option<Uuid>,
-        limit: i64,
-    ) -> CoreResult<Vec<ChannelFileRecord>> {
-        if channel_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let channels = ids(channel_ids);
-        db_run!(self.0, read, |conn| {
-            let mut q = attachments::table
-                .inner_join(messages::table)
-                .filter(attachments::server_id.eq(DbId(server_id)))
-                .filter(messages::server_id.eq(DbId(server_id)))
-                .filter(messages::deleted.eq(false))
-                .filter(messages::channel_id.eq_any(channels.clone()))
-                .into_boxed();
-            if let Some(b) = before {
-                q = q.filter(attachments::id.lt(DbId(b)));
-            }
-            q.order(attachments::id.desc())
-                .limit(limit)
-                .select(channel_file_columns!())
-                .load::<ChannelFileRow>(conn)
-                .await
-                .map(|rows| rows.into_iter().map(channel_file).collect())
-                .map_err(db_error)
-        })
-    }
-
-    async fn channel_file(
-        &self,
-        server_id: Uuid,
-        id: Uuid,
-    ) -> CoreResult<Option<ChannelFileRecord>> {
-        let server = DbId(server_id);
-        db_run!(self.0, read, |conn| {
-            let own = channels::table
-                .filter(channels::server_id.eq(server))
-                .select(channels::id);
-            attachments::table
-                .inner_join(messages::table)
-                .filter(attachments::id.eq(DbId(id)))
-                .filter(attachments::server_id.eq(server))
-                .filter(messages::server_id.eq(server))
-                .filter(messages::deleted.eq(false))
-                .filter(messages::channel_id.eq_any(own))
-                .select(channel_file_columns!())
-                .first::<ChannelFileRow>(conn)
-                .await
-                .optional()
-                .map(|r| r.map(channel_file))
-                .map_err(db_error)
-        })
-    }
-
-    async fn channel_uploads(&self, server_id: Uuid) -> CoreResult<Vec<ChannelUploads>> {
-        let server = DbId(server_id);
-        // Summed here rather than in SQL: SQLite's timestamp type has no MAX in diesel.
-        let rows: Vec<(DbId, DateTime<Utc>, i32)> = db_run!(self.0, read, |conn| {
-            let own = channels::table
-                .filter(channels::server_id.eq(server))
-                .select(channels::id);
-            attachments::table
-                .inner_join(messages::table)
-                .filter(attachments::server_id.eq(server))
-                .filter(messages::server_id.eq(server))
-                .filter(messages::deleted.eq(false))
-                .filter(messages::channel_id.eq_any(own))
-                .select((
-                    messages::channel_id,
-                    attachments::created_at,
-                    attachments::size_bytes,
-                ))
-                .load(conn)
-                .await
-                .map_err(db_error)?
-        });
-        let mut per_channel: HashMap<Uuid, ChannelUploads> = HashMap::new();
-        for (channel, at, size) in rows {
-            let c = per_channel
-                .entry(channel.0)
-                .or_insert_with(|| ChannelUploads {
-                    channel_id: channel.0,
-                    last_upload_at: None,
-                    total_size_bytes: 0,
-                });
-            c.total_size_bytes += i64::from(size);
-            if c.last_upload_at.is_none_or(|last| at > last) {
-                c.last_upload_at = Some(at);
-            }
-        }
-        Ok(per_channel.into_values().collect())
-    }
-
-    async fn delete_channel_file(
-        &self,
-        server_id: Uuid,
-        attachment_id: Uuid,
-        audit: NewAudit,
-    ) -> CoreResult<Option<ChannelFileDeletion>> {
-        let server = DbId(server_id);
-        db_run!(self.0, write, |conn| {
-            let audit = audit.clone();
-            conn.transaction(async move |conn| {
-                let own = channels::table
-                    .filter(channels::server_id.eq(server))
-                    .select(channels::id);
-                let found: Option<(DbId, DbId, Option<String>, String, String)> =
-                    attachments::table
-                        .inner_join(messages::table)
-                        .filter(attachments::id.eq(DbId(attachment_id)))
-                        .filter(attachments::server_id.eq(server))
-                        .filter(messages::server_id.eq(server))
-                        .filter(messages::deleted.eq(false))
-                        .filter(messages::channel_id.eq_any(own))
-                        .select((
-                            messages::id,
-                            messages::channel_id,
-                            messages::content,
-                            attachments::filename,
-                            attachments::storage_key,
-                        ))
-                        .first(conn)
-                        .await
-                        .optional()?;
-                let Some((message_id, channel_id, content, filename, storage_key)) = found else {
-                    return Ok::<_, DieselError>(None);
-                };
-                diesel::delete(attachments::table.filter(attachments::id.eq(DbId(attachment_id))))
-                    .execute(conn)
-                    .await?;
-                let left: i64 = attachments::table
-                    .filter(attachments::message_id.eq(message_id))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                let blank = content.as_deref().is_none_or(|c| c.trim().is_empty());
-                let message_deleted = left == 0 && blank;
-                if message_deleted {
-                    diesel::update(messages::table.filter(messages::id.eq(message_id)))
-                        .set(messages::deleted.eq(true))
-                        .execute(conn)
-                        .await?;
-                }
-                insert_audit!(conn, audit)?;
-                Ok(Some(ChannelFileDeletion {
-                    message_id: message_id.0,
-                    channel_id: channel_id.0,
-                    filename,
-                    storage_key,
-                    message_deleted,
-                }))
             })
             .await
             .map_err(db_error)

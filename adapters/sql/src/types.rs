@@ -46,3 +46,8 @@ impl From<Uuid> for DbId {
         DbId(id)
     }
 }
+
+/// `list` as column values.
+pub(crate) fn db_ids(list: &[Uuid]) -> Vec<DbId> {
+    list.iter().copied().map(DbId).collect()
+}

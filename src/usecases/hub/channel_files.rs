@@ -48,7 +48,7 @@ pub async fn list_channel_files(
         .map(|c| c.id)
         .collect();
     let mut rows = svc
-        .hub
+        .attachments
         .channel_files(server.id, &readable, cursor, limit as i64 + 1)
         .await?;
     let has_more = rows.len() > limit;
@@ -90,7 +90,7 @@ pub async fn delete_channel_file(
     let perms = Perms::load(svc, server, caller).await?;
     perms.require(bits::MANAGE_FILES, "MANAGE_FILES")?;
     let file = svc
-        .hub
+        .attachments
         .channel_file(server.id, attachment_id)
         .await?
         .ok_or_else(CoreError::channel_file_not_found)?;
@@ -108,7 +108,7 @@ pub async fn delete_channel_file(
         Some(json!({ "filename": file.filename, "message_id": file.message_id })),
     );
     let done = svc
-        .hub
+        .attachments
         .delete_channel_file(server.id, attachment_id, audit)
         .await?
         .ok_or_else(CoreError::channel_file_not_found)?;
@@ -160,7 +160,7 @@ pub async fn channel_file_stats(
     perms.require(bits::BROWSE_FILES, "BROWSE_FILES")?;
     let channels = svc.structure.channels(server.id).await?;
     let uploads: HashMap<Uuid, _> = svc
-        .hub
+        .attachments
         .channel_uploads(server.id)
         .await?
         .into_iter()
