@@ -222,94 +222,11 @@ pub async fn send(
     caller: &Caller,
     input: SendDm,
 ) -> CoreResult<ServerDmMessage> {
-    caller.require_member()?;
-    // The reference checks this before anything about DMs being allowed.
-    if input.recipient_id == caller.user_id {
-        return Err(CoreError::ecto(
-            ErrorKind::BadRequest,
-            EctoCode::CannotDmSelf,
-            "You cannot send a direct message to yourself",
-        ));
-    }
-    require_enabled(svc, server).await?;
-    if input.content.trim().is_empty() {
-        return Err(blank());
-    }
-    let recipient = svc
-        .members
-        .get(server.id, input.recipient_id)
-        .await?
-        .ok_or_else(|| {
-            CoreError::not_found(
-                EctoCode::RecipientNotMember,
-                "Recipient is not a member of this server",
-            )
-        })?;
-    if !recipient.allow_dms {
-        return Err(CoreError::forbidden(
-            EctoCode::RecipientDmsDisabled,
-            "This member does not accept direct messages",
-        ));
-    }
-    let replied = match input.reply_to {
-        None => None,
-        Some(reply) => {
-            let existing = svc
-                .dms
-                .find(server.id, caller.user_id, recipient.user_id)
-                .await?;
-            match (existing, svc.dms.message(server.id, reply).await?) {
-                (Some(c), Some((m, of))) if of.id == c.id && !m.deleted => Some(m),
-                _ => {
-                    return Err(CoreError::not_found(
-                        EctoCode::MessageNotFound,
-                        "Replied-to message not found in this conversation",
-                    ))
-                }
-            }
-        }
-    };
-    let now = svc.clock.now();
-    let record = MessageRecord {
-        id: new_id(),
-        server_id: server.id,
-        // Set by the store to the conversation's id.
-        channel_id: Uuid::nil(),
-        author_id: caller.user_id,
-        content: Some(input.content),
-        kind: kind::DEFAULT,
-        reply_to: input.reply_to,
-        pinned: false,
-        deleted: false,
-        mention_everyone: false,
-        mention_roles: Vec::new(),
-        mention_users: Vec::new(),
-        webhook_id: None,
-        webhook_name: None,
-        webhook_avatar_url: None,
-        edited_at: None,
-        created_at: now,
-    };
-    let item = |user: Uuid, kind: ActivityType| ActivityRecord {
-        id: new_id(),
-        user_id: user,
-        server_id: server.id,
-        kind,
-        actor_id: caller.user_id,
-        message_id: Some(record.id),
-        channel_id: None,
-        conversation_id: None,
-        content_preview: Some(preview(record.content.as_deref())),
-        emoji: None,
-        read: false,
-        created_at: now,
-    };
-    let mut activity = vec![item(recipient.user_id, ActivityType::ServerDm)];
-    if let Some(target) = &replied {
-        if target.author_id != caller.user_id {
-            activity.push(item(target.author_id, ActivityType::Reply));
-        }
-    }
+    check_sendable(svc, server, caller, &input).await?;
+    let recipient = dm_recipient(svc, server, input.recipient_id).await?;
+    let replied = replied_to(svc, server, caller, recipient.user_id, input.reply_to).await?;
+    let record = new_record(svc, server, caller, input.content, input.reply_to);
+    let activity = activity_for(server, caller, &record, recipient.user_id, replied);
     let sent = match svc
         .dms
         .send(NewDm {
@@ -327,9 +244,151 @@ pub async fn send(
         Err(SendRefusal::Attachment) => return Err(CoreError::attachment_not_found()),
     };
     let message = dm_view(svc, server.id, sent.message, caller.user_id).await?;
-    let conversation = &sent.conversation;
+    announce_sent(svc, server, &sent.conversation, &message).await?;
+    super::base::publish::activity_created(svc, server, sent.activity).await;
+    Ok(message)
+}
+
+/// What must hold before anything is read: a member, not writing to themselves (checked
+/// first, as the reference does), DMs enabled here, and some text.
+async fn check_sendable(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    input: &SendDm,
+) -> CoreResult<()> {
+    caller.require_member()?;
+    if input.recipient_id == caller.user_id {
+        return Err(CoreError::ecto(
+            ErrorKind::BadRequest,
+            EctoCode::CannotDmSelf,
+            "You cannot send a direct message to yourself",
+        ));
+    }
+    require_enabled(svc, server).await?;
+    if input.content.trim().is_empty() {
+        return Err(blank());
+    }
+    Ok(())
+}
+
+/// The recipient: a member of this server (NOT_FOUND 6004) who accepts DMs (FORBIDDEN 6005).
+async fn dm_recipient(
+    svc: &Services,
+    server: &Server,
+    recipient_id: Uuid,
+) -> CoreResult<crate::model::Member> {
+    let recipient = svc
+        .members
+        .get(server.id, recipient_id)
+        .await?
+        .ok_or_else(|| {
+            CoreError::not_found(
+                EctoCode::RecipientNotMember,
+                "Recipient is not a member of this server",
+            )
+        })?;
+    if !recipient.allow_dms {
+        return Err(CoreError::forbidden(
+            EctoCode::RecipientDmsDisabled,
+            "This member does not accept direct messages",
+        ));
+    }
+    Ok(recipient)
+}
+
+/// The message replied to: a non-deleted message of the pair's conversation (NOT_FOUND 4000).
+async fn replied_to(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    recipient: Uuid,
+    reply_to: Option<Uuid>,
+) -> CoreResult<Option<MessageRecord>> {
+    let Some(reply) = reply_to else {
+        return Ok(None);
+    };
+    let existing = svc.dms.find(server.id, caller.user_id, recipient).await?;
+    match (existing, svc.dms.message(server.id, reply).await?) {
+        (Some(c), Some((m, of))) if of.id == c.id && !m.deleted => Ok(Some(m)),
+        _ => Err(CoreError::not_found(
+            EctoCode::MessageNotFound,
+            "Replied-to message not found in this conversation",
+        )),
+    }
+}
+
+/// The record of a new DM by `caller`; the store sets its channel to the conversation's id.
+fn new_record(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    content: String,
+    reply_to: Option<Uuid>,
+) -> MessageRecord {
+    MessageRecord {
+        id: new_id(),
+        server_id: server.id,
+        // Set by the store to the conversation's id.
+        channel_id: Uuid::nil(),
+        author_id: caller.user_id,
+        content: Some(content),
+        kind: kind::DEFAULT,
+        reply_to,
+        pinned: false,
+        deleted: false,
+        mention_everyone: false,
+        mention_roles: Vec::new(),
+        mention_users: Vec::new(),
+        webhook_id: None,
+        webhook_name: None,
+        webhook_avatar_url: None,
+        edited_at: None,
+        created_at: svc.clock.now(),
+    }
+}
+
+/// The activity of a DM: a server DM item for the recipient, and a reply item for the
+/// replied-to author when that is not the sender.
+fn activity_for(
+    server: &Server,
+    caller: &Caller,
+    record: &MessageRecord,
+    recipient: Uuid,
+    replied: Option<MessageRecord>,
+) -> Vec<ActivityRecord> {
+    let item = |user: Uuid, kind: ActivityType| ActivityRecord {
+        id: new_id(),
+        user_id: user,
+        server_id: server.id,
+        kind,
+        actor_id: caller.user_id,
+        message_id: Some(record.id),
+        channel_id: None,
+        conversation_id: None,
+        content_preview: Some(preview(record.content.as_deref())),
+        emoji: None,
+        read: false,
+        created_at: record.created_at,
+    };
+    let mut activity = vec![item(recipient, ActivityType::ServerDm)];
+    if let Some(target) = &replied {
+        if target.author_id != caller.user_id {
+            activity.push(item(target.author_id, ActivityType::Reply));
+        }
+    }
+    activity
+}
+
+/// `server_dm.message` to both participants, each told who their peer is.
+async fn announce_sent(
+    svc: &Services,
+    server: &Server,
+    conversation: &Conversation,
+    message: &ServerDmMessage,
+) -> CoreResult<()> {
     for user in [conversation.user_a, conversation.user_b] {
-        let mut payload = serde_json::to_value(&message).map_err(CoreError::internal)?;
+        let mut payload = serde_json::to_value(message).map_err(CoreError::internal)?;
         payload["_conversation_peer_id"] = json!(conversation.peer_of(user));
         publish(
             svc,
@@ -340,8 +399,7 @@ pub async fn send(
         )
         .await;
     }
-    super::base::publish::activity_created(svc, server, sent.activity).await;
-    Ok(message)
+    Ok(())
 }
 
 /// `serverDms.edit`: the author edits; the old text goes to the edit history.

@@ -10,6 +10,7 @@ use super::base::views::{self, MessagePage};
 use crate::model::{
     group_reactions, kind, parse_mentions, preview, ActivityRecord, ActivityType, Channel,
     ChannelType, MessageEdit, MessageRecord, MessageView, ReactionGroup, ReadState, Server,
+    Timestamp,
 };
 use crate::permissions::{bits, has};
 use crate::ports::{Cursor, Scope, SendRefusal};
@@ -59,15 +60,71 @@ pub async fn send(
     caller: &Caller,
     input: SendMessage,
 ) -> CoreResult<MessageView> {
-    let content = input.content.filter(|c| !c.trim().is_empty());
-    if content.is_none() && input.attachment_ids.is_empty() {
+    let content = check_not_empty(input.content, &input.attachment_ids)?;
+    let (channel, perms) = sendable_channel(svc, server, caller, input.channel_id).await?;
+    let now = svc.clock.now();
+    let attaching = !input.attachment_ids.is_empty();
+    let bits_here = check_send_rights(svc, caller, &channel, &perms, now, attaching).await?;
+    let replied = replied_to(svc, server, &channel, input.reply_to).await?;
+    let mentions = MessageMentions::allowed(content.as_deref(), &perms, bits_here);
+    let notified = recipients(svc, server, &perms, &channel, caller.user_id, &mentions).await?;
+    // A self-mention bumps the counter but sends no notification.
+    let mut bumps = notified.clone();
+    if mentions.users.contains(&caller.user_id) {
+        bumps.push(caller.user_id);
+    }
+    let record = new_record(
+        server,
+        &channel,
+        caller,
+        content,
+        input.reply_to,
+        mentions,
+        now,
+    );
+    let activity = activity_for(svc, server, &perms, &channel, &record, &notified, replied).await?;
+    if let Err(SendRefusal::Attachment) = svc
+        .messages
+        .insert_with_activity(
+            record.clone(),
+            input.attachment_ids,
+            bumps,
+            activity.clone(),
+        )
+        .await?
+    {
+        return Err(CoreError::attachment_not_found());
+    }
+    let mut message =
+        views::fresh_message(svc, server.id, record, caller.user_id, attaching).await?;
+    message.nonce = input.nonce;
+    announce_sent(svc, server, caller, &channel, &message, notified, activity).await;
+    Ok(message)
+}
+
+/// The content of a message to send (blank is none): BAD_REQUEST 3001 when there is neither
+/// content nor an attachment.
+fn check_not_empty(content: Option<String>, attachment_ids: &[Uuid]) -> CoreResult<Option<String>> {
+    let content = content.filter(|c| !c.trim().is_empty());
+    if content.is_none() && attachment_ids.is_empty() {
         return Err(CoreError::ecto(
             ErrorKind::BadRequest,
             EctoCode::MessageEmpty,
             "Message must have content or attachments",
         ));
     }
-    let (channel, perms) = channel_and_perms_memo(svc, server, caller, input.channel_id).await?;
+    Ok(content)
+}
+
+/// The channel to send to (from the memo) and the caller's permissions; page and news
+/// channels take no messages (BAD_REQUEST 3002).
+async fn sendable_channel(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel_id: Uuid,
+) -> CoreResult<(Channel, Perms)> {
+    let (channel, perms) = channel_and_perms_memo(svc, server, caller, channel_id).await?;
     if matches!(channel.channel_type, ChannelType::Page | ChannelType::News) {
         return Err(CoreError::ecto(
             ErrorKind::BadRequest,
@@ -75,11 +132,24 @@ pub async fn send(
             "Messages cannot be sent to this channel",
         ));
     }
-    let bits_here = perms.channel(&channel);
+    Ok((channel, perms))
+}
+
+/// The caller's bits in `channel`, once they may send there now: SEND_MESSAGES, the
+/// channel's slowmode (unless they manage messages or the channel), and ATTACH_FILES when
+/// `attaching`.
+async fn check_send_rights(
+    svc: &Services,
+    caller: &Caller,
+    channel: &Channel,
+    perms: &Perms,
+    now: Timestamp,
+    attaching: bool,
+) -> CoreResult<u64> {
+    let bits_here = perms.channel(channel);
     if !has(bits_here, bits::SEND_MESSAGES) {
         return Err(CoreError::missing_permission("SEND_MESSAGES"));
     }
-    let now = svc.clock.now();
     if channel.slowmode_seconds > 0
         && !has(bits_here, bits::MANAGE_MESSAGES)
         && !has(bits_here, bits::MANAGE_CHANNELS)
@@ -99,104 +169,135 @@ pub async fn send(
             }
         }
     }
-    if !input.attachment_ids.is_empty() && !has(bits_here, bits::ATTACH_FILES) {
+    if attaching && !has(bits_here, bits::ATTACH_FILES) {
         return Err(CoreError::missing_permission("ATTACH_FILES"));
     }
-    let replied = match input.reply_to {
-        Some(reply) => match svc.messages.get(server.id, reply).await? {
-            Some(m) if m.channel_id == channel.id && !m.deleted => Some(m),
-            _ => {
-                return Err(CoreError::not_found(
-                    EctoCode::MessageNotFound,
-                    "Replied-to message not found in this channel",
-                ))
-            }
-        },
-        None => None,
+    Ok(bits_here)
+}
+
+/// The message replied to: a non-deleted message of the same channel (NOT_FOUND 4000).
+async fn replied_to(
+    svc: &Services,
+    server: &Server,
+    channel: &Channel,
+    reply_to: Option<Uuid>,
+) -> CoreResult<Option<MessageRecord>> {
+    let Some(reply) = reply_to else {
+        return Ok(None);
     };
-    let mentions = parse_mentions(content.as_deref().unwrap_or(""));
-    let may_mention_all = has(bits_here, bits::MENTION_EVERYONE);
-    let mention_everyone = mentions.everyone && may_mention_all;
-    let mention_roles: Vec<Uuid> = if may_mention_all {
-        mentions
-            .roles
-            .iter()
-            .copied()
-            .filter(|r| perms.data.roles.iter().any(|x| x.id == *r && !x.is_default))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let notified = recipients(
-        svc,
-        server,
-        &perms,
-        &channel,
-        caller.user_id,
-        &mentions.users,
-        mention_everyone,
-        &mention_roles,
-    )
-    .await?;
-    // A self-mention bumps the counter but sends no notification.
-    let mut bumps = notified.clone();
-    if mentions.users.contains(&caller.user_id) {
-        bumps.push(caller.user_id);
+    match svc.messages.get(server.id, reply).await? {
+        Some(m) if m.channel_id == channel.id && !m.deleted => Ok(Some(m)),
+        _ => Err(CoreError::not_found(
+            EctoCode::MessageNotFound,
+            "Replied-to message not found in this channel",
+        )),
     }
-    let record = MessageRecord {
+}
+
+/// The mentions a message records: users always; @everyone and roles (of this server, not
+/// @everyone) only from a sender with MENTION_EVERYONE in the channel.
+struct MessageMentions {
+    users: Vec<Uuid>,
+    everyone: bool,
+    roles: Vec<Uuid>,
+}
+
+impl MessageMentions {
+    fn allowed(content: Option<&str>, perms: &Perms, bits_here: u64) -> Self {
+        let mentions = parse_mentions(content.unwrap_or(""));
+        let may_mention_all = has(bits_here, bits::MENTION_EVERYONE);
+        let roles = if may_mention_all {
+            mentions
+                .roles
+                .iter()
+                .copied()
+                .filter(|r| perms.data.roles.iter().any(|x| x.id == *r && !x.is_default))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            users: mentions.users,
+            everyone: mentions.everyone && may_mention_all,
+            roles,
+        }
+    }
+}
+
+/// The record of a new message by `caller`.
+fn new_record(
+    server: &Server,
+    channel: &Channel,
+    caller: &Caller,
+    content: Option<String>,
+    reply_to: Option<Uuid>,
+    mentions: MessageMentions,
+    now: Timestamp,
+) -> MessageRecord {
+    MessageRecord {
         id: new_id(),
         server_id: server.id,
         channel_id: channel.id,
         author_id: caller.user_id,
         content,
         kind: kind::DEFAULT,
-        reply_to: input.reply_to,
+        reply_to,
         pinned: false,
         deleted: false,
-        mention_everyone,
-        mention_roles,
-        mention_users: mentions.users.clone(),
+        mention_everyone: mentions.everyone,
+        mention_roles: mentions.roles,
+        mention_users: mentions.users,
         webhook_id: None,
         webhook_name: None,
         webhook_avatar_url: None,
         edited_at: None,
         created_at: now,
-    };
-    // Activity (reference §7.2 steps 8–9): a mention for each notified member, and a reply
-    // for the replied-to author when not the sender, not already notified, and a reader here.
+    }
+}
+
+/// Activity (reference §7.2 steps 8–9): a mention for each notified member, and a reply for
+/// the replied-to author when not the sender, not already notified, and a reader here.
+async fn activity_for(
+    svc: &Services,
+    server: &Server,
+    perms: &Perms,
+    channel: &Channel,
+    record: &MessageRecord,
+    notified: &[Uuid],
+    replied: Option<MessageRecord>,
+) -> CoreResult<Vec<ActivityRecord>> {
     let mut activity: Vec<ActivityRecord> = notified
         .iter()
-        .map(|user| activity_item(&record, *user, ActivityType::Mention, None))
+        .map(|user| activity_item(record, *user, ActivityType::Mention, None))
         .collect();
     if let Some(target) = &replied {
-        if target.author_id != caller.user_id
+        if target.author_id != record.author_id
             && target.webhook_id.is_none()
             && !notified.contains(&target.author_id)
-            && reads(svc, server, &perms, &channel, target.author_id).await?
+            && reads(svc, server, perms, channel, target.author_id).await?
         {
             activity.push(activity_item(
-                &record,
+                record,
                 target.author_id,
                 ActivityType::Reply,
                 None,
             ));
         }
     }
-    let linked = !input.attachment_ids.is_empty();
-    if let Err(SendRefusal::Attachment) = svc
-        .messages
-        .insert_with_activity(
-            record.clone(),
-            input.attachment_ids,
-            bumps,
-            activity.clone(),
-        )
-        .await?
-    {
-        return Err(CoreError::attachment_not_found());
-    }
-    let mut message = views::fresh_message(svc, server.id, record, caller.user_id, linked).await?;
-    message.nonce = input.nonce;
+    Ok(activity)
+}
+
+/// Tells everyone concerned about a sent message: `mention.create` to each notified member,
+/// `activity.create` for the activity items, and `message.create` to the channel.
+async fn announce_sent(
+    svc: &Services,
+    server: &Server,
+    caller: &Caller,
+    channel: &Channel,
+    message: &MessageView,
+    notified: Vec<Uuid>,
+    activity: Vec<ActivityRecord>,
+) {
     let excerpt = preview(message.content.as_deref());
     for user in notified {
         let payload = json!({ "channel_id": channel.id, "message_id": message.id, "author_id": caller.user_id, "content": excerpt });
@@ -215,25 +316,22 @@ pub async fn send(
         server.id,
         Scope::Channel(channel.id),
         "message.create",
-        &message,
+        message,
     )
     .await;
-    Ok(message)
 }
 
 /// Members to notify: mentioned users, everyone (when allowed) or holders of mentioned roles,
 /// who can read the channel; never the author.
-#[allow(clippy::too_many_arguments)]
 async fn recipients(
     svc: &Services,
     server: &Server,
     perms: &Perms,
     channel: &Channel,
     author: Uuid,
-    users: &[Uuid],
-    everyone: bool,
-    roles: &[Uuid],
+    mentions: &MessageMentions,
 ) -> CoreResult<Vec<Uuid>> {
+    let (users, everyone, roles) = (&mentions.users, mentions.everyone, &mentions.roles);
     if users.is_empty() && !everyone && roles.is_empty() {
         return Ok(Vec::new());
     }
