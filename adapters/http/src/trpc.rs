@@ -238,7 +238,8 @@ pub async fn read_body(
     Ok(body)
 }
 
-/// `/trpc/{paths}`: the whole request pipeline for procedures.
+/// `/trpc/{paths}`: the whole request pipeline for procedures. Until the calls run, any
+/// failure answers every path of the request with the same error.
 pub async fn handle(
     req: HttpRequest,
     path: web::Path<String>,
@@ -247,35 +248,68 @@ pub async fn handle(
     state: web::Data<HttpState>,
 ) -> HttpResponse {
     let batch = query.get("batch").is_some_and(|b| b == "1" || b == "true");
-    let paths: Vec<String> = if batch {
+    let paths = batch_paths(path.into_inner(), batch);
+    let kind = match method_kind(req.method()) {
+        Ok(Some(kind)) => kind,
+        Ok(None) => return HttpResponse::NoContent().finish(),
+        Err(e) => return fail_all(&paths, batch, e),
+    };
+    let prepared = async {
+        let raw = raw_input(&req, &query, payload, &state, kind).await?;
+        let inputs = split_batch(raw, paths.len(), batch)?;
+        check_batch(&state, &paths, batch)?;
+        let ctx = request_context(&state.services, &req).await?;
+        Ok::<_, ApiError>((ctx, inputs))
+    };
+    let (ctx, inputs) = match prepared.await {
+        Ok(prepared) => prepared,
+        Err(e) => return fail_all(&paths, batch, e),
+    };
+    let (results, spent) = run_calls(&state, &ctx, &paths, kind, inputs).await;
+    if batch {
+        batch_response(results, &paths, spent)
+    } else {
+        single_response(results, &paths[0])
+    }
+}
+
+/// The procedure paths of the request: a batch names several, comma-separated.
+fn batch_paths(path: String, batch: bool) -> Vec<String> {
+    if batch {
         path.split(',').map(str::to_owned).collect()
     } else {
-        vec![path.into_inner()]
-    };
-    let kind = match *req.method() {
-        Method::GET => Kind::Query,
-        Method::POST => Kind::Mutation,
-        Method::HEAD => return HttpResponse::NoContent().finish(),
-        _ => {
-            let err = ApiError::new(TrpcCode::MethodNotSupported, "Unsupported HTTP method");
-            return fail_all(&paths, batch, err);
-        }
-    };
+        vec![path]
+    }
+}
 
-    // Input: ?input= for queries, the body for mutations.
-    let raw_input: Option<Value> = match kind {
+/// Queries come over GET, mutations over POST; `None` for HEAD (answered with no content).
+fn method_kind(method: &Method) -> Result<Option<Kind>, ApiError> {
+    match *method {
+        Method::GET => Ok(Some(Kind::Query)),
+        Method::POST => Ok(Some(Kind::Mutation)),
+        Method::HEAD => Ok(None),
+        _ => Err(ApiError::new(
+            TrpcCode::MethodNotSupported,
+            "Unsupported HTTP method",
+        )),
+    }
+}
+
+/// The request's input: `?input=` for queries, the JSON body for mutations; `None` when
+/// there is none.
+async fn raw_input(
+    req: &HttpRequest,
+    query: &HashMap<String, String>,
+    payload: web::Payload,
+    state: &HttpState,
+    kind: Kind,
+) -> Result<Option<Value>, ApiError> {
+    match kind {
         Kind::Query => match query.get("input") {
-            None => None,
-            Some(text) => match serde_json::from_str(text) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    return fail_all(
-                        &paths,
-                        batch,
-                        ApiError::new(TrpcCode::ParseError, format!("Invalid JSON in input: {e}")),
-                    )
-                }
-            },
+            None => Ok(None),
+            Some(text) => serde_json::from_str(text).map(Some).map_err(|e| {
+                ApiError::new(TrpcCode::ParseError, format!("Invalid JSON in input: {e}"))
+            }),
         },
         Kind::Mutation => {
             let content_type = req
@@ -287,108 +321,100 @@ pub async fn handle(
             // `application/json`, with parameters or without; not `application/jsonx`.
             let essence = content_type.split(';').next().unwrap_or("").trim();
             if essence != "application/json" {
-                let err = ApiError::new(
+                return Err(ApiError::new(
                     TrpcCode::UnsupportedMediaType,
                     format!("Unsupported content-type \"{content_type}\""),
-                );
-                return fail_all(&paths, batch, err);
+                ));
             }
-            let body = match read_body(&req, payload, state.max_json_body).await {
-                Ok(b) => b,
-                Err(e) => return fail_all(&paths, batch, e),
-            };
+            let body = read_body(req, payload, state.max_json_body).await?;
             if body.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                match serde_json::from_slice(&body) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        return fail_all(
-                            &paths,
-                            batch,
-                            ApiError::new(TrpcCode::ParseError, format!("Invalid JSON body: {e}")),
-                        )
-                    }
-                }
+                return Ok(None);
             }
+            serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| ApiError::new(TrpcCode::ParseError, format!("Invalid JSON body: {e}")))
+        }
+    }
+}
+
+/// One input per call: a batch's input is an object keyed by index (a missing key is null).
+fn split_batch(raw: Option<Value>, calls: usize, batch: bool) -> Result<Vec<Value>, ApiError> {
+    if !batch {
+        return Ok(vec![raw.unwrap_or(Value::Null)]);
+    }
+    let map = match raw {
+        None => serde_json::Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(ApiError::new(
+                TrpcCode::BadRequest,
+                "Batch input must be an object keyed by index",
+            ))
         }
     };
-    let inputs: Vec<Value> = if batch {
-        let map = match raw_input {
-            None => serde_json::Map::new(),
-            Some(Value::Object(m)) => m,
-            Some(_) => {
-                let err = ApiError::new(
-                    TrpcCode::BadRequest,
-                    "Batch input must be an object keyed by index",
-                );
-                return fail_all(&paths, batch, err);
-            }
-        };
-        (0..paths.len())
-            .map(|i| map.get(&i.to_string()).cloned().unwrap_or(Value::Null))
-            .collect()
-    } else {
-        vec![raw_input.unwrap_or(Value::Null)]
-    };
+    Ok((0..calls)
+        .map(|i| map.get(&i.to_string()).cloned().unwrap_or(Value::Null))
+        .collect())
+}
 
+/// A batch holds at most `max_batch_calls` calls, and never queries and mutations together.
+fn check_batch(state: &HttpState, paths: &[String], batch: bool) -> Result<(), ApiError> {
+    if !batch {
+        return Ok(());
+    }
     // One request does a bounded amount of work: the rate limit counts calls, this bounds
     // how many one request may carry.
-    if batch && paths.len() > state.limits.max_batch_calls {
-        let err = ApiError::new(
+    if paths.len() > state.limits.max_batch_calls {
+        return Err(ApiError::new(
             TrpcCode::BadRequest,
             format!(
                 "A batch may hold at most {} calls",
                 state.limits.max_batch_calls
             ),
-        );
-        return fail_all(&paths, batch, err);
+        ));
     }
-
-    // A batch must not mix queries and mutations.
-    let registry = &state.registry;
-    let kinds: Vec<Option<Kind>> = paths
+    let kinds: Vec<Kind> = paths
         .iter()
-        .map(|p| registry.procedures.get(p.as_str()).map(|pr| pr.kind))
+        .filter_map(|p| state.registry.procedures.get(p.as_str()).map(|pr| pr.kind))
         .collect();
-    if batch
-        && kinds
-            .iter()
-            .flatten()
-            .any(|k| Some(*k) != kinds.iter().flatten().next().copied())
-    {
-        let err = ApiError::new(
+    if kinds.iter().any(|k| Some(k) != kinds.first()) {
+        return Err(ApiError::new(
             TrpcCode::BadRequest,
             "Cannot mix queries and mutations in one batch",
-        );
-        return fail_all(&paths, batch, err);
+        ));
     }
+    Ok(())
+}
 
-    let svc = &state.services;
-    let server = match request_server(svc, &req).await {
-        Ok(s) => s,
-        Err(e) => return fail_all(&paths, batch, e.into()),
-    };
-    let bearer = bearer(&req);
+/// The request's server, bearer token, caller and client address.
+async fn request_context(svc: &Services, req: &HttpRequest) -> Result<Rc<Ctx>, ApiError> {
+    let server = request_server(svc, req).await?;
+    let bearer = bearer(req);
     let caller = match &bearer {
-        Some(token) => match authenticate(svc, &server, token).await {
-            Ok(c) => c,
-            Err(e) => return fail_all(&paths, batch, e.into()),
-        },
+        Some(token) => authenticate(svc, &server, token).await?,
         None => None,
     };
-    let ip = client_ip(&req, &svc.settings.rate_limits);
-    let ctx = Rc::new(Ctx {
+    let ip = client_ip(req, &svc.settings.rate_limits);
+    Ok(Rc::new(Ctx {
         svc: svc.clone(),
         server,
         caller,
         bearer,
         ip,
-    });
+    }))
+}
 
-    // Each call takes from its rate-limit buckets before anything else about it is checked.
-    // The answers together may not pass `max_response_bytes`: once they do, the call that
-    // passed it and every later one get 413 instead of being run (memory stays bounded).
+/// Runs the calls in order, with the bytes their answers take. Each call takes from its
+/// rate-limit buckets before anything else about it is checked. The answers together may
+/// not pass `max_response_bytes`: once they do, the call that passed it and every later one
+/// get 413 instead of being run (memory stays bounded).
+async fn run_calls(
+    state: &HttpState,
+    ctx: &Rc<Ctx>,
+    paths: &[String],
+    kind: Kind,
+    inputs: Vec<Value>,
+) -> (Vec<Result<String, ApiError>>, usize) {
     let budget = state.limits.max_response_bytes;
     let mut spent = 0usize;
     let mut results = Vec::with_capacity(paths.len());
@@ -398,9 +424,10 @@ pub async fn handle(
             continue;
         }
         let limited =
-            rate_limit::check_call(svc, ctx.server.id, ctx.caller.as_ref(), ip, path).await;
+            rate_limit::check_call(&ctx.svc, ctx.server.id, ctx.caller.as_ref(), ctx.ip, path)
+                .await;
         let result = match limited {
-            Ok(()) => call(registry, &ctx, path, kind, input).await,
+            Ok(()) => call(&state.registry, ctx, path, kind, input).await,
             Err(e) => Err(e.into()),
         };
         results.push(match result {
@@ -415,13 +442,25 @@ pub async fn handle(
             Err(e) => Err(e),
         });
     }
-    if !batch {
-        return match results.pop() {
-            Some(Ok(data)) => json_text_response(StatusCode::OK, success_text(&data)),
-            Some(Err(e)) => error_response(&e, &paths[0]),
-            None => HttpResponse::InternalServerError().finish(),
-        };
+    (results, spent)
+}
+
+/// The answer to a single call.
+fn single_response(mut results: Vec<Result<String, ApiError>>, path: &str) -> HttpResponse {
+    match results.pop() {
+        Some(Ok(data)) => json_text_response(StatusCode::OK, success_text(&data)),
+        Some(Err(e)) => error_response(&e, path),
+        None => HttpResponse::InternalServerError().finish(),
     }
+}
+
+/// The answer to a batch: an array of envelopes, with the calls' common status or 207, and
+/// the longest `Retry-After` of its limited calls.
+fn batch_response(
+    results: Vec<Result<String, ApiError>>,
+    paths: &[String],
+    spent: usize,
+) -> HttpResponse {
     let statuses: Vec<u16> = results
         .iter()
         .map(|r| r.as_ref().map_or_else(|e| e.code.http_status(), |_| 200))
@@ -433,7 +472,7 @@ pub async fn handle(
     };
     let mut body = String::with_capacity(spent + 64 * results.len() + 2);
     body.push('[');
-    for (i, (r, p)) in results.iter().zip(&paths).enumerate() {
+    for (i, (r, p)) in results.iter().zip(paths).enumerate() {
         if i > 0 {
             body.push(',');
         }

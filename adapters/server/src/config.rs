@@ -137,21 +137,6 @@ fn set(v: &Option<String>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn number<T: std::str::FromStr>(
-    errors: &mut Vec<String>,
-    name: &str,
-    v: &Option<String>,
-    default: T,
-) -> T {
-    match set(v) {
-        None => default,
-        Some(s) => s.parse().unwrap_or_else(|_| {
-            errors.push(format!("{name}: '{s}' is not a valid number"));
-            default
-        }),
-    }
-}
-
 impl AppConfig {
     /// Loads defaults, then `ECTO_CONFIG` (if set), then the environment.
     pub fn load() -> Result<Self, ConfigError> {
@@ -184,261 +169,56 @@ impl AppConfig {
         Self::check(raw)
     }
 
+    /// Checks every setting, collecting each problem (see [`Checker`] for why the order of
+    /// the steps matters).
     fn check(raw: Raw) -> Result<Self, ConfigError> {
-        let mut errors = Vec::new();
-        let hosting_mode = match set(&raw.hosting_mode).as_deref() {
-            None | Some("self-hosted") | Some("selfhosted") => HostingMode::SelfHosted,
-            Some("managed") => HostingMode::Managed,
-            Some(other) => {
-                errors.push(format!(
-                    "HOSTING_MODE: '{other}' is neither 'self-hosted' nor 'managed'"
-                ));
-                HostingMode::SelfHosted
-            }
-        };
+        let mut c = Checker::default();
+        let hosting_mode = c.hosting_mode(&raw);
         let data_dir = PathBuf::from(set(&raw.data_dir).unwrap_or_else(|| "./data".into()));
         let database_url = set(&raw.database_url);
-        let is_pg = database_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
-        let s3_values = [
-            ("S3_ENDPOINT", set(&raw.s3_endpoint)),
-            ("S3_BUCKET", set(&raw.s3_bucket)),
-            ("S3_REGION", set(&raw.s3_region)),
-            ("S3_ACCESS_KEY", set(&raw.s3_access_key)),
-            ("S3_SECRET_KEY", set(&raw.s3_secret_key)),
-        ];
-        let s3_given = s3_values.iter().filter(|(_, v)| v.is_some()).count();
-        let s3 = match s3_values.clone() {
-            [(_, Some(endpoint)), (_, Some(bucket)), (_, Some(region)), (_, Some(access_key)), (_, Some(secret_key))] => {
-                Some(S3Config {
-                    endpoint,
-                    bucket,
-                    region,
-                    access_key,
-                    secret_key,
-                })
-            }
-            _ => None,
-        };
-        if s3_given > 0 && s3.is_none() && hosting_mode == HostingMode::SelfHosted {
-            for (name, v) in &s3_values {
-                if v.is_none() {
-                    errors.push(format!("{name} is required when any S3 setting is given"));
-                }
-            }
-        }
+        let s3_values = s3_values(&raw);
+        let s3 = c.s3(&s3_values, hosting_mode);
         let jwt_secret = set(&raw.jwt_secret);
         let redis_url = set(&raw.redis_url);
         let managed_api_key = set(&raw.managed_api_key);
         if hosting_mode == HostingMode::Managed {
-            if database_url.is_none() {
-                errors.push("DATABASE_URL is required in managed mode (a postgres:// URL)".into());
-            } else if !is_pg {
-                errors.push("DATABASE_URL must be a postgres:// URL in managed mode".into());
-            }
-            if redis_url.is_none() {
-                errors.push("REDIS_URL is required in managed mode".into());
-            }
-            for (name, v) in &s3_values {
-                if v.is_none() {
-                    errors.push(format!("{name} is required in managed mode"));
-                }
-            }
-            if managed_api_key.is_none() {
-                errors.push("MANAGED_API_KEY is required in managed mode".into());
-            }
-            match &jwt_secret {
-                None => errors
-                    .push("JWT_SECRET is required in managed mode (at least 32 characters)".into()),
-                Some(s) if s.chars().count() < 32 => {
-                    errors.push("JWT_SECRET must be at least 32 characters in managed mode".into())
-                }
-                Some(_) => {}
-            }
-        }
-        if hosting_mode == HostingMode::SelfHosted
-            && jwt_secret.as_ref().is_some_and(|s| s.chars().count() < 32)
-        {
-            errors.push(
-                "JWT_SECRET must be at least 32 characters (or unset, to generate one)".into(),
+            c.managed_services(
+                database_url.as_deref(),
+                redis_url.is_some(),
+                &s3_values,
+                managed_api_key.is_some(),
+                jwt_secret.as_deref(),
             );
         }
-        if let Some(url) = &redis_url {
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("unix://"))
-            {
-                errors.push(format!("REDIS_URL: '{url}' is not a redis:// URL"));
-            }
-        }
+        c.self_hosted_secret(hosting_mode, jwt_secret.as_deref());
+        c.redis_url(redis_url.as_deref());
         let central_url = set(&raw.central_url);
-        if let Some(url) = &central_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                errors.push(format!("CENTRAL_URL: '{url}' is not an http(s) URL"));
-            }
-        }
-        let log_json = match set(&raw.log_format).as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(other) => {
-                errors.push(format!(
-                    "LOG_FORMAT: '{other}' is neither 'text' nor 'json'"
-                ));
-                false
-            }
-        };
-        let port = number(&mut errors, "PORT", &raw.port, 3000u16);
-        let mediasoup_min_port = number(
-            &mut errors,
-            "MEDIASOUP_MIN_PORT",
-            &raw.mediasoup_min_port,
-            40000u16,
-        );
-        let mediasoup_max_port = number(
-            &mut errors,
-            "MEDIASOUP_MAX_PORT",
-            &raw.mediasoup_max_port,
-            40100u16,
-        );
-        if mediasoup_min_port > mediasoup_max_port {
-            errors.push("MEDIASOUP_MIN_PORT must not be above MEDIASOUP_MAX_PORT".into());
-        }
-        let trust_forwarded_for = match set(&raw.trust_forwarded_for) {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(other) => {
-                errors.push(format!(
-                    "TRUST_FORWARDED_FOR: '{other}' is neither 'true' nor 'false'"
-                ));
-                false
-            }
-        };
-        // Each limit is a number of calls per window; 0 turns it off.
-        let per = |capacity: u32, secs: u64| Limit::new(capacity, Duration::from_secs(secs));
-        let rate_limits = RateLimits {
-            user: per(
-                number(
-                    &mut errors,
-                    "RATE_LIMIT_USER_PER_10S",
-                    &raw.rate_limit_user_per_10s,
-                    300u32,
-                ),
-                10,
-            ),
-            ip: per(
-                number(
-                    &mut errors,
-                    "RATE_LIMIT_IP_PER_10S",
-                    &raw.rate_limit_ip_per_10s,
-                    60u32,
-                ),
-                10,
-            ),
-            join: per(
-                number(
-                    &mut errors,
-                    "RATE_LIMIT_JOIN_PER_MINUTE",
-                    &raw.rate_limit_join_per_minute,
-                    30u32,
-                ),
-                60,
-            ),
-            webhook: per(
-                number(
-                    &mut errors,
-                    "RATE_LIMIT_WEBHOOK_PER_10S",
-                    &raw.rate_limit_webhook_per_10s,
-                    30u32,
-                ),
-                10,
-            ),
-            webhook_failures: per(
-                number(
-                    &mut errors,
-                    "RATE_LIMIT_WEBHOOK_FAILURES_PER_10S",
-                    &raw.rate_limit_webhook_failures_per_10s,
-                    10u32,
-                ),
-                10,
-            ),
-            login_address: per(
-                number(
-                    &mut errors,
-                    "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE",
-                    &raw.login_failures_per_address_per_minute,
-                    5u32,
-                ),
-                60,
-            ),
-            login_account: per(
-                number(
-                    &mut errors,
-                    "LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR",
-                    &raw.login_failures_per_account_per_hour,
-                    30u32,
-                ),
-                3600,
-            ),
-            trust_forwarded_for,
-            forwarded_for_hops: {
-                let hops = number(
-                    &mut errors,
-                    "FORWARDED_FOR_HOPS",
-                    &raw.forwarded_for_hops,
-                    1u8,
-                );
-                if hops == 0 {
-                    errors.push("FORWARDED_FOR_HOPS must be at least 1".into());
-                }
-                hops.max(1)
-            },
-        };
+        c.central_url(central_url.as_deref());
+        let log_json = c.log_format(&raw);
+        let port = c.number("PORT", &raw.port, 3000u16);
+        let (mediasoup_min_port, mediasoup_max_port) = c.mediasoup_ports(&raw);
+        let rate_limits = c.rate_limits(&raw);
+        let http = c.http_settings(&raw);
+        let storage = c.storage_settings(&raw);
+        let ws = c.ws_settings(&raw);
         let config = AppConfig {
             hosting_mode,
             port,
             bind_address: set(&raw.bind_address).unwrap_or_else(|| "0.0.0.0".into()),
             server_address: set(&raw.server_address),
             client_url: set(&raw.client_url).unwrap_or_else(|| "https://app.ecto.chat".into()),
-            http_workers: number(&mut errors, "HTTP_WORKERS", &raw.http_workers, 0usize),
-            max_json_body_bytes: number(
-                &mut errors,
-                "MAX_JSON_BODY_BYTES",
-                &raw.max_json_body_bytes,
-                1_000_000usize,
-            ),
-            max_batch_calls: number(
-                &mut errors,
-                "MAX_BATCH_CALLS",
-                &raw.max_batch_calls,
-                50usize,
-            )
-            .max(1),
-            max_response_bytes: number(
-                &mut errors,
-                "MAX_RESPONSE_BYTES",
-                &raw.max_response_bytes,
-                8_388_608usize,
-            ),
+            http_workers: http.workers,
+            max_json_body_bytes: http.max_json_body_bytes,
+            max_batch_calls: http.max_batch_calls,
+            max_response_bytes: http.max_response_bytes,
             upload_dir: set(&raw.upload_dir)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("uploads")),
             data_dir,
             database_url,
-            db_pool_max: number(&mut errors, "DB_POOL_MAX", &raw.db_pool_max, 20usize),
-            storage_quota_bytes: number(
-                &mut errors,
-                "STORAGE_QUOTA_BYTES",
-                &raw.storage_quota_bytes,
-                0u64,
-            ),
-            max_upload_size_bytes: number(
-                &mut errors,
-                "MAX_UPLOAD_SIZE_BYTES",
-                &raw.max_upload_size_bytes,
-                0u64,
-            ),
+            db_pool_max: storage.db_pool_max,
+            storage_quota_bytes: storage.storage_quota_bytes,
+            max_upload_size_bytes: storage.max_upload_size_bytes,
             jwt_secret,
             // Reference rule: anything but "false" is true.
             allow_local_accounts: set(&raw.allow_local_accounts)
@@ -457,60 +237,15 @@ impl AppConfig {
             mediasoup_max_port,
             log_json,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
-            ws_identify_timeout_ms: number(
-                &mut errors,
-                "WS_IDENTIFY_TIMEOUT_MS",
-                &raw.ws_identify_timeout_ms,
-                10_000u64,
-            ),
-            ws_heartbeat_timeout_ms: number(
-                &mut errors,
-                "WS_HEARTBEAT_TIMEOUT_MS",
-                &raw.ws_heartbeat_timeout_ms,
-                90_000u64,
-            ),
-            ws_resume_log_events: number(
-                &mut errors,
-                "WS_RESUME_LOG_EVENTS",
-                &raw.ws_resume_log_events,
-                50_000usize,
-            ),
-            ws_resume_buffer_seconds: number(
-                &mut errors,
-                "WS_RESUME_BUFFER_SECONDS",
-                &raw.ws_resume_buffer_seconds,
-                300u64,
-            ),
-            ws_outbound_queue: number(
-                &mut errors,
-                "WS_OUTBOUND_QUEUE",
-                &raw.ws_outbound_queue,
-                1024usize,
-            ),
-            ws_presence_grace_ms: number(
-                &mut errors,
-                "WS_PRESENCE_GRACE_MS",
-                &raw.ws_presence_grace_ms,
-                15_000u64,
-            ),
-            ws_events_per_10s: number(
-                &mut errors,
-                "WS_EVENTS_PER_10S",
-                &raw.ws_events_per_10s,
-                120u32,
-            ),
-            ws_sockets_per_user: number(
-                &mut errors,
-                "WS_SOCKETS_PER_USER",
-                &raw.ws_sockets_per_user,
-                32u32,
-            ),
-            ws_sockets_per_address: number(
-                &mut errors,
-                "WS_SOCKETS_PER_ADDRESS",
-                &raw.ws_sockets_per_address,
-                512u32,
-            ),
+            ws_identify_timeout_ms: ws.identify_timeout_ms,
+            ws_heartbeat_timeout_ms: ws.heartbeat_timeout_ms,
+            ws_resume_log_events: ws.resume_log_events,
+            ws_resume_buffer_seconds: ws.resume_buffer_seconds,
+            ws_outbound_queue: ws.outbound_queue,
+            ws_presence_grace_ms: ws.presence_grace_ms,
+            ws_events_per_10s: ws.events_per_10s,
+            ws_sockets_per_user: ws.sockets_per_user,
+            ws_sockets_per_address: ws.sockets_per_address,
             unfurl_allow_hosts: set(&raw.unfurl_allow_hosts)
                 .map(|v| {
                     v.split(',')
@@ -520,10 +255,358 @@ impl AppConfig {
                 })
                 .unwrap_or_default(),
         };
-        if errors.is_empty() {
+        c.finish(config)
+    }
+}
+
+/// The five S3 settings, named.
+type S3Values = [(&'static str, Option<String>); 5];
+
+fn s3_values(raw: &Raw) -> S3Values {
+    [
+        ("S3_ENDPOINT", set(&raw.s3_endpoint)),
+        ("S3_BUCKET", set(&raw.s3_bucket)),
+        ("S3_REGION", set(&raw.s3_region)),
+        ("S3_ACCESS_KEY", set(&raw.s3_access_key)),
+        ("S3_SECRET_KEY", set(&raw.s3_secret_key)),
+    ]
+}
+
+/// The HTTP server's limits.
+struct HttpSettings {
+    workers: usize,
+    max_json_body_bytes: usize,
+    max_batch_calls: usize,
+    max_response_bytes: usize,
+}
+
+/// The database pool and the upload limits.
+struct StorageSettings {
+    db_pool_max: usize,
+    storage_quota_bytes: u64,
+    max_upload_size_bytes: u64,
+}
+
+/// The gateway's `ws_*` settings.
+struct WsSettings {
+    identify_timeout_ms: u64,
+    heartbeat_timeout_ms: u64,
+    resume_log_events: usize,
+    resume_buffer_seconds: u64,
+    outbound_queue: usize,
+    presence_grace_ms: u64,
+    events_per_10s: u32,
+    sockets_per_user: u32,
+    sockets_per_address: u32,
+}
+
+/// Reads settings while collecting every problem. The messages come out in the order the
+/// steps of [`AppConfig::check`] run, and that order is what an operator sees: keep it.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<String>,
+}
+
+impl Checker {
+    /// `v` as a number, `default` when unset; a value that is not one is an error.
+    fn number<T: std::str::FromStr>(&mut self, name: &str, v: &Option<String>, default: T) -> T {
+        match set(v) {
+            None => default,
+            Some(s) => s.parse().unwrap_or_else(|_| {
+                self.errors
+                    .push(format!("{name}: '{s}' is not a valid number"));
+                default
+            }),
+        }
+    }
+
+    /// `v` as `true` or `false` (any case), `false` when unset.
+    fn flag(&mut self, name: &str, v: &Option<String>) -> bool {
+        match set(v) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                self.errors
+                    .push(format!("{name}: '{other}' is neither 'true' nor 'false'"));
+                false
+            }
+        }
+    }
+
+    fn hosting_mode(&mut self, raw: &Raw) -> HostingMode {
+        match set(&raw.hosting_mode).as_deref() {
+            None | Some("self-hosted") | Some("selfhosted") => HostingMode::SelfHosted,
+            Some("managed") => HostingMode::Managed,
+            Some(other) => {
+                self.errors.push(format!(
+                    "HOSTING_MODE: '{other}' is neither 'self-hosted' nor 'managed'"
+                ));
+                HostingMode::SelfHosted
+            }
+        }
+    }
+
+    /// The S3 settings when all five are given; self-hosted, some without the others name
+    /// each one missing (managed mode names them in [`Checker::managed_services`]).
+    fn s3(&mut self, values: &S3Values, hosting_mode: HostingMode) -> Option<S3Config> {
+        let given = values.iter().filter(|(_, v)| v.is_some()).count();
+        let s3 = match values.clone() {
+            [(_, Some(endpoint)), (_, Some(bucket)), (_, Some(region)), (_, Some(access_key)), (_, Some(secret_key))] => {
+                Some(S3Config {
+                    endpoint,
+                    bucket,
+                    region,
+                    access_key,
+                    secret_key,
+                })
+            }
+            _ => None,
+        };
+        if given > 0 && s3.is_none() && hosting_mode == HostingMode::SelfHosted {
+            for (name, v) in values {
+                if v.is_none() {
+                    self.errors
+                        .push(format!("{name} is required when any S3 setting is given"));
+                }
+            }
+        }
+        s3
+    }
+
+    /// Managed mode needs PostgreSQL, Redis, S3, the provisioning key and a long secret.
+    fn managed_services(
+        &mut self,
+        database_url: Option<&str>,
+        redis: bool,
+        s3_values: &S3Values,
+        managed_api_key: bool,
+        jwt_secret: Option<&str>,
+    ) {
+        let errors = &mut self.errors;
+        match database_url {
+            None => {
+                errors.push("DATABASE_URL is required in managed mode (a postgres:// URL)".into())
+            }
+            Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                errors.push("DATABASE_URL must be a postgres:// URL in managed mode".into())
+            }
+            Some(_) => {}
+        }
+        if !redis {
+            errors.push("REDIS_URL is required in managed mode".into());
+        }
+        for (name, v) in s3_values {
+            if v.is_none() {
+                errors.push(format!("{name} is required in managed mode"));
+            }
+        }
+        if !managed_api_key {
+            errors.push("MANAGED_API_KEY is required in managed mode".into());
+        }
+        match jwt_secret {
+            None => errors
+                .push("JWT_SECRET is required in managed mode (at least 32 characters)".into()),
+            Some(s) if s.chars().count() < 32 => {
+                errors.push("JWT_SECRET must be at least 32 characters in managed mode".into())
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Self-hosted, a given secret must be long enough too (unset, one is generated).
+    fn self_hosted_secret(&mut self, hosting_mode: HostingMode, jwt_secret: Option<&str>) {
+        if hosting_mode == HostingMode::SelfHosted
+            && jwt_secret.is_some_and(|s| s.chars().count() < 32)
+        {
+            self.errors.push(
+                "JWT_SECRET must be at least 32 characters (or unset, to generate one)".into(),
+            );
+        }
+    }
+
+    fn redis_url(&mut self, url: Option<&str>) {
+        if let Some(url) = url {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                self.errors
+                    .push(format!("REDIS_URL: '{url}' is not a redis:// URL"));
+            }
+        }
+    }
+
+    fn central_url(&mut self, url: Option<&str>) {
+        if let Some(url) = url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.errors
+                    .push(format!("CENTRAL_URL: '{url}' is not an http(s) URL"));
+            }
+        }
+    }
+
+    /// Whether logs are JSON (`LOG_FORMAT=json`) rather than text.
+    fn log_format(&mut self, raw: &Raw) -> bool {
+        match set(&raw.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                self.errors.push(format!(
+                    "LOG_FORMAT: '{other}' is neither 'text' nor 'json'"
+                ));
+                false
+            }
+        }
+    }
+
+    fn mediasoup_ports(&mut self, raw: &Raw) -> (u16, u16) {
+        let min = self.number("MEDIASOUP_MIN_PORT", &raw.mediasoup_min_port, 40000u16);
+        let max = self.number("MEDIASOUP_MAX_PORT", &raw.mediasoup_max_port, 40100u16);
+        if min > max {
+            self.errors
+                .push("MEDIASOUP_MIN_PORT must not be above MEDIASOUP_MAX_PORT".into());
+        }
+        (min, max)
+    }
+
+    /// The `rate_limit_*` and `login_failures_*` limits, `trust_forwarded_for` and its hops.
+    fn rate_limits(&mut self, raw: &Raw) -> RateLimits {
+        let trust_forwarded_for = self.flag("TRUST_FORWARDED_FOR", &raw.trust_forwarded_for);
+        // Each limit is a number of calls per window; 0 turns it off.
+        let mut per = |name: &str, v: &Option<String>, default: u32, secs: u64| {
+            Limit::new(self.number(name, v, default), Duration::from_secs(secs))
+        };
+        let user = per(
+            "RATE_LIMIT_USER_PER_10S",
+            &raw.rate_limit_user_per_10s,
+            300,
+            10,
+        );
+        let ip = per("RATE_LIMIT_IP_PER_10S", &raw.rate_limit_ip_per_10s, 60, 10);
+        let join = per(
+            "RATE_LIMIT_JOIN_PER_MINUTE",
+            &raw.rate_limit_join_per_minute,
+            30,
+            60,
+        );
+        let webhook = per(
+            "RATE_LIMIT_WEBHOOK_PER_10S",
+            &raw.rate_limit_webhook_per_10s,
+            30,
+            10,
+        );
+        let webhook_failures = per(
+            "RATE_LIMIT_WEBHOOK_FAILURES_PER_10S",
+            &raw.rate_limit_webhook_failures_per_10s,
+            10,
+            10,
+        );
+        let login_address = per(
+            "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE",
+            &raw.login_failures_per_address_per_minute,
+            5,
+            60,
+        );
+        let login_account = per(
+            "LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR",
+            &raw.login_failures_per_account_per_hour,
+            30,
+            3600,
+        );
+        let hops = self.number("FORWARDED_FOR_HOPS", &raw.forwarded_for_hops, 1u8);
+        if hops == 0 {
+            self.errors
+                .push("FORWARDED_FOR_HOPS must be at least 1".into());
+        }
+        RateLimits {
+            user,
+            ip,
+            join,
+            webhook,
+            webhook_failures,
+            login_address,
+            login_account,
+            trust_forwarded_for,
+            forwarded_for_hops: hops.max(1),
+        }
+    }
+
+    fn http_settings(&mut self, raw: &Raw) -> HttpSettings {
+        HttpSettings {
+            workers: self.number("HTTP_WORKERS", &raw.http_workers, 0usize),
+            max_json_body_bytes: self.number(
+                "MAX_JSON_BODY_BYTES",
+                &raw.max_json_body_bytes,
+                1_000_000usize,
+            ),
+            max_batch_calls: self
+                .number("MAX_BATCH_CALLS", &raw.max_batch_calls, 50usize)
+                .max(1),
+            max_response_bytes: self.number(
+                "MAX_RESPONSE_BYTES",
+                &raw.max_response_bytes,
+                8_388_608usize,
+            ),
+        }
+    }
+
+    fn storage_settings(&mut self, raw: &Raw) -> StorageSettings {
+        StorageSettings {
+            db_pool_max: self.number("DB_POOL_MAX", &raw.db_pool_max, 20usize),
+            storage_quota_bytes: self.number("STORAGE_QUOTA_BYTES", &raw.storage_quota_bytes, 0u64),
+            max_upload_size_bytes: self.number(
+                "MAX_UPLOAD_SIZE_BYTES",
+                &raw.max_upload_size_bytes,
+                0u64,
+            ),
+        }
+    }
+
+    fn ws_settings(&mut self, raw: &Raw) -> WsSettings {
+        WsSettings {
+            identify_timeout_ms: self.number(
+                "WS_IDENTIFY_TIMEOUT_MS",
+                &raw.ws_identify_timeout_ms,
+                10_000u64,
+            ),
+            heartbeat_timeout_ms: self.number(
+                "WS_HEARTBEAT_TIMEOUT_MS",
+                &raw.ws_heartbeat_timeout_ms,
+                90_000u64,
+            ),
+            resume_log_events: self.number(
+                "WS_RESUME_LOG_EVENTS",
+                &raw.ws_resume_log_events,
+                50_000usize,
+            ),
+            resume_buffer_seconds: self.number(
+                "WS_RESUME_BUFFER_SECONDS",
+                &raw.ws_resume_buffer_seconds,
+                300u64,
+            ),
+            outbound_queue: self.number("WS_OUTBOUND_QUEUE", &raw.ws_outbound_queue, 1024usize),
+            presence_grace_ms: self.number(
+                "WS_PRESENCE_GRACE_MS",
+                &raw.ws_presence_grace_ms,
+                15_000u64,
+            ),
+            events_per_10s: self.number("WS_EVENTS_PER_10S", &raw.ws_events_per_10s, 120u32),
+            sockets_per_user: self.number("WS_SOCKETS_PER_USER", &raw.ws_sockets_per_user, 32u32),
+            sockets_per_address: self.number(
+                "WS_SOCKETS_PER_ADDRESS",
+                &raw.ws_sockets_per_address,
+                512u32,
+            ),
+        }
+    }
+
+    /// The configuration, or every problem found.
+    fn finish(self, config: AppConfig) -> Result<AppConfig, ConfigError> {
+        if self.errors.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError(errors))
+            Err(ConfigError(self.errors))
         }
     }
 }
@@ -618,6 +701,117 @@ mod tests {
         assert!(
             text.contains("PORT") && text.contains("HOSTING_MODE") && text.contains("LOG_FORMAT"),
             "{text}"
+        );
+    }
+
+    /// Every problem at once, self-hosted and managed: the messages and their order are what an
+    /// operator reads, and stay as they are.
+    #[test]
+    fn every_problem_is_listed_in_a_fixed_order() {
+        let bad = |pairs: &[(&str, &str)]| AppConfig::from_pairs(pairs).expect_err("must refuse").0;
+        let numbers = [
+            "port",
+            "rate_limit_user_per_10s",
+            "rate_limit_ip_per_10s",
+            "rate_limit_join_per_minute",
+            "rate_limit_webhook_per_10s",
+            "rate_limit_webhook_failures_per_10s",
+            "login_failures_per_address_per_minute",
+            "login_failures_per_account_per_hour",
+            "http_workers",
+            "max_json_body_bytes",
+            "max_batch_calls",
+            "max_response_bytes",
+            "db_pool_max",
+            "storage_quota_bytes",
+            "max_upload_size_bytes",
+            "ws_identify_timeout_ms",
+            "ws_heartbeat_timeout_ms",
+            "ws_resume_log_events",
+            "ws_resume_buffer_seconds",
+            "ws_outbound_queue",
+            "ws_presence_grace_ms",
+            "ws_events_per_10s",
+            "ws_sockets_per_user",
+            "ws_sockets_per_address",
+        ];
+        let mut pairs: Vec<(&str, &str)> = numbers.iter().map(|n| (*n, "x")).collect();
+        pairs.extend([
+            ("hosting_mode", "cloud"),
+            ("s3_bucket", "b"),
+            ("jwt_secret", "short"),
+            ("redis_url", "http://r"),
+            ("central_url", "ftp://c"),
+            ("log_format", "xml"),
+            ("mediasoup_min_port", "50000"),
+            ("mediasoup_max_port", "40000"),
+            ("trust_forwarded_for", "maybe"),
+            ("forwarded_for_hops", "0"),
+        ]);
+        let self_hosted = bad(&pairs);
+        let managed = bad(&[
+            ("hosting_mode", "managed"),
+            ("database_url", "./x.db"),
+            ("s3_region", "r"),
+            ("jwt_secret", "short"),
+            ("forwarded_for_hops", "-1"),
+            ("port", "p"),
+        ]);
+        assert_eq!(
+            self_hosted,
+            [
+                "HOSTING_MODE: 'cloud' is neither 'self-hosted' nor 'managed'",
+                "S3_ENDPOINT is required when any S3 setting is given",
+                "S3_REGION is required when any S3 setting is given",
+                "S3_ACCESS_KEY is required when any S3 setting is given",
+                "S3_SECRET_KEY is required when any S3 setting is given",
+                "JWT_SECRET must be at least 32 characters (or unset, to generate one)",
+                "REDIS_URL: 'http://r' is not a redis:// URL",
+                "CENTRAL_URL: 'ftp://c' is not an http(s) URL",
+                "LOG_FORMAT: 'xml' is neither 'text' nor 'json'",
+                "PORT: 'x' is not a valid number",
+                "MEDIASOUP_MIN_PORT must not be above MEDIASOUP_MAX_PORT",
+                "TRUST_FORWARDED_FOR: 'maybe' is neither 'true' nor 'false'",
+                "RATE_LIMIT_USER_PER_10S: 'x' is not a valid number",
+                "RATE_LIMIT_IP_PER_10S: 'x' is not a valid number",
+                "RATE_LIMIT_JOIN_PER_MINUTE: 'x' is not a valid number",
+                "RATE_LIMIT_WEBHOOK_PER_10S: 'x' is not a valid number",
+                "RATE_LIMIT_WEBHOOK_FAILURES_PER_10S: 'x' is not a valid number",
+                "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE: 'x' is not a valid number",
+                "LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR: 'x' is not a valid number",
+                "FORWARDED_FOR_HOPS must be at least 1",
+                "HTTP_WORKERS: 'x' is not a valid number",
+                "MAX_JSON_BODY_BYTES: 'x' is not a valid number",
+                "MAX_BATCH_CALLS: 'x' is not a valid number",
+                "MAX_RESPONSE_BYTES: 'x' is not a valid number",
+                "DB_POOL_MAX: 'x' is not a valid number",
+                "STORAGE_QUOTA_BYTES: 'x' is not a valid number",
+                "MAX_UPLOAD_SIZE_BYTES: 'x' is not a valid number",
+                "WS_IDENTIFY_TIMEOUT_MS: 'x' is not a valid number",
+                "WS_HEARTBEAT_TIMEOUT_MS: 'x' is not a valid number",
+                "WS_RESUME_LOG_EVENTS: 'x' is not a valid number",
+                "WS_RESUME_BUFFER_SECONDS: 'x' is not a valid number",
+                "WS_OUTBOUND_QUEUE: 'x' is not a valid number",
+                "WS_PRESENCE_GRACE_MS: 'x' is not a valid number",
+                "WS_EVENTS_PER_10S: 'x' is not a valid number",
+                "WS_SOCKETS_PER_USER: 'x' is not a valid number",
+                "WS_SOCKETS_PER_ADDRESS: 'x' is not a valid number",
+            ]
+        );
+        assert_eq!(
+            managed,
+            [
+                "DATABASE_URL must be a postgres:// URL in managed mode",
+                "REDIS_URL is required in managed mode",
+                "S3_ENDPOINT is required in managed mode",
+                "S3_BUCKET is required in managed mode",
+                "S3_ACCESS_KEY is required in managed mode",
+                "S3_SECRET_KEY is required in managed mode",
+                "MANAGED_API_KEY is required in managed mode",
+                "JWT_SECRET must be at least 32 characters in managed mode",
+                "PORT: 'p' is not a valid number",
+                "FORWARDED_FOR_HOPS: '-1' is not a valid number",
+            ]
         );
     }
 }
