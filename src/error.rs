@@ -160,6 +160,7 @@ pub struct CoreError {
 pub type CoreResult<T> = Result<T, CoreError>;
 
 impl CoreError {
+    /// An error of `kind`, with an ecto code when the protocol defines one.
     pub fn new(kind: ErrorKind, ecto: Option<EctoCode>, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -169,12 +170,15 @@ impl CoreError {
             source: None,
         }
     }
+    /// An error of `kind` with ecto code `code`.
     pub fn ecto(kind: ErrorKind, code: EctoCode, message: impl Into<String>) -> Self {
         Self::new(kind, Some(code), message)
     }
+    /// BAD_REQUEST without an ecto code.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, None, message)
     }
+    /// UNAUTHORIZED without an ecto code.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, None, message)
     }
@@ -182,9 +186,11 @@ impl CoreError {
     pub fn auth_failed(message: impl Into<String>) -> Self {
         Self::ecto(ErrorKind::Unauthorized, EctoCode::AuthRequired, message)
     }
+    /// FORBIDDEN with ecto code `code`.
     pub fn forbidden(code: EctoCode, message: impl Into<String>) -> Self {
         Self::ecto(ErrorKind::Forbidden, code, message)
     }
+    /// NOT_FOUND with ecto code `code`.
     pub fn not_found(code: EctoCode, message: impl Into<String>) -> Self {
         Self::ecto(ErrorKind::NotFound, code, message)
     }

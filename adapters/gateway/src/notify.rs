@@ -112,6 +112,7 @@ pub(crate) struct NotifyEntry {
 }
 
 impl NotifyEntry {
+    /// An entry sending its pings to `tx`.
     pub fn new(server_id: Uuid, user_id: Uuid, tx: mpsc::Sender<Frame>) -> Self {
         Self {
             server_id,
@@ -126,6 +127,7 @@ impl NotifyEntry {
 const NOTIFY_DEBOUNCE: Duration = Duration::from_secs(2);
 
 impl Gateway {
+    /// Registers an identified notify socket.
     pub(crate) fn add_notify(&self, id: Uuid, entry: NotifyEntry) {
         self.notify
             .lock()
@@ -133,6 +135,7 @@ impl Gateway {
             .insert(id, entry);
     }
 
+    /// Forgets a notify socket that closed.
     pub(crate) fn remove_notify(&self, id: Uuid) {
         self.notify
             .lock()

@@ -94,6 +94,7 @@ impl Gateway {
         Ok(gateway)
     }
 
+    /// The registry, locked (a poisoned lock is taken over: the state stays consistent).
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }

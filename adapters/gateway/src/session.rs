@@ -85,6 +85,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A session attached to `socket`; `catching_up` while a resume replays the log.
     pub fn new(
         id: Uuid,
         server: Server,
@@ -110,6 +111,7 @@ impl Session {
         }
     }
 
+    /// The session's state, locked (a poisoned lock is taken over).
     pub fn lock(&self) -> MutexGuard<'_, SessionState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -110,6 +110,7 @@ pub enum ImageKind {
 }
 
 impl ImageKind {
+    /// The content type of the format.
     pub fn mime(self) -> &'static str {
         match self {
             Self::Png => "image/png",
@@ -118,6 +119,7 @@ impl ImageKind {
             Self::Webp => "image/webp",
         }
     }
+    /// The file extension used in storage keys.
     pub fn ext(self) -> &'static str {
         match self {
             Self::Png => "png",

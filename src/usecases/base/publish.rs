@@ -16,16 +16,27 @@ pub const CLOSE_EVENT: &str = "internal.close";
 
 /// WebSocket close codes (DECISIONS §2).
 pub mod close {
+    /// Anything else (also: missed events, a full outbound queue).
     pub const UNKNOWN_ERROR: u16 = 4000;
+    /// A frame that is not a JSON event.
     pub const INVALID_PAYLOAD: u16 = 4002;
+    /// An event before identify, an identify timeout, or a kick or ban.
     pub const NOT_AUTHENTICATED: u16 = 4003;
+    /// An identify whose token proves no member of this server.
     pub const AUTHENTICATION_FAILED: u16 = 4004;
+    /// A second identify on the same socket.
     pub const ALREADY_AUTHENTICATED: u16 = 4005;
+    /// The session ended: revoked, or resumed elsewhere.
     pub const SESSION_EXPIRED: u16 = 4006;
+    /// A resume whose sequence cannot be served.
     pub const INVALID_SEQUENCE: u16 = 4007;
+    /// Too many events, or too many sockets.
     pub const RATE_LIMITED: u16 = 4008;
+    /// No heartbeat in time.
     pub const SESSION_TIMEOUT: u16 = 4009;
+    /// An identify asking for another protocol version.
     pub const PROTOCOL_VERSION_MISMATCH: u16 = 4010;
+    /// The process is stopping, or the server was deleted.
     pub const SERVER_SHUTTING_DOWN: u16 = 4011;
 }
 

@@ -122,7 +122,8 @@ pub async fn message(
         .ok_or_else(CoreError::message_not_found)
 }
 
-/// The view of a message this request just inserted (see [`build`]).
+/// The view of a message this request just inserted: it has no reactions yet, and
+/// attachments only when it linked some (`linked_attachments: false` skips both lookups).
 pub async fn fresh_message(
     svc: &Services,
     server_id: Uuid,
