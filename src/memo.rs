@@ -115,7 +115,7 @@ pub struct Memo {
 /// events of messages, typing, presence, activity, DMs, read states, pages, news, hub files and
 /// webhooks, none of which touch servers, roles, overrides or channels).
 pub fn invalidates(name: &str) -> bool {
-    const KEEP: [&str; 14] = [
+    const KEEP: [&str; 16] = [
         "message.",
         "page.",
         "news.",
@@ -130,6 +130,8 @@ pub fn invalidates(name: &str) -> bool {
         "notify",
         "internal.takeover",
         "webhook.",
+        "voice.",
+        "internal.voice_transferred",
     ];
     !KEEP.iter().any(|prefix| name.starts_with(prefix))
 }

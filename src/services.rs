@@ -93,6 +93,10 @@ pub struct Services {
     pub attachments: Arc<dyn crate::ports::AttachmentStore>,
     pub clock: Arc<dyn Clock>,
     pub health: Vec<Arc<dyn HealthCheck>>,
+    /// The SFU (this process's, or a relay to the instance hosting a channel).
+    pub media: Arc<dyn crate::ports::MediaPlane>,
+    /// Who is in which voice channel (memory, or Redis when configured).
+    pub voice_states: Arc<dyn crate::ports::VoiceStateStore>,
     /// This process's memo of servers, permission data and channels (see [`crate::memo`]).
     pub memo: Arc<crate::memo::Memo>,
 }

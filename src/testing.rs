@@ -957,3 +957,74 @@ async fn detached_sessions_contract(buffer: &dyn crate::ports::SessionBuffer) {
         "forgotten"
     );
 }
+
+/// The [`crate::ports::VoiceStateStore`] contract: one state per user and server, set
+/// replaces, removal bound to the holding session (or any), lists per server.
+pub async fn voice_state_contract(store: &dyn crate::ports::VoiceStateStore) {
+    use crate::ports::VoiceState;
+    let (server, other_server) = (new_id(), new_id());
+    let (alice, bob) = (new_id(), new_id());
+    let (channel, session, later) = (new_id(), new_id(), new_id());
+    let state = |user_id, session_id, self_mute| VoiceState {
+        user_id,
+        channel_id: channel,
+        session_id,
+        self_mute,
+        self_deaf: false,
+        server_mute: false,
+        server_deaf: false,
+        video_enabled: false,
+        connected_at: Utc::now(),
+    };
+    assert!(store.get(server, alice).await.expect("get").is_none());
+    store
+        .set(server, state(alice, session, false))
+        .await
+        .expect("set");
+    store
+        .set(server, state(alice, session, true))
+        .await
+        .expect("set");
+    store
+        .set(server, state(bob, later, false))
+        .await
+        .expect("set");
+    store
+        .set(other_server, state(alice, session, false))
+        .await
+        .expect("set");
+    let got = store
+        .get(server, alice)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(got.self_mute, "set replaces");
+    assert_eq!(got.session_id, session, "the holding session round-trips");
+    let listed = store.list(server).await.expect("list");
+    assert_eq!(listed.len(), 2, "one state per user, this server only");
+    assert!(
+        store
+            .remove(server, alice, Some(later))
+            .await
+            .expect("remove")
+            .is_none(),
+        "another session cannot remove it"
+    );
+    let removed = store
+        .remove(server, alice, Some(session))
+        .await
+        .expect("remove")
+        .expect("removed");
+    assert_eq!(removed.user_id, alice);
+    assert!(store.get(server, alice).await.expect("get").is_none());
+    assert!(
+        store
+            .remove(server, bob, None)
+            .await
+            .expect("remove")
+            .is_some(),
+        "any session"
+    );
+    assert!(store.list(server).await.expect("list").is_empty());
+    assert_eq!(store.list(other_server).await.expect("list").len(), 1);
+}

@@ -24,6 +24,7 @@ mod sessions;
 mod stores;
 mod structure;
 mod unfurl;
+mod voice;
 mod webhooks;
 
 pub use activity::{ActivityQuery, ActivityStore};
@@ -49,4 +50,8 @@ pub use sessions::{Checkpoint, SessionBuffer, CHECKPOINTS_KEPT};
 pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};
 pub use structure::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};
 pub use unfurl::{LinkPreview, LinkPreviewer};
+pub use voice::{
+    ClosedProducer, MediaLoss, MediaPlane, NewConsumer, ProduceRequest, Produced, Transports,
+    VoiceState, VoiceStateStore,
+};
 pub use webhooks::WebhookStore;

@@ -52,6 +52,7 @@ const FEATURES: &[&str] = &[
     "serving",
     "tenancy",
     "unfurl",
+    "voice",
     "webhooks",
 ];
 

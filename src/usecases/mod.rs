@@ -25,6 +25,7 @@ pub mod server_config;
 pub mod serving;
 pub mod tenancy;
 pub mod unfurl;
+pub mod voice;
 pub mod webhooks;
 
 pub use base::identity::{authenticate, Caller};
