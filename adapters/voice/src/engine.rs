@@ -1,0 +1,931 @@
+//! The media thread: it owns one UDP socket, every transport, router, producer and consumer,
+//! and nothing else touches them. Datagrams are told apart by their first byte (STUN 0–3,
+//! DTLS 20–63, RTP/RTCP 128–191); commands from the async side arrive on a channel and are
+//! answered on a oneshot. Media never waits for the async runtime, and the async runtime
+//! never waits for media beyond a command's answer.
+
+use crate::caps::{self, Kind, ProducerMapping};
+use crate::ice;
+use crate::rtp;
+use crate::transport::{Direction, Identity, Transport};
+use crate::Stats;
+use ecto_core::ports::{
+    ClosedProducer, MediaLoss, NewConsumer, ProduceRequest, Produced, Transports,
+};
+use ecto_core::{CoreError, CoreResult};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Key frames asked of a producer after a video consumer resumes: one every second, this many
+/// times (reference §6).
+const KEY_FRAME_REQUESTS: u8 = 10;
+const KEY_FRAME_INTERVAL: Duration = Duration::from_secs(1);
+/// Key-frame requests a consumer's own PLI/FIR may cause: at most one per producer per this.
+const KEY_FRAME_MIN_GAP: Duration = Duration::from_millis(500);
+/// Our SSRC as the sender of RTCP feedback to producers.
+const FEEDBACK_SSRC: u32 = 0x4543_544f;
+
+/// An operation the async side asks of the media thread.
+pub(crate) enum Command {
+    Join(Uuid, Uuid, Uuid, oneshot::Sender<CoreResult<Transports>>),
+    Leave(Uuid, Uuid, oneshot::Sender<CoreResult<Vec<ClosedProducer>>>),
+    Capabilities(
+        Uuid,
+        Uuid,
+        Value,
+        oneshot::Sender<CoreResult<Vec<NewConsumer>>>,
+    ),
+    Connect(Uuid, Uuid, Uuid, Value, oneshot::Sender<CoreResult<()>>),
+    Produce(
+        Uuid,
+        Uuid,
+        ProduceRequest,
+        oneshot::Sender<CoreResult<Produced>>,
+    ),
+    ResumeConsumer(Uuid, Uuid, Uuid, oneshot::Sender<CoreResult<()>>),
+    PauseProducer(Uuid, Uuid, Uuid, bool, oneshot::Sender<CoreResult<()>>),
+    PauseAudio(Uuid, Uuid, bool, oneshot::Sender<CoreResult<()>>),
+    CloseProducer(
+        Uuid,
+        Uuid,
+        Uuid,
+        oneshot::Sender<CoreResult<ClosedProducer>>,
+    ),
+}
+
+fn refused(what: impl Into<String>) -> CoreError {
+    CoreError::bad_request(what)
+}
+
+/// One user in one channel.
+struct Participant {
+    server: Uuid,
+    send: Uuid,
+    recv: Uuid,
+    capabilities: Option<Value>,
+    /// The next consumer `mid` of the receive transport.
+    next_mid: u32,
+}
+
+struct Producer {
+    id: Uuid,
+    channel: Uuid,
+    user: Uuid,
+    transport: Uuid,
+    source: String,
+    mapping: ProducerMapping,
+    paused: bool,
+    consumers: Vec<Uuid>,
+    last_key_frame_request: Option<Instant>,
+}
+
+/// A consumer's numbering: offsets from the producer's sequence numbers and timestamps,
+/// moved whenever the stream restarts (a pause or a producer pause) so that the receiver
+/// sees one continuous stream.
+#[derive(Default)]
+struct Numbering {
+    started: bool,
+    resync: bool,
+    seq_offset: u16,
+    ts_offset: u32,
+    last_seq: u16,
+    last_ts: u32,
+    last_at: Option<Instant>,
+}
+
+impl Numbering {
+    fn map(&mut self, seq: u16, ts: u32, clock_rate: u32, now: Instant) -> (u16, u32) {
+        if !self.started {
+            self.started = true;
+            self.seq_offset = rand::random();
+            self.ts_offset = rand::random();
+        } else if self.resync {
+            let elapsed = self
+                .last_at
+                .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+            let ticks = (elapsed.as_secs_f64() * f64::from(clock_rate)).max(1.0) as u32;
+            self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
+            self.ts_offset = self.last_ts.wrapping_add(ticks).wrapping_sub(ts);
+        }
+        self.resync = false;
+        let out = (
+            seq.wrapping_add(self.seq_offset),
+            ts.wrapping_add(self.ts_offset),
+        );
+        // Only move forward: a late packet keeps its mapping but not the "last".
+        if out.0.wrapping_sub(self.last_seq) < 0x8000 || self.last_at.is_none() {
+            self.last_seq = out.0;
+            self.last_ts = out.1;
+            self.last_at = Some(now);
+        }
+        out
+    }
+}
+
+struct Consumer {
+    id: Uuid,
+    producer: Uuid,
+    user: Uuid,
+    transport: Uuid,
+    ssrc: u32,
+    paused: bool,
+    numbering: Numbering,
+}
+
+/// A pending series of key-frame requests.
+struct KeyFrames {
+    producer: Uuid,
+    due: Instant,
+    left: u8,
+}
+
+/// Everything the media thread owns.
+pub(crate) struct Engine {
+    socket: UdpSocket,
+    local: SocketAddr,
+    announced: SocketAddr,
+    identity: Identity,
+    stats: Arc<Stats>,
+    events: tokio::sync::mpsc::UnboundedSender<MediaLoss>,
+    transports: HashMap<Uuid, Transport>,
+    by_ufrag: HashMap<String, Uuid>,
+    by_addr: HashMap<SocketAddr, Uuid>,
+    participants: HashMap<(Uuid, Uuid), Participant>,
+    producers: HashMap<Uuid, Producer>,
+    /// (send transport, SSRC) → producer.
+    by_ssrc: HashMap<(Uuid, u32), Uuid>,
+    consumers: HashMap<Uuid, Consumer>,
+    /// (recv transport, SSRC) → consumer.
+    consumer_by_ssrc: HashMap<(Uuid, u32), Uuid>,
+    key_frames: Vec<KeyFrames>,
+    last_sweep: Instant,
+}
+
+impl Engine {
+    pub fn new(
+        socket: UdpSocket,
+        announced: SocketAddr,
+        identity: Identity,
+        stats: Arc<Stats>,
+        events: tokio::sync::mpsc::UnboundedSender<MediaLoss>,
+    ) -> std::io::Result<Engine> {
+        let local = socket.local_addr()?;
+        Ok(Engine {
+            socket,
+            local,
+            announced,
+            identity,
+            stats,
+            events,
+            transports: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            participants: HashMap::new(),
+            producers: HashMap::new(),
+            by_ssrc: HashMap::new(),
+            consumers: HashMap::new(),
+            consumer_by_ssrc: HashMap::new(),
+            key_frames: Vec::new(),
+            last_sweep: Instant::now(),
+        })
+    }
+
+    /// Runs until every command sender is gone.
+    pub fn run(mut self, commands: Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let now = Instant::now();
+            let wait = self
+                .next_deadline(now)
+                .map_or(Duration::from_millis(20), |d| {
+                    d.saturating_duration_since(now)
+                })
+                .clamp(Duration::from_millis(1), Duration::from_millis(20));
+            let _ = self.socket.set_read_timeout(Some(wait));
+            // Read everything that is there, then look at commands and timers.
+            let mut first = true;
+            loop {
+                if !first {
+                    let _ = self.socket.set_nonblocking(true);
+                }
+                match self.socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        let now = Instant::now();
+                        self.on_datagram(&buf[..n], from, now);
+                    }
+                    Err(_) => break,
+                }
+                first = false;
+            }
+            let _ = self.socket.set_nonblocking(false);
+            loop {
+                match commands.try_recv() {
+                    Ok(command) => self.on_command(command),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            self.on_timers(Instant::now());
+        }
+    }
+
+    fn send_to(&self, data: &[u8], to: SocketAddr) {
+        if let Err(e) = self.socket.send_to(data, to) {
+            tracing::debug!(error = %e, %to, "voice datagram not sent");
+        } else {
+            self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Datagrams
+
+    fn on_datagram(&mut self, buf: &[u8], from: SocketAddr, now: Instant) {
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        match buf.first() {
+            Some(0..=3) => self.on_stun(buf, from, now),
+            Some(20..=63) => self.on_dtls(buf, from, now),
+            Some(128..=191) => self.on_srtp(buf, from, now),
+            _ => {}
+        }
+    }
+
+    fn on_stun(&mut self, buf: &[u8], from: SocketAddr, now: Instant) {
+        if !ice::is_stun(buf) {
+            return;
+        }
+        let Some(request) = ice::parse(buf) else {
+            return;
+        };
+        let Some(id) = self.by_ufrag.get(&request.server_ufrag).copied() else {
+            return;
+        };
+        let Some(transport) = self.transports.get_mut(&id) else {
+            return;
+        };
+        let crypto = self.identity.provider.crypto();
+        let Some(answer) = ice::answer(request, &transport.password, from, crypto) else {
+            return;
+        };
+        transport.checked(from, answer.nominated, now);
+        self.by_addr.insert(from, id);
+        self.send_to(&answer.response, from);
+    }
+
+    fn on_dtls(&mut self, buf: &[u8], from: SocketAddr, now: Instant) {
+        let Some(id) = self.by_addr.get(&from).copied() else {
+            return;
+        };
+        let Some(transport) = self.transports.get_mut(&id) else {
+            return;
+        };
+        let result = transport.on_dtls(buf, from, now, &self.identity);
+        let mut out = Vec::new();
+        while let Some(tx) = transport.dtls.poll_transmit() {
+            out.push((tx.message, tx.transport.peer_addr));
+        }
+        for (data, to) in out {
+            self.send_to(&data, to);
+        }
+        if let Err(e) = result {
+            tracing::info!(transport = %id, error = %e, "voice transport failed");
+            self.lose(id);
+        }
+    }
+
+    fn on_srtp(&mut self, buf: &[u8], from: SocketAddr, now: Instant) {
+        let Some(id) = self.by_addr.get(&from).copied() else {
+            return;
+        };
+        let Some(transport) = self.transports.get_mut(&id) else {
+            return;
+        };
+        let Some(srtp) = transport.srtp.as_mut() else {
+            return;
+        };
+        if rtp::is_rtcp(buf) {
+            let Ok(plain) = srtp.rx.decrypt_rtcp(buf) else {
+                self.stats.decrypt_failures.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let direction = transport.direction;
+            self.on_rtcp(id, direction, &plain, now);
+            return;
+        }
+        let Ok(plain) = srtp.rx.decrypt_rtp(buf) else {
+            self.stats.decrypt_failures.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if transport.direction == Direction::Send {
+            self.forward(id, &plain, now);
+        }
+    }
+
+    /// A producer's packet to each of its consumers.
+    fn forward(&mut self, transport: Uuid, plain: &[u8], now: Instant) {
+        let Some(header) = rtp::header(plain) else {
+            return;
+        };
+        let Some(producer_id) = self.by_ssrc.get(&(transport, header.ssrc)).copied() else {
+            return;
+        };
+        let Some(producer) = self.producers.get(&producer_id) else {
+            return;
+        };
+        if producer.paused || header.payload_type != producer.mapping.payload_type {
+            return;
+        }
+        let Some(routed) = rtp::to_router(
+            plain,
+            producer.mapping.codec.payload_type,
+            &producer.mapping.extensions,
+        ) else {
+            return;
+        };
+        let clock_rate = producer.mapping.codec.clock_rate;
+        let consumer_ids = producer.consumers.clone();
+        for consumer_id in consumer_ids {
+            let Some(consumer) = self.consumers.get_mut(&consumer_id) else {
+                continue;
+            };
+            if consumer.paused {
+                continue;
+            }
+            let Some(out_transport) = self.transports.get_mut(&consumer.transport) else {
+                continue;
+            };
+            let (Some(to), Some(srtp)) = (out_transport.destination(), out_transport.srtp.as_mut())
+            else {
+                continue;
+            };
+            let (seq, ts) =
+                consumer
+                    .numbering
+                    .map(header.sequence, header.timestamp, clock_rate, now);
+            let mut packet = routed.clone();
+            rtp::stamp(&mut packet, consumer.ssrc, seq, ts);
+            match srtp.tx.encrypt_rtp(&packet) {
+                Ok(encrypted) => {
+                    if self.socket.send_to(&encrypted, to).is_ok() {
+                        self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+                        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "voice packet not encrypted"),
+            }
+        }
+    }
+
+    /// RTCP from a browser: a consumer's PLI or FIR becomes a key-frame request to the
+    /// producer; everything else ends here.
+    fn on_rtcp(&mut self, transport: Uuid, direction: Direction, plain: &[u8], now: Instant) {
+        if direction != Direction::Recv {
+            return;
+        }
+        let mut data = plain;
+        let Ok(packets) = rtcp::packet::unmarshal(&mut data) else {
+            return;
+        };
+        use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+        use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        let mut wanted = Vec::new();
+        for p in packets {
+            let any = p.as_any();
+            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                wanted.push(pli.media_ssrc);
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                wanted.extend(fir.fir.iter().map(|f| f.ssrc));
+            }
+        }
+        for ssrc in wanted {
+            let producer = self
+                .consumer_by_ssrc
+                .get(&(transport, ssrc))
+                .and_then(|c| self.consumers.get(c))
+                .map(|c| c.producer);
+            if let Some(producer) = producer {
+                self.request_key_frame(producer, now, false);
+            }
+        }
+    }
+
+    /// Sends a PLI for `producer` (unless one went out very recently and `force` is off).
+    fn request_key_frame(&mut self, producer_id: Uuid, now: Instant, force: bool) {
+        let Some(producer) = self.producers.get_mut(&producer_id) else {
+            return;
+        };
+        if producer.mapping.kind != Kind::Video {
+            return;
+        }
+        if !force
+            && producer
+                .last_key_frame_request
+                .is_some_and(|at| now.duration_since(at) < KEY_FRAME_MIN_GAP)
+        {
+            return;
+        }
+        producer.last_key_frame_request = Some(now);
+        let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: FEEDBACK_SSRC,
+            media_ssrc: producer.mapping.ssrc,
+        };
+        let Ok(raw) = rtcp::packet::marshal(&[Box::new(pli) as Box<dyn rtcp::packet::Packet>])
+        else {
+            return;
+        };
+        let transport_id = producer.transport;
+        let Some(transport) = self.transports.get_mut(&transport_id) else {
+            return;
+        };
+        let (Some(to), Some(srtp)) = (transport.destination(), transport.srtp.as_mut()) else {
+            return;
+        };
+        if let Ok(encrypted) = srtp.tx.encrypt_rtcp(&raw) {
+            self.send_to(&encrypted, to);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Timers
+
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let dtls = self
+            .transports
+            .values()
+            .filter_map(|t| t.dtls_peer.and_then(|peer| t.dtls.poll_timeout(&peer)));
+        let frames = self.key_frames.iter().map(|k| k.due);
+        dtls.chain(frames)
+            .chain(std::iter::once(self.last_sweep + Duration::from_secs(1)))
+            .min()
+            .map(|d| d.max(now))
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        // DTLS retransmissions.
+        let mut failed = Vec::new();
+        let mut out = Vec::new();
+        for (id, t) in &mut self.transports {
+            let Some(peer) = t.dtls_peer else { continue };
+            if t.dtls.poll_timeout(&peer).is_some_and(|at| at <= now) {
+                if let Err(e) = t.dtls.handle_timeout(peer, now) {
+                    tracing::info!(transport = %id, error = %e, "voice DTLS handshake timed out");
+                    failed.push(*id);
+                }
+                while let Some(tx) = t.dtls.poll_transmit() {
+                    out.push((tx.message, tx.transport.peer_addr));
+                }
+            }
+        }
+        for (data, to) in out {
+            self.send_to(&data, to);
+        }
+        // Key frames after a resume.
+        let due: Vec<Uuid> = self
+            .key_frames
+            .iter()
+            .filter(|k| k.due <= now)
+            .map(|k| k.producer)
+            .collect();
+        for producer in due {
+            self.request_key_frame(producer, now, true);
+        }
+        for k in &mut self.key_frames {
+            if k.due <= now {
+                k.left = k.left.saturating_sub(1);
+                k.due = now + KEY_FRAME_INTERVAL;
+            }
+        }
+        self.key_frames
+            .retain(|k| k.left > 0 && self.producers.contains_key(&k.producer));
+        // Consent, once a second.
+        if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
+            self.last_sweep = now;
+            failed.extend(
+                self.transports
+                    .values()
+                    .filter(|t| t.consent_expired(now))
+                    .map(|t| t.id),
+            );
+        }
+        for id in failed {
+            self.lose(id);
+        }
+    }
+
+    /// A transport failed: its participation ends, and the async side hears of it.
+    fn lose(&mut self, transport: Uuid) {
+        let Some((channel, user)) = self.transports.get(&transport).map(|t| (t.channel, t.user))
+        else {
+            return;
+        };
+        let server = self.participants.get(&(channel, user)).map(|p| p.server);
+        let closed = self.end_participation(channel, user);
+        if let Some(server_id) = server {
+            let _ = self.events.send(MediaLoss {
+                server_id,
+                channel_id: channel,
+                user_id: user,
+                session_id: None,
+                closed,
+            });
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Commands
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Join(server, channel, user, reply) => {
+                let _ = reply.send(self.join(server, channel, user));
+            }
+            Command::Leave(channel, user, reply) => {
+                let _ = reply.send(Ok(self.end_participation(channel, user)));
+            }
+            Command::Capabilities(channel, user, caps, reply) => {
+                let _ = reply.send(self.set_capabilities(channel, user, caps));
+            }
+            Command::Connect(channel, user, transport, dtls, reply) => {
+                let _ = reply.send(self.connect(channel, user, transport, &dtls));
+            }
+            Command::Produce(channel, user, request, reply) => {
+                let _ = reply.send(self.produce(channel, user, request));
+            }
+            Command::ResumeConsumer(channel, user, consumer, reply) => {
+                let _ = reply.send(self.resume_consumer(channel, user, consumer));
+            }
+            Command::PauseProducer(channel, user, producer, paused, reply) => {
+                let _ = reply.send(self.pause_producer(channel, user, producer, paused));
+            }
+            Command::PauseAudio(channel, user, paused, reply) => {
+                let _ = reply.send(self.pause_audio(channel, user, paused));
+            }
+            Command::CloseProducer(channel, user, producer, reply) => {
+                let _ = reply.send(self.close_producer(channel, user, producer));
+            }
+        }
+        self.stats
+            .transports
+            .store(self.transports.len() as u64, Ordering::Relaxed);
+        self.stats
+            .producers
+            .store(self.producers.len() as u64, Ordering::Relaxed);
+        self.stats
+            .consumers
+            .store(self.consumers.len() as u64, Ordering::Relaxed);
+    }
+
+    fn new_transport(&mut self, channel: Uuid, user: Uuid, direction: Direction) -> Uuid {
+        let id = ecto_core::new_id();
+        let t = Transport::new(id, channel, user, direction, self.local, &self.identity);
+        self.by_ufrag.insert(t.ufrag.clone(), id);
+        self.transports.insert(id, t);
+        id
+    }
+
+    fn join(&mut self, server: Uuid, channel: Uuid, user: Uuid) -> CoreResult<Transports> {
+        self.end_participation(channel, user);
+        let send = self.new_transport(channel, user, Direction::Send);
+        let recv = self.new_transport(channel, user, Direction::Recv);
+        self.participants.insert(
+            (channel, user),
+            Participant {
+                server,
+                send,
+                recv,
+                capabilities: None,
+                next_mid: 0,
+            },
+        );
+        let options = |id: &Uuid| {
+            self.transports
+                .get(id)
+                .map(|t| t.options(&self.identity, self.announced))
+                .ok_or_else(|| CoreError::internal_msg("new transport vanished"))
+        };
+        Ok(Transports {
+            send: options(&send)?,
+            recv: options(&recv)?,
+        })
+    }
+
+    fn participant(&self, channel: Uuid, user: Uuid) -> CoreResult<&Participant> {
+        self.participants
+            .get(&(channel, user))
+            .ok_or_else(|| refused("Not in this voice channel"))
+    }
+
+    fn close_transport(&mut self, id: Uuid) {
+        if let Some(t) = self.transports.remove(&id) {
+            self.by_ufrag.remove(&t.ufrag);
+            for addr in &t.known {
+                if self.by_addr.get(addr) == Some(&id) {
+                    self.by_addr.remove(addr);
+                }
+            }
+        }
+    }
+
+    fn remove_consumer(&mut self, id: Uuid) {
+        if let Some(c) = self.consumers.remove(&id) {
+            self.consumer_by_ssrc.remove(&(c.transport, c.ssrc));
+            if let Some(p) = self.producers.get_mut(&c.producer) {
+                p.consumers.retain(|x| *x != id);
+            }
+        }
+    }
+
+    fn remove_producer(&mut self, id: Uuid) -> Option<ClosedProducer> {
+        let p = self.producers.remove(&id)?;
+        self.by_ssrc.remove(&(p.transport, p.mapping.ssrc));
+        for c in p.consumers {
+            if let Some(c) = self.consumers.remove(&c) {
+                self.consumer_by_ssrc.remove(&(c.transport, c.ssrc));
+            }
+        }
+        Some(ClosedProducer {
+            producer_id: p.id,
+            user_id: p.user,
+            channel_id: p.channel,
+        })
+    }
+
+    fn end_participation(&mut self, channel: Uuid, user: Uuid) -> Vec<ClosedProducer> {
+        let Some(p) = self.participants.remove(&(channel, user)) else {
+            return Vec::new();
+        };
+        let mine: Vec<Uuid> = self
+            .producers
+            .values()
+            .filter(|x| x.channel == channel && x.user == user)
+            .map(|x| x.id)
+            .collect();
+        let closed: Vec<ClosedProducer> = mine
+            .into_iter()
+            .filter_map(|id| self.remove_producer(id))
+            .collect();
+        let consuming: Vec<Uuid> = self
+            .consumers
+            .values()
+            .filter(|c| c.transport == p.recv)
+            .map(|c| c.id)
+            .collect();
+        for c in consuming {
+            self.remove_consumer(c);
+        }
+        self.close_transport(p.send);
+        self.close_transport(p.recv);
+        closed
+    }
+
+    /// A consumer of `producer` for participant (`channel`, `user`), when its device can
+    /// receive it.
+    fn make_consumer(
+        &mut self,
+        channel: Uuid,
+        user: Uuid,
+        producer_id: Uuid,
+    ) -> Option<NewConsumer> {
+        let participant = self.participants.get_mut(&(channel, user))?;
+        let caps = participant.capabilities.as_ref()?;
+        let producer = self.producers.get(&producer_id)?;
+        let ssrc: u32 = rand::random::<u32>() | 1;
+        let mid = participant.next_mid.to_string();
+        let params = caps::consumer_parameters(&producer.mapping, caps, ssrc, &mid)?;
+        participant.next_mid += 1;
+        let id = ecto_core::new_id();
+        let consumer = Consumer {
+            id,
+            producer: producer_id,
+            user,
+            transport: participant.recv,
+            ssrc,
+            paused: true,
+            numbering: Numbering::default(),
+        };
+        let new = NewConsumer {
+            for_user: user,
+            consumer_id: id,
+            producer_id,
+            user_id: producer.user,
+            kind: producer.mapping.kind.as_str().to_owned(),
+            rtp_parameters: params,
+            source: producer.source.clone(),
+        };
+        self.consumer_by_ssrc.insert((consumer.transport, ssrc), id);
+        self.consumers.insert(id, consumer);
+        if let Some(p) = self.producers.get_mut(&producer_id) {
+            p.consumers.push(id);
+        }
+        Some(new)
+    }
+
+    fn set_capabilities(
+        &mut self,
+        channel: Uuid,
+        user: Uuid,
+        caps: Value,
+    ) -> CoreResult<Vec<NewConsumer>> {
+        if !caps["codecs"].is_array() {
+            return Err(refused("rtp_capabilities must have codecs"));
+        }
+        let participant = self
+            .participants
+            .get_mut(&(channel, user))
+            .ok_or_else(|| refused("Not in this voice channel"))?;
+        participant.capabilities = Some(caps);
+        let existing: Vec<Uuid> = self
+            .producers
+            .values()
+            .filter(|p| p.channel == channel && p.user != user)
+            .filter(|p| {
+                !self
+                    .consumers
+                    .values()
+                    .any(|c| c.producer == p.id && c.user == user)
+            })
+            .map(|p| p.id)
+            .collect();
+        Ok(existing
+            .into_iter()
+            .filter_map(|p| self.make_consumer(channel, user, p))
+            .collect())
+    }
+
+    fn connect(&mut self, channel: Uuid, user: Uuid, id: Uuid, dtls: &Value) -> CoreResult<()> {
+        let fingerprints: Vec<String> = dtls["fingerprints"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|f| {
+                        f["algorithm"]
+                            .as_str()
+                            .is_some_and(|a| a.eq_ignore_ascii_case("sha-256"))
+                    })
+                    .filter_map(|f| f["value"].as_str().map(str::to_ascii_uppercase))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if fingerprints.is_empty() {
+            return Err(refused("dtls_parameters needs a sha-256 fingerprint"));
+        }
+        let transport = self
+            .transports
+            .get_mut(&id)
+            .filter(|t| t.channel == channel && t.user == user)
+            .ok_or_else(|| refused("Unknown transport"))?;
+        if let Err(e) = transport.connect(fingerprints, &self.identity) {
+            tracing::info!(transport = %id, error = %e, "voice transport refused");
+            self.lose(id);
+            return Err(refused("Transport failed"));
+        }
+        Ok(())
+    }
+
+    fn produce(
+        &mut self,
+        channel: Uuid,
+        user: Uuid,
+        request: ProduceRequest,
+    ) -> CoreResult<Produced> {
+        let send = self.participant(channel, user)?.send;
+        if request.transport_id != send {
+            return Err(refused("Producers go on the send transport"));
+        }
+        let kind =
+            Kind::parse(&request.kind).ok_or_else(|| refused("kind must be audio or video"))?;
+        let mapping = caps::map_producer(kind, &request.rtp_parameters).map_err(refused)?;
+        if self.by_ssrc.contains_key(&(send, mapping.ssrc)) {
+            return Err(refused("That SSRC is already produced"));
+        }
+        let id = ecto_core::new_id();
+        self.by_ssrc.insert((send, mapping.ssrc), id);
+        self.producers.insert(
+            id,
+            Producer {
+                id,
+                channel,
+                user,
+                transport: send,
+                source: request.source,
+                mapping,
+                paused: request.paused,
+                consumers: Vec::new(),
+                last_key_frame_request: None,
+            },
+        );
+        let others: Vec<Uuid> = self
+            .participants
+            .keys()
+            .filter(|(c, u)| *c == channel && *u != user)
+            .map(|(_, u)| *u)
+            .collect();
+        let consumers = others
+            .into_iter()
+            .filter_map(|other| self.make_consumer(channel, other, id))
+            .collect();
+        Ok(Produced {
+            producer_id: id,
+            consumers,
+        })
+    }
+
+    fn resume_consumer(&mut self, channel: Uuid, user: Uuid, id: Uuid) -> CoreResult<()> {
+        let recv = self.participant(channel, user)?.recv;
+        let consumer = self
+            .consumers
+            .get_mut(&id)
+            .filter(|c| c.transport == recv)
+            .ok_or_else(|| refused("Unknown consumer"))?;
+        if consumer.paused {
+            consumer.paused = false;
+            consumer.numbering.resync = true;
+            let producer = consumer.producer;
+            if self
+                .producers
+                .get(&producer)
+                .is_some_and(|p| p.mapping.kind == Kind::Video)
+            {
+                self.key_frames.push(KeyFrames {
+                    producer,
+                    due: Instant::now(),
+                    left: KEY_FRAME_REQUESTS,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn set_paused(&mut self, id: Uuid, paused: bool) {
+        let Some(p) = self.producers.get_mut(&id) else {
+            return;
+        };
+        if p.paused == paused {
+            return;
+        }
+        p.paused = paused;
+        if !paused {
+            for c in p.consumers.clone() {
+                if let Some(c) = self.consumers.get_mut(&c) {
+                    c.numbering.resync = true;
+                }
+            }
+            self.request_key_frame(id, Instant::now(), true);
+        }
+    }
+
+    fn pause_producer(
+        &mut self,
+        channel: Uuid,
+        user: Uuid,
+        id: Uuid,
+        paused: bool,
+    ) -> CoreResult<()> {
+        let owned = self
+            .producers
+            .get(&id)
+            .is_some_and(|p| p.channel == channel && p.user == user);
+        if !owned {
+            return Err(refused("Unknown producer"));
+        }
+        self.set_paused(id, paused);
+        Ok(())
+    }
+
+    fn pause_audio(&mut self, channel: Uuid, user: Uuid, paused: bool) -> CoreResult<()> {
+        let audio: Vec<Uuid> = self
+            .producers
+            .values()
+            .filter(|p| p.channel == channel && p.user == user && p.mapping.kind == Kind::Audio)
+            .map(|p| p.id)
+            .collect();
+        for id in audio {
+            self.set_paused(id, paused);
+        }
+        Ok(())
+    }
+
+    fn close_producer(
+        &mut self,
+        channel: Uuid,
+        user: Uuid,
+        id: Uuid,
+    ) -> CoreResult<ClosedProducer> {
+        let owned = self
+            .producers
+            .get(&id)
+            .is_some_and(|p| p.channel == channel && p.user == user);
+        if !owned {
+            return Err(refused("Unknown producer"));
+        }
+        self.remove_producer(id)
+            .ok_or_else(|| refused("Unknown producer"))
+    }
+}

@@ -1,0 +1,313 @@
+//! One WebRTC transport as mediasoup-client sees it: ICE-lite credentials and the nominated
+//! address, a DTLS association in the server role (the browser is always the DTLS client),
+//! and the SRTP contexts keyed from it once the client's certificate matched the fingerprint
+//! it announced in `voice.connect_transport`.
+
+use bytes::BytesMut;
+use dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
+use dtls::crypto::Certificate;
+use dtls::endpoint::{Endpoint, EndpointEvent};
+use dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rand::distr::{Alphanumeric, SampleString};
+use rtc_crypto::{HashAlgorithm, RTCCryptoProvider};
+use rtc_shared::TransportProtocol;
+use srtp::context::Context;
+use srtp::protection_profile::ProtectionProfile;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long a transport stays without a valid binding request before it is closed (RFC 7675
+/// consent; browsers check about every 5 s).
+pub(crate) const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The DTLS identity every transport of the process presents, and its fingerprint.
+pub(crate) struct Identity {
+    pub provider: Arc<dyn RTCCryptoProvider>,
+    pub config: Arc<HandshakeConfig>,
+    /// `AA:BB:…` (SHA-256 of the certificate).
+    pub fingerprint: String,
+}
+
+impl Identity {
+    /// A fresh self-signed ECDSA P-256 certificate and the DTLS server configuration: client
+    /// certificates required (they are checked against the announced fingerprint after the
+    /// handshake), extended master secret required, SRTP profiles AES-GCM and AES-CM-SHA1-80.
+    pub fn generate() -> Result<Identity, String> {
+        let provider = rtc_crypto::default_provider().map_err(|e| e.to_string())?;
+        let cert =
+            Certificate::generate_self_signed(vec!["ecto-voice".to_owned()], provider.crypto())
+                .map_err(|e| e.to_string())?;
+        let der = cert
+            .certificate
+            .first()
+            .ok_or("the certificate has no DER")?
+            .as_ref()
+            .to_vec();
+        let config = ConfigBuilder::default()
+            .with_crypto_provider(provider.clone())
+            .with_certificates(vec![cert])
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
+            .with_client_auth(ClientAuthType::RequireAnyClientCert)
+            .with_insecure_skip_verify(true)
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .build(false, None)
+            .map_err(|e| e.to_string())?;
+        let fingerprint = fingerprint_of(provider.as_ref(), &der)?;
+        Ok(Identity {
+            provider,
+            config: Arc::new(config),
+            fingerprint,
+        })
+    }
+}
+
+/// SHA-256 of a DER certificate as `AA:BB:…`.
+pub(crate) fn fingerprint_of(
+    provider: &dyn RTCCryptoProvider,
+    der: &[u8],
+) -> Result<String, String> {
+    let digest = provider
+        .crypto()
+        .hash(HashAlgorithm::Sha256, der)
+        .map_err(|e| e.to_string())?;
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// What a transport is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// The browser sends (producers).
+    Send,
+    /// The browser receives (consumers).
+    Recv,
+}
+
+/// The SRTP contexts of a connected transport.
+pub(crate) struct Srtp {
+    /// Encrypts what we send.
+    pub tx: Context,
+    /// Decrypts what we receive (with replay protection).
+    pub rx: Context,
+}
+
+/// One transport.
+pub(crate) struct Transport {
+    pub id: Uuid,
+    pub channel: Uuid,
+    pub user: Uuid,
+    pub direction: Direction,
+    pub ufrag: String,
+    pub password: String,
+    /// Where media goes: the latest nominated address (or the first valid one until then).
+    pub selected: Option<SocketAddr>,
+    /// Every address that sent a valid binding request.
+    pub known: Vec<SocketAddr>,
+    pub last_check: Instant,
+    pub dtls: Endpoint,
+    /// The address the DTLS association runs with.
+    pub dtls_peer: Option<SocketAddr>,
+    /// The client's fingerprints from `voice.connect_transport` (upper case).
+    pub remote_fingerprints: Option<Vec<String>>,
+    /// The handshake completed and waits for the fingerprint check.
+    pub handshake_done: bool,
+    pub srtp: Option<Srtp>,
+}
+
+impl Transport {
+    pub fn new(
+        id: Uuid,
+        channel: Uuid,
+        user: Uuid,
+        direction: Direction,
+        local: SocketAddr,
+        identity: &Identity,
+    ) -> Transport {
+        let mut rng = rand::rng();
+        Transport {
+            id,
+            channel,
+            user,
+            direction,
+            ufrag: Alphanumeric.sample_string(&mut rng, 16).to_lowercase(),
+            password: Alphanumeric.sample_string(&mut rng, 32),
+            selected: None,
+            known: Vec::new(),
+            last_check: Instant::now(),
+            dtls: Endpoint::new(local, TransportProtocol::UDP, Some(identity.config.clone())),
+            dtls_peer: None,
+            remote_fingerprints: None,
+            handshake_done: false,
+            srtp: None,
+        }
+    }
+
+    /// mediasoup-client's transport options for this transport.
+    pub fn options(&self, identity: &Identity, announced: SocketAddr) -> serde_json::Value {
+        let ip = announced.ip().to_string();
+        serde_json::json!({
+            "id": self.id,
+            "iceParameters": {
+                "usernameFragment": self.ufrag,
+                "password": self.password,
+                "iceLite": true,
+            },
+            "iceCandidates": [{
+                "foundation": "udpcandidate",
+                "priority": 1_076_302_079u32,
+                "ip": ip,
+                "address": ip,
+                "port": announced.port(),
+                "protocol": "udp",
+                "type": "host",
+            }],
+            "dtlsParameters": {
+                "role": "auto",
+                "fingerprints": [{ "algorithm": "sha-256", "value": identity.fingerprint }],
+            },
+        })
+    }
+
+    /// A valid binding request came from `from` (nominating it or not).
+    pub fn checked(&mut self, from: SocketAddr, nominated: bool, now: Instant) {
+        self.last_check = now;
+        if !self.known.contains(&from) {
+            self.known.push(from);
+        }
+        if nominated || self.selected.is_none() {
+            self.selected = Some(from);
+        }
+    }
+
+    /// Whether consent expired (no valid binding request for [`CONSENT_TIMEOUT`]).
+    pub fn consent_expired(&self, now: Instant) -> bool {
+        now.duration_since(self.last_check) > CONSENT_TIMEOUT
+    }
+
+    /// Feeds a DTLS datagram from `from`; `Err` ends the transport (a fatal alert, a bad
+    /// certificate). The datagrams to send back are in [`Transport::dtls`]`.poll_transmit`.
+    pub fn on_dtls(
+        &mut self,
+        buf: &[u8],
+        from: SocketAddr,
+        now: Instant,
+        identity: &Identity,
+    ) -> Result<(), String> {
+        if self.dtls_peer.is_some_and(|p| p != from) {
+            // One association per transport: later packets from another address are ignored.
+            return Ok(());
+        }
+        self.dtls_peer = Some(from);
+        let events = self
+            .dtls
+            .read(now, from, None, BytesMut::from(buf))
+            .map_err(|e| format!("DTLS: {e}"))?;
+        for event in events {
+            match event {
+                EndpointEvent::HandshakeComplete => {
+                    self.handshake_done = true;
+                    self.try_keys(identity)?;
+                }
+                EndpointEvent::PeerClosed => return Err("DTLS closed by the peer".into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's `dtlsParameters` arrived (`voice.connect_transport`).
+    pub fn connect(
+        &mut self,
+        fingerprints: Vec<String>,
+        identity: &Identity,
+    ) -> Result<(), String> {
+        if self.remote_fingerprints.is_none() {
+            self.remote_fingerprints = Some(fingerprints);
+        }
+        self.try_keys(identity)
+    }
+
+    /// Once the handshake is done and the fingerprint is known: checks the client's
+    /// certificate against it, then keys SRTP from the handshake.
+    fn try_keys(&mut self, identity: &Identity) -> Result<(), String> {
+        let (Some(peer), Some(wanted), true, None) = (
+            self.dtls_peer,
+            self.remote_fingerprints.as_ref(),
+            self.handshake_done,
+            self.srtp.as_ref(),
+        ) else {
+            return Ok(());
+        };
+        let state = self
+            .dtls
+            .get_connection_state(peer)
+            .ok_or("DTLS association gone")?;
+        let cert = state
+            .peer_certificates
+            .first()
+            .ok_or("the client presented no certificate")?;
+        let actual = fingerprint_of(identity.provider.as_ref(), cert)?;
+        if !wanted.iter().any(|w| w.eq_ignore_ascii_case(&actual)) {
+            return Err("the client's certificate does not match its fingerprint".into());
+        }
+        let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
+            SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm => ProtectionProfile::AeadAes256Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
+                ProtectionProfile::Aes128CmHmacSha1_80
+            }
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => {
+                ProtectionProfile::Aes128CmHmacSha1_32
+            }
+            _ => return Err("no SRTP profile was negotiated".into()),
+        };
+        let mut config = srtp::config::Config {
+            profile,
+            ..Default::default()
+        };
+        let material = state
+            .export_keying_material(
+                srtp::config::LABEL_EXTRACTOR_DTLS_SRTP,
+                &[],
+                config.keying_material_len(),
+            )
+            .map_err(|e| format!("keying material: {e}"))?;
+        config
+            .set_session_keys_from_keying_material(material.as_ref(), state.is_client())
+            .map_err(|e| format!("SRTP keys: {e}"))?;
+        let crypto = identity.provider.crypto();
+        let tx = Context::new(
+            &config.keys.local_master_key,
+            &config.keys.local_master_salt,
+            profile,
+            None,
+            None,
+            crypto,
+        )
+        .map_err(|e| format!("SRTP: {e}"))?;
+        let rx = Context::new(
+            &config.keys.remote_master_key,
+            &config.keys.remote_master_salt,
+            profile,
+            Some(srtp::option::srtp_replay_protection(1024)),
+            Some(srtp::option::srtcp_replay_protection(1024)),
+            crypto,
+        )
+        .map_err(|e| format!("SRTP: {e}"))?;
+        self.srtp = Some(Srtp { tx, rx });
+        Ok(())
+    }
+
+    /// Where to send, once media can flow.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        self.srtp.as_ref().and(self.selected)
+    }
+}
