@@ -5,12 +5,16 @@ mod events;
 mod presence;
 mod rate_limit;
 mod sessions;
+mod voice;
+mod voice_relay;
 
 pub use cache::RedisCache;
 pub use events::RedisEventBus;
 pub use presence::RedisPresenceStore;
 pub use rate_limit::RedisRateLimiter;
 pub use sessions::RedisSessionBuffer;
+pub use voice::RedisVoiceStateStore;
+pub use voice_relay::RoutedMediaPlane;
 
 use async_trait::async_trait;
 use ecto_core::ports::HealthCheck;
