@@ -200,6 +200,8 @@ async fn after_close(gateway: &Arc<Gateway>, session: &Arc<Session>) {
         session.caller.user_id,
     );
     let grace = gateway.config.presence_grace;
+    // Its voice ends with it (reference §3.4: only when this session holds it).
+    ecto_core::usecases::voice::session_closed(&svc, server_id, user_id, session.id).await;
     match session_closed(&svc, server_id, user_id).await {
         Ok(0) => {
             tokio::spawn(async move {

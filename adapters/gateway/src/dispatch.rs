@@ -10,6 +10,7 @@ use ecto_core::usecases::base::publish::{close, CLOSE_EVENT};
 use ecto_core::usecases::gateway::{
     changes_permissions, closes, reaches, readable, TAKEOVER_EVENT,
 };
+use ecto_core::usecases::voice::TRANSFER_EVENT;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -88,6 +89,7 @@ impl Gateway {
         if ecto_core::memo::invalidates(&event.name) {
             self.services.memo.invalidate(event.server_id);
         }
+        self.voice_follows(event);
         if let (Scope::User(user), "mention.create") = (event.scope, event.name.as_str()) {
             if let Some(channel) = event.data["channel_id"]
                 .as_str()
@@ -95,6 +97,31 @@ impl Gateway {
             {
                 self.notify_mention(event.server_id, user, channel);
             }
+        }
+    }
+
+    /// Voice follows membership and permissions: a member who left (or was kicked or
+    /// banned) leaves voice, and after a change that may take CONNECT_VOICE away or delete a
+    /// channel, everyone in voice is checked again (in the background).
+    fn voice_follows(&self, event: &Event) {
+        use ecto_core::usecases::voice;
+        let svc = self.services.clone();
+        let server_id = event.server_id;
+        if event.name == "member.leave" {
+            if let Some(user) = event.data["user_id"]
+                .as_str()
+                .and_then(|u| Uuid::parse_str(u).ok())
+            {
+                tokio::spawn(async move { voice::removed(&svc, server_id, user).await });
+            }
+        } else if changes_permissions(&event.name) {
+            tokio::spawn(async move {
+                match svc.servers.get(server_id).await {
+                    Ok(Some(server)) => voice::recheck(&svc, &server).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "voice recheck skipped"),
+                }
+            });
         }
     }
 
@@ -122,6 +149,12 @@ impl Gateway {
             }
             if closes(event, s.server.id, s.caller.user_id) {
                 ended.push(s.clone());
+                continue;
+            }
+            if event.name == TRANSFER_EVENT {
+                if event.data["session_id"].as_str() == Some(&s.id.to_string()) {
+                    transferred(s, &event.data["channel_id"]);
+                }
                 continue;
             }
             let mut state = s.lock();
@@ -199,6 +232,17 @@ impl Gateway {
         if state.subscriptions.len() != before && state.catching_up.is_none() {
             self.record(session, &mut state, registry.position);
         }
+    }
+}
+
+/// Tells one session that its voice moved to another session: `voice.transferred
+/// {channel_id}`, a direct frame (no `seq`).
+fn transferred(session: &Session, channel_id: &serde_json::Value) {
+    let text =
+        serde_json::json!({ "event": "voice.transferred", "data": { "channel_id": channel_id } })
+            .to_string();
+    if let Some(socket) = &session.lock().socket {
+        let _ = socket.frames.try_send(crate::frame::Frame::from(text));
     }
 }
 

@@ -57,14 +57,7 @@ impl Conn {
             ("system.resume", true) => self.on_resume(&data).await,
             ("presence.update", true) => self.on_presence(&data).await,
             ("server_dm.typing", true) => self.on_dm_typing(&data).await,
-            // No media plane yet: a join is told so instead of being met with silence.
-            ("voice.join", true) => {
-                self.reply(
-                    "voice.error",
-                    json!({ "code": 8002, "message": "Voice server unavailable" }),
-                )
-                .await
-            }
+            (voice, true) if voice.starts_with("voice.") => self.on_voice(voice, &data).await,
             // Unknown events are ignored.
             _ => Flow::Continue,
         }

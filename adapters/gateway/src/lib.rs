@@ -19,6 +19,7 @@ mod notify;
 mod registry;
 mod resume;
 mod session;
+mod voice;
 
 pub use config::GatewayConfig;
 pub use registry::Gateway;

@@ -63,6 +63,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The services this gateway serves.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
     /// Creates the gateway and starts its dispatcher, checkpoint saver and janitor on the
     /// current runtime.
     pub async fn start(

@@ -4,7 +4,10 @@ use crate::config::AppConfig;
 use crate::secret;
 use ecto_auth::{Argon2PasswordHasher, JwtTokenIssuer};
 use ecto_central::HttpCentralVerifier;
-use ecto_core::ports::{BlobStore, Cache, EventBus, HealthCheck, IdentityVerifier, SystemClock};
+use ecto_core::ports::{
+    BlobStore, Cache, EventBus, HealthCheck, IdentityVerifier, MediaLoss, MediaPlane, SystemClock,
+    VoiceStateStore,
+};
 use ecto_core::services::Tenancy;
 use ecto_core::usecases::tenancy::ensure_single_server;
 use ecto_core::{CoreError, CoreResult, HostingMode, Services, Settings};
@@ -14,7 +17,7 @@ use ecto_sql::{
     Db, SqlAccountStore, SqlHealth, SqlMemberStore, SqlRefreshTokenStore, SqlServerStore,
     SqlStructureStore,
 };
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,13 +72,18 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         Arc<dyn ecto_core::ports::SessionBuffer>,
     );
     let resume_window = Duration::from_secs(config.ws_resume_buffer_seconds);
-    let (cache, events, presence, sessions): Shared = match &config.redis_url {
-        Some(url) => {
-            let redis = RedisConn::connect(url, &config.redis_key_prefix)
+    let redis = match &config.redis_url {
+        Some(url) => Some(
+            RedisConn::connect(url, &config.redis_key_prefix)
                 .await
                 .map_err(|e| {
                     CoreError::internal_msg(format!("cannot connect to Redis at REDIS_URL: {e}"))
-                })?;
+                })?,
+        ),
+        None => None,
+    };
+    let (cache, events, presence, sessions): Shared = match (&config.redis_url, redis.clone()) {
+        (Some(url), Some(redis)) => {
             health.push(Arc::new(RedisHealth(redis.clone())));
             rate_limiter = Arc::new(ecto_redis::RedisRateLimiter(redis.clone()));
             (
@@ -89,7 +97,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
                 Arc::new(ecto_redis::RedisSessionBuffer::new(redis, resume_window)),
             )
         }
-        None => (
+        _ => (
             Arc::new(MemoryCache::default()),
             Arc::new(MemoryEventBus::new(4_096, config.ws_resume_log_events)),
             Arc::new(ecto_memory::MemoryPresenceStore::default()),
@@ -110,6 +118,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         })?),
         None => Arc::new(ecto_localfs::LocalFsBlobStore::new(&config.upload_dir)?),
     };
+    let voice = start_voice(config, redis.as_ref()).await?;
     let mut services = Services {
         settings: Settings {
             hosting_mode: config.hosting_mode,
@@ -151,6 +160,8 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         unfurler: Arc::new(ecto_unfurl::HttpUnfurler::new(&config.unfurl_allow_hosts)?),
         attachments: Arc::new(ecto_sql::SqlAttachmentStore(db.clone())),
         clock: Arc::new(SystemClock),
+        media: voice.media,
+        voice_states: voice.states,
         health,
         memo: Arc::default(),
     };
@@ -161,7 +172,114 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         }
         services.tenancy = Tenancy::Single(server.id);
     }
+    spawn_media_losses(services.clone(), voice.losses, voice.relay);
     Ok(services)
+}
+
+/// The voice side of the services.
+struct Voice {
+    media: Arc<dyn MediaPlane>,
+    states: Arc<dyn VoiceStateStore>,
+    /// Participations the SFU ended on its own.
+    losses: tokio::sync::mpsc::UnboundedReceiver<MediaLoss>,
+    /// Managed: the relay that knows which channels this instance hosts.
+    relay: Option<Arc<ecto_redis::RoutedMediaPlane>>,
+}
+
+/// Starts this process's SFU on `mediasoup_min_port` (UDP, every transport on that one port);
+/// with Redis, voice states live there and each channel is hosted by one instance.
+async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResult<Voice> {
+    let bind_ip = resolve(&config.bind_address).ok_or_else(|| {
+        CoreError::internal_msg(format!(
+            "BIND_ADDRESS '{}' does not resolve (the voice port binds it too)",
+            config.bind_address
+        ))
+    })?;
+    let (sfu, mut sfu_losses) = ecto_voice::Sfu::start(ecto_voice::SfuConfig {
+        bind: SocketAddr::new(bind_ip, config.mediasoup_min_port),
+        announced_ip: announced_ip(config),
+    })
+    .map_err(CoreError::internal_msg)?;
+    // The SFU's losses and (managed) the relay's, on one channel.
+    let (loss_tx, losses) = tokio::sync::mpsc::unbounded_channel();
+    let forward = loss_tx.clone();
+    tokio::spawn(async move {
+        while let Some(loss) = sfu_losses.recv().await {
+            if forward.send(loss).is_err() {
+                break;
+            }
+        }
+    });
+    let local: Arc<dyn MediaPlane> = sfu;
+    Ok(match (redis, &config.redis_url) {
+        (Some(redis), Some(url)) => {
+            let relay =
+                ecto_redis::RoutedMediaPlane::start(local, redis.clone(), url, loss_tx).await?;
+            Voice {
+                media: relay.clone(),
+                states: Arc::new(ecto_redis::RedisVoiceStateStore(redis.clone())),
+                losses,
+                relay: Some(relay),
+            }
+        }
+        _ => Voice {
+            media: local,
+            states: Arc::new(ecto_memory::MemoryVoiceStateStore::default()),
+            losses,
+            relay: None,
+        },
+    })
+}
+
+/// The address browsers are told to send media to: `voice_announced_address`, else
+/// `server_address`, when either is an IP or a name that resolves; else the address this
+/// machine would use to reach the internet (no packet is sent); else loopback.
+fn announced_ip(config: &AppConfig) -> IpAddr {
+    for (name, value) in [
+        ("VOICE_ANNOUNCED_ADDRESS", &config.voice_announced_address),
+        ("SERVER_ADDRESS", &config.server_address),
+    ] {
+        let Some(value) = value else { continue };
+        match resolve(value) {
+            Some(ip) => return ip,
+            None => {
+                tracing::warn!(%name, %value, "cannot resolve the voice address; trying the next")
+            }
+        }
+    }
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr());
+    match outward {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
+/// An IP, or a host name (an optional `:port` is ignored) resolved to its first address.
+fn resolve(value: &str) -> Option<IpAddr> {
+    if let Ok(ip) = value.parse() {
+        return Some(ip);
+    }
+    let host = value.rsplit_once(':').map_or(value, |(h, _)| h);
+    use std::net::ToSocketAddrs;
+    (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).next()
+}
+
+/// Ends the voice state of every participation the SFU dropped (a dead transport).
+fn spawn_media_losses(
+    services: Services,
+    mut losses: tokio::sync::mpsc::UnboundedReceiver<MediaLoss>,
+    relay: Option<Arc<ecto_redis::RoutedMediaPlane>>,
+) {
+    tokio::spawn(async move {
+        while let Some(loss) = losses.recv().await {
+            if let Some(relay) = &relay {
+                relay.forget(loss.channel_id, loss.user_id).await;
+            }
+            ecto_core::usecases::voice::lost(&services, loss).await;
+        }
+    });
 }
 
 /// A started server.
@@ -177,8 +295,8 @@ pub struct Running {
     pub gateway: Arc<ecto_gateway::Gateway>,
 }
 
-/// Graceful shutdown: closes every socket with 4011, stops accepting connections, and lets
-/// requests in flight finish (up to 10 s).
+/// Graceful shutdown: closes every socket with 4011, hands the voice channels hosted here
+/// over, stops accepting connections, and lets requests in flight finish (up to 10 s).
 pub async fn shutdown(gateway: &ecto_gateway::Gateway, handle: &actix_web::dev::ServerHandle) {
     gateway
         .close_all(
@@ -186,6 +304,7 @@ pub async fn shutdown(gateway: &ecto_gateway::Gateway, handle: &actix_web::dev::
             "Server shutting down",
         )
         .await;
+    gateway.services().media.shutdown().await;
     handle.stop(true).await;
 }
 

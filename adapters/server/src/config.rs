@@ -41,6 +41,9 @@ pub struct AppConfig {
     pub rate_limits: RateLimits,
     pub mediasoup_min_port: u16,
     pub mediasoup_max_port: u16,
+    /// `VOICE_ANNOUNCED_ADDRESS`: the IP or host name browsers send media to (unset: the
+    /// server address when it resolves, else this machine's first non-loopback IPv4).
+    pub voice_announced_address: Option<String>,
     pub log_json: bool,
     pub log_level: String,
     pub ws_identify_timeout_ms: u64,
@@ -117,6 +120,7 @@ struct Raw {
     unfurl_allow_hosts: Option<String>,
     mediasoup_min_port: Option<String>,
     mediasoup_max_port: Option<String>,
+    voice_announced_address: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
     ws_identify_timeout_ms: Option<String>,
@@ -235,6 +239,7 @@ impl AppConfig {
             rate_limits,
             mediasoup_min_port,
             mediasoup_max_port,
+            voice_announced_address: set(&raw.voice_announced_address),
             log_json,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
             ws_identify_timeout_ms: ws.identify_timeout_ms,

@@ -82,6 +82,10 @@ fn main() -> ExitCode {
             Command::Admin {
                 task: AdminTask::CreateServer { address, name },
             } => {
+                // A one-off task next to a running server: its voice socket takes any free
+                // port rather than the server's.
+                let mut config = config.clone();
+                config.mediasoup_min_port = 0;
                 let services = build_services(&config).await?;
                 let server = provision_server(&services, &address, &name).await?;
                 println!(

@@ -7,6 +7,7 @@ use crate::validate::{
 use crate::ApiError;
 use ecto_core::usecases::account;
 use ecto_core::usecases::members_admin::{self, DeleteWindow, MemberQuery, ProfileSync};
+use ecto_core::usecases::voice;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -22,6 +23,14 @@ impl Validate for ChangePassword {
         length("new_password", &self.new_password, 8, 128)
     }
 }
+
+#[derive(Deserialize)]
+struct VoiceMute {
+    user_id: Id,
+    server_mute: Option<bool>,
+    server_deaf: Option<bool>,
+}
+impl Validate for VoiceMute {}
 
 #[derive(Deserialize, Default)]
 struct RevokeSessions {
@@ -208,6 +217,21 @@ pub fn register(r: &mut Registry) {
                 ctx.caller(),
                 w.user_id.into(),
                 w.nickname.flatten(),
+            )
+            .await
+        },
+    );
+    r.mutation(
+        "members.voiceMute",
+        Access::Protected,
+        |ctx, w: VoiceMute| async move {
+            voice::server_mute(
+                &ctx.svc,
+                &ctx.server,
+                ctx.caller(),
+                w.user_id.into(),
+                w.server_mute,
+                w.server_deaf,
             )
             .await
         },
