@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check test-self-hosted test-managed migrate measure-startup bench clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check browser-deps test-self-hosted test-managed migrate measure-startup bench clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -38,16 +38,23 @@ else
 RUN_TESTS = $(CARGO) test --no-fail-fast
 endif
 
+# The real-browser voice tests: Debian's chromium (/usr/bin/chromium, or $$CHROMIUM), Node.js
+# and tests/browser's packages (playwright-core, mediasoup-client, esbuild), installed when
+# missing.
+browser-deps:
+	./scripts/browser-deps.sh
+
 # Everything: formatting, lints, the crate-graph check, unit tests, port contract tests and the
-# API tests against both profiles (self-hosted and managed), in one test run.
-test: lint
+# API tests against both profiles (self-hosted and managed, real browsers for voice), in one
+# test run.
+test: lint browser-deps
 	./scripts/with-test-services.sh $(RUN_TESTS) --workspace
 
 # Only the API tests of one profile.
-test-self-hosted:
+test-self-hosted: browser-deps
 	$(RUN_TESTS) -p ecto-tests self_hosted
 
-test-managed:
+test-managed: browser-deps
 	./scripts/with-test-services.sh $(RUN_TESTS) -p ecto-tests managed
 
 # Time to first /health and idle RSS of the release binary (self-hosted, migrated database).

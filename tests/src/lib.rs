@@ -75,6 +75,9 @@ fn base_pairs(dir: &str) -> Vec<(String, String)> {
         ("ws_identify_timeout_ms".into(), "1500".into()),
         ("ws_heartbeat_timeout_ms".into(), "3000".into()),
         ("ws_presence_grace_ms".into(), "600".into()),
+        ("mediasoup_min_port".into(), "0".into()),
+        ("mediasoup_max_port".into(), "0".into()),
+        ("voice_announced_address".into(), "127.0.0.1".into()),
     ]
 }
 

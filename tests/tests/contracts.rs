@@ -276,3 +276,37 @@ async fn redis_event_bus_keeps_the_event_bus_contract() {
     let log = ecto_redis::RedisEventBus::new(conn, &url, 20).expect("bus");
     ecto_core::testing::event_log_contract(&log, 20).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_voice_states_keep_the_voice_state_contract() {
+    ecto_core::testing::voice_state_contract(&ecto_memory::MemoryVoiceStateStore::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_voice_states_keep_the_voice_state_contract() {
+    let prefix = format!(
+        "{}{}:",
+        required_env("ECTO_TEST_REDIS_PREFIX"),
+        ecto_tests::unique("v")
+    );
+    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
+        .await
+        .expect("redis");
+    let store = ecto_redis::RedisVoiceStateStore(conn);
+    ecto_core::testing::voice_state_contract(&store).await;
+    // The servers with someone in voice (what the relay sweeps): the contract leaves one
+    // state in one server.
+    assert_eq!(store.servers().await.expect("servers").len(), 1);
+    use ecto_core::ports::VoiceStateStore;
+    let server = store.servers().await.expect("servers")[0];
+    for state in store.list(server).await.expect("list") {
+        store
+            .remove(server, state.user_id, None)
+            .await
+            .expect("remove");
+    }
+    assert!(
+        store.servers().await.expect("servers").is_empty(),
+        "an empty server is forgotten"
+    );
+}

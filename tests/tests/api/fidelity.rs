@@ -1,8 +1,7 @@
 //! Client fidelity: the flows the real Ecto client relies on, as the reference (and
 //! DECISIONS) specify them: resume with only `resume_seq`, 403 2002 for someone who is no
 //! longer a member, typing from a reader who did not subscribe, ISO-8601 timestamps, error
-//! codes that name the right thing, strict input schemas, and the voice join's answer while
-//! there is no media plane.
+//! codes that name the right thing, and strict input schemas.
 
 use ecto_core::permissions::bits;
 use ecto_tests::ws::WsClient;
@@ -452,27 +451,6 @@ async fn inputs_follow_the_reference_schemas(app: TestApp) {
     );
 }
 
-/// With no media plane, `voice.join` is answered with `voice.error` 8002 rather than silence.
-async fn voice_join_is_answered_while_voice_is_unavailable(app: TestApp) {
-    let owner = app.register(&unique("own"), "password-1").await;
-    let voice = app
-        .ok(
-            "channels.create",
-            json!({ "name": "talk", "type": "voice" }),
-            &owner,
-        )
-        .await;
-    let mut ws = app.ws().await;
-    ws.identify(&owner.token, json!({})).await;
-    ws.send("voice.join", json!({ "channel_id": voice["id"] }))
-        .await;
-    let error = ws.expect("voice.error").await;
-    assert_eq!(
-        error["data"],
-        json!({ "code": 8002, "message": "Voice server unavailable" })
-    );
-}
-
 /// The reference's connect sequence (§10) end to end: preview, join, identify with the
 /// active channel, the calls after ready, a second subscription, a dropped socket, and a
 /// reconnect with only `resume_seq` (managed: on the other instance) that receives every
@@ -608,6 +586,5 @@ both_profiles!(
     typing_needs_reading_not_subscribing,
     acting_on_a_non_member_is_forbidden_2002,
     inputs_follow_the_reference_schemas,
-    voice_join_is_answered_while_voice_is_unavailable,
     the_client_connect_sequence_survives_a_dropped_socket,
 );

@@ -2,11 +2,7 @@
 //! (`/files/...`) and the `files` router (DECISIONS §3.11, §3.12, §3.17, §3.23).
 
 use ecto_core::permissions::bits;
-use ecto_server::AppConfig;
-use ecto_tests::{
-    both_profiles, ecto_code, managed_config, next_event, unique, FakeCentral, Profile, Session,
-    TestApp,
-};
+use ecto_tests::{both_profiles, ecto_code, next_event, unique, Profile, Session, TestApp};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -625,40 +621,10 @@ async fn upload_routes_refuse_with_the_right_status(app: TestApp) {
     );
 }
 
-async fn spawn_with(profile: Profile, set: impl FnOnce(&mut AppConfig)) -> TestApp {
-    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-    let dir_str = dir.path().to_string_lossy().into_owned();
-    match profile {
-        Profile::SelfHosted => {
-            let mut config = AppConfig::from_pairs(&[
-                ("data_dir", &dir_str),
-                ("port", "0"),
-                ("bind_address", "127.0.0.1"),
-                ("http_workers", "2"),
-                ("db_pool_max", "4"),
-                ("log_level", "warn"),
-            ])
-            .expect("config");
-            set(&mut config);
-            TestApp::start(profile, config, None, Some(dir)).await
-        }
-        Profile::Managed => {
-            let central = FakeCentral::spawn().await;
-            let mut config = managed_config(&dir_str, &central.url);
-            set(&mut config);
-            let mut app = TestApp::start(profile, config, Some(central), Some(dir)).await;
-            let address = format!("{}.test.ecto", unique("srv"));
-            app.provision(&address, "Quota").await;
-            app.server_address = Some(address);
-            app
-        }
-    }
-}
-
 /// Non-image files count against STORAGE_QUOTA_BYTES; real images do not; a file declared as
 /// an image whose bytes are not one counts. MAX_UPLOAD_SIZE_BYTES caps the server's limit.
 async fn quota_and_process_cap(profile: Profile) {
-    let app = spawn_with(profile, |c| {
+    let app = TestApp::spawn_with(profile, |c| {
         c.storage_quota_bytes = 3000;
         c.max_upload_size_bytes = 20_000;
     })

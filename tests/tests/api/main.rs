@@ -21,5 +21,7 @@ mod self_hosted_restart;
 mod structure;
 mod tokens;
 mod unfurl;
+mod voice;
+mod voice_browser;
 mod webhooks;
 mod wire;

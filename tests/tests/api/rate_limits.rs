@@ -2,7 +2,7 @@
 //! credential procedures, and per webhook. Each test starts a server with small limits.
 
 use ecto_server::AppConfig;
-use ecto_tests::{ecto_code, managed_config, trpc_code, unique, FakeCentral, Profile, TestApp};
+use ecto_tests::{ecto_code, trpc_code, unique, Profile, TestApp};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -14,33 +14,7 @@ async fn spawn_limited(profile: Profile, limits: &[(&str, &str)]) -> TestApp {
     let rate_limits = AppConfig::from_pairs(limits)
         .expect("rate-limit settings are valid")
         .rate_limits;
-    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-    let dir_str = dir.path().to_string_lossy().into_owned();
-    match profile {
-        Profile::SelfHosted => {
-            let mut config = AppConfig::from_pairs(&[
-                ("data_dir", &dir_str),
-                ("port", "0"),
-                ("bind_address", "127.0.0.1"),
-                ("http_workers", "2"),
-                ("db_pool_max", "4"),
-                ("log_level", "warn"),
-            ])
-            .expect("config");
-            config.rate_limits = rate_limits;
-            TestApp::start(profile, config, None, Some(dir)).await
-        }
-        Profile::Managed => {
-            let central = FakeCentral::spawn().await;
-            let mut config = managed_config(&dir_str, &central.url);
-            config.rate_limits = rate_limits;
-            let mut app = TestApp::start(profile, config, Some(central), Some(dir)).await;
-            let address = format!("{}.test.ecto", unique("srv"));
-            app.provision(&address, "Rate Limited").await;
-            app.server_address = Some(address);
-            app
-        }
-    }
+    TestApp::spawn_with(profile, |c| c.rate_limits = rate_limits).await
 }
 
 /// Both profiles of each `async fn(Profile)`.

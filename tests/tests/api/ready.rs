@@ -22,8 +22,13 @@ impl HealthCheck for Down {
 async fn ready_is_503_when_a_backing_service_is_down() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().to_string_lossy().into_owned();
-    let config =
-        AppConfig::from_pairs(&[("data_dir", &data), ("log_level", "warn")]).expect("config");
+    let config = AppConfig::from_pairs(&[
+        ("data_dir", &data),
+        ("log_level", "warn"),
+        ("mediasoup_min_port", "0"),
+        ("mediasoup_max_port", "0"),
+    ])
+    .expect("config");
     let mut services = ecto_server::build_services(&config)
         .await
         .expect("services");

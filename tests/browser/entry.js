@@ -1,0 +1,3 @@
+// What the test page gets of mediasoup-client (bundled by esbuild when the test runs).
+import { Device } from 'mediasoup-client';
+window.MSC = { Device };
