@@ -78,6 +78,7 @@ fn base_pairs(dir: &str) -> Vec<(String, String)> {
         ("mediasoup_min_port".into(), "0".into()),
         ("mediasoup_max_port".into(), "0".into()),
         ("voice_announced_address".into(), "127.0.0.1".into()),
+        ("voice_bind_address".into(), "127.0.0.1".into()),
     ]
 }
 

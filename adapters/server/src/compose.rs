@@ -189,15 +189,15 @@ struct Voice {
 /// Starts this process's SFU on `mediasoup_min_port` (UDP, every transport on that one port);
 /// with Redis, voice states live there and each channel is hosted by one instance.
 async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResult<Voice> {
-    let bind_ip = resolve(&config.bind_address).ok_or_else(|| {
+    let bind_ip = resolve(&config.voice_bind_address).ok_or_else(|| {
         CoreError::internal_msg(format!(
-            "BIND_ADDRESS '{}' does not resolve (the voice port binds it too)",
-            config.bind_address
+            "VOICE_BIND_ADDRESS '{}' does not resolve",
+            config.voice_bind_address
         ))
     })?;
     let (sfu, mut sfu_losses) = ecto_voice::Sfu::start(ecto_voice::SfuConfig {
         bind: SocketAddr::new(bind_ip, config.mediasoup_min_port),
-        announced_ip: announced_ip(config),
+        announced_ip: announced_ip(config, bind_ip),
     })
     .map_err(CoreError::internal_msg)?;
     // The SFU's losses and (managed) the relay's, on one channel.
@@ -232,9 +232,10 @@ async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResul
 }
 
 /// The address browsers are told to send media to: `voice_announced_address`, else
-/// `server_address`, when either is an IP or a name that resolves; else the address this
-/// machine would use to reach the internet (no packet is sent); else loopback.
-fn announced_ip(config: &AppConfig) -> IpAddr {
+/// `server_address`, when either is an IP or a name that resolves; else the voice port's own
+/// address when it binds one; else the address this machine would use to reach the internet
+/// (no packet is sent); else loopback.
+fn announced_ip(config: &AppConfig, bound: IpAddr) -> IpAddr {
     for (name, value) in [
         ("VOICE_ANNOUNCED_ADDRESS", &config.voice_announced_address),
         ("SERVER_ADDRESS", &config.server_address),
@@ -246,6 +247,9 @@ fn announced_ip(config: &AppConfig) -> IpAddr {
                 tracing::warn!(%name, %value, "cannot resolve the voice address; trying the next")
             }
         }
+    }
+    if !bound.is_unspecified() {
+        return bound;
     }
     let outward = std::net::UdpSocket::bind("0.0.0.0:0")
         .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))

@@ -44,6 +44,9 @@ pub struct AppConfig {
     /// `VOICE_ANNOUNCED_ADDRESS`: the IP or host name browsers send media to (unset: the
     /// server address when it resolves, else this machine's first non-loopback IPv4).
     pub voice_announced_address: Option<String>,
+    /// `VOICE_BIND_ADDRESS`: the address the voice UDP port binds (default `0.0.0.0`, apart
+    /// from `bind_address`, so a server behind a local reverse proxy still takes media).
+    pub voice_bind_address: String,
     pub log_json: bool,
     pub log_level: String,
     pub ws_identify_timeout_ms: u64,
@@ -121,6 +124,7 @@ struct Raw {
     mediasoup_min_port: Option<String>,
     mediasoup_max_port: Option<String>,
     voice_announced_address: Option<String>,
+    voice_bind_address: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
     ws_identify_timeout_ms: Option<String>,
@@ -240,6 +244,7 @@ impl AppConfig {
             mediasoup_min_port,
             mediasoup_max_port,
             voice_announced_address: set(&raw.voice_announced_address),
+            voice_bind_address: set(&raw.voice_bind_address).unwrap_or_else(|| "0.0.0.0".into()),
             log_json,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
             ws_identify_timeout_ms: ws.identify_timeout_ms,
