@@ -42,6 +42,9 @@ BENCH_ENV = {
     "RATE_LIMIT_JOIN_PER_MINUTE": "0",
     "RATE_LIMIT_WEBHOOK_PER_10S": "0",
     "WS_EVENTS_PER_10S": "0",
+    # Voice on loopback, on a free port.
+    "VOICE_BIND_ADDRESS": "127.0.0.1",
+    "MEDIASOUP_MIN_PORT": "0",
 }
 
 # The standard set: (key, ecto-load arguments). Every run also gets --pid <server pid>.
@@ -52,6 +55,8 @@ STANDARD = [
     ("fanout-1000", ["fanout", "--subscribers", "1000", "--rate", "200", "--duration", "10"]),
     ("connect-1000", ["connect", "--sessions", "1000", "--concurrency", "64"]),
     ("idle-10000", ["idle", "--sessions", "10000", "--concurrency", "64"]),
+    ("voice-25", ["voice", "--participants", "25", "--duration", "10"]),
+    ("voice-25-video", ["voice", "--participants", "25", "--duration", "10", "--video"]),
 ]
 # Scenarios run on a freshly restarted server process, so that the memory the earlier ones
 # left behind (password hashing of the sign-ins, message history) does not hide the cost of
@@ -64,6 +69,8 @@ QUICK = [
     ("fanout-1000", ["fanout", "--subscribers", "100", "--rate", "100", "--duration", "3", "--grace", "2"]),
     ("connect-1000", ["connect", "--sessions", "200", "--concurrency", "64"]),
     ("idle-10000", ["idle", "--sessions", "500", "--concurrency", "64", "--settle", "1", "--hold", "1"]),
+    ("voice-25", ["voice", "--participants", "5", "--duration", "3"]),
+    ("voice-25-video", ["voice", "--participants", "5", "--duration", "3", "--video"]),
 ]
 
 # Targets (issue 7), per profile; see _TARGET_SPEC below. Edit there when the targets change.
@@ -414,6 +421,23 @@ def rows_for(key, rep):
                  f"{fmt(r.get('server_rss_after_mib'))} MiB"),
                 ("server memory per session", fmt(r.get("server_kib_per_session"), " KiB")),
                 ("connect→ready p50 / p99 / max", lat(r, "connect_to_ready"))]
+    if rep["scenario"] == "voice":
+        per_1000 = r.get("server_cpu_ms_per_1000_forwarded")
+        return [("parameters", f"{p['participants']} participants, each producing "
+                 + ("Opus-sized audio (160 B / 20 ms) and a VP8-sized camera (1000 B × 30/s)"
+                    if p.get("video") else "Opus-sized audio (160 B / 20 ms)")
+                 + f", consuming everyone else, {p['duration_s']:g} s"),
+                ("joined, produced, consumed and connected in", fmt(r.get("setup_s"), " s")),
+                ("packets sent / forwarded (expected)", f"{r.get('packets_sent')} / "
+                 f"{r.get('packets_forwarded')} ({r.get('packets_expected')})"),
+                ("forwarded packets/s", fmt(r.get("forwarded_per_s"))),
+                ("lost", f"{r.get('lost')} ({fmt(r.get('loss_percent'), ' %')})"),
+                ("send → receive p50 / p90 / p99 / max (through the SFU, both WebRTC stacks)",
+                 lat_full(r, "send_to_receive")),
+                ("server CPU per 1,000 forwarded packets", fmt(per_1000, " ms")),
+                ("server RSS before → during", f"{fmt(r.get('server_rss_before_kib'))} → "
+                 f"{fmt(r.get('server_rss_during_kib'))} KiB"),
+                ("server memory per participant", fmt(r.get("server_rss_per_participant_kib"), " KiB"))]
     return [("results", json.dumps(r))]
 
 
@@ -494,6 +518,15 @@ def markdown(meta, profiles, quick):
              "scenarios of a profile; sessions use them round-robin) and, where it sends "
              "messages, a fresh text channel created by the owner account. Only the scenario "
              "itself is measured.")
+    L.append("")
+    L.append("The voice scenarios put 25 participants in one voice channel of the server's SFU. "
+             "Each is a full WebRTC peer pair of the `webrtc` crate (ICE, DTLS, SRTP: what a "
+             "browser does) driven through `/ws` as mediasoup-client drives it; every packet "
+             "carries its send time, and the receiving peer (same process, same clock) takes "
+             "the difference, so the delay includes both peers' WebRTC stacks and loopback, not "
+             "the SFU alone. Server CPU is counted from the first packet to 2 s after the last. "
+             "Memory per participant is the server's RSS while media flows, minus its RSS with "
+             "the 25 sessions identified but not in voice, over 25.")
     for prof in profiles:
         name = prof["profile"]
         L.append("")

@@ -328,6 +328,18 @@ pub async fn channel(
     errors: &Errors,
     tokens: &Tokens,
 ) -> Result<(User, String), String> {
+    channel_of_type(api, owner, run, "text", errors, tokens).await
+}
+
+/// As [`channel`], for a channel of `kind` (`text`, `voice`, …).
+pub async fn channel_of_type(
+    api: &Api,
+    owner: &str,
+    run: &str,
+    kind: &str,
+    errors: &Errors,
+    tokens: &Tokens,
+) -> Result<(User, String), String> {
     let (name, password) = owner
         .split_once(':')
         .ok_or("--owner must be NAME:PASSWORD")?;
@@ -338,7 +350,7 @@ pub async fn channel(
         .mutate_patiently(
             "channels.create",
             Some(&user.token),
-            &json!({"name": format!("load-{run}"), "type": "text"}),
+            &json!({"name": format!("load-{run}"), "type": kind}),
             errors,
         )
         .await

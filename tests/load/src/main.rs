@@ -4,6 +4,7 @@
 mod api;
 mod scenarios;
 mod stats;
+mod voice;
 mod ws;
 
 use clap::{Args, Parser, Subcommand};
@@ -143,6 +144,22 @@ enum Scenario {
         messages: usize,
         #[arg(long, default_value_t = 10.0)]
         settle: f64,
+    },
+    /// N participants in one voice channel, each producing Opus (and a VP8-sized camera with
+    /// --video) and consuming everyone else through real WebRTC peers on this machine:
+    /// packets forwarded per second, send-to-receive delay, loss, and with --pid the server's
+    /// CPU per 1,000 forwarded packets and memory per participant.
+    Voice {
+        #[arg(long, default_value_t = 25)]
+        participants: usize,
+        /// Seconds of media.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long)]
+        video: bool,
+        /// Seconds to wait after the last packet before counting losses.
+        #[arg(long, default_value_t = 2.0)]
+        grace: f64,
     },
     /// Connect→ready latency of N sessions, C at a time.
     Connect {
@@ -288,6 +305,23 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
             sessions,
             concurrency,
         } => scenarios::connect(&ctx, sessions, concurrency.max(1)).await,
+        Scenario::Voice {
+            participants,
+            duration,
+            video,
+            grace,
+        } => {
+            voice::voice(
+                &ctx,
+                voice::VoiceParams {
+                    participants,
+                    duration,
+                    video,
+                    grace,
+                },
+            )
+            .await
+        }
         Scenario::Batch {
             calls,
             clients,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-fn report(ctx: &Ctx, scenario: &'static str) -> Report {
+pub(crate) fn report(ctx: &Ctx, scenario: &'static str) -> Report {
     let mut target = ctx.api.base().to_owned();
     if let Some(a) = ctx.api.server_address() {
         target.push_str(&format!(" (X-Server-Address {a})"));
@@ -18,7 +18,7 @@ fn report(ctx: &Ctx, scenario: &'static str) -> Report {
     Report::new(scenario, &ctx.label, &target)
 }
 
-async fn accounts(ctx: &Ctx, wanted: usize) -> Result<Vec<User>, String> {
+pub(crate) async fn accounts(ctx: &Ctx, wanted: usize) -> Result<Vec<User>, String> {
     let count = wanted.clamp(1, ctx.max_users);
     eprintln!(
         "ecto-load: signing in {count} accounts ({} at a time)",
@@ -65,13 +65,13 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
 }
 
 /// CPU time of this process and of the server (`--pid`) at the start of a measured phase.
-struct CpuMark {
+pub(crate) struct CpuMark {
     client: Option<u64>,
     server: Option<(u32, u64)>,
 }
 
 impl CpuMark {
-    fn now(ctx: &Ctx) -> CpuMark {
+    pub(crate) fn now(ctx: &Ctx) -> CpuMark {
         CpuMark {
             client: cpu_ticks("self"),
             server: ctx
@@ -81,7 +81,7 @@ impl CpuMark {
     }
 
     /// Adds the CPU seconds spent since the mark (Linux counts 100 ticks per second).
-    fn report(&self, r: &mut Report) {
+    pub(crate) fn report(&self, r: &mut Report) {
         if let (Some(a), Some(b)) = (self.client, cpu_ticks("self")) {
             r.result("client_cpu_s", round3(b.saturating_sub(a) as f64 / 100.0));
         }
@@ -593,7 +593,7 @@ async fn close_all(stop: watch::Sender<bool>, held: Held) {
 }
 
 /// VmRSS of a process in KiB, from /proc/<pid>/status.
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

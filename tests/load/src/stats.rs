@@ -107,6 +107,14 @@ impl Report {
         self.results.push((key.to_owned(), value.into()));
     }
 
+    /// A numeric result recorded earlier.
+    pub fn result_f64(&self, key: &str) -> Option<f64> {
+        self.results
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_f64())
+    }
+
     pub fn latency(&mut self, key: &str, micros: Vec<u32>) {
         let value = Latency::of(micros).map_or(Value::Null, |l| l.to_json());
         self.results.push((key.to_owned(), value));

@@ -55,7 +55,7 @@ pub struct Session {
 }
 
 #[derive(Deserialize)]
-struct Head {
+pub(crate) struct Head {
     event: String,
     #[serde(default)]
     data: HelloData,
@@ -74,7 +74,7 @@ fn config() -> WebSocketConfig {
 }
 
 /// The next text frame (parsed head and raw text), or why there is none.
-async fn next_frame(
+pub(crate) async fn next_frame(
     socket: &mut Socket,
     stage: &'static str,
     timeout: Duration,
