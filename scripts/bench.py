@@ -42,6 +42,10 @@ BENCH_ENV = {
     "RATE_LIMIT_JOIN_PER_MINUTE": "0",
     "RATE_LIMIT_WEBHOOK_PER_10S": "0",
     "WS_EVENTS_PER_10S": "0",
+    # The socket caps: every load socket comes from one address, and 10,000 sessions share
+    # 200 accounts (50 each).
+    "WS_SOCKETS_PER_ADDRESS": "0",
+    "WS_SOCKETS_PER_USER": "0",
     # Voice on loopback, on a free port.
     "VOICE_BIND_ADDRESS": "127.0.0.1",
     "MEDIASOUP_MIN_PORT": "0",
@@ -498,7 +502,9 @@ def markdown(meta, profiles, quick):
     L.append("Both profiles run the release binary with **every rate limit off** "
              "(`RATE_LIMIT_USER_PER_10S=0`, `RATE_LIMIT_IP_PER_10S=0`, "
              "`RATE_LIMIT_JOIN_PER_MINUTE=0`, `RATE_LIMIT_WEBHOOK_PER_10S=0`, "
-             "`WS_EVENTS_PER_10S=0`): with the defaults, one user may make 300 calls per 10 s "
+             "`WS_EVENTS_PER_10S=0`) and **the socket caps off** (`WS_SOCKETS_PER_ADDRESS=0`, "
+             "`WS_SOCKETS_PER_USER=0`: every load socket comes from one address, and the "
+             "10,000 idle sessions share 200 accounts): with the defaults, one user may make 300 calls per 10 s "
              "and one address may register 30 accounts per minute, which a load run exceeds in "
              "a second. Every other key keeps its default (`LOG_LEVEL=warn`, "
              "`WS_OUTBOUND_QUEUE=1024`, one HTTP worker per core, `DB_POOL_MAX=20`).")
