@@ -18,6 +18,8 @@ mod messages;
 mod names;
 mod roles;
 mod rows;
+#[cfg(test)]
+mod schema_drift;
 mod schema_pg;
 mod schema_sqlite;
 mod search;
