@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# The crate graph is the architecture: the core depends on no IO crate, and inbound adapters
-# (http, gateway) depend on the core, never on outbound adapters or their IO crates.
+# The crate graph is the architecture: the core depends on no IO crate, inbound adapters
+# (http, gateway) depend on the core, never on outbound adapters or their IO crates, and an
+# outbound adapter depends on the core, never on another adapter. Only the composition root
+# (ecto-server) and the tests know every crate.
+# Fails when a rule is broken, and when a crate it checks is missing or `cargo tree` fails:
+# a check that cannot run is not a pass.
 set -euo pipefail
 
 io_crates='diesel|diesel-async|diesel_migrations|libsqlite3-sys|tokio-postgres|redis|rust-s3|webrtc|rtc|rtc-[a-z]+|argon2|jsonwebtoken|reqwest|hyper|actix-web|actix-ws|actix-rt|actix-http|awc|tokio|mio|deadpool|config'
-outbound='ecto-sql|ecto-memory|ecto-redis|ecto-auth|ecto-central|ecto-localfs|ecto-s3|ecto-unfurl|ecto-voice|ecto-server'
+outbound_list='ecto-sql ecto-memory ecto-redis ecto-auth ecto-central ecto-localfs ecto-s3 ecto-unfurl ecto-voice'
+outbound="$(echo "$outbound_list" | tr ' ' '|')|ecto-server"
 inbound_forbidden="diesel|diesel-async|libsqlite3-sys|tokio-postgres|redis|rust-s3|webrtc|rtc|rtc-[a-z]+|argon2|jsonwebtoken|reqwest|deadpool|${outbound}"
 
+members=$(cargo metadata --no-deps --format-version 1) || { echo "deps-check: cargo metadata failed"; exit 1; }
 status=0
 check() { # crate, forbidden regex
-  local crate=$1 forbidden=$2 found
-  if ! cargo metadata --no-deps --format-version 1 | grep -q "\"name\":\"$crate\""; then
-    return 0
+  local crate=$1 forbidden=$2 tree found
+  if ! grep -q "\"name\":\"$crate\"" <<<"$members"; then
+    echo "deps-check: $crate is not a workspace crate (renamed? update scripts/deps-check.sh)"
+    status=1
+    return
   fi
-  found=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' 2>/dev/null \
-    | awk '{print $1}' | sort -u | grep -Ex "($forbidden)" || true)
+  if ! tree=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}'); then
+    echo "deps-check: cargo tree -p $crate failed"
+    status=1
+    return
+  fi
+  # The crate itself is the first line; what follows are its dependencies.
+  found=$(tail -n +2 <<<"$tree" | awk '{print $1}' | sort -u | grep -Ex "($forbidden)" || true)
   if [ -n "$found" ]; then
     echo "deps-check: $crate must not depend on: $(echo "$found" | tr '\n' ' ')"
     status=1
@@ -26,6 +39,7 @@ check() { # crate, forbidden regex
 check ecto-core "$io_crates|$outbound|ecto-http|ecto-gateway"
 check ecto-http "$inbound_forbidden"
 check ecto-gateway "$inbound_forbidden|ecto-http"
-# The SFU is an outbound adapter like the others: it knows the core, not its neighbours.
-check ecto-voice "ecto-sql|ecto-memory|ecto-redis|ecto-auth|ecto-central|ecto-localfs|ecto-s3|ecto-unfurl|ecto-server|ecto-http|ecto-gateway|diesel|redis|actix-web"
+for crate in $outbound_list; do
+  check "$crate" "${outbound}|ecto-http|ecto-gateway"
+done
 exit $status
