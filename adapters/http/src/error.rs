@@ -131,8 +131,9 @@ impl From<CoreError> for ApiError {
             ErrorKind::Internal => TrpcCode::InternalServerError,
         };
         if code == TrpcCode::InternalServerError {
-            // The cause chain goes to the log; the caller gets a generic message.
-            let mut chain = e.to_string();
+            // The cause chain goes to the log (each cause once: `CoreError`'s Display would
+            // repeat the first); the caller gets a generic message.
+            let mut chain = e.message.clone();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 chain.push_str(&format!(" <- {s}"));

@@ -7,6 +7,7 @@
 //! `X-Content-Type-Options: nosniff` and a sandboxing CSP, and anything outside a small list
 //! of passive types is sent as a download.
 
+use crate::error::{ApiError, TrpcCode};
 use crate::server::HttpState;
 use crate::trpc::{bearer, request_server};
 use actix_web::body::SizedStream;
@@ -27,14 +28,23 @@ use std::collections::HashMap;
 
 const CSP: &str = "sandbox; default-src 'none'";
 
-fn error(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .json(json!({ "error": message }))
+/// Every refusal of a file goes through the one error mapping (`{"error": message}` with the
+/// status of its kind; an internal error is logged there and answered generically).
+fn answer(e: ApiError) -> HttpResponse {
+    let mut resp = e.plain_response();
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+fn error(code: TrpcCode, message: &str) -> HttpResponse {
+    answer(ApiError::new(code, message))
 }
 
 fn not_found() -> HttpResponse {
-    error(StatusCode::NOT_FOUND, "Not found")
+    error(TrpcCode::NotFound, "Not found")
 }
 
 /// What a `Range` header asks for.
@@ -105,7 +115,7 @@ async fn allowed(
             return Ok(());
         }
     }
-    let unauthorized = || error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let unauthorized = || error(TrpcCode::Unauthorized, "Unauthorized");
     let Some(token) = bearer(req) else {
         return Err(unauthorized());
     };
@@ -116,7 +126,7 @@ async fn allowed(
     };
     match access::attachment_readable(svc, server, &caller, a).await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(error(StatusCode::FORBIDDEN, "Forbidden")),
+        Ok(false) => Err(error(TrpcCode::Forbidden, "Forbidden")),
         Err(e) => Err(internal(e)),
     }
 }
@@ -135,7 +145,7 @@ async fn shared_allowed(
             return Ok(());
         }
     }
-    let unauthorized = || error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let unauthorized = || error(TrpcCode::Unauthorized, "Unauthorized");
     let Some(token) = bearer(req) else {
         return Err(unauthorized());
     };
@@ -146,14 +156,13 @@ async fn shared_allowed(
     };
     match access::hub::shared_file_readable(svc, server, &caller, file).await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(error(StatusCode::FORBIDDEN, "Forbidden")),
+        Ok(false) => Err(error(TrpcCode::Forbidden, "Forbidden")),
         Err(e) => Err(internal(e)),
     }
 }
 
 fn internal(e: ecto_core::CoreError) -> HttpResponse {
-    tracing::error!(error = %e, "serving a file failed");
-    error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    answer(ApiError::from(e))
 }
 
 /// The attachment id of a `/files/{attachment_id}/{filename}` path (two segments, the first
