@@ -13,6 +13,7 @@ use ecto_server::{AppConfig, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The two hosting profiles every API test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +120,11 @@ pub fn managed_config(dir: &str, central_url: &str) -> AppConfig {
     AppConfig::from_pairs(&refs).expect("managed test configuration is valid")
 }
 
+/// The `result.data` of a tRPC answer.
+pub fn data(body: &Value) -> &Value {
+    &body["result"]["data"]
+}
+
 impl TestApp {
     /// Spawns a fresh server for `profile` (self-hosted: a new SQLite file and data dir;
     /// managed: a new community server provisioned in the run's PostgreSQL database).
@@ -182,6 +188,32 @@ impl TestApp {
             db,
             services,
             gateway,
+        }
+    }
+
+    /// Managed: another instance of the same deployment (same database, Redis and S3), serving
+    /// the same community server; self-hosted: `None` (one process serves it).
+    pub async fn other_instance(&self) -> Option<TestApp> {
+        match self.profile {
+            Profile::SelfHosted => None,
+            Profile::Managed => {
+                let mut b = TestApp::start(Profile::Managed, self.config.clone(), None, None).await;
+                b.server_address = self.server_address.clone();
+                Some(b)
+            }
+        }
+    }
+
+    /// Waits (up to `secs` seconds) until this process holds no attached `/ws` session: the
+    /// sockets the test dropped were noticed and their sessions detached.
+    pub async fn until_no_sessions(&self, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while self.gateway.session_count() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sessions still attached after {secs} s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -2,20 +2,11 @@
 //! to the recipient only, listing, counting and marking read.
 
 use ecto_core::ports::Scope;
+use ecto_tests::data;
 use ecto_tests::{both_profiles, ecto_code, next_event, unique, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
-}
-
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    data(&body).clone()
-}
 
 async fn items(app: &TestApp, s: &Session, input: Value) -> Value {
     let (status, body) = app
@@ -49,19 +40,18 @@ async fn setup(app: &TestApp) -> (Session, Session, Session, Value) {
     let owner = app.register(&unique("own"), "password-1").await;
     let alice = app.register(&unique("ali"), "password-2").await;
     let bob = app.register(&unique("bob"), "password-3").await;
-    let channel = ok(
-        app,
-        "channels.create",
-        json!({ "name": "general", "type": "text" }),
-        &owner,
-    )
-    .await;
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "general", "type": "text" }),
+            &owner,
+        )
+        .await;
     (owner, alice, bob, channel)
 }
 
 async fn say(app: &TestApp, s: &Session, channel: &Value, content: &str) -> Value {
-    ok(
-        app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": content }),
         s,
@@ -112,13 +102,13 @@ async fn mentions_and_replies_create_items_for_their_recipients(app: TestApp) {
     assert_eq!(items(&app, &alice, json!({})).await["items"], json!([]));
 
     // A reply tells the replied-to author…
-    let reply = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "answer", "reply_to": mention["id"] }),
-        &bob,
-    )
-    .await;
+    let reply = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "answer", "reply_to": mention["id"] }),
+            &bob,
+        )
+        .await;
     let created = next_event(&mut events, "activity.create").await;
     assert_eq!(created.scope, Scope::User(user(&alice)));
     assert_eq!(created.data["type"], "reply");
@@ -126,16 +116,14 @@ async fn mentions_and_replies_create_items_for_their_recipients(app: TestApp) {
     assert_eq!(created.data["actor"]["id"], bob.user_id.as_str());
     // …once: a reply that also mentions the author gives only the mention, and replying to
     // oneself gives nothing.
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": format!("<@{}> again", alice.user_id),
                 "reply_to": mention["id"] }),
         &bob,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "me", "reply_to": reply["id"] }),
         &bob,
@@ -151,7 +139,7 @@ async fn mentions_and_replies_create_items_for_their_recipients(app: TestApp) {
 
     // Someone who cannot read the channel is not told.
     let everyone = TestApp::everyone_role(&owner);
-    let hidden = ok(&app, "channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
+    let hidden = app.ok("channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": ecto_core::permissions::bits::READ_MESSAGES } ] }), &owner).await;
     say(&app, &owner, &hidden, &format!("<@{}> secret", bob.user_id)).await;
     assert_eq!(unread(&app, &bob).await, 1);
@@ -162,8 +150,7 @@ async fn reactions_by_others_tell_the_author_once(app: TestApp) {
     let msg = say(&app, &alice, &channel, "react to me").await;
     let mut events = app.events().await;
     for _ in 0..2 {
-        ok(
-            &app,
+        app.ok(
             "messages.react",
             json!({ "message_id": msg["id"], "emoji": "🎉", "action": "add" }),
             &bob,
@@ -178,15 +165,13 @@ async fn reactions_by_others_tell_the_author_once(app: TestApp) {
     assert_eq!(created.data["actor"]["id"], bob.user_id.as_str());
     assert_eq!(created.data["content_preview"], "react to me");
     // The author's own reaction and a removal add nothing.
-    ok(
-        &app,
+    app.ok(
         "messages.react",
         json!({ "message_id": msg["id"], "emoji": "🎉", "action": "add" }),
         &alice,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "messages.react",
         json!({ "message_id": msg["id"], "emoji": "🎉", "action": "remove" }),
         &bob,
@@ -199,21 +184,20 @@ async fn reactions_by_others_tell_the_author_once(app: TestApp) {
 
 async fn server_dms_create_items_for_the_recipient(app: TestApp) {
     let (owner, alice, bob, _) = setup(&app).await;
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "allow_member_dms": true }),
         &owner,
     )
     .await;
     let mut events = app.events().await;
-    let first = ok(
-        &app,
-        "serverDms.send",
-        json!({ "recipient_id": bob.user_id, "content": "psst" }),
-        &alice,
-    )
-    .await;
+    let first = app
+        .ok(
+            "serverDms.send",
+            json!({ "recipient_id": bob.user_id, "content": "psst" }),
+            &alice,
+        )
+        .await;
     let created = next_event(&mut events, "activity.create").await;
     assert_eq!(created.scope, Scope::User(user(&bob)));
     assert_eq!(created.data["type"], "server_dm");
@@ -225,8 +209,7 @@ async fn server_dms_create_items_for_the_recipient(app: TestApp) {
     );
     assert!(created.data["source"].get("channel_id").is_none());
     // A reply to the recipient's own message adds a reply item.
-    ok(
-        &app,
+    app.ok(
         "serverDms.send",
         json!({ "recipient_id": alice.user_id, "content": "what?", "reply_to": first["id"] }),
         &bob,
@@ -254,8 +237,7 @@ async fn activity_is_paged_counted_and_marked_read(app: TestApp) {
         .await;
     }
     let msg = say(&app, &bob, &channel, "mine").await;
-    ok(
-        &app,
+    app.ok(
         "messages.react",
         json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
         &alice,
@@ -296,8 +278,7 @@ async fn activity_is_paged_counted_and_marked_read(app: TestApp) {
         say(&app, &bob, &channel, &format!("<@{}>", alice.user_id)).await;
         items(&app, &alice, json!({})).await["items"][0]["id"].clone()
     };
-    ok(
-        &app,
+    app.ok(
         "activity.markRead",
         json!({ "activity_ids": [seen[0], seen[1], alice_item, Uuid::now_v7()] }),
         &bob,
@@ -312,7 +293,7 @@ async fn activity_is_paged_counted_and_marked_read(app: TestApp) {
     let listed = items(&app, &bob, json!({})).await;
     assert_eq!(listed["items"][0]["read"], true);
     assert_eq!(listed["items"][2]["read"], false);
-    ok(&app, "activity.markAllRead", json!({}), &bob).await;
+    app.ok("activity.markAllRead", json!({}), &bob).await;
     assert_eq!(unread(&app, &bob).await, 0);
     assert_eq!(unread(&app, &alice).await, 1);
     let (status, _) = app
@@ -347,8 +328,7 @@ async fn activity_is_paged_counted_and_marked_read(app: TestApp) {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
-    ok(
-        &app,
+    app.ok(
         "activity.markRead",
         json!({ "activity_ids": vec![Uuid::now_v7(); 100] }),
         &bob,

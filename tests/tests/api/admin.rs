@@ -4,14 +4,11 @@
 
 use ecto_core::permissions::bits;
 use ecto_core::ports::Scope;
+use ecto_tests::data;
 use ecto_tests::{both_profiles, ecto_code, next_event, sql_time, unique, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
-}
 
 async fn owner_and_member(app: &TestApp) -> (Session, Session) {
     let owner = app.register(&unique("own"), "password-1").await;

@@ -2,26 +2,11 @@
 //! unread counts and read markers, and the `messages` router refusing conversation ids.
 
 use ecto_core::ports::{Event, EventStream, Scope};
+use ecto_tests::data;
 use ecto_tests::{both_profiles, ecto_code, unique, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
-}
-
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    data(&body).clone()
-}
-
-async fn get(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.query(proc_, Some(input), Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    data(&body).clone()
-}
 
 /// Asserts the error status and ecto code of a call's answer.
 fn refused(answer: (StatusCode, Value), status: StatusCode, code: Option<i64>, what: &str) {
@@ -43,8 +28,7 @@ async fn setup(app: &TestApp) -> (Session, Session, Session) {
 }
 
 async fn set_dms(app: &TestApp, owner: &Session, on: bool) {
-    ok(
-        app,
+    app.ok(
         "serverConfig.update",
         json!({ "allow_member_dms": on }),
         owner,
@@ -53,8 +37,7 @@ async fn set_dms(app: &TestApp, owner: &Session, on: bool) {
 }
 
 async fn dm(app: &TestApp, from: &Session, to: &Session, content: &str) -> Value {
-    ok(
-        app,
+    app.ok(
         "serverDms.send",
         json!({ "recipient_id": to.user_id, "content": content }),
         from,
@@ -132,13 +115,13 @@ async fn server_dms_are_sent_listed_and_read_by_both_participants(app: TestApp) 
         second["conversation_id"], conversation,
         "one conversation per pair"
     );
-    let reply = ok(
-        &app,
-        "serverDms.send",
-        json!({ "recipient_id": alice.user_id, "content": "yes", "reply_to": second["id"] }),
-        &bob,
-    )
-    .await;
+    let reply = app
+        .ok(
+            "serverDms.send",
+            json!({ "recipient_id": alice.user_id, "content": "yes", "reply_to": second["id"] }),
+            &bob,
+        )
+        .await;
     assert_eq!(reply["conversation_id"], conversation);
     assert_eq!(reply["reply_to"], second["id"]);
     assert_eq!(
@@ -151,7 +134,7 @@ async fn server_dms_are_sent_listed_and_read_by_both_participants(app: TestApp) 
         "DM messages are stored with the conversation as their channel"
     );
 
-    let listed = get(&app, "serverDms.list", json!({}), &bob).await;
+    let listed = app.get("serverDms.list", json!({}), &bob).await;
     assert_eq!(listed["has_more"], false);
     let convs = listed["conversations"]
         .as_array()
@@ -166,39 +149,37 @@ async fn server_dms_are_sent_listed_and_read_by_both_participants(app: TestApp) 
         .starts_with("ali"));
     assert_eq!(convs[0]["last_message"]["id"], reply["id"]);
     assert_eq!(convs[0]["unread_count"], 2, "alice's two messages");
-    let listed = get(&app, "serverDms.list", json!({}), &alice).await;
+    let listed = app.get("serverDms.list", json!({}), &alice).await;
     assert_eq!(
         listed["conversations"][0]["peer"]["user_id"],
         bob.user_id.as_str()
     );
     assert_eq!(listed["conversations"][0]["unread_count"], 1, "bob's reply");
 
-    ok(
-        &app,
+    app.ok(
         "serverDms.markRead",
         json!({ "conversation_id": conversation, "last_read_message_id": first["id"] }),
         &bob,
     )
     .await;
-    let listed = get(&app, "serverDms.list", json!({}), &bob).await;
+    let listed = app.get("serverDms.list", json!({}), &bob).await;
     assert_eq!(listed["conversations"][0]["unread_count"], 1);
-    ok(
-        &app,
+    app.ok(
         "serverDms.markRead",
         json!({ "conversation_id": conversation, "last_read_message_id": reply["id"] }),
         &bob,
     )
     .await;
-    let listed = get(&app, "serverDms.list", json!({}), &bob).await;
+    let listed = app.get("serverDms.list", json!({}), &bob).await;
     assert_eq!(listed["conversations"][0]["unread_count"], 0);
 
-    let history = get(
-        &app,
-        "serverDms.history",
-        json!({ "conversation_id": conversation }),
-        &alice,
-    )
-    .await;
+    let history = app
+        .get(
+            "serverDms.history",
+            json!({ "conversation_id": conversation }),
+            &alice,
+        )
+        .await;
     let ids: Vec<&Value> = history["messages"]
         .as_array()
         .map(|m| m.iter().map(|m| &m["id"]).collect())
@@ -216,13 +197,13 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
     let conversation = msg["conversation_id"].clone();
     let mut events = app.events().await;
 
-    let edited = ok(
-        &app,
-        "serverDms.edit",
-        json!({ "message_id": msg["id"], "content": "second version" }),
-        &alice,
-    )
-    .await;
+    let edited = app
+        .ok(
+            "serverDms.edit",
+            json!({ "message_id": msg["id"], "content": "second version" }),
+            &alice,
+        )
+        .await;
     assert_eq!(edited["content"], "second version");
     assert!(edited["edited_at"].is_string());
     assert_eq!(
@@ -256,13 +237,13 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
         Some(5001),
         "the peer cannot delete",
     );
-    let groups = ok(
-        &app,
-        "serverDms.react",
-        json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
-        &bob,
-    )
-    .await;
+    let groups = app
+        .ok(
+            "serverDms.react",
+            json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
+            &bob,
+        )
+        .await;
     assert_eq!(
         groups,
         json!([{ "emoji": "👍", "count": 1, "users": [bob.user_id], "me": true }])
@@ -286,8 +267,7 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
             proc_,
         );
     }
-    ok(
-        &app,
+    app.ok(
         "serverDms.delete",
         json!({ "message_id": msg["id"] }),
         &alice,
@@ -328,13 +308,13 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
         delete.data,
         json!({ "id": msg["id"], "conversation_id": conversation })
     );
-    let history = get(
-        &app,
-        "serverDms.history",
-        json!({ "conversation_id": conversation }),
-        &bob,
-    )
-    .await;
+    let history = app
+        .get(
+            "serverDms.history",
+            json!({ "conversation_id": conversation }),
+            &bob,
+        )
+        .await;
     assert_eq!(history["messages"], json!([]), "deleted messages are gone");
     refused(
         app.mutate(
@@ -347,7 +327,7 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
         Some(4000),
         "a deleted message cannot be edited",
     );
-    let listed = get(&app, "serverDms.list", json!({}), &bob).await;
+    let listed = app.get("serverDms.list", json!({}), &bob).await;
     assert_eq!(listed["conversations"][0]["last_message"], Value::Null);
     assert_eq!(listed["conversations"][0]["unread_count"], 0);
 }
@@ -374,7 +354,7 @@ async fn dm_rules_refuse_self_strangers_closed_inboxes_and_other_conversations(a
         "list with DMs off",
     );
     set_dms(&app, &owner, true).await;
-    let msg = ok(&app, "serverDms.send", send.clone(), &alice).await;
+    let msg = app.ok("serverDms.send", send.clone(), &alice).await;
     let conversation = msg["conversation_id"].clone();
     set_dms(&app, &owner, false).await;
     refused(
@@ -391,8 +371,7 @@ async fn dm_rules_refuse_self_strangers_closed_inboxes_and_other_conversations(a
     set_dms(&app, &owner, true).await;
 
     // Self first: even with the caller's own DMs closed.
-    ok(
-        &app,
+    app.ok(
         "members.updateDmPreference",
         json!({ "allow_dms": false }),
         &carol,
@@ -432,7 +411,7 @@ async fn dm_rules_refuse_self_strangers_closed_inboxes_and_other_conversations(a
         "unknown recipient",
     );
     let leaver = app.register(&unique("lea"), "password-5").await;
-    ok(&app, "server.leave", json!({}), &leaver).await;
+    app.ok("server.leave", json!({}), &leaver).await;
     refused(
         app.mutate(
             "serverDms.send",
@@ -562,8 +541,7 @@ async fn dm_inputs_are_validated(app: TestApp) {
         Some(3001),
         "blank content",
     );
-    ok(
-        &app,
+    app.ok(
         "serverDms.send",
         json!({ "recipient_id": r, "content": "x".repeat(4000) }),
         &alice,
@@ -602,8 +580,7 @@ async fn dm_inputs_are_validated(app: TestApp) {
             &format!("{proc_} {input}"),
         );
     }
-    ok(
-        &app,
+    app.ok(
         "serverDms.react",
         json!({ "message_id": msg["id"], "emoji": "e".repeat(64), "action": "add" }),
         &alice,
@@ -640,12 +617,12 @@ async fn history_pages_backwards_with_has_more(app: TestApp) {
         ids.push(dm(&app, from, to, &format!("m{i}")).await["id"].clone());
     }
     let conversation =
-        get(&app, "serverDms.list", json!({}), &alice).await["conversations"][0]["id"].clone();
+        app.get("serverDms.list", json!({}), &alice).await["conversations"][0]["id"].clone();
     let mut seen: Vec<Value> = Vec::new();
     let mut input = json!({ "conversation_id": conversation, "limit": 2 });
     let mut pages = 0;
     loop {
-        let page = get(&app, "serverDms.history", input.clone(), &bob).await;
+        let page = app.get("serverDms.history", input.clone(), &bob).await;
         let messages = page["messages"].as_array().cloned().unwrap_or_default();
         let page_ids: Vec<Value> = messages.iter().map(|m| m["id"].clone()).collect();
         seen.splice(0..0, page_ids);
@@ -691,7 +668,7 @@ async fn a_concurrent_first_send_creates_one_conversation(app: TestApp) {
         .await,
         1
     );
-    let listed = get(&app, "serverDms.list", json!({}), &alice).await;
+    let listed = app.get("serverDms.list", json!({}), &alice).await;
     assert_eq!(listed["conversations"][0]["unread_count"], 4);
 }
 
@@ -766,13 +743,13 @@ async fn the_messages_router_refuses_conversation_ids(app: TestApp) {
         Some(4000),
         "messages.history",
     );
-    let history = get(
-        &app,
-        "serverDms.history",
-        json!({ "conversation_id": conversation }),
-        &bob,
-    )
-    .await;
+    let history = app
+        .get(
+            "serverDms.history",
+            json!({ "conversation_id": conversation }),
+            &bob,
+        )
+        .await;
     assert_eq!(history["messages"][0]["content"], "private", "unchanged");
 }
 

@@ -5,10 +5,9 @@
 
 use ecto_core::permissions::bits;
 use ecto_tests::ws::WsClient;
-use ecto_tests::{both_profiles, unique, Call, Profile, Session, TestApp};
+use ecto_tests::{both_profiles, unique, Call, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 const FORBIDDEN_2002: (StatusCode, Option<i64>) = (StatusCode::FORBIDDEN, Some(2002));
 
@@ -25,18 +24,6 @@ async fn seq_of(ws: &mut WsClient, content: &str) -> u64 {
         if f["data"]["content"] == content {
             return f["seq"].as_u64().expect("seq");
         }
-    }
-}
-
-/// Waits until the app holds no session (the dropped sockets were noticed and detached).
-async fn until_detached(app: &TestApp) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while app.gateway.session_count() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dropped sockets were not detached"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -117,7 +104,7 @@ async fn a_client_resumes_with_only_its_resume_seq(app: TestApp) {
     assert!(seen_x > seen_y, "the tabs' numberings differ");
     tab_x.drop_connection();
     tab_y.drop_connection();
-    until_detached(&app).await;
+    app.until_no_sessions(5).await;
     say(&app, &owner, &x, "x3").await;
     say(&app, &owner, &y, "y2").await;
 
@@ -457,14 +444,7 @@ async fn inputs_follow_the_reference_schemas(app: TestApp) {
 /// missed event once, in order, then carries on live.
 async fn the_client_connect_sequence_survives_a_dropped_socket(app: TestApp) {
     // Managed: a second instance of the same deployment to reconnect to.
-    let other = match app.profile {
-        Profile::SelfHosted => None,
-        Profile::Managed => {
-            let mut b = TestApp::start(Profile::Managed, app.config.clone(), None, None).await;
-            b.server_address = app.server_address.clone();
-            Some(b)
-        }
-    };
+    let other = app.other_instance().await;
     let owner = app.register(&unique("own"), "password-1").await;
     app.ok(
         "serverConfig.update",
@@ -529,7 +509,7 @@ async fn the_client_connect_sequence_survives_a_dropped_socket(app: TestApp) {
 
     // The network drops; life goes on without the client.
     ws.drop_connection();
-    until_detached(&app).await;
+    app.until_no_sessions(5).await;
     let missed = ["gone-1", "gone-2", "gone-3", "gone-4"];
     say(&app, &owner, &general, missed[0]).await;
     say(&app, &owner, &random, missed[1]).await;

@@ -137,20 +137,14 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    body["result"]["data"].clone()
-}
-
 async fn channel(app: &TestApp, owner: &Session, name: &str) -> String {
-    let c = ok(
-        app,
-        "channels.create",
-        json!({ "name": name, "type": "text" }),
-        owner,
-    )
-    .await;
+    let c = app
+        .ok(
+            "channels.create",
+            json!({ "name": name, "type": "text" }),
+            owner,
+        )
+        .await;
     c["id"].as_str().expect("channel id").to_owned()
 }
 
@@ -226,13 +220,13 @@ async fn upload_stores_a_file_and_serves_it_by_signed_url(app: TestApp) {
     assert_eq!(header(&headers, "content-length"), bytes.len().to_string());
 
     // Linked to a message, the attachment comes back signed in listings.
-    let sent = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": ch, "content": "see file", "attachment_ids": [up["id"]] }),
-        &member,
-    )
-    .await;
+    let sent = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": ch, "content": "see file", "attachment_ids": [up["id"]] }),
+            &member,
+        )
+        .await;
     let listed_url = url(&sent["attachments"][0]);
     assert!(listed_url.contains("&sig="), "{listed_url}");
     let (status, body) = app
@@ -399,8 +393,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 async fn uploads_past_the_limit_are_refused_without_reading_them(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let ch = channel(&app, &owner, "big").await;
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "max_upload_size_bytes": 1000 }),
         &owner,
@@ -563,7 +556,7 @@ async fn upload_routes_refuse_with_the_right_status(app: TestApp) {
 
     // Without ATTACH_FILES in the channel: 403 (also when the channel is in the query).
     let everyone = TestApp::everyone_role(&owner);
-    let locked = ok(&app, "channels.create", json!({ "name": "no-files", "type": "text", "permission_overrides": [
+    let locked = app.ok("channels.create", json!({ "name": "no-files", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::ATTACH_FILES } ] }), &owner).await;
     let locked = locked["id"].as_str().expect("id").to_owned();
     let (status, _, body) = post_form(
@@ -601,7 +594,7 @@ async fn upload_routes_refuse_with_the_right_status(app: TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    ok(&app, "server.leave", json!({}), &member).await;
+    app.ok("server.leave", json!({}), &member).await;
     let (status, _, _) = post_form(
         &app,
         "/upload/dm",
@@ -849,7 +842,7 @@ async fn files_are_served_only_to_those_who_may_read_them(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    let hidden = ok(&app, "channels.create", json!({ "name": "staff", "type": "text", "permission_overrides": [
+    let hidden = app.ok("channels.create", json!({ "name": "staff", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let hidden = hidden["id"].as_str().expect("id").to_owned();
     let up = upload(
@@ -861,8 +854,7 @@ async fn files_are_served_only_to_those_who_may_read_them(app: TestApp) {
         b"0123456789",
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": hidden, "content": "plan", "attachment_ids": [up["id"]] }),
         &owner,
@@ -1021,8 +1013,7 @@ async fn dm_uploads_are_for_the_two_participants(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let alice = app.register(&unique("ali"), "password-2").await;
     let bob = app.register(&unique("bob"), "password-3").await;
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "allow_member_dms": true }),
         &owner,
@@ -1051,13 +1042,13 @@ async fn dm_uploads_are_for_the_two_participants(app: TestApp) {
             .0,
         StatusCode::FORBIDDEN
     );
-    let sent = ok(
-        &app,
-        "serverDms.send",
-        json!({ "recipient_id": bob.user_id, "content": "here", "attachment_ids": [up["id"]] }),
-        &alice,
-    )
-    .await;
+    let sent = app
+        .ok(
+            "serverDms.send",
+            json!({ "recipient_id": bob.user_id, "content": "here", "attachment_ids": [up["id"]] }),
+            &alice,
+        )
+        .await;
     assert!(url(&sent["attachments"][0]).contains("&sig="), "{sent}");
     let (status, _, body) = fetch(&app, Method::GET, &path, Some(&bob.token), &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -1174,7 +1165,7 @@ async fn files_router_records_metadata_and_signs_urls(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let ch = channel(&app, &owner, "general").await;
-    let meta = ok(&app, "files.upload", json!({ "channel_id": ch, "filename": "../../report.pdf", "content_type": "application/pdf", "size_bytes": 1234 }), &member).await;
+    let meta = app.ok("files.upload", json!({ "channel_id": ch, "filename": "../../report.pdf", "content_type": "application/pdf", "size_bytes": 1234 }), &member).await;
     assert_eq!(meta["filename"], "report.pdf");
     assert_eq!(meta["size_bytes"], 1234);
     assert!(url(&meta).contains("&sig="));
@@ -1204,7 +1195,7 @@ async fn files_router_records_metadata_and_signs_urls(app: TestApp) {
     let (status, body) = app.mutate("files.upload", json!({ "channel_id": ch, "filename": "a", "content_type": "text/plain", "size_bytes": 6_000_000 }), Some(&member.token)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     let everyone = TestApp::everyone_role(&owner);
-    let locked = ok(&app, "channels.create", json!({ "name": "no-files", "type": "text", "permission_overrides": [
+    let locked = app.ok("channels.create", json!({ "name": "no-files", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::ATTACH_FILES } ] }), &owner).await;
     let (status, body) = app.mutate("files.upload", json!({ "channel_id": locked["id"], "filename": "a", "content_type": "text/plain", "size_bytes": 1 }), Some(&member.token)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -2,27 +2,19 @@
 
 use ecto_core::permissions::bits;
 use ecto_tests::ws::Incoming;
-use ecto_tests::{both_profiles, unique, Session, TestApp};
-use reqwest::StatusCode;
+use ecto_tests::{both_profiles, unique, TestApp};
 use serde_json::{json, Value};
-
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    body["result"]["data"].clone()
-}
 
 async fn hello_identify_ready_in_order(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
-    let channel = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "general", "type": "text" }),
-        &owner,
-    )
-    .await;
-    ok(
-        &app,
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "general", "type": "text" }),
+            &owner,
+        )
+        .await;
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "before you came" }),
         &owner,
@@ -59,8 +51,7 @@ async fn hello_identify_ready_in_order(app: TestApp) {
     ws.send("system.heartbeat", Value::Null).await;
     assert_eq!(ws.expect("system.heartbeat_ack").await["data"], json!({}));
     // Auto-subscribed to the active channel: a new message arrives next.
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "live" }),
         &owner,
@@ -129,14 +120,14 @@ async fn channel_events_reach_only_subscribers_who_can_read(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    let open = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "open", "type": "text" }),
-        &owner,
-    )
-    .await;
-    let hidden = ok(&app, "channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
+    let open = app
+        .ok(
+            "channels.create",
+            json!({ "name": "open", "type": "text" }),
+            &owner,
+        )
+        .await;
+    let hidden = app.ok("channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let mut ws = app.ws().await;
     let ready = ws.identify(&member.token, json!({})).await;
@@ -153,15 +144,13 @@ async fn channel_events_reach_only_subscribers_who_can_read(app: TestApp) {
     );
     ws.send("subscribe", json!({ "channel_id": hidden["id"] }))
         .await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": hidden["id"], "content": "secret" }),
         &owner,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": open["id"], "content": "public" }),
         &owner,
@@ -175,12 +164,11 @@ async fn channel_events_reach_only_subscribers_who_can_read(app: TestApp) {
     assert!(!ws.receives_within("subscribed", 300).await);
 
     // Losing READ_MESSAGES unsubscribes.
-    ok(&app, "channels.update", json!({ "channel_id": open["id"], "permission_overrides": [
+    app.ok("channels.update", json!({ "channel_id": open["id"], "permission_overrides": [
         { "target_type": "member", "target_id": member.user_id, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     ws.expect("permissions.update").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": open["id"], "content": "after" }),
         &owner,
@@ -203,13 +191,13 @@ async fn server_and_user_events_respect_their_scope(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let other = app.register(&unique("oth"), "password-3").await;
-    let channel = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "c", "type": "text" }),
-        &owner,
-    )
-    .await;
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "c", "type": "text" }),
+            &owner,
+        )
+        .await;
     let mut ws_member = app.ws().await;
     ws_member
         .identify(&member.token, json!({ "active_channel_id": channel["id"] }))
@@ -218,17 +206,11 @@ async fn server_and_user_events_respect_their_scope(app: TestApp) {
     ws_other
         .identify(&other.token, json!({ "active_channel_id": channel["id"] }))
         .await;
-    ok(
-        &app,
-        "roles.create",
-        json!({ "name": "everyone sees" }),
-        &owner,
-    )
-    .await;
+    app.ok("roles.create", json!({ "name": "everyone sees" }), &owner)
+        .await;
     assert!(ws_member.receives_within("role.create", 2000).await);
     assert!(ws_other.receives_within("role.create", 2000).await);
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": format!("hi <@{}>", member.user_id) }),
         &owner,
@@ -257,23 +239,13 @@ async fn kicks_bans_and_revocations_close_sessions(app: TestApp) {
     ws_b.identify(&banned.token, json!({})).await;
     let mut ws_r = app.ws().await;
     ws_r.identify(&revoked.token, json!({})).await;
-    ok(
-        &app,
-        "members.kick",
-        json!({ "user_id": kicked.user_id }),
-        &owner,
-    )
-    .await;
+    app.ok("members.kick", json!({ "user_id": kicked.user_id }), &owner)
+        .await;
     assert_eq!(ws_k.closed().await, (4003, "Kicked".to_string()));
-    ok(
-        &app,
-        "members.ban",
-        json!({ "user_id": banned.user_id }),
-        &owner,
-    )
-    .await;
+    app.ok("members.ban", json!({ "user_id": banned.user_id }), &owner)
+        .await;
     assert_eq!(ws_b.closed().await, (4003, "Banned".to_string()));
-    ok(&app, "members.revokeSessions", json!({}), &revoked).await;
+    app.ok("members.revokeSessions", json!({}), &revoked).await;
     assert_eq!(ws_r.closed().await.0, 4006);
     // A revoked token cannot identify again.
     let mut again = app.ws().await;
@@ -290,20 +262,19 @@ async fn kicks_bans_and_revocations_close_sessions(app: TestApp) {
 async fn resume_replays_exactly_the_missed_events(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "c", "type": "text" }),
-        &owner,
-    )
-    .await;
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "c", "type": "text" }),
+            &owner,
+        )
+        .await;
     let mut ws = app.ws().await;
     let ready = ws
         .identify(&member.token, json!({ "active_channel_id": channel["id"] }))
         .await;
     let session_id = ready["session_id"].clone();
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "one" }),
         &owner,
@@ -312,16 +283,14 @@ async fn resume_replays_exactly_the_missed_events(app: TestApp) {
     let one = ws.expect("message.create").await;
     let seen = one["seq"].as_u64().expect("seq");
     drop(ws);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    ok(
-        &app,
+    app.until_no_sessions(5).await;
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "two" }),
         &owner,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "three" }),
         &owner,
@@ -360,8 +329,7 @@ async fn resume_replays_exactly_the_missed_events(app: TestApp) {
         "{seqs:?}"
     );
     // The resumed session keeps its subscriptions and sequence.
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "four" }),
         &owner,
@@ -446,13 +414,13 @@ async fn presence_follows_sessions_with_an_offline_grace(app: TestApp) {
 async fn notify_pings_members_about_mentions(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "c", "type": "text" }),
-        &owner,
-    )
-    .await;
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "c", "type": "text" }),
+            &owner,
+        )
+        .await;
     let mut notify = app.notify().await;
     assert_eq!(notify.frame().await["event"], "system.hello");
     notify
@@ -465,22 +433,17 @@ async fn notify_pings_members_about_mentions(app: TestApp) {
     assert_eq!(notify.frame().await["event"], "system.heartbeat_ack");
     let mention =
         json!({ "channel_id": channel["id"], "content": format!("<@{}> look", member.user_id) });
-    ok(&app, "messages.send", mention.clone(), &owner).await;
+    app.ok("messages.send", mention.clone(), &owner).await;
     let ping = notify.expect("notify").await;
     assert_eq!(ping["data"]["channel_id"], channel["id"]);
     assert_eq!(ping["data"]["type"], "mention");
     assert!(ping["data"]["ts"].is_u64());
     // Debounced: a second mention in the same channel within 2 s sends nothing.
-    ok(&app, "messages.send", mention, &owner).await;
+    app.ok("messages.send", mention, &owner).await;
     assert!(!notify.receives_within("notify", 500).await);
     // Not a member: refused (DECISIONS §3.12).
-    ok(
-        &app,
-        "members.kick",
-        json!({ "user_id": member.user_id }),
-        &owner,
-    )
-    .await;
+    app.ok("members.kick", json!({ "user_id": member.user_id }), &owner)
+        .await;
     let mut again = app.notify().await;
     again.frame().await;
     again
@@ -497,20 +460,19 @@ async fn dm_typing_reaches_the_peer_only(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let peer = app.register(&unique("peer"), "password-2").await;
     let third = app.register(&unique("thr"), "password-3").await;
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "allow_member_dms": true }),
         &owner,
     )
     .await;
-    let sent = ok(
-        &app,
-        "serverDms.send",
-        json!({ "recipient_id": peer.user_id, "content": "hi" }),
-        &owner,
-    )
-    .await;
+    let sent = app
+        .ok(
+            "serverDms.send",
+            json!({ "recipient_id": peer.user_id, "content": "hi" }),
+            &owner,
+        )
+        .await;
     let conversation = sent["conversation_id"].clone();
     let mut ws_owner = app.ws().await;
     ws_owner.identify(&owner.token, json!({})).await;
@@ -558,22 +520,20 @@ both_profiles!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_managed_instances() {
     let a = TestApp::spawn(ecto_tests::Profile::Managed).await;
-    let mut b = TestApp::start(ecto_tests::Profile::Managed, a.config.clone(), None, None).await;
-    b.server_address = a.server_address.clone();
+    let b = a.other_instance().await.expect("a managed deployment");
     let owner = a.register(&unique("own"), "password-1").await;
     let member = a.register(&unique("mem"), "password-2").await;
-    let channel = ok(
-        &a,
-        "channels.create",
-        json!({ "name": "shared", "type": "text" }),
-        &owner,
-    )
-    .await;
+    let channel = a
+        .ok(
+            "channels.create",
+            json!({ "name": "shared", "type": "text" }),
+            &owner,
+        )
+        .await;
     let mut ws_b = b.ws().await;
     ws_b.identify(&member.token, json!({ "active_channel_id": channel["id"] }))
         .await;
-    ok(
-        &a,
+    a.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "from A" }),
         &owner,
@@ -584,13 +544,8 @@ async fn events_cross_managed_instances() {
     // A kick through B closes the socket held by B, and one held by A.
     let mut ws_a = a.ws().await;
     ws_a.identify(&member.token, json!({})).await;
-    ok(
-        &b,
-        "members.kick",
-        json!({ "user_id": member.user_id }),
-        &owner,
-    )
-    .await;
+    b.ok("members.kick", json!({ "user_id": member.user_id }), &owner)
+        .await;
     assert_eq!(ws_a.closed().await.0, 4003);
     assert_eq!(ws_b.closed().await.0, 4003);
 }

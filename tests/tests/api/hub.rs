@@ -6,18 +6,6 @@ use ecto_tests::{both_profiles, ecto_code, next_event, sql_time, unique, Session
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    body["result"]["data"].clone()
-}
-
-async fn get(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.query(proc_, Some(input), Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    body["result"]["data"].clone()
-}
-
 /// Status and ecto code of a call expected to fail (`query` picks GET).
 async fn refused(
     app: &TestApp,
@@ -82,8 +70,7 @@ async fn upload(
 }
 
 async fn set_everyone(app: &TestApp, owner: &Session, permissions: u64) {
-    ok(
-        app,
+    app.ok(
         "roles.update",
         json!({ "role_id": TestApp::everyone_role(owner), "permissions": permissions }),
         owner,
@@ -92,7 +79,7 @@ async fn set_everyone(app: &TestApp, owner: &Session, permissions: u64) {
 }
 
 async fn audit_actions(app: &TestApp, owner: &Session) -> Vec<String> {
-    get(app, "auditlog.list", json!({}), owner).await["entries"]
+    app.get("auditlog.list", json!({}), owner).await["entries"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -171,13 +158,13 @@ async fn folders_are_created_listed_renamed_and_deleted(app: TestApp) {
     let mut ws = app.ws().await;
     ws.identify(&owner.token, json!({})).await;
 
-    let docs = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "Docs", "parent_id": null }),
-        &owner,
-    )
-    .await;
+    let docs = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "Docs", "parent_id": null }),
+            &owner,
+        )
+        .await;
     assert_eq!(docs["name"], "Docs");
     assert_eq!(docs["parent_id"], Value::Null);
     assert_eq!(docs["created_by"], owner.user_id.as_str());
@@ -190,43 +177,38 @@ async fn folders_are_created_listed_renamed_and_deleted(app: TestApp) {
     let event = ws.expect("shared_folder.create").await;
     assert_eq!(event["data"]["id"], docs["id"]);
 
-    let sub = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "Sub", "parent_id": docs["id"] }),
-        &owner,
-    )
-    .await;
-    ok(
-        &app,
+    let sub = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "Sub", "parent_id": docs["id"] }),
+            &owner,
+        )
+        .await;
+    app.ok(
         "hubFiles.createFolder",
         json!({ "name": "Archive", "parent_id": null }),
         &owner,
     )
     .await;
-    let root = get(
-        &app,
-        "hubFiles.listFolders",
-        json!({ "parent_id": null }),
-        &owner,
-    )
-    .await;
+    let root = app
+        .get("hubFiles.listFolders", json!({ "parent_id": null }), &owner)
+        .await;
     assert_eq!(names(&root), ["Archive", "Docs"], "ordered by name");
-    let limited = get(
-        &app,
-        "hubFiles.listFolders",
-        json!({ "parent_id": null, "limit": 1 }),
-        &owner,
-    )
-    .await;
+    let limited = app
+        .get(
+            "hubFiles.listFolders",
+            json!({ "parent_id": null, "limit": 1 }),
+            &owner,
+        )
+        .await;
     assert_eq!(names(&limited), ["Archive"]);
-    let children = get(
-        &app,
-        "hubFiles.listFolders",
-        json!({ "parent_id": docs["id"] }),
-        &owner,
-    )
-    .await;
+    let children = app
+        .get(
+            "hubFiles.listFolders",
+            json!({ "parent_id": docs["id"] }),
+            &owner,
+        )
+        .await;
     assert_eq!(names(&children), ["Sub"]);
 
     let docs_id = docs["id"].as_str().unwrap_or_default().to_owned();
@@ -235,13 +217,9 @@ async fn folders_are_created_listed_renamed_and_deleted(app: TestApp) {
     shared_file(&app, Some(&docs_id), &member, "b.txt", 50).await;
     shared_file(&app, Some(&sub_id), &member, "c.txt", 7).await;
     shared_file(&app, None, &owner, "root.txt", 1000).await;
-    let root = get(
-        &app,
-        "hubFiles.listFolders",
-        json!({ "parent_id": null }),
-        &owner,
-    )
-    .await;
+    let root = app
+        .get("hubFiles.listFolders", json!({ "parent_id": null }), &owner)
+        .await;
     let listed = &root[1];
     assert_eq!(listed["file_count"], 2, "{listed}");
     assert_eq!(listed["total_size_bytes"], 150);
@@ -255,46 +233,43 @@ async fn folders_are_created_listed_renamed_and_deleted(app: TestApp) {
     );
     assert!(listed["contributors"][0]["username"].is_string());
 
-    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &owner).await;
+    let quota = app
+        .get("hubFiles.getStorageQuota", json!(null), &owner)
+        .await;
     assert_eq!(quota, json!({ "used_bytes": 1157, "max_bytes": 104857600 }));
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "max_shared_storage_bytes": 5000 }),
         &owner,
     )
     .await;
-    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &owner).await;
+    let quota = app
+        .get("hubFiles.getStorageQuota", json!(null), &owner)
+        .await;
     assert_eq!(quota["max_bytes"], 5000);
 
-    let renamed = ok(
-        &app,
-        "hubFiles.renameFolder",
-        json!({ "folder_id": docs_id, "name": "Papers" }),
-        &owner,
-    )
-    .await;
+    let renamed = app
+        .ok(
+            "hubFiles.renameFolder",
+            json!({ "folder_id": docs_id, "name": "Papers" }),
+            &owner,
+        )
+        .await;
     assert_eq!(renamed, json!({ "success": true }));
     let event = ws.expect("shared_folder.update").await;
     assert_eq!(
         event["data"],
         json!({ "id": docs_id, "name": "Papers", "parent_id": null })
     );
-    let root = get(
-        &app,
-        "hubFiles.listFolders",
-        json!({ "parent_id": null }),
-        &owner,
-    )
-    .await;
+    let root = app
+        .get("hubFiles.listFolders", json!({ "parent_id": null }), &owner)
+        .await;
     assert_eq!(names(&root), ["Archive", "Papers"]);
 
     // Overrides on the tree go with it.
     let everyone = TestApp::everyone_role(&owner);
     for (kind, id) in [("folder", &sub_id), ("file", &in_docs)] {
-        ok(
-            &app,
-            "hubFiles.updateItemOverrides",
+        app.ok("hubFiles.updateItemOverrides",
             json!({ "item_type": kind, "item_id": id, "permission_overrides": [{ "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::BROWSE_FILES }] }),
             &owner,
         )
@@ -304,13 +279,13 @@ async fn folders_are_created_listed_renamed_and_deleted(app: TestApp) {
         server_rows(&app, "shared_item_permission_overrides").await,
         2
     );
-    let deleted = ok(
-        &app,
-        "hubFiles.deleteFolder",
-        json!({ "folder_id": docs_id }),
-        &owner,
-    )
-    .await;
+    let deleted = app
+        .ok(
+            "hubFiles.deleteFolder",
+            json!({ "folder_id": docs_id }),
+            &owner,
+        )
+        .await;
     assert_eq!(deleted, json!({ "success": true }));
     let event = ws.expect("shared_folder.delete").await;
     assert_eq!(event["data"], json!({ "id": docs_id }));
@@ -405,13 +380,13 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
     let second = shared_file(&app, None, &uploader, "two.txt", 20).await;
     let third = shared_file(&app, None, &owner, "three.txt", 30).await;
 
-    let page = get(
-        &app,
-        "hubFiles.listSharedFiles",
-        json!({ "folder_id": null, "limit": 2 }),
-        &other,
-    )
-    .await;
+    let page = app
+        .get(
+            "hubFiles.listSharedFiles",
+            json!({ "folder_id": null, "limit": 2 }),
+            &other,
+        )
+        .await;
     assert_eq!(
         names(&page["files"]),
         ["three.txt", "two.txt"],
@@ -423,13 +398,13 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
     assert!(page["files"][0]["uploaded_by_name"].is_string());
     assert_eq!(page["files"][0]["folder_id"], Value::Null);
     assert_eq!(page["files"][0]["size_bytes"], 30);
-    let rest = get(
-        &app,
-        "hubFiles.listSharedFiles",
-        json!({ "folder_id": null, "limit": 2, "cursor": second }),
-        &other,
-    )
-    .await;
+    let rest = app
+        .get(
+            "hubFiles.listSharedFiles",
+            json!({ "folder_id": null, "limit": 2, "cursor": second }),
+            &other,
+        )
+        .await;
     assert_eq!(names(&rest["files"]), ["one.txt"]);
     assert_eq!(rest["has_more"], false);
 
@@ -447,8 +422,7 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
         (StatusCode::FORBIDDEN, Some(5001)),
         "not theirs, no MANAGE_FILES"
     );
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteSharedFile",
         json!({ "file_id": first }),
         &uploader,
@@ -457,8 +431,7 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
     let event = next_event(&mut events, "shared_file.delete").await;
     assert_eq!(event.data, json!({ "id": first, "folder_id": null }));
     assert_eq!(event.scope, ecto_core::ports::Scope::Server);
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteSharedFile",
         json!({ "file_id": third }),
         &owner,
@@ -474,7 +447,9 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
     .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(2000)));
     assert_eq!(server_rows(&app, "shared_files").await, 1);
-    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &other).await;
+    let quota = app
+        .get("hubFiles.getStorageQuota", json!(null), &other)
+        .await;
     assert_eq!(quota["used_bytes"], 20);
     assert!(audit_actions(&app, &owner)
         .await
@@ -485,13 +460,13 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
 async fn hub_procedures_need_their_permissions(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let folder = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "Team", "parent_id": null }),
-        &owner,
-    )
-    .await;
+    let folder = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "Team", "parent_id": null }),
+            &owner,
+        )
+        .await;
     let item = json!({ "item_type": "folder", "item_id": folder["id"] });
     // @everyone has no hub bit by default.
     for (query, proc_, input) in [
@@ -547,15 +522,14 @@ async fn hub_procedures_need_their_permissions(app: TestApp) {
     )
     .await;
     let other = app.register(&unique("oth"), "password-3").await;
-    let own = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "Mine", "parent_id": null }),
-        &member,
-    )
-    .await;
-    ok(
-        &app,
+    let own = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "Mine", "parent_id": null }),
+            &member,
+        )
+        .await;
+    app.ok(
         "hubFiles.renameFolder",
         json!({ "folder_id": own["id"], "name": "Still mine" }),
         &member,
@@ -582,22 +556,19 @@ async fn hub_procedures_need_their_permissions(app: TestApp) {
     // A manager may rename anyone's folder; the creator may delete their own.
     let manager = app.register(&unique("mgr"), "password-4").await;
     app.grant_role(&manager, bits::MANAGE_FILES, 1).await;
-    ok(
-        &app,
+    app.ok(
         "hubFiles.renameFolder",
         json!({ "folder_id": own["id"], "name": "Renamed" }),
         &manager,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteFolder",
         json!({ "folder_id": own["id"] }),
         &member,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteFolder",
         json!({ "folder_id": folder["id"] }),
         &manager,
@@ -613,21 +584,19 @@ async fn what_sees(
     s: &Session,
     folder: &str,
 ) -> (Vec<String>, Vec<String>, Vec<String>, Value) {
-    let root = get(app, "hubFiles.listFolders", json!({ "parent_id": null }), s).await;
-    let inside = get(
-        app,
-        "hubFiles.listFolders",
-        json!({ "parent_id": folder }),
-        s,
-    )
-    .await;
-    let files = get(
-        app,
-        "hubFiles.listSharedFiles",
-        json!({ "folder_id": folder }),
-        s,
-    )
-    .await;
+    let root = app
+        .get("hubFiles.listFolders", json!({ "parent_id": null }), s)
+        .await;
+    let inside = app
+        .get("hubFiles.listFolders", json!({ "parent_id": folder }), s)
+        .await;
+    let files = app
+        .get(
+            "hubFiles.listSharedFiles",
+            json!({ "folder_id": folder }),
+            s,
+        )
+        .await;
     (names(&root), names(&inside), names(&files["files"]), root)
 }
 
@@ -637,35 +606,32 @@ async fn a_folder_override_hides_the_folder_and_its_files_from_one_role(app: Tes
     let regular = app.register(&unique("reg"), "password-3").await;
     set_everyone(&app, &owner, bits::READ_MESSAGES | bits::BROWSE_FILES).await;
     let guests = app.grant_role(&guest, 0, 1).await;
-    let secret = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "Secret", "parent_id": null }),
-        &owner,
-    )
-    .await;
-    ok(
-        &app,
+    let secret = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "Secret", "parent_id": null }),
+            &owner,
+        )
+        .await;
+    app.ok(
         "hubFiles.createFolder",
         json!({ "name": "Public", "parent_id": null }),
         &owner,
     )
     .await;
-    let inner = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "Inner", "parent_id": secret["id"] }),
-        &owner,
-    )
-    .await;
+    let inner = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "Inner", "parent_id": secret["id"] }),
+            &owner,
+        )
+        .await;
     let secret_id = secret["id"].as_str().unwrap_or_default().to_owned();
     shared_file(&app, Some(&secret_id), &owner, "plan.txt", 5).await;
     let shown = shared_file(&app, Some(&secret_id), &owner, "menu.txt", 5).await;
 
     let mut events = app.events().await;
-    ok(
-        &app,
-        "hubFiles.updateItemOverrides",
+    app.ok("hubFiles.updateItemOverrides",
         json!({ "item_type": "folder", "item_id": secret_id, "permission_overrides": [
             { "target_type": "role", "target_id": guests, "allow": 0, "deny": bits::BROWSE_FILES },
             { "target_type": "role", "target_id": TestApp::everyone_role(&owner), "allow": 0, "deny": 0 },
@@ -678,13 +644,13 @@ async fn a_folder_override_hides_the_folder_and_its_files_from_one_role(app: Tes
         event.data,
         json!({ "item_type": "folder", "item_id": secret_id })
     );
-    let stored = get(
-        &app,
-        "hubFiles.getItemOverrides",
-        json!({ "item_type": "folder", "item_id": secret_id }),
-        &owner,
-    )
-    .await;
+    let stored = app
+        .get(
+            "hubFiles.getItemOverrides",
+            json!({ "item_type": "folder", "item_id": secret_id }),
+            &owner,
+        )
+        .await;
     assert_eq!(
         stored.as_array().map(Vec::len),
         Some(1),
@@ -696,8 +662,7 @@ async fn a_folder_override_hides_the_folder_and_its_files_from_one_role(app: Tes
     assert_eq!(stored[0]["deny"], bits::BROWSE_FILES);
 
     // One file of the folder is re-allowed for the role by its own override.
-    ok(
-        &app,
+    app.ok(
         "hubFiles.updateItemOverrides",
         json!({ "item_type": "file", "item_id": shown, "permission_overrides": [
             { "target_type": "role", "target_id": guests, "allow": bits::BROWSE_FILES, "deny": 0 },
@@ -768,8 +733,7 @@ async fn a_folder_override_hides_the_folder_and_its_files_from_one_role(app: Tes
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Replacing with nothing clears them; the guest sees the folder again.
-    ok(
-        &app,
+    app.ok(
         "hubFiles.updateItemOverrides",
         json!({ "item_type": "folder", "item_id": secret_id, "permission_overrides": [] }),
         &owner,
@@ -783,40 +747,35 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    let general = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "general", "type": "text" }),
-        &owner,
-    )
-    .await;
-    let hidden = ok(
-        &app,
-        "channels.create",
+    let general = app
+        .ok(
+            "channels.create",
+            json!({ "name": "general", "type": "text" }),
+            &owner,
+        )
+        .await;
+    let hidden = app.ok("channels.create",
         json!({ "name": "staff", "type": "text", "permission_overrides": [{ "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES }] }),
         &owner,
     )
     .await;
     let with_text = upload(&app, &general["id"], &owner, "a.png", 100).await;
-    let text_message = ok(
-        &app,
-        "messages.send",
+    let text_message = app.ok("messages.send",
         json!({ "channel_id": general["id"], "content": "look", "attachment_ids": [with_text] }),
         &owner,
     )
     .await;
     let only_1 = upload(&app, &general["id"], &owner, "b.png", 20).await;
     let only_2 = upload(&app, &general["id"], &owner, "c.png", 3).await;
-    let bare = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": general["id"], "attachment_ids": [only_1, only_2] }),
-        &owner,
-    )
-    .await;
+    let bare = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": general["id"], "attachment_ids": [only_1, only_2] }),
+            &owner,
+        )
+        .await;
     let secret = upload(&app, &hidden["id"], &owner, "s.png", 9).await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": hidden["id"], "content": "staff only", "attachment_ids": [secret] }),
         &owner,
@@ -824,7 +783,9 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     .await;
 
     set_everyone(&app, &owner, bits::READ_MESSAGES | bits::BROWSE_FILES).await;
-    let page = get(&app, "hubFiles.listChannelFiles", json!({}), &member).await;
+    let page = app
+        .get("hubFiles.listChannelFiles", json!({}), &member)
+        .await;
     let files = page["files"].as_array().cloned().unwrap_or_default();
     assert_eq!(
         names(&page["files"]),
@@ -839,21 +800,17 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     assert_eq!(files[2]["uploaded_by"], owner.user_id.as_str());
     assert!(files[2]["uploaded_by_name"].is_string());
     assert_eq!(files[2]["size_bytes"], 100);
-    let first = get(
-        &app,
-        "hubFiles.listChannelFiles",
-        json!({ "limit": 2 }),
-        &member,
-    )
-    .await;
+    let first = app
+        .get("hubFiles.listChannelFiles", json!({ "limit": 2 }), &member)
+        .await;
     assert_eq!(first["has_more"], true);
-    let one = get(
-        &app,
-        "hubFiles.listChannelFiles",
-        json!({ "channel_id": hidden["id"] }),
-        &owner,
-    )
-    .await;
+    let one = app
+        .get(
+            "hubFiles.listChannelFiles",
+            json!({ "channel_id": hidden["id"] }),
+            &owner,
+        )
+        .await;
     assert_eq!(names(&one["files"]), ["s.png"]);
     let (status, code) = refused(
         &app,
@@ -865,14 +822,18 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(3000)));
 
-    let stats = get(&app, "hubFiles.channelFileStats", json!(null), &member).await;
+    let stats = app
+        .get("hubFiles.channelFileStats", json!(null), &member)
+        .await;
     let stats = stats.as_array().cloned().unwrap_or_default();
     assert_eq!(stats.len(), 1, "only readable text channels: {stats:?}");
     assert_eq!(stats[0]["channel_id"], general["id"]);
     assert_eq!(stats[0]["total_size_bytes"], 123);
     assert!(stats[0]["last_upload_at"].is_string());
     assert_eq!(stats[0]["access_role_ids"], json!([everyone]));
-    let owner_stats = get(&app, "hubFiles.channelFileStats", json!(null), &owner).await;
+    let owner_stats = app
+        .get("hubFiles.channelFileStats", json!(null), &owner)
+        .await;
     let staff = owner_stats
         .as_array()
         .and_then(|s| s.iter().find(|x| x["channel_id"] == hidden["id"]).cloned())
@@ -898,8 +859,7 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     let mut ws = app.ws().await;
     ws.identify(&owner.token, json!({ "active_channel_id": general["id"] }))
         .await;
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteChannelFile",
         json!({ "attachment_id": only_1 }),
         &manager,
@@ -916,8 +876,7 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
         ws.expect("channel_file.delete").await["data"],
         json!({ "id": only_1 })
     );
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteChannelFile",
         json!({ "attachment_id": only_2 }),
         &manager,
@@ -928,8 +887,7 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
         gone["data"],
         json!({ "id": bare["id"], "channel_id": general["id"] })
     );
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteChannelFile",
         json!({ "attachment_id": with_text }),
         &manager,
@@ -948,13 +906,13 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(2000)));
 
-    let listed = get(
-        &app,
-        "messages.list",
-        json!({ "channel_id": general["id"] }),
-        &owner,
-    )
-    .await;
+    let listed = app
+        .get(
+            "messages.list",
+            json!({ "channel_id": general["id"] }),
+            &owner,
+        )
+        .await;
     let ids: Vec<&Value> = listed["messages"]
         .as_array()
         .map(|m| m.iter().map(|x| &x["id"]).collect())
@@ -964,7 +922,9 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
         !ids.contains(&&bare["id"]),
         "the emptied message is deleted"
     );
-    let page = get(&app, "hubFiles.listChannelFiles", json!({}), &member).await;
+    let page = app
+        .get("hubFiles.listChannelFiles", json!({}), &member)
+        .await;
     assert_eq!(page["files"], json!([]));
     assert!(audit_actions(&app, &owner)
         .await
@@ -1027,19 +987,17 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Into a folder: the chain decides; an allow on the folder lets the member upload there.
-    let folder = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "Drop box", "parent_id": null }),
-        &owner,
-    )
-    .await;
+    let folder = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "Drop box", "parent_id": null }),
+            &owner,
+        )
+        .await;
     let folder_id = folder["id"].as_str().unwrap_or_default().to_owned();
     let (status, _) = upload_shared(&app, Some(&member.token), Some(&folder_id), "x.txt", 10).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    ok(
-        &app,
-        "hubFiles.updateItemOverrides",
+    app.ok("hubFiles.updateItemOverrides",
         json!({ "item_type": "folder", "item_id": folder_id, "permission_overrides": [
             { "target_type": "role", "target_id": TestApp::everyone_role(&owner), "allow": bits::UPLOAD_SHARED_FILES | bits::BROWSE_FILES, "deny": 0 },
         ] }),
@@ -1056,13 +1014,13 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
     .await;
     assert_eq!(status, StatusCode::OK, "{dropped}");
     assert_eq!(dropped["folder_id"], folder_id.as_str());
-    let listed = get(
-        &app,
-        "hubFiles.listSharedFiles",
-        json!({ "folder_id": folder_id }),
-        &owner,
-    )
-    .await;
+    let listed = app
+        .get(
+            "hubFiles.listSharedFiles",
+            json!({ "folder_id": folder_id }),
+            &owner,
+        )
+        .await;
     assert_eq!(names(&listed["files"]), ["report.txt"]);
     assert_eq!(listed["files"][0]["uploaded_by"], member.user_id.as_str());
     let (status, body) = upload_shared(
@@ -1082,8 +1040,7 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // The quota: 300 + 200 used of 1000.
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "max_shared_storage_bytes": 1000 }),
         &owner,
@@ -1099,7 +1056,9 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
     );
     let (status, _) = upload_shared(&app, Some(&owner.token), None, "fits.txt", 500).await;
     assert_eq!(status, StatusCode::OK);
-    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &owner).await;
+    let quota = app
+        .get("hubFiles.getStorageQuota", json!(null), &owner)
+        .await;
     assert_eq!(quota, json!({ "used_bytes": 1000, "max_bytes": 1000 }));
     let (status, body) = upload_shared(&app, Some(&owner.token), None, "one.txt", 1).await;
     assert_eq!(
@@ -1121,8 +1080,7 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
         app.services.blobs.size(&blob).await.expect("size"),
         Some(200)
     );
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteFolder",
         json!({ "folder_id": folder_id }),
         &owner,
@@ -1131,8 +1089,7 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
     assert_eq!(app.services.blobs.size(&blob).await.expect("size"), None);
     let root_key =
         ecto_core::ports::BlobKey::new(&format!("{server}/shared/root/{id}")).expect("key");
-    ok(
-        &app,
+    app.ok(
         "hubFiles.deleteSharedFile",
         json!({ "file_id": id }),
         &owner,
@@ -1142,7 +1099,9 @@ async fn shared_uploads_check_the_chain_and_the_quota(app: TestApp) {
         app.services.blobs.size(&root_key).await.expect("size"),
         None
     );
-    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &owner).await;
+    let quota = app
+        .get("hubFiles.getStorageQuota", json!(null), &owner)
+        .await;
     assert_eq!(quota["used_bytes"], 500);
 }
 
@@ -1161,35 +1120,34 @@ async fn hub_ids_of_another_server_are_not_found() {
     let mut app = TestApp::spawn(ecto_tests::Profile::Managed).await;
     let a_address = app.server_address.clone().expect("address");
     let owner_a = app.register(&unique("a"), "password-1").await;
-    let a_folder = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "A", "parent_id": null }),
-        &owner_a,
-    )
-    .await;
+    let a_folder = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "A", "parent_id": null }),
+            &owner_a,
+        )
+        .await;
     let b_address = format!("{}.test.ecto", unique("b"));
     app.provision(&b_address, "B").await;
     app.server_address = Some(b_address);
     let owner_b = app.register(&unique("b"), "password-1").await;
-    let b_folder = ok(
-        &app,
-        "hubFiles.createFolder",
-        json!({ "name": "B", "parent_id": null }),
-        &owner_b,
-    )
-    .await;
+    let b_folder = app
+        .ok(
+            "hubFiles.createFolder",
+            json!({ "name": "B", "parent_id": null }),
+            &owner_b,
+        )
+        .await;
     let b_file = shared_file(&app, None, &owner_b, "b.txt", 1).await;
-    let b_channel = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "b", "type": "text" }),
-        &owner_b,
-    )
-    .await;
+    let b_channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "b", "type": "text" }),
+            &owner_b,
+        )
+        .await;
     let b_attachment = upload(&app, &b_channel["id"], &owner_b, "b.png", 1).await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": b_channel["id"], "attachment_ids": [b_attachment] }),
         &owner_b,
@@ -1261,9 +1219,13 @@ async fn hub_ids_of_another_server_are_not_found() {
     )
     .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(5000)));
-    let files = get(&app, "hubFiles.listChannelFiles", json!({}), &owner_a).await;
+    let files = app
+        .get("hubFiles.listChannelFiles", json!({}), &owner_a)
+        .await;
     assert_eq!(files["files"], json!([]));
-    let quota = get(&app, "hubFiles.getStorageQuota", json!(null), &owner_a).await;
+    let quota = app
+        .get("hubFiles.getStorageQuota", json!(null), &owner_a)
+        .await;
     assert_eq!(quota["used_bytes"], 0, "B's files count for B only");
     // B's rows are untouched.
     let b_rows = app

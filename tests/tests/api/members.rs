@@ -2,19 +2,10 @@
 
 use ecto_core::permissions::bits;
 use ecto_core::ports::Scope;
+use ecto_tests::data;
 use ecto_tests::{both_profiles, ecto_code, next_event, unique, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
-}
-
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    data(&body).clone()
-}
 
 async fn refused(
     app: &TestApp,
@@ -53,13 +44,13 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let mut events = app.events().await;
-    let mods = ok(
-        &app,
-        "roles.create",
-        json!({ "name": "Mods", "color": "#ff0000", "permissions": bits::MANAGE_MESSAGES }),
-        &owner,
-    )
-    .await;
+    let mods = app
+        .ok(
+            "roles.create",
+            json!({ "name": "Mods", "color": "#ff0000", "permissions": bits::MANAGE_MESSAGES }),
+            &owner,
+        )
+        .await;
     assert_eq!(
         mods["position"], 1,
         "the first custom role sits above @everyone"
@@ -70,7 +61,9 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
         next_event(&mut events, "role.create").await.scope,
         Scope::Server
     );
-    let helpers = ok(&app, "roles.create", json!({ "name": "Helpers" }), &owner).await;
+    let helpers = app
+        .ok("roles.create", json!({ "name": "Helpers" }), &owner)
+        .await;
     assert_eq!(helpers["position"], 2);
 
     let (status, body) = app.query("roles.list", None, Some(&member.token)).await;
@@ -83,7 +76,7 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
         .collect();
     assert_eq!(names, vec!["Helpers", "Mods", "@everyone"], "highest first");
 
-    let updated = ok(&app, "roles.update", json!({ "role_id": mods["id"], "name": "Moderators", "permissions": bits::MANAGE_MESSAGES | bits::KICK_MEMBERS, "color": null }), &owner).await;
+    let updated = app.ok("roles.update", json!({ "role_id": mods["id"], "name": "Moderators", "permissions": bits::MANAGE_MESSAGES | bits::KICK_MEMBERS, "color": null }), &owner).await;
     assert_eq!(updated["name"], "Moderators");
     assert_eq!(updated["color"], Value::Null);
     assert_eq!(
@@ -91,8 +84,7 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
         json!({ "type": "role", "id": mods["id"] })
     );
 
-    ok(
-        &app,
+    app.ok(
         "roles.reorder",
         json!({ "roles": [{ "role_id": mods["id"], "position": 5 }] }),
         &owner,
@@ -104,13 +96,8 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
         "role.reorder lists roles highest first"
     );
 
-    ok(
-        &app,
-        "roles.delete",
-        json!({ "role_id": helpers["id"] }),
-        &owner,
-    )
-    .await;
+    app.ok("roles.delete", json!({ "role_id": helpers["id"] }), &owner)
+        .await;
     assert_eq!(
         next_event(&mut events, "role.delete").await.data,
         json!({ "id": helpers["id"] })
@@ -135,8 +122,7 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
     )
     .await;
     // @everyone's bits can change, its name and place cannot.
-    ok(
-        &app,
+    app.ok(
         "roles.update",
         json!({ "role_id": everyone, "permissions": bits::READ_MESSAGES }),
         &owner,
@@ -194,30 +180,28 @@ async fn the_role_hierarchy_binds_everyone_but_the_owner(app: TestApp) {
     let manager = app.register(&unique("mgr"), "password-2").await;
     let peer = app.register(&unique("peer"), "password-3").await;
     let plain = app.register(&unique("pln"), "password-4").await;
-    let high = ok(
-        &app,
-        "roles.create",
-        json!({ "name": "High", "position": 3 }),
-        &owner,
-    )
-    .await;
-    let mine = ok(&app, "roles.create", json!({ "name": "Manager", "position": 2, "permissions": bits::MANAGE_ROLES | bits::KICK_MEMBERS }), &owner).await;
-    let low = ok(
-        &app,
-        "roles.create",
-        json!({ "name": "Low", "position": 1 }),
-        &owner,
-    )
-    .await;
-    ok(
-        &app,
+    let high = app
+        .ok(
+            "roles.create",
+            json!({ "name": "High", "position": 3 }),
+            &owner,
+        )
+        .await;
+    let mine = app.ok("roles.create", json!({ "name": "Manager", "position": 2, "permissions": bits::MANAGE_ROLES | bits::KICK_MEMBERS }), &owner).await;
+    let low = app
+        .ok(
+            "roles.create",
+            json!({ "name": "Low", "position": 1 }),
+            &owner,
+        )
+        .await;
+    app.ok(
         "members.updateRoles",
         json!({ "user_id": manager.user_id, "role_ids": [mine["id"]] }),
         &owner,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "members.updateRoles",
         json!({ "user_id": peer.user_id, "role_ids": [mine["id"]] }),
         &owner,
@@ -326,44 +310,41 @@ async fn the_role_hierarchy_binds_everyone_but_the_owner(app: TestApp) {
     .await;
 
     // Below its own highest role, the manager may act.
-    let below = ok(
-        &app,
-        "roles.create",
-        json!({ "name": "Below", "permissions": bits::KICK_MEMBERS }),
-        &manager,
-    )
-    .await;
+    let below = app
+        .ok(
+            "roles.create",
+            json!({ "name": "Below", "permissions": bits::KICK_MEMBERS }),
+            &manager,
+        )
+        .await;
     assert_eq!(below["position"], 1, "a manager's role lands below its own");
-    ok(
-        &app,
+    app.ok(
         "roles.update",
         json!({ "role_id": low["id"], "name": "Lower" }),
         &manager,
     )
     .await;
-    let member = ok(
-        &app,
-        "members.updateRoles",
-        json!({ "user_id": plain.user_id, "role_ids": [low["id"]] }),
-        &manager,
-    )
-    .await;
+    let member = app
+        .ok(
+            "members.updateRoles",
+            json!({ "user_id": plain.user_id, "role_ids": [low["id"]] }),
+            &manager,
+        )
+        .await;
     assert_eq!(
         member["roles"].as_array().map(Vec::len),
         Some(2),
         "@everyone is always kept: {member}"
     );
     assert_eq!(member["roles"][0], TestApp::everyone_role(&owner).as_str());
-    ok(
-        &app,
+    app.ok(
         "members.kick",
         json!({ "user_id": plain.user_id }),
         &manager,
     )
     .await;
     // The owner is above everything.
-    ok(
-        &app,
+    app.ok(
         "roles.update",
         json!({ "role_id": high["id"], "permissions": bits::ADMINISTRATOR }),
         &owner,
@@ -380,16 +361,16 @@ async fn members_are_listed_paged_and_filtered(app: TestApp) {
                 .await,
         );
     }
-    let role = ok(&app, "roles.create", json!({ "name": "Tagged" }), &owner).await;
-    ok(
-        &app,
+    let role = app
+        .ok("roles.create", json!({ "name": "Tagged" }), &owner)
+        .await;
+    app.ok(
         "members.updateRoles",
         json!({ "user_id": people[2].user_id, "role_ids": [role["id"]] }),
         &owner,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "members.updateNickname",
         json!({ "user_id": people[3].user_id, "nickname": "Zebra Nick" }),
         &owner,
@@ -461,7 +442,7 @@ async fn members_are_listed_paged_and_filtered(app: TestApp) {
 
     // channel_id keeps only those who can read it.
     let everyone = TestApp::everyone_role(&owner);
-    let hidden = ok(&app, "channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
+    let hidden = app.ok("channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES },
         { "target_type": "member", "target_id": people[4].user_id, "allow": bits::READ_MESSAGES, "deny": 0 } ] }), &owner).await;
     let (_, body) = app
@@ -519,8 +500,7 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
     .await;
 
     let mut events = app.events().await;
-    ok(
-        &app,
+    app.ok(
         "members.kick",
         json!({ "user_id": kicked.user_id, "reason": "spam" }),
         &owner,
@@ -572,8 +552,7 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    ok(
-        &app,
+    app.ok(
         "members.ban",
         json!({ "user_id": banned.user_id, "reason": "rude", "delete_messages": "24h" }),
         &owner,
@@ -599,10 +578,10 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Banning someone who is not a member works too.
     let stranger = uuid::Uuid::now_v7();
-    ok(&app, "members.ban", json!({ "user_id": stranger }), &owner).await;
+    app.ok("members.ban", json!({ "user_id": stranger }), &owner)
+        .await;
 
-    ok(
-        &app,
+    app.ok(
         "members.unban",
         json!({ "user_id": banned.user_id }),
         &owner,
@@ -644,13 +623,13 @@ async fn nicknames_dm_preferences_and_profiles_are_updated(app: TestApp) {
     let member = app.register(&unique("mem"), "password-2").await;
     let other = app.register(&unique("oth"), "password-3").await;
     let mut events = app.events().await;
-    let me = ok(
-        &app,
-        "members.updateNickname",
-        json!({ "user_id": member.user_id, "nickname": "Nicky" }),
-        &member,
-    )
-    .await;
+    let me = app
+        .ok(
+            "members.updateNickname",
+            json!({ "user_id": member.user_id, "nickname": "Nicky" }),
+            &member,
+        )
+        .await;
     assert_eq!(me["nickname"], "Nicky");
     assert_eq!(
         next_event(&mut events, "member.update").await.data["nickname"],
@@ -673,24 +652,22 @@ async fn nicknames_dm_preferences_and_profiles_are_updated(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let cleared = ok(
-        &app,
-        "members.updateNickname",
-        json!({ "user_id": member.user_id, "nickname": null }),
-        &owner,
-    )
-    .await;
+    let cleared = app
+        .ok(
+            "members.updateNickname",
+            json!({ "user_id": member.user_id, "nickname": null }),
+            &owner,
+        )
+        .await;
     assert_eq!(cleared["nickname"], Value::Null);
 
-    ok(
-        &app,
+    app.ok(
         "members.updateDmPreference",
         json!({ "allow_dms": false }),
         &member,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "members.syncProfile",
         json!({ "display_name": "Member Display", "avatar_url": "https://example.test/a.png" }),
         &member,

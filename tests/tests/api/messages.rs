@@ -3,43 +3,34 @@
 
 use ecto_core::permissions::bits;
 use ecto_core::ports::Scope;
+use ecto_tests::data;
 use ecto_tests::{both_profiles, ecto_code, next_event, sql_time, unique, Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
-}
-
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    data(&body).clone()
-}
-
 async fn setup(app: &TestApp) -> (Session, Session, Value) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = ok(
-        app,
-        "channels.create",
-        json!({ "name": "general", "type": "text" }),
-        &owner,
-    )
-    .await;
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "general", "type": "text" }),
+            &owner,
+        )
+        .await;
     (owner, member, channel)
 }
 
 async fn messages_are_sent_listed_edited_and_deleted(app: TestApp) {
     let (owner, member, channel) = setup(&app).await;
     let mut events = app.events().await;
-    let sent = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "hello", "nonce": "n-1" }),
-        &member,
-    )
-    .await;
+    let sent = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "hello", "nonce": "n-1" }),
+            &member,
+        )
+        .await;
     assert_eq!(sent["content"], "hello");
     assert_eq!(sent["nonce"], "n-1", "the nonce is echoed");
     assert_eq!(sent["type"], 0);
@@ -68,13 +59,13 @@ async fn messages_are_sent_listed_edited_and_deleted(app: TestApp) {
     assert_eq!(data(&body)["messages"][0]["id"], sent["id"]);
     assert_eq!(data(&body)["has_more"], false);
 
-    let edited = ok(
-        &app,
-        "messages.update",
-        json!({ "message_id": sent["id"], "content": "hello, world" }),
-        &member,
-    )
-    .await;
+    let edited = app
+        .ok(
+            "messages.update",
+            json!({ "message_id": sent["id"], "content": "hello, world" }),
+            &member,
+        )
+        .await;
     assert_eq!(edited["content"], "hello, world");
     assert!(edited["edited_at"].is_string());
     assert_eq!(
@@ -107,8 +98,7 @@ async fn messages_are_sent_listed_edited_and_deleted(app: TestApp) {
         (StatusCode::FORBIDDEN, Some(5001)),
         "only the author edits"
     );
-    ok(
-        &app,
+    app.ok(
         "messages.delete",
         json!({ "message_id": sent["id"] }),
         &member,
@@ -145,27 +135,27 @@ async fn messages_are_sent_listed_edited_and_deleted(app: TestApp) {
 
 async fn the_send_pipeline_refuses_bad_input(app: TestApp) {
     let (owner, member, channel) = setup(&app).await;
-    let other = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "other", "type": "text" }),
-        &owner,
-    )
-    .await;
-    let page = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "wiki", "type": "page" }),
-        &owner,
-    )
-    .await;
-    let elsewhere = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": other["id"], "content": "x" }),
-        &owner,
-    )
-    .await;
+    let other = app
+        .ok(
+            "channels.create",
+            json!({ "name": "other", "type": "text" }),
+            &owner,
+        )
+        .await;
+    let page = app
+        .ok(
+            "channels.create",
+            json!({ "name": "wiki", "type": "page" }),
+            &owner,
+        )
+        .await;
+    let elsewhere = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": other["id"], "content": "x" }),
+            &owner,
+        )
+        .await;
     let cases = [
         (
             json!({ "channel_id": channel["id"] }),
@@ -239,9 +229,9 @@ async fn the_send_pipeline_refuses_bad_input(app: TestApp) {
 async fn channel_permissions_gate_reading_and_writing(app: TestApp) {
     let (owner, member, channel) = setup(&app).await;
     let everyone = TestApp::everyone_role(&owner);
-    let read_only = ok(&app, "channels.create", json!({ "name": "announcements", "type": "text", "permission_overrides": [
+    let read_only = app.ok("channels.create", json!({ "name": "announcements", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::SEND_MESSAGES } ] }), &owner).await;
-    let hidden = ok(&app, "channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
+    let hidden = app.ok("channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let (status, body) = app
         .mutate(
@@ -267,13 +257,13 @@ async fn channel_permissions_gate_reading_and_writing(app: TestApp) {
         (StatusCode::FORBIDDEN, Some(5001)),
         "{body}"
     );
-    let secret = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": hidden["id"], "content": "secret" }),
-        &owner,
-    )
-    .await;
+    let secret = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": hidden["id"], "content": "secret" }),
+            &owner,
+        )
+        .await;
     let (status, _) = app
         .mutate(
             "messages.react",
@@ -291,13 +281,13 @@ async fn channel_permissions_gate_reading_and_writing(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let theirs = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "owner's" }),
-        &owner,
-    )
-    .await;
+    let theirs = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "owner's" }),
+            &owner,
+        )
+        .await;
     let (status, body) = app
         .mutate(
             "messages.delete",
@@ -318,15 +308,14 @@ async fn channel_permissions_gate_reading_and_writing(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // A moderator may delete others' messages, and it is audited.
-    let mine = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "member's" }),
-        &member,
-    )
-    .await;
-    ok(
-        &app,
+    let mine = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "member's" }),
+            &member,
+        )
+        .await;
+    app.ok(
         "messages.delete",
         json!({ "message_id": mine["id"] }),
         &owner,
@@ -344,15 +333,14 @@ async fn channel_permissions_gate_reading_and_writing(app: TestApp) {
 
 async fn slowmode_limits_members_but_not_moderators(app: TestApp) {
     let (owner, member, _) = setup(&app).await;
-    let slow = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "slow", "type": "text", "slowmode_seconds": 30 }),
-        &owner,
-    )
-    .await;
-    ok(
-        &app,
+    let slow = app
+        .ok(
+            "channels.create",
+            json!({ "name": "slow", "type": "text", "slowmode_seconds": 30 }),
+            &owner,
+        )
+        .await;
+    app.ok(
         "messages.send",
         json!({ "channel_id": slow["id"], "content": "first" }),
         &member,
@@ -378,15 +366,13 @@ async fn slowmode_limits_members_but_not_moderators(app: TestApp) {
         .as_str()
         .unwrap_or("")
         .starts_with("Slowmode active. Try again in"));
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": slow["id"], "content": "one" }),
         &owner,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": slow["id"], "content": "two" }),
         &owner,
@@ -398,13 +384,13 @@ async fn everyone_mentions_need_mention_everyone(app: TestApp) {
     let (owner, member, channel) = setup(&app).await;
     let third = app.register(&unique("thr"), "password-3").await;
     let mut events = app.events().await;
-    let plain = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "@everyone wake up" }),
-        &member,
-    )
-    .await;
+    let plain = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "@everyone wake up" }),
+            &member,
+        )
+        .await;
     assert_eq!(
         plain["mention_everyone"], false,
         "a member without MENTION_EVERYONE notifies no one"
@@ -413,31 +399,30 @@ async fn everyone_mentions_need_mention_everyone(app: TestApp) {
     let (_, body) = app.query("read_state.list", None, Some(&third.token)).await;
     assert_eq!(data(&body), &json!([]), "nobody's mention count moved");
 
-    let loud = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "@everyone meeting" }),
-        &owner,
-    )
-    .await;
+    let loud = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "@everyone meeting" }),
+            &owner,
+        )
+        .await;
     assert_eq!(loud["mention_everyone"], true);
     let mention = next_event(&mut events, "mention.create").await;
     assert!(matches!(mention.scope, Scope::User(_)));
     let (_, body) = app.query("read_state.list", None, Some(&third.token)).await;
     assert_eq!(data(&body)[0]["mention_count"], 1, "{body}");
 
-    let direct = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": format!("hi <@{}>", third.user_id) }),
-        &member,
-    )
-    .await;
+    let direct = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": format!("hi <@{}>", third.user_id) }),
+            &member,
+        )
+        .await;
     assert_eq!(direct["mentions"], json!([third.user_id]));
     let (_, body) = app.query("read_state.list", None, Some(&third.token)).await;
     assert_eq!(data(&body)[0]["mention_count"], 2);
-    ok(
-        &app,
+    app.ok(
         "read_state.update",
         json!({ "channel_id": channel["id"], "last_read_message_id": direct["id"] }),
         &third,
@@ -446,7 +431,7 @@ async fn everyone_mentions_need_mention_everyone(app: TestApp) {
     let (_, body) = app.query("read_state.list", None, Some(&third.token)).await;
     assert_eq!(data(&body)[0]["mention_count"], 0);
     assert_eq!(data(&body)[0]["last_read_message_id"], direct["id"]);
-    ok(&app, "read_state.markAllRead", json!({}), &owner).await;
+    app.ok("read_state.markAllRead", json!({}), &owner).await;
     let (_, body) = app.query("read_state.list", None, Some(&owner.token)).await;
     assert_eq!(
         data(&body)[0]["last_read_message_id"],
@@ -457,21 +442,21 @@ async fn everyone_mentions_need_mention_everyone(app: TestApp) {
 
 async fn pins_and_reactions_update_messages(app: TestApp) {
     let (owner, member, channel) = setup(&app).await;
-    let msg = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "pin me" }),
-        &member,
-    )
-    .await;
+    let msg = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "pin me" }),
+            &member,
+        )
+        .await;
     let mut events = app.events().await;
-    let pinned = ok(
-        &app,
-        "messages.pin",
-        json!({ "message_id": msg["id"], "pinned": true }),
-        &owner,
-    )
-    .await;
+    let pinned = app
+        .ok(
+            "messages.pin",
+            json!({ "message_id": msg["id"], "pinned": true }),
+            &owner,
+        )
+        .await;
     assert_eq!(pinned["pinned"], true);
     let system = next_event(&mut events, "message.create").await;
     assert_eq!(system.data["type"], 3, "PIN_ADDED");
@@ -493,41 +478,40 @@ async fn pins_and_reactions_update_messages(app: TestApp) {
         .await;
     assert_eq!(data(&body)["entries"][0]["details"]["pinned"], true);
 
-    let groups = ok(
-        &app,
-        "messages.react",
-        json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
-        &owner,
-    )
-    .await;
+    let groups = app
+        .ok(
+            "messages.react",
+            json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
+            &owner,
+        )
+        .await;
     assert_eq!(
         groups,
         json!([{ "emoji": "👍", "count": 1, "users": [owner.user_id], "me": true }])
     );
-    ok(
-        &app,
+    app.ok(
         "messages.react",
         json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
         &owner,
     )
     .await;
-    let groups = ok(
-        &app,
-        "messages.react",
-        json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
-        &member,
-    )
-    .await;
+    let groups = app
+        .ok(
+            "messages.react",
+            json!({ "message_id": msg["id"], "emoji": "👍", "action": "add" }),
+            &member,
+        )
+        .await;
     assert_eq!(groups[0]["count"], 2, "adding twice counts once");
     let update = next_event(&mut events, "message.reaction_update").await;
     assert_eq!(update.data["action"], "add");
-    let groups = ok(
-        &app,
-        "messages.react",
-        json!({ "message_id": msg["id"], "emoji": "👍", "action": "remove" }),
-        &owner,
-    )
-    .await;
+    let groups = app
+        .ok(
+            "messages.react",
+            json!({ "message_id": msg["id"], "emoji": "👍", "action": "remove" }),
+            &owner,
+        )
+        .await;
     assert_eq!(groups[0]["users"], json!([member.user_id]));
     let (_, body) = app
         .query(
@@ -669,8 +653,7 @@ async fn concurrent_sends_are_each_stored_once(app: TestApp) {
     assert_eq!(listed, sent, "each stored once");
     // A pinned-only list goes through the partial index and still sees a pin.
     let pinned = &sent[7];
-    ok(
-        &app,
+    app.ok(
         "messages.pin",
         json!({ "message_id": pinned, "pinned": true }),
         &owner,

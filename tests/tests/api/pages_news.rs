@@ -5,12 +5,6 @@ use ecto_tests::{both_profiles, ecto_code, unique, Profile, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    body["result"]["data"].clone()
-}
-
 async fn read(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
     let (status, body) = app.query(proc_, Some(input), Some(&s.token)).await;
     assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
@@ -50,8 +44,7 @@ async fn refused_query(
 }
 
 async fn channel(app: &TestApp, owner: &Session, name: &str, kind: &str) -> Value {
-    ok(
-        app,
+    app.ok(
         "channels.create",
         json!({ "name": name, "type": kind }),
         owner,
@@ -92,13 +85,13 @@ async fn pages_keep_versions_and_revisions(app: TestApp) {
     )
     .await;
 
-    let v2 = ok(
-        &app,
-        "pages.updateContent",
-        json!({ "channel_id": id, "content": "# One", "version": 1 }),
-        &owner,
-    )
-    .await;
+    let v2 = app
+        .ok(
+            "pages.updateContent",
+            json!({ "channel_id": id, "content": "# One", "version": 1 }),
+            &owner,
+        )
+        .await;
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["content"], "# One");
     assert_eq!(v2["edited_by"], owner.user_id.as_str());
@@ -129,15 +122,13 @@ async fn pages_keep_versions_and_revisions(app: TestApp) {
 
     // A member given EDIT_PAGES edits too.
     app.grant_role(&member, bits::EDIT_PAGES, 1).await;
-    ok(
-        &app,
+    app.ok(
         "pages.updateContent",
         json!({ "channel_id": id, "content": "# Two", "version": 2 }),
         &member,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "pages.updateContent",
         json!({ "channel_id": id, "content": "# Three", "version": 3 }),
         &owner,
@@ -190,13 +181,13 @@ async fn pages_keep_versions_and_revisions(app: TestApp) {
     assert_eq!(ws.expect("page.update").await["data"]["version"], 4);
 
     // Banner: same checks, version unchanged, event sent.
-    let banner = ok(
-        &app,
-        "pages.updateBanner",
-        json!({ "channel_id": id, "banner_url": "https://cdn.example.test/b.png" }),
-        &owner,
-    )
-    .await;
+    let banner = app
+        .ok(
+            "pages.updateBanner",
+            json!({ "channel_id": id, "banner_url": "https://cdn.example.test/b.png" }),
+            &owner,
+        )
+        .await;
     assert_eq!(
         banner,
         json!({ "banner_url": "https://cdn.example.test/b.png" })
@@ -207,13 +198,13 @@ async fn pages_keep_versions_and_revisions(app: TestApp) {
         "https://cdn.example.test/b.png"
     );
     assert_eq!(event["data"]["version"], 4);
-    let cleared = ok(
-        &app,
-        "pages.updateBanner",
-        json!({ "channel_id": id, "banner_url": null }),
-        &owner,
-    )
-    .await;
+    let cleared = app
+        .ok(
+            "pages.updateBanner",
+            json!({ "channel_id": id, "banner_url": null }),
+            &owner,
+        )
+        .await;
     assert_eq!(cleared["banner_url"], Value::Null);
     let (status, body) = app
         .mutate(
@@ -237,7 +228,7 @@ async fn pages_refuse_wrong_channels_and_non_readers(app: TestApp) {
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
     let text = channel(&app, &owner, "chat", "text").await;
-    let hidden = ok(&app, "channels.create", json!({ "name": "secret", "type": "page", "permission_overrides": [
+    let hidden = app.ok("channels.create", json!({ "name": "secret", "type": "page", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let missing = uuid::Uuid::now_v7().to_string();
 
@@ -409,33 +400,33 @@ async fn news_posts_and_comments(app: TestApp) {
     );
     assert_eq!(app.count(&posts_sql).await, 0);
 
-    let first = ok(
-        &app,
-        "news.createPost",
-        json!({ "channel_id": nid, "title": "First", "subtitle": "sub", "content": "hello" }),
-        &owner,
-    )
-    .await;
+    let first = app
+        .ok(
+            "news.createPost",
+            json!({ "channel_id": nid, "title": "First", "subtitle": "sub", "content": "hello" }),
+            &owner,
+        )
+        .await;
     assert_eq!(first["author"]["id"], owner.user_id.as_str());
     assert_eq!(first["comment_count"], 0);
     assert_eq!(first["submitted_to_discovery"], false);
     assert_eq!(first["discovery_validation_errors"], Value::Null);
     let event = ws.expect("news.post_create").await;
     assert_eq!(event["data"]["id"], first["id"]);
-    let second = ok(
-        &app,
-        "news.createPost",
-        json!({ "channel_id": nid, "title": "Second", "content": "more" }),
-        &owner,
-    )
-    .await;
-    let third = ok(
-        &app,
-        "news.createPost",
-        json!({ "channel_id": nid, "title": "Third", "content": "most" }),
-        &owner,
-    )
-    .await;
+    let second = app
+        .ok(
+            "news.createPost",
+            json!({ "channel_id": nid, "title": "Second", "content": "more" }),
+            &owner,
+        )
+        .await;
+    let third = app
+        .ok(
+            "news.createPost",
+            json!({ "channel_id": nid, "title": "Third", "content": "most" }),
+            &owner,
+        )
+        .await;
 
     // Newest first, paged by `before`.
     let page = read(
@@ -490,13 +481,13 @@ async fn news_posts_and_comments(app: TestApp) {
         6101,
     )
     .await;
-    let updated = ok(
-        &app,
-        "news.updatePost",
-        json!({ "post_id": first["id"], "title": "First!", "subtitle": null }),
-        &owner,
-    )
-    .await;
+    let updated = app
+        .ok(
+            "news.updatePost",
+            json!({ "post_id": first["id"], "title": "First!", "subtitle": null }),
+            &owner,
+        )
+        .await;
     assert_eq!(updated["title"], "First!");
     assert_eq!(updated["subtitle"], Value::Null);
     assert_eq!(updated["content"], "hello");
@@ -506,26 +497,26 @@ async fn news_posts_and_comments(app: TestApp) {
     );
 
     // Comments keep the count in step.
-    let c1 = ok(
-        &app,
-        "news.addComment",
-        json!({ "post_id": first["id"], "content": "nice" }),
-        &member,
-    )
-    .await;
+    let c1 = app
+        .ok(
+            "news.addComment",
+            json!({ "post_id": first["id"], "content": "nice" }),
+            &member,
+        )
+        .await;
     assert_eq!(c1["author"]["id"], member.user_id.as_str());
     assert_eq!(c1["edited_at"], Value::Null);
     assert_eq!(
         ws.expect("news.comment_create").await["data"]["id"],
         c1["id"]
     );
-    let c2 = ok(
-        &app,
-        "news.addComment",
-        json!({ "post_id": first["id"], "content": "agreed" }),
-        &other,
-    )
-    .await;
+    let c2 = app
+        .ok(
+            "news.addComment",
+            json!({ "post_id": first["id"], "content": "agreed" }),
+            &other,
+        )
+        .await;
     assert_eq!(
         read(
             &app,
@@ -565,8 +556,7 @@ async fn news_posts_and_comments(app: TestApp) {
         5001,
     )
     .await;
-    ok(
-        &app,
+    app.ok(
         "news.deleteComment",
         json!({ "comment_id": c1["id"] }),
         &member,
@@ -607,13 +597,8 @@ async fn news_posts_and_comments(app: TestApp) {
         5001,
     )
     .await;
-    ok(
-        &app,
-        "news.deletePost",
-        json!({ "post_id": first["id"] }),
-        &owner,
-    )
-    .await;
+    app.ok("news.deletePost", json!({ "post_id": first["id"] }), &owner)
+        .await;
     let deleted = ws.expect("news.post_delete").await;
     assert_eq!(
         deleted["data"],
@@ -648,22 +633,20 @@ async fn news_posts_and_comments(app: TestApp) {
 
     // A member given MANAGE_NEWS posts and removes others' comments.
     app.grant_role(&member, bits::MANAGE_NEWS, 1).await;
-    ok(
-        &app,
+    app.ok(
         "news.createPost",
         json!({ "channel_id": nid, "title": "By member", "content": "x" }),
         &member,
     )
     .await;
-    let c3 = ok(
-        &app,
-        "news.addComment",
-        json!({ "post_id": second["id"], "content": "hm" }),
-        &other,
-    )
-    .await;
-    ok(
-        &app,
+    let c3 = app
+        .ok(
+            "news.addComment",
+            json!({ "post_id": second["id"], "content": "hm" }),
+            &other,
+        )
+        .await;
+    app.ok(
         "news.deleteComment",
         json!({ "comment_id": c3["id"] }),
         &member,
@@ -675,22 +658,22 @@ async fn news_is_hidden_from_non_readers(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    let hidden = ok(&app, "channels.create", json!({ "name": "board", "type": "news", "permission_overrides": [
+    let hidden = app.ok("channels.create", json!({ "name": "board", "type": "news", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
-    let post = ok(
-        &app,
-        "news.createPost",
-        json!({ "channel_id": hidden["id"], "title": "Board", "content": "x" }),
-        &owner,
-    )
-    .await;
-    let comment = ok(
-        &app,
-        "news.addComment",
-        json!({ "post_id": post["id"], "content": "c" }),
-        &owner,
-    )
-    .await;
+    let post = app
+        .ok(
+            "news.createPost",
+            json!({ "channel_id": hidden["id"], "title": "Board", "content": "x" }),
+            &owner,
+        )
+        .await;
+    let comment = app
+        .ok(
+            "news.addComment",
+            json!({ "post_id": post["id"], "content": "c" }),
+            &owner,
+        )
+        .await;
     refused_query(
         &app,
         "news.listPosts",
@@ -785,20 +768,20 @@ async fn pages_and_news_of_another_server_are_not_found() {
     let owner_b = app.register(&unique("b"), "password-1").await;
     let page_b = channel(&app, &owner_b, "page", "page").await;
     let news_b = channel(&app, &owner_b, "news", "news").await;
-    let post_b = ok(
-        &app,
-        "news.createPost",
-        json!({ "channel_id": news_b["id"], "title": "B", "content": "b" }),
-        &owner_b,
-    )
-    .await;
-    let comment_b = ok(
-        &app,
-        "news.addComment",
-        json!({ "post_id": post_b["id"], "content": "b" }),
-        &owner_b,
-    )
-    .await;
+    let post_b = app
+        .ok(
+            "news.createPost",
+            json!({ "channel_id": news_b["id"], "title": "B", "content": "b" }),
+            &owner_b,
+        )
+        .await;
+    let comment_b = app
+        .ok(
+            "news.addComment",
+            json!({ "post_id": post_b["id"], "content": "b" }),
+            &owner_b,
+        )
+        .await;
     app.server_address = Some(a_address);
     let a = &owner_a;
     refused_query(

@@ -7,13 +7,6 @@ use ecto_core::ports::{Event, Scope};
 use ecto_tests::ws::WsClient;
 use ecto_tests::{both_profiles, unique, Profile, Session, TestApp};
 use serde_json::{json, Value};
-use std::time::Duration;
-
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{proc_}: {body}");
-    body["result"]["data"].clone()
-}
 
 /// `event` reaches the sockets marked true (within 3 s) and none of the others (checked after
 /// every receiver saw it, so the dispatcher has handled it for everyone).
@@ -47,14 +40,13 @@ async fn every_event_reaches_its_scope_and_no_other(app: TestApp) {
     let alice = app.register(&unique("ali"), "password-2").await;
     let bob = app.register(&unique("bob"), "password-3").await;
     let dave = app.register(&unique("dav"), "password-4").await;
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "allow_member_dms": true }),
         &owner,
     )
     .await;
-    let channel = ok(&app, "channels.create", json!({ "name": "scoped", "type": "text", "permission_overrides": [
+    let channel = app.ok("channels.create", json!({ "name": "scoped", "type": "text", "permission_overrides": [
         { "target_type": "member", "target_id": dave.user_id, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let mut ws_a = app.ws().await;
     ws_a.identify(&alice.token, json!({ "active_channel_id": channel["id"] }))
@@ -70,64 +62,60 @@ async fn every_event_reaches_its_scope_and_no_other(app: TestApp) {
     let subscribers = [true, false, false];
 
     // Server scope.
-    ok(
-        &app,
+    app.ok(
         "channels.create",
         json!({ "name": "more", "type": "text" }),
         &owner,
     )
     .await;
     reaches(&mut all, "channel.create", &everyone).await;
-    ok(&app, "categories.create", json!({ "name": "cat" }), &owner).await;
+    app.ok("categories.create", json!({ "name": "cat" }), &owner)
+        .await;
     reaches(&mut all, "category.create", &everyone).await;
-    let role = ok(&app, "roles.create", json!({ "name": "r" }), &owner).await;
+    let role = app.ok("roles.create", json!({ "name": "r" }), &owner).await;
     reaches(&mut all, "role.create", &everyone).await;
-    ok(
-        &app,
+    app.ok(
         "roles.update",
         json!({ "role_id": role["id"], "name": "r2" }),
         &owner,
     )
     .await;
     reaches(&mut all, "role.update", &everyone).await;
-    ok(
-        &app,
+    app.ok(
         "members.updateNickname",
         json!({ "user_id": bob.user_id, "nickname": "bobby" }),
         &owner,
     )
     .await;
     reaches(&mut all, "member.update", &everyone).await;
-    ok(&app, "server.update", json!({ "name": "renamed" }), &owner).await;
+    app.ok("server.update", json!({ "name": "renamed" }), &owner)
+        .await;
     reaches(&mut all, "server.update", &everyone).await;
 
     // Channel scope: subscribers who can read.
-    let msg = ok(
-        &app,
-        "messages.send",
-        json!({ "channel_id": channel["id"], "content": "hello" }),
-        &owner,
-    )
-    .await;
+    let msg = app
+        .ok(
+            "messages.send",
+            json!({ "channel_id": channel["id"], "content": "hello" }),
+            &owner,
+        )
+        .await;
     reaches(&mut all, "message.create", &subscribers).await;
-    ok(
-        &app,
+    app.ok(
         "messages.update",
         json!({ "message_id": msg["id"], "content": "edited" }),
         &owner,
     )
     .await;
     reaches(&mut all, "message.update", &subscribers).await;
-    ok(
-        &app,
+    app.ok(
         "messages.react",
         json!({ "message_id": msg["id"], "emoji": "🎉", "action": "add" }),
         &alice,
     )
     .await;
     reaches(&mut all, "message.reaction_update", &subscribers).await;
-    ok(
-        &app,
+    app.ok(
         "messages.pin",
         json!({ "message_id": msg["id"], "pinned": true }),
         &owner,
@@ -135,8 +123,7 @@ async fn every_event_reaches_its_scope_and_no_other(app: TestApp) {
     .await;
     // Pinning updates the message (and posts a PIN_ADDED system message).
     reaches(&mut all, "message.update", &subscribers).await;
-    ok(
-        &app,
+    app.ok(
         "messages.delete",
         json!({ "message_id": msg["id"] }),
         &owner,
@@ -149,16 +136,14 @@ async fn every_event_reaches_its_scope_and_no_other(app: TestApp) {
     reaches(&mut all, "typing.start", &subscribers).await;
 
     // User scope: the mentioned user, the DM's participants.
-    ok(
-        &app,
+    app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": format!("hey <@{}>", bob.user_id) }),
         &owner,
     )
     .await;
     reaches(&mut all, "mention.create", &[false, true, false]).await;
-    ok(
-        &app,
+    app.ok(
         "serverDms.send",
         json!({ "recipient_id": bob.user_id, "content": "psst" }),
         &alice,
@@ -200,14 +185,7 @@ async fn a_slow_socket_is_closed_and_resumes_without_loss() {
                 .expect("publish");
         }
         // The server lets go of the session rather than holding every frame.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while app.gateway.session_count() > 0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{profile:?}: the slow socket was not closed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        app.until_no_sessions(10).await;
         // The client reads what reached it, then resumes from its last seq.
         let got = ws.frames_within(3000).await;
         let seqs: Vec<u64> = got.iter().filter_map(|f| f["seq"].as_u64()).collect();
@@ -260,20 +238,19 @@ async fn a_slow_socket_is_closed_and_resumes_without_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_resumes_on_another_instance() {
     let a = TestApp::spawn(Profile::Managed).await;
-    let mut b = TestApp::start(Profile::Managed, a.config.clone(), None, None).await;
-    b.server_address = a.server_address.clone();
+    let b = a.other_instance().await.expect("a managed deployment");
     let owner = a.register(&unique("own"), "password-1").await;
     let member = a.register(&unique("mem"), "password-2").await;
-    let channel = ok(
-        &a,
-        "channels.create",
-        json!({ "name": "moving", "type": "text" }),
-        &owner,
-    )
-    .await;
+    let channel = a
+        .ok(
+            "channels.create",
+            json!({ "name": "moving", "type": "text" }),
+            &owner,
+        )
+        .await;
     async fn send(app: &TestApp, owner: &Session, channel: &Value, content: &str) {
         let input = json!({ "channel_id": channel["id"], "content": content });
-        ok(app, "messages.send", input, owner).await;
+        app.ok("messages.send", input, owner).await;
     }
     let mut ws_a = a.ws().await;
     let ready = ws_a

@@ -1,13 +1,10 @@
 //! Full-text search on both databases: matching, ranking, filters and visibility.
 
 use ecto_core::permissions::bits;
+use ecto_tests::data;
 use ecto_tests::{both_profiles, ecto_code, sql_time, unique, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
-}
 
 async fn send(app: &TestApp, s: &Session, channel: &Value, content: &str) -> Value {
     let (status, body) = app

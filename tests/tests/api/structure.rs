@@ -3,6 +3,7 @@
 
 use ecto_core::permissions::bits;
 use ecto_core::ports::Scope;
+use ecto_tests::data;
 use ecto_tests::{both_profiles, ecto_code, next_event, unique, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -17,10 +18,6 @@ async fn create_channel(app: &TestApp, token: &str, input: Value) -> Value {
     let (status, body) = app.mutate("channels.create", input, Some(token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["result"]["data"].clone()
-}
-
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
 }
 
 async fn channels_are_created_listed_updated_and_deleted(app: TestApp) {

@@ -631,14 +631,7 @@ async fn a_voice_channel_of_another_server_cannot_be_joined() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_is_hosted_once_and_handed_over_when_its_host_stops() {
     let host = TestApp::spawn(ecto_tests::Profile::Managed).await;
-    let mut relay = TestApp::start(
-        ecto_tests::Profile::Managed,
-        host.config.clone(),
-        None,
-        None,
-    )
-    .await;
-    relay.server_address = host.server_address.clone();
+    let relay = host.other_instance().await.expect("a managed deployment");
     let owner = host.register(&unique("own"), "password-1").await;
     let member = host.register(&unique("mem"), "password-2").await;
     let channel = voice_channel(&host, &owner, 0).await;

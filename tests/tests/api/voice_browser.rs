@@ -2,7 +2,7 @@
 //! join one voice channel through `/ws` as the Ecto client does (`tests/browser/voice.mjs`).
 //! In the managed profile the two sockets are on two instances of the deployment.
 
-use ecto_tests::{both_profiles, unique, Profile, TestApp};
+use ecto_tests::{both_profiles, unique, TestApp};
 use serde_json::{json, Value};
 
 /// Runs the browser scenario; panics with its output when it fails.
@@ -37,14 +37,7 @@ fn origin(app: &TestApp) -> String {
 }
 
 async fn two_browsers_talk_and_share_through_a_voice_channel(app: TestApp) {
-    let other = match app.profile {
-        Profile::SelfHosted => None,
-        Profile::Managed => {
-            let mut b = TestApp::start(Profile::Managed, app.config.clone(), None, None).await;
-            b.server_address = app.server_address.clone();
-            Some(b)
-        }
-    };
+    let other = app.other_instance().await;
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let channel = app

@@ -1,19 +1,10 @@
 //! Webhooks (CRUD and execution), the MEMBER_JOIN system message and `server.info` channels.
 
 use ecto_core::permissions::bits;
-use ecto_tests::{both_profiles, ecto_code, next_event, unique, Session, TestApp};
+use ecto_tests::data;
+use ecto_tests::{both_profiles, ecto_code, next_event, unique, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-fn data(body: &Value) -> &Value {
-    &body["result"]["data"]
-}
-
-async fn ok(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
-    let (status, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
-    data(&body).clone()
-}
 
 async fn call_webhook(
     app: &TestApp,
@@ -33,14 +24,14 @@ async fn call_webhook(
 async fn webhooks_are_managed_and_post_messages(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "hooks", "type": "text" }),
-        &owner,
-    )
-    .await;
-    let hook = ok(&app, "webhooks.create", json!({ "channel_id": channel["id"], "name": "CI Bot", "avatar_url": "https://example.test/bot.png" }), &owner).await;
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "hooks", "type": "text" }),
+            &owner,
+        )
+        .await;
+    let hook = app.ok("webhooks.create", json!({ "channel_id": channel["id"], "name": "CI Bot", "avatar_url": "https://example.test/bot.png" }), &owner).await;
     assert_eq!(
         hook["token"].as_str().map(str::len),
         Some(64),
@@ -138,13 +129,13 @@ async fn webhooks_are_managed_and_post_messages(app: TestApp) {
     let (status, _, _) = TestApp::send(rb).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let fresh = ok(
-        &app,
-        "webhooks.regenerateToken",
-        json!({ "webhook_id": hook["id"] }),
-        &owner,
-    )
-    .await;
+    let fresh = app
+        .ok(
+            "webhooks.regenerateToken",
+            json!({ "webhook_id": hook["id"] }),
+            &owner,
+        )
+        .await;
     assert_ne!(fresh["token"], hook["token"]);
     let (status, _) = call_webhook(
         &app,
@@ -211,8 +202,7 @@ async fn webhooks_are_managed_and_post_messages(app: TestApp) {
         (StatusCode::NOT_FOUND, Some(3000))
     );
 
-    ok(
-        &app,
+    app.ok(
         "webhooks.delete",
         json!({ "webhook_id": hook["id"] }),
         &owner,
@@ -255,15 +245,14 @@ async fn webhooks_are_managed_and_post_messages(app: TestApp) {
 
 async fn joining_posts_member_join_in_the_default_channel(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
-    let lobby = ok(
-        &app,
-        "channels.create",
-        json!({ "name": "lobby", "type": "text" }),
-        &owner,
-    )
-    .await;
-    ok(
-        &app,
+    let lobby = app
+        .ok(
+            "channels.create",
+            json!({ "name": "lobby", "type": "text" }),
+            &owner,
+        )
+        .await;
+    app.ok(
         "server.update",
         json!({ "default_channel_id": lobby["id"] }),
         &owner,
@@ -282,8 +271,7 @@ async fn joining_posts_member_join_in_the_default_channel(app: TestApp) {
     assert_eq!(system["content"], Value::Null);
     assert_eq!(system["author"]["id"], newcomer.user_id.as_str());
     // Turned off, nobody is announced.
-    ok(
-        &app,
+    app.ok(
         "serverConfig.update",
         json!({ "show_system_messages": false }),
         &owner,
@@ -304,14 +292,13 @@ async fn server_info_lists_readable_channels_for_members_only(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    ok(
-        &app,
+    app.ok(
         "channels.create",
         json!({ "name": "visible", "type": "text" }),
         &owner,
     )
     .await;
-    ok(&app, "channels.create", json!({ "name": "staff", "type": "text", "permission_overrides": [
+    app.ok("channels.create", json!({ "name": "staff", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let (_, body) = app.query("server.info", None, None).await;
     assert!(
