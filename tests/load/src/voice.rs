@@ -139,6 +139,24 @@ fn line<'a>(sdp: &'a str, prefix: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("no {prefix} in the local description"))
 }
 
+/// Sets `description` as the peer's local description; returns the SDP and its DTLS
+/// fingerprint (what `voice.connect_transport` announces).
+async fn apply_local(
+    pc: &impl PeerConnection,
+    description: RTCSessionDescription,
+) -> Result<(String, String), String> {
+    pc.set_local_description(description)
+        .await
+        .map_err(|e| format!("local description: {e}"))?;
+    let local = pc
+        .local_description()
+        .await
+        .ok_or("no local description")?
+        .sdp;
+    let fingerprint = line(&local, "a=fingerprint:sha-256 ")?.to_owned();
+    Ok((local, fingerprint))
+}
+
 /// The m-sections of an SDP: (media, mid, the payload type of `codec`).
 fn sections(sdp: &str, codecs: &[(&str, &str)]) -> Vec<(String, String, u8)> {
     let mut out = Vec::new();
@@ -316,15 +334,7 @@ async fn join_and_produce(
         .create_offer(None)
         .await
         .map_err(|e| format!("offer: {e}"))?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| format!("local description: {e}"))?;
-    let local = pc
-        .local_description()
-        .await
-        .ok_or("no local description")?
-        .sdp;
-    let fingerprint = line(&local, "a=fingerprint:sha-256 ")?.to_owned();
+    let (local, fingerprint) = apply_local(&pc, offer).await?;
     let found = sections(&local, &[("audio", "opus/48000"), ("video", "VP8/90000")]);
     let mids: Vec<String> = found.iter().map(|(_, mid, _)| mid.clone()).collect();
     let mut answer = session_lines(&send_t, &mids);
@@ -454,15 +464,7 @@ async fn consume(
         .create_answer(None)
         .await
         .map_err(|e| format!("answer: {e}"))?;
-    pc.set_local_description(answer)
-        .await
-        .map_err(|e| format!("local description: {e}"))?;
-    let local = pc
-        .local_description()
-        .await
-        .ok_or("no local description")?
-        .sdp;
-    let fingerprint = line(&local, "a=fingerprint:sha-256 ")?.to_owned();
+    let (_, fingerprint) = apply_local(&pc, answer).await?;
     send(
         &mut p.session,
         "voice.connect_transport",
