@@ -10,6 +10,7 @@ use crate::usecases::base::identity::Caller;
 use crate::usecases::base::loaders;
 use crate::usecases::base::lookup::{name_of, usernames};
 use crate::usecases::base::publish::{entry, publish, success};
+use crate::usecases::base::signing::{sign_attachments, sign_file_url};
 use crate::{CoreError, CoreResult, Services};
 use serde::Serialize;
 use serde_json::json;
@@ -71,7 +72,10 @@ pub async fn list_channel_files(
                 .and_then(|c| c.category_id)
                 .and_then(|id| categories.get(&id).cloned());
             let uploader = name_of(&names, r.uploaded_by);
-            ChannelFileView::new(r, channel_name, category_name, uploader)
+            let mut view = ChannelFileView::new(r, channel_name, category_name, uploader);
+            // Only those who can read the channel get here: the URL opens the file for them.
+            sign_file_url(svc, &mut view.url);
+            view
         })
         .collect();
     Ok(ChannelFilePage { files, has_more })
@@ -123,7 +127,9 @@ pub async fn delete_channel_file(
         )
         .await;
     } else {
-        let attachments = svc.messages.attachments(&[done.message_id]).await?;
+        let mut attachments = svc.messages.attachments(&[done.message_id]).await?;
+        // As in every message event: the channel's readers open the files by these URLs.
+        sign_attachments(svc, &mut attachments);
         publish(
             svc,
             server.id,

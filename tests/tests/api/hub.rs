@@ -800,6 +800,15 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     assert_eq!(files[2]["uploaded_by"], owner.user_id.as_str());
     assert!(files[2]["uploaded_by_name"].is_string());
     assert_eq!(files[2]["size_bytes"], 100);
+    // Listed URLs are signed: without a token, the bare path is refused (401) and the signed
+    // URL gets through to storage (404 here: the fixture rows have no stored bytes).
+    let listed = files[2]["url"].as_str().unwrap_or_default();
+    let (unsigned, _) = listed.split_once('?').unwrap_or((listed, ""));
+    assert!(listed.contains("&sig="), "{listed}");
+    let (status, _, _) = TestApp::send(app.request(reqwest::Method::GET, unsigned)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{unsigned}");
+    let (status, _, _) = TestApp::send(app.request(reqwest::Method::GET, listed)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{listed}");
     let first = app
         .get("hubFiles.listChannelFiles", json!({ "limit": 2 }), &member)
         .await;
@@ -872,6 +881,10 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
         update["data"]["attachments"].as_array().map(Vec::len),
         Some(1)
     );
+    let kept = update["data"]["attachments"][0]["url"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(kept.contains("&sig="), "the update's URL is signed: {kept}");
     assert_eq!(
         ws.expect("channel_file.delete").await["data"],
         json!({ "id": only_1 })
