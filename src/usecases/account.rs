@@ -45,6 +45,15 @@ pub async fn leave(svc: &Services, server: &Server, caller: &Caller) -> CoreResu
         &serde_json::json!({ "user_id": caller.user_id }),
     )
     .await;
+    // Sessions are the member's: one who left hears nothing more of the server.
+    super::base::publish::close_sessions(
+        svc,
+        server.id,
+        Some(caller.user_id),
+        super::base::publish::close::NOT_AUTHENTICATED,
+        "Left the server",
+    )
+    .await;
     Ok(OK)
 }
 

@@ -228,6 +228,15 @@ async fn server_and_user_events_respect_their_scope(app: TestApp) {
 
 async fn kicks_bans_and_revocations_close_sessions(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
+    let leaver = app.register(&unique("left"), "password-5").await;
+    let mut ws_l = app.ws().await;
+    ws_l.identify(&leaver.token, json!({})).await;
+    app.ok("server.leave", json!({}), &leaver).await;
+    assert_eq!(
+        ws_l.closed().await,
+        (4003, "Left the server".to_string()),
+        "a member who left hears nothing more of the server"
+    );
     let kicked = app.register(&unique("kick"), "password-2").await;
     let banned = app.register(&unique("ban"), "password-3").await;
     let revoked = app.register(&unique("rev"), "password-4").await;
