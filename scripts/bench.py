@@ -65,7 +65,7 @@ STANDARD = [
 # Scenarios run on a freshly restarted server process, so that the memory the earlier ones
 # left behind (password hashing of the sign-ins, message history) does not hide the cost of
 # the sessions. Their accounts sign in with the tokens cached by the earlier scenarios.
-RESTART_BEFORE = {"idle-10000"}
+RESTART_BEFORE = {"idle-10000", "voice-25", "voice-25-video"}
 QUICK = [
     ("send-seq", ["send-seq", "--count", "200"]),
     ("send-concurrent", ["send-concurrent", "--clients", "8", "--duration", "3"]),
@@ -516,8 +516,9 @@ def markdown(meta, profiles, quick):
              "`POST /internal/servers`, and every request and socket carries its "
              "`X-Server-Address`.")
     L.append("")
-    L.append("The `idle` scenario runs on a freshly restarted server process (same data), so "
-             "that its RSS figures are not hidden by memory the earlier scenarios left behind; "
+    L.append("The `idle` and `voice` scenarios run on a freshly restarted server process (same "
+             "data), so that their RSS figures are not hidden by memory the earlier scenarios "
+             "left behind; "
              "the server RSS after each scenario is listed too.")
     L.append("")
     L.append("Each scenario signs in its accounts first (`bench-0` … `bench-199`, shared by the "
