@@ -150,6 +150,9 @@ struct KeyFrames {
 pub(crate) struct Engine {
     socket: UdpSocket,
     local: SocketAddr,
+    /// Where the async side's wake-up datagrams come from (see [`crate::Sfu`]): they only
+    /// end the wait for the socket, so a command is looked at at once.
+    waker: SocketAddr,
     announced: SocketAddr,
     identity: Identity,
     stats: Arc<Stats>,
@@ -171,6 +174,7 @@ pub(crate) struct Engine {
 impl Engine {
     pub fn new(
         socket: UdpSocket,
+        waker: SocketAddr,
         announced: SocketAddr,
         identity: Identity,
         stats: Arc<Stats>,
@@ -180,6 +184,7 @@ impl Engine {
         Ok(Engine {
             socket,
             local,
+            waker,
             announced,
             identity,
             stats,
@@ -216,6 +221,7 @@ impl Engine {
                     let _ = self.socket.set_nonblocking(true);
                 }
                 match self.socket.recv_from(&mut buf) {
+                    Ok((_, from)) if from == self.waker => {}
                     Ok((n, from)) => {
                         let now = Instant::now();
                         self.on_datagram(&buf[..n], from, now);

@@ -56,9 +56,36 @@ pub struct Stats {
     pub consumers: AtomicU64,
 }
 
+/// A socket connected to the media socket `bound` (through loopback when it listens on every
+/// interface), whose datagrams the media thread recognises by their source.
+fn waker_for(bound: SocketAddr) -> std::io::Result<UdpSocket> {
+    let to = if bound.ip().is_unspecified() {
+        let loopback: IpAddr = if bound.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(loopback, bound.port())
+    } else {
+        bound
+    };
+    let any: IpAddr = if to.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(any, 0))?;
+    socket.connect(to)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
 /// The SFU of this process.
 pub struct Sfu {
     commands: Mutex<mpsc::Sender<Command>>,
+    /// Connected to the media socket: an empty datagram after each command ends the media
+    /// thread's wait for packets, so commands never wait for its read timeout.
+    waker: UdpSocket,
     capabilities: Value,
     /// The address clients are told to send to.
     pub announced: SocketAddr,
@@ -77,11 +104,22 @@ impl Sfu {
             .local_addr()
             .map_err(|e| format!("voice socket: {e}"))?;
         let announced = SocketAddr::new(config.announced_ip, bound.port());
+        let waker = waker_for(bound).map_err(|e| format!("voice waker socket: {e}"))?;
+        let waker_from = waker
+            .local_addr()
+            .map_err(|e| format!("voice waker socket: {e}"))?;
         let identity = transport::Identity::generate()?;
         let stats = Arc::new(Stats::default());
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let engine = Engine::new(socket, announced, identity, stats.clone(), events_tx)
-            .map_err(|e| format!("voice socket: {e}"))?;
+        let engine = Engine::new(
+            socket,
+            waker_from,
+            announced,
+            identity,
+            stats.clone(),
+            events_tx,
+        )
+        .map_err(|e| format!("voice socket: {e}"))?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("ecto-voice".into())
@@ -91,6 +129,7 @@ impl Sfu {
         Ok((
             Arc::new(Sfu {
                 commands: Mutex::new(tx),
+                waker,
                 capabilities: caps::router_capabilities(),
                 announced,
                 stats,
@@ -110,6 +149,8 @@ impl Sfu {
             .unwrap_or_else(|p| p.into_inner())
             .send(make(tx))
             .map_err(|_| CoreError::internal_msg("the voice thread is gone"))?;
+        // Best effort: without it the command still runs within the thread's read timeout.
+        let _ = self.waker.send(&[]);
         rx.await
             .map_err(|_| CoreError::internal_msg("the voice thread dropped a command"))?
     }
