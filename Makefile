@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check browser-deps test-self-hosted test-managed migrate measure-startup bench clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check machete browser-deps test-self-hosted test-managed migrate measure-startup bench clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -30,13 +30,18 @@ clippy:
 deps-check:
 	./scripts/deps-check.sh
 
-lint: fmt-check clippy deps-check
+lint: fmt-check clippy deps-check machete
 
 ifeq ($(NEXTEST),yes)
 RUN_TESTS = $(CARGO) nextest run --no-fail-fast
 else
 RUN_TESTS = $(CARGO) test --no-fail-fast
 endif
+
+# Dependencies declared but never used (installed on first use).
+machete:
+	@$(CARGO) machete --version >/dev/null 2>&1 || $(CARGO) install cargo-machete --locked
+	$(CARGO) machete
 
 # The real-browser voice tests: Debian's chromium (/usr/bin/chromium, or $$CHROMIUM), Node.js
 # and tests/browser's packages (playwright-core, mediasoup-client, esbuild), installed when
