@@ -90,6 +90,19 @@ impl Gateway {
             self.services.memo.invalidate(event.server_id);
         }
         self.voice_follows(event);
+        if event.name == CLOSE_EVENT {
+            let user = match event.scope {
+                Scope::User(u) => Some(u),
+                _ => None,
+            };
+            let code = event.data["code"]
+                .as_u64()
+                .and_then(|c| u16::try_from(c).ok());
+            let reason = event.data["reason"].as_str().unwrap_or("");
+            if let Some(code) = code {
+                self.close_notify(event.server_id, user, code, reason);
+            }
+        }
         if let (Scope::User(user), "mention.create") = (event.scope, event.name.as_str()) {
             if let Some(channel) = event.data["channel_id"]
                 .as_str()

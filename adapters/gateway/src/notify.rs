@@ -35,7 +35,9 @@ pub(crate) async fn run(
         (gateway.config.heartbeat_timeout.as_millis() as u64 / 3).clamp(50, 30_000),
     ));
     let mut last_heartbeat = Instant::now();
-    let mut outbound: Option<mpsc::Receiver<Frame>> = None;
+    let mut outbound: Option<mpsc::Receiver<Out>> = None;
+    // A close the server asked for (kick, ban, leave, revocation, deletion), with its reason.
+    let mut asked: Option<String> = None;
     let outcome: Option<(u16, &'static str)> = loop {
         tokio::select! {
             _ = &mut deadline, if outbound.is_none() => break Some((close::NOT_AUTHENTICATED, "Identify timeout")),
@@ -46,7 +48,11 @@ pub(crate) async fn run(
             }
             frame = async { match &mut outbound { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                 match frame {
-                    Some(text) => if ws.text(text).await.is_err() { break None },
+                    Some(Out::Text(text)) => if ws.text(text).await.is_err() { break None },
+                    Some(Out::Close(code, reason)) => {
+                        asked = Some(reason);
+                        break Some((code, ""));
+                    }
                     // Only shutdown drops the sender of a live notify socket.
                     None => break Some((close::SERVER_SHUTTING_DOWN, "Server shutting down")),
                 }
@@ -97,9 +103,16 @@ pub(crate) async fn run(
     gateway.remove_notify(id);
     let reason = outcome.map(|(code, text)| CloseReason {
         code: CloseCode::Other(code),
-        description: Some(text.into()),
+        description: Some(asked.unwrap_or_else(|| text.into())),
     });
     let _ = ws.close(reason).await;
+}
+
+/// What the gateway sends a notify connection.
+pub(crate) enum Out {
+    Text(Frame),
+    /// Close with this code and reason.
+    Close(u16, String),
 }
 
 /// A `/notify` connection: mention pings for one user of one server, at most one per
@@ -107,13 +120,13 @@ pub(crate) async fn run(
 pub(crate) struct NotifyEntry {
     server_id: Uuid,
     user_id: Uuid,
-    tx: mpsc::Sender<Frame>,
+    tx: mpsc::Sender<Out>,
     last: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl NotifyEntry {
     /// An entry sending its pings to `tx`.
-    pub fn new(server_id: Uuid, user_id: Uuid, tx: mpsc::Sender<Frame>) -> Self {
+    pub fn new(server_id: Uuid, user_id: Uuid, tx: mpsc::Sender<Out>) -> Self {
         Self {
             server_id,
             user_id,
@@ -166,7 +179,25 @@ impl Gateway {
                 continue;
             }
             last.insert(channel_id, now);
-            let _ = entry.tx.try_send(text.clone());
+            let _ = entry.tx.try_send(Out::Text(text.clone()));
+        }
+    }
+
+    /// Closes the server's notify sockets of `user_id` (all of them when `None`): the same
+    /// closes as `/ws` sessions get on a kick, ban, leave, revocation or deletion.
+    pub(crate) fn close_notify(
+        &self,
+        server_id: Uuid,
+        user_id: Option<Uuid>,
+        code: u16,
+        reason: &str,
+    ) {
+        let notify = self.notify.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in notify
+            .values()
+            .filter(|e| e.server_id == server_id && user_id.is_none_or(|u| e.user_id == u))
+        {
+            let _ = entry.tx.try_send(Out::Close(code, reason.to_owned()));
         }
     }
 }

@@ -450,9 +450,11 @@ async fn notify_pings_members_about_mentions(app: TestApp) {
     // Debounced: a second mention in the same channel within 2 s sends nothing.
     app.ok("messages.send", mention, &owner).await;
     assert!(!notify.receives_within("notify", 500).await);
-    // Not a member: refused (DECISIONS §3.12).
+    // A kick closes the member's notify socket as it closes their sessions.
     app.ok("members.kick", json!({ "user_id": member.user_id }), &owner)
         .await;
+    assert_eq!(notify.closed().await, (4003, "Kicked".to_string()));
+    // Not a member: refused (DECISIONS §3.12).
     let mut again = app.notify().await;
     again.frame().await;
     again
