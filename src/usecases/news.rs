@@ -1,7 +1,8 @@
 //! The `news` router: posts of news channels and their comments.
 //!
 //! Discovery submission needs the ecto-central synchronisation client, which this server does
-//! not have: `submit_to_discovery: true` is refused (FORBIDDEN 6101) and nothing is written.
+//! not have: `submit_to_discovery: true` is refused (FORBIDDEN 6100 for a local account, 6101
+//! for an ecto-central identity) and nothing is written.
 
 use super::base::access::{channel_and_perms, Perms};
 use super::base::identity::Caller;
@@ -19,8 +20,17 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-/// FORBIDDEN 6101: discovery needs ecto-central, which this server does not synchronise with.
-fn discovery_unavailable() -> CoreError {
+/// Why a discovery submission by `caller` is refused: FORBIDDEN 6100 for an account of this
+/// server (discovery needs an ecto-central identity, reference §2.4), else 6101: discovery
+/// needs ecto-central, which this server does not synchronise with.
+fn discovery_unavailable(caller: &Caller) -> CoreError {
+    if caller.identity_type != crate::model::IdentityType::Global {
+        return CoreError::ecto(
+            ErrorKind::Forbidden,
+            EctoCode::DiscoveryCentralAccountRequired,
+            "Submitting to discovery needs an ecto-central account",
+        );
+    }
     CoreError::ecto(
         ErrorKind::Forbidden,
         EctoCode::DiscoveryNotApproved,
@@ -191,7 +201,7 @@ pub async fn create_post(
     let (channel, perms) = readable_news_channel(svc, server, caller, input.channel_id).await?;
     perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")?;
     if input.submit_to_discovery {
-        return Err(discovery_unavailable());
+        return Err(discovery_unavailable(caller));
     }
     let now = svc.clock.now();
     let post = NewsPostRecord {
@@ -235,7 +245,7 @@ pub async fn update_post(
     let (_, channel, perms) = readable_post(svc, server, caller, post_id).await?;
     perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")?;
     if submit_to_discovery == Some(true) {
-        return Err(discovery_unavailable());
+        return Err(discovery_unavailable(caller));
     }
     let post = svc
         .content

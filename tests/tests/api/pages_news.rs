@@ -369,16 +369,36 @@ async fn news_posts_and_comments(app: TestApp) {
         3006,
     )
     .await;
-    // Discovery needs ecto-central synchronisation: refused, nothing written.
+    // Discovery needs an ecto-central account (6100), then ecto-central synchronisation
+    // (6101): refused, nothing written.
+    let submit =
+        json!({ "channel_id": nid, "title": "t", "content": "c", "submit_to_discovery": true });
     refused_mutation(
         &app,
         "news.createPost",
-        json!({ "channel_id": nid, "title": "t", "content": "c", "submit_to_discovery": true }),
+        submit.clone(),
         &owner,
         StatusCode::FORBIDDEN,
-        6101,
+        6100,
     )
     .await;
+    if app.central.is_some() {
+        let (token, _) = ecto_tests::FakeCentral::token_for("herald");
+        let (status, body) = app.mutate("server.join", json!({}), Some(&token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let herald = TestApp::session(body);
+        app.grant_role(&herald, bits::MANAGE_NEWS | bits::READ_MESSAGES, 1)
+            .await;
+        refused_mutation(
+            &app,
+            "news.createPost",
+            submit,
+            &herald,
+            StatusCode::FORBIDDEN,
+            6101,
+        )
+        .await;
+    }
     let (status, body) = app
         .mutate(
             "news.createPost",
@@ -478,7 +498,7 @@ async fn news_posts_and_comments(app: TestApp) {
         json!({ "post_id": first["id"], "submit_to_discovery": true }),
         &owner,
         StatusCode::FORBIDDEN,
-        6101,
+        6100,
     )
     .await;
     let updated = app
