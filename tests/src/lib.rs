@@ -303,6 +303,12 @@ impl TestApp {
         body["result"]["data"].clone()
     }
 
+    /// `channels.create {name, type}` as `s`, which must succeed; returns the channel.
+    pub async fn channel(&self, s: &Session, name: &str, kind: &str) -> Value {
+        self.ok("channels.create", json!({ "name": name, "type": kind }), s)
+            .await
+    }
+
     /// A query as `s` that must succeed; returns its data.
     pub async fn get(&self, proc_: &str, input: Value, s: &Session) -> Value {
         let (status, body) = self.query(proc_, Some(input.clone()), Some(&s.token)).await;

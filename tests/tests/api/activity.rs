@@ -40,13 +40,7 @@ async fn setup(app: &TestApp) -> (Session, Session, Session, Value) {
     let owner = app.register(&unique("own"), "password-1").await;
     let alice = app.register(&unique("ali"), "password-2").await;
     let bob = app.register(&unique("bob"), "password-3").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "general", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "general", "text").await;
     (owner, alice, bob, channel)
 }
 

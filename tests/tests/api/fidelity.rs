@@ -73,20 +73,8 @@ fn replayed(resumed: &Value, after: u64) -> Vec<String> {
 async fn a_client_resumes_with_only_its_resume_seq(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let x = app
-        .ok(
-            "channels.create",
-            json!({ "name": "x", "type": "text" }),
-            &owner,
-        )
-        .await;
-    let y = app
-        .ok(
-            "channels.create",
-            json!({ "name": "y", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let x = app.channel(&owner, "x", "text").await;
+    let y = app.channel(&owner, "y", "text").await;
     let mut tab_x = app.ws().await;
     tab_x
         .identify(&member.token, json!({ "active_channel_id": x["id"] }))
@@ -183,13 +171,7 @@ fn membership_calls(channel: &str) -> Vec<(Call, &'static str, Value)> {
 /// membership-requiring call answers 403 2002; bad and revoked tokens stay 401.
 async fn a_former_member_is_forbidden_not_unauthenticated(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "general", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "general", "text").await;
     let ch = channel["id"].as_str().expect("id").to_owned();
     let left = app.register(&unique("lft"), "password-2").await;
     let kicked = app.register(&unique("kck"), "password-3").await;
@@ -367,13 +349,7 @@ async fn inputs_follow_the_reference_schemas(app: TestApp) {
         bad,
         "parent_id is required"
     );
-    let page = app
-        .ok(
-            "channels.create",
-            json!({ "name": "wiki", "type": "page" }),
-            &owner,
-        )
-        .await;
+    let page = app.channel(&owner, "wiki", "page").await;
     assert_eq!(
         app.outcome(
             Call::Mutation,
@@ -452,20 +428,8 @@ async fn the_client_connect_sequence_survives_a_dropped_socket(app: TestApp) {
         &owner,
     )
     .await;
-    let general = app
-        .ok(
-            "channels.create",
-            json!({ "name": "general", "type": "text" }),
-            &owner,
-        )
-        .await;
-    let random = app
-        .ok(
-            "channels.create",
-            json!({ "name": "random", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let general = app.channel(&owner, "general", "text").await;
+    let random = app.channel(&owner, "random", "text").await;
 
     // 1–3: preview, join, learn the server.
     let (status, preview) = app.query("server.info", None, None).await;

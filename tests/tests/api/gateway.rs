@@ -7,13 +7,7 @@ use serde_json::{json, Value};
 
 async fn hello_identify_ready_in_order(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "general", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "general", "text").await;
     app.ok(
         "messages.send",
         json!({ "channel_id": channel["id"], "content": "before you came" }),
@@ -120,13 +114,7 @@ async fn channel_events_reach_only_subscribers_who_can_read(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    let open = app
-        .ok(
-            "channels.create",
-            json!({ "name": "open", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let open = app.channel(&owner, "open", "text").await;
     let hidden = app.ok("channels.create", json!({ "name": "hidden", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let mut ws = app.ws().await;
@@ -191,13 +179,7 @@ async fn server_and_user_events_respect_their_scope(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let other = app.register(&unique("oth"), "password-3").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "c", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "c", "text").await;
     let mut ws_member = app.ws().await;
     ws_member
         .identify(&member.token, json!({ "active_channel_id": channel["id"] }))
@@ -271,13 +253,7 @@ async fn kicks_bans_and_revocations_close_sessions(app: TestApp) {
 async fn resume_replays_exactly_the_missed_events(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "c", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "c", "text").await;
     let mut ws = app.ws().await;
     let ready = ws
         .identify(&member.token, json!({ "active_channel_id": channel["id"] }))
@@ -423,13 +399,7 @@ async fn presence_follows_sessions_with_an_offline_grace(app: TestApp) {
 async fn notify_pings_members_about_mentions(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "c", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "c", "text").await;
     let mut notify = app.notify().await;
     assert_eq!(notify.frame().await["event"], "system.hello");
     notify
@@ -534,13 +504,7 @@ async fn events_cross_managed_instances() {
     let b = a.other_instance().await.expect("a managed deployment");
     let owner = a.register(&unique("own"), "password-1").await;
     let member = a.register(&unique("mem"), "password-2").await;
-    let channel = a
-        .ok(
-            "channels.create",
-            json!({ "name": "shared", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = a.channel(&owner, "shared", "text").await;
     let mut ws_b = b.ws().await;
     ws_b.identify(&member.token, json!({ "active_channel_id": channel["id"] }))
         .await;

@@ -747,13 +747,7 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    let general = app
-        .ok(
-            "channels.create",
-            json!({ "name": "general", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let general = app.channel(&owner, "general", "text").await;
     let hidden = app.ok("channels.create",
         json!({ "name": "staff", "type": "text", "permission_overrides": [{ "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES }] }),
         &owner,
@@ -1152,13 +1146,7 @@ async fn hub_ids_of_another_server_are_not_found() {
         )
         .await;
     let b_file = shared_file(&app, None, &owner_b, "b.txt", 1).await;
-    let b_channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "b", "type": "text" }),
-            &owner_b,
-        )
-        .await;
+    let b_channel = app.channel(&owner_b, "b", "text").await;
     let b_attachment = upload(&app, &b_channel["id"], &owner_b, "b.png", 1).await;
     app.ok(
         "messages.send",

@@ -11,13 +11,7 @@ use serde_json::{json, Value};
 async fn setup(app: &TestApp) -> (Session, Session, Value) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "general", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "general", "text").await;
     (owner, member, channel)
 }
 
@@ -135,20 +129,8 @@ async fn messages_are_sent_listed_edited_and_deleted(app: TestApp) {
 
 async fn the_send_pipeline_refuses_bad_input(app: TestApp) {
     let (owner, member, channel) = setup(&app).await;
-    let other = app
-        .ok(
-            "channels.create",
-            json!({ "name": "other", "type": "text" }),
-            &owner,
-        )
-        .await;
-    let page = app
-        .ok(
-            "channels.create",
-            json!({ "name": "wiki", "type": "page" }),
-            &owner,
-        )
-        .await;
+    let other = app.channel(&owner, "other", "text").await;
+    let page = app.channel(&owner, "wiki", "page").await;
     let elsewhere = app
         .ok(
             "messages.send",

@@ -62,12 +62,7 @@ async fn every_event_reaches_its_scope_and_no_other(app: TestApp) {
     let subscribers = [true, false, false];
 
     // Server scope.
-    app.ok(
-        "channels.create",
-        json!({ "name": "more", "type": "text" }),
-        &owner,
-    )
-    .await;
+    app.channel(&owner, "more", "text").await;
     reaches(&mut all, "channel.create", &everyone).await;
     app.ok("categories.create", json!({ "name": "cat" }), &owner)
         .await;
@@ -241,13 +236,7 @@ async fn a_session_resumes_on_another_instance() {
     let b = a.other_instance().await.expect("a managed deployment");
     let owner = a.register(&unique("own"), "password-1").await;
     let member = a.register(&unique("mem"), "password-2").await;
-    let channel = a
-        .ok(
-            "channels.create",
-            json!({ "name": "moving", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = a.channel(&owner, "moving", "text").await;
     async fn send(app: &TestApp, owner: &Session, channel: &Value, content: &str) {
         let input = json!({ "channel_id": channel["id"], "content": content });
         app.ok("messages.send", input, owner).await;

@@ -96,13 +96,7 @@ async fn channel_denials_bind_managers(app: TestApp) {
             &owner,
         )
         .await;
-    let open = app
-        .ok(
-            "channels.create",
-            json!({ "name": "open", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let open = app.channel(&owner, "open", "text").await;
     let hook = app
         .ok(
             "webhooks.create",
@@ -232,13 +226,7 @@ async fn one_request_is_bounded(profile: Profile) {
     })
     .await;
     let owner = app.register(&unique("own"), "password-1").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "big", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "big", "text").await;
     for _ in 0..4 {
         let input = json!({ "channel_id": channel["id"], "content": "x".repeat(4000) });
         app.ok("messages.send", input, &owner).await;
@@ -285,13 +273,7 @@ async fn webhooks_ping_no_more_than_their_creator(app: TestApp) {
     let manager = app.register(&unique("mgr"), "password-2").await;
     let hooks_role = role(&app, &owner, "hooks", bits::MANAGE_WEBHOOKS, 2).await;
     give(&app, &owner, &manager, &[&hooks_role]).await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "news", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "news", "text").await;
     let post = |hook: Value| {
         let path = format!(
             "/webhooks/{}/{}",
@@ -372,13 +354,7 @@ async fn names_and_urls_cannot_deceive(app: TestApp) {
         &victim,
     )
     .await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "hooks", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "hooks", "text").await;
     let hook = app
         .ok(
             "webhooks.create",
@@ -390,20 +366,8 @@ async fn names_and_urls_cannot_deceive(app: TestApp) {
 
     let bad = (StatusCode::BAD_REQUEST, None);
     let o = Some(owner.token.as_str());
-    let page = app
-        .ok(
-            "channels.create",
-            json!({ "name": "wiki", "type": "page" }),
-            &owner,
-        )
-        .await;
-    let news = app
-        .ok(
-            "channels.create",
-            json!({ "name": "news", "type": "news" }),
-            &owner,
-        )
-        .await;
+    let page = app.channel(&owner, "wiki", "page").await;
+    let news = app.channel(&owner, "news", "news").await;
     for (proc_, input) in [
         (
             "members.syncProfile",

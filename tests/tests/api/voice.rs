@@ -199,13 +199,7 @@ async fn joining_announces_the_state_and_answers_transports(app: TestApp) {
 async fn join_refusals_are_voice_errors(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let text = app
-        .ok(
-            "channels.create",
-            json!({ "name": "text", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let text = app.channel(&owner, "text", "text").await;
     let locked = voice_channel(&app, &owner, bits::CONNECT_VOICE).await;
     let mut ws = socket(&app, &member).await;
     let cannot = (3002, "Cannot connect to this channel".to_owned());

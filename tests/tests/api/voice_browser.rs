@@ -40,13 +40,7 @@ async fn two_browsers_talk_and_share_through_a_voice_channel(app: TestApp) {
     let other = app.other_instance().await;
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "talk", "type": "voice" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "talk", "voice").await;
     let b_app = other.as_ref().unwrap_or(&app);
     let report = run_browsers(json!({
         "pages": [

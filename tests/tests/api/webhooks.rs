@@ -24,13 +24,7 @@ async fn call_webhook(
 async fn webhooks_are_managed_and_post_messages(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
-    let channel = app
-        .ok(
-            "channels.create",
-            json!({ "name": "hooks", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let channel = app.channel(&owner, "hooks", "text").await;
     let hook = app.ok("webhooks.create", json!({ "channel_id": channel["id"], "name": "CI Bot", "avatar_url": "https://example.test/bot.png" }), &owner).await;
     assert_eq!(
         hook["token"].as_str().map(str::len),
@@ -245,13 +239,7 @@ async fn webhooks_are_managed_and_post_messages(app: TestApp) {
 
 async fn joining_posts_member_join_in_the_default_channel(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
-    let lobby = app
-        .ok(
-            "channels.create",
-            json!({ "name": "lobby", "type": "text" }),
-            &owner,
-        )
-        .await;
+    let lobby = app.channel(&owner, "lobby", "text").await;
     app.ok(
         "server.update",
         json!({ "default_channel_id": lobby["id"] }),
@@ -292,12 +280,7 @@ async fn server_info_lists_readable_channels_for_members_only(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
     let everyone = TestApp::everyone_role(&owner);
-    app.ok(
-        "channels.create",
-        json!({ "name": "visible", "type": "text" }),
-        &owner,
-    )
-    .await;
+    app.channel(&owner, "visible", "text").await;
     app.ok("channels.create", json!({ "name": "staff", "type": "text", "permission_overrides": [
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let (_, body) = app.query("server.info", None, None).await;
