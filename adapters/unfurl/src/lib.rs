@@ -167,10 +167,13 @@ impl HttpUnfurler {
         if !resp.status().is_success() {
             return Err(Skip::Failed(format!("status {}", resp.status())));
         }
-        let html = resp
+        let content_type = resp
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let html = content_type
+            .as_deref()
             .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"));
         if !html {
             return Ok(None);
@@ -187,7 +190,7 @@ impl HttpUnfurler {
             }
         }
         drop(resp);
-        let found = meta::parse(&String::from_utf8_lossy(&body));
+        let found = meta::parse(&body, content_type.as_deref());
         // Relative image URLs are relative to the page that was finally fetched.
         let image = found
             .image

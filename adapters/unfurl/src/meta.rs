@@ -1,8 +1,12 @@
 //! Reads the `<meta>` tags of an HTML document: OpenGraph, Twitter card and `description`.
 //!
-//! Only the attributes of `<meta …>` tags are read, so a small scanner does: it finds each tag,
-//! splits its attributes (quoted with `"` or `'`, or unquoted), and decodes the common
-//! character references. Anything it cannot read is skipped.
+//! The document is decoded with its charset (the `Content-Type` header's, else a `<meta
+//! charset>` in its first 1,024 bytes, else UTF-8; encoding_rs) and tokenized by html5gum, a
+//! WHATWG tokenizer: character references are decoded as browsers decode them, and comments,
+//! scripts and styles are not mistaken for tags.
+
+use encoding_rs::{Encoding, UTF_8};
+use html5gum::{DefaultEmitter, Token, Tokenizer};
 
 /// The values found, before any URL resolution.
 #[derive(Debug, Default, PartialEq)]
@@ -15,10 +19,76 @@ pub struct Meta {
 
 /// Longest title, description and site name kept (characters).
 const MAX_TEXT: usize = 1000;
+/// How far into the document a `<meta charset>` is looked for (the HTML prescan's limit).
+const PRESCAN: usize = 1024;
 
-/// Reads the meta tags of `html`. The first occurrence of each key wins; `og:` beats
-/// `twitter:`, which beats the plain `description`.
-pub fn parse(html: &str) -> Meta {
+/// Reads the meta tags of `body`, served with `content_type`. The first occurrence of each
+/// key wins; `og:` beats `twitter:`, which beats the plain `description`.
+pub fn parse(body: &[u8], content_type: Option<&str>) -> Meta {
+    let encoding = content_type
+        .and_then(charset_param)
+        .and_then(|label| Encoding::for_label(label.as_bytes()))
+        .or_else(|| prescan(&body[..body.len().min(PRESCAN)]))
+        .unwrap_or(UTF_8);
+    let (html, _, _) = encoding.decode(body);
+    read(meta_tags(html.as_bytes()))
+}
+
+/// The `charset` parameter of a `Content-Type` value (or of a `<meta http-equiv>` content).
+fn charset_param(value: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches(['"', '\'']).to_owned())
+    })
+}
+
+/// The encoding a `<meta charset>` or `<meta http-equiv="content-type">` names.
+fn prescan(head: &[u8]) -> Option<&'static Encoding> {
+    meta_tags(head).into_iter().find_map(|attrs| {
+        let get = |name: &str| attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let label = match get("charset") {
+            Some(c) => Some(c.trim().to_owned()),
+            None => get("http-equiv")
+                .filter(|h| h.trim().eq_ignore_ascii_case("content-type"))
+                .and_then(|_| get("content"))
+                .and_then(|c| charset_param(&format!("x;{c}"))),
+        }?;
+        Encoding::for_label(label.as_bytes())
+    })
+}
+
+/// The attributes (lower-case names) of every `<meta>` start tag, in document order.
+fn meta_tags(html: &[u8]) -> Vec<Vec<(String, String)>> {
+    let mut emitter = DefaultEmitter::default();
+    // Script and style contents are raw text, as a browser reads them, not markup.
+    emitter.naively_switch_states(true);
+    let mut out = Vec::new();
+    for token in Tokenizer::new_with_emitter(html, emitter) {
+        let Ok(Token::StartTag(tag)) = token else {
+            continue;
+        };
+        if !tag.name.eq_ignore_ascii_case(b"meta") {
+            continue;
+        }
+        out.push(
+            tag.attributes
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(k).to_ascii_lowercase(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// Picks the preview's values out of the meta tags.
+fn read(tags: Vec<Vec<(String, String)>>) -> Meta {
     let mut og_title = None;
     let mut tw_title = None;
     let mut og_desc = None;
@@ -27,7 +97,7 @@ pub fn parse(html: &str) -> Meta {
     let mut og_image = None;
     let mut tw_image = None;
     let mut site = None;
-    for attrs in meta_tags(html) {
+    for attrs in tags {
         let key = attrs
             .iter()
             .find(|(k, _)| k == "property")
@@ -62,154 +132,16 @@ pub fn parse(html: &str) -> Meta {
     }
 }
 
-/// Trims, collapses whitespace, decodes references and caps the length.
+/// Trims, collapses whitespace and caps the length.
 fn clean(raw: &str) -> String {
-    let decoded = decode_entities(raw);
     let mut out = String::new();
-    for word in decoded.split_whitespace() {
+    for word in raw.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
         }
         out.push_str(word);
     }
     out.chars().take(MAX_TEXT).collect()
-}
-
-/// The attribute lists (lower-case names) of every `<meta` tag.
-fn meta_tags(html: &str) -> Vec<Vec<(String, String)>> {
-    let bytes = html.as_bytes();
-    let mut tags = Vec::new();
-    let mut i = 0;
-    while let Some(off) = find_ci(&bytes[i..], b"<meta") {
-        let start = i + off + 5;
-        // `<metadata>` and the like are not meta tags.
-        match bytes.get(start) {
-            Some(b) if b.is_ascii_whitespace() || *b == b'/' || *b == b'>' => {}
-            Some(_) => {
-                i = start;
-                continue;
-            }
-            None => break,
-        }
-        let (attrs, end) = attributes(html, start);
-        tags.push(attrs);
-        i = end;
-    }
-    tags
-}
-
-/// Parses attributes from `pos` up to the tag's `>`; returns them and the index after it.
-fn attributes(html: &str, mut pos: usize) -> (Vec<(String, String)>, usize) {
-    let bytes = html.as_bytes();
-    let mut attrs = Vec::new();
-    loop {
-        while pos < bytes.len() && (bytes[pos].is_ascii_whitespace() || bytes[pos] == b'/') {
-            pos += 1;
-        }
-        if pos >= bytes.len() {
-            return (attrs, pos);
-        }
-        if bytes[pos] == b'>' {
-            return (attrs, pos + 1);
-        }
-        let name_start = pos;
-        while pos < bytes.len()
-            && !bytes[pos].is_ascii_whitespace()
-            && !matches!(bytes[pos], b'=' | b'>' | b'/')
-        {
-            pos += 1;
-        }
-        let name = html[name_start..pos].to_ascii_lowercase();
-        while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
-            pos += 1;
-        }
-        if pos < bytes.len() && bytes[pos] == b'=' {
-            pos += 1;
-            while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
-                pos += 1;
-            }
-            let value;
-            if pos < bytes.len() && (bytes[pos] == b'"' || bytes[pos] == b'\'') {
-                let quote = bytes[pos];
-                let value_start = pos + 1;
-                let value_end = bytes[value_start..]
-                    .iter()
-                    .position(|b| *b == quote)
-                    .map_or(bytes.len(), |p| value_start + p);
-                value = &html[value_start..value_end];
-                pos = (value_end + 1).min(bytes.len());
-            } else {
-                let value_start = pos;
-                while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() && bytes[pos] != b'>' {
-                    pos += 1;
-                }
-                value = &html[value_start..pos];
-            }
-            if !name.is_empty() {
-                attrs.push((name, value.to_owned()));
-            }
-        } else if !name.is_empty() {
-            attrs.push((name, String::new()));
-        } else {
-            // A stray character: step over it.
-            pos += 1;
-        }
-    }
-}
-
-/// ASCII case-insensitive search of `needle` (lower case) in `hay`.
-fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
-}
-
-/// Decodes `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;`, `&#39;`, `&nbsp;` and numeric references;
-/// anything else is kept as written.
-fn decode_entities(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let semi = rest
-            .char_indices()
-            .take(12)
-            .find(|(_, c)| *c == ';')
-            .map(|(i, _)| i);
-        let Some(semi) = semi else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let name = &rest[1..semi];
-        let decoded = match name {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            "nbsp" => Some(' '),
-            _ => name.strip_prefix('#').and_then(|num| {
-                let code = match num.strip_prefix(['x', 'X']) {
-                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                    None => num.parse::<u32>().ok(),
-                };
-                code.and_then(char::from_u32).filter(|c| !c.is_control())
-            }),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -228,7 +160,7 @@ mod tests {
             <metadata property="og:title" content="not a meta tag">
             </head></html>"#;
         assert_eq!(
-            parse(html),
+            parse(html.as_bytes(), None),
             Meta {
                 title: Some("The & Title".into()),
                 description: Some("tw".into()),
@@ -249,11 +181,61 @@ mod tests {
             "<meta property=\"og:title\" content=\"&#0;\">",
             "&ééééééééééééé;",
         ] {
-            let _ = parse(html);
+            let _ = parse(html.as_bytes(), None);
         }
         assert_eq!(
-            parse("<meta name=\"description\" content=\"\">"),
+            parse(b"<meta name=\"description\" content=\"\">", None),
             Meta::default()
+        );
+    }
+
+    #[test]
+    fn comments_scripts_and_styles_hold_no_tags() {
+        let html = r#"<head>
+            <!-- <meta property="og:title" content="commented out"> -->
+            <script>document.write('<meta property="og:title" content="scripted">')</script>
+            <style>/* <meta property="og:description" content="styled"> */</style>
+            <meta property="og:title" content="Real &eacute;t&eacute; &hellip; &#x1F600;">
+            </head>"#;
+        let meta = parse(html.as_bytes(), None);
+        assert_eq!(meta.title.as_deref(), Some("Real été … 😀"));
+        assert_eq!(meta.description, None);
+    }
+
+    #[test]
+    fn the_documents_charset_is_honoured() {
+        // "Café crème" in windows-1252.
+        let latin = b"<meta property=\"og:title\" content=\"Caf\xe9 cr\xe8me\">";
+        assert_eq!(
+            parse(latin, Some("text/html; charset=windows-1252"))
+                .title
+                .as_deref(),
+            Some("Café crème")
+        );
+        let mut declared = b"<meta charset=\"iso-8859-1\">".to_vec();
+        declared.extend_from_slice(latin);
+        assert_eq!(parse(&declared, None).title.as_deref(), Some("Café crème"));
+        let mut equiv =
+            b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\">"
+                .to_vec();
+        equiv.extend_from_slice(latin);
+        assert_eq!(parse(&equiv, None).title.as_deref(), Some("Café crème"));
+        // The header wins over the document; UTF-8 by default.
+        let utf8 = "<meta charset=\"windows-1252\"><meta property=\"og:title\" content=\"Café\">";
+        assert_eq!(
+            parse(utf8.as_bytes(), Some("text/html; charset=utf-8"))
+                .title
+                .as_deref(),
+            Some("Café")
+        );
+        assert_eq!(
+            parse(
+                "<meta property=\"og:title\" content=\"Café\">".as_bytes(),
+                None
+            )
+            .title
+            .as_deref(),
+            Some("Café")
         );
     }
 }
