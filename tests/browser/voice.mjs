@@ -51,12 +51,23 @@ function fail(message) {
   process.exit(1);
 }
 
+// What the pages last reported, for the message of a step that does not happen in time.
+async function diagnosis() {
+  const out = {};
+  for (const [i, page] of pages.entries()) {
+    out[i] = await page
+      .evaluate(async () => ({ stats: await window.ecto.stats(), errors: window.ecto.errors(), transports: await window.ecto.transportStates() }))
+      .catch((e) => String(e));
+  }
+  return JSON.stringify(out);
+}
+
 async function until(what, check, ms = 20000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();
     if (value) return value;
-    if (Date.now() > deadline) fail(`timed out: ${what}`);
+    if (Date.now() > deadline) fail(`timed out: ${what}; the pages saw: ${await diagnosis()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
