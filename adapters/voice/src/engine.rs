@@ -894,15 +894,18 @@ impl Engine {
         id: Uuid,
         paused: bool,
     ) -> CoreResult<()> {
-        let owned = self
-            .producers
-            .get(&id)
-            .is_some_and(|p| p.channel == channel && p.user == user);
-        if !owned {
-            return Err(refused("Unknown producer"));
-        }
+        self.own_producer(channel, user, id)?;
         self.set_paused(id, paused);
         Ok(())
+    }
+
+    /// `Ok` when producer `id` is `user`'s in `channel`; a producer of anyone else is refused
+    /// as unknown.
+    fn own_producer(&self, channel: Uuid, user: Uuid, id: Uuid) -> CoreResult<()> {
+        match self.producers.get(&id) {
+            Some(p) if p.channel == channel && p.user == user => Ok(()),
+            _ => Err(refused("Unknown producer")),
+        }
     }
 
     fn pause_audio(&mut self, channel: Uuid, user: Uuid, paused: bool) -> CoreResult<()> {
@@ -924,13 +927,7 @@ impl Engine {
         user: Uuid,
         id: Uuid,
     ) -> CoreResult<ClosedProducer> {
-        let owned = self
-            .producers
-            .get(&id)
-            .is_some_and(|p| p.channel == channel && p.user == user);
-        if !owned {
-            return Err(refused("Unknown producer"));
-        }
+        self.own_producer(channel, user, id)?;
         self.remove_producer(id)
             .ok_or_else(|| refused("Unknown producer"))
     }
