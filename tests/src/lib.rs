@@ -332,6 +332,29 @@ impl TestApp {
         (status, ecto_code(&body))
     }
 
+    /// A call as `s` that must be refused with `status` and ecto `code`.
+    pub async fn refused(
+        &self,
+        s: &Session,
+        call: Call,
+        proc_: &str,
+        input: Value,
+        (status, code): (StatusCode, i64),
+    ) {
+        let got = self
+            .outcome(call, proc_, input.clone(), Some(&s.token))
+            .await;
+        assert_eq!(got, (status, Some(code)), "{proc_} {input}");
+    }
+
+    /// Every row of a table of calls as `s` that must be refused: (how, procedure, input,
+    /// status, ecto code).
+    pub async fn refuses(&self, s: &Session, table: Vec<(Call, &str, Value, StatusCode, i64)>) {
+        for (call, proc_, input, status, code) in table {
+            self.refused(s, call, proc_, input, (status, code)).await;
+        }
+    }
+
     /// Registers a local account and joins; panics unless it succeeds.
     pub async fn register(&self, username: &str, password: &str) -> Session {
         let (status, body) = self

@@ -3,16 +3,10 @@
 
 use ecto_core::ports::{Event, EventStream, Scope};
 use ecto_tests::data;
-use ecto_tests::{both_profiles, ecto_code, unique, Session, TestApp};
+use ecto_tests::{both_profiles, unique, Call, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-/// Asserts the error status and ecto code of a call's answer.
-fn refused(answer: (StatusCode, Value), status: StatusCode, code: Option<i64>, what: &str) {
-    let (got, body) = answer;
-    assert_eq!((got, ecto_code(&body)), (status, code), "{what}: {body}");
-}
 
 fn user(s: &Session) -> Uuid {
     s.user_id.parse().expect("user id")
@@ -215,28 +209,22 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
         1,
         "the earlier version is kept"
     );
-    refused(
-        app.mutate(
-            "serverDms.edit",
-            json!({ "message_id": msg["id"], "content": "mine now" }),
-            Some(&bob.token),
-        )
-        .await,
-        StatusCode::FORBIDDEN,
-        Some(5001),
-        "the peer cannot edit",
-    );
-    refused(
-        app.mutate(
-            "serverDms.delete",
-            json!({ "message_id": msg["id"] }),
-            Some(&bob.token),
-        )
-        .await,
-        StatusCode::FORBIDDEN,
-        Some(5001),
-        "the peer cannot delete",
-    );
+    app.refused(
+        &bob,
+        Call::Mutation,
+        "serverDms.edit",
+        json!({ "message_id": msg["id"], "content": "mine now" }),
+        (StatusCode::FORBIDDEN, 5001),
+    )
+    .await;
+    app.refused(
+        &bob,
+        Call::Mutation,
+        "serverDms.delete",
+        json!({ "message_id": msg["id"] }),
+        (StatusCode::FORBIDDEN, 5001),
+    )
+    .await;
     let groups = app
         .ok(
             "serverDms.react",
@@ -260,12 +248,14 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
             json!({ "message_id": msg["id"], "emoji": "👀", "action": "add" }),
         ),
     ] {
-        refused(
-            app.mutate(proc_, input, Some(&owner.token)).await,
-            StatusCode::NOT_FOUND,
-            Some(4000),
+        app.refused(
+            &owner,
+            Call::Mutation,
             proc_,
-        );
+            input,
+            (StatusCode::NOT_FOUND, 4000),
+        )
+        .await;
     }
     app.ok(
         "serverDms.delete",
@@ -316,17 +306,14 @@ async fn edits_deletes_and_reactions_reach_both_participants_only(app: TestApp) 
         )
         .await;
     assert_eq!(history["messages"], json!([]), "deleted messages are gone");
-    refused(
-        app.mutate(
-            "serverDms.edit",
-            json!({ "message_id": msg["id"], "content": "again" }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(4000),
-        "a deleted message cannot be edited",
-    );
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.edit",
+        json!({ "message_id": msg["id"], "content": "again" }),
+        (StatusCode::NOT_FOUND, 4000),
+    )
+    .await;
     let listed = app.get("serverDms.list", json!({}), &bob).await;
     assert_eq!(listed["conversations"][0]["last_message"], Value::Null);
     assert_eq!(listed["conversations"][0]["unread_count"], 0);
@@ -339,35 +326,34 @@ async fn dm_rules_refuse_self_strangers_closed_inboxes_and_other_conversations(a
     let carol = app.register(&unique("car"), "password-4").await;
     // Member DMs are off by default.
     let send = json!({ "recipient_id": bob.user_id, "content": "hi" });
-    refused(
-        app.mutate("serverDms.send", send.clone(), Some(&alice.token))
-            .await,
-        StatusCode::FORBIDDEN,
-        Some(6001),
-        "send with DMs off",
-    );
-    refused(
-        app.query("serverDms.list", Some(json!({})), Some(&alice.token))
-            .await,
-        StatusCode::FORBIDDEN,
-        Some(6001),
-        "list with DMs off",
-    );
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.send",
+        send.clone(),
+        (StatusCode::FORBIDDEN, 6001),
+    )
+    .await;
+    app.refused(
+        &alice,
+        Call::Query,
+        "serverDms.list",
+        json!({}),
+        (StatusCode::FORBIDDEN, 6001),
+    )
+    .await;
     set_dms(&app, &owner, true).await;
     let msg = app.ok("serverDms.send", send.clone(), &alice).await;
     let conversation = msg["conversation_id"].clone();
     set_dms(&app, &owner, false).await;
-    refused(
-        app.query(
-            "serverDms.history",
-            Some(json!({ "conversation_id": conversation })),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::FORBIDDEN,
-        Some(6001),
-        "history with DMs off",
-    );
+    app.refused(
+        &alice,
+        Call::Query,
+        "serverDms.history",
+        json!({ "conversation_id": conversation }),
+        (StatusCode::FORBIDDEN, 6001),
+    )
+    .await;
     set_dms(&app, &owner, true).await;
 
     // Self first: even with the caller's own DMs closed.
@@ -377,136 +363,99 @@ async fn dm_rules_refuse_self_strangers_closed_inboxes_and_other_conversations(a
         &carol,
     )
     .await;
-    refused(
-        app.mutate(
-            "serverDms.send",
-            json!({ "recipient_id": carol.user_id, "content": "me" }),
-            Some(&carol.token),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        Some(6003),
-        "self",
-    );
-    refused(
-        app.mutate(
-            "serverDms.send",
-            json!({ "recipient_id": carol.user_id, "content": "hi" }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::FORBIDDEN,
-        Some(6005),
-        "recipient with DMs closed",
-    );
-    refused(
-        app.mutate(
-            "serverDms.send",
-            json!({ "recipient_id": Uuid::now_v7(), "content": "hi" }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(6004),
-        "unknown recipient",
-    );
+    app.refused(
+        &carol,
+        Call::Mutation,
+        "serverDms.send",
+        json!({ "recipient_id": carol.user_id, "content": "me" }),
+        (StatusCode::BAD_REQUEST, 6003),
+    )
+    .await;
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.send",
+        json!({ "recipient_id": carol.user_id, "content": "hi" }),
+        (StatusCode::FORBIDDEN, 6005),
+    )
+    .await;
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.send",
+        json!({ "recipient_id": Uuid::now_v7(), "content": "hi" }),
+        (StatusCode::NOT_FOUND, 6004),
+    )
+    .await;
     let leaver = app.register(&unique("lea"), "password-5").await;
     app.ok("server.leave", json!({}), &leaver).await;
-    refused(
-        app.mutate(
-            "serverDms.send",
-            json!({ "recipient_id": leaver.user_id, "content": "hi" }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(6004),
-        "a former member",
-    );
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.send",
+        json!({ "recipient_id": leaver.user_id, "content": "hi" }),
+        (StatusCode::NOT_FOUND, 6004),
+    )
+    .await;
 
     // Replies stay within the conversation; attachments must be the sender's own uploads.
     let other = dm(&app, &owner, &bob, "another pair").await;
-    refused(
-        app.mutate(
-            "serverDms.send",
-            json!({ "recipient_id": bob.user_id, "content": "re", "reply_to": other["id"] }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(4000),
-        "reply into another conversation",
-    );
-    refused(
-        app.mutate(
-            "serverDms.send",
-            json!({ "recipient_id": owner.user_id, "content": "re", "reply_to": msg["id"] }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(4000),
-        "reply in a conversation that does not exist yet",
-    );
-    refused(
-        app.mutate(
-            "serverDms.send",
-            json!({ "recipient_id": bob.user_id, "content": "file", "attachment_ids": [Uuid::now_v7()] }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(4002),
-        "unknown attachment",
-    );
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.send",
+        json!({ "recipient_id": bob.user_id, "content": "re", "reply_to": other["id"] }),
+        (StatusCode::NOT_FOUND, 4000),
+    )
+    .await;
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.send",
+        json!({ "recipient_id": owner.user_id, "content": "re", "reply_to": msg["id"] }),
+        (StatusCode::NOT_FOUND, 4000),
+    )
+    .await;
+    app.refused(&alice, Call::Mutation, "serverDms.send", json!({ "recipient_id": bob.user_id, "content": "file", "attachment_ids": [Uuid::now_v7()] }), (StatusCode::NOT_FOUND, 4002)).await;
 
     // Someone else's conversation, or none at all, is NOT_FOUND 6002.
     for id in [conversation.clone(), json!(Uuid::now_v7())] {
-        refused(
-            app.query(
-                "serverDms.history",
-                Some(json!({ "conversation_id": id })),
-                Some(&carol.token),
-            )
-            .await,
-            StatusCode::NOT_FOUND,
-            Some(6002),
-            "history of another pair",
-        );
-        refused(
-            app.mutate(
-                "serverDms.markRead",
-                json!({ "conversation_id": id, "last_read_message_id": msg["id"] }),
-                Some(&carol.token),
-            )
-            .await,
-            StatusCode::NOT_FOUND,
-            Some(6002),
-            "markRead of another pair",
-        );
-    }
-    refused(
-        app.mutate(
-            "serverDms.markRead",
-            json!({ "conversation_id": conversation, "last_read_message_id": other["id"] }),
-            Some(&bob.token),
+        app.refused(
+            &carol,
+            Call::Query,
+            "serverDms.history",
+            json!({ "conversation_id": id }),
+            (StatusCode::NOT_FOUND, 6002),
         )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(4000),
-        "a read marker of another conversation's message",
-    );
+        .await;
+        app.refused(
+            &carol,
+            Call::Mutation,
+            "serverDms.markRead",
+            json!({ "conversation_id": id, "last_read_message_id": msg["id"] }),
+            (StatusCode::NOT_FOUND, 6002),
+        )
+        .await;
+    }
+    app.refused(
+        &bob,
+        Call::Mutation,
+        "serverDms.markRead",
+        json!({ "conversation_id": conversation, "last_read_message_id": other["id"] }),
+        (StatusCode::NOT_FOUND, 4000),
+    )
+    .await;
     let (status, body) = app
         .query("serverDms.list", Some(json!({})), Some(&carol.token))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(data(&body)["conversations"], json!([]));
     // Without a token nothing works.
-    refused(
-        app.query("serverDms.list", Some(json!({})), None).await,
-        StatusCode::UNAUTHORIZED,
-        None,
-        "anonymous",
+    assert_eq!(
+        app.outcome(Call::Query, "serverDms.list", json!({}), None)
+            .await,
+        (StatusCode::UNAUTHORIZED, None),
+        "anonymous"
     );
 }
 
@@ -522,25 +471,22 @@ async fn dm_inputs_are_validated(app: TestApp) {
         json!({ "recipient_id": "not-a-uuid", "content": "x" }),
         json!({ "recipient_id": r, "content": "x", "attachment_ids": vec![Uuid::now_v7(); 11] }),
     ] {
-        refused(
-            app.mutate("serverDms.send", input.clone(), Some(&alice.token))
-                .await,
-            StatusCode::BAD_REQUEST,
-            None,
-            &input.to_string(),
-        );
-    }
-    refused(
-        app.mutate(
+        let got = app.outcome(
+            Call::Mutation,
             "serverDms.send",
-            json!({ "recipient_id": r, "content": "   " }),
+            input.clone(),
             Some(&alice.token),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        Some(3001),
-        "blank content",
-    );
+        );
+        assert_eq!(got.await, (StatusCode::BAD_REQUEST, None), "{input}");
+    }
+    app.refused(
+        &alice,
+        Call::Mutation,
+        "serverDms.send",
+        json!({ "recipient_id": r, "content": "   " }),
+        (StatusCode::BAD_REQUEST, 3001),
+    )
+    .await;
     app.ok(
         "serverDms.send",
         json!({ "recipient_id": r, "content": "x".repeat(4000) }),
@@ -573,11 +519,11 @@ async fn dm_inputs_are_validated(app: TestApp) {
             json!({ "conversation_id": conversation }),
         ),
     ] {
-        refused(
-            app.mutate(proc_, input.clone(), Some(&alice.token)).await,
-            StatusCode::BAD_REQUEST,
-            None,
-            &format!("{proc_} {input}"),
+        let got = app.outcome(Call::Mutation, proc_, input.clone(), Some(&alice.token));
+        assert_eq!(
+            got.await,
+            (StatusCode::BAD_REQUEST, None),
+            "{proc_} {input}"
         );
     }
     app.ok(
@@ -595,12 +541,11 @@ async fn dm_inputs_are_validated(app: TestApp) {
         ),
         ("serverDms.history", json!({})),
     ] {
-        refused(
-            app.query(proc_, Some(input.clone()), Some(&alice.token))
-                .await,
-            StatusCode::BAD_REQUEST,
-            None,
-            &format!("{proc_} {input}"),
+        let got = app.outcome(Call::Query, proc_, input.clone(), Some(&alice.token));
+        assert_eq!(
+            got.await,
+            (StatusCode::BAD_REQUEST, None),
+            "{proc_} {input}"
         );
     }
 }
@@ -676,39 +621,30 @@ async fn the_messages_router_refuses_conversation_ids(app: TestApp) {
     let (_owner, alice, bob) = setup(&app).await;
     let msg = dm(&app, &alice, &bob, "private").await;
     let conversation = msg["conversation_id"].clone();
-    refused(
-        app.query(
-            "messages.list",
-            Some(json!({ "channel_id": conversation })),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(3000),
+    app.refused(
+        &alice,
+        Call::Query,
         "messages.list",
-    );
-    refused(
-        app.mutate(
-            "messages.send",
-            json!({ "channel_id": conversation, "content": "x" }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(3000),
+        json!({ "channel_id": conversation }),
+        (StatusCode::NOT_FOUND, 3000),
+    )
+    .await;
+    app.refused(
+        &alice,
+        Call::Mutation,
         "messages.send",
-    );
-    refused(
-        app.mutate(
-            "read_state.update",
-            json!({ "channel_id": conversation, "last_read_message_id": msg["id"] }),
-            Some(&alice.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(3000),
+        json!({ "channel_id": conversation, "content": "x" }),
+        (StatusCode::NOT_FOUND, 3000),
+    )
+    .await;
+    app.refused(
+        &alice,
+        Call::Mutation,
         "read_state.update",
-    );
+        json!({ "channel_id": conversation, "last_read_message_id": msg["id"] }),
+        (StatusCode::NOT_FOUND, 3000),
+    )
+    .await;
     // Not even the author reaches a DM message through `messages.*`.
     for (proc_, input) in [
         (
@@ -725,24 +661,23 @@ async fn the_messages_router_refuses_conversation_ids(app: TestApp) {
             json!({ "message_id": msg["id"], "emoji": "x", "action": "add" }),
         ),
     ] {
-        refused(
-            app.mutate(proc_, input, Some(&alice.token)).await,
-            StatusCode::NOT_FOUND,
-            Some(4000),
+        app.refused(
+            &alice,
+            Call::Mutation,
             proc_,
-        );
-    }
-    refused(
-        app.query(
-            "messages.history",
-            Some(json!({ "message_id": msg["id"] })),
-            Some(&alice.token),
+            input,
+            (StatusCode::NOT_FOUND, 4000),
         )
-        .await,
-        StatusCode::NOT_FOUND,
-        Some(4000),
+        .await;
+    }
+    app.refused(
+        &alice,
+        Call::Query,
         "messages.history",
-    );
+        json!({ "message_id": msg["id"] }),
+        (StatusCode::NOT_FOUND, 4000),
+    )
+    .await;
     let history = app
         .get(
             "serverDms.history",

@@ -2,26 +2,9 @@
 //! channel files, the quota; events and audit entries.
 
 use ecto_core::permissions::bits;
-use ecto_tests::{both_profiles, ecto_code, next_event, sql_time, unique, Session, TestApp};
+use ecto_tests::{both_profiles, ecto_code, next_event, sql_time, unique, Call, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// Status and ecto code of a call expected to fail (`query` picks GET).
-async fn refused(
-    app: &TestApp,
-    query: bool,
-    proc_: &str,
-    input: Value,
-    s: &Session,
-) -> (StatusCode, Option<i64>) {
-    let (status, body) = if query {
-        app.query(proc_, Some(input), Some(&s.token)).await
-    } else {
-        app.mutate(proc_, input, Some(&s.token)).await
-    };
-    assert!(body["error"].is_object(), "{proc_}: {body}");
-    (status, ecto_code(&body))
-}
 
 /// Inserts a shared file row (the upload route is tested separately); returns its id.
 async fn shared_file(
@@ -303,14 +286,14 @@ async fn folders_are_created_listed_renamed_and_deleted(app: TestApp) {
         server_rows(&app, "shared_item_permission_overrides").await,
         0
     );
-    let (status, code) = refused(
-        &app,
-        false,
-        "hubFiles.renameFolder",
-        json!({ "folder_id": sub_id, "name": "gone" }),
-        &owner,
-    )
-    .await;
+    let (status, code) = app
+        .outcome(
+            Call::Mutation,
+            "hubFiles.renameFolder",
+            json!({ "folder_id": sub_id, "name": "gone" }),
+            Some(&owner.token),
+        )
+        .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(2000)));
 
     let actions = audit_actions(&app, &owner).await;
@@ -409,14 +392,14 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
     assert_eq!(rest["has_more"], false);
 
     let mut events = app.events().await;
-    let (status, code) = refused(
-        &app,
-        false,
-        "hubFiles.deleteSharedFile",
-        json!({ "file_id": first }),
-        &other,
-    )
-    .await;
+    let (status, code) = app
+        .outcome(
+            Call::Mutation,
+            "hubFiles.deleteSharedFile",
+            json!({ "file_id": first }),
+            Some(&other.token),
+        )
+        .await;
     assert_eq!(
         (status, code),
         (StatusCode::FORBIDDEN, Some(5001)),
@@ -437,14 +420,14 @@ async fn shared_files_are_paged_and_deleted_by_their_uploader_or_a_manager(app: 
         &owner,
     )
     .await;
-    let (status, code) = refused(
-        &app,
-        false,
-        "hubFiles.deleteSharedFile",
-        json!({ "file_id": first }),
-        &owner,
-    )
-    .await;
+    let (status, code) = app
+        .outcome(
+            Call::Mutation,
+            "hubFiles.deleteSharedFile",
+            json!({ "file_id": first }),
+            Some(&owner.token),
+        )
+        .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(2000)));
     assert_eq!(server_rows(&app, "shared_files").await, 1);
     let quota = app
@@ -469,44 +452,48 @@ async fn hub_procedures_need_their_permissions(app: TestApp) {
         .await;
     let item = json!({ "item_type": "folder", "item_id": folder["id"] });
     // @everyone has no hub bit by default.
-    for (query, proc_, input) in [
-        (true, "hubFiles.listFolders", json!({ "parent_id": null })),
+    for (call, proc_, input) in [
         (
-            true,
+            Call::Query,
+            "hubFiles.listFolders",
+            json!({ "parent_id": null }),
+        ),
+        (
+            Call::Query,
             "hubFiles.listSharedFiles",
             json!({ "folder_id": null }),
         ),
-        (true, "hubFiles.listChannelFiles", json!({})),
-        (true, "hubFiles.channelFileStats", json!(null)),
-        (true, "hubFiles.getStorageQuota", json!(null)),
-        (true, "hubFiles.getItemOverrides", item.clone()),
+        (Call::Query, "hubFiles.listChannelFiles", json!({})),
+        (Call::Query, "hubFiles.channelFileStats", json!(null)),
+        (Call::Query, "hubFiles.getStorageQuota", json!(null)),
+        (Call::Query, "hubFiles.getItemOverrides", item.clone()),
         (
-            false,
+            Call::Mutation,
             "hubFiles.updateItemOverrides",
             json!({ "item_type": "folder", "item_id": folder["id"], "permission_overrides": [] }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.createFolder",
             json!({ "name": "x", "parent_id": null }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.deleteChannelFile",
             json!({ "attachment_id": uuid::Uuid::now_v7() }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.deleteFolder",
             json!({ "folder_id": folder["id"] }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.renameFolder",
             json!({ "folder_id": folder["id"], "name": "mine" }),
         ),
     ] {
-        let (status, code) = refused(&app, query, proc_, input, &member).await;
+        let (status, code) = app.outcome(call, proc_, input, Some(&member.token)).await;
         assert_eq!(
             (status, code),
             (StatusCode::FORBIDDEN, Some(5001)),
@@ -546,7 +533,9 @@ async fn hub_procedures_need_their_permissions(app: TestApp) {
             json!({ "folder_id": folder["id"] }),
         ),
     ] {
-        let (status, code) = refused(&app, false, proc_, input, &other).await;
+        let (status, code) = app
+            .outcome(Call::Mutation, proc_, input, Some(&other.token))
+            .await;
         assert_eq!(
             (status, code),
             (StatusCode::FORBIDDEN, Some(5001)),
@@ -687,14 +676,14 @@ async fn a_folder_override_hides_the_folder_and_its_files_from_one_role(app: Tes
     let (_, _, files, _) = what_sees(&app, &owner, &secret_id).await;
     assert_eq!(files.len(), 2, "the owner is not bound by overrides");
     // The chain also decides uploads into the folder.
-    let (status, code) = refused(
-        &app,
-        false,
-        "hubFiles.createFolder",
-        json!({ "name": "x", "parent_id": inner["id"] }),
-        &guest,
-    )
-    .await;
+    let (status, code) = app
+        .outcome(
+            Call::Mutation,
+            "hubFiles.createFolder",
+            json!({ "name": "x", "parent_id": inner["id"] }),
+            Some(&guest.token),
+        )
+        .await;
     assert_eq!((status, code), (StatusCode::FORBIDDEN, Some(5001)));
 
     // Targets must be roles of this server; entries must be valid.
@@ -815,14 +804,14 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
         )
         .await;
     assert_eq!(names(&one["files"]), ["s.png"]);
-    let (status, code) = refused(
-        &app,
-        true,
-        "hubFiles.listChannelFiles",
-        json!({ "channel_id": uuid::Uuid::now_v7() }),
-        &member,
-    )
-    .await;
+    let (status, code) = app
+        .outcome(
+            Call::Query,
+            "hubFiles.listChannelFiles",
+            json!({ "channel_id": uuid::Uuid::now_v7() }),
+            Some(&member.token),
+        )
+        .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(3000)));
 
     let stats = app
@@ -850,14 +839,14 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     // Deleting: the bare message keeps one file, then goes; the text message stays.
     let manager = app.register(&unique("mgr"), "password-3").await;
     app.grant_role(&manager, bits::MANAGE_FILES, 1).await;
-    let (status, code) = refused(
-        &app,
-        false,
-        "hubFiles.deleteChannelFile",
-        json!({ "attachment_id": only_1 }),
-        &member,
-    )
-    .await;
+    let (status, code) = app
+        .outcome(
+            Call::Mutation,
+            "hubFiles.deleteChannelFile",
+            json!({ "attachment_id": only_1 }),
+            Some(&member.token),
+        )
+        .await;
     assert_eq!((status, code), (StatusCode::FORBIDDEN, Some(5001)));
     let mut ws = app.ws().await;
     ws.identify(&owner.token, json!({ "active_channel_id": general["id"] }))
@@ -903,14 +892,14 @@ async fn channel_files_are_listed_counted_and_deleted(app: TestApp) {
     let update = ws.expect("message.update").await;
     assert_eq!(update["data"]["id"], text_message["id"]);
     assert_eq!(update["data"]["attachments"], json!([]));
-    let (status, code) = refused(
-        &app,
-        false,
-        "hubFiles.deleteChannelFile",
-        json!({ "attachment_id": with_text }),
-        &manager,
-    )
-    .await;
+    let (status, code) = app
+        .outcome(
+            Call::Mutation,
+            "hubFiles.deleteChannelFile",
+            json!({ "attachment_id": with_text }),
+            Some(&manager.token),
+        )
+        .await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(2000)));
 
     let listed = app
@@ -1157,68 +1146,61 @@ async fn hub_ids_of_another_server_are_not_found() {
     let b_role = TestApp::everyone_role(&owner_b);
 
     app.server_address = Some(a_address);
-    for (query, proc_, input) in [
+    for (call, proc_, input) in [
         (
-            true,
+            Call::Query,
             "hubFiles.listFolders",
             json!({ "parent_id": b_folder["id"] }),
         ),
         (
-            true,
+            Call::Query,
             "hubFiles.listSharedFiles",
             json!({ "folder_id": b_folder["id"] }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.createFolder",
             json!({ "name": "x", "parent_id": b_folder["id"] }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.renameFolder",
             json!({ "folder_id": b_folder["id"], "name": "stolen" }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.deleteFolder",
             json!({ "folder_id": b_folder["id"] }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.deleteSharedFile",
             json!({ "file_id": b_file }),
         ),
         (
-            true,
+            Call::Query,
             "hubFiles.getItemOverrides",
             json!({ "item_type": "file", "item_id": b_file }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.updateItemOverrides",
             json!({ "item_type": "folder", "item_id": b_folder["id"], "permission_overrides": [] }),
         ),
         (
-            false,
+            Call::Mutation,
             "hubFiles.deleteChannelFile",
             json!({ "attachment_id": b_attachment }),
         ),
     ] {
-        let (status, code) = refused(&app, query, proc_, input, &owner_a).await;
+        let (status, code) = app.outcome(call, proc_, input, Some(&owner_a.token)).await;
         assert_eq!(
             (status, code),
             (StatusCode::NOT_FOUND, Some(2000)),
             "{proc_}"
         );
     }
-    let (status, code) = refused(
-        &app,
-        false,
-        "hubFiles.updateItemOverrides",
-        json!({ "item_type": "folder", "item_id": a_folder["id"], "permission_overrides": [{ "target_type": "role", "target_id": b_role, "allow": 0, "deny": 1 }] }),
-        &owner_a,
-    )
-    .await;
+    let (status, code) = app.outcome(Call::Mutation, "hubFiles.updateItemOverrides", json!({ "item_type": "folder", "item_id": a_folder["id"], "permission_overrides": [{ "target_type": "role", "target_id": b_role, "allow": 0, "deny": 1 }] }), Some(&owner_a.token)).await;
     assert_eq!((status, code), (StatusCode::NOT_FOUND, Some(5000)));
     let files = app
         .get("hubFiles.listChannelFiles", json!({}), &owner_a)

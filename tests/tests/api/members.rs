@@ -3,25 +3,9 @@
 use ecto_core::permissions::bits;
 use ecto_core::ports::Scope;
 use ecto_tests::data;
-use ecto_tests::{both_profiles, ecto_code, next_event, unique, Session, TestApp};
+use ecto_tests::{both_profiles, ecto_code, next_event, unique, Call, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-async fn refused(
-    app: &TestApp,
-    proc_: &str,
-    input: Value,
-    s: &Session,
-    status: StatusCode,
-    code: i64,
-) {
-    let (got, body) = app.mutate(proc_, input.clone(), Some(&s.token)).await;
-    assert_eq!(
-        (got, ecto_code(&body)),
-        (status, Some(code)),
-        "{proc_} {input}: {body}"
-    );
-}
 
 async fn audited(app: &TestApp, owner: &Session, action: &str, target: &str) {
     let input = json!({ "action": action, "limit": 100 });
@@ -102,23 +86,21 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
         next_event(&mut events, "role.delete").await.data,
         json!({ "id": helpers["id"] })
     );
-    refused(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "roles.delete",
         json!({ "role_id": helpers["id"] }),
-        &owner,
-        StatusCode::NOT_FOUND,
-        5000,
+        (StatusCode::NOT_FOUND, 5000),
     )
     .await;
     let everyone = TestApp::everyone_role(&owner);
-    refused(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "roles.delete",
         json!({ "role_id": everyone }),
-        &owner,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
     // @everyone's bits can change, its name and place cannot.
@@ -137,13 +119,12 @@ async fn roles_are_created_updated_reordered_and_deleted(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    refused(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "roles.create",
         json!({ "name": "nope" }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
     for (action, target) in [
@@ -209,103 +190,87 @@ async fn the_role_hierarchy_binds_everyone_but_the_owner(app: TestApp) {
     .await;
 
     let h = StatusCode::FORBIDDEN;
-    refused(
-        &app,
-        "roles.update",
-        json!({ "role_id": high["id"], "name": "mine now" }),
+    app.refuses(
         &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "roles.update",
-        json!({ "role_id": mine["id"], "name": "same level" }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "roles.delete",
-        json!({ "role_id": high["id"] }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "roles.reorder",
-        json!({ "roles": [{ "role_id": low["id"], "position": 4 }] }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "roles.create",
-        json!({ "name": "Top", "position": 2 }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "roles.create",
-        json!({ "name": "Admin", "permissions": bits::ADMINISTRATOR }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "roles.update",
-        json!({ "role_id": low["id"], "permissions": bits::BAN_MEMBERS }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "members.updateRoles",
-        json!({ "user_id": plain.user_id, "role_ids": [high["id"]] }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "members.updateRoles",
-        json!({ "user_id": peer.user_id, "role_ids": [low["id"]] }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "members.kick",
-        json!({ "user_id": peer.user_id }),
-        &manager,
-        h,
-        5004,
-    )
-    .await;
-    refused(
-        &app,
-        "members.kick",
-        json!({ "user_id": owner.user_id }),
-        &manager,
-        h,
-        5004,
+        vec![
+            (
+                Call::Mutation,
+                "roles.update",
+                json!({ "role_id": high["id"], "name": "mine now" }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "roles.update",
+                json!({ "role_id": mine["id"], "name": "same level" }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "roles.delete",
+                json!({ "role_id": high["id"] }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "roles.reorder",
+                json!({ "roles": [{ "role_id": low["id"], "position": 4 }] }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "roles.create",
+                json!({ "name": "Top", "position": 2 }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "roles.create",
+                json!({ "name": "Admin", "permissions": bits::ADMINISTRATOR }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "roles.update",
+                json!({ "role_id": low["id"], "permissions": bits::BAN_MEMBERS }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "members.updateRoles",
+                json!({ "user_id": plain.user_id, "role_ids": [high["id"]] }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "members.updateRoles",
+                json!({ "user_id": peer.user_id, "role_ids": [low["id"]] }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "members.kick",
+                json!({ "user_id": peer.user_id }),
+                h,
+                5004,
+            ),
+            (
+                Call::Mutation,
+                "members.kick",
+                json!({ "user_id": owner.user_id }),
+                h,
+                5004,
+            ),
+        ],
     )
     .await;
 
@@ -480,22 +445,24 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
     let banned_name = unique("ban");
     let banned = app.register(&banned_name, "password-3").await;
     let bystander = app.register(&unique("by"), "password-4").await;
-    refused(
-        &app,
-        "members.kick",
-        json!({ "user_id": kicked.user_id }),
+    app.refuses(
         &bystander,
-        StatusCode::FORBIDDEN,
-        5001,
-    )
-    .await;
-    refused(
-        &app,
-        "members.ban",
-        json!({ "user_id": kicked.user_id }),
-        &bystander,
-        StatusCode::FORBIDDEN,
-        5001,
+        vec![
+            (
+                Call::Mutation,
+                "members.kick",
+                json!({ "user_id": kicked.user_id }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+            (
+                Call::Mutation,
+                "members.ban",
+                json!({ "user_id": kicked.user_id }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+        ],
     )
     .await;
 
@@ -534,13 +501,12 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
     );
     let (status, _) = app.login(&kicked_name, "password-2").await;
     assert_eq!(status, StatusCode::OK, "a kicked member may come back");
-    refused(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "members.kick",
         json!({ "user_id": uuid::Uuid::now_v7() }),
-        &owner,
-        StatusCode::FORBIDDEN,
-        2002,
+        (StatusCode::FORBIDDEN, 2002),
     )
     .await;
 
@@ -587,13 +553,12 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
         &owner,
     )
     .await;
-    refused(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "members.unban",
         json!({ "user_id": banned.user_id }),
-        &owner,
-        StatusCode::NOT_FOUND,
-        2000,
+        (StatusCode::NOT_FOUND, 2000),
     )
     .await;
     let (status, _) = app.login(&banned_name, "password-3").await;
@@ -635,13 +600,12 @@ async fn nicknames_dm_preferences_and_profiles_are_updated(app: TestApp) {
         next_event(&mut events, "member.update").await.data["nickname"],
         "Nicky"
     );
-    refused(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "members.updateNickname",
         json!({ "user_id": other.user_id, "nickname": "x" }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
     let (status, _) = app

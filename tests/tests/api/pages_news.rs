@@ -1,7 +1,7 @@
 //! `pages.*` and `news.*`: versions and revisions, posts and comments, permissions, events.
 
 use ecto_core::permissions::bits;
-use ecto_tests::{both_profiles, ecto_code, unique, Profile, Session, TestApp};
+use ecto_tests::{both_profiles, unique, Call, Profile, Session, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -9,38 +9,6 @@ async fn read(app: &TestApp, proc_: &str, input: Value, s: &Session) -> Value {
     let (status, body) = app.query(proc_, Some(input), Some(&s.token)).await;
     assert_eq!(status, StatusCode::OK, "{proc_}: {body}");
     body["result"]["data"].clone()
-}
-
-async fn refused_mutation(
-    app: &TestApp,
-    proc_: &str,
-    input: Value,
-    s: &Session,
-    status: StatusCode,
-    code: i64,
-) {
-    let (got, body) = app.mutate(proc_, input, Some(&s.token)).await;
-    assert_eq!(
-        (got, ecto_code(&body)),
-        (status, Some(code)),
-        "{proc_}: {body}"
-    );
-}
-
-async fn refused_query(
-    app: &TestApp,
-    proc_: &str,
-    input: Value,
-    s: &Session,
-    status: StatusCode,
-    code: i64,
-) {
-    let (got, body) = app.query(proc_, Some(input), Some(&s.token)).await;
-    assert_eq!(
-        (got, ecto_code(&body)),
-        (status, Some(code)),
-        "{proc_}: {body}"
-    );
 }
 
 async fn channel(app: &TestApp, owner: &Session, name: &str, kind: &str) -> Value {
@@ -75,13 +43,12 @@ async fn pages_keep_versions_and_revisions(app: TestApp) {
     assert_eq!(first["banner_url"], Value::Null);
 
     // A member without EDIT_PAGES cannot edit.
-    refused_mutation(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "pages.updateContent",
         json!({ "channel_id": id, "content": "mine", "version": 1 }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
 
@@ -100,13 +67,12 @@ async fn pages_keep_versions_and_revisions(app: TestApp) {
     assert_eq!(event["data"]["channel_id"], id);
 
     // A stale version is a conflict, and nothing is written.
-    refused_mutation(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "pages.updateContent",
         json!({ "channel_id": id, "content": "stale", "version": 1 }),
-        &owner,
-        StatusCode::CONFLICT,
-        3003,
+        (StatusCode::CONFLICT, 3003),
     )
     .await;
     assert_eq!(
@@ -232,78 +198,74 @@ async fn pages_refuse_wrong_channels_and_non_readers(app: TestApp) {
         { "target_type": "role", "target_id": everyone, "allow": 0, "deny": bits::READ_MESSAGES } ] }), &owner).await;
     let missing = uuid::Uuid::now_v7().to_string();
 
-    refused_query(
-        &app,
-        "pages.getContent",
-        json!({ "channel_id": missing }),
+    app.refuses(
         &owner,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_query(
-        &app,
-        "pages.getContent",
-        json!({ "channel_id": text["id"] }),
-        &owner,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "pages.updateContent",
-        json!({ "channel_id": missing, "content": "x", "version": 1 }),
-        &owner,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "pages.updateContent",
-        json!({ "channel_id": text["id"], "content": "x", "version": 1 }),
-        &owner,
-        StatusCode::BAD_REQUEST,
-        3002,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "pages.updateBanner",
-        json!({ "channel_id": text["id"], "banner_url": null }),
-        &owner,
-        StatusCode::BAD_REQUEST,
-        3002,
-    )
-    .await;
-    refused_query(
-        &app,
-        "pages.getHistory",
-        json!({ "channel_id": text["id"] }),
-        &owner,
-        StatusCode::BAD_REQUEST,
-        3002,
+        vec![
+            (
+                Call::Query,
+                "pages.getContent",
+                json!({ "channel_id": missing }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Query,
+                "pages.getContent",
+                json!({ "channel_id": text["id"] }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Mutation,
+                "pages.updateContent",
+                json!({ "channel_id": missing, "content": "x", "version": 1 }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Mutation,
+                "pages.updateContent",
+                json!({ "channel_id": text["id"], "content": "x", "version": 1 }),
+                StatusCode::BAD_REQUEST,
+                3002,
+            ),
+            (
+                Call::Mutation,
+                "pages.updateBanner",
+                json!({ "channel_id": text["id"], "banner_url": null }),
+                StatusCode::BAD_REQUEST,
+                3002,
+            ),
+            (
+                Call::Query,
+                "pages.getHistory",
+                json!({ "channel_id": text["id"] }),
+                StatusCode::BAD_REQUEST,
+                3002,
+            ),
+        ],
     )
     .await;
 
     // A member who cannot read the page gets nothing.
-    refused_query(
-        &app,
-        "pages.getContent",
-        json!({ "channel_id": hidden["id"] }),
+    app.refuses(
         &member,
-        StatusCode::FORBIDDEN,
-        5001,
-    )
-    .await;
-    refused_query(
-        &app,
-        "pages.getHistory",
-        json!({ "channel_id": hidden["id"] }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        vec![
+            (
+                Call::Query,
+                "pages.getContent",
+                json!({ "channel_id": hidden["id"] }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+            (
+                Call::Query,
+                "pages.getHistory",
+                json!({ "channel_id": hidden["id"] }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+        ],
     )
     .await;
     // The owner reads it.
@@ -351,35 +313,32 @@ async fn news_posts_and_comments(app: TestApp) {
     ws.expect("subscribed").await;
 
     // Only MANAGE_NEWS posts; only news channels take posts.
-    refused_mutation(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "news.createPost",
         json!({ "channel_id": nid, "title": "t", "content": "c" }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
-    refused_mutation(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "news.createPost",
         json!({ "channel_id": text["id"], "title": "t", "content": "c" }),
-        &owner,
-        StatusCode::BAD_REQUEST,
-        3006,
+        (StatusCode::BAD_REQUEST, 3006),
     )
     .await;
     // Discovery needs an ecto-central account (6100), then ecto-central synchronisation
     // (6101): refused, nothing written.
     let submit =
         json!({ "channel_id": nid, "title": "t", "content": "c", "submit_to_discovery": true });
-    refused_mutation(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "news.createPost",
         submit.clone(),
-        &owner,
-        StatusCode::FORBIDDEN,
-        6100,
+        (StatusCode::FORBIDDEN, 6100),
     )
     .await;
     if app.central.is_some() {
@@ -389,13 +348,12 @@ async fn news_posts_and_comments(app: TestApp) {
         let herald = TestApp::session(body);
         app.grant_role(&herald, bits::MANAGE_NEWS | bits::READ_MESSAGES, 1)
             .await;
-        refused_mutation(
-            &app,
+        app.refused(
+            &herald,
+            Call::Mutation,
             "news.createPost",
             submit,
-            &herald,
-            StatusCode::FORBIDDEN,
-            6101,
+            (StatusCode::FORBIDDEN, 6101),
         )
         .await;
     }
@@ -483,22 +441,20 @@ async fn news_posts_and_comments(app: TestApp) {
     );
 
     // Update: fields kept unless given, null clears.
-    refused_mutation(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "news.updatePost",
         json!({ "post_id": first["id"], "title": "x" }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
-    refused_mutation(
-        &app,
+    app.refused(
+        &owner,
+        Call::Mutation,
         "news.updatePost",
         json!({ "post_id": first["id"], "submit_to_discovery": true }),
-        &owner,
-        StatusCode::FORBIDDEN,
-        6100,
+        (StatusCode::FORBIDDEN, 6100),
     )
     .await;
     let updated = app
@@ -567,13 +523,12 @@ async fn news_posts_and_comments(app: TestApp) {
     assert_eq!(comments["has_more"], false);
 
     // Someone else's comment needs MANAGE_NEWS; the author may delete their own.
-    refused_mutation(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "news.deleteComment",
         json!({ "comment_id": c2["id"] }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
     app.ok(
@@ -597,24 +552,22 @@ async fn news_posts_and_comments(app: TestApp) {
         .await["comment_count"],
         1
     );
-    refused_mutation(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "news.deleteComment",
         json!({ "comment_id": c1["id"] }),
-        &member,
-        StatusCode::NOT_FOUND,
-        4006,
+        (StatusCode::NOT_FOUND, 4006),
     )
     .await;
 
     // Delete: MANAGE_NEWS; the comments go with the post.
-    refused_mutation(
-        &app,
+    app.refused(
+        &member,
+        Call::Mutation,
         "news.deletePost",
         json!({ "post_id": first["id"] }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        (StatusCode::FORBIDDEN, 5001),
     )
     .await;
     app.ok("news.deletePost", json!({ "post_id": first["id"] }), &owner)
@@ -624,22 +577,24 @@ async fn news_posts_and_comments(app: TestApp) {
         deleted["data"],
         json!({ "id": first["id"], "channel_id": nid })
     );
-    refused_query(
-        &app,
-        "news.getPost",
-        json!({ "post_id": first["id"] }),
+    app.refuses(
         &member,
-        StatusCode::NOT_FOUND,
-        4005,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.addComment",
-        json!({ "post_id": first["id"], "content": "late" }),
-        &member,
-        StatusCode::NOT_FOUND,
-        4005,
+        vec![
+            (
+                Call::Query,
+                "news.getPost",
+                json!({ "post_id": first["id"] }),
+                StatusCode::NOT_FOUND,
+                4005,
+            ),
+            (
+                Call::Mutation,
+                "news.addComment",
+                json!({ "post_id": first["id"], "content": "late" }),
+                StatusCode::NOT_FOUND,
+                4005,
+            ),
+        ],
     )
     .await;
     assert_eq!(
@@ -694,77 +649,73 @@ async fn news_is_hidden_from_non_readers(app: TestApp) {
             &owner,
         )
         .await;
-    refused_query(
-        &app,
-        "news.listPosts",
-        json!({ "channel_id": hidden["id"] }),
+    app.refuses(
         &member,
-        StatusCode::FORBIDDEN,
-        5001,
-    )
-    .await;
-    refused_query(
-        &app,
-        "news.getPost",
-        json!({ "post_id": post["id"] }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
-    )
-    .await;
-    refused_query(
-        &app,
-        "news.listComments",
-        json!({ "post_id": post["id"] }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.addComment",
-        json!({ "post_id": post["id"], "content": "x" }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.deleteComment",
-        json!({ "comment_id": comment["id"] }),
-        &member,
-        StatusCode::FORBIDDEN,
-        5001,
+        vec![
+            (
+                Call::Query,
+                "news.listPosts",
+                json!({ "channel_id": hidden["id"] }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+            (
+                Call::Query,
+                "news.getPost",
+                json!({ "post_id": post["id"] }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+            (
+                Call::Query,
+                "news.listComments",
+                json!({ "post_id": post["id"] }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+            (
+                Call::Mutation,
+                "news.addComment",
+                json!({ "post_id": post["id"], "content": "x" }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+            (
+                Call::Mutation,
+                "news.deleteComment",
+                json!({ "comment_id": comment["id"] }),
+                StatusCode::FORBIDDEN,
+                5001,
+            ),
+        ],
     )
     .await;
     let missing = uuid::Uuid::now_v7().to_string();
-    refused_query(
-        &app,
-        "news.listPosts",
-        json!({ "channel_id": missing }),
+    app.refuses(
         &member,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_query(
-        &app,
-        "news.getPost",
-        json!({ "post_id": missing }),
-        &member,
-        StatusCode::NOT_FOUND,
-        4005,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.deleteComment",
-        json!({ "comment_id": missing }),
-        &member,
-        StatusCode::NOT_FOUND,
-        4006,
+        vec![
+            (
+                Call::Query,
+                "news.listPosts",
+                json!({ "channel_id": missing }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Query,
+                "news.getPost",
+                json!({ "post_id": missing }),
+                StatusCode::NOT_FOUND,
+                4005,
+            ),
+            (
+                Call::Mutation,
+                "news.deleteComment",
+                json!({ "comment_id": missing }),
+                StatusCode::NOT_FOUND,
+                4006,
+            ),
+        ],
     )
     .await;
 }
@@ -804,85 +755,73 @@ async fn pages_and_news_of_another_server_are_not_found() {
         .await;
     app.server_address = Some(a_address);
     let a = &owner_a;
-    refused_query(
-        &app,
-        "pages.getContent",
-        json!({ "channel_id": page_b["id"] }),
+    app.refuses(
         a,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "pages.updateContent",
-        json!({ "channel_id": page_b["id"], "content": "x", "version": 1 }),
-        a,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_query(
-        &app,
-        "pages.getHistory",
-        json!({ "channel_id": page_b["id"] }),
-        a,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_query(
-        &app,
-        "news.listPosts",
-        json!({ "channel_id": news_b["id"] }),
-        a,
-        StatusCode::NOT_FOUND,
-        3000,
-    )
-    .await;
-    refused_query(
-        &app,
-        "news.getPost",
-        json!({ "post_id": post_b["id"] }),
-        a,
-        StatusCode::NOT_FOUND,
-        4005,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.updatePost",
-        json!({ "post_id": post_b["id"], "title": "x" }),
-        a,
-        StatusCode::NOT_FOUND,
-        4005,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.deletePost",
-        json!({ "post_id": post_b["id"] }),
-        a,
-        StatusCode::NOT_FOUND,
-        4005,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.addComment",
-        json!({ "post_id": post_b["id"], "content": "x" }),
-        a,
-        StatusCode::NOT_FOUND,
-        4005,
-    )
-    .await;
-    refused_mutation(
-        &app,
-        "news.deleteComment",
-        json!({ "comment_id": comment_b["id"] }),
-        a,
-        StatusCode::NOT_FOUND,
-        4006,
+        vec![
+            (
+                Call::Query,
+                "pages.getContent",
+                json!({ "channel_id": page_b["id"] }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Mutation,
+                "pages.updateContent",
+                json!({ "channel_id": page_b["id"], "content": "x", "version": 1 }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Query,
+                "pages.getHistory",
+                json!({ "channel_id": page_b["id"] }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Query,
+                "news.listPosts",
+                json!({ "channel_id": news_b["id"] }),
+                StatusCode::NOT_FOUND,
+                3000,
+            ),
+            (
+                Call::Query,
+                "news.getPost",
+                json!({ "post_id": post_b["id"] }),
+                StatusCode::NOT_FOUND,
+                4005,
+            ),
+            (
+                Call::Mutation,
+                "news.updatePost",
+                json!({ "post_id": post_b["id"], "title": "x" }),
+                StatusCode::NOT_FOUND,
+                4005,
+            ),
+            (
+                Call::Mutation,
+                "news.deletePost",
+                json!({ "post_id": post_b["id"] }),
+                StatusCode::NOT_FOUND,
+                4005,
+            ),
+            (
+                Call::Mutation,
+                "news.addComment",
+                json!({ "post_id": post_b["id"], "content": "x" }),
+                StatusCode::NOT_FOUND,
+                4005,
+            ),
+            (
+                Call::Mutation,
+                "news.deleteComment",
+                json!({ "comment_id": comment_b["id"] }),
+                StatusCode::NOT_FOUND,
+                4006,
+            ),
+        ],
     )
     .await;
 }

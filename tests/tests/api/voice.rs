@@ -229,14 +229,18 @@ async fn join_refusals_are_voice_errors(app: TestApp) {
     .await;
     assert_eq!(voice_error(&mut ws).await.0, 8000);
 
-    // Full: 25 participants, the 26th is refused and nobody else hears of it.
+    // Full: 25 participants, the 26th is refused and nobody else hears of it. The sockets
+    // already open keep beating while the others join (the tests' heartbeat timeout is 3 s).
     let channel = voice_channel(&app, &owner, 0).await;
-    let mut inside = Vec::new();
+    let mut inside: Vec<WsClient> = Vec::new();
     for i in 0..25 {
         let s = app.register(&unique(&format!("v{i}-")), "password-3").await;
         let mut w = socket(&app, &s).await;
         let _ = join(&mut w, &channel).await;
         inside.push(w);
+        for w in inside.iter_mut().chain([&mut ws]) {
+            w.send("system.heartbeat", Value::Null).await;
+        }
     }
     ws.send("voice.join", json!({ "channel_id": channel }))
         .await;
