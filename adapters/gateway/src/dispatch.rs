@@ -1,6 +1,7 @@
 //! The dispatcher: one task per process reads the event bus and applies each event to the
 //! sessions it reaches, numbering it per session; close and takeover events end sessions,
-//! and permission changes make sessions drop channels they can no longer read.
+//! and a permission change makes the sessions it reached drop the channels they can no longer
+//! read before the next event is applied.
 
 use crate::frame::frame;
 use crate::registry::{Gateway, Registry};
@@ -12,8 +13,13 @@ use ecto_core::usecases::gateway::{
 };
 use ecto_core::usecases::voice::TRANSFER_EVENT;
 use futures_util::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
+
+/// How long the dispatcher waits for a permission recheck before dropping subscriptions.
+const RECHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Gateway {
     /// Starts the task that applies every event of the bus to the sessions.
@@ -39,13 +45,63 @@ impl Gateway {
             match self.services.events.since(last).await {
                 Ok(Some(missed)) => {
                     for e in missed.into_iter().filter(|e| e.position < event.position) {
-                        self.dispatch(e);
+                        let affected = self.dispatch(e);
+                        self.recheck_all(affected).await;
                     }
                 }
                 _ => self.lost(event.position - 1),
             }
         }
-        self.dispatch(event);
+        let affected = self.dispatch(event);
+        self.recheck_all(affected).await;
+    }
+
+    /// Re-reads the rights of the sessions a permission change reached before the next event
+    /// is applied, so no event after the change reaches a channel the change hid. Sessions of
+    /// one member share one reading; a reading that takes too long drops the subscriptions.
+    async fn recheck_all(&self, affected: Vec<Arc<Session>>) {
+        if affected.is_empty() {
+            return;
+        }
+        let mut by_caller: HashMap<(Uuid, Uuid), Vec<Arc<Session>>> = HashMap::new();
+        for s in affected {
+            by_caller
+                .entry((s.server.id, s.caller.user_id))
+                .or_default()
+                .push(s);
+        }
+        let readings = by_caller.into_values().map(|sessions| async move {
+            let first = &sessions[0];
+            let reading = readable(&self.services, &first.server, &first.caller);
+            let visible = match tokio::time::timeout(RECHECK_TIMEOUT, reading).await {
+                Ok(Ok(visible)) => Some(visible),
+                Ok(Err(e)) => {
+                    // Unknown rights: safer to hear nothing than too much.
+                    tracing::warn!(error = %e, "permission recheck failed; dropping subscriptions");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!("permission recheck timed out; dropping subscriptions");
+                    None
+                }
+            };
+            (sessions, visible)
+        });
+        let readings = futures_util::future::join_all(readings).await;
+        let registry = self.registry();
+        for (sessions, visible) in readings {
+            for session in sessions {
+                let mut state = session.lock();
+                let before = state.subscriptions.len();
+                match &visible {
+                    Some(visible) => state.subscriptions.retain(|c| visible.contains(c)),
+                    None => state.subscriptions.clear(),
+                }
+                if state.subscriptions.len() != before && state.catching_up.is_none() {
+                    self.record(&session, &mut state, registry.position);
+                }
+            }
+        }
     }
 
     /// Events up to `position` are gone before this process saw them: no session can know what
@@ -63,11 +119,13 @@ impl Gateway {
     }
 
     /// Delivers one event to the sessions it reaches; close and takeover events end sessions.
-    fn dispatch(self: &Arc<Self>, event: Event) {
+    /// Returns the sessions whose rights the event may have changed.
+    #[must_use]
+    fn dispatch(self: &Arc<Self>, event: Event) -> Vec<Arc<Session>> {
         self.notice(&event);
         let mut registry = self.registry();
         if event.position <= registry.position {
-            return;
+            return Vec::new();
         }
         let (ended, affected) = self.apply(&registry, &event);
         registry.position = event.position;
@@ -77,10 +135,7 @@ impl Gateway {
             // Closed on purpose: not resumable.
             self.forget(ended);
         }
-        for s in affected {
-            let gateway = self.clone();
-            tokio::spawn(async move { gateway.recheck(&s).await });
-        }
+        affected
     }
 
     /// What an event means to this process besides its sessions: changes made through other
@@ -222,28 +277,6 @@ impl Gateway {
                 socket.close(close::UNKNOWN_ERROR, "Outbound queue full");
                 state.socket = None;
             }
-        }
-    }
-
-    /// Drops subscriptions to channels the session can no longer read.
-    async fn recheck(&self, session: &Session) {
-        let visible = match readable(&self.services, &session.server, &session.caller).await {
-            Ok(visible) => Some(visible),
-            Err(e) => {
-                // Unknown rights: safer to hear nothing than too much.
-                tracing::warn!(error = %e, "permission recheck failed; dropping subscriptions");
-                None
-            }
-        };
-        let registry = self.registry();
-        let mut state = session.lock();
-        let before = state.subscriptions.len();
-        match visible {
-            Some(visible) => state.subscriptions.retain(|c| visible.contains(c)),
-            None => state.subscriptions.clear(),
-        }
-        if state.subscriptions.len() != before && state.catching_up.is_none() {
-            self.record(session, &mut state, registry.position);
         }
     }
 }
