@@ -210,6 +210,20 @@ impl CoreError {
     }
 }
 
+/// An error several waiters share (one coalesced fetch): each gets a copy with the same kind,
+/// code and message, the cause kept as text.
+impl From<std::sync::Arc<CoreError>> for CoreError {
+    fn from(shared: std::sync::Arc<CoreError>) -> Self {
+        Self {
+            kind: shared.kind,
+            ecto: shared.ecto,
+            message: shared.message.clone(),
+            retry_after: shared.retry_after,
+            source: shared.source.as_ref().map(|s| s.to_string().into()),
+        }
+    }
+}
+
 /// The named errors of the use cases, each defined once. Their kind, code and message are
 /// protocol: the `frozen` test below pins every one of them (some codes look odd, such as 2000
 /// for hub items or 4000 for webhooks; they are what clients already see).

@@ -67,6 +67,86 @@ pub async fn cache_contract(cache: &dyn Cache, sleep: &Sleep) {
         Some("two"),
         "others stay"
     );
+    fetch_contract(cache, sleep).await;
+}
+
+/// [`Cache::get_or_fetch`]: a miss fetches and keeps, a hit does not fetch, a failed fetch is
+/// kept nowhere, and concurrent misses of one key share one fetch.
+async fn fetch_contract(cache: &dyn Cache, sleep: &Sleep) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fetches = AtomicUsize::new(0);
+    let counted = |value: &'static str| -> crate::ports::Fetch<'_> {
+        Box::pin(async {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            sleep(Duration::from_millis(100)).await;
+            Ok(value.to_owned())
+        })
+    };
+    let k = key("fetch");
+    let ttl = Duration::from_secs(30);
+    let got = cache.get_or_fetch(&k, ttl, counted("made")).await;
+    assert_eq!(got.expect("fetch").as_str(), "made", "a miss fetches");
+    let got = cache.get_or_fetch(&k, ttl, counted("again")).await;
+    assert_eq!(
+        got.expect("hit").as_str(),
+        "made",
+        "a hit is not fetched again"
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        cache.get(&k).await.expect("get").as_deref(),
+        Some("made"),
+        "a fetched value is kept"
+    );
+
+    let failing = key("failing");
+    let refused = cache
+        .get_or_fetch(
+            &failing,
+            ttl,
+            Box::pin(async { Err(crate::CoreError::unauthorized("no")) }),
+        )
+        .await;
+    assert_eq!(
+        refused.err().map(|e| e.kind),
+        Some(ErrorKind::Unauthorized),
+        "a failed fetch answers its error"
+    );
+    let got = cache.get_or_fetch(&failing, ttl, counted("later")).await;
+    assert_eq!(
+        got.expect("fetch").as_str(),
+        "later",
+        "a failed fetch is not kept"
+    );
+
+    let burst = key("burst");
+    fetches.store(0, Ordering::SeqCst);
+    let mut waiting: Vec<_> = (0..8)
+        .map(|_| Some(cache.get_or_fetch(&burst, ttl, counted("shared"))))
+        .collect();
+    let mut answers = Vec::new();
+    std::future::poll_fn(|cx| {
+        for slot in &mut waiting {
+            if let Some(f) = slot {
+                if let std::task::Poll::Ready(answer) = f.as_mut().poll(cx) {
+                    answers.push(answer.expect("fetch"));
+                    *slot = None;
+                }
+            }
+        }
+        if waiting.iter().all(Option::is_none) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    assert!(answers.iter().all(|a| a == "shared"), "{answers:?}");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "concurrent misses of one key share one fetch"
+    );
 }
 
 /// Stores the store contract needs, all over one database.
@@ -424,7 +504,11 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
         store.size(&big).await.expect("size"),
         Some(data.len() as u64)
     );
-    let whole = store.get(&big, None).await.expect("get").expect("present");
+    let whole = store
+        .get(&big, None, None)
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(
         (whole.size, whole.start, whole.len),
         (data.len() as u64, 0, data.len() as u64)
@@ -440,6 +524,7 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
                 start: 1000,
                 end: Some(1999),
             }),
+            Some(data.len() as u64),
         )
         .await
         .expect("get")
@@ -457,6 +542,7 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
                 start: data.len() as u64 - 10,
                 end: None,
             }),
+            None,
         )
         .await
         .expect("get")
@@ -469,7 +555,8 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
                 Some(ByteRange {
                     start: data.len() as u64,
                     end: None
-                })
+                }),
+                Some(data.len() as u64),
             )
             .await
             .is_err(),
@@ -491,7 +578,7 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
         .await
         .expect("overwrite");
     let got = store
-        .get(&small, None)
+        .get(&small, None, None)
         .await
         .expect("get")
         .expect("present");
@@ -521,10 +608,25 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
         "nothing is kept past the limit"
     );
     assert!(store
-        .get(&key("missing"), None)
+        .get(&key("missing"), None, None)
         .await
         .expect("get")
         .is_none());
+    assert!(
+        store
+            .get(&key("missing"), None, Some(10))
+            .await
+            .expect("get")
+            .is_none(),
+        "a size known from a row does not make a missing blob exist"
+    );
+    let known = store
+        .get(&small, None, Some(11))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!((known.size, known.start, known.len), (11, 0, 11));
+    assert_eq!(collect(known.body).await, b"hello again".to_vec());
 
     for name in ["dir/a/1", "dir/a/2", "dir/ab/3"] {
         store

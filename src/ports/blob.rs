@@ -154,8 +154,15 @@ pub trait BlobStore: Send + Sync {
         content_type: &str,
     ) -> CoreResult<u64>;
     /// The blob (or the bytes of `range`), streamed; `None` when there is no blob at `key`.
-    /// A range starting at or past the end is BAD_REQUEST ("not satisfiable").
-    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> CoreResult<Option<Blob>>;
+    /// A range starting at or past the end is BAD_REQUEST ("not satisfiable"). `known_size`
+    /// is the blob's size when the caller has it from a row: a remote store then reads without
+    /// asking for the size first.
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+        known_size: Option<u64>,
+    ) -> CoreResult<Option<Blob>>;
     /// The size of the blob at `key`, or `None`.
     async fn size(&self, key: &BlobKey) -> CoreResult<Option<u64>>;
     /// Deletes the blob at `key`; `false` when there was none.

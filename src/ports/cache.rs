@@ -2,7 +2,12 @@
 
 use crate::CoreResult;
 use async_trait::async_trait;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+/// What [`Cache::get_or_fetch`] runs on a miss: makes the value to keep.
+pub type Fetch<'a> = Pin<Box<dyn Future<Output = CoreResult<String>> + Send + 'a>>;
 
 /// Expiring string values shared by every process of a deployment.
 #[async_trait]
@@ -11,4 +16,8 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> CoreResult<Option<String>>;
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<()>;
+    /// The value under `key`; on a miss, the one `fetch` makes, kept for `ttl` (an error is
+    /// returned and nothing kept). Concurrent misses of one key in a process share one
+    /// `fetch`: a burst of requests for the same link or token makes one outbound call.
+    async fn get_or_fetch(&self, key: &str, ttl: Duration, fetch: Fetch<'_>) -> CoreResult<String>;
 }

@@ -32,7 +32,7 @@ pub use auth::{CentralIdentity, IdentityVerifier, PasswordHasher, TokenIssuer};
 pub use blob::{
     limited, resolve_range, too_large, Blob, BlobKey, BlobStore, ByteRange, ByteStream,
 };
-pub use cache::Cache;
+pub use cache::{Cache, Fetch};
 pub use clock::{Clock, SystemClock};
 pub use content::{ContentStore, PageEdit, PageUpdate};
 pub use dms::{DmStore, NewDm, SentDm};

@@ -22,6 +22,17 @@ pub enum FileTarget {
     Shared(SharedFileRecord),
 }
 
+impl FileTarget {
+    /// The stored size recorded in the file's row (none for icons and banners).
+    pub fn known_size(&self) -> Option<u64> {
+        match self {
+            FileTarget::Public { .. } => None,
+            FileTarget::Attachment(a) => u64::try_from(a.size_bytes).ok(),
+            FileTarget::Shared(f) => u64::try_from(f.size_bytes).ok(),
+        }
+    }
+}
+
 /// The file at `key` in `server`, or `None` (404) when the key names nothing of this server.
 pub async fn resolve(
     svc: &Services,

@@ -53,21 +53,20 @@ pub async fn unfurl(
         return Err(CoreError::bad_request("url must be an http or https URL"));
     }
     let key = format!("unfurl:{}", hex::encode(Sha256::digest(url.as_bytes())));
-    if let Some(hit) = svc.cache.get(&key).await? {
-        if hit == "-" {
-            return Ok(None);
+    // "-" keeps the absence of a preview; concurrent requests for one link fetch it once.
+    let fetch = Box::pin(async {
+        match svc.unfurler.preview(url).await?.filter(|p| !p.is_empty()) {
+            Some(p) => serde_json::to_string(&p).map_err(CoreError::internal),
+            None => Ok("-".to_owned()),
         }
-        if let Ok(preview) = serde_json::from_str::<LinkPreview>(&hit) {
-            return Ok(Some(preview));
-        }
+    });
+    let cached = svc.cache.get_or_fetch(&key, CACHE_TTL, fetch).await?;
+    if cached == "-" {
+        return Ok(None);
     }
-    let preview = svc.unfurler.preview(url).await?.filter(|p| !p.is_empty());
-    let cached = match &preview {
-        Some(p) => serde_json::to_string(p).map_err(CoreError::internal)?,
-        None => "-".to_owned(),
-    };
-    svc.cache.set(&key, &cached, CACHE_TTL).await?;
-    Ok(preview)
+    serde_json::from_str::<LinkPreview>(&cached)
+        .map(Some)
+        .map_err(CoreError::internal)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ async fn redis_cache_keeps_the_cache_contract() {
     let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
         .await
         .expect("redis");
-    cache_contract(&ecto_redis::RedisCache(conn), &*sleep()).await;
+    cache_contract(&ecto_redis::RedisCache::new(conn), &*sleep()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

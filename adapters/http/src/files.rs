@@ -250,7 +250,7 @@ pub async fn serve(
             Err(_) => return unsatisfiable(size),
         }
     } else {
-        match svc.blobs.get(&key, range).await {
+        match svc.blobs.get(&key, range, target.known_size()).await {
             Ok(Some(blob)) => (blob.size, blob.start, blob.len, Some(blob.body)),
             Ok(None) => return not_found(),
             Err(e) if e.kind == ErrorKind::BadRequest => {

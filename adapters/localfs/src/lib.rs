@@ -97,7 +97,13 @@ impl BlobStore for LocalFsBlobStore {
         Ok(n)
     }
 
-    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> CoreResult<Option<Blob>> {
+    /// The file's own length is always used (a local stat costs nothing).
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+        _known_size: Option<u64>,
+    ) -> CoreResult<Option<Blob>> {
         let mut file = match tokio::fs::File::open(self.path(key)).await {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),

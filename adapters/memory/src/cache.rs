@@ -1,24 +1,53 @@
-//! [`Cache`] in a mutex-guarded map, bounded so a flood of distinct keys cannot grow it forever.
+//! [`Cache`] in process memory: moka's concurrent cache, bounded by entry count and evicting
+//! by frequency (TinyLFU), so a flood of distinct keys pushes out the rarely used ones and
+//! never the whole cache; each value expires after its own ttl.
 
 use async_trait::async_trait;
-use ecto_core::ports::Cache;
+use ecto_core::ports::{Cache, Fetch};
 use ecto_core::CoreResult;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use moka::future::Cache as Moka;
+use moka::Expiry;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Expiring in-memory values; when full, expired entries are dropped first, then the map is
-/// cleared (a cache miss is always safe).
+/// A value and how long it is kept.
+#[derive(Clone)]
+struct Entry {
+    value: Arc<str>,
+    ttl: Duration,
+}
+
+/// Each entry expires after its own ttl, counted from its last write.
+struct OwnTtl;
+
+impl Expiry<String, Entry> for OwnTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// Expiring in-memory values, at most `capacity` of them.
 pub struct MemoryCache {
-    entries: Mutex<HashMap<String, (String, Instant)>>,
-    capacity: usize,
+    entries: Moka<String, Entry>,
 }
 
 impl MemoryCache {
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
+            entries: Moka::builder()
+                .max_capacity(capacity.max(1) as u64)
+                .expire_after(OwnTtl)
+                .build(),
         }
     }
 }
@@ -32,27 +61,27 @@ impl Default for MemoryCache {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> CoreResult<Option<String>> {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(key) {
-            Some((value, until)) if *until > Instant::now() => Ok(Some(value.clone())),
-            Some(_) => {
-                map.remove(key);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
+        Ok(self.entries.get(key).await.map(|e| e.value.to_string()))
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<()> {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.capacity && !map.contains_key(key) {
-            let now = Instant::now();
-            map.retain(|_, (_, until)| *until > now);
-            if map.len() >= self.capacity {
-                map.clear();
-            }
-        }
-        map.insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+        let entry = Entry {
+            value: value.into(),
+            ttl,
+        };
+        self.entries.insert(key.to_owned(), entry).await;
         Ok(())
+    }
+
+    async fn get_or_fetch(&self, key: &str, ttl: Duration, fetch: Fetch<'_>) -> CoreResult<String> {
+        let made = async move {
+            let value = fetch.await?;
+            Ok::<_, ecto_core::CoreError>(Entry {
+                value: value.into(),
+                ttl,
+            })
+        };
+        let entry = self.entries.try_get_with(key.to_owned(), made).await?;
+        Ok(entry.value.to_string())
     }
 }

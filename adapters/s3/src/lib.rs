@@ -11,10 +11,14 @@ use ecto_core::{CoreError, CoreResult};
 use futures_util::StreamExt;
 use s3::creds::Credentials;
 use s3::error::S3Error;
+use s3::serde_types::ObjectIdentifier;
 use s3::{Bucket, Region};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_util::io::{ReaderStream, StreamReader};
+
+/// Parts of one multipart upload sent at once.
+const MULTIPART_CONCURRENCY: usize = 2;
 
 /// Blobs as objects of one bucket.
 pub struct S3BlobStore {
@@ -65,9 +69,14 @@ impl BlobStore for S3BlobStore {
     ) -> CoreResult<u64> {
         let exceeded = Arc::new(AtomicBool::new(false));
         let mut reader = StreamReader::new(limited(body, limit, exceeded.clone()));
+        // At most MULTIPART_CONCURRENCY parts (8 MiB each) in flight per upload, whatever
+        // memory the machine reports.
         let result = self
             .bucket
-            .put_object_stream_with_content_type(&mut reader, key.as_str(), content_type)
+            .put_object_stream_builder(key.as_str())
+            .with_content_type(content_type)
+            .with_max_concurrent_chunks(MULTIPART_CONCURRENCY)
+            .execute_stream(&mut reader)
             .await;
         match result {
             Ok(response) => Ok(response.uploaded_bytes() as u64),
@@ -83,17 +92,27 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> CoreResult<Option<Blob>> {
-        let Some(size) = self.size(key).await? else {
-            return Ok(None);
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<ByteRange>,
+        known_size: Option<u64>,
+    ) -> CoreResult<Option<Blob>> {
+        // A size known from a row saves the HEAD request.
+        let size = match known_size {
+            Some(size) => size,
+            None => match self.size(key).await? {
+                Some(size) => size,
+                None => return Ok(None),
+            },
         };
         let (start, len) = resolve_range(range, size)?;
         if range.is_none() {
-            let stream = self
-                .bucket
-                .get_object_stream(key.as_str())
-                .await
-                .map_err(s3_err)?;
+            let stream = match self.bucket.get_object_stream(key.as_str()).await {
+                Ok(stream) => stream,
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(s3_err(e)),
+            };
             let body = stream
                 .bytes
                 .map(|chunk| chunk.map_err(std::io::Error::other));
@@ -152,17 +171,24 @@ impl BlobStore for S3BlobStore {
         let exact = prefix.as_str();
         let dir = format!("{exact}/");
         let pages = self.bucket.list(dir.clone(), None).await.map_err(s3_err)?;
-        let mut n = 0;
-        for object in pages.into_iter().flat_map(|page| page.contents) {
-            if !object.key.starts_with(&dir) {
-                continue;
-            }
-            match self.bucket.delete_object(&object.key).await {
-                Ok(_) => n += 1,
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(s3_err(e)),
-            }
+        let keys: Vec<ObjectIdentifier> = pages
+            .into_iter()
+            .flat_map(|page| page.contents)
+            .filter(|object| object.key.starts_with(&dir))
+            .map(|object| ObjectIdentifier::new(object.key))
+            .collect();
+        if keys.is_empty() {
+            return Ok(0);
         }
+        // DeleteObjects, 1,000 keys per request.
+        let result = self.bucket.delete_objects(keys).await.map_err(s3_err)?;
+        if let Some(error) = result.errors.first() {
+            return Err(CoreError::internal_msg(format!(
+                "S3 could not delete {} objects under {exact}: {error:?}",
+                result.errors.len()
+            )));
+        }
+        let n = result.deleted.len() as u64;
         Ok(n)
     }
 }

@@ -87,7 +87,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             health.push(Arc::new(RedisHealth(redis.clone())));
             rate_limiter = Arc::new(ecto_redis::RedisRateLimiter(redis.clone()));
             (
-                Arc::new(RedisCache(redis.clone())),
+                Arc::new(RedisCache::new(redis.clone())),
                 Arc::new(RedisEventBus::new(
                     redis.clone(),
                     url,

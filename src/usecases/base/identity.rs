@@ -3,7 +3,7 @@
 
 use crate::model::{CachedProfile, IdentityType, Member, Server};
 use crate::ports::CentralIdentity;
-use crate::{CoreError, CoreResult, HostingMode, Services};
+use crate::{CoreError, CoreResult, ErrorKind, HostingMode, Services};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use uuid::Uuid;
@@ -94,28 +94,17 @@ pub async fn verify_central(svc: &Services, token: &str) -> CoreResult<Option<Ce
         return Ok(None);
     };
     let key = format!("central:{}", hex::encode(Sha256::digest(token.as_bytes())));
-    if let Some(hit) = svc.cache.get(&key).await? {
-        // "-" caches a negative answer; anything unparsable is treated as a miss.
-        if hit == "-" {
-            return Ok(None);
-        }
-        if let Ok(identity) = serde_json::from_str::<CentralIdentity>(&hit) {
-            return Ok(Some(identity));
-        }
-    }
-    let answer = match central.verify(token).await {
-        Ok(answer) => answer,
-        Err(e) => {
+    // "-" keeps a negative answer; concurrent requests with one token ask central once, and
+    // only a fresh answer refreshes the cached profile.
+    let fetch = Box::pin(async {
+        // A failed verification is kept nowhere and counts as no identity.
+        let answer = central.verify(token).await.map_err(|e| {
             tracing::warn!(error = %e, "ecto-central verification failed");
-            return Ok(None);
-        }
-    };
-    let cached = match &answer {
-        Some(identity) => serde_json::to_string(identity).map_err(CoreError::internal)?,
-        None => "-".to_string(),
-    };
-    svc.cache.set(&key, &cached, CENTRAL_CACHE_TTL).await?;
-    if let Some(identity) = &answer {
+            CoreError::unauthorized("ecto-central unavailable")
+        })?;
+        let Some(identity) = answer else {
+            return Ok("-".to_owned());
+        };
         svc.accounts
             .upsert_cached_profile(CachedProfile {
                 user_id: identity.user_id,
@@ -126,8 +115,18 @@ pub async fn verify_central(svc: &Services, token: &str) -> CoreResult<Option<Ce
                 fetched_at: svc.clock.now(),
             })
             .await?;
+        serde_json::to_string(&identity).map_err(CoreError::internal)
+    });
+    let cached = match svc.cache.get_or_fetch(&key, CENTRAL_CACHE_TTL, fetch).await {
+        Ok(cached) => cached,
+        Err(e) if e.kind == ErrorKind::Unauthorized => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if cached == "-" {
+        return Ok(None);
     }
-    Ok(answer)
+    // Anything unparsable is treated as no identity.
+    Ok(serde_json::from_str::<CentralIdentity>(&cached).ok())
 }
 
 /// Whether local accounts may register or log in on `server` under the process settings.
