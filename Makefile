@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check machete browser-deps test-self-hosted test-managed migrate measure-startup bench clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check machete audit browser-deps test-self-hosted test-managed migrate measure-startup bench clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -30,7 +30,11 @@ clippy:
 deps-check:
 	./scripts/deps-check.sh
 
-lint: fmt-check clippy deps-check machete
+lint: fmt-check clippy deps-check machete audit
+
+# Known advisories of the locked dependencies (RustSec; AUDIT_DB for an offline checkout).
+audit:
+	./scripts/audit.sh
 
 ifeq ($(NEXTEST),yes)
 RUN_TESTS = $(CARGO) nextest run --no-fail-fast

@@ -45,11 +45,13 @@ pub struct JwtTokenIssuer {
 }
 
 impl JwtTokenIssuer {
-    pub fn new(secret: &[u8]) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-        }
+    /// An issuer for `secret`; an unusable secret (empty) is an error at start-up.
+    pub fn new(secret: &[u8]) -> CoreResult<Self> {
+        let unusable = |e| CoreError::internal_msg(format!("JWT secret: {e}"));
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret).map_err(unusable)?,
+            decoding: DecodingKey::from_secret(secret).map_err(unusable)?,
+        })
     }
 
     fn validation(audience: &str) -> Validation {
@@ -142,7 +144,7 @@ mod tests {
 
     #[test]
     fn access_round_trips_and_other_secrets_or_audiences_fail() {
-        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef").expect("issuer");
         let claims = access(60);
         let token = issuer.issue_access(&claims).expect("sign");
         assert_eq!(issuer.verify_access(&token), Some(claims));
@@ -150,13 +152,13 @@ mod tests {
             issuer.verify_refresh(&token).is_none(),
             "an access token is no refresh token"
         );
-        let other = JwtTokenIssuer::new(b"another secret of enough length!!");
+        let other = JwtTokenIssuer::new(b"another secret of enough length!!").expect("issuer");
         assert!(other.verify_access(&token).is_none());
     }
 
     #[test]
     fn tokens_not_valid_yet_fail() {
-        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef").expect("issuer");
         let c = access(600);
         let wire = |nbf| AccessWire {
             sub: c.user_id,
@@ -176,14 +178,14 @@ mod tests {
 
     #[test]
     fn expired_access_tokens_fail() {
-        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef").expect("issuer");
         let token = issuer.issue_access(&access(-5)).expect("sign");
         assert!(issuer.verify_access(&token).is_none());
     }
 
     #[test]
     fn refresh_tokens_issued_together_differ() {
-        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef");
+        let issuer = JwtTokenIssuer::new(b"0123456789abcdef0123456789abcdef").expect("issuer");
         let now = chrono::Utc::now().timestamp();
         let mk = || RefreshClaims {
             member_id: Uuid::nil(),

@@ -149,7 +149,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         roles: Arc::new(ecto_sql::SqlRoleStore(db.clone())),
         moderation: Arc::new(ecto_sql::SqlModerationStore(db.clone())),
         hasher: Arc::new(Argon2PasswordHasher),
-        tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())),
+        tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())?),
         central,
         cache,
         rate_limiter,

@@ -4,7 +4,7 @@
 use crate::model::Attachment;
 use crate::ports::AttachmentRecord;
 use crate::Services;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -24,7 +24,7 @@ impl std::fmt::Debug for UrlKey {
 }
 
 fn mac(key: &[u8]) -> Option<HmacSha256> {
-    <HmacSha256 as Mac>::new_from_slice(key).ok()
+    <HmacSha256 as KeyInit>::new_from_slice(key).ok()
 }
 
 impl UrlKey {
