@@ -16,7 +16,8 @@ use actix_web::http::header::{
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use ecto_core::ports::{resolve_range, BlobKey, ByteRange};
+use ecto_core::model::Server;
+use ecto_core::ports::{resolve_range, BlobKey, ByteRange, ByteStream};
 use ecto_core::usecases::authenticate;
 use ecto_core::usecases::base::access;
 use ecto_core::usecases::base::{file_names, signing};
@@ -174,7 +175,8 @@ fn by_attachment_id(tail: &str) -> Option<uuid::Uuid> {
         .flatten()
 }
 
-/// `GET`/`HEAD /files/{key}` and `/files/{attachment_id}/{filename}`.
+/// `GET`/`HEAD /files/{key}` and `/files/{attachment_id}/{filename}`: which file, whether the
+/// caller may read it, which bytes, then the answer.
 pub async fn serve(
     req: HttpRequest,
     tail: web::Path<String>,
@@ -187,33 +189,133 @@ pub async fn serve(
         Err(e) if e.kind == ErrorKind::NotFound => return not_found(),
         Err(e) => return internal(e),
     };
-    let (key, target, path) = match by_attachment_id(&tail) {
-        // `/files/{attachment_id}/{filename}`: the attachment's own key is read.
-        Some(id) => match serving::resolve_by_id(svc, &server, id).await {
-            Ok(Some((key, target))) => (key, target, format!("/files/{tail}")),
-            Ok(None) => return not_found(),
-            Err(e) => return internal(e),
-        },
-        None => {
-            // Anything outside the key alphabet (`..`, `%`, NUL, `\`, empty segments) names
-            // nothing.
-            let Ok(key) = BlobKey::new(&tail) else {
-                return not_found();
-            };
-            match serving::resolve(svc, &server, &key).await {
-                Ok(Some(target)) => {
-                    let path = file_names::file_path(&key);
-                    (key, target, path)
-                }
-                Ok(None) => return not_found(),
-                Err(e) => return internal(e),
-            }
-        }
+    let (key, target, path) = match locate(svc, &server, &tail).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
     if let Err(resp) = allowed(svc, &req, &server, &path, &target, &query).await {
         return resp;
     }
-    let (content_type, filename, public) = match &target {
+    let range = match requested_range(svc, &req, &key).await {
+        Ok(range) => range,
+        Err(resp) => return resp,
+    };
+    let head_only = req.method() == Method::HEAD;
+    match read(svc, &key, &target, range, head_only).await {
+        Ok(bytes) => respond(&key, &target, range, bytes),
+        Err(resp) => resp,
+    }
+}
+
+/// The stored key, what it is, and the request path its signature covers.
+async fn locate(
+    svc: &Services,
+    server: &Server,
+    tail: &str,
+) -> Result<(BlobKey, FileTarget, String), HttpResponse> {
+    match by_attachment_id(tail) {
+        // `/files/{attachment_id}/{filename}`: the attachment's own key is read.
+        Some(id) => match serving::resolve_by_id(svc, server, id).await {
+            Ok(Some((key, target))) => Ok((key, target, format!("/files/{tail}"))),
+            Ok(None) => Err(not_found()),
+            Err(e) => Err(internal(e)),
+        },
+        None => {
+            // Anything outside the key alphabet (`..`, `%`, NUL, `\`, empty segments) names
+            // nothing.
+            let Ok(key) = BlobKey::new(tail) else {
+                return Err(not_found());
+            };
+            match serving::resolve(svc, server, &key).await {
+                Ok(Some(target)) => {
+                    let path = file_names::file_path(&key);
+                    Ok((key, target, path))
+                }
+                Ok(None) => Err(not_found()),
+                Err(e) => Err(internal(e)),
+            }
+        }
+    }
+}
+
+/// The `Range` asked for, resolved against the size when it counts from the end.
+async fn requested_range(
+    svc: &Services,
+    req: &HttpRequest,
+    key: &BlobKey,
+) -> Result<Option<ByteRange>, HttpResponse> {
+    match parse_range(req) {
+        RangeAsk::Whole => Ok(None),
+        RangeAsk::From(r) => Ok(Some(r)),
+        RangeAsk::Suffix(n) => match svc.blobs.size(key).await {
+            Ok(Some(size)) if n > 0 && size > 0 => Ok(Some(ByteRange {
+                start: size.saturating_sub(n),
+                end: None,
+            })),
+            Ok(Some(size)) => Err(unsatisfiable(size)),
+            Ok(None) => Err(not_found()),
+            Err(e) => Err(internal(e)),
+        },
+    }
+}
+
+/// What is sent: the blob's size, the first byte and the length, and the body (none for HEAD).
+struct Served {
+    size: u64,
+    start: u64,
+    len: u64,
+    body: Option<ByteStream>,
+}
+
+/// The bytes of `range` (or the whole blob); for HEAD only their position.
+async fn read(
+    svc: &Services,
+    key: &BlobKey,
+    target: &FileTarget,
+    range: Option<ByteRange>,
+    head_only: bool,
+) -> Result<Served, HttpResponse> {
+    if head_only {
+        let size = match svc.blobs.size(key).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(not_found()),
+            Err(e) => return Err(internal(e)),
+        };
+        return match resolve_range(range, size) {
+            Ok((start, len)) => Ok(Served {
+                size,
+                start,
+                len,
+                body: None,
+            }),
+            Err(_) => Err(unsatisfiable(size)),
+        };
+    }
+    match svc.blobs.get(key, range, target.known_size()).await {
+        Ok(Some(blob)) => Ok(Served {
+            size: blob.size,
+            start: blob.start,
+            len: blob.len,
+            body: Some(blob.body),
+        }),
+        Ok(None) => Err(not_found()),
+        Err(e) if e.kind == ErrorKind::BadRequest => Err(match svc.blobs.size(key).await {
+            Ok(Some(size)) => unsatisfiable(size),
+            Ok(None) => not_found(),
+            Err(e) => internal(e),
+        }),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// The answer: type, name, caching and range headers around the bytes.
+fn respond(
+    key: &BlobKey,
+    target: &FileTarget,
+    range: Option<ByteRange>,
+    bytes: Served,
+) -> HttpResponse {
+    let (content_type, filename, public) = match target {
         FileTarget::Public { content_type } => (
             (*content_type).to_owned(),
             key.segments().last().unwrap_or("file").to_owned(),
@@ -222,48 +324,12 @@ pub async fn serve(
         FileTarget::Attachment(a) => (a.content_type.clone(), a.filename.clone(), false),
         FileTarget::Shared(f) => (f.content_type.clone(), f.filename.clone(), false),
     };
-
-    // The range, resolved against the size when it counts from the end.
-    let range = match parse_range(&req) {
-        RangeAsk::Whole => None,
-        RangeAsk::From(r) => Some(r),
-        RangeAsk::Suffix(n) => match svc.blobs.size(&key).await {
-            Ok(Some(size)) if n > 0 && size > 0 => Some(ByteRange {
-                start: size.saturating_sub(n),
-                end: None,
-            }),
-            Ok(Some(size)) => return unsatisfiable(size),
-            Ok(None) => return not_found(),
-            Err(e) => return internal(e),
-        },
-    };
-
-    let head_only = req.method() == Method::HEAD;
-    let (size, start, len, body) = if head_only {
-        let size = match svc.blobs.size(&key).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return not_found(),
-            Err(e) => return internal(e),
-        };
-        match resolve_range(range, size) {
-            Ok((start, len)) => (size, start, len, None),
-            Err(_) => return unsatisfiable(size),
-        }
-    } else {
-        match svc.blobs.get(&key, range, target.known_size()).await {
-            Ok(Some(blob)) => (blob.size, blob.start, blob.len, Some(blob.body)),
-            Ok(None) => return not_found(),
-            Err(e) if e.kind == ErrorKind::BadRequest => {
-                return match svc.blobs.size(&key).await {
-                    Ok(Some(size)) => unsatisfiable(size),
-                    Ok(None) => not_found(),
-                    Err(e) => internal(e),
-                }
-            }
-            Err(e) => return internal(e),
-        }
-    };
-
+    let Served {
+        size,
+        start,
+        len,
+        body,
+    } = bytes;
     let inline = file_names::inline_allowed(&content_type);
     let disposition = ContentDisposition {
         disposition: if inline {
