@@ -6,6 +6,7 @@
 
 use crate::caps::{self, Kind, ProducerMapping};
 use crate::ice;
+use crate::loss::{self, Gaps, History};
 use crate::rtp;
 use crate::transport::{Direction, Identity, Transport};
 use crate::Stats;
@@ -84,6 +85,10 @@ struct Producer {
     paused: bool,
     consumers: Vec<Uuid>,
     last_key_frame_request: Option<Instant>,
+    /// Video only: the last packets in the router's form, for consumers' NACKs.
+    history: Option<History>,
+    /// Video only: what the SFU missed of the producer's stream, asked again by NACK.
+    gaps: Gaps,
 }
 
 /// A consumer's numbering: offsets from the producer's sequence numbers and timestamps,
@@ -98,10 +103,14 @@ struct Numbering {
     last_seq: u16,
     last_ts: u32,
     last_at: Option<Instant>,
+    /// The first number sent with the current offsets: a NACK for anything before it names a
+    /// packet of an earlier run of the stream.
+    epoch_seq: u16,
 }
 
 impl Numbering {
     fn map(&mut self, seq: u16, ts: u32, clock_rate: u32, now: Instant) -> (u16, u32) {
+        let restarted = !self.started || self.resync;
         if !self.started {
             self.started = true;
             self.seq_offset = rand::random();
@@ -113,6 +122,9 @@ impl Numbering {
             let ticks = (elapsed.as_secs_f64() * f64::from(clock_rate)).max(1.0) as u32;
             self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
             self.ts_offset = self.last_ts.wrapping_add(ticks).wrapping_sub(ts);
+        }
+        if restarted {
+            self.epoch_seq = seq.wrapping_add(self.seq_offset);
         }
         self.resync = false;
         let out = (
@@ -126,6 +138,15 @@ impl Numbering {
             self.last_at = Some(now);
         }
         out
+    }
+
+    /// The producer's number of a packet this consumer was sent as `seq`, and the timestamp
+    /// offset to apply to it; `None` for a number not sent in the current run of the stream.
+    fn unmap(&self, seq: u16) -> Option<(u16, u32)> {
+        let since_epoch = seq.wrapping_sub(self.epoch_seq);
+        let behind_last = self.last_seq.wrapping_sub(seq);
+        (self.started && since_epoch < 0x8000 && behind_last < 0x8000)
+            .then(|| (seq.wrapping_sub(self.seq_offset), self.ts_offset))
     }
 }
 
@@ -342,7 +363,7 @@ impl Engine {
         let Some(producer_id) = self.by_ssrc.get(&(transport, header.ssrc)).copied() else {
             return;
         };
-        let Some(producer) = self.producers.get(&producer_id) else {
+        let Some(producer) = self.producers.get_mut(&producer_id) else {
             return;
         };
         if producer.paused || header.payload_type != producer.mapping.payload_type {
@@ -357,6 +378,14 @@ impl Engine {
         };
         let clock_rate = producer.mapping.codec.clock_rate;
         let consumer_ids = producer.consumers.clone();
+        let mut missed = Vec::new();
+        if let Some(history) = &mut producer.history {
+            missed = producer.gaps.on_packet(header.sequence);
+            history.keep(header.sequence, routed.clone());
+        }
+        if !missed.is_empty() {
+            self.ask_again(producer_id, &missed);
+        }
         for consumer_id in consumer_ids {
             let Some(consumer) = self.consumers.get_mut(&consumer_id) else {
                 continue;
@@ -401,6 +430,7 @@ impl Engine {
         };
         use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
         use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
         let mut wanted = Vec::new();
         for p in packets {
             let any = p.as_any();
@@ -408,6 +438,9 @@ impl Engine {
                 wanted.push(pli.media_ssrc);
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                 wanted.extend(fir.fir.iter().map(|f| f.ssrc));
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                let lost: Vec<u16> = nack.nacks.iter().flat_map(|n| n.packet_list()).collect();
+                self.resend(transport, nack.media_ssrc, &lost);
             }
         }
         for ssrc in wanted {
@@ -442,11 +475,32 @@ impl Engine {
             sender_ssrc: FEEDBACK_SSRC,
             media_ssrc: producer.mapping.ssrc,
         };
-        let Ok(raw) = rtcp::packet::marshal(&[Box::new(pli) as Box<dyn rtcp::packet::Packet>])
-        else {
+        self.feedback(producer_id, Box::new(pli));
+    }
+
+    /// Asks the producer to send the packets numbered `missed` again (a NACK).
+    fn ask_again(&mut self, producer_id: Uuid, missed: &[u16]) {
+        let Some(producer) = self.producers.get(&producer_id) else {
             return;
         };
-        let transport_id = producer.transport;
+        use rtcp::transport_feedbacks::transport_layer_nack as tln;
+        let nack = tln::TransportLayerNack {
+            sender_ssrc: FEEDBACK_SSRC,
+            media_ssrc: producer.mapping.ssrc,
+            nacks: tln::nack_pairs_from_sequence_numbers(missed),
+        };
+        self.stats.nacks_sent.fetch_add(1, Ordering::Relaxed);
+        self.feedback(producer_id, Box::new(nack));
+    }
+
+    /// Sends one RTCP feedback packet to a producer's browser.
+    fn feedback(&mut self, producer_id: Uuid, packet: Box<dyn rtcp::packet::Packet>) {
+        let Some(transport_id) = self.producers.get(&producer_id).map(|p| p.transport) else {
+            return;
+        };
+        let Ok(raw) = rtcp::packet::marshal(&[packet]) else {
+            return;
+        };
         let Some(transport) = self.transports.get_mut(&transport_id) else {
             return;
         };
@@ -455,6 +509,59 @@ impl Engine {
         };
         if let Ok(encrypted) = srtp.tx.encrypt_rtcp(&raw) {
             self.send_to(&encrypted, to);
+        }
+    }
+
+    /// Answers a consumer's NACK: each packet still in its producer's history is stamped with
+    /// the consumer's numbers again and re-sent (plain retransmission on the same SSRC; the
+    /// router offers no RTX, so no browser negotiates it).
+    fn resend(&mut self, transport: Uuid, ssrc: u32, lost: &[u16]) {
+        let Some(consumer) = self
+            .consumer_by_ssrc
+            .get(&(transport, ssrc))
+            .and_then(|c| self.consumers.get(c))
+        else {
+            return;
+        };
+        let Some(history) = self
+            .producers
+            .get(&consumer.producer)
+            .and_then(|p| p.history.as_ref())
+        else {
+            return;
+        };
+        let Some(out_transport) = self.transports.get_mut(&consumer.transport) else {
+            return;
+        };
+        let (Some(to), Some(srtp)) = (out_transport.destination(), out_transport.srtp.as_mut())
+        else {
+            return;
+        };
+        let mut resent = Vec::new();
+        for &seq in lost.iter().take(loss::MAX_RESENT_PER_NACK) {
+            let Some((producer_seq, ts_offset)) = consumer.numbering.unmap(seq) else {
+                continue;
+            };
+            let Some(kept) = history.get(producer_seq) else {
+                continue;
+            };
+            let mut packet = kept.to_vec();
+            let Some(header) = rtp::header(&packet) else {
+                continue;
+            };
+            rtp::stamp(
+                &mut packet,
+                consumer.ssrc,
+                seq,
+                header.timestamp.wrapping_add(ts_offset),
+            );
+            if let Ok(encrypted) = srtp.tx.encrypt_rtp(&packet) {
+                resent.push(encrypted);
+            }
+        }
+        for encrypted in resent {
+            self.send_to(&encrypted, to);
+            self.stats.retransmitted.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -813,6 +920,7 @@ impl Engine {
         }
         let id = ecto_core::new_id();
         self.by_ssrc.insert((send, mapping.ssrc), id);
+        let history = (kind == Kind::Video).then(History::new);
         self.producers.insert(
             id,
             Producer {
@@ -825,6 +933,8 @@ impl Engine {
                 paused: request.paused,
                 consumers: Vec::new(),
                 last_key_frame_request: None,
+                history,
+                gaps: Gaps::default(),
             },
         );
         let others: Vec<Uuid> = self

@@ -17,6 +17,7 @@
 mod caps;
 mod engine;
 mod ice;
+mod loss;
 mod rtp;
 mod transport;
 
@@ -51,6 +52,10 @@ pub struct Stats {
     /// RTP packets sent to consumers.
     pub forwarded: AtomicU64,
     pub decrypt_failures: AtomicU64,
+    /// Packets sent again to consumers that asked for them (NACK).
+    pub retransmitted: AtomicU64,
+    /// NACKs sent to producers for packets the SFU missed.
+    pub nacks_sent: AtomicU64,
     pub transports: AtomicU64,
     pub producers: AtomicU64,
     pub consumers: AtomicU64,
@@ -158,6 +163,16 @@ impl Sfu {
     /// Forwarded RTP packets so far.
     pub fn forwarded(&self) -> u64 {
         self.stats.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Packets sent again to consumers that asked for them (NACK) since start.
+    pub fn retransmitted(&self) -> u64 {
+        self.stats.retransmitted.load(Ordering::Relaxed)
+    }
+
+    /// NACKs sent to producers for packets the SFU missed since start.
+    pub fn nacks_sent(&self) -> u64 {
+        self.stats.nacks_sent.load(Ordering::Relaxed)
     }
 }
 

@@ -26,6 +26,52 @@ use webrtc::peer_connection::{
 struct Seen {
     connected: bool,
     packets: Vec<(u8, u16, u32, u32)>,
+    tracks: Vec<Arc<dyn TrackRemote>>,
+    /// A port to reach the SFU through instead of its own (a [`relay`]).
+    via: Option<u16>,
+}
+
+/// A UDP relay in front of the SFU's `port` for one client, which drops the `nth` RTP packet
+/// the SFU sends that client (once); returns its port and the dropped packet's number once
+/// known.
+async fn relay(port: u16, nth: usize) -> (u16, Arc<Mutex<Option<u16>>>) {
+    let front = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("front");
+    let back = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("back");
+    back.connect(("127.0.0.1", port)).await.expect("connect");
+    let front_port = front.local_addr().expect("addr").port();
+    let dropped = Arc::new(Mutex::new(None));
+    let record = dropped.clone();
+    tokio::spawn(async move {
+        let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
+        let mut client = None;
+        let mut rtp_seen = 0;
+        loop {
+            tokio::select! {
+                Ok((n, from)) = front.recv_from(&mut a) => {
+                    client = Some(from);
+                    let _ = back.send(&a[..n]).await;
+                }
+                Ok(n) = back.recv(&mut b) => {
+                    let is_rtp = n >= 12 && (128..=191).contains(&b[0]) && !(192..=223).contains(&b[1]);
+                    if is_rtp {
+                        rtp_seen += 1;
+                        if rtp_seen == nth {
+                            *record.lock().expect("dropped") = Some(u16::from_be_bytes([b[2], b[3]]));
+                            continue;
+                        }
+                    }
+                    if let Some(to) = client {
+                        let _ = front.send_to(&b[..n], to).await;
+                    }
+                }
+            }
+        }
+    });
+    (front_port, dropped)
 }
 
 struct Handler {
@@ -42,6 +88,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let seen = self.seen.clone();
+        seen.lock().expect("seen").tracks.push(track.clone());
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 match event {
@@ -104,21 +151,62 @@ fn dtls(fingerprint: &str) -> Value {
     json!({ "role": "client", "fingerprints": [{ "algorithm": "sha-256", "value": fingerprint }] })
 }
 
-fn opus_track(ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+/// What a test client produces: Opus from a microphone or VP8 from a camera.
+struct Media {
+    kind: &'static str,
+    source: &'static str,
+    mime: &'static str,
+    payload_type: u8,
+    clock_rate: u32,
+    channels: u16,
+    /// The codec as SDP names it (`a=rtpmap`).
+    rtpmap: &'static str,
+    /// Timestamp ticks between two packets.
+    tick: u32,
+}
+
+const AUDIO: Media = Media {
+    kind: "audio",
+    source: "mic",
+    mime: "audio/opus",
+    payload_type: 111,
+    clock_rate: 48000,
+    channels: 2,
+    rtpmap: "opus/48000/2",
+    tick: 960,
+};
+
+const VIDEO: Media = Media {
+    kind: "video",
+    source: "webcam",
+    mime: "video/VP8",
+    payload_type: 96,
+    clock_rate: 90000,
+    channels: 0,
+    rtpmap: "VP8/90000",
+    tick: 3000,
+};
+
+fn local_track(media: &Media, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    let kind = if media.kind == "audio" {
+        RtpCodecKind::Audio
+    } else {
+        RtpCodecKind::Video
+    };
     Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         "stream".into(),
-        "mic".into(),
-        "mic".into(),
-        RtpCodecKind::Audio,
+        media.source.into(),
+        media.source.into(),
+        kind,
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
                 ..Default::default()
             },
             codec: RTCRtpCodec {
-                mime_type: "audio/opus".into(),
-                clock_rate: 48000,
-                channels: 2,
+                mime_type: media.mime.into(),
+                clock_rate: media.clock_rate,
+                channels: media.channels,
                 sdp_fmtp_line: String::new(),
                 rtcp_feedback: vec![],
             },
@@ -127,7 +215,7 @@ fn opus_track(ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     )))
 }
 
-/// A producing client: offers Opus on the send transport, gets our answer, connects and
+/// A producing client: offers `media` on the send transport, gets our answer, connects and
 /// produces. Returns the peer, its track, the producer id and its SSRC.
 async fn producer(
     sfu: &Sfu,
@@ -135,12 +223,13 @@ async fn producer(
     user: Uuid,
     seen: &Arc<Mutex<Seen>>,
     fingerprint_override: Option<&str>,
+    media: &Media,
 ) -> (impl PeerConnection, Arc<TrackLocalStaticRTP>, Uuid, u32) {
     let transports = sfu.join(SERVER, channel, user).await.expect("join");
     let send = &transports.send;
     let pc = peer(seen).await;
     let ssrc = rand::random::<u32>();
-    let track = opus_track(ssrc);
+    let track = local_track(media, ssrc);
     pc.add_track(track.clone() as Arc<dyn TrackLocal>)
         .await
         .expect("track");
@@ -149,9 +238,11 @@ async fn producer(
     let local = pc.local_description().await.expect("local sdp").sdp;
     let mid = line(&local, "a=mid:").to_owned();
     let fingerprint = line(&local, "a=fingerprint:sha-256 ").to_owned();
+    let (kind, pt) = (media.kind, media.payload_type);
     let answer = format!(
-        "{}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\na=setup:passive\r\n{}",
+        "{}m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=recvonly\r\na=rtpmap:{pt} {}\r\na=rtcp-fb:{pt} nack\r\na=setup:passive\r\n{}",
         session(send, &mid),
+        media.rtpmap,
         transport_lines(send)
     );
     pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer"))
@@ -172,15 +263,19 @@ async fn producer(
             user,
             ProduceRequest {
                 transport_id: send_id,
-                kind: "audio".into(),
+                kind: media.kind.into(),
                 rtp_parameters: json!({
                     "mid": mid,
-                    "codecs": [{ "mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": [] }],
+                    "codecs": [if media.kind == "audio" {
+                        json!({ "mimeType": media.mime, "payloadType": pt, "clockRate": media.clock_rate, "channels": media.channels, "parameters": {}, "rtcpFeedback": [] })
+                    } else {
+                        json!({ "mimeType": media.mime, "payloadType": pt, "clockRate": media.clock_rate, "parameters": {}, "rtcpFeedback": [{ "type": "nack", "parameter": "" }, { "type": "nack", "parameter": "pli" }] })
+                    }],
                     "headerExtensions": [],
                     "encodings": [{ "ssrc": ssrc }],
                     "rtcp": { "cname": "producer", "reducedSize": true },
                 }),
-                source: "mic".into(),
+                source: media.source.into(),
                 paused: false,
             },
         )
@@ -199,7 +294,11 @@ async fn consumer(
     seen: &Arc<Mutex<Seen>>,
 ) -> (impl PeerConnection, Vec<u32>) {
     let transports = sfu.join(SERVER, channel, user).await.expect("join");
-    let recv = &transports.recv;
+    let mut recv = transports.recv.clone();
+    if let Some(port) = seen.lock().expect("seen").via {
+        recv["iceCandidates"][0]["port"] = json!(port);
+    }
+    let recv = &recv;
     let consumers = sfu
         .set_capabilities(channel, user, sfu.router_capabilities())
         .await
@@ -211,12 +310,16 @@ async fn consumer(
         let p = &c.rtp_parameters;
         let ssrc = p["encodings"][0]["ssrc"].as_u64().expect("ssrc");
         ssrcs.push(u32::try_from(ssrc).expect("u32"));
-        assert_eq!(
-            p["codecs"][0]["payloadType"], 100,
-            "the router's payload type"
-        );
+        let codec = &p["codecs"][0];
+        let pt = codec["payloadType"].as_u64().expect("payload type");
+        let mime = codec["mimeType"].as_str().expect("mime");
+        let (kind, name) = mime.split_once('/').expect("kind/name");
+        let rtpmap = match codec["channels"].as_u64() {
+            Some(n) => format!("{name}/{}/{n}", codec["clockRate"]),
+            None => format!("{name}/{}", codec["clockRate"]),
+        };
         sdp.push_str(&format!(
-            "m=audio 9 UDP/TLS/RTP/SAVPF 100\r\nc=IN IP4 127.0.0.1\r\na=mid:{}\r\na=sendonly\r\na=rtpmap:100 opus/48000/2\r\na=msid:stream {}\r\na=ssrc:{ssrc} cname:{}\r\na=setup:passive\r\n{}",
+            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{}\r\na=sendonly\r\na=rtpmap:{pt} {rtpmap}\r\na=rtcp-fb:{pt} nack\r\na=msid:stream {}\r\na=ssrc:{ssrc} cname:{}\r\na=setup:passive\r\n{}",
             p["mid"].as_str().expect("mid"),
             c.consumer_id,
             p["rtcp"]["cname"].as_str().expect("cname"),
@@ -252,14 +355,19 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 async fn send_opus(track: &TrackLocalStaticRTP, ssrc: u32, from: u16, count: u16) {
-    for seq in from..from + count {
+    send(track, &AUDIO, ssrc, (from..from + count).collect()).await;
+}
+
+/// Writes one packet of `media` for each number of `seqs`, 10 ms apart.
+async fn send(track: &TrackLocalStaticRTP, media: &Media, ssrc: u32, seqs: Vec<u16>) {
+    for seq in seqs {
         track
             .write_rtp(rtc::rtp::packet::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
-                    payload_type: 111,
+                    payload_type: media.payload_type,
                     sequence_number: seq,
-                    timestamp: u32::from(seq) * 960,
+                    timestamp: u32::from(seq) * media.tick,
                     ssrc,
                     ..Default::default()
                 },
@@ -290,7 +398,7 @@ async fn a_producer_reaches_a_consumer_through_ice_dtls_and_srtp() {
     let alice_seen = Arc::new(Mutex::new(Seen::default()));
     let bob_seen = Arc::new(Mutex::new(Seen::default()));
     let (alice_pc, track, producer_id, ssrc) =
-        producer(&sfu, channel, alice, &alice_seen, None).await;
+        producer(&sfu, channel, alice, &alice_seen, None, &AUDIO).await;
     until("alice connects", || {
         alice_seen.lock().expect("seen").connected
     })
@@ -358,6 +466,97 @@ async fn a_producer_reaches_a_consumer_through_ice_dtls_and_srtp() {
     let _ = bob_pc.close().await;
 }
 
+/// Video loss recovery: a consumer's NACK is answered with the packet it names, stamped as it
+/// was first sent; a packet the SFU never got from the producer is asked for again; the audio
+/// of the first test never is (no NACK without a gap, no history for audio).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nacks_are_answered_and_gaps_asked_again() {
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack as tln;
+    let (sfu, _events) = sfu();
+    let channel = Uuid::now_v7();
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let alice_seen = Arc::new(Mutex::new(Seen::default()));
+    let (alice_pc, track, _producer, ssrc) =
+        producer(&sfu, channel, alice, &alice_seen, None, &VIDEO).await;
+    let (via, relay_dropped) = relay(sfu.announced.port(), 6).await;
+    let bob_seen = Arc::new(Mutex::new(Seen {
+        via: Some(via),
+        ..Seen::default()
+    }));
+    until("alice connects", || {
+        alice_seen.lock().expect("seen").connected
+    })
+    .await;
+    let (bob_pc, consumer_ssrcs) = consumer(&sfu, channel, bob, &bob_seen).await;
+    until("bob connects", || bob_seen.lock().expect("seen").connected).await;
+
+    send(&track, &VIDEO, ssrc, (2000..2020).collect()).await;
+    until("bob receives", || {
+        bob_seen.lock().expect("seen").packets.len() >= 18
+    })
+    .await;
+    assert_eq!(sfu.nacks_sent(), 0, "nothing missed, nothing asked");
+    let lost = relay_dropped
+        .lock()
+        .expect("dropped")
+        .expect("the relay dropped one packet");
+    let (got, remote) = {
+        let seen = bob_seen.lock().expect("seen");
+        (seen.packets.clone(), seen.tracks[0].clone())
+    };
+    assert!(
+        got.iter().all(|p| p.0 == 102 && p.3 == consumer_ssrcs[0]),
+        "the router's VP8"
+    );
+    assert!(!got.iter().any(|p| p.1 == lost), "the relay dropped {lost}");
+    let nack = tln::TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: consumer_ssrcs[0],
+        nacks: tln::nack_pairs_from_sequence_numbers(&[lost]),
+    };
+    remote
+        .write_rtcp(vec![Box::new(nack) as Box<dyn rtc::rtcp::Packet>])
+        .await
+        .expect("nack");
+    until("the lost packet comes", || {
+        bob_seen
+            .lock()
+            .expect("seen")
+            .packets
+            .iter()
+            .any(|p| p.1 == lost)
+    })
+    .await;
+    let (before, resent) = {
+        let seen = bob_seen.lock().expect("seen");
+        let at = got
+            .iter()
+            .position(|p| p.1 == lost.wrapping_sub(1))
+            .expect("the one before");
+        (
+            got[at],
+            *seen.packets.iter().find(|p| p.1 == lost).expect("resent"),
+        )
+    };
+    assert_eq!(
+        resent.2.wrapping_sub(before.2),
+        VIDEO.tick,
+        "stamped with the timestamp it was first sent with"
+    );
+    assert_eq!(sfu.retransmitted(), 1);
+
+    // 2025 never reaches the SFU: it asks alice for it.
+    let mut seqs: Vec<u16> = (2020..2030).collect();
+    seqs.retain(|s| *s != 2025);
+    send(&track, &VIDEO, ssrc, seqs).await;
+    until("the SFU asks for the missing packet", || {
+        sfu.nacks_sent() == 1
+    })
+    .await;
+    let _ = alice_pc.close().await;
+    let _ = bob_pc.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_that_does_not_match_its_fingerprint_gets_no_media() {
     let (sfu, mut events) = sfu();
@@ -365,7 +564,8 @@ async fn a_certificate_that_does_not_match_its_fingerprint_gets_no_media() {
     let user = Uuid::now_v7();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let bogus = vec!["AB"; 32].join(":");
-    let (pc, _track, _producer, _ssrc) = producer(&sfu, channel, user, &seen, Some(&bogus)).await;
+    let (pc, _track, _producer, _ssrc) =
+        producer(&sfu, channel, user, &seen, Some(&bogus), &AUDIO).await;
     let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
         .await
         .expect("an event")
