@@ -134,12 +134,31 @@
       await state.chain;
       return true;
     },
-    async produce(kind, source) {
-      const stream = await navigator.mediaDevices.getUserMedia(kind === 'audio' ? { audio: true } : { video: { width: 320, height: 240, frameRate: 15 } });
+    async produce(kind, source, video = { width: 320, height: 240, frameRate: 15 }) {
+      const stream = await navigator.mediaDevices.getUserMedia(kind === 'audio' ? { audio: true } : { video });
       const track = kind === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
       const producer = await state.send.produce({ track, appData: { source } });
       state.producers[source] = producer;
       return producer.id;
+    },
+    // What this page's producers sent (outbound-rtp), by source.
+    async sendStats() {
+      const out = {};
+      for (const [source, p] of Object.entries(state.producers)) {
+        if (p.closed) continue;
+        for (const s of (await p.getStats()).values()) {
+          if (s.type === 'outbound-rtp') {
+            out[source] = {
+              packetsSent: s.packetsSent || 0,
+              retransmittedPacketsSent: s.retransmittedPacketsSent || 0,
+              nackCount: s.nackCount || 0,
+              bytesSent: s.bytesSent || 0,
+              targetBitrate: s.targetBitrate || 0,
+            };
+          }
+        }
+      }
+      return out;
     },
     async stats() {
       const out = [];
@@ -156,6 +175,9 @@
               packetsLost: s.packetsLost || 0,
               totalAudioEnergy: s.totalAudioEnergy || 0,
               framesDecoded: s.framesDecoded || 0,
+              freezeCount: s.freezeCount || 0,
+              nackCount: s.nackCount || 0,
+              concealedSamples: s.concealedSamples || 0,
               user: c.userId,
             });
           }

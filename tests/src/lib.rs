@@ -5,6 +5,7 @@
 //! reads where they are from `ECTO_TEST_*` variables and fails loudly when they are missing.
 
 mod central;
+pub mod relay;
 pub mod ws;
 
 pub use central::FakeCentral;

@@ -514,7 +514,9 @@ impl Engine {
 
     /// Answers a consumer's NACK: each packet still in its producer's history is stamped with
     /// the consumer's numbers again and re-sent (plain retransmission on the same SSRC; the
-    /// router offers no RTX, so no browser negotiates it).
+    /// router offers no RTX, so no browser negotiates it). Packets the SFU never got are asked
+    /// of the producer again, so a retransmission lost on the way in is retried at the pace of
+    /// the consumer's own retries.
     fn resend(&mut self, transport: Uuid, ssrc: u32, lost: &[u16]) {
         let Some(consumer) = self
             .consumer_by_ssrc
@@ -538,11 +540,13 @@ impl Engine {
             return;
         };
         let mut resent = Vec::new();
+        let mut upstream = Vec::new();
         for &seq in lost.iter().take(loss::MAX_RESENT_PER_NACK) {
             let Some((producer_seq, ts_offset)) = consumer.numbering.unmap(seq) else {
                 continue;
             };
             let Some(kept) = history.get(producer_seq) else {
+                upstream.push(producer_seq);
                 continue;
             };
             let mut packet = kept.to_vec();
@@ -559,9 +563,13 @@ impl Engine {
                 resent.push(encrypted);
             }
         }
+        let producer_id = consumer.producer;
         for encrypted in resent {
             self.send_to(&encrypted, to);
             self.stats.retransmitted.fetch_add(1, Ordering::Relaxed);
+        }
+        if !upstream.is_empty() {
+            self.ask_again(producer_id, &upstream);
         }
     }
 

@@ -2,12 +2,20 @@
 //! join one voice channel through `/ws` as the Ecto client does (`tests/browser/voice.mjs`).
 //! In the managed profile the two sockets are on two instances of the deployment.
 
-use ecto_tests::{both_profiles, unique, TestApp};
+use ecto_tests::relay::LossyRelay;
+use ecto_tests::{both_profiles, unique, Profile, TestApp};
 use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+fn browser_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
 
 /// Runs the browser scenario; panics with its output when it fails.
 async fn run_browsers(config: Value) -> Value {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let dir = browser_dir();
     let output = tokio::process::Command::new("node")
         .arg(dir.join("voice.mjs"))
         .arg(config.to_string())
@@ -90,3 +98,156 @@ async fn two_browsers_talk_and_share_through_a_voice_channel(app: TestApp) {
 }
 
 both_profiles!(two_browsers_talk_and_share_through_a_voice_channel);
+
+/// The loss schedule of the lossy-uplink test, in seconds after the media flows: clean, 5 %,
+/// 20 %, clean again.
+const CLEAN_UNTIL: u64 = 2;
+const LIGHT_UNTIL: u64 = 8;
+const HEAVY_UNTIL: u64 = 12;
+const RECOVERED_UNTIL: u64 = 18;
+
+/// A UDP port free on loopback now (the SFU binds it next).
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    s.local_addr().expect("addr").port()
+}
+
+/// Video and audio through a lossy uplink: the server announces a relay (127.0.0.2, the SFU's
+/// port) that drops A's media to the SFU, 5 % for 6 s and then 20 % for 4 s. The SFU asks A
+/// again for what it missed (NACK) and B asks the SFU, so B's video keeps decoding, its losses
+/// stay a small part of what the relay dropped, and A's audio keeps playing. Self-hosted only:
+/// the media plane is the same in both profiles, and the managed routing is tested above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_keeps_decoding_through_a_lossy_uplink() {
+    let port = free_udp_port();
+    let app = TestApp::spawn_with(Profile::SelfHosted, |c| {
+        c.mediasoup_min_port = port;
+        c.mediasoup_max_port = port;
+        c.voice_announced_address = Some("127.0.0.2".into());
+    })
+    .await;
+    let relay = Arc::new(
+        LossyRelay::start(
+            format!("127.0.0.2:{port}").parse().expect("addr"),
+            format!("127.0.0.1:{port}").parse().expect("addr"),
+        )
+        .await,
+    );
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let channel = app.channel(&owner, "lossy", "voice").await;
+    let config = json!({
+        "pages": [
+            { "origin": app.base, "token": owner.token },
+            { "origin": app.base, "token": member.token },
+        ],
+        "channel_id": channel["id"],
+        "seconds": RECOVERED_UNTIL,
+    });
+    let mut child = tokio::process::Command::new("node")
+        .arg(browser_dir().join("lossy.mjs"))
+        .arg(config.to_string())
+        .current_dir(browser_dir())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (make test installs Node.js, Chromium and tests/browser's packages)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut samples: Vec<Value> = Vec::new();
+    let mut dropped_at = [0u64; 3];
+    let mut schedule: Option<tokio::task::JoinHandle<[u64; 3]>> = None;
+    let mut done = Value::Null;
+    while let Some(line) = lines.next_line().await.expect("read") {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["flowing"] == true {
+            let relay = relay.clone();
+            schedule = Some(tokio::spawn(async move {
+                // The relay's drop count at the end of each lossy phase and after recovery.
+                let mut counts = [0u64; 3];
+                tokio::time::sleep(Duration::from_secs(CLEAN_UNTIL)).await;
+                relay.set_loss(50);
+                tokio::time::sleep(Duration::from_secs(LIGHT_UNTIL - CLEAN_UNTIL)).await;
+                counts[0] = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
+                relay.set_loss(200);
+                tokio::time::sleep(Duration::from_secs(HEAVY_UNTIL - LIGHT_UNTIL)).await;
+                counts[1] = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
+                relay.set_loss(0);
+                counts[2] = counts[1];
+                counts
+            }));
+        } else if v["done"] == true {
+            done = v;
+        } else if v["t"].is_u64() {
+            samples.push(v);
+        }
+    }
+    let status = child.wait().await.expect("node");
+    assert!(
+        status.success(),
+        "the lossy browser scenario failed (its stderr is above)"
+    );
+    if let Some(schedule) = schedule {
+        dropped_at = schedule.await.expect("schedule");
+    }
+    let at = |secs: u64| -> &Value {
+        samples
+            .iter()
+            .rev()
+            .find(|s| s["t"].as_u64().is_some_and(|t| t <= secs * 1000))
+            .unwrap_or(&Value::Null)
+    };
+    let report = json!({
+        "relay_dropped": dropped_at,
+        "clean": at(CLEAN_UNTIL),
+        "light": at(LIGHT_UNTIL),
+        "heavy": at(HEAVY_UNTIL),
+        "recovered": at(RECOVERED_UNTIL),
+        "done": done,
+    });
+    eprintln!("lossy uplink: {report}");
+    assert!(dropped_at[1] > 50, "the relay dropped packets: {report}");
+    // Video keeps decoding through every phase, and after it: at least 5 frames a second (the
+    // fake camera gives about 20 here; a stream waiting for lost packets that never come
+    // decodes none until the next key frame).
+    let frames = |v: &Value| v["video"]["framesDecoded"].as_u64().unwrap_or(0);
+    for (from, to) in [
+        (CLEAN_UNTIL, LIGHT_UNTIL),
+        (LIGHT_UNTIL, HEAVY_UNTIL),
+        (HEAVY_UNTIL, RECOVERED_UNTIL),
+    ] {
+        let (a, b) = (frames(at(from)), frames(at(to)));
+        assert!(
+            b >= a + 5 * (to - from),
+            "video decodes between {from} s and {to} s ({a} → {b}): {report}"
+        );
+    }
+    // B's video losses are what neither the SFU's NACKs to A nor B's NACKs (answered by the
+    // SFU, or passed on to A when the SFU lacks the packet too) recovered: at most 5 % of what
+    // the relay dropped (about half of the drops are video; without NACKs B loses all of
+    // those, with them 0 or 1 here).
+    let lost = at(RECOVERED_UNTIL)["video"]["packetsLost"]
+        .as_i64()
+        .unwrap_or(i64::MAX);
+    let relay_total = i64::try_from(dropped_at[1]).unwrap_or(i64::MAX);
+    assert!(
+        lost * 20 <= relay_total,
+        "B lost {lost} video packets of {relay_total} the relay dropped: {report}"
+    );
+    // A freeze (Chromium: a frame shown 150 ms or more later than the usual interval) is a
+    // packet recovered only after retries, or a key frame waited for; 0 to 5 here over the
+    // 10 s of loss, so at most 10.
+    let freezes = at(RECOVERED_UNTIL)["video"]["freezeCount"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(freezes <= 10, "at most 10 freezes: {report}");
+    // Audio keeps playing after the loss (it has no retransmission; Opus conceals).
+    let audio = |v: &Value| v["audio"]["packetsReceived"].as_u64().unwrap_or(0);
+    assert!(
+        audio(at(RECOVERED_UNTIL)) > audio(at(HEAVY_UNTIL)) + 100,
+        "audio flows after the loss: {report}"
+    );
+    assert_eq!(done["errors"]["a"], json!([]), "{report}");
+    assert_eq!(done["errors"]["b"], json!([]), "{report}");
+}

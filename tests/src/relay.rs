@@ -1,0 +1,86 @@
+//! A UDP relay that stands between WebRTC clients and the SFU and loses some of the clients'
+//! media on purpose: the server announces the relay's address, every client datagram goes
+//! through it, and RTP (not RTCP, STUN or DTLS) from clients is dropped with the probability
+//! set at the moment. Each client gets its own upstream socket, so the SFU sees one address
+//! per client as without the relay.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+
+/// The running relay; it stops when dropped.
+pub struct LossyRelay {
+    /// Per mille of client RTP packets dropped now.
+    loss: Arc<AtomicU32>,
+    /// Client RTP packets dropped and passed so far.
+    pub dropped: Arc<AtomicU64>,
+    pub passed: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LossyRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LossyRelay {
+    /// Listens on `listen` and relays to `upstream`.
+    pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> LossyRelay {
+        let front = Arc::new(UdpSocket::bind(listen).await.expect("relay port"));
+        let loss = Arc::new(AtomicU32::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let passed = Arc::new(AtomicU64::new(0));
+        let (l, d, p) = (loss.clone(), dropped.clone(), passed.clone());
+        let task = tokio::spawn(async move {
+            let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            let mut buf = vec![0u8; 2048];
+            // xorshift: no need for a good generator, only an even one.
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                let back = match backs.get(&from) {
+                    Some(back) => back.clone(),
+                    None => {
+                        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("back"));
+                        back.connect(upstream).await.expect("upstream");
+                        let (front, back2) = (front.clone(), back.clone());
+                        tokio::spawn(async move {
+                            let mut buf = vec![0u8; 2048];
+                            while let Ok(n) = back2.recv(&mut buf).await {
+                                let _ = front.send_to(&buf[..n], from).await;
+                            }
+                        });
+                        backs.insert(from, back.clone());
+                        back
+                    }
+                };
+                let rtp =
+                    n >= 12 && (128..=191).contains(&buf[0]) && !(192..=223).contains(&buf[1]);
+                if rtp {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if (x % 1000) < u64::from(l.load(Ordering::Relaxed)) {
+                        d.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    p.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = back.send(&buf[..n]).await;
+            }
+        });
+        LossyRelay {
+            loss,
+            dropped,
+            passed,
+            task,
+        }
+    }
+
+    /// Drops `per_mille` of the client RTP packets from now on.
+    pub fn set_loss(&self, per_mille: u32) {
+        self.loss.store(per_mille, Ordering::Relaxed);
+    }
+}
