@@ -30,6 +30,10 @@ const KEY_FRAME_REQUESTS: u8 = 10;
 const KEY_FRAME_INTERVAL: Duration = Duration::from_secs(1);
 /// Key-frame requests a consumer's own PLI/FIR may cause: at most one per producer per this.
 const KEY_FRAME_MIN_GAP: Duration = Duration::from_millis(500);
+/// SRTP packets in a row that fail authentication before a transport is dropped: a peer
+/// whose packets all fail is broken or hostile (a replayed or damaged packet now and then
+/// never comes close).
+const MAX_FAILURES_IN_A_ROW: u32 = 200;
 /// Our SSRC as the sender of RTCP feedback to producers.
 const FEEDBACK_SSRC: u32 = 0x4543_544f;
 
@@ -337,20 +341,30 @@ impl Engine {
         let Some(srtp) = transport.srtp.as_mut() else {
             return;
         };
-        if rtp::is_rtcp(buf) {
-            let Ok(plain) = srtp.rx.decrypt_rtcp(buf) else {
-                self.stats.decrypt_failures.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            let direction = transport.direction;
-            self.on_rtcp(id, direction, &plain, now);
-            return;
-        }
-        let Ok(plain) = srtp.rx.decrypt_rtp(buf) else {
+        let plain = if rtp::is_rtcp(buf) {
+            srtp.rx.decrypt_rtcp(buf)
+        } else {
+            srtp.rx.decrypt_rtp(buf)
+        };
+        let Ok(plain) = plain else {
             self.stats.decrypt_failures.fetch_add(1, Ordering::Relaxed);
+            transport.failures_in_a_row += 1;
+            if transport.failures_in_a_row >= MAX_FAILURES_IN_A_ROW {
+                tracing::warn!(
+                    transport = %id,
+                    user = %transport.user,
+                    %from,
+                    "voice transport dropped: {MAX_FAILURES_IN_A_ROW} packets in a row failed SRTP authentication"
+                );
+                self.lose(id);
+            }
             return;
         };
-        if transport.direction == Direction::Send {
+        transport.failures_in_a_row = 0;
+        let direction = transport.direction;
+        if rtp::is_rtcp(buf) {
+            self.on_rtcp(id, direction, &plain, now);
+        } else if direction == Direction::Send {
             self.forward(id, &plain, now);
         }
     }

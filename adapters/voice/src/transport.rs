@@ -120,6 +120,8 @@ pub(crate) struct Transport {
     /// The handshake completed and waits for the fingerprint check.
     pub handshake_done: bool,
     pub srtp: Option<Srtp>,
+    /// SRTP/SRTCP packets in a row that failed authentication (reset by a good one).
+    pub failures_in_a_row: u32,
 }
 
 impl Transport {
@@ -147,6 +149,7 @@ impl Transport {
             remote_fingerprints: None,
             handshake_done: false,
             srtp: None,
+            failures_in_a_row: 0,
         }
     }
 

@@ -31,20 +31,35 @@ struct Seen {
     via: Option<u16>,
 }
 
-/// A UDP relay in front of the SFU's `port` for one client, which drops the `nth` RTP packet
-/// the SFU sends that client (once); returns its port and the dropped packet's number once
-/// known.
-async fn relay(port: u16, nth: usize) -> (u16, Arc<Mutex<Option<u16>>>) {
+/// A UDP relay in front of the SFU for one client.
+struct Relay {
+    /// The port the client sends to.
+    port: u16,
+    /// The number of the RTP packet it dropped, once it has.
+    dropped: Arc<Mutex<Option<u16>>>,
+    /// Its socket toward the SFU: what it sends comes from the client's address as the SFU
+    /// sees it.
+    back: Arc<tokio::net::UdpSocket>,
+}
+
+/// A relay in front of the SFU's `port` which drops the `nth` RTP packet the SFU sends the
+/// client (once).
+async fn relay(port: u16, nth: usize) -> Relay {
     let front = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("front");
-    let back = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("back");
+    let back = Arc::new(
+        tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("back"),
+    );
     back.connect(("127.0.0.1", port)).await.expect("connect");
-    let front_port = front.local_addr().expect("addr").port();
     let dropped = Arc::new(Mutex::new(None));
-    let record = dropped.clone();
+    let handle = Relay {
+        port: front.local_addr().expect("addr").port(),
+        dropped: dropped.clone(),
+        back: back.clone(),
+    };
     tokio::spawn(async move {
         let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
         let mut client = None;
@@ -60,7 +75,7 @@ async fn relay(port: u16, nth: usize) -> (u16, Arc<Mutex<Option<u16>>>) {
                     if is_rtp {
                         rtp_seen += 1;
                         if rtp_seen == nth {
-                            *record.lock().expect("dropped") = Some(u16::from_be_bytes([b[2], b[3]]));
+                            *dropped.lock().expect("dropped") = Some(u16::from_be_bytes([b[2], b[3]]));
                             continue;
                         }
                     }
@@ -71,7 +86,7 @@ async fn relay(port: u16, nth: usize) -> (u16, Arc<Mutex<Option<u16>>>) {
             }
         }
     });
-    (front_port, dropped)
+    handle
 }
 
 struct Handler {
@@ -466,6 +481,68 @@ async fn a_producer_reaches_a_consumer_through_ice_dtls_and_srtp() {
     let _ = bob_pc.close().await;
 }
 
+/// A peer whose packets all fail SRTP authentication (here: garbage sent from a consumer's
+/// address) loses its place in the call with a log line; the others keep their media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_garbage_is_dropped_and_the_call_goes_on() {
+    let (sfu, mut events) = sfu();
+    let channel = Uuid::now_v7();
+    let (alice, bob, carol) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let seen: Vec<Arc<Mutex<Seen>>> = (0..3)
+        .map(|_| Arc::new(Mutex::new(Seen::default())))
+        .collect();
+    let (alice_pc, track, _producer, ssrc) =
+        producer(&sfu, channel, alice, &seen[0], None, &AUDIO).await;
+    until("alice connects", || seen[0].lock().expect("seen").connected).await;
+    let via = relay(sfu.announced.port(), usize::MAX).await;
+    seen[1].lock().expect("seen").via = Some(via.port);
+    let (bob_pc, _) = consumer(&sfu, channel, bob, &seen[1]).await;
+    let (carol_pc, _) = consumer(&sfu, channel, carol, &seen[2]).await;
+    until("bob and carol connect", || {
+        seen[1].lock().expect("seen").connected && seen[2].lock().expect("seen").connected
+    })
+    .await;
+    send_opus(&track, ssrc, 1, 20).await;
+    until("both receive", || {
+        seen[1].lock().expect("seen").packets.len() >= 15
+            && seen[2].lock().expect("seen").packets.len() >= 15
+    })
+    .await;
+
+    // RTCP-shaped datagrams that fail authentication, from bob's address.
+    for i in 0..250u32 {
+        let mut garbage = vec![0x81, 201, 0, 7];
+        garbage.extend_from_slice(&i.to_be_bytes());
+        garbage.extend_from_slice(&[0xAB; 40]);
+        via.back.send(&garbage).await.expect("garbage");
+    }
+    let loss = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("a media loss in time")
+        .expect("event");
+    assert_eq!(
+        (loss.channel_id, loss.user_id),
+        (channel, bob),
+        "bob is dropped"
+    );
+
+    let before = seen[2].lock().expect("seen").packets.len();
+    send_opus(&track, ssrc, 21, 20).await;
+    until("carol still receives", || {
+        seen[2].lock().expect("seen").packets.len() >= before + 15
+    })
+    .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.recv())
+            .await
+            .is_err(),
+        "nobody else is dropped"
+    );
+    let _ = alice_pc.close().await;
+    let _ = bob_pc.close().await;
+    let _ = carol_pc.close().await;
+}
+
 /// Video loss recovery: a consumer's NACK is answered with the packet it names, stamped as it
 /// was first sent; a packet the SFU never got from the producer is asked for again; the audio
 /// of the first test never is (no NACK without a gap, no history for audio).
@@ -478,9 +555,9 @@ async fn nacks_are_answered_and_gaps_asked_again() {
     let alice_seen = Arc::new(Mutex::new(Seen::default()));
     let (alice_pc, track, _producer, ssrc) =
         producer(&sfu, channel, alice, &alice_seen, None, &VIDEO).await;
-    let (via, relay_dropped) = relay(sfu.announced.port(), 6).await;
+    let via = relay(sfu.announced.port(), 6).await;
     let bob_seen = Arc::new(Mutex::new(Seen {
-        via: Some(via),
+        via: Some(via.port),
         ..Seen::default()
     }));
     until("alice connects", || {
@@ -496,7 +573,8 @@ async fn nacks_are_answered_and_gaps_asked_again() {
     })
     .await;
     assert_eq!(sfu.nacks_sent(), 0, "nothing missed, nothing asked");
-    let lost = relay_dropped
+    let lost = via
+        .dropped
         .lock()
         .expect("dropped")
         .expect("the relay dropped one packet");
