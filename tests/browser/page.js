@@ -165,6 +165,11 @@
       for (const [id, c] of Object.entries(state.consumers)) {
         if (c.closed) continue;
         const report = await c.consumer.getStats();
+        // Sender reports received for this consumer (they make the remote-outbound-rtp entry).
+        let senderReports = 0;
+        for (const s of report.values()) {
+          if (s.type === 'remote-outbound-rtp') senderReports += s.reportsSent || 0;
+        }
         for (const s of report.values()) {
           if (s.type === 'inbound-rtp') {
             out.push({
@@ -178,6 +183,7 @@
               freezeCount: s.freezeCount || 0,
               nackCount: s.nackCount || 0,
               concealedSamples: s.concealedSamples || 0,
+              senderReports,
               user: c.userId,
             });
           }

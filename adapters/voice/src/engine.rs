@@ -162,6 +162,9 @@ struct Consumer {
     ssrc: u32,
     paused: bool,
     numbering: Numbering,
+    /// RTP packets and payload octets sent (for its sender reports).
+    packets_sent: u32,
+    octets_sent: u32,
 }
 
 /// A pending series of key-frame requests.
@@ -425,6 +428,9 @@ impl Engine {
                     if self.socket.send_to(&encrypted, to).is_ok() {
                         self.stats.packets_out.fetch_add(1, Ordering::Relaxed);
                         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                        consumer.packets_sent = consumer.packets_sent.wrapping_add(1);
+                        let payload = packet.len().saturating_sub(12) as u32;
+                        consumer.octets_sent = consumer.octets_sent.wrapping_add(payload);
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "voice packet not encrypted"),
@@ -432,16 +438,23 @@ impl Engine {
         }
     }
 
-    /// RTCP from a browser: a consumer's PLI or FIR becomes a key-frame request to the
-    /// producer; everything else ends here.
+    /// RTCP from a browser: a producer's sender reports go on to its consumers; a consumer's
+    /// PLI or FIR becomes a key-frame request to the producer, its NACK a retransmission;
+    /// everything else ends here.
     fn on_rtcp(&mut self, transport: Uuid, direction: Direction, plain: &[u8], now: Instant) {
-        if direction != Direction::Recv {
-            return;
-        }
         let mut data = plain;
         let Ok(packets) = rtcp::packet::unmarshal(&mut data) else {
             return;
         };
+        if direction == Direction::Send {
+            use rtcp::sender_report::SenderReport;
+            for p in packets {
+                if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                    self.pass_sender_report(transport, sr);
+                }
+            }
+            return;
+        }
         use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
         use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
@@ -490,6 +503,53 @@ impl Engine {
             media_ssrc: producer.mapping.ssrc,
         };
         self.feedback(producer_id, Box::new(pli));
+    }
+
+    /// A producer's sender report, told to each of its consumers as their own: the same NTP
+    /// time with the RTP time moved by the consumer's timestamp offset (so the receiver keeps
+    /// audio and video of one sender in sync), and the consumer's own counts.
+    fn pass_sender_report(&mut self, transport: Uuid, sr: &rtcp::sender_report::SenderReport) {
+        let Some(producer) = self
+            .by_ssrc
+            .get(&(transport, sr.ssrc))
+            .and_then(|p| self.producers.get(p))
+        else {
+            return;
+        };
+        let mut out = Vec::new();
+        for consumer_id in &producer.consumers {
+            let Some(consumer) = self.consumers.get(consumer_id) else {
+                continue;
+            };
+            if consumer.paused || !consumer.numbering.started {
+                continue;
+            }
+            let report = rtcp::sender_report::SenderReport {
+                ssrc: consumer.ssrc,
+                ntp_time: sr.ntp_time,
+                rtp_time: sr.rtp_time.wrapping_add(consumer.numbering.ts_offset),
+                packet_count: consumer.packets_sent,
+                octet_count: consumer.octets_sent,
+                ..Default::default()
+            };
+            let Ok(raw) =
+                rtcp::packet::marshal(&[Box::new(report) as Box<dyn rtcp::packet::Packet>])
+            else {
+                continue;
+            };
+            let Some(t) = self.transports.get_mut(&consumer.transport) else {
+                continue;
+            };
+            let (Some(to), Some(srtp)) = (t.destination(), t.srtp.as_mut()) else {
+                continue;
+            };
+            if let Ok(encrypted) = srtp.tx.encrypt_rtcp(&raw) {
+                out.push((encrypted, to));
+            }
+        }
+        for (encrypted, to) in out {
+            self.send_to(&encrypted, to);
+        }
     }
 
     /// Asks the producer to send the packets numbered `missed` again (a NACK).
@@ -844,6 +904,8 @@ impl Engine {
             ssrc,
             paused: true,
             numbering: Numbering::default(),
+            packets_sent: 0,
+            octets_sent: 0,
         };
         let new = NewConsumer {
             for_user: user,

@@ -248,6 +248,13 @@ async fn video_keeps_decoding_through_a_lossy_uplink() {
         audio(at(RECOVERED_UNTIL)) > audio(at(HEAVY_UNTIL)) + 100,
         "audio flows after the loss: {report}"
     );
+    // The producer's sender reports reach B as its consumers' own (audio and video).
+    for kind in ["audio", "video"] {
+        assert!(
+            at(RECOVERED_UNTIL)[kind]["senderReports"].as_u64() > Some(1),
+            "{kind} sender reports reach B: {report}"
+        );
+    }
     assert_eq!(done["errors"]["a"], json!([]), "{report}");
     assert_eq!(done["errors"]["b"], json!([]), "{report}");
 }
