@@ -6,7 +6,7 @@
 
 use crate::caps::{self, Kind, ProducerMapping};
 use crate::ice;
-use crate::loss::{self, Gaps, History};
+use crate::loss::{self, Gaps, History, Reception};
 use crate::rtp;
 use crate::transport::{Direction, Identity, Transport};
 use crate::Stats;
@@ -34,6 +34,8 @@ const KEY_FRAME_MIN_GAP: Duration = Duration::from_millis(500);
 /// whose packets all fail is broken or hostile (a replayed or damaged packet now and then
 /// never comes close).
 const MAX_FAILURES_IN_A_ROW: u32 = 200;
+/// How often each producer is told what the SFU received of it.
+const RECEIVER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Our SSRC as the sender of RTCP feedback to producers.
 const FEEDBACK_SSRC: u32 = 0x4543_544f;
 
@@ -93,6 +95,8 @@ struct Producer {
     history: Option<History>,
     /// Video only: what the SFU missed of the producer's stream, asked again by NACK.
     gaps: Gaps,
+    /// What the SFU received, for its receiver reports to the producer.
+    reception: Reception,
 }
 
 /// A consumer's numbering: offsets from the producer's sequence numbers and timestamps,
@@ -197,6 +201,7 @@ pub(crate) struct Engine {
     consumer_by_ssrc: HashMap<(Uuid, u32), Uuid>,
     key_frames: Vec<KeyFrames>,
     last_sweep: Instant,
+    last_reports: Instant,
 }
 
 impl Engine {
@@ -227,6 +232,7 @@ impl Engine {
             consumer_by_ssrc: HashMap::new(),
             key_frames: Vec::new(),
             last_sweep: Instant::now(),
+            last_reports: Instant::now(),
         })
     }
 
@@ -383,7 +389,13 @@ impl Engine {
         let Some(producer) = self.producers.get_mut(&producer_id) else {
             return;
         };
-        if producer.paused || header.payload_type != producer.mapping.payload_type {
+        if header.payload_type != producer.mapping.payload_type {
+            return;
+        }
+        producer
+            .reception
+            .on_packet(header.sequence, header.timestamp, now);
+        if producer.paused {
             return;
         }
         let Some(routed) = rtp::to_router(
@@ -450,7 +462,7 @@ impl Engine {
             use rtcp::sender_report::SenderReport;
             for p in packets {
                 if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
-                    self.pass_sender_report(transport, sr);
+                    self.pass_sender_report(transport, sr, now);
                 }
             }
             return;
@@ -508,14 +520,21 @@ impl Engine {
     /// A producer's sender report, told to each of its consumers as their own: the same NTP
     /// time with the RTP time moved by the consumer's timestamp offset (so the receiver keeps
     /// audio and video of one sender in sync), and the consumer's own counts.
-    fn pass_sender_report(&mut self, transport: Uuid, sr: &rtcp::sender_report::SenderReport) {
+    fn pass_sender_report(
+        &mut self,
+        transport: Uuid,
+        sr: &rtcp::sender_report::SenderReport,
+        now: Instant,
+    ) {
         let Some(producer) = self
             .by_ssrc
             .get(&(transport, sr.ssrc))
-            .and_then(|p| self.producers.get(p))
+            .and_then(|p| self.producers.get_mut(p))
         else {
             return;
         };
+        producer.reception.on_sender_report(sr.ntp_time, now);
+        let producer = &*producer;
         let mut out = Vec::new();
         for consumer_id in &producer.consumers {
             let Some(consumer) = self.consumers.get(consumer_id) else {
@@ -549,6 +568,23 @@ impl Engine {
         }
         for (encrypted, to) in out {
             self.send_to(&encrypted, to);
+        }
+    }
+
+    /// Tells each producer what the SFU received of it since the last report.
+    fn send_receiver_reports(&mut self, now: Instant) {
+        let reports: Vec<(Uuid, rtcp::reception_report::ReceptionReport)> = self
+            .producers
+            .values_mut()
+            .filter_map(|p| Some((p.id, p.reception.report(p.mapping.ssrc, now)?)))
+            .collect();
+        for (producer_id, block) in reports {
+            let rr = rtcp::receiver_report::ReceiverReport {
+                ssrc: FEEDBACK_SSRC,
+                reports: vec![block],
+                ..Default::default()
+            };
+            self.feedback(producer_id, Box::new(rr));
         }
     }
 
@@ -699,6 +735,11 @@ impl Engine {
         }
         self.key_frames
             .retain(|k| k.left > 0 && self.producers.contains_key(&k.producer));
+        // Receiver reports to every producer, once a second.
+        if now.duration_since(self.last_reports) >= RECEIVER_REPORT_INTERVAL {
+            self.last_reports = now;
+            self.send_receiver_reports(now);
+        }
         // Consent, once a second.
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
@@ -1005,6 +1046,7 @@ impl Engine {
         let id = ecto_core::new_id();
         self.by_ssrc.insert((send, mapping.ssrc), id);
         let history = (kind == Kind::Video).then(History::new);
+        let reception = Reception::new(mapping.codec.clock_rate, Instant::now());
         self.producers.insert(
             id,
             Producer {
@@ -1019,6 +1061,7 @@ impl Engine {
                 last_key_frame_request: None,
                 history,
                 gaps: Gaps::default(),
+                reception,
             },
         );
         let others: Vec<Uuid> = self

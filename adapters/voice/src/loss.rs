@@ -1,6 +1,10 @@
-//! Loss recovery for video: the last packets of each video producer, kept in the router's form
-//! so any consumer's NACK can be answered by re-stamping one of them, and the gaps in a
-//! producer's sequence numbers that the SFU asks the producer to send again.
+//! Loss recovery and reception: the last packets of each video producer, kept in the router's
+//! form so any consumer's NACK can be answered by re-stamping one of them; the gaps in a
+//! producer's sequence numbers that the SFU asks the producer to send again; and what the SFU
+//! received of each producer, told back in receiver reports (RFC 3550 §6.4.2) so the
+//! producer's browser adapts its bitrate to the losses on its uplink.
+
+use std::time::Instant;
 
 /// Packets kept per video producer: a ring indexed by sequence number. At 1,200 bytes a packet
 /// this bounds the memory of one producer's history to about 600 KiB, and covers about a second
@@ -64,6 +68,113 @@ impl Gaps {
     }
 }
 
+/// What the SFU received of one producer's stream since the last receiver report.
+pub(crate) struct Reception {
+    clock_rate: u32,
+    /// The first sequence number, and the highest one extended with its wrap count.
+    base: Option<u32>,
+    highest: u32,
+    received: u32,
+    /// `expected` and `received` at the last report (for the fraction lost).
+    expected_prior: u32,
+    received_prior: u32,
+    /// Interarrival jitter in timestamp units, times 16 (RFC 3550 A.8).
+    jitter_q4: u32,
+    /// The last packet's transit time (arrival in timestamp units minus its timestamp).
+    transit: Option<u32>,
+    started: Instant,
+    /// The middle 32 bits of the last sender report's NTP time, and when it arrived.
+    last_sr: Option<(u32, Instant)>,
+}
+
+impl Reception {
+    pub fn new(clock_rate: u32, now: Instant) -> Self {
+        Self {
+            clock_rate,
+            base: None,
+            highest: 0,
+            received: 0,
+            expected_prior: 0,
+            received_prior: 0,
+            jitter_q4: 0,
+            transit: None,
+            started: now,
+            last_sr: None,
+        }
+    }
+
+    /// Counts a packet numbered `seq` with RTP timestamp `ts`, arrived `now`.
+    pub fn on_packet(&mut self, seq: u16, ts: u32, now: Instant) {
+        self.received = self.received.wrapping_add(1);
+        match self.base {
+            None => {
+                self.base = Some(u32::from(seq));
+                self.highest = u32::from(seq);
+            }
+            Some(_) => {
+                let ahead = seq.wrapping_sub(self.highest as u16);
+                if ahead != 0 && ahead < 0x8000 {
+                    self.highest = self.highest.wrapping_add(u32::from(ahead));
+                }
+            }
+        }
+        let arrival =
+            (now.duration_since(self.started).as_secs_f64() * f64::from(self.clock_rate)) as u32;
+        let transit = arrival.wrapping_sub(ts);
+        if let Some(prior) = self.transit.replace(transit) {
+            let d = transit.wrapping_sub(prior) as i32;
+            let d = d.unsigned_abs();
+            // J += (|D| - J) / 16, kept times 16.
+            self.jitter_q4 = self
+                .jitter_q4
+                .wrapping_add(d)
+                .wrapping_sub((self.jitter_q4 + 8) >> 4);
+        }
+    }
+
+    /// Notes a sender report's NTP time, arrived `now`.
+    pub fn on_sender_report(&mut self, ntp_time: u64, now: Instant) {
+        self.last_sr = Some(((ntp_time >> 16) as u32, now));
+    }
+
+    /// The report block for `ssrc` now, which starts the next interval; `None` before any
+    /// packet.
+    pub fn report(
+        &mut self,
+        ssrc: u32,
+        now: Instant,
+    ) -> Option<rtcp::reception_report::ReceptionReport> {
+        let base = self.base?;
+        let expected = self.highest.wrapping_sub(base).wrapping_add(1);
+        let lost_total = i64::from(expected) - i64::from(self.received);
+        let expected_interval = expected.wrapping_sub(self.expected_prior);
+        let received_interval = self.received.wrapping_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = i64::from(expected_interval) - i64::from(received_interval);
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / i64::from(expected_interval)).min(255) as u8
+        };
+        let (last_sender_report, delay) = match self.last_sr {
+            // DLSR in units of 1/65536 s.
+            Some((mid, at)) => (mid, (now.duration_since(at).as_secs_f64() * 65536.0) as u32),
+            None => (0, 0),
+        };
+        Some(rtcp::reception_report::ReceptionReport {
+            ssrc,
+            fraction_lost,
+            // 24 bits, signed.
+            total_lost: (lost_total.clamp(-0x80_0000, 0x7F_FFFF) as u32) & 0x00FF_FFFF,
+            last_sequence_number: self.highest,
+            jitter: self.jitter_q4 >> 4,
+            last_sender_report,
+            delay,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +205,39 @@ mod tests {
         assert!(g.on_packet(1).is_empty(), "a repeated packet");
         assert!(g.on_packet(1 + MAX_GAP + 1).is_empty(), "too long a jump");
         assert_eq!(g.on_packet(MAX_GAP + 4), vec![MAX_GAP + 3]);
+    }
+
+    #[test]
+    fn reports_count_what_was_lost_in_each_interval() {
+        let t0 = Instant::now();
+        let mut r = Reception::new(90_000, t0);
+        assert!(r.report(1, t0).is_none(), "nothing received yet");
+        // 65,530..=65,539 across the wrap, with 65,533 and 2 missing.
+        for seq in (65_530u16..=65_535).chain(0..=3) {
+            if seq != 65_533 && seq != 2 {
+                r.on_packet(seq, u32::from(seq) * 3000, t0);
+            }
+        }
+        let first = r.report(7, t0).expect("report");
+        assert_eq!(first.ssrc, 7);
+        assert_eq!(first.total_lost, 2);
+        assert_eq!(first.fraction_lost, (2 * 256 / 10) as u8);
+        assert_eq!(
+            first.last_sequence_number,
+            65_536 + 3,
+            "extended across the wrap"
+        );
+        for seq in 4u16..14 {
+            r.on_packet(seq, u32::from(seq) * 3000, t0);
+        }
+        let second = r.report(7, t0).expect("report");
+        assert_eq!(
+            (second.fraction_lost, second.total_lost),
+            (0, 2),
+            "a clean interval"
+        );
+        r.on_sender_report(0x0001_2345_6789_0000, t0);
+        let third = r.report(7, t0).expect("report");
+        assert_eq!(third.last_sender_report, 0x2345_6789);
     }
 }

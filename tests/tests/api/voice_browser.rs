@@ -248,6 +248,22 @@ async fn video_keeps_decoding_through_a_lossy_uplink() {
         audio(at(RECOVERED_UNTIL)) > audio(at(HEAVY_UNTIL)) + 100,
         "audio flows after the loss: {report}"
     );
+    // A's camera bitrate follows the path through the SFU's receiver reports: it climbs on a
+    // clean path (without them it stays at Chromium's start rate, about 300 kbit/s) and stops
+    // climbing while a fifth of its packets are lost (about +1 % and -5 % here).
+    let bitrate = |secs: u64| {
+        at(secs)["sent"]["camera"]["targetBitrate"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    assert!(
+        bitrate(RECOVERED_UNTIL) > 1.5 * bitrate(CLEAN_UNTIL),
+        "the bitrate climbs on a clean path: {report}"
+    );
+    assert!(
+        bitrate(HEAVY_UNTIL) < 1.1 * bitrate(LIGHT_UNTIL),
+        "the bitrate stops climbing under 20 % loss: {report}"
+    );
     // The producer's sender reports reach B as its consumers' own (audio and video).
     for kind in ["audio", "video"] {
         assert!(
