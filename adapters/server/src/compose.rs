@@ -198,6 +198,7 @@ async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResul
     let (sfu, mut sfu_losses) = ecto_voice::Sfu::start(ecto_voice::SfuConfig {
         bind: SocketAddr::new(bind_ip, config.mediasoup_min_port),
         announced_ip: announced_ip(config, bind_ip),
+        max_bitrate_kbps: config.voice_max_bitrate_kbps,
     })
     .map_err(CoreError::internal_msg)?;
     // The SFU's losses and (managed) the relay's, on one channel.

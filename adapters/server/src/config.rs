@@ -47,6 +47,8 @@ pub struct AppConfig {
     /// `VOICE_BIND_ADDRESS`: the address the voice UDP port binds (default `0.0.0.0`, apart
     /// from `bind_address`, so a server behind a local reverse proxy still takes media).
     pub voice_bind_address: String,
+    /// `VOICE_MAX_BITRATE_KBPS`: the media one participant may send, in kbit/s (0: no cap).
+    pub voice_max_bitrate_kbps: u32,
     pub log_json: bool,
     pub log_level: String,
     pub ws_identify_timeout_ms: u64,
@@ -125,6 +127,7 @@ struct Raw {
     mediasoup_max_port: Option<String>,
     voice_announced_address: Option<String>,
     voice_bind_address: Option<String>,
+    voice_max_bitrate_kbps: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
     ws_identify_timeout_ms: Option<String>,
@@ -205,6 +208,11 @@ impl AppConfig {
         let log_json = c.log_format(&raw);
         let port = c.number("PORT", &raw.port, 3000u16);
         let (mediasoup_min_port, mediasoup_max_port) = c.mediasoup_ports(&raw);
+        let voice_max_bitrate_kbps = c.number(
+            "VOICE_MAX_BITRATE_KBPS",
+            &raw.voice_max_bitrate_kbps,
+            10_000u32,
+        );
         let rate_limits = c.rate_limits(&raw);
         let http = c.http_settings(&raw);
         let storage = c.storage_settings(&raw);
@@ -245,6 +253,7 @@ impl AppConfig {
             mediasoup_max_port,
             voice_announced_address: set(&raw.voice_announced_address),
             voice_bind_address: set(&raw.voice_bind_address).unwrap_or_else(|| "0.0.0.0".into()),
+            voice_max_bitrate_kbps,
             log_json,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
             ws_identify_timeout_ms: ws.identify_timeout_ms,

@@ -6,7 +6,7 @@
 
 use crate::caps::{self, Kind, ProducerMapping};
 use crate::ice;
-use crate::loss::{self, Gaps, History, Reception};
+use crate::loss::{self, Budget, Gaps, History, Reception};
 use crate::rtp;
 use crate::transport::{Direction, Identity, Transport};
 use crate::Stats;
@@ -202,6 +202,8 @@ pub(crate) struct Engine {
     key_frames: Vec<KeyFrames>,
     last_sweep: Instant,
     last_reports: Instant,
+    /// What one send transport may bring in (0: no cap).
+    max_bitrate_kbps: u32,
 }
 
 impl Engine {
@@ -212,6 +214,7 @@ impl Engine {
         identity: Identity,
         stats: Arc<Stats>,
         events: tokio::sync::mpsc::UnboundedSender<MediaLoss>,
+        max_bitrate_kbps: u32,
     ) -> std::io::Result<Engine> {
         let local = socket.local_addr()?;
         Ok(Engine {
@@ -233,6 +236,7 @@ impl Engine {
             key_frames: Vec::new(),
             last_sweep: Instant::now(),
             last_reports: Instant::now(),
+            max_bitrate_kbps,
         })
     }
 
@@ -371,6 +375,26 @@ impl Engine {
         };
         transport.failures_in_a_row = 0;
         let direction = transport.direction;
+        if direction == Direction::Send && !rtp::is_rtcp(buf) {
+            if let Some(budget) = &mut transport.budget {
+                let fits = budget.take(buf.len(), now);
+                if !fits {
+                    self.stats.over_cap.fetch_add(1, Ordering::Relaxed);
+                    if !budget.over {
+                        tracing::warn!(
+                            transport = %id,
+                            user = %transport.user,
+                            "voice media over VOICE_MAX_BITRATE_KBPS ({} kbit/s): dropping what goes over",
+                            self.max_bitrate_kbps
+                        );
+                    }
+                }
+                budget.over = !fits;
+                if !fits {
+                    return;
+                }
+            }
+        }
         if rtp::is_rtcp(buf) {
             self.on_rtcp(id, direction, &plain, now);
         } else if direction == Direction::Send {
@@ -820,7 +844,10 @@ impl Engine {
 
     fn new_transport(&mut self, channel: Uuid, user: Uuid, direction: Direction) -> Uuid {
         let id = ecto_core::new_id();
-        let t = Transport::new(id, channel, user, direction, self.local, &self.identity);
+        let mut t = Transport::new(id, channel, user, direction, self.local, &self.identity);
+        if direction == Direction::Send && self.max_bitrate_kbps > 0 {
+            t.budget = Some(Budget::new(self.max_bitrate_kbps, Instant::now()));
+        }
         self.by_ufrag.insert(t.ufrag.clone(), id);
         self.transports.insert(id, t);
         id

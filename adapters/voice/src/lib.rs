@@ -42,6 +42,9 @@ pub struct SfuConfig {
     pub bind: SocketAddr,
     /// The address clients send media to (its port 0: the bound port).
     pub announced_ip: IpAddr,
+    /// The RTP one send transport may bring in, in kbit/s, averaged over a second (0: no
+    /// cap); what goes over it is dropped before it reaches anyone.
+    pub max_bitrate_kbps: u32,
 }
 
 /// Counters of the media thread.
@@ -56,6 +59,8 @@ pub struct Stats {
     pub retransmitted: AtomicU64,
     /// NACKs sent to producers for packets the SFU missed.
     pub nacks_sent: AtomicU64,
+    /// Producer packets dropped for going over `max_bitrate_kbps`.
+    pub over_cap: AtomicU64,
     pub transports: AtomicU64,
     pub producers: AtomicU64,
     pub consumers: AtomicU64,
@@ -123,6 +128,7 @@ impl Sfu {
             identity,
             stats.clone(),
             events_tx,
+            config.max_bitrate_kbps,
         )
         .map_err(|e| format!("voice socket: {e}"))?;
         let (tx, rx) = mpsc::channel();

@@ -175,6 +175,41 @@ impl Reception {
     }
 }
 
+/// A token bucket of bytes: `rate` bytes a second on average, with bursts of one second's
+/// worth (a key frame after a quiet moment fits).
+pub(crate) struct Budget {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+    /// Whether the last packet went over (for one log line per episode).
+    pub over: bool,
+}
+
+impl Budget {
+    pub fn new(kbps: u32, now: Instant) -> Self {
+        let rate = f64::from(kbps) * 1000.0 / 8.0;
+        Self {
+            rate,
+            tokens: rate,
+            at: now,
+            over: false,
+        }
+    }
+
+    /// Whether `bytes` fit now; they are taken if so.
+    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens >= bytes as f64 {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +240,21 @@ mod tests {
         assert!(g.on_packet(1).is_empty(), "a repeated packet");
         assert!(g.on_packet(1 + MAX_GAP + 1).is_empty(), "too long a jump");
         assert_eq!(g.on_packet(MAX_GAP + 4), vec![MAX_GAP + 3]);
+    }
+
+    #[test]
+    fn a_budget_lets_through_its_rate_on_average() {
+        let t0 = Instant::now();
+        // 80 kbit/s: 10,000 bytes a second.
+        let mut b = Budget::new(80, t0);
+        let passed = (0..20).filter(|_| b.take(1000, t0)).count();
+        assert_eq!(passed, 10, "a second's worth at once");
+        let later = t0 + std::time::Duration::from_millis(500);
+        let passed = (0..20).filter(|_| b.take(1000, later)).count();
+        assert_eq!(passed, 5, "then what half a second adds");
+        let much_later = t0 + std::time::Duration::from_secs(60);
+        let passed = (0..20).filter(|_| b.take(1000, much_later)).count();
+        assert_eq!(passed, 10, "never more than a second's worth saved up");
     }
 
     #[test]

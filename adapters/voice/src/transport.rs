@@ -122,6 +122,8 @@ pub(crate) struct Transport {
     pub srtp: Option<Srtp>,
     /// SRTP/SRTCP packets in a row that failed authentication (reset by a good one).
     pub failures_in_a_row: u32,
+    /// Send transports: the media it may bring in (`max_bitrate_kbps`).
+    pub budget: Option<crate::loss::Budget>,
 }
 
 impl Transport {
@@ -150,6 +152,7 @@ impl Transport {
             handshake_done: false,
             srtp: None,
             failures_in_a_row: 0,
+            budget: None,
         }
     }
 

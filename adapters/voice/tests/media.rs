@@ -178,6 +178,8 @@ struct Media {
     rtpmap: &'static str,
     /// Timestamp ticks between two packets.
     tick: u32,
+    /// Payload bytes of each packet.
+    payload: usize,
 }
 
 const AUDIO: Media = Media {
@@ -189,6 +191,7 @@ const AUDIO: Media = Media {
     channels: 2,
     rtpmap: "opus/48000/2",
     tick: 960,
+    payload: 3,
 };
 
 const VIDEO: Media = Media {
@@ -200,6 +203,7 @@ const VIDEO: Media = Media {
     channels: 0,
     rtpmap: "VP8/90000",
     tick: 3000,
+    payload: 1000,
 };
 
 fn local_track(media: &Media, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
@@ -386,7 +390,7 @@ async fn send(track: &TrackLocalStaticRTP, media: &Media, ssrc: u32, seqs: Vec<u
                     ssrc,
                     ..Default::default()
                 },
-                payload: bytes::Bytes::from_static(&[0xF8, 0xFF, 0xFE]),
+                payload: bytes::Bytes::from(vec![0xF8; media.payload]),
             })
             .await
             .expect("write");
@@ -398,9 +402,16 @@ async fn send(track: &TrackLocalStaticRTP, media: &Media, ssrc: u32, seqs: Vec<u
 const SERVER: Uuid = Uuid::from_u128(7);
 
 fn sfu() -> (Arc<Sfu>, tokio::sync::mpsc::UnboundedReceiver<MediaLoss>) {
+    sfu_capped(0)
+}
+
+fn sfu_capped(
+    max_bitrate_kbps: u32,
+) -> (Arc<Sfu>, tokio::sync::mpsc::UnboundedReceiver<MediaLoss>) {
     Sfu::start(SfuConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
         announced_ip: "127.0.0.1".parse().expect("ip"),
+        max_bitrate_kbps,
     })
     .expect("sfu")
 }
@@ -477,6 +488,44 @@ async fn a_producer_reaches_a_consumer_through_ice_dtls_and_srtp() {
     let closed = sfu.leave(channel, alice).await.expect("leave");
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].producer_id, producer_id);
+    let _ = alice_pc.close().await;
+    let _ = bob_pc.close().await;
+}
+
+/// A producer sending more than `max_bitrate_kbps` gets only that much through: 100 packets
+/// of about 1 KB in a second (about 830 kbit/s) against a cap of 160 kbit/s (20 KB/s, with a
+/// second's worth of burst) let about 40 through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_over_the_bitrate_cap_is_cut_to_it() {
+    let (sfu, _events) = sfu_capped(160);
+    let channel = Uuid::now_v7();
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let alice_seen = Arc::new(Mutex::new(Seen::default()));
+    let bob_seen = Arc::new(Mutex::new(Seen::default()));
+    let (alice_pc, track, _producer, ssrc) =
+        producer(&sfu, channel, alice, &alice_seen, None, &VIDEO).await;
+    until("alice connects", || {
+        alice_seen.lock().expect("seen").connected
+    })
+    .await;
+    let (bob_pc, _) = consumer(&sfu, channel, bob, &bob_seen).await;
+    until("bob connects", || bob_seen.lock().expect("seen").connected).await;
+    send(&track, &VIDEO, ssrc, (1..=100).collect()).await;
+    let over = || {
+        sfu.stats
+            .over_cap
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let got = || bob_seen.lock().expect("seen").packets.len() as u64;
+    until("every packet is delivered or dropped", || {
+        got() + over() == 100
+    })
+    .await;
+    assert!(
+        (25..=60).contains(&got()),
+        "about 40 of 100 get through: {}",
+        got()
+    );
     let _ = alice_pc.close().await;
     let _ = bob_pc.close().await;
 }
