@@ -318,7 +318,9 @@ impl Engine {
         let Some(answer) = ice::answer(request, &transport.password, from, crypto) else {
             return;
         };
-        transport.checked(from, answer.nominated, now);
+        if let Some(evicted) = transport.checked(from, answer.nominated, now) {
+            self.by_addr.remove(&evicted);
+        }
         self.by_addr.insert(from, id);
         self.send_to(&answer.response, from);
     }

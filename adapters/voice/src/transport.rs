@@ -99,6 +99,11 @@ pub(crate) struct Srtp {
     pub rx: Context,
 }
 
+/// Addresses one transport answers at most (ICE checks from several of the client's
+/// interfaces, or a NAT rebinding): a client cannot make the SFU remember addresses without
+/// bound.
+pub(crate) const MAX_ADDRESSES: usize = 8;
+
 /// One transport.
 pub(crate) struct Transport {
     pub id: Uuid,
@@ -183,14 +188,33 @@ impl Transport {
     }
 
     /// A valid binding request came from `from` (nominating it or not).
-    pub fn checked(&mut self, from: SocketAddr, nominated: bool, now: Instant) {
+    ///
+    /// At most [`MAX_ADDRESSES`] addresses are kept: a new one past that pushes out the oldest
+    /// that carries neither media nor DTLS, which is returned to be forgotten.
+    pub fn checked(
+        &mut self,
+        from: SocketAddr,
+        nominated: bool,
+        now: Instant,
+    ) -> Option<SocketAddr> {
         self.last_check = now;
+        let mut evicted = None;
         if !self.known.contains(&from) {
-            self.known.push(from);
+            if self.known.len() >= MAX_ADDRESSES {
+                let in_use =
+                    |a: &SocketAddr| Some(*a) == self.selected || Some(*a) == self.dtls_peer;
+                if let Some(i) = self.known.iter().position(|a| !in_use(a)) {
+                    evicted = Some(self.known.remove(i));
+                }
+            }
+            if self.known.len() < MAX_ADDRESSES {
+                self.known.push(from);
+            }
         }
         if nominated || self.selected.is_none() {
             self.selected = Some(from);
         }
+        evicted
     }
 
     /// Whether consent expired (no valid binding request for [`CONSENT_TIMEOUT`]).
@@ -315,5 +339,35 @@ impl Transport {
     /// Where to send, once media can flow.
     pub fn destination(&self) -> Option<SocketAddr> {
         self.srtp.as_ref().and(self.selected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transport_remembers_a_bounded_number_of_addresses() {
+        let identity = Identity::generate().expect("identity");
+        let local: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let mut t = Transport::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            Uuid::nil(),
+            Direction::Send,
+            local,
+            &identity,
+        );
+        let now = Instant::now();
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(t.checked(addr(1000), true, now), None);
+        let evicted: Vec<SocketAddr> = (1001..1020)
+            .filter_map(|p| t.checked(addr(p), false, now))
+            .collect();
+        assert_eq!(t.known.len(), MAX_ADDRESSES);
+        assert_eq!(evicted.len(), 19 + 1 - MAX_ADDRESSES);
+        assert!(t.known.contains(&addr(1000)), "the selected address stays");
+        assert!(!evicted.contains(&addr(1000)));
+        assert_eq!(t.selected, Some(addr(1000)));
     }
 }
