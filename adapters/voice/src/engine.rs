@@ -433,11 +433,12 @@ impl Engine {
         };
         let clock_rate = producer.mapping.codec.clock_rate;
         let consumer_ids = producer.consumers.clone();
-        let mut missed = Vec::new();
-        if let Some(history) = &mut producer.history {
-            missed = producer.gaps.on_packet(header.sequence);
-            history.keep(header.sequence, routed.clone());
-        }
+        let keeps = producer.history.is_some();
+        let missed = if keeps {
+            producer.gaps.on_packet(header.sequence)
+        } else {
+            Vec::new()
+        };
         if !missed.is_empty() {
             self.ask_again(producer_id, &missed);
         }
@@ -472,6 +473,16 @@ impl Engine {
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "voice packet not encrypted"),
+            }
+        }
+        // Kept last, so the copy each consumer stamps is the only one made.
+        if keeps {
+            if let Some(history) = self
+                .producers
+                .get_mut(&producer_id)
+                .and_then(|p| p.history.as_mut())
+            {
+                history.keep(header.sequence, routed);
             }
         }
     }
