@@ -196,7 +196,11 @@
         if (!t) return null;
         const report = await t.getStats();
         for (const s of report.values()) {
-          if (s.type === 'transport') return { dtlsState: s.dtlsState, iceState: s.iceState };
+          if (s.type !== 'transport') continue;
+          // The protocol of the candidate pair in use (udp, or tcp when UDP is blocked).
+          const pair = s.selectedCandidatePairId && report.get(s.selectedCandidatePairId);
+          const local = pair && report.get(pair.localCandidateId);
+          return { dtlsState: s.dtlsState, iceState: s.iceState, protocol: local ? local.protocol : null };
         }
         return null;
       };

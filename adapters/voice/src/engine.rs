@@ -178,6 +178,14 @@ struct KeyFrames {
     left: u8,
 }
 
+/// What the media thread is told at start.
+pub(crate) struct EngineOptions {
+    /// What one send transport may bring in, in kbit/s (0: no cap).
+    pub max_bitrate_kbps: u32,
+    /// Whether ICE over TCP listens on the same port.
+    pub tcp: bool,
+}
+
 /// Everything the media thread owns.
 pub(crate) struct Engine {
     socket: UdpSocket,
@@ -204,6 +212,8 @@ pub(crate) struct Engine {
     last_reports: Instant,
     /// What one send transport may bring in (0: no cap).
     max_bitrate_kbps: u32,
+    /// Whether ICE over TCP listens on the same port (then transports offer it too).
+    tcp: bool,
 }
 
 impl Engine {
@@ -214,7 +224,7 @@ impl Engine {
         identity: Identity,
         stats: Arc<Stats>,
         events: tokio::sync::mpsc::UnboundedSender<MediaLoss>,
-        max_bitrate_kbps: u32,
+        options: EngineOptions,
     ) -> std::io::Result<Engine> {
         let local = socket.local_addr()?;
         Ok(Engine {
@@ -236,7 +246,8 @@ impl Engine {
             key_frames: Vec::new(),
             last_sweep: Instant::now(),
             last_reports: Instant::now(),
-            max_bitrate_kbps,
+            max_bitrate_kbps: options.max_bitrate_kbps,
+            tcp: options.tcp,
         })
     }
 
@@ -883,7 +894,7 @@ impl Engine {
         let options = |id: &Uuid| {
             self.transports
                 .get(id)
-                .map(|t| t.options(&self.identity, self.announced))
+                .map(|t| t.options(&self.identity, self.announced, self.tcp))
                 .ok_or_else(|| CoreError::internal_msg("new transport vanished"))
         };
         Ok(Transports {

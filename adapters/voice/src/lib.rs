@@ -19,6 +19,7 @@ mod engine;
 mod ice;
 mod loss;
 mod rtp;
+mod tcp;
 mod transport;
 
 use async_trait::async_trait;
@@ -66,10 +67,10 @@ pub struct Stats {
     pub consumers: AtomicU64,
 }
 
-/// A socket connected to the media socket `bound` (through loopback when it listens on every
-/// interface), whose datagrams the media thread recognises by their source.
-fn waker_for(bound: SocketAddr) -> std::io::Result<UdpSocket> {
-    let to = if bound.ip().is_unspecified() {
+/// Where this process reaches the media socket bound at `bound` (loopback when it listens on
+/// every interface).
+fn reachable(bound: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
         let loopback: IpAddr = if bound.is_ipv4() {
             std::net::Ipv4Addr::LOCALHOST.into()
         } else {
@@ -78,7 +79,46 @@ fn waker_for(bound: SocketAddr) -> std::io::Result<UdpSocket> {
         SocketAddr::new(loopback, bound.port())
     } else {
         bound
-    };
+    }
+}
+
+/// Listens for ICE over TCP on the port number of the media socket, bridging to it; `false`
+/// (with a log line) when that TCP port cannot be had, and clients then have UDP only.
+fn start_tcp(bound: SocketAddr) -> bool {
+    let listener = std::net::TcpListener::bind(bound).and_then(|l| {
+        l.set_nonblocking(true)?;
+        Ok(l)
+    });
+    let runtime = tokio::runtime::Handle::try_current();
+    match (listener, runtime) {
+        (Ok(listener), Ok(runtime)) => {
+            let _guard = runtime.enter();
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    runtime.spawn(tcp::serve(listener, reachable(bound)));
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "voice over TCP unavailable");
+                    false
+                }
+            }
+        }
+        (Err(e), _) => {
+            tracing::warn!(%bound, error = %e, "voice over TCP unavailable: its port is taken");
+            false
+        }
+        (_, Err(e)) => {
+            tracing::warn!(error = %e, "voice over TCP unavailable: no runtime");
+            false
+        }
+    }
+}
+
+/// A socket connected to the media socket `bound` (through loopback when it listens on every
+/// interface), whose datagrams the media thread recognises by their source.
+fn waker_for(bound: SocketAddr) -> std::io::Result<UdpSocket> {
+    let to = reachable(bound);
     let any: IpAddr = if to.is_ipv4() {
         std::net::Ipv4Addr::UNSPECIFIED.into()
     } else {
@@ -119,6 +159,7 @@ impl Sfu {
             .local_addr()
             .map_err(|e| format!("voice waker socket: {e}"))?;
         let identity = transport::Identity::generate()?;
+        let tcp = start_tcp(bound);
         let stats = Arc::new(Stats::default());
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = Engine::new(
@@ -128,7 +169,10 @@ impl Sfu {
             identity,
             stats.clone(),
             events_tx,
-            config.max_bitrate_kbps,
+            engine::EngineOptions {
+                max_bitrate_kbps: config.max_bitrate_kbps,
+                tcp,
+            },
         )
         .map_err(|e| format!("voice socket: {e}"))?;
         let (tx, rx) = mpsc::channel();
@@ -136,7 +180,7 @@ impl Sfu {
             .name("ecto-voice".into())
             .spawn(move || engine.run(rx))
             .map_err(|e| format!("cannot start the voice thread: {e}"))?;
-        tracing::info!(%bound, %announced, "voice SFU listening");
+        tracing::info!(%bound, %announced, tcp, "voice SFU listening");
         Ok((
             Arc::new(Sfu {
                 commands: Mutex::new(tx),

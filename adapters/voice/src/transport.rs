@@ -161,9 +161,36 @@ impl Transport {
         }
     }
 
-    /// mediasoup-client's transport options for this transport.
-    pub fn options(&self, identity: &Identity, announced: SocketAddr) -> serde_json::Value {
+    /// mediasoup-client's transport options for this transport: one UDP candidate, and with
+    /// `tcp` a passive TCP one on the same port, of lower priority (UDP is preferred).
+    pub fn options(
+        &self,
+        identity: &Identity,
+        announced: SocketAddr,
+        tcp: bool,
+    ) -> serde_json::Value {
         let ip = announced.ip().to_string();
+        let mut candidates = vec![serde_json::json!({
+            "foundation": "udpcandidate",
+            "priority": 1_076_302_079u32,
+            "ip": ip,
+            "address": ip,
+            "port": announced.port(),
+            "protocol": "udp",
+            "type": "host",
+        })];
+        if tcp {
+            candidates.push(serde_json::json!({
+                "foundation": "tcpcandidate",
+                "priority": 1_076_276_479u32,
+                "ip": ip,
+                "address": ip,
+                "port": announced.port(),
+                "protocol": "tcp",
+                "type": "host",
+                "tcpType": "passive",
+            }));
+        }
         serde_json::json!({
             "id": self.id,
             "iceParameters": {
@@ -171,15 +198,7 @@ impl Transport {
                 "password": self.password,
                 "iceLite": true,
             },
-            "iceCandidates": [{
-                "foundation": "udpcandidate",
-                "priority": 1_076_302_079u32,
-                "ip": ip,
-                "address": ip,
-                "port": announced.port(),
-                "protocol": "udp",
-                "type": "host",
-            }],
+            "iceCandidates": candidates,
             "dtlsParameters": {
                 "role": "auto",
                 "fingerprints": [{ "algorithm": "sha-256", "value": identity.fingerprint }],

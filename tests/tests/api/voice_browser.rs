@@ -82,6 +82,10 @@ async fn two_browsers_talk_and_share_through_a_voice_channel(app: TestApp) {
                 report["transports"][side][t]["dtlsState"], "connected",
                 "{side} {t}: {report}"
             );
+            assert_eq!(
+                report["transports"][side][t]["protocol"], "udp",
+                "UDP is preferred over TCP: {side} {t}: {report}"
+            );
         }
     }
     assert!(
@@ -98,6 +102,71 @@ async fn two_browsers_talk_and_share_through_a_voice_channel(app: TestApp) {
 }
 
 both_profiles!(two_browsers_talk_and_share_through_a_voice_channel);
+
+/// A TCP relay: connections to `listen` are joined to `upstream`.
+async fn tcp_relay(listen: &str, upstream: String) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .expect("tcp relay");
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    })
+}
+
+/// UDP to the server blocked: the announced address (127.0.0.2) answers only TCP, relayed to
+/// the server's voice port. Both pages connect over ICE-TCP and the whole call of the test
+/// above works: audio and video both ways, a screen, mute, leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_goes_over_tcp_when_udp_is_blocked() {
+    let port = free_udp_port();
+    let app = TestApp::spawn_with(Profile::SelfHosted, |c| {
+        c.mediasoup_min_port = port;
+        c.mediasoup_max_port = port;
+        c.voice_announced_address = Some("127.0.0.2".into());
+    })
+    .await;
+    let relay = tcp_relay(&format!("127.0.0.2:{port}"), format!("127.0.0.1:{port}")).await;
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let channel = app.channel(&owner, "behind a firewall", "voice").await;
+    let report = run_browsers(json!({
+        "pages": [
+            { "origin": app.base, "token": owner.token },
+            { "origin": app.base, "token": member.token },
+        ],
+        "channel_id": channel["id"],
+    }))
+    .await;
+    relay.abort();
+    for side in ["a", "b"] {
+        for t in ["send", "recv"] {
+            let transport = &report["transports"][side][t];
+            assert_eq!(transport["dtlsState"], "connected", "{side} {t}: {report}");
+            assert_eq!(transport["protocol"], "tcp", "{side} {t}: {report}");
+        }
+    }
+    assert!(
+        report["audio"]["packetsReceived"].as_u64() > Some(50),
+        "{report}"
+    );
+    assert!(
+        report["camera"]["framesDecoded"].as_u64() > Some(5),
+        "{report}"
+    );
+    assert!(
+        report["screen"]["framesDecoded"].as_u64() > Some(5),
+        "{report}"
+    );
+    assert_eq!(report["errors"]["a"], json!([]), "{report}");
+    assert_eq!(report["errors"]["b"], json!([]), "{report}");
+}
 
 /// The loss schedule of the lossy-uplink test, in seconds after the media flows: clean, 5 %,
 /// 20 %, clean again.
