@@ -1,8 +1,9 @@
 //! A UDP relay that stands between WebRTC clients and the SFU and loses some of the clients'
 //! media on purpose: the server announces the relay's address, every client datagram goes
 //! through it, and RTP (not RTCP, STUN or DTLS) from clients is dropped with the probability
-//! set at the moment. Each client gets its own upstream socket, so the SFU sees one address
-//! per client as without the relay.
+//! set at the moment, and what goes over the bitrate cap set at the moment (a narrow path).
+//! Each client gets its own upstream socket, so the SFU sees one address per client as
+//! without the relay.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,8 @@ use tokio::net::UdpSocket;
 pub struct LossyRelay {
     /// Per mille of client RTP packets dropped now.
     loss: Arc<AtomicU32>,
+    /// The client RTP let through, in kbit/s (0: no cap).
+    cap_kbps: Arc<AtomicU32>,
     /// Client RTP packets dropped and passed so far.
     pub dropped: Arc<AtomicU64>,
     pub passed: Arc<AtomicU64>,
@@ -31,6 +34,8 @@ impl LossyRelay {
     pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> LossyRelay {
         let front = Arc::new(UdpSocket::bind(listen).await.expect("relay port"));
         let loss = Arc::new(AtomicU32::new(0));
+        let cap_kbps = Arc::new(AtomicU32::new(0));
+        let cap = cap_kbps.clone();
         let dropped = Arc::new(AtomicU64::new(0));
         let passed = Arc::new(AtomicU64::new(0));
         let (l, d, p) = (loss.clone(), dropped.clone(), passed.clone());
@@ -39,6 +44,8 @@ impl LossyRelay {
             let mut buf = vec![0u8; 2048];
             // xorshift: no need for a good generator, only an even one.
             let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            // The cap's byte budget: refilled at the cap, a tenth of a second's worth at most.
+            let (mut tokens, mut at) = (0.0f64, std::time::Instant::now());
             while let Ok((n, from)) = front.recv_from(&mut buf).await {
                 let back = match backs.get(&from) {
                     Some(back) => back.clone(),
@@ -66,6 +73,19 @@ impl LossyRelay {
                         d.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
+                    let kbps = cap.load(Ordering::Relaxed);
+                    if kbps > 0 {
+                        let rate = f64::from(kbps) * 125.0;
+                        let now = std::time::Instant::now();
+                        tokens =
+                            (tokens + now.duration_since(at).as_secs_f64() * rate).min(rate / 10.0);
+                        at = now;
+                        if tokens < n as f64 {
+                            d.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        tokens -= n as f64;
+                    }
                     p.fetch_add(1, Ordering::Relaxed);
                 }
                 let _ = back.send(&buf[..n]).await;
@@ -73,10 +93,16 @@ impl LossyRelay {
         });
         LossyRelay {
             loss,
+            cap_kbps,
             dropped,
             passed,
             task,
         }
+    }
+
+    /// Lets client RTP through at `kbps` at most from now on (0: no cap).
+    pub fn set_cap(&self, kbps: u32) {
+        self.cap_kbps.store(kbps, Ordering::Relaxed);
     }
 
     /// Drops `per_mille` of the client RTP packets from now on.

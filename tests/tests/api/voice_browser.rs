@@ -169,11 +169,13 @@ async fn voice_goes_over_tcp_when_udp_is_blocked() {
 }
 
 /// The loss schedule of the lossy-uplink test, in seconds after the media flows: clean, 5 %,
-/// 20 %, clean again.
+/// 20 %, clean again, then a path narrowed to 300 kbit/s.
 const CLEAN_UNTIL: u64 = 2;
 const LIGHT_UNTIL: u64 = 8;
 const HEAVY_UNTIL: u64 = 12;
 const RECOVERED_UNTIL: u64 = 18;
+const CAPPED_UNTIL: u64 = 26;
+const CAP_KBPS: u32 = 300;
 
 /// A UDP port free on loopback now (the SFU binds it next).
 fn free_udp_port() -> u16 {
@@ -211,7 +213,7 @@ async fn video_keeps_decoding_through_a_lossy_uplink() {
             { "origin": app.base, "token": member.token },
         ],
         "channel_id": channel["id"],
-        "seconds": RECOVERED_UNTIL,
+        "seconds": CAPPED_UNTIL,
     });
     let mut child = tokio::process::Command::new("node")
         .arg(browser_dir().join("lossy.mjs"))
@@ -243,7 +245,9 @@ async fn video_keeps_decoding_through_a_lossy_uplink() {
                 tokio::time::sleep(Duration::from_secs(HEAVY_UNTIL - LIGHT_UNTIL)).await;
                 counts[1] = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
                 relay.set_loss(0);
-                counts[2] = counts[1];
+                tokio::time::sleep(Duration::from_secs(RECOVERED_UNTIL - HEAVY_UNTIL)).await;
+                counts[2] = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
+                relay.set_cap(CAP_KBPS);
                 counts
             }));
         } else if v["done"] == true {
@@ -273,6 +277,7 @@ async fn video_keeps_decoding_through_a_lossy_uplink() {
         "light": at(LIGHT_UNTIL),
         "heavy": at(HEAVY_UNTIL),
         "recovered": at(RECOVERED_UNTIL),
+        "capped": at(CAPPED_UNTIL),
         "done": done,
     });
     eprintln!("lossy uplink: {report}");
@@ -332,6 +337,13 @@ async fn video_keeps_decoding_through_a_lossy_uplink() {
     assert!(
         bitrate(HEAVY_UNTIL) < 1.1 * bitrate(LIGHT_UNTIL),
         "the bitrate stops climbing under 20 % loss: {report}"
+    );
+    // A narrower path (the relay lets 300 kbit/s of A's media through) brings the camera's
+    // bitrate down: the receiver reports tell A of the losses the cap causes (about halved
+    // within the 8 s here; without receiver reports it never moves).
+    assert!(
+        bitrate(CAPPED_UNTIL) < 0.75 * bitrate(RECOVERED_UNTIL),
+        "the bitrate comes down on a narrow path: {report}"
     );
     // The producer's sender reports reach B as its consumers' own (audio and video).
     for kind in ["audio", "video"] {
