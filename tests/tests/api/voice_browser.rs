@@ -125,13 +125,7 @@ async fn tcp_relay(listen: &str, upstream: String) -> tokio::task::JoinHandle<()
 /// above works: audio and video both ways, a screen, mute, leave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voice_goes_over_tcp_when_udp_is_blocked() {
-    let port = free_udp_port();
-    let app = TestApp::spawn_with(Profile::SelfHosted, |c| {
-        c.mediasoup_min_port = port;
-        c.mediasoup_max_port = port;
-        c.voice_announced_address = Some("127.0.0.2".into());
-    })
-    .await;
+    let (app, port) = announcing_a_relay().await;
     let relay = tcp_relay(&format!("127.0.0.2:{port}"), format!("127.0.0.1:{port}")).await;
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
@@ -177,10 +171,20 @@ const RECOVERED_UNTIL: u64 = 18;
 const CAPPED_UNTIL: u64 = 26;
 const CAP_KBPS: u32 = 300;
 
-/// A UDP port free on loopback now (the SFU binds it next).
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    s.local_addr().expect("addr").port()
+/// A self-hosted server whose SFU binds 127.0.0.1 on a port free now and tells browsers to
+/// send media to 127.0.0.2 on that port, where the test puts a relay; returns the port.
+async fn announcing_a_relay() -> (TestApp, u16) {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port();
+    let app = TestApp::spawn_with(Profile::SelfHosted, |c| {
+        c.mediasoup_min_port = port;
+        c.mediasoup_max_port = port;
+        c.voice_announced_address = Some("127.0.0.2".into());
+    })
+    .await;
+    (app, port)
 }
 
 /// Video and audio through a lossy uplink: the server announces a relay (127.0.0.2, the SFU's
@@ -190,13 +194,7 @@ fn free_udp_port() -> u16 {
 /// the media plane is the same in both profiles, and the managed routing is tested above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_keeps_decoding_through_a_lossy_uplink() {
-    let port = free_udp_port();
-    let app = TestApp::spawn_with(Profile::SelfHosted, |c| {
-        c.mediasoup_min_port = port;
-        c.mediasoup_max_port = port;
-        c.voice_announced_address = Some("127.0.0.2".into());
-    })
-    .await;
+    let (app, port) = announcing_a_relay().await;
     let relay = Arc::new(
         LossyRelay::start(
             format!("127.0.0.2:{port}").parse().expect("addr"),
