@@ -3,9 +3,12 @@
 //! the `rtpParameters` of a consumer for one device.
 //!
 //! The router offers Opus 48 kHz stereo, VP9 profile 0, VP8 and H264 packetization-mode 1
-//! (reference §6), with NACK and PLI/FIR feedback for video, and two header extensions that
-//! are worth forwarding: the audio level and the video orientation. The MID extension is taken
-//! from browsers (bundle) but never sent to them: consumers are told apart by SSRC.
+//! (reference §6), with NACK and PLI/FIR feedback for video, transport-wide congestion-control
+//! feedback for both kinds and REMB for video (toward producers: see `bwe`), and two header
+//! extensions that are worth forwarding: the audio level and the video orientation. The MID
+//! and transport-wide sequence extensions are taken from browsers but never sent to them:
+//! consumers are told apart by SSRC, and the SFU reads no congestion feedback from consumers
+//! (one stream per producer: there is no layer to choose).
 
 use serde_json::{json, Value};
 
@@ -82,16 +85,25 @@ pub(crate) enum Ext {
     AudioLevel,
     /// `urn:3gpp:video-orientation`.
     VideoOrientation,
+    /// The transport-wide sequence number: read from browsers for the feedback, never
+    /// forwarded.
+    TransportCc,
 }
 
 impl Ext {
-    pub const ALL: [Ext; 3] = [Ext::Mid, Ext::AudioLevel, Ext::VideoOrientation];
+    pub const ALL: [Ext; 4] = [
+        Ext::Mid,
+        Ext::AudioLevel,
+        Ext::VideoOrientation,
+        Ext::TransportCc,
+    ];
 
     pub fn uri(self) -> &'static str {
         match self {
             Ext::Mid => "urn:ietf:params:rtp-hdrext:sdes:mid",
             Ext::AudioLevel => "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
             Ext::VideoOrientation => "urn:3gpp:video-orientation",
+            Ext::TransportCc => crate::bwe::TRANSPORT_CC_URI,
         }
     }
 
@@ -101,17 +113,18 @@ impl Ext {
             Ext::Mid => 1,
             Ext::AudioLevel => 10,
             Ext::VideoOrientation => 11,
+            Ext::TransportCc => 5,
         }
     }
 
     /// Whether consumers carry it.
     pub fn forwarded(self) -> bool {
-        self != Ext::Mid
+        !matches!(self, Ext::Mid | Ext::TransportCc)
     }
 
     fn kinds(self) -> &'static [Kind] {
         match self {
-            Ext::Mid => &[Kind::Audio, Kind::Video],
+            Ext::Mid | Ext::TransportCc => &[Kind::Audio, Kind::Video],
             Ext::AudioLevel => &[Kind::Audio],
             Ext::VideoOrientation => &[Kind::Video],
         }
@@ -122,15 +135,24 @@ impl Ext {
     }
 }
 
+/// The router's RTCP feedback for a codec of `kind`.
 fn feedback(kind: Kind) -> Value {
     match kind {
-        Kind::Audio => json!([]),
+        Kind::Audio => json!([{ "type": "transport-cc", "parameter": "" }]),
         Kind::Video => json!([
             { "type": "nack", "parameter": "" },
             { "type": "nack", "parameter": "pli" },
-            { "type": "ccm", "parameter": "fir" }
+            { "type": "ccm", "parameter": "fir" },
+            { "type": "goog-remb", "parameter": "" },
+            { "type": "transport-cc", "parameter": "" }
         ]),
     }
+}
+
+/// Feedback the SFU reads from producers only: congestion feedback about the SFU's own
+/// sending would have nothing to act on (one stream per producer, no layers to switch).
+fn producers_only(feedback: &Value) -> bool {
+    matches!(feedback["type"].as_str(), Some("transport-cc" | "goog-remb"))
 }
 
 fn parameters(codec: RouterCodec) -> Value {
@@ -219,6 +241,16 @@ pub(crate) struct ProducerMapping {
     pub cname: String,
 }
 
+impl ProducerMapping {
+    /// The browser's id of the transport-wide sequence extension, if it sends it.
+    pub fn transport_cc(&self) -> Option<u8> {
+        self.extensions
+            .iter()
+            .find(|(_, e)| *e == Ext::TransportCc)
+            .map(|(id, _)| *id)
+    }
+}
+
 /// Maps mediasoup-client `rtpParameters` of a producer of `kind` to the router; `Err` names
 /// what cannot be used (unknown codec, no SSRC: simulcast by RID is not offered).
 pub(crate) fn map_producer(kind: Kind, rtp: &Value) -> Result<ProducerMapping, String> {
@@ -288,6 +320,7 @@ pub(crate) fn consumer_parameters(
         .as_array()
         .map(|fb| {
             fb.iter()
+                .filter(|f| !producers_only(f))
                 .filter(|f| {
                     device_codec["rtcpFeedback"].as_array().is_some_and(|d| {
                         d.iter().any(|x| {
@@ -345,7 +378,8 @@ mod tests {
             "parameters":{"minptime":10,"useinbandfec":1},"rtcpFeedback":[{"type":"transport-cc","parameter":""},{"type":"nack","parameter":""}]}],
             "headerExtensions":[{"uri":"urn:ietf:params:rtp-hdrext:sdes:mid","id":4,"encrypt":false,"parameters":{}},
               {"uri":"http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time","id":2,"encrypt":false,"parameters":{}},
-              {"uri":"urn:ietf:params:rtp-hdrext:ssrc-audio-level","id":1,"encrypt":false,"parameters":{}}],
+              {"uri":"urn:ietf:params:rtp-hdrext:ssrc-audio-level","id":1,"encrypt":false,"parameters":{}},
+              {"uri":"http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01","id":3,"encrypt":false,"parameters":{}}],
             "encodings":[{"ssrc":3066224408u64,"dtx":false}],"rtcp":{"cname":"eNs/tLTx8lUaD5yE","reducedSize":true}})
     }
 
@@ -364,7 +398,11 @@ mod tests {
         assert_eq!(m.payload_type, 111);
         assert_eq!(m.codec, OPUS);
         assert_eq!(m.ssrc, 3_066_224_408);
-        assert_eq!(m.extensions, vec![(4, Ext::Mid), (1, Ext::AudioLevel)]);
+        assert_eq!(
+            m.extensions,
+            vec![(4, Ext::Mid), (1, Ext::AudioLevel), (3, Ext::TransportCc)]
+        );
+        assert_eq!(m.transport_cc(), Some(3));
         assert_eq!(m.cname, "eNs/tLTx8lUaD5yE");
         let mut vp9 = json!({"codecs":[{"mimeType":"video/VP9","payloadType":98,"clockRate":90000,"parameters":{"profile-id":0}},
             {"mimeType":"video/rtx","payloadType":99,"clockRate":90000,"parameters":{"apt":98}}],
@@ -400,6 +438,11 @@ mod tests {
             json!([{ "uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 10, "encrypt": false, "parameters": {} }])
         );
         assert_eq!(p["rtcp"]["cname"], "eNs/tLTx8lUaD5yE");
+        assert_eq!(
+            p["codecs"][0]["rtcpFeedback"],
+            json!([]),
+            "no congestion feedback asked of consumers"
+        );
         let mut no_opus = device_caps();
         no_opus["codecs"] = json!([]);
         assert!(consumer_parameters(&m, &no_opus, 42, "0").is_none());
@@ -420,6 +463,25 @@ mod tests {
         );
         for e in caps["headerExtensions"].as_array().expect("extensions") {
             assert!(e["preferredId"].is_u64() && e["uri"].is_string());
+        }
+        let twcc: Vec<&Value> = caps["headerExtensions"]
+            .as_array()
+            .expect("extensions")
+            .iter()
+            .filter(|e| e["uri"] == crate::bwe::TRANSPORT_CC_URI)
+            .collect();
+        assert_eq!(twcc.len(), 2, "audio and video");
+        assert!(twcc.iter().all(|e| e["direction"] == "recvonly"));
+        let video_fb = &codecs[1]["rtcpFeedback"];
+        for wanted in ["transport-cc", "goog-remb", "nack"] {
+            assert!(
+                video_fb
+                    .as_array()
+                    .expect("feedback")
+                    .iter()
+                    .any(|f| f["type"] == wanted),
+                "{wanted}"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@
 mod commands;
 mod feedback;
 
+use crate::bwe;
 use crate::caps::{self, Kind, ProducerMapping};
 use crate::ice;
 use crate::loss::{self, Budget, Gaps, History, Reception};
@@ -185,6 +186,8 @@ struct KeyFrames {
 pub(crate) struct EngineOptions {
     /// What one send transport may bring in, in kbit/s (0: no cap).
     pub max_bitrate_kbps: u32,
+    /// What all send transports of one community server may bring in together (0: no cap).
+    pub max_server_bitrate_kbps: u32,
     /// Whether ICE over TCP listens on the same port.
     pub tcp: bool,
 }
@@ -215,6 +218,10 @@ pub(crate) struct Engine {
     last_reports: Instant,
     /// What one send transport may bring in (0: no cap).
     max_bitrate_kbps: u32,
+    /// What one community server's send transports may bring in together (0: no cap).
+    max_server_bitrate_kbps: u32,
+    /// Each community server's byte budget under `max_server_bitrate_kbps`.
+    server_budgets: HashMap<Uuid, Budget>,
     /// Whether ICE over TCP listens on the same port (then transports offer it too).
     tcp: bool,
 }
@@ -250,6 +257,8 @@ impl Engine {
             last_sweep: Instant::now(),
             last_reports: Instant::now(),
             max_bitrate_kbps: options.max_bitrate_kbps,
+            max_server_bitrate_kbps: options.max_server_bitrate_kbps,
+            server_budgets: HashMap::new(),
             tcp: options.tcp,
         })
     }
@@ -291,6 +300,23 @@ impl Engine {
                 }
             }
             self.on_timers(Instant::now());
+        }
+    }
+
+    /// Sends `packets` as one compound RTCP packet to a transport's browser, once media can
+    /// flow on it.
+    fn send_rtcp(&mut self, transport: Uuid, packets: &[Box<dyn rtcp::packet::Packet>]) {
+        let Ok(raw) = rtcp::packet::marshal(packets) else {
+            return;
+        };
+        let Some(t) = self.transports.get_mut(&transport) else {
+            return;
+        };
+        let (Some(to), Some(srtp)) = (t.destination(), t.srtp.as_mut()) else {
+            return;
+        };
+        if let Ok(encrypted) = srtp.tx.encrypt_rtcp(&raw) {
+            self.send_to(&encrypted, to);
         }
     }
 
@@ -392,23 +418,15 @@ impl Engine {
         transport.failures_in_a_row = 0;
         let direction = transport.direction;
         if direction == Direction::Send && !rtp::is_rtcp(buf) {
-            if let Some(budget) = &mut transport.budget {
-                let fits = budget.take(buf.len(), now);
-                if !fits {
-                    self.stats.over_cap.fetch_add(1, Ordering::Relaxed);
-                    if !budget.over {
-                        tracing::warn!(
-                            transport = %id,
-                            user = %transport.user,
-                            "voice media over VOICE_MAX_BITRATE_KBPS ({} kbit/s): dropping what goes over",
-                            self.max_bitrate_kbps
-                        );
-                    }
-                }
-                budget.over = !fits;
-                if !fits {
-                    return;
-                }
+            if !self.admit(id, buf.len(), now) {
+                return;
+            }
+            if let Some(feedback) = self
+                .transports
+                .get_mut(&id)
+                .and_then(|t| t.feedback.as_mut())
+            {
+                feedback.on_packet(&plain, now);
             }
         }
         if rtp::is_rtcp(buf) {
@@ -416,6 +434,49 @@ impl Engine {
         } else if direction == Direction::Send {
             self.forward(id, &plain, now);
         }
+    }
+
+    /// Whether a producer's packet of `bytes` fits its transport's cap and its server's; what
+    /// does not is dropped before anyone gets it, with one log line per episode.
+    fn admit(&mut self, id: Uuid, bytes: usize, now: Instant) -> bool {
+        let Some(t) = self.transports.get_mut(&id) else {
+            return false;
+        };
+        let (server, user) = (t.server, t.user);
+        if let Some(budget) = &mut t.budget {
+            let (fits, begins) = budget.admit(bytes, now);
+            if begins {
+                tracing::warn!(
+                    transport = %id,
+                    %user,
+                    "voice media over VOICE_MAX_BITRATE_KBPS ({} kbit/s): dropping what goes over",
+                    self.max_bitrate_kbps
+                );
+            }
+            if !fits {
+                self.stats.over_cap.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        let cap = self.max_server_bitrate_kbps;
+        if cap == 0 {
+            return true;
+        }
+        let budget = self
+            .server_budgets
+            .entry(server)
+            .or_insert_with(|| Budget::new(cap, now));
+        let (fits, begins) = budget.admit(bytes, now);
+        if begins {
+            tracing::warn!(
+                %server,
+                "voice media of one server over VOICE_MAX_SERVER_BITRATE_KBPS ({cap} kbit/s): dropping what goes over"
+            );
+        }
+        if !fits {
+            self.stats.over_cap.fetch_add(1, Ordering::Relaxed);
+        }
+        fits
     }
 
     /// A producer's packet to each of its consumers.
@@ -510,7 +571,12 @@ impl Engine {
             .values()
             .filter_map(|t| t.dtls_peer.and_then(|peer| t.dtls.poll_timeout(&peer)));
         let frames = self.key_frames.iter().map(|k| k.due);
+        let feedback = self
+            .transports
+            .values()
+            .filter_map(|t| t.feedback.as_ref().and_then(|f| f.next_due()));
         dtls.chain(frames)
+            .chain(feedback)
             .chain(std::iter::once(self.last_sweep + Duration::from_secs(1)))
             .min()
             .map(|d| d.max(now))
@@ -553,7 +619,22 @@ impl Engine {
         }
         self.key_frames
             .retain(|k| k.left > 0 && self.producers.contains_key(&k.producer));
-        // Receiver reports to every producer, once a second.
+        // Transport-wide congestion feedback, every 100 ms while packets come.
+        let mut feedback = Vec::new();
+        for t in self.transports.values_mut() {
+            if let Some(f) = t.feedback.as_mut() {
+                for packet in f.due(now) {
+                    feedback.push((t.id, packet));
+                }
+            }
+        }
+        for (transport, packet) in feedback {
+            self.stats
+                .congestion_feedback
+                .fetch_add(1, Ordering::Relaxed);
+            self.send_rtcp(transport, &[packet]);
+        }
+        // Receiver reports (and the caps) to every producer, once a second.
         if now.duration_since(self.last_reports) >= RECEIVER_REPORT_INTERVAL {
             self.last_reports = now;
             self.send_receiver_reports(now);
@@ -561,6 +642,9 @@ impl Engine {
         // Consent, once a second.
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
+            let transports = &self.transports;
+            self.server_budgets
+                .retain(|server, _| transports.values().any(|t| t.server == *server));
             failed.extend(
                 self.transports
                     .values()

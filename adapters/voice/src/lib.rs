@@ -14,6 +14,7 @@
 //! requests (PLI) on consumer resume and when a consumer asks (PLI/FIR, at most one per
 //! producer every 500 ms).
 
+mod bwe;
 mod caps;
 mod engine;
 mod ice;
@@ -46,6 +47,9 @@ pub struct SfuConfig {
     /// The RTP one send transport may bring in, in kbit/s, averaged over a second (0: no
     /// cap); what goes over it is dropped before it reaches anyone.
     pub max_bitrate_kbps: u32,
+    /// The RTP all send transports of one community server may bring in together, in kbit/s
+    /// (0: no cap); each sender is told its share by REMB, and what goes over is dropped.
+    pub max_server_bitrate_kbps: u32,
 }
 
 /// Counters of the media thread.
@@ -60,8 +64,10 @@ pub struct Stats {
     pub retransmitted: AtomicU64,
     /// NACKs sent to producers for packets the SFU missed.
     pub nacks_sent: AtomicU64,
-    /// Producer packets dropped for going over `max_bitrate_kbps`.
+    /// Producer packets dropped for going over `max_bitrate_kbps` or the server's cap.
     pub over_cap: AtomicU64,
+    /// Transport-wide congestion-control feedback packets sent to producers.
+    pub congestion_feedback: AtomicU64,
     pub transports: AtomicU64,
     pub producers: AtomicU64,
     pub consumers: AtomicU64,
@@ -171,6 +177,7 @@ impl Sfu {
             events_tx,
             engine::EngineOptions {
                 max_bitrate_kbps: config.max_bitrate_kbps,
+                max_server_bitrate_kbps: config.max_server_bitrate_kbps,
                 tcp,
             },
         )

@@ -181,8 +181,8 @@ pub(crate) struct Budget {
     rate: f64,
     tokens: f64,
     at: Instant,
-    /// Whether the last packet went over (for one log line per episode).
-    pub over: bool,
+    /// Whether the last packet went over.
+    over: bool,
 }
 
 impl Budget {
@@ -194,6 +194,15 @@ impl Budget {
             at: now,
             over: false,
         }
+    }
+
+    /// Whether `bytes` fit now (taken if so), and whether this packet begins an episode of
+    /// going over (for one log line per episode).
+    pub fn admit(&mut self, bytes: usize, now: Instant) -> (bool, bool) {
+        let fits = self.take(bytes, now);
+        let begins = !fits && !self.over;
+        self.over = !fits;
+        (fits, begins)
     }
 
     /// Whether `bytes` fit now; they are taken if so.

@@ -98,6 +98,15 @@ fn extensions(buf: &[u8]) -> Option<(Extensions<'_>, usize)> {
     Some((found, at))
 }
 
+/// The data of header extension `id` of a packet (which `header` accepted), if it has it.
+pub(crate) fn extension(buf: &[u8], id: u8) -> Option<&[u8]> {
+    extensions(buf)?
+        .0
+        .into_iter()
+        .find(|(found, _)| *found == id)
+        .map(|(_, data)| data)
+}
+
 /// A producer's packet rewritten for the router: `payload_type` set, the extensions kept
 /// (those `map` names and that are forwarded) renumbered to router ids in a one-byte block,
 /// everything else (CSRCs, payload, padding) copied. `None` for a malformed packet.

@@ -129,6 +129,10 @@ pub(crate) struct Transport {
     pub failures_in_a_row: u32,
     /// Send transports: the media it may bring in (`max_bitrate_kbps`).
     pub budget: Option<crate::loss::Budget>,
+    /// Send transports: the transport-wide congestion-control feedback to the browser.
+    pub feedback: Option<crate::bwe::TransportFeedback>,
+    /// The community server the transport's channel belongs to (for its server's cap).
+    pub server: Uuid,
 }
 
 impl Transport {
@@ -158,6 +162,8 @@ impl Transport {
             srtp: None,
             failures_in_a_row: 0,
             budget: None,
+            feedback: (direction == Direction::Send).then(crate::bwe::TransportFeedback::new),
+            server: Uuid::nil(),
         }
     }
 

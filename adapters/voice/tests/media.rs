@@ -29,6 +29,8 @@ struct Seen {
     tracks: Vec<Arc<dyn TrackRemote>>,
     /// A port to reach the SFU through instead of its own (a [`relay`]).
     via: Option<u16>,
+    /// The id a producing peer's offer gave the transport-wide sequence extension.
+    transport_cc: Option<u8>,
 }
 
 /// A UDP relay in front of the SFU for one client.
@@ -124,6 +126,15 @@ impl PeerConnectionEventHandler for Handler {
 async fn peer(seen: &Arc<Mutex<Seen>>) -> impl PeerConnection {
     let mut media = MediaEngine::default();
     media.register_default_codecs().expect("codecs");
+    media
+        .register_header_extension(
+            rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                uri: TRANSPORT_CC_URI.to_owned(),
+            },
+            RtpCodecKind::Video,
+            None,
+        )
+        .expect("transport-cc extension");
     PeerConnectionBuilder::new()
         .with_media_engine(media)
         .with_handler(Arc::new(Handler { seen: seen.clone() }))
@@ -258,8 +269,18 @@ async fn producer(
     let mid = line(&local, "a=mid:").to_owned();
     let fingerprint = line(&local, "a=fingerprint:sha-256 ").to_owned();
     let (kind, pt) = (media.kind, media.payload_type);
+    // The offer numbers the transport-wide extension (video only); the answer keeps its id.
+    let twcc = local.lines().find_map(|l| {
+        let (id, uri) = l.trim().strip_prefix("a=extmap:")?.split_once(' ')?;
+        (uri == TRANSPORT_CC_URI).then(|| id.parse::<u8>().ok()).flatten()
+    });
+    seen.lock().expect("seen").transport_cc = twcc;
+    let extmap = twcc.map_or(String::new(), |id| {
+        format!("a=extmap:{id} {TRANSPORT_CC_URI}\r\n")
+    });
+    let extensions = twcc.map_or(json!([]), |id| json!([{ "uri": TRANSPORT_CC_URI, "id": id }]));
     let answer = format!(
-        "{}m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=recvonly\r\na=rtpmap:{pt} {}\r\na=rtcp-fb:{pt} nack\r\na=setup:passive\r\n{}",
+        "{}m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=recvonly\r\na=rtpmap:{pt} {}\r\na=rtcp-fb:{pt} nack\r\n{extmap}a=setup:passive\r\n{}",
         session(send, &mid),
         media.rtpmap,
         transport_lines(send)
@@ -290,7 +311,7 @@ async fn producer(
                     } else {
                         json!({ "mimeType": media.mime, "payloadType": pt, "clockRate": media.clock_rate, "parameters": {}, "rtcpFeedback": [{ "type": "nack", "parameter": "" }, { "type": "nack", "parameter": "pli" }] })
                     }],
-                    "headerExtensions": [],
+                    "headerExtensions": extensions,
                     "encodings": [{ "ssrc": ssrc }],
                     "rtcp": { "cname": "producer", "reducedSize": true },
                 }),
@@ -379,7 +400,29 @@ async fn send_opus(track: &TrackLocalStaticRTP, ssrc: u32, from: u16, count: u16
 
 /// Writes one packet of `media` for each number of `seqs`, 10 ms apart.
 async fn send(track: &TrackLocalStaticRTP, media: &Media, ssrc: u32, seqs: Vec<u16>) {
+    send_numbered(track, media, ssrc, seqs, None).await;
+}
+
+const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// Like [`send`]; with `transport_wide` (the extension's id), each packet carries its
+/// transport-wide number (the same as its sequence number here) as a browser's would.
+async fn send_numbered(
+    track: &TrackLocalStaticRTP,
+    media: &Media,
+    ssrc: u32,
+    seqs: Vec<u16>,
+    transport_wide: Option<u8>,
+) {
     for seq in seqs {
+        let extensions = match transport_wide {
+            Some(id) => vec![rtc::rtp::header::Extension {
+                id,
+                payload: bytes::Bytes::copy_from_slice(&seq.to_be_bytes()),
+            }],
+            None => Vec::new(),
+        };
         track
             .write_rtp(rtc::rtp::packet::Packet {
                 header: rtc::rtp::header::Header {
@@ -388,6 +431,9 @@ async fn send(track: &TrackLocalStaticRTP, media: &Media, ssrc: u32, seqs: Vec<u
                     sequence_number: seq,
                     timestamp: u32::from(seq) * media.tick,
                     ssrc,
+                    extension: transport_wide.is_some(),
+                    extension_profile: 0xBEDE,
+                    extensions,
                     ..Default::default()
                 },
                 payload: bytes::Bytes::from(vec![0xF8; media.payload]),
@@ -402,16 +448,19 @@ async fn send(track: &TrackLocalStaticRTP, media: &Media, ssrc: u32, seqs: Vec<u
 const SERVER: Uuid = Uuid::from_u128(7);
 
 fn sfu() -> (Arc<Sfu>, tokio::sync::mpsc::UnboundedReceiver<MediaLoss>) {
-    sfu_capped(0)
+    sfu_capped(0, 0)
 }
 
+/// An SFU with a cap per send transport and one per server (kbit/s, 0: none).
 fn sfu_capped(
     max_bitrate_kbps: u32,
+    max_server_bitrate_kbps: u32,
 ) -> (Arc<Sfu>, tokio::sync::mpsc::UnboundedReceiver<MediaLoss>) {
     Sfu::start(SfuConfig {
         bind: "127.0.0.1:0".parse().expect("addr"),
         announced_ip: "127.0.0.1".parse().expect("ip"),
         max_bitrate_kbps,
+        max_server_bitrate_kbps,
     })
     .expect("sfu")
 }
@@ -497,7 +546,7 @@ async fn a_producer_reaches_a_consumer_through_ice_dtls_and_srtp() {
 /// second's worth of burst) let about 40 through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_over_the_bitrate_cap_is_cut_to_it() {
-    let (sfu, _events) = sfu_capped(160);
+    let (sfu, _events) = sfu_capped(160, 0);
     let channel = Uuid::now_v7();
     let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
     let alice_seen = Arc::new(Mutex::new(Seen::default()));
@@ -528,6 +577,79 @@ async fn a_producer_over_the_bitrate_cap_is_cut_to_it() {
     );
     let _ = alice_pc.close().await;
     let _ = bob_pc.close().await;
+}
+
+/// The senders of one server share its cap: two producers, each under the transport cap,
+/// together get about the server's 160 kbit/s through (about 40 of their 200 packets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_senders_share_its_bitrate_cap() {
+    let (sfu, _events) = sfu_capped(10_000, 160);
+    let channel = Uuid::now_v7();
+    let (alice, carol, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let seen: Vec<Arc<Mutex<Seen>>> = (0..3)
+        .map(|_| Arc::new(Mutex::new(Seen::default())))
+        .collect();
+    let (alice_pc, alice_track, _, alice_ssrc) =
+        producer(&sfu, channel, alice, &seen[0], None, &VIDEO).await;
+    let (carol_pc, carol_track, _, carol_ssrc) =
+        producer(&sfu, channel, carol, &seen[1], None, &VIDEO).await;
+    until("both senders connect", || {
+        seen[0].lock().expect("seen").connected && seen[1].lock().expect("seen").connected
+    })
+    .await;
+    let (bob_pc, _) = consumer(&sfu, channel, bob, &seen[2]).await;
+    until("bob connects", || seen[2].lock().expect("seen").connected).await;
+    tokio::join!(
+        send(&alice_track, &VIDEO, alice_ssrc, (1..=100).collect()),
+        send(&carol_track, &VIDEO, carol_ssrc, (1..=100).collect()),
+    );
+    let over = || {
+        sfu.stats
+            .over_cap
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let got = || seen[2].lock().expect("seen").packets.len() as u64;
+    until("every packet is delivered or dropped", || {
+        got() + over() == 200
+    })
+    .await;
+    assert!(
+        (25..=65).contains(&got()),
+        "about 40 of 200 get through: {}",
+        got()
+    );
+    let _ = alice_pc.close().await;
+    let _ = carol_pc.close().await;
+    let _ = bob_pc.close().await;
+}
+
+/// Packets that carry a transport-wide number are acknowledged to their sender with
+/// transport-wide congestion-control feedback (about every 100 ms while they come);
+/// packets without one get none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbered_packets_get_transport_wide_feedback() {
+    let (sfu, _events) = sfu();
+    let channel = Uuid::now_v7();
+    let alice_seen = Arc::new(Mutex::new(Seen::default()));
+    let (alice_pc, track, _, ssrc) =
+        producer(&sfu, channel, Uuid::now_v7(), &alice_seen, None, &VIDEO).await;
+    until("alice connects", || {
+        alice_seen.lock().expect("seen").connected
+    })
+    .await;
+    let feedback = || {
+        sfu.stats
+            .congestion_feedback
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    send(&track, &VIDEO, ssrc, (1..=30).collect()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(feedback(), 0, "no numbers, no feedback");
+    let id = alice_seen.lock().expect("seen").transport_cc;
+    assert!(id.is_some(), "the peer offers the transport-wide extension");
+    send_numbered(&track, &VIDEO, ssrc, (31..=80).collect(), id).await;
+    until("feedback while numbered packets come", || feedback() >= 3).await;
+    let _ = alice_pc.close().await;
 }
 
 /// A peer whose packets all fail SRTP authentication (here: garbage sent from a consumer's

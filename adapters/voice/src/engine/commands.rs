@@ -46,12 +46,14 @@ impl Engine {
 
     pub(super) fn new_transport(
         &mut self,
+        server: Uuid,
         channel: Uuid,
         user: Uuid,
         direction: Direction,
     ) -> Uuid {
         let id = ecto_core::new_id();
         let mut t = Transport::new(id, channel, user, direction, self.local, &self.identity);
+        t.server = server;
         if direction == Direction::Send && self.max_bitrate_kbps > 0 {
             t.budget = Some(Budget::new(self.max_bitrate_kbps, Instant::now()));
         }
@@ -67,8 +69,8 @@ impl Engine {
         user: Uuid,
     ) -> CoreResult<Transports> {
         self.end_participation(channel, user);
-        let send = self.new_transport(channel, user, Direction::Send);
-        let recv = self.new_transport(channel, user, Direction::Recv);
+        let send = self.new_transport(server, channel, user, Direction::Send);
+        let recv = self.new_transport(server, channel, user, Direction::Recv);
         self.participants.insert(
             (channel, user),
             Participant {
@@ -120,6 +122,14 @@ impl Engine {
     pub(super) fn remove_producer(&mut self, id: Uuid) -> Option<ClosedProducer> {
         let p = self.producers.remove(&id)?;
         self.by_ssrc.remove(&(p.transport, p.mapping.ssrc));
+        if let (Some(ext), Some(feedback)) = (
+            p.mapping.transport_cc(),
+            self.transports
+                .get_mut(&p.transport)
+                .and_then(|t| t.feedback.as_mut()),
+        ) {
+            feedback.unbind(p.mapping.ssrc, ext);
+        }
         for c in p.consumers {
             if let Some(c) = self.consumers.remove(&c) {
                 self.consumer_by_ssrc.remove(&(c.transport, c.ssrc));
@@ -290,6 +300,14 @@ impl Engine {
         }
         let id = ecto_core::new_id();
         self.by_ssrc.insert((send, mapping.ssrc), id);
+        if let (Some(ext), Some(feedback)) = (
+            mapping.transport_cc(),
+            self.transports
+                .get_mut(&send)
+                .and_then(|t| t.feedback.as_mut()),
+        ) {
+            feedback.bind(mapping.ssrc, ext);
+        }
         let history = (kind == Kind::Video).then(History::new);
         let reception = Reception::new(mapping.codec.clock_rate, Instant::now());
         self.producers.insert(

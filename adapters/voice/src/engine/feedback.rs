@@ -111,23 +111,10 @@ impl Engine {
                 octet_count: consumer.octets_sent,
                 ..Default::default()
             };
-            let Ok(raw) =
-                rtcp::packet::marshal(&[Box::new(report) as Box<dyn rtcp::packet::Packet>])
-            else {
-                continue;
-            };
-            let Some(t) = self.transports.get_mut(&consumer.transport) else {
-                continue;
-            };
-            let (Some(to), Some(srtp)) = (t.destination(), t.srtp.as_mut()) else {
-                continue;
-            };
-            if let Ok(encrypted) = srtp.tx.encrypt_rtcp(&raw) {
-                out.push((encrypted, to));
-            }
+            out.push((consumer.transport, report));
         }
-        for (encrypted, to) in out {
-            self.send_to(&encrypted, to);
+        for (transport, report) in out {
+            self.send_rtcp(transport, &[Box::new(report)]);
         }
     }
 
@@ -145,6 +132,36 @@ impl Engine {
                 ..Default::default()
             };
             self.feedback(producer_id, Box::new(rr));
+        }
+        self.send_caps();
+    }
+
+    /// Tells each sending browser the most it may send (REMB), when a cap applies: its
+    /// transport's cap, or its share of its server's cap among the server's senders if that
+    /// is less. Browsers keep their estimate under it, so the caps bind without drops.
+    fn send_caps(&mut self) {
+        let (own, server_cap) = (self.max_bitrate_kbps, self.max_server_bitrate_kbps);
+        if own == 0 && server_cap == 0 {
+            return;
+        }
+        let mut sending: HashMap<Uuid, Vec<u32>> = HashMap::new();
+        for p in self.producers.values() {
+            sending.entry(p.transport).or_default().push(p.mapping.ssrc);
+        }
+        let mut senders_of: HashMap<Uuid, u32> = HashMap::new();
+        for t in sending.keys().filter_map(|id| self.transports.get(id)) {
+            *senders_of.entry(t.server).or_default() += 1;
+        }
+        for (transport, ssrcs) in sending {
+            let Some(server) = self.transports.get(&transport).map(|t| t.server) else {
+                continue;
+            };
+            let share = match (server_cap, senders_of.get(&server)) {
+                (0, _) | (_, None) => u32::MAX,
+                (cap, Some(n)) => cap / n,
+            };
+            let cap = if own == 0 { share } else { own.min(share) };
+            self.send_rtcp(transport, &[bwe::remb(FEEDBACK_SSRC, cap, ssrcs)]);
         }
     }
 
@@ -165,20 +182,8 @@ impl Engine {
 
     /// Sends one RTCP feedback packet to a producer's browser.
     pub(super) fn feedback(&mut self, producer_id: Uuid, packet: Box<dyn rtcp::packet::Packet>) {
-        let Some(transport_id) = self.producers.get(&producer_id).map(|p| p.transport) else {
-            return;
-        };
-        let Ok(raw) = rtcp::packet::marshal(&[packet]) else {
-            return;
-        };
-        let Some(transport) = self.transports.get_mut(&transport_id) else {
-            return;
-        };
-        let (Some(to), Some(srtp)) = (transport.destination(), transport.srtp.as_mut()) else {
-            return;
-        };
-        if let Ok(encrypted) = srtp.tx.encrypt_rtcp(&raw) {
-            self.send_to(&encrypted, to);
+        if let Some(transport) = self.producers.get(&producer_id).map(|p| p.transport) {
+            self.send_rtcp(transport, &[packet]);
         }
     }
 
