@@ -199,6 +199,7 @@ async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResul
         bind: SocketAddr::new(bind_ip, config.mediasoup_min_port),
         announced_ip: announced_ip(config, bind_ip),
         max_bitrate_kbps: config.voice_max_bitrate_kbps,
+        max_server_bitrate_kbps: config.voice_max_server_bitrate_kbps,
     })
     .map_err(CoreError::internal_msg)?;
     // The SFU's losses and (managed) the relay's, on one channel.

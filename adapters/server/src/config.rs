@@ -49,6 +49,9 @@ pub struct AppConfig {
     pub voice_bind_address: String,
     /// `VOICE_MAX_BITRATE_KBPS`: the media one participant may send, in kbit/s (0: no cap).
     pub voice_max_bitrate_kbps: u32,
+    /// `VOICE_MAX_SERVER_BITRATE_KBPS`: the media all participants of one community server
+    /// may send together, in kbit/s (0: no cap).
+    pub voice_max_server_bitrate_kbps: u32,
     pub log_json: bool,
     pub log_level: String,
     pub ws_identify_timeout_ms: u64,
@@ -128,6 +131,7 @@ struct Raw {
     voice_announced_address: Option<String>,
     voice_bind_address: Option<String>,
     voice_max_bitrate_kbps: Option<String>,
+    voice_max_server_bitrate_kbps: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
     ws_identify_timeout_ms: Option<String>,
@@ -213,6 +217,11 @@ impl AppConfig {
             &raw.voice_max_bitrate_kbps,
             10_000u32,
         );
+        let voice_max_server_bitrate_kbps = c.number(
+            "VOICE_MAX_SERVER_BITRATE_KBPS",
+            &raw.voice_max_server_bitrate_kbps,
+            100_000u32,
+        );
         let rate_limits = c.rate_limits(&raw);
         let http = c.http_settings(&raw);
         let storage = c.storage_settings(&raw);
@@ -254,6 +263,7 @@ impl AppConfig {
             voice_announced_address: set(&raw.voice_announced_address),
             voice_bind_address: set(&raw.voice_bind_address).unwrap_or_else(|| "0.0.0.0".into()),
             voice_max_bitrate_kbps,
+            voice_max_server_bitrate_kbps,
             log_json,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
             ws_identify_timeout_ms: ws.identify_timeout_ms,
