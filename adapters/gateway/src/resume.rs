@@ -22,10 +22,15 @@ use uuid::Uuid;
 const DETACH_WAITS: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(150)];
 
 /// The detached session of `user_id` in `server_id` that a client having seen `resume_seq`
-/// events resumes when it names no session (the Ecto client sends only `resume_seq`): one
-/// that had sent at least that many events, the nearest above (a client has normally received
-/// nearly all it was sent), then the most recently detached. Sessions still attached to a
-/// socket are never taken: that would steal another tab's session.
+/// events resumes when it names no session (the Ecto client sends only `resume_seq`).
+///
+/// Every session numbers its events from 1, so `resume_seq` alone names no session: any
+/// detached session that had been sent at least `resume_seq` events could be the client's (a
+/// client may not have received the last events it was sent). It is taken only when it is the
+/// only such session; with two or more the server cannot tell whose client this is, and
+/// answers a new session (`None`) rather than risk replaying another session's events.
+/// Sessions still attached to a socket are never taken: that would steal another tab's
+/// session.
 pub(crate) async fn find_detached(
     gateway: &Gateway,
     server_id: Uuid,
@@ -44,13 +49,23 @@ pub(crate) async fn find_detached(
                 return None;
             }
         };
-        let best = found
+        let holders: Vec<Uuid> = found
             .iter()
             .filter_map(|checkpoints| checkpoints.first())
             .filter(|c| c.seq >= resume_seq)
-            .min_by_key(|c| c.seq - resume_seq);
-        if let Some(c) = best {
-            return Some(c.session_id);
+            .map(|c| c.session_id)
+            .collect();
+        match holders.as_slice() {
+            [] => continue,
+            [only] => return Some(*only),
+            several => {
+                tracing::debug!(
+                    sessions = several.len(),
+                    resume_seq,
+                    "several detached sessions could hold this seq; a new session instead"
+                );
+                return None;
+            }
         }
     }
     None

@@ -69,7 +69,9 @@ fn replayed(resumed: &Value, after: u64) -> Vec<String> {
 }
 
 /// Two tabs of one user read different channels and both drop; each reconnects with only its
-/// `resume_seq` and gets exactly its own missed events, never the other tab's.
+/// `resume_seq` and gets exactly its own missed events, never the other tab's: tab x first,
+/// whose seq only its own session reaches, then tab y, whose session is the only detached one
+/// left.
 async fn a_client_resumes_with_only_its_resume_seq(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
@@ -96,19 +98,21 @@ async fn a_client_resumes_with_only_its_resume_seq(app: TestApp) {
     say(&app, &owner, &x, "x3").await;
     say(&app, &owner, &y, "y2").await;
 
-    let (mut again_y, resumed_y) = resume(&app, &member.token, seen_y).await;
-    assert_eq!(resumed_y["event"], "system.resumed", "{resumed_y}");
-    assert_eq!(
-        replayed(&resumed_y, seen_y),
-        vec!["y2"],
-        "tab y's events only"
-    );
+    // Only tab x's session had been sent `seen_x` events; once it is resumed, tab y's is the
+    // only detached one left.
     let (mut again_x, resumed) = resume(&app, &member.token, seen_x).await;
     assert_eq!(resumed["event"], "system.resumed", "{resumed}");
     assert_eq!(
         replayed(&resumed, seen_x),
         vec!["x3"],
         "tab x's events only"
+    );
+    let (mut again_y, resumed_y) = resume(&app, &member.token, seen_y).await;
+    assert_eq!(resumed_y["event"], "system.resumed", "{resumed_y}");
+    assert_eq!(
+        replayed(&resumed_y, seen_y),
+        vec!["y2"],
+        "tab y's events only"
     );
 
     // Both sessions go on live, with their own subscriptions and numbering.
@@ -126,6 +130,83 @@ async fn a_client_resumes_with_only_its_resume_seq(app: TestApp) {
 
 fn resumed_seq(resumed: &Value) -> u64 {
     resumed["data"]["resume_seq"].as_u64().expect("resume_seq")
+}
+
+/// The seq of the `channel.create` of `channel` on `ws`.
+async fn seq_of_channel(ws: &mut WsClient, channel: &Value) -> u64 {
+    loop {
+        let f = ws.expect("channel.create").await;
+        if f["data"]["id"] == channel["id"] {
+            return f["seq"].as_u64().expect("seq");
+        }
+    }
+}
+
+/// Two tabs of one user whose numberings overlap: tab a was sent two events it never received
+/// (lost in flight when its socket dropped), tab b was sent and saw one event more than tab a
+/// saw. Tab a's `resume_seq` could then be either session's, so its reconnect gets a new
+/// session (`system.ready`) and never tab b's events; tab b's reconnect too, since tab a's
+/// session had been sent more than tab b saw.
+async fn overlapping_tabs_get_a_new_session_not_each_others_events(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let x = app.channel(&owner, "x", "text").await;
+    let y = app.channel(&owner, "y", "text").await;
+    let mut tab_a = app.ws().await;
+    tab_a
+        .identify(&member.token, json!({ "active_channel_id": x["id"] }))
+        .await;
+    let mut tab_b = app.ws().await;
+    tab_b
+        .identify(&member.token, json!({ "active_channel_id": y["id"] }))
+        .await;
+    // A server event both tabs receive tells where each numbering stands.
+    let mark = app.channel(&owner, "mark", "text").await;
+    let a0 = seq_of_channel(&mut tab_a, &mark).await;
+    let b0 = seq_of_channel(&mut tab_b, &mark).await;
+    // Tab a is sent `a0 + n_a` events and sees `a0 + n_a - 2`; tab b is sent and sees one
+    // more than that.
+    let n_a = 3 + b0.saturating_sub(a0);
+    let seen_a = a0 + n_a - 2;
+    let n_b = seen_a + 1 - b0;
+    for i in 0..n_a {
+        say(&app, &owner, &x, &format!("a{i}")).await;
+    }
+    // Sent after tab a's: once tab b has them, tab a's were sent to its socket.
+    for i in 0..n_b {
+        say(&app, &owner, &y, &format!("b{i}")).await;
+    }
+    let seen_b = seq_of(&mut tab_b, &format!("b{}", n_b - 1)).await;
+    assert_eq!(seen_b, seen_a + 1, "tab b saw one more than tab a will");
+    assert_eq!(
+        seq_of(&mut tab_a, &format!("a{}", n_a - 3)).await,
+        seen_a,
+        "tab a's last two events are still in flight"
+    );
+    tab_a.drop_connection();
+    tab_b.drop_connection();
+    app.until_no_sessions(5).await;
+
+    // Tab a: both sessions had been sent at least `seen_a` events.
+    let (mut again_a, answer) = resume(&app, &member.token, seen_a).await;
+    assert_eq!(
+        answer["event"], "system.ready",
+        "an ambiguous resume_seq gets a new session: {answer}"
+    );
+    assert!(answer["data"]["channels"].is_array());
+    let later = again_a.frames_within(500).await;
+    for f in &later {
+        assert_ne!(f["event"], "system.resumed", "{f}");
+        assert!(
+            !f["data"]["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with('b')),
+            "tab b's events never reach tab a: {f}"
+        );
+    }
+    // Tab b: tab a's detached session had been sent more than tab b saw.
+    let (_, answer_b) = resume(&app, &member.token, seen_b).await;
+    assert_eq!(answer_b["event"], "system.ready", "{answer_b}");
 }
 
 /// Calls that need membership, with valid inputs for `channel`.
@@ -508,24 +589,30 @@ async fn the_client_connect_sequence_survives_a_dropped_socket(app: TestApp) {
 }
 
 /// Reads frames up to the `message.create` of `content`, checking that their seqs run on
-/// from `last` without a gap or a repeat.
+/// from `last` without a gap or a repeat, and that no `system.ready` follows the resume (up to
+/// there, and for 300 ms after).
 async fn goes_on_from(ws: &mut WsClient, last: u64, content: &str) {
     let mut expected = last + 1;
     loop {
         let f = ws.frame().await;
+        assert_ne!(f["event"], "system.ready", "no ready after a resume: {f}");
         let Some(seq) = f["seq"].as_u64() else {
             continue;
         };
         assert_eq!(seq, expected, "the sequence goes on without a gap: {f}");
         expected += 1;
         if f["event"] == "message.create" && f["data"]["content"] == content {
-            return;
+            break;
         }
+    }
+    for f in ws.frames_within(300).await {
+        assert_ne!(f["event"], "system.ready", "no ready after a resume: {f}");
     }
 }
 
 both_profiles!(
     a_client_resumes_with_only_its_resume_seq,
+    overlapping_tabs_get_a_new_session_not_each_others_events,
     a_former_member_is_forbidden_not_unauthenticated,
     typing_needs_reading_not_subscribing,
     acting_on_a_non_member_is_forbidden_2002,
