@@ -18,10 +18,10 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::model::Server;
 use ecto_core::ports::{resolve_range, BlobKey, ByteRange, ByteStream};
-use ecto_core::usecases::authenticate;
 use ecto_core::usecases::base::access;
 use ecto_core::usecases::base::{file_names, signing};
 use ecto_core::usecases::serving::{self, FileTarget};
+use ecto_core::usecases::{authenticate, Caller};
 use ecto_core::{ErrorKind, Services};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -116,15 +116,10 @@ async fn allowed(
             return Ok(());
         }
     }
-    let unauthorized = || error(TrpcCode::Unauthorized, "Unauthorized");
     let Some(token) = bearer(req) else {
-        return Err(unauthorized());
+        return Err(error(TrpcCode::Unauthorized, "Unauthorized"));
     };
-    let caller = match authenticate(svc, server, &token).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(unauthorized()),
-        Err(e) => return Err(internal(e)),
-    };
+    let caller = authenticated_member(svc, server, &token).await?;
     match access::attachment_readable(svc, server, &caller, a).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(error(TrpcCode::Forbidden, "Forbidden")),
@@ -146,19 +141,33 @@ async fn shared_allowed(
             return Ok(());
         }
     }
-    let unauthorized = || error(TrpcCode::Unauthorized, "Unauthorized");
     let Some(token) = bearer(req) else {
-        return Err(unauthorized());
+        return Err(error(TrpcCode::Unauthorized, "Unauthorized"));
     };
-    let caller = match authenticate(svc, server, &token).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(unauthorized()),
-        Err(e) => return Err(internal(e)),
-    };
+    let caller = authenticated_member(svc, server, &token).await?;
     match access::hub::shared_file_readable(svc, server, &caller, file).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(error(TrpcCode::Forbidden, "Forbidden")),
         Err(e) => Err(internal(e)),
+    }
+}
+
+/// The caller `token` proves, who must be a member of `server`: 401 for a token that proves
+/// nothing (bad, expired, revoked), 403 with ecto 2002's message for someone who is not (or
+/// no longer) a member.
+async fn authenticated_member(
+    svc: &Services,
+    server: &ecto_core::model::Server,
+    token: &str,
+) -> Result<Caller, HttpResponse> {
+    let caller = match authenticate(svc, server, token).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(error(TrpcCode::Unauthorized, "Unauthorized")),
+        Err(e) => return Err(internal(e)),
+    };
+    match caller.require_member() {
+        Ok(_) => Ok(caller),
+        Err(e) => Err(answer(ApiError::from(e))),
     }
 }
 

@@ -249,7 +249,7 @@ fn membership_calls(channel: &str) -> Vec<(Call, &'static str, Value)> {
 }
 
 /// After `server.leave`, a kick or a ban the token still proves who the caller is: every
-/// membership-requiring call answers 403 2002; bad and revoked tokens stay 401.
+/// membership-requiring call answers 403 2002; bad, revoked and expired tokens stay 401.
 async fn a_former_member_is_forbidden_not_unauthenticated(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let channel = app.channel(&owner, "general", "text").await;
@@ -289,6 +289,35 @@ async fn a_former_member_is_forbidden_not_unauthenticated(app: TestApp) {
             StatusCode::UNAUTHORIZED
         );
     }
+
+    // An expired token is 401, a member's and a former member's alike (never 403 2002), on
+    // HTTP and on /ws.
+    let current = app.register(&unique("cur"), "password-6").await;
+    app.get("channels.list", json!({}), &current).await;
+    for token in [expired(&app, &current.token), expired(&app, &left.token)] {
+        let (status, code) = app
+            .outcome(Call::Query, "channels.list", json!({}), Some(&token))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "an expired token");
+        assert_ne!(code, Some(2002));
+        let mut ws = app.ws().await;
+        ws.frame().await;
+        ws.send("system.identify", json!({ "token": token })).await;
+        assert_eq!(ws.closed().await.0, 4004, "an expired token");
+    }
+}
+
+/// `token` (an access token this server issued) signed again by the server's own issuer with
+/// the same claims, but expired five seconds ago.
+fn expired(app: &TestApp, token: &str) -> String {
+    let mut claims = app
+        .services
+        .tokens
+        .verify_access(token)
+        .expect("a valid access token");
+    claims.expires_at = chrono::Utc::now().timestamp() - 5;
+    claims.issued_at = claims.expires_at - 900;
+    app.services.tokens.issue_access(&claims).expect("signed")
 }
 
 /// A member who can read a channel but did not subscribe to it still types into it; one who

@@ -585,8 +585,10 @@ async fn upload_routes_refuse_with_the_right_status(app: TestApp) {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // A member who left is no longer accepted on /upload/dm (any valid token was, before).
-    let (status, _, _) = post_form(
+    // A member who left is no longer accepted on /upload/dm (any valid token was, before), nor
+    // on /upload, nor served their own file by /files: 403 with ecto 2002's message (these
+    // routes answer `{"error": message}`, without codes), not 401.
+    let (status, _, dm_up) = post_form(
         &app,
         "/upload/dm",
         Some(&member.token),
@@ -594,8 +596,17 @@ async fn upload_routes_refuse_with_the_right_status(app: TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    let own_file = format!("/files/{}/d.txt", dm_up["id"].as_str().expect("id"));
+    assert_eq!(
+        fetch(&app, Method::GET, &own_file, Some(&member.token), &[])
+            .await
+            .0,
+        StatusCode::OK,
+        "the uploader's own file"
+    );
     app.ok("server.leave", json!({}), &member).await;
-    let (status, _, _) = post_form(
+    let not_a_member = json!({ "error": "Not a member of this server" });
+    let (status, _, body) = post_form(
         &app,
         "/upload/dm",
         Some(&member.token),
@@ -603,6 +614,22 @@ async fn upload_routes_refuse_with_the_right_status(app: TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a former member's token");
+    assert_eq!(body, not_a_member);
+    let (status, _, body) = post_form(
+        &app,
+        &format!("/upload?channel_id={ch}"),
+        Some(&member.token),
+        &[file("a.txt", "text/plain", b"x")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a former member's token");
+    assert_eq!(body, not_a_member);
+    let (status, _, body) = fetch(&app, Method::GET, &own_file, Some(&member.token), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a former member's token");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json"),
+        not_a_member
+    );
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) AS n FROM attachments WHERE uploader_id = '{}'",
