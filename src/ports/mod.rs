@@ -51,7 +51,7 @@ pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};
 pub use structure::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};
 pub use unfurl::{LinkPreview, LinkPreviewer};
 pub use voice::{
-    ClosedProducer, MediaLoss, MediaPlane, NewConsumer, ProduceRequest, Produced, Transports,
-    VoiceState, VoiceStateStore,
+    ClosedProducer, MediaLoss, MediaPlane, NewConsumer, NoMediaPlane, ProduceRequest, Produced,
+    Transports, VoiceState, VoiceStateStore,
 };
 pub use webhooks::WebhookStore;

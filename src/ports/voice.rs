@@ -156,6 +156,51 @@ pub trait MediaPlane: Send + Sync {
     async fn shutdown(&self) {}
 }
 
+/// The media plane of a process whose voice is turned off (`VOICE_ENABLED=false`): no port is
+/// bound and every call fails as a fault of the media plane, so `voice.join` answers
+/// `voice.error` 8002 "Voice server unavailable".
+pub struct NoMediaPlane;
+
+impl NoMediaPlane {
+    fn off<T>() -> CoreResult<T> {
+        Err(crate::CoreError::internal_msg("voice is turned off"))
+    }
+}
+
+#[async_trait]
+impl MediaPlane for NoMediaPlane {
+    fn router_capabilities(&self) -> Value {
+        serde_json::json!({ "codecs": [], "headerExtensions": [] })
+    }
+    async fn join(&self, _: Uuid, _: Uuid, _: Uuid) -> CoreResult<Transports> {
+        Self::off()
+    }
+    async fn leave(&self, _: Uuid, _: Uuid) -> CoreResult<Vec<ClosedProducer>> {
+        Ok(Vec::new())
+    }
+    async fn set_capabilities(&self, _: Uuid, _: Uuid, _: Value) -> CoreResult<Vec<NewConsumer>> {
+        Self::off()
+    }
+    async fn connect(&self, _: Uuid, _: Uuid, _: Uuid, _: Value) -> CoreResult<()> {
+        Self::off()
+    }
+    async fn produce(&self, _: Uuid, _: Uuid, _: ProduceRequest) -> CoreResult<Produced> {
+        Self::off()
+    }
+    async fn resume_consumer(&self, _: Uuid, _: Uuid, _: Uuid) -> CoreResult<()> {
+        Self::off()
+    }
+    async fn pause_producer(&self, _: Uuid, _: Uuid, _: Uuid, _: bool) -> CoreResult<()> {
+        Self::off()
+    }
+    async fn pause_audio(&self, _: Uuid, _: Uuid, _: bool) -> CoreResult<()> {
+        Ok(())
+    }
+    async fn close_producer(&self, _: Uuid, _: Uuid, _: Uuid) -> CoreResult<ClosedProducer> {
+        Self::off()
+    }
+}
+
 /// A user's voice state in one server (the protocol's VoiceState, plus the session that holds
 /// it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

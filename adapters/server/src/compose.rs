@@ -5,8 +5,8 @@ use crate::secret;
 use ecto_auth::{Argon2PasswordHasher, JwtTokenIssuer};
 use ecto_central::HttpCentralVerifier;
 use ecto_core::ports::{
-    BlobStore, Cache, EventBus, HealthCheck, IdentityVerifier, MediaLoss, MediaPlane, SystemClock,
-    VoiceStateStore,
+    BlobStore, Cache, EventBus, HealthCheck, IdentityVerifier, MediaLoss, MediaPlane, NoMediaPlane,
+    SystemClock, VoiceStateStore,
 };
 use ecto_core::services::Tenancy;
 use ecto_core::usecases::tenancy::ensure_single_server;
@@ -187,8 +187,23 @@ struct Voice {
 }
 
 /// Starts this process's SFU on `mediasoup_min_port` (UDP, every transport on that one port);
-/// with Redis, voice states live there and each channel is hosted by one instance.
+/// with Redis, voice states live there and each channel is hosted by one instance. With
+/// `voice_enabled` off no SFU starts and no port is bound: every `voice.join` answers 8002.
 async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResult<Voice> {
+    if !config.voice_enabled {
+        tracing::info!("voice is turned off (VOICE_ENABLED=false)");
+        let (_, losses) = tokio::sync::mpsc::unbounded_channel();
+        let states: Arc<dyn VoiceStateStore> = match (redis, &config.redis_url) {
+            (Some(redis), Some(_)) => Arc::new(ecto_redis::RedisVoiceStateStore(redis.clone())),
+            _ => Arc::new(ecto_memory::MemoryVoiceStateStore::default()),
+        };
+        return Ok(Voice {
+            media: Arc::new(NoMediaPlane),
+            states,
+            losses,
+            relay: None,
+        });
+    }
     let bind_ip = resolve(&config.voice_bind_address).ok_or_else(|| {
         CoreError::internal_msg(format!(
             "VOICE_BIND_ADDRESS '{}' does not resolve",

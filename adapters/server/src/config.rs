@@ -39,6 +39,9 @@ pub struct AppConfig {
     pub managed_api_key: Option<String>,
     /// The `rate_limit_*` settings and `trust_forwarded_for`.
     pub rate_limits: RateLimits,
+    /// `VOICE_ENABLED` (default true): false starts no SFU and binds no voice port, and every
+    /// `voice.join` answers `voice.error` 8002.
+    pub voice_enabled: bool,
     pub mediasoup_min_port: u16,
     pub mediasoup_max_port: u16,
     /// `VOICE_ANNOUNCED_ADDRESS`: the IP or host name browsers send media to (unset: the
@@ -126,6 +129,7 @@ struct Raw {
     trust_forwarded_for: Option<String>,
     forwarded_for_hops: Option<String>,
     unfurl_allow_hosts: Option<String>,
+    voice_enabled: Option<String>,
     mediasoup_min_port: Option<String>,
     mediasoup_max_port: Option<String>,
     voice_announced_address: Option<String>,
@@ -211,6 +215,7 @@ impl AppConfig {
         c.central_url(central_url.as_deref());
         let log_json = c.log_format(&raw);
         let port = c.number("PORT", &raw.port, 3000u16);
+        let voice_enabled = c.flag_or("VOICE_ENABLED", &raw.voice_enabled, true);
         let (mediasoup_min_port, mediasoup_max_port) = c.mediasoup_ports(&raw);
         let voice_max_bitrate_kbps = c.number(
             "VOICE_MAX_BITRATE_KBPS",
@@ -258,6 +263,7 @@ impl AppConfig {
             s3,
             managed_api_key,
             rate_limits,
+            voice_enabled,
             mediasoup_min_port,
             mediasoup_max_port,
             voice_announced_address: set(&raw.voice_announced_address),
@@ -351,14 +357,19 @@ impl Checker {
 
     /// `v` as `true` or `false` (any case), `false` when unset.
     fn flag(&mut self, name: &str, v: &Option<String>) -> bool {
+        self.flag_or(name, v, false)
+    }
+
+    /// `v` as `true` or `false` (any case), `default` when unset.
+    fn flag_or(&mut self, name: &str, v: &Option<String>, default: bool) -> bool {
         match set(v) {
-            None => false,
+            None => default,
             Some(v) if v.eq_ignore_ascii_case("true") => true,
             Some(v) if v.eq_ignore_ascii_case("false") => false,
             Some(other) => {
                 self.errors
                     .push(format!("{name}: '{other}' is neither 'true' nor 'false'"));
-                false
+                default
             }
         }
     }
@@ -653,6 +664,9 @@ mod tests {
         assert_eq!(c.upload_dir, PathBuf::from("./data/uploads"));
         assert_eq!(c.rate_limits.join, Limit::new(30, Duration::from_secs(60)));
         assert!(!c.rate_limits.trust_forwarded_for);
+        assert!(c.voice_enabled);
+        let off = AppConfig::from_pairs(&[("voice_enabled", "FALSE")]).expect("valid");
+        assert!(!off.voice_enabled);
     }
 
     #[test]
@@ -772,6 +786,7 @@ mod tests {
             ("redis_url", "http://r"),
             ("central_url", "ftp://c"),
             ("log_format", "xml"),
+            ("voice_enabled", "off"),
             ("mediasoup_min_port", "50000"),
             ("mediasoup_max_port", "40000"),
             ("trust_forwarded_for", "maybe"),
@@ -799,6 +814,7 @@ mod tests {
                 "CENTRAL_URL: 'ftp://c' is not an http(s) URL",
                 "LOG_FORMAT: 'xml' is neither 'text' nor 'json'",
                 "PORT: 'x' is not a valid number",
+                "VOICE_ENABLED: 'off' is neither 'true' nor 'false'",
                 "MEDIASOUP_MIN_PORT must not be above MEDIASOUP_MAX_PORT",
                 "TRUST_FORWARDED_FOR: 'maybe' is neither 'true' nor 'false'",
                 "RATE_LIMIT_USER_PER_10S: 'x' is not a valid number",

@@ -1,7 +1,7 @@
 //! Client fidelity: the flows the real Ecto client relies on, as the reference (and
 //! DECISIONS) specify them: resume with only `resume_seq`, 403 2002 for someone who is no
 //! longer a member, typing from a reader who did not subscribe, ISO-8601 timestamps, error
-//! codes that name the right thing, and strict input schemas.
+//! codes that name the right thing, strict input schemas, and 8002 when voice is off.
 
 use ecto_core::permissions::bits;
 use ecto_tests::ws::WsClient;
@@ -524,6 +524,29 @@ async fn inputs_follow_the_reference_schemas(app: TestApp) {
     );
 }
 
+/// With voice turned off (`VOICE_ENABLED=false`) `voice.join` of a voice channel the member
+/// may join answers `voice.error {code: 8002, message: 'Voice server unavailable'}` (issue
+/// item 8), and the member is not in voice afterwards.
+async fn voice_join_answers_8002_when_voice_is_off(app: TestApp) {
+    let app = TestApp::spawn_with(app.profile, |c| c.voice_enabled = false).await;
+    let owner = app.register(&unique("own"), "password-1").await;
+    let channel = app.channel(&owner, "talk", "voice").await;
+    let mut ws = app.ws().await;
+    ws.identify(&owner.token, json!({})).await;
+    ws.send("voice.join", json!({ "channel_id": channel["id"] }))
+        .await;
+    let error = ws.expect("voice.error").await;
+    assert_eq!(
+        error["data"],
+        json!({ "code": 8002, "message": "Voice server unavailable" })
+    );
+    assert!(error.get("seq").is_none(), "a direct reply: {error}");
+    assert!(!ws.receives_within("voice.state_update", 300).await);
+    let mut again = app.ws().await;
+    let ready = again.identify(&owner.token, json!({})).await;
+    assert_eq!(ready["voice_states"], json!([]), "nobody is in voice");
+}
+
 /// The reference's connect sequence (§10) end to end: preview, join, identify with the
 /// active channel, the calls after ready, a second subscription, a dropped socket, and a
 /// reconnect with only `resume_seq` (managed: on the other instance) that receives every
@@ -647,4 +670,5 @@ both_profiles!(
     acting_on_a_non_member_is_forbidden_2002,
     inputs_follow_the_reference_schemas,
     the_client_connect_sequence_survives_a_dropped_socket,
+    voice_join_answers_8002_when_voice_is_off,
 );
