@@ -415,7 +415,11 @@ async fn notify_pings_members_about_mentions(app: TestApp) {
     let ping = notify.expect("notify").await;
     assert_eq!(ping["data"]["channel_id"], channel["id"]);
     assert_eq!(ping["data"]["type"], "mention");
-    assert!(ping["data"]["ts"].is_u64());
+    // `ts` is epoch milliseconds, as the reference sends it (the one timestamp on the wire
+    // that is not ISO-8601; see PROTOCOL.md, Notify socket).
+    let ts = ping["data"]["ts"].as_i64().expect("ts is a number");
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!((now - 60_000..=now).contains(&ts), "epoch ms: {ts}");
     // Debounced: a second mention in the same channel within 2 s sends nothing.
     app.ok("messages.send", mention, &owner).await;
     assert!(!notify.receives_within("notify", 500).await);
