@@ -343,24 +343,27 @@ async fn typing_needs_reading_not_subscribing(app: TestApp) {
     let mut hidden = app.ws().await;
     hidden.identify(&outsider.token, json!({})).await;
 
-    hidden
-        .send("typing.start", json!({ "channel_id": channel["id"] }))
-        .await;
-    typer
-        .send("typing.start", json!({ "channel_id": channel["id"] }))
-        .await;
-    let typing = watcher.expect("typing.start").await;
-    assert_eq!(
-        typing["data"]["user_id"],
-        reader.user_id.as_str(),
-        "{typing}"
-    );
-    iso(&typing["data"]["timestamp"]);
-    typer
-        .send("typing.stop", json!({ "channel_id": channel["id"] }))
-        .await;
-    let stop = watcher.expect("typing.stop").await;
-    assert_eq!(stop["data"]["user_id"], reader.user_id.as_str());
+    // The outsider's frame goes first and the reader's second; whichever the server handles
+    // first, the watcher hears the reader only.
+    for event in ["typing.start", "typing.stop"] {
+        hidden
+            .send(event, json!({ "channel_id": channel["id"] }))
+            .await;
+        typer
+            .send(event, json!({ "channel_id": channel["id"] }))
+            .await;
+        let typing = watcher.expect(event).await;
+        assert_eq!(
+            typing["data"]["user_id"],
+            reader.user_id.as_str(),
+            "{typing}"
+        );
+        assert_eq!(typing["data"]["channel_id"], channel["id"]);
+        if event == "typing.start" {
+            iso(&typing["data"]["timestamp"]);
+        }
+        no_typing_within(&mut watcher, 500).await;
+    }
 
     // DM typing reaches the peer with an ISO-8601 timestamp.
     let dm = app
@@ -378,6 +381,14 @@ async fn typing_needs_reading_not_subscribing(app: TestApp) {
         .await;
     let dm_typing = watcher.expect("server_dm.typing").await;
     iso(&dm_typing["data"]["timestamp"]);
+}
+
+/// Panics if a `typing.*` frame reaches `ws` within `millis`.
+async fn no_typing_within(ws: &mut WsClient, millis: u64) {
+    for f in ws.frames_within(millis).await {
+        let event = f["event"].as_str().unwrap_or("");
+        assert!(!event.starts_with("typing."), "no other typing frame: {f}");
+    }
 }
 
 /// Panics unless `v` is an ISO-8601 timestamp as JavaScript writes them.
