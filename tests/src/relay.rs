@@ -19,6 +19,10 @@ pub struct LossyRelay {
     cap_kbps: Arc<AtomicU32>,
     /// Client RTP packets dropped and passed so far.
     pub dropped: Arc<AtomicU64>,
+    /// Of those dropped, the padding-only ones (the P bit, which SRTP leaves in the clear, on
+    /// a packet without media: browsers' bandwidth probes). They carry nothing to recover and
+    /// are never sent again, but a receiver counts them among its lost packets.
+    pub dropped_padding: Arc<AtomicU64>,
     pub passed: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -37,8 +41,10 @@ impl LossyRelay {
         let cap_kbps = Arc::new(AtomicU32::new(0));
         let cap = cap_kbps.clone();
         let dropped = Arc::new(AtomicU64::new(0));
+        let dropped_padding = Arc::new(AtomicU64::new(0));
         let passed = Arc::new(AtomicU64::new(0));
         let (l, d, p) = (loss.clone(), dropped.clone(), passed.clone());
+        let dp = dropped_padding.clone();
         let task = tokio::spawn(async move {
             let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
             let mut buf = vec![0u8; 2048];
@@ -71,6 +77,9 @@ impl LossyRelay {
                     x ^= x << 17;
                     if (x % 1000) < u64::from(l.load(Ordering::Relaxed)) {
                         d.fetch_add(1, Ordering::Relaxed);
+                        if buf[0] & 0x20 != 0 {
+                            dp.fetch_add(1, Ordering::Relaxed);
+                        }
                         continue;
                     }
                     let kbps = cap.load(Ordering::Relaxed);
@@ -95,6 +104,7 @@ impl LossyRelay {
             loss,
             cap_kbps,
             dropped,
+            dropped_padding,
             passed,
             task,
         }

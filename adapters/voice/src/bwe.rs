@@ -107,7 +107,7 @@ impl TransportFeedback {
 
     /// The feedback packets due by `now` (none before the first numbered packet).
     pub fn due(&mut self, now: Instant) -> Vec<Box<dyn rtcp::packet::Packet>> {
-        if !self.next.is_some_and(|at| at <= now) {
+        if self.next.is_none_or(|at| at > now) {
             return Vec::new();
         }
         let _ = self.twcc.handle_timeout(now);
@@ -123,11 +123,7 @@ impl TransportFeedback {
 }
 
 /// The REMB telling a browser to send at most `kbps` on the streams `ssrcs`.
-pub(crate) fn remb(
-    sender_ssrc: u32,
-    kbps: u32,
-    ssrcs: Vec<u32>,
-) -> Box<dyn rtcp::packet::Packet> {
+pub(crate) fn remb(sender_ssrc: u32, kbps: u32, ssrcs: Vec<u32>) -> Box<dyn rtcp::packet::Packet> {
     Box::new(
         rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate {
             sender_ssrc,

@@ -152,7 +152,10 @@ fn feedback(kind: Kind) -> Value {
 /// Feedback the SFU reads from producers only: congestion feedback about the SFU's own
 /// sending would have nothing to act on (one stream per producer, no layers to switch).
 fn producers_only(feedback: &Value) -> bool {
-    matches!(feedback["type"].as_str(), Some("transport-cc" | "goog-remb"))
+    matches!(
+        feedback["type"].as_str(),
+        Some("transport-cc" | "goog-remb")
+    )
 }
 
 fn parameters(codec: RouterCodec) -> Value {

@@ -272,13 +272,18 @@ async fn producer(
     // The offer numbers the transport-wide extension (video only); the answer keeps its id.
     let twcc = local.lines().find_map(|l| {
         let (id, uri) = l.trim().strip_prefix("a=extmap:")?.split_once(' ')?;
-        (uri == TRANSPORT_CC_URI).then(|| id.parse::<u8>().ok()).flatten()
+        (uri == TRANSPORT_CC_URI)
+            .then(|| id.parse::<u8>().ok())
+            .flatten()
     });
     seen.lock().expect("seen").transport_cc = twcc;
     let extmap = twcc.map_or(String::new(), |id| {
         format!("a=extmap:{id} {TRANSPORT_CC_URI}\r\n")
     });
-    let extensions = twcc.map_or(json!([]), |id| json!([{ "uri": TRANSPORT_CC_URI, "id": id }]));
+    let extensions = twcc.map_or(
+        json!([]),
+        |id| json!([{ "uri": TRANSPORT_CC_URI, "id": id }]),
+    );
     let answer = format!(
         "{}m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=recvonly\r\na=rtpmap:{pt} {}\r\na=rtcp-fb:{pt} nack\r\n{extmap}a=setup:passive\r\n{}",
         session(send, &mid),
