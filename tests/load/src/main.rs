@@ -2,6 +2,7 @@
 //! HTTP and the `/ws` gateway), so it runs against any deployment given its base URL.
 
 mod api;
+mod lossy;
 mod scenarios;
 mod stats;
 mod voice;
@@ -160,6 +161,10 @@ enum Scenario {
         /// Seconds to wait after the last packet before counting losses.
         #[arg(long, default_value_t = 2.0)]
         grace: f64,
+        /// Percent of the RTP lost each way between the peers and the SFU (a relay in this
+        /// process stands in the path): shows what NACK recovers and what it costs in delay.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
     },
     /// Connect→ready latency of N sessions, C at a time.
     Connect {
@@ -310,6 +315,7 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
             duration,
             video,
             grace,
+            loss,
         } => {
             voice::voice(
                 &ctx,
@@ -318,6 +324,7 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
                     duration,
                     video,
                     grace,
+                    loss,
                 },
             )
             .await

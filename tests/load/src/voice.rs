@@ -34,6 +34,33 @@ pub struct VoiceParams {
     pub duration: f64,
     pub video: bool,
     pub grace: f64,
+    /// Percent of RTP lost each way (0: a clean path, no relay).
+    pub loss: f64,
+}
+
+/// The path between the peers and the SFU: direct, or through a lossy relay started on the
+/// first transport (every transport has the SFU's one address).
+struct Path {
+    loss: f64,
+    relay: tokio::sync::OnceCell<crate::lossy::Relay>,
+}
+
+impl Path {
+    /// Where the peers send to reach the transport `t`: the relay's address on a lossy path.
+    async fn via(&self, t: &Value) -> Result<Option<std::net::SocketAddr>, String> {
+        if self.loss <= 0.0 {
+            return Ok(None);
+        }
+        let c = &t["iceCandidates"][0];
+        let sfu: std::net::SocketAddr = format!("{}:{}", c["ip"].as_str().unwrap_or(""), c["port"])
+            .parse()
+            .map_err(|e| format!("the SFU's candidate: {e}"))?;
+        let relay = self
+            .relay
+            .get_or_try_init(|| crate::lossy::start(sfu, self.loss))
+            .await?;
+        Ok(Some(relay.addr))
+    }
 }
 
 /// Opus every 20 ms, as browsers send it; bytes per packet (about 64 kbit/s).
@@ -119,8 +146,15 @@ async fn peer(
         .register_default_codecs()
         .map_err(|e| format!("codecs: {e}"))?;
     let (tx, rx) = watch::channel(false);
+    // NACK both ways, as browsers: a consumer asks for what it missed, a producer answers
+    // from what it sent.
+    let registry = rtc::peer_connection::configuration::interceptor_registry::configure_nack(
+        rtc::interceptor::Registry::new(),
+        &mut media,
+    );
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(media)
+        .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler {
             connected: tx,
             received: received.clone(),
@@ -184,17 +218,20 @@ fn sections(sdp: &str, codecs: &[(&str, &str)]) -> Vec<(String, String, u8)> {
     out
 }
 
-/// ICE, candidate and DTLS lines of one of the server's transports.
-fn transport_lines(t: &Value) -> String {
+/// ICE, candidate and DTLS lines of one of the server's transports (its candidate replaced by
+/// `via` on a lossy path).
+fn transport_lines(t: &Value, via: Option<std::net::SocketAddr>) -> String {
     let ice = &t["iceParameters"];
     let c = &t["iceCandidates"][0];
+    let (ip, port) = match via {
+        Some(addr) => (addr.ip().to_string(), json!(addr.port())),
+        None => (c["ip"].as_str().unwrap_or("").to_owned(), c["port"].clone()),
+    };
     format!(
-        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:udpcandidate 1 udp {} {} {} typ host\r\na=end-of-candidates\r\na=rtcp-mux\r\n",
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=candidate:udpcandidate 1 udp {} {ip} {port} typ host\r\na=end-of-candidates\r\na=rtcp-mux\r\n",
         ice["usernameFragment"].as_str().unwrap_or(""),
         ice["password"].as_str().unwrap_or(""),
         c["priority"],
-        c["ip"].as_str().unwrap_or(""),
-        c["port"],
     )
 }
 
@@ -297,12 +334,21 @@ fn dtls(fingerprint: &str) -> Value {
     json!({ "role": "client", "fingerprints": [{ "algorithm": "sha-256", "value": fingerprint }] })
 }
 
+/// The NACK feedback line of a video section (the peers' NACK interceptors act on it).
+fn nack_line(media: &str, pt: u8) -> String {
+    if media == "video" {
+        format!("a=rtcp-fb:{pt} nack\r\na=rtcp-fb:{pt} nack pli\r\n")
+    } else {
+        String::new()
+    }
+}
+
 /// Joins, connects the send transport and produces (Opus, and VP8 with `video`).
 async fn join_and_produce(
     mut session: Session,
     channel: &str,
     video: bool,
-    received: &Arc<Received>,
+    (received, path): (&Arc<Received>, &Path),
     close: &watch::Receiver<bool>,
     timeout: Duration,
 ) -> Result<Participant, String> {
@@ -310,6 +356,7 @@ async fn join_and_produce(
     let caps = until(&mut session, "voice.router_capabilities", timeout).await?;
     let transports = until(&mut session, "voice.transport_created", timeout).await?;
     let send_t = transports["send"].clone();
+    let via = path.via(&send_t).await?;
     let (pc, send_connected) = peer(received).await?;
     let audio_ssrc = rand::random::<u32>();
     let mut tracks = vec![(
@@ -345,8 +392,9 @@ async fn join_and_produce(
             "VP8/90000"
         };
         answer.push_str(&format!(
-            "m={media} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=recvonly\r\na=rtpmap:{pt} {codec}\r\na=setup:passive\r\n{}",
-            transport_lines(&send_t)
+            "m={media} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=recvonly\r\na=rtpmap:{pt} {codec}\r\n{}a=setup:passive\r\n{}",
+            nack_line(media, *pt),
+            transport_lines(&send_t, via)
         ));
     }
     let description = RTCSessionDescription::answer(answer).map_err(|e| format!("answer: {e}"))?;
@@ -370,7 +418,12 @@ async fn join_and_produce(
         } else {
             ("video/VP8", 90000, Value::Null)
         };
-        let mut codec = json!({ "mimeType": mime, "payloadType": pt, "clockRate": clock, "parameters": {}, "rtcpFeedback": [] });
+        let feedback = if media == "video" {
+            json!([{ "type": "nack", "parameter": "" }, { "type": "nack", "parameter": "pli" }])
+        } else {
+            json!([])
+        };
+        let mut codec = json!({ "mimeType": mime, "payloadType": pt, "clockRate": clock, "parameters": {}, "rtcpFeedback": feedback });
         if !channels.is_null() {
             codec["channels"] = channels;
         }
@@ -409,7 +462,7 @@ async fn join_and_produce(
 async fn consume(
     p: &mut Participant,
     expected: usize,
-    received: &Arc<Received>,
+    (received, path): (&Arc<Received>, &Path),
     close: &watch::Receiver<bool>,
     timeout: Duration,
 ) -> Result<(), String> {
@@ -424,6 +477,7 @@ async fn consume(
         consumers.push(until(&mut p.session, "voice.new_consumer", timeout).await?);
     }
     let recv = p.recv_transport.clone();
+    let via = path.via(&recv).await?;
     let mids: Vec<String> = consumers
         .iter()
         .map(|c| c["rtpParameters"]["mid"].as_str().unwrap_or("").to_owned())
@@ -447,12 +501,13 @@ async fn consume(
             None => format!("{name}/{}", codec["clockRate"]),
         };
         sdp.push_str(&format!(
-            "m={media} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{}\r\na=sendonly\r\na=rtpmap:{pt} {rtpmap}\r\na=msid:stream {}\r\na=ssrc:{} cname:{}\r\na=setup:passive\r\n{}",
+            "m={media} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 127.0.0.1\r\na=mid:{}\r\na=sendonly\r\na=rtpmap:{pt} {rtpmap}\r\n{}a=msid:stream {}\r\na=ssrc:{} cname:{}\r\na=setup:passive\r\n{}",
             params["mid"].as_str().unwrap_or(""),
+            nack_line(media, u8::try_from(pt).unwrap_or(0)),
             c["consumer_id"].as_str().unwrap_or(""),
             ssrc,
             params["rtcp"]["cname"].as_str().unwrap_or("c"),
-            transport_lines(&recv)
+            transport_lines(&recv, via)
         ));
     }
     let (pc, connected) = peer(received).await?;
@@ -560,20 +615,30 @@ pub async fn voice(ctx: &Ctx, p: VoiceParams) -> Result<Report, String> {
     let rss_before = ctx.pid.and_then(rss_kib);
     eprintln!("ecto-load: {n} sessions ready; joining and producing");
     let received = Arc::new(Received::default());
+    let path = Path {
+        loss: p.loss,
+        relay: tokio::sync::OnceCell::new(),
+    };
     let (close_tx, close_rx) = watch::channel(false);
     let setup_started = Instant::now();
     let joins = sessions
         .into_iter()
-        .map(|s| join_and_produce(s, &channel, p.video, &received, &close_rx, timeout));
+        .map(|s| join_and_produce(s, &channel, p.video, (&received, &path), &close_rx, timeout));
     let mut participants = Vec::new();
     for r in futures_util::future::join_all(joins).await {
         participants.push(r?);
     }
     let kinds = if p.video { 2 } else { 1 };
     eprintln!("ecto-load: consuming");
-    let consumes = participants
-        .iter_mut()
-        .map(|part| consume(part, (n - 1) * kinds, &received, &close_rx, timeout));
+    let consumes = participants.iter_mut().map(|part| {
+        consume(
+            part,
+            (n - 1) * kinds,
+            (&received, &path),
+            &close_rx,
+            timeout,
+        )
+    });
     for r in futures_util::future::join_all(consumes).await {
         r?;
     }
@@ -607,6 +672,9 @@ pub async fn voice(ctx: &Ctx, p: VoiceParams) -> Result<Report, String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     eprintln!("ecto-load: media flowing for {:.0} s", p.duration);
     received.measuring.store(true, Ordering::Relaxed);
+    if let Some(relay) = path.relay.get() {
+        relay.losing.store(true, Ordering::Relaxed);
+    }
     let cpu = CpuMark::now(ctx);
     let started = Instant::now();
     let (send_stop_tx, send_stop_rx) = watch::channel(false);
@@ -633,6 +701,9 @@ pub async fn voice(ctx: &Ctx, p: VoiceParams) -> Result<Report, String> {
         }
     }
     let sending = started.elapsed();
+    if let Some(relay) = path.relay.get() {
+        relay.losing.store(false, Ordering::Relaxed);
+    }
     tokio::time::sleep(Duration::from_secs_f64(p.grace)).await;
     received.measuring.store(false, Ordering::Relaxed);
     let mut r = report(ctx, "voice");
@@ -677,6 +748,16 @@ pub async fn voice(ctx: &Ctx, p: VoiceParams) -> Result<Report, String> {
         "loss_percent",
         round3(100.0 * lost as f64 / expected.max(1) as f64),
     );
+    if let Some(relay) = path.relay.get() {
+        loss_results(
+            &mut r,
+            relay,
+            p.loss,
+            consumers,
+            [sent_audio, sent_video],
+            [got_audio, got_video],
+        );
+    }
     let delays = std::mem::take(&mut *received.delays.lock().unwrap_or_else(|e| e.into_inner()));
     r.latency("send_to_receive", delays);
     if let Some(cpu_s) = server_cpu {
@@ -695,4 +776,38 @@ pub async fn voice(ctx: &Ctx, p: VoiceParams) -> Result<Report, String> {
     }
     r.errors(&ctx.errors);
     Ok(r)
+}
+
+/// What the lossy relay dropped and what reached the receivers anyway: a packet lost on the
+/// way in is missed by every consumer, one lost on the way out by one; recovered is the part
+/// of those missed deliveries that NACK brought back (audio has no retransmission).
+fn loss_results(
+    r: &mut Report,
+    relay: &crate::lossy::Relay,
+    loss: f64,
+    consumers: u64,
+    [sent_audio, sent_video]: [u64; 2],
+    [got_audio, got_video]: [u64; 2],
+) {
+    let d = &relay.dropped;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    r.param("loss_percent_each_way", loss);
+    let kinds = [
+        ("audio", &d.audio_up, &d.audio_down, sent_audio, got_audio),
+        ("video", &d.video_up, &d.video_down, sent_video, got_video),
+    ];
+    for (kind, up, down, sent, got) in kinds {
+        if sent == 0 {
+            continue;
+        }
+        let missed = load(up) * consumers + load(down);
+        let lost = (sent * consumers).saturating_sub(got);
+        r.result(&format!("{kind}_dropped_by_relay_in"), load(up));
+        r.result(&format!("{kind}_dropped_by_relay_out"), load(down));
+        r.result(&format!("{kind}_lost"), lost);
+        r.result(
+            &format!("{kind}_recovered_percent"),
+            round1(100.0 * (1.0 - lost as f64 / missed.max(1) as f64)),
+        );
+    }
 }
