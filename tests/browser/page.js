@@ -182,6 +182,8 @@
               framesDecoded: s.framesDecoded || 0,
               freezeCount: s.freezeCount || 0,
               nackCount: s.nackCount || 0,
+              // Retransmissions that came on the consumer's RTX stream.
+              retransmittedPacketsReceived: s.retransmittedPacketsReceived || 0,
               concealedSamples: s.concealedSamples || 0,
               senderReports,
               user: c.userId,

@@ -76,6 +76,19 @@ pub(crate) const H264: RouterCodec = RouterCodec {
 };
 pub(crate) const CODECS: [RouterCodec; 4] = [OPUS, VP9, VP8, H264];
 
+/// The router's RTX payload type for a video codec (RFC 4588: retransmissions on their own
+/// SSRC, the original sequence number first in the payload).
+pub(crate) fn rtx_payload_type(codec: RouterCodec) -> Option<u8> {
+    (codec.kind == Kind::Video).then_some(codec.payload_type + 3)
+}
+
+/// RTX of a producer or consumer: its payload type and SSRC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rtx {
+    pub payload_type: u8,
+    pub ssrc: u32,
+}
+
 /// A header extension the router knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ext {
@@ -172,23 +185,31 @@ fn parameters(codec: RouterCodec) -> Value {
 
 /// The router's `RtpCapabilities`, as `voice.router_capabilities` carries them.
 pub(crate) fn router_capabilities() -> Value {
-    let codecs: Vec<Value> = CODECS
-        .iter()
-        .map(|c| {
-            let mut v = json!({
-                "kind": c.kind.as_str(),
-                "mimeType": c.mime,
-                "preferredPayloadType": c.payload_type,
+    let mut codecs: Vec<Value> = Vec::new();
+    for c in CODECS {
+        let mut v = json!({
+            "kind": c.kind.as_str(),
+            "mimeType": c.mime,
+            "preferredPayloadType": c.payload_type,
+            "clockRate": c.clock_rate,
+            "parameters": parameters(c),
+            "rtcpFeedback": feedback(c.kind),
+        });
+        if let Some(ch) = c.channels {
+            v["channels"] = json!(ch);
+        }
+        codecs.push(v);
+        if let Some(rtx) = rtx_payload_type(c) {
+            codecs.push(json!({
+                "kind": "video",
+                "mimeType": "video/rtx",
+                "preferredPayloadType": rtx,
                 "clockRate": c.clock_rate,
-                "parameters": parameters(*c),
-                "rtcpFeedback": feedback(c.kind),
-            });
-            if let Some(ch) = c.channels {
-                v["channels"] = json!(ch);
-            }
-            v
-        })
-        .collect();
+                "parameters": { "apt": c.payload_type },
+                "rtcpFeedback": [],
+            }));
+        }
+    }
     let mut extensions = Vec::new();
     for ext in Ext::ALL {
         for kind in ext.kinds() {
@@ -242,6 +263,8 @@ pub(crate) struct ProducerMapping {
     /// Browser extension id → extension.
     pub extensions: Vec<(u8, Ext)>,
     pub cname: String,
+    /// The browser's RTX stream, when it negotiated one (its retransmissions and probes).
+    pub rtx: Option<Rtx>,
 }
 
 impl ProducerMapping {
@@ -294,7 +317,28 @@ pub(crate) fn map_producer(kind: Kind, rtp: &Value) -> Result<ProducerMapping, S
                 .collect()
         })
         .unwrap_or_default();
+    let rtx_pt = rtp["codecs"].as_array().and_then(|codecs| {
+        codecs.iter().find_map(|c| {
+            let is_rtx = c["mimeType"]
+                .as_str()
+                .is_some_and(|m| m.to_ascii_lowercase().ends_with("/rtx"));
+            let apt = num(&c["parameters"]["apt"]);
+            (is_rtx && apt == Some(i64::from(payload_type)))
+                .then(|| c["payloadType"].as_u64().and_then(|p| u8::try_from(p).ok()))
+                .flatten()
+                .filter(|p| *p < 128 && *p != payload_type)
+        })
+    });
+    let rtx_ssrc = rtp["encodings"][0]["rtx"]["ssrc"]
+        .as_u64()
+        .and_then(|s| u32::try_from(s).ok())
+        .filter(|s| *s != ssrc);
+    let rtx = match (rtx_pt, rtx_ssrc) {
+        (Some(payload_type), Some(ssrc)) if kind == Kind::Video => Some(Rtx { payload_type, ssrc }),
+        _ => None,
+    };
     Ok(ProducerMapping {
+        rtx,
         kind,
         ssrc,
         payload_type,
@@ -312,11 +356,29 @@ pub(crate) fn consumer_parameters(
     caps: &Value,
     ssrc: u32,
     mid: &str,
-) -> Option<Value> {
+) -> Option<(Value, Option<Rtx>)> {
     let device_codec = caps["codecs"].as_array()?.iter().find(|c| {
         matches(c, producer.codec)
             && c["preferredPayloadType"].as_u64() == Some(u64::from(producer.codec.payload_type))
     })?;
+    // RTX when the device knows the router's RTX of this codec; plain retransmission else.
+    let rtx = rtx_payload_type(producer.codec)
+        .filter(|rtx| {
+            caps["codecs"].as_array().is_some_and(|codecs| {
+                codecs.iter().any(|c| {
+                    c["mimeType"]
+                        .as_str()
+                        .is_some_and(|m| m.eq_ignore_ascii_case("video/rtx"))
+                        && c["preferredPayloadType"].as_u64() == Some(u64::from(*rtx))
+                        && num(&c["parameters"]["apt"])
+                            == Some(i64::from(producer.codec.payload_type))
+                })
+            })
+        })
+        .map(|payload_type| Rtx {
+            payload_type,
+            ssrc: ssrc.wrapping_add(1),
+        });
     // Feedback both the router and the device know.
     let router_fb = feedback(producer.codec.kind);
     let feedback: Vec<Value> = router_fb
@@ -362,13 +424,26 @@ pub(crate) fn consumer_parameters(
     if let Some(ch) = producer.codec.channels {
         codec["channels"] = json!(ch);
     }
-    Some(json!({
+    let mut codecs = vec![codec];
+    let mut encoding = json!({ "ssrc": ssrc });
+    if let Some(rtx) = rtx {
+        codecs.push(json!({
+            "mimeType": "video/rtx",
+            "payloadType": rtx.payload_type,
+            "clockRate": producer.codec.clock_rate,
+            "parameters": { "apt": producer.codec.payload_type },
+            "rtcpFeedback": [],
+        }));
+        encoding["rtx"] = json!({ "ssrc": rtx.ssrc });
+    }
+    let parameters = json!({
         "mid": mid,
-        "codecs": [codec],
+        "codecs": codecs,
         "headerExtensions": extensions,
-        "encodings": [{ "ssrc": ssrc }],
+        "encodings": [encoding],
         "rtcp": { "cname": producer.cname, "reducedSize": true },
-    }))
+    });
+    Some((parameters, rtx))
 }
 
 #[cfg(test)]
@@ -430,7 +505,8 @@ mod tests {
     #[test]
     fn consumers_use_router_numbers_and_what_the_device_knows() {
         let m = map_producer(Kind::Audio, &chrome_opus()).expect("mapping");
-        let p = consumer_parameters(&m, &device_caps(), 42, "3").expect("receivable");
+        let (p, rtx) = consumer_parameters(&m, &device_caps(), 42, "3").expect("receivable");
+        assert_eq!(rtx, None, "no RTX for audio");
         assert_eq!(p["mid"], "3");
         assert_eq!(p["codecs"][0]["payloadType"], 100);
         assert_eq!(p["codecs"][0]["channels"], 2);
@@ -452,10 +528,52 @@ mod tests {
     }
 
     #[test]
+    fn video_retransmits_on_rtx_where_negotiated() {
+        let vp8 = json!({"codecs":[{"mimeType":"video/VP8","payloadType":96,"clockRate":90000,"parameters":{}},
+            {"mimeType":"video/rtx","payloadType":97,"clockRate":90000,"parameters":{"apt":96}}],
+            "encodings":[{"ssrc":10,"rtx":{"ssrc":11}}],"headerExtensions":[]});
+        let m = map_producer(Kind::Video, &vp8).expect("vp8");
+        assert_eq!(
+            m.rtx,
+            Some(Rtx {
+                payload_type: 97,
+                ssrc: 11
+            })
+        );
+        let (p, rtx) = consumer_parameters(&m, &device_caps(), 42, "1").expect("receivable");
+        assert_eq!(
+            rtx,
+            Some(Rtx {
+                payload_type: 105,
+                ssrc: 43
+            })
+        );
+        assert_eq!(p["codecs"][1]["mimeType"], "video/rtx");
+        assert_eq!(p["codecs"][1]["parameters"]["apt"], 102);
+        assert_eq!(p["encodings"][0]["rtx"]["ssrc"], 43);
+        // A device without RTX gets plain retransmission.
+        let mut plain = device_caps();
+        plain["codecs"]
+            .as_array_mut()
+            .expect("codecs")
+            .retain(|c| c["mimeType"] != "video/rtx");
+        let (p, rtx) = consumer_parameters(&m, &plain, 42, "1").expect("receivable");
+        assert_eq!((rtx, p["codecs"].as_array().map(Vec::len)), (None, Some(1)));
+        // RTX whose apt names another codec is not this producer's.
+        let mut other = vp8.clone();
+        other["codecs"][1]["parameters"]["apt"] = json!(100);
+        assert_eq!(map_producer(Kind::Video, &other).expect("vp8").rtx, None);
+    }
+
+    #[test]
     fn router_capabilities_have_mediasoup_shape() {
         let caps = router_capabilities();
         let codecs = caps["codecs"].as_array().expect("codecs");
-        assert_eq!(codecs.len(), 4);
+        assert_eq!(
+            codecs.len(),
+            7,
+            "four codecs and the three video codecs' RTX"
+        );
         for c in codecs {
             assert!(c["preferredPayloadType"].is_u64() && c["clockRate"].is_u64());
             assert!(c["kind"] == "audio" || c["kind"] == "video");
@@ -464,6 +582,8 @@ mod tests {
             codecs[1]["parameters"]["profile-id"], 0,
             "a number, not a string"
         );
+        assert_eq!(codecs[2]["mimeType"], "video/rtx");
+        assert_eq!(codecs[2]["parameters"]["apt"], 101);
         for e in caps["headerExtensions"].as_array().expect("extensions") {
             assert!(e["preferredId"].is_u64() && e["uri"].is_string());
         }

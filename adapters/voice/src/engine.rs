@@ -173,6 +173,9 @@ struct Consumer {
     /// RTP packets and payload octets sent (for its sender reports).
     packets_sent: u32,
     octets_sent: u32,
+    /// Its RTX stream, when the device negotiated one, and that stream's next number.
+    rtx: Option<caps::Rtx>,
+    rtx_seq: u16,
 }
 
 /// A pending series of key-frame requests.
@@ -490,6 +493,21 @@ impl Engine {
         let Some(producer) = self.producers.get_mut(&producer_id) else {
             return;
         };
+        if header.ssrc != producer.mapping.ssrc {
+            // The producer's RTX stream: a retransmission goes on as the packet it carries;
+            // a padding-only bandwidth probe ends here (it was counted for the feedback).
+            let original = producer
+                .mapping
+                .rtx
+                .filter(|rtx| rtx.payload_type == header.payload_type)
+                .and_then(|_| {
+                    rtp::from_rtx(plain, producer.mapping.payload_type, producer.mapping.ssrc)
+                });
+            if let Some(original) = original {
+                self.forward(transport, &original, now);
+            }
+            return;
+        }
         if header.payload_type != producer.mapping.payload_type {
             return;
         }

@@ -142,6 +142,66 @@ pub(crate) fn to_router(buf: &[u8], payload_type: u8, map: &[(u8, Ext)]) -> Opti
     Some(out)
 }
 
+/// Where a packet's payload starts and ends (padding left out); `None` when malformed.
+fn payload_bounds(buf: &[u8]) -> Option<(usize, usize)> {
+    let (_, at) = extensions(buf)?;
+    let padding = if buf[0] & 0x20 != 0 {
+        usize::from(*buf.last()?)
+    } else {
+        0
+    };
+    let end = buf.len().checked_sub(padding)?;
+    (at <= end).then_some((at, end))
+}
+
+/// A copy of `buf`'s header with another payload type (the marker kept), sequence number
+/// and SSRC, and no padding, followed by `payload`.
+fn rebuilt(buf: &[u8], at: usize, pt: u8, seq: u16, ssrc: u32, payload: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(buf.len() + 2);
+    out.extend_from_slice(&buf[..at]);
+    out[0] &= !0x20;
+    out[1] = (buf[1] & 0x80) | pt;
+    out[2..4].copy_from_slice(&seq.to_be_bytes());
+    out[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    for part in payload {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// The original packet inside an RTX retransmission (RFC 4588: the original sequence number
+/// first in the payload): the media SSRC and payload type put back. `None` for a packet that
+/// carries no original (a padding-only bandwidth probe) or is malformed.
+pub(crate) fn from_rtx(buf: &[u8], media_pt: u8, media_ssrc: u32) -> Option<Vec<u8>> {
+    let (at, end) = payload_bounds(buf)?;
+    if end < at + 2 {
+        return None;
+    }
+    let original = u16::from_be_bytes([buf[at], buf[at + 1]]);
+    Some(rebuilt(
+        buf,
+        at,
+        media_pt,
+        original,
+        media_ssrc,
+        &[&buf[at + 2..end]],
+    ))
+}
+
+/// A consumer's packet as an RTX retransmission on the consumer's RTX stream.
+pub(crate) fn to_rtx(buf: &[u8], rtx_pt: u8, rtx_ssrc: u32, rtx_seq: u16) -> Option<Vec<u8>> {
+    let (at, end) = payload_bounds(buf)?;
+    let original = [buf[2], buf[3]];
+    Some(rebuilt(
+        buf,
+        at,
+        rtx_pt,
+        rtx_seq,
+        rtx_ssrc,
+        &[&original, &buf[at..end]],
+    ))
+}
+
 /// Stamps a consumer's SSRC, sequence number and timestamp into a router packet.
 pub(crate) fn stamp(buf: &mut [u8], ssrc: u32, sequence: u16, timestamp: u32) {
     buf[2..4].copy_from_slice(&sequence.to_be_bytes());
@@ -218,6 +278,36 @@ mod tests {
         let mut bad = packet(Some((0xBEDE, vec![0x10, 1, 0, 0])), b"");
         bad.truncate(14);
         assert!(to_router(&bad, 100, &map).is_none());
+    }
+
+    #[test]
+    fn retransmissions_go_into_rtx_and_come_out_as_they_were() {
+        let block = vec![0x40, b'0', 0, 0];
+        let mut original = packet(Some((0xBEDE, block)), b"frame");
+        original[1] |= 0x80;
+        let rtx = to_rtx(&original, 105, 99, 7).expect("rtx");
+        let h = header(&rtx).expect("header");
+        assert_eq!((h.payload_type, h.sequence, h.ssrc), (105, 7, 99));
+        assert_eq!(rtx[1] & 0x80, 0x80, "the marker stays");
+        assert_eq!(
+            &rtx[rtx.len() - 7..],
+            b"\x12\x34frame",
+            "the original number first"
+        );
+        let back = from_rtx(&rtx, 111, 0xAABB_CCDD).expect("original");
+        assert_eq!(back, original);
+        // A padding-only probe on the RTX stream holds no original.
+        let mut probe = packet(None, &[0, 0, 0, 4]);
+        probe[0] |= 0x20;
+        assert_eq!(from_rtx(&probe, 111, 1), None);
+        // Padding after a retransmission is dropped with it.
+        let mut padded = rtx.clone();
+        padded[0] |= 0x20;
+        padded.extend_from_slice(&[0, 0, 3]);
+        assert_eq!(
+            from_rtx(&padded, 111, 0xAABB_CCDD).expect("original"),
+            original
+        );
     }
 
     #[test]

@@ -345,7 +345,7 @@ async fn consumer(
     }
     let recv = &recv;
     let consumers = sfu
-        .set_capabilities(channel, user, sfu.router_capabilities())
+        .set_capabilities(channel, user, without_rtx(sfu.router_capabilities()))
         .await
         .expect("capabilities");
     assert!(!consumers.is_empty(), "a consumer for the producer");
@@ -389,6 +389,15 @@ async fn consumer(
             .expect("resume");
     }
     (pc, ssrcs)
+}
+
+/// The router's capabilities as a device without RTX has them (these peers' hand-written
+/// SDP gives consumers one stream): retransmissions come plain.
+fn without_rtx(mut caps: Value) -> Value {
+    if let Some(codecs) = caps["codecs"].as_array_mut() {
+        codecs.retain(|c| c["mimeType"] != "video/rtx");
+    }
+    caps
 }
 
 async fn until(what: &str, mut done: impl FnMut() -> bool) {

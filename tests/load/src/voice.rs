@@ -334,6 +334,15 @@ fn dtls(fingerprint: &str) -> Value {
     json!({ "role": "client", "fingerprints": [{ "algorithm": "sha-256", "value": fingerprint }] })
 }
 
+/// The router's capabilities as these peers have them: no RTX (their SDP gives each consumer
+/// one stream), so retransmissions come plain.
+fn without_rtx(mut caps: Value) -> Value {
+    if let Some(codecs) = caps["codecs"].as_array_mut() {
+        codecs.retain(|c| c["mimeType"] != "video/rtx");
+    }
+    caps
+}
+
 /// The NACK feedback line of a video section (the peers' NACK interceptors act on it).
 fn nack_line(media: &str, pt: u8) -> String {
     if media == "video" {
@@ -452,7 +461,7 @@ async fn join_and_produce(
         outgoing,
         send_connected,
         recv_connected: None,
-        router_caps: caps["rtpCapabilities"].clone(),
+        router_caps: without_rtx(caps["rtpCapabilities"].clone()),
         recv_transport: transports["recv"].clone(),
     })
 }

@@ -121,14 +121,21 @@ impl Engine {
 
     pub(super) fn remove_producer(&mut self, id: Uuid) -> Option<ClosedProducer> {
         let p = self.producers.remove(&id)?;
-        self.by_ssrc.remove(&(p.transport, p.mapping.ssrc));
+        let ssrcs: Vec<u32> = std::iter::once(p.mapping.ssrc)
+            .chain(p.mapping.rtx.map(|r| r.ssrc))
+            .collect();
+        for ssrc in &ssrcs {
+            self.by_ssrc.remove(&(p.transport, *ssrc));
+        }
         if let (Some(ext), Some(feedback)) = (
             p.mapping.transport_cc(),
             self.transports
                 .get_mut(&p.transport)
                 .and_then(|t| t.feedback.as_mut()),
         ) {
-            feedback.unbind(p.mapping.ssrc, ext);
+            for ssrc in &ssrcs {
+                feedback.unbind(*ssrc, ext);
+            }
         }
         for c in p.consumers {
             if let Some(c) = self.consumers.remove(&c) {
@@ -183,7 +190,7 @@ impl Engine {
         let producer = self.producers.get(&producer_id)?;
         let ssrc: u32 = rand::random::<u32>() | 1;
         let mid = participant.next_mid.to_string();
-        let params = caps::consumer_parameters(&producer.mapping, caps, ssrc, &mid)?;
+        let (params, rtx) = caps::consumer_parameters(&producer.mapping, caps, ssrc, &mid)?;
         participant.next_mid += 1;
         let id = ecto_core::new_id();
         let consumer = Consumer {
@@ -196,6 +203,8 @@ impl Engine {
             numbering: Numbering::default(),
             packets_sent: 0,
             octets_sent: 0,
+            rtx,
+            rtx_seq: rand::random(),
         };
         let new = NewConsumer {
             for_user: user,
@@ -295,18 +304,25 @@ impl Engine {
         let kind =
             Kind::parse(&request.kind).ok_or_else(|| refused("kind must be audio or video"))?;
         let mapping = caps::map_producer(kind, &request.rtp_parameters).map_err(refused)?;
-        if self.by_ssrc.contains_key(&(send, mapping.ssrc)) {
+        let ssrcs: Vec<u32> = std::iter::once(mapping.ssrc)
+            .chain(mapping.rtx.map(|r| r.ssrc))
+            .collect();
+        if ssrcs.iter().any(|s| self.by_ssrc.contains_key(&(send, *s))) {
             return Err(refused("That SSRC is already produced"));
         }
         let id = ecto_core::new_id();
-        self.by_ssrc.insert((send, mapping.ssrc), id);
+        for ssrc in &ssrcs {
+            self.by_ssrc.insert((send, *ssrc), id);
+        }
         if let (Some(ext), Some(feedback)) = (
             mapping.transport_cc(),
             self.transports
                 .get_mut(&send)
                 .and_then(|t| t.feedback.as_mut()),
         ) {
-            feedback.bind(mapping.ssrc, ext);
+            for ssrc in &ssrcs {
+                feedback.bind(*ssrc, ext);
+            }
         }
         let history = (kind == Kind::Video).then(History::new);
         let reception = Reception::new(mapping.codec.clock_rate, Instant::now());

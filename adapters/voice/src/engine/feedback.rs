@@ -188,15 +188,15 @@ impl Engine {
     }
 
     /// Answers a consumer's NACK: each packet still in its producer's history is stamped with
-    /// the consumer's numbers again and re-sent (plain retransmission on the same SSRC; the
-    /// router offers no RTX, so no browser negotiates it). Packets the SFU never got are asked
-    /// of the producer again, so a retransmission lost on the way in is retried at the pace of
-    /// the consumer's own retries.
+    /// the consumer's numbers again and re-sent, on the consumer's RTX stream where its device
+    /// negotiated one, else as it was (plain retransmission on the same SSRC). Packets the SFU
+    /// never got are asked of the producer again, so a retransmission lost on the way in is
+    /// retried at the pace of the consumer's own retries.
     pub(super) fn resend(&mut self, transport: Uuid, ssrc: u32, lost: &[u16]) {
         let Some(consumer) = self
             .consumer_by_ssrc
             .get(&(transport, ssrc))
-            .and_then(|c| self.consumers.get(c))
+            .and_then(|c| self.consumers.get_mut(c))
         else {
             return;
         };
@@ -234,6 +234,15 @@ impl Engine {
                 seq,
                 header.timestamp.wrapping_add(ts_offset),
             );
+            if let Some(rtx) = consumer.rtx {
+                let Some(wrapped) =
+                    rtp::to_rtx(&packet, rtx.payload_type, rtx.ssrc, consumer.rtx_seq)
+                else {
+                    continue;
+                };
+                consumer.rtx_seq = consumer.rtx_seq.wrapping_add(1);
+                packet = wrapped;
+            }
             if let Ok(encrypted) = srtp.tx.encrypt_rtp(&packet) {
                 resent.push(encrypted);
             }
