@@ -361,6 +361,17 @@ impl Engine {
         let Some(answer) = ice::answer(request, &transport.password, from, crypto) else {
             return;
         };
+        if transport.floods(now) {
+            tracing::warn!(
+                transport = %id,
+                user = %transport.user,
+                %from,
+                "voice transport dropped: more than {} binding requests in a second",
+                crate::transport::MAX_CHECKS_PER_SECOND
+            );
+            self.lose(id);
+            return;
+        }
         if let Some(evicted) = transport.checked(from, answer.nominated, now) {
             self.by_addr.remove(&evicted);
         }

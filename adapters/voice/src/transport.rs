@@ -99,6 +99,11 @@ pub(crate) struct Srtp {
     pub rx: Context,
 }
 
+/// Valid binding requests one transport may send in one second. Browsers send a few a second
+/// while they check candidate pairs and one every few seconds for consent; a peer past this is
+/// flooding the SFU with work (each request costs an HMAC both ways) and loses its transport.
+pub(crate) const MAX_CHECKS_PER_SECOND: u32 = 100;
+
 /// Addresses one transport answers at most (ICE checks from several of the client's
 /// interfaces, or a NAT rebinding): a client cannot make the SFU remember addresses without
 /// bound.
@@ -133,6 +138,9 @@ pub(crate) struct Transport {
     pub feedback: Option<crate::bwe::TransportFeedback>,
     /// The community server the transport's channel belongs to (for its server's cap).
     pub server: Uuid,
+    /// Valid binding requests in the current one-second window, and when it began.
+    checks_in_window: u32,
+    checks_window: Instant,
 }
 
 impl Transport {
@@ -164,6 +172,8 @@ impl Transport {
             budget: None,
             feedback: (direction == Direction::Send).then(crate::bwe::TransportFeedback::new),
             server: Uuid::nil(),
+            checks_in_window: 0,
+            checks_window: Instant::now(),
         }
     }
 
@@ -240,6 +250,17 @@ impl Transport {
             self.selected = Some(from);
         }
         evicted
+    }
+
+    /// Counts a valid binding request; whether the transport has now sent more than
+    /// [`MAX_CHECKS_PER_SECOND`] in one second.
+    pub fn floods(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.checks_window) >= Duration::from_secs(1) {
+            self.checks_window = now;
+            self.checks_in_window = 0;
+        }
+        self.checks_in_window += 1;
+        self.checks_in_window > MAX_CHECKS_PER_SECOND
     }
 
     /// Whether consent expired (no valid binding request for [`CONSENT_TIMEOUT`]).
@@ -370,6 +391,28 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_binding_requests_is_told_from_checks() {
+        let identity = Identity::generate().expect("identity");
+        let local: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let mut t = Transport::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            Uuid::nil(),
+            Direction::Send,
+            local,
+            &identity,
+        );
+        let start = Instant::now();
+        // Twenty checks a second for a minute: a browser checking pairs, never a flood.
+        for i in 0..1200u64 {
+            assert!(!t.floods(start + Duration::from_millis(50 * i)));
+        }
+        let later = start + Duration::from_secs(61);
+        let flooded = (0..=MAX_CHECKS_PER_SECOND).map(|_| t.floods(later)).last();
+        assert_eq!(flooded, Some(true), "one past the limit in one second");
+    }
 
     #[test]
     fn a_transport_remembers_a_bounded_number_of_addresses() {

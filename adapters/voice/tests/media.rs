@@ -666,6 +666,74 @@ async fn numbered_packets_get_transport_wide_feedback() {
     let _ = alice_pc.close().await;
 }
 
+/// A binding request to `t` as its client would sign it (ICE username `server:client`, the
+/// transport's password).
+fn binding_request(t: &Value) -> Vec<u8> {
+    use stun::message::Setter;
+    let provider = rtc_crypto::default_provider().expect("crypto");
+    let ice = &t["iceParameters"];
+    let user = format!(
+        "{}:flooder",
+        ice["usernameFragment"].as_str().expect("ufrag")
+    );
+    let password = ice["password"].as_str().expect("password").to_owned();
+    let mut m = stun::message::Message::new();
+    let setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(stun::message::BINDING_REQUEST),
+        Box::new(stun::message::TransactionId::new()),
+        Box::new(stun::textattrs::TextAttribute::new(
+            stun::attributes::ATTR_USERNAME,
+            user,
+        )),
+        Box::new(
+            stun::integrity::MessageIntegrity::new_short_term_integrity_with_provider(
+                password,
+                provider.crypto(),
+            ),
+        ),
+        Box::new(stun::fingerprint::FINGERPRINT),
+    ];
+    m.build(&setters).expect("stun request");
+    m.raw
+}
+
+/// A client that floods its transport with (valid) binding requests loses its place with a
+/// log line; the SFU answers the first ones as it would any check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_request_flood_drops_the_transport() {
+    let (sfu, mut events) = sfu();
+    let (channel, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let transports = sfu.join(SERVER, channel, user).await.expect("join");
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("socket");
+    socket.connect(sfu.announced).await.expect("connect");
+    socket
+        .send(&binding_request(&transports.send))
+        .await
+        .expect("send");
+    let mut buf = [0u8; 1500];
+    let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))
+        .await
+        .expect("a check is answered")
+        .expect("recv");
+    assert!(
+        n > 20 && buf[0] == 0x01 && buf[1] == 0x01,
+        "a binding success"
+    );
+    for _ in 0..150 {
+        socket
+            .send(&binding_request(&transports.send))
+            .await
+            .expect("send");
+    }
+    let loss = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("the flooder is dropped")
+        .expect("event");
+    assert_eq!((loss.user_id, loss.channel_id), (user, channel));
+}
+
 /// A peer whose packets all fail SRTP authentication (here: garbage sent from a consumer's
 /// address) loses its place in the call with a log line; the others keep their media.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
