@@ -67,7 +67,71 @@ pub async fn cache_contract(cache: &dyn Cache, sleep: &Sleep) {
         Some("two"),
         "others stay"
     );
+    set_if_absent_contract(cache, sleep).await;
     fetch_contract(cache, sleep).await;
+}
+
+/// [`Cache::set_if_absent`]: the first call stores, later ones do not replace, an expired
+/// value counts as absent, and of concurrent calls exactly one stores.
+async fn set_if_absent_contract(cache: &dyn Cache, sleep: &Sleep) {
+    let k = key("nx");
+    let ttl = Duration::from_secs(30);
+    assert!(
+        cache.set_if_absent(&k, "first", ttl).await.expect("nx"),
+        "an absent key is stored"
+    );
+    assert!(
+        !cache.set_if_absent(&k, "second", ttl).await.expect("nx"),
+        "a present key is not stored again"
+    );
+    assert_eq!(
+        cache.get(&k).await.expect("get").as_deref(),
+        Some("first"),
+        "the first value stays"
+    );
+    let short = key("nx-short");
+    let brief = Duration::from_millis(200);
+    assert!(cache.set_if_absent(&short, "a", brief).await.expect("nx"));
+    sleep(Duration::from_millis(450)).await;
+    assert!(
+        cache.set_if_absent(&short, "b", ttl).await.expect("nx"),
+        "an expired key is absent"
+    );
+    assert_eq!(cache.get(&short).await.expect("get").as_deref(), Some("b"));
+
+    let raced = key("nx-race");
+    let calls = (0..8).map(|i| {
+        let raced = raced.clone();
+        async move { cache.set_if_absent(&raced, &i.to_string(), ttl).await }
+    });
+    let won = futures_join(calls.collect()).await;
+    assert_eq!(
+        won.into_iter().filter(|r| *r.as_ref().expect("nx")).count(),
+        1,
+        "of concurrent calls, one stores"
+    );
+}
+
+/// Polls every future in `all` together until each is done; their outputs in order.
+async fn futures_join<F: Future>(all: Vec<F>) -> Vec<F::Output> {
+    let mut all: Vec<Pin<Box<F>>> = all.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = all.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (f, slot) in all.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                    *slot = Some(v);
+                }
+            }
+        }
+        if out.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }
 
 /// [`Cache::get_or_fetch`]: a miss fetches and keeps, a hit does not fetch, a failed fetch is

@@ -16,6 +16,10 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> CoreResult<Option<String>>;
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<()>;
+    /// Stores `value` under `key` for `ttl` only when the key is absent (or expired), as one
+    /// atomic step across the deployment: `true` when this call stored it, `false` when a
+    /// value was there (it is left as it was). Of concurrent calls for one key, one wins.
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<bool>;
     /// The value under `key`; on a miss, the one `fetch` makes, kept for `ttl` (an error is
     /// returned and nothing kept). Concurrent misses of one key in a process share one
     /// `fetch`: a burst of requests for the same link or token makes one outbound call.

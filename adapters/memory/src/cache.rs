@@ -73,6 +73,19 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<bool> {
+        let entry = Entry {
+            value: value.into(),
+            ttl,
+        };
+        let stored = self
+            .entries
+            .entry(key.to_owned())
+            .or_insert_with(async move { entry })
+            .await;
+        Ok(stored.is_fresh())
+    }
+
     async fn get_or_fetch(&self, key: &str, ttl: Duration, fetch: Fetch<'_>) -> CoreResult<String> {
         let made = async move {
             let value = fetch.await?;

@@ -1,5 +1,6 @@
-//! [`Cache`] on Redis strings with `SET ... PX`, with a one-second near cache in each process
-//! that coalesces concurrent misses of one key into one Redis read and one fetch.
+//! [`Cache`] on Redis strings with `SET ... PX` (`NX` for [`Cache::set_if_absent`]), with a
+//! one-second near cache in each process that coalesces concurrent misses of one key into one
+//! Redis read and one fetch.
 
 use crate::RedisConn;
 use async_trait::async_trait;
@@ -55,6 +56,24 @@ impl Cache for RedisCache {
         self.put(key, value, ttl).await?;
         self.near.invalidate(key).await;
         Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<bool> {
+        let mut conn = self.conn.manager.clone();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let stored: Option<String> = redis::cmd("SET")
+            .arg(self.conn.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut conn)
+            .await
+            .map_err(CoreError::internal)?;
+        if stored.is_some() {
+            self.near.invalidate(key).await;
+        }
+        Ok(stored.is_some())
     }
 
     async fn get_or_fetch(&self, key: &str, ttl: Duration, fetch: Fetch<'_>) -> CoreResult<String> {
