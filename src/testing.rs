@@ -274,6 +274,39 @@ pub async fn store_contract(s: Stores<'_>) {
     assert!(config.allow_local_accounts && !config.require_invite && config.show_system_messages);
     assert_eq!(config.max_upload_size_bytes, 5_242_880);
     assert_eq!(config.max_shared_storage_bytes, 104_857_600);
+    assert!(
+        !config.discovery_approved,
+        "a new server is not approved for discovery"
+    );
+    for approved in [true, false] {
+        let set = s
+            .servers
+            .set_discovery_approved(server.id, approved, now)
+            .await
+            .expect("set discovery_approved")
+            .expect("the server has a configuration");
+        assert_eq!(
+            set.discovery_approved, approved,
+            "discovery_approved is set"
+        );
+        let read = s.servers.config(server.id).await.expect("config");
+        assert_eq!(
+            read.discovery_approved, approved,
+            "discovery_approved is kept"
+        );
+        assert_eq!(
+            read.max_upload_size_bytes, 5_242_880,
+            "nothing else changes"
+        );
+    }
+    assert!(
+        s.servers
+            .set_discovery_approved(new_id(), true, now)
+            .await
+            .expect("no such server")
+            .is_none(),
+        "an unknown server is None"
+    );
     assert_eq!(s.servers.member_count(server.id).await.expect("count"), 0);
 
     // Accounts: unique per server, case-insensitively.

@@ -46,6 +46,15 @@ pub trait ServerStore: Send + Sync {
         patch: crate::model::ConfigPatch,
         audit: NewAudit,
     ) -> CoreResult<ServerConfig>;
+    /// Sets the configuration's `discovery_approved` (and its `updated_at` to `at`), as
+    /// ecto-central decides it, and returns the new configuration; `None` (nothing written)
+    /// when the server has no configuration row.
+    async fn set_discovery_approved(
+        &self,
+        server_id: Uuid,
+        approved: bool,
+        at: Timestamp,
+    ) -> CoreResult<Option<ServerConfig>>;
     /// Makes `new_owner` (a user id) the owner (`admin_user_id`, with the member's identity
     /// type as `admin_identity_type`) and writes `audit`, in one transaction, and returns the
     /// new row. `None` (nothing written) when `new_owner` is not a member of the server, checked

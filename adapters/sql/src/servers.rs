@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ecto_core::model::{ConfigPatch, NewAudit, NewServer, Server, ServerConfig, ServerPatch};
+use ecto_core::model::{
+    ConfigPatch, NewAudit, NewServer, Server, ServerConfig, ServerPatch, Timestamp,
+};
 use ecto_core::ports::ServerStore;
 use ecto_core::{CoreError, CoreResult, ErrorKind};
 use uuid::Uuid;
@@ -305,6 +307,30 @@ impl ServerStore for SqlServerStore {
             )));
         }
         self.config(server_id).await
+    }
+
+    async fn set_discovery_approved(
+        &self,
+        server_id: Uuid,
+        approved: bool,
+        at: Timestamp,
+    ) -> CoreResult<Option<ServerConfig>> {
+        let n = db_run!(self.0, write, |conn| {
+            diesel::update(
+                server_config::table.filter(server_config::server_id.eq(DbId(server_id))),
+            )
+            .set((
+                server_config::discovery_approved.eq(approved),
+                server_config::updated_at.eq(at),
+            ))
+            .execute(conn)
+            .await
+            .map_err(db_error)
+        })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.config(server_id).await.map(Some)
     }
 
     async fn transfer_ownership(
