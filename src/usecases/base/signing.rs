@@ -1,5 +1,6 @@
 //! Expiring signatures of file URLs: attachment and shared file URLs handed out by the API
-//! carry `?exp=&sig=` ([`signed_url`]), which `/files/...` accepts in place of a token.
+//! carry `?exp=&sig=` ([`signed_url`]), which `/files/...` accepts in place of a token. And
+//! the signatures of server↔ecto-central synchronisation ([`central_signature`]).
 
 use crate::model::Attachment;
 use crate::ports::AttachmentRecord;
@@ -38,6 +39,51 @@ impl UrlKey {
         }
         Self(out)
     }
+}
+
+/// `CENTRAL_SYNC_KEY`: the HMAC key shared with ecto-central. Never printed.
+#[derive(Clone)]
+pub struct SyncKey(Vec<u8>);
+
+impl SyncKey {
+    pub fn new(key: &str) -> Self {
+        Self(key.as_bytes().to_vec())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SyncKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncKey(..)")
+    }
+}
+
+fn central_mac(key: &[u8], timestamp: &str, body: &[u8]) -> Option<HmacSha256> {
+    let mut m = mac(key)?;
+    m.update(timestamp.as_bytes());
+    m.update(b".");
+    m.update(body);
+    Some(m)
+}
+
+/// The `X-Signature` of a synchronisation call with ecto-central: hex HMAC-SHA256 with `key`
+/// over `"{timestamp}.{body}"` (reference §2.6).
+pub fn central_signature(key: &[u8], timestamp: &str, body: &[u8]) -> String {
+    central_mac(key, timestamp, body)
+        .map(|m| hex::encode(m.finalize().into_bytes()))
+        .unwrap_or_default()
+}
+
+/// Whether `signature` (hex, either case) is [`central_signature`] of `timestamp` and `body`;
+/// compared in constant time.
+pub fn central_signature_valid(key: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
+    let Ok(sig) = hex::decode(signature) else {
+        return false;
+    };
+    central_mac(key, timestamp, body).is_some_and(|m| m.verify_slice(&sig).is_ok())
 }
 
 fn signature(svc: &Services, path: &str, exp: i64) -> Option<HmacSha256> {
@@ -103,4 +149,49 @@ pub fn attachment_view(svc: &Services, a: AttachmentRecord) -> Attachment {
     sign_attachments(svc, &mut out);
     let [a] = out;
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{central_signature, central_signature_valid};
+
+    /// Computed apart: `hmac.new(b"test-sync-key", b'1700000000.{"approved":true}',
+    /// hashlib.sha256).hexdigest()` in Python.
+    const EXPECTED: &str = "22cee1a10512562ee384822b00cb00c4298c05f1c9e92c40eeed42a491d8ae6e";
+    const BODY: &[u8] = br#"{"approved":true}"#;
+
+    #[test]
+    fn central_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        assert_eq!(
+            central_signature(b"test-sync-key", "1700000000", BODY),
+            EXPECTED
+        );
+    }
+
+    #[test]
+    fn central_signature_verifies_only_its_own_message() {
+        let key = b"test-sync-key";
+        assert!(central_signature_valid(key, "1700000000", BODY, EXPECTED));
+        assert!(central_signature_valid(
+            key,
+            "1700000000",
+            BODY,
+            &EXPECTED.to_uppercase()
+        ));
+        assert!(!central_signature_valid(key, "1700000001", BODY, EXPECTED));
+        assert!(!central_signature_valid(key, "1700000000", b"{}", EXPECTED));
+        assert!(!central_signature_valid(
+            b"other",
+            "1700000000",
+            BODY,
+            EXPECTED
+        ));
+        assert!(!central_signature_valid(key, "1700000000", BODY, "zz"));
+        assert!(!central_signature_valid(
+            key,
+            "1700000000",
+            BODY,
+            &EXPECTED[..62]
+        ));
+    }
 }
