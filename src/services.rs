@@ -40,6 +40,8 @@ pub struct Settings {
     pub rate_limits: crate::ports::RateLimits,
     /// Uploads: `MAX_UPLOAD_SIZE_BYTES`, `STORAGE_QUOTA_BYTES` and the file URL signing key.
     pub files: crate::usecases::files::FileSettings,
+    /// `CENTRAL_SYNC_KEY`: signs synchronisation with ecto-central; `None` refuses it.
+    pub central_sync_key: Option<crate::usecases::base::signing::SyncKey>,
 }
 
 /// Which community servers this process serves.

@@ -33,6 +33,7 @@ const FEATURES: &[&str] = &[
     "activity",
     "audit",
     "categories",
+    "central",
     "channels",
     "dms",
     "files",

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod audit;
 pub mod base;
 pub mod categories;
+pub mod central;
 pub mod channels;
 pub mod dms;
 pub mod files;

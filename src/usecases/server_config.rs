@@ -86,8 +86,7 @@ async fn apply(
 }
 
 /// `serverConfig.update` (MANAGE_SERVER). `discoverable` is stored as given;
-/// `discovery_approved` changes only through ecto-central, which this server does not contact
-/// yet.
+/// `discovery_approved` changes only when ecto-central pushes it (see [`super::central`]).
 pub async fn update(
     svc: &Services,
     server: &Server,

@@ -5,6 +5,7 @@
 //! [`ecto_core::Services`].
 
 mod content_uploads;
+mod discovery;
 mod error;
 mod files;
 mod hub_uploads;

@@ -1,7 +1,8 @@
 //! Building and running the actix-web server.
 
 use crate::{
-    content_uploads, files, hub_uploads, landing, procedures, routes, trpc, unfurl, uploads,
+    content_uploads, discovery, files, hub_uploads, landing, procedures, routes, trpc, unfurl,
+    uploads,
 };
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -117,6 +118,7 @@ pub fn serve(
                 web::post().to(routes::execute_webhook),
             )
             .route("/api/unfurl", web::get().to(unfurl::handle))
+            .route("/api/discovery-status", web::post().to(discovery::status))
             .route("/upload", web::post().to(uploads::upload))
             .route("/upload/dm", web::post().to(uploads::upload_dm))
             .route("/upload/icon", web::post().to(uploads::upload_icon))

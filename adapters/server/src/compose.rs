@@ -131,6 +131,10 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
                 storage_quota_bytes: config.storage_quota_bytes,
                 url_key: ecto_core::usecases::base::signing::UrlKey::derive(secret.as_bytes()),
             },
+            central_sync_key: config
+                .central_sync_key
+                .as_deref()
+                .map(ecto_core::usecases::base::signing::SyncKey::new),
         },
         tenancy: Tenancy::Multi,
         servers: Arc::new(SqlServerStore(db.clone())),

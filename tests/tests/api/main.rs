@@ -2,6 +2,7 @@
 
 mod activity;
 mod admin;
+mod discovery_status;
 mod dms;
 mod fidelity;
 mod files;
