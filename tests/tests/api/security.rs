@@ -74,6 +74,184 @@ async fn assigning_a_role_cannot_grant_bits_the_caller_lacks(app: TestApp) {
     give(&app, &owner, &other, &[&boss]).await;
 }
 
+/// Taking a role away is checked like giving it: a member with MANAGE_ROLES cannot remove a
+/// role holding bits they lack (5004), while one holding ADMINISTRATOR (not the owner) may
+/// give and take any role below theirs, whatever bits it carries.
+async fn removing_a_role_is_checked_and_administrators_are_exempt(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let manager = app.register(&unique("mgr"), "password-2").await;
+    let admin = app.register(&unique("adm"), "password-3").await;
+    let other = app.register(&unique("oth"), "password-4").await;
+    let banner = role(
+        &app,
+        &owner,
+        "banner",
+        bits::BAN_MEMBERS | bits::VIEW_AUDIT_LOG,
+        1,
+    )
+    .await;
+    let helper = role(&app, &owner, "helper", bits::KICK_MEMBERS, 2).await;
+    let mods = role(
+        &app,
+        &owner,
+        "mods",
+        bits::MANAGE_ROLES | bits::KICK_MEMBERS,
+        5,
+    )
+    .await;
+    let admins = role(&app, &owner, "admins", bits::ADMINISTRATOR, 6).await;
+    give(&app, &owner, &manager, &[&mods]).await;
+    give(&app, &owner, &admin, &[&admins]).await;
+    give(&app, &owner, &other, &[&banner, &helper]).await;
+
+    // The manager outranks both roles and holds KICK_MEMBERS, not BAN_MEMBERS.
+    let m = Some(manager.token.as_str());
+    for roles in [json!([]), json!([helper])] {
+        assert_eq!(
+            app.outcome(
+                Call::Mutation,
+                "members.updateRoles",
+                json!({ "user_id": other.user_id, "role_ids": roles }),
+                m
+            )
+            .await,
+            HIERARCHY,
+            "taking away a role holding BAN_MEMBERS"
+        );
+    }
+    // Taking away what the manager holds is fine, and the other role stays.
+    let view = app
+        .ok(
+            "members.updateRoles",
+            json!({ "user_id": other.user_id, "role_ids": [banner] }),
+            &manager,
+        )
+        .await;
+    let roles = view["roles"].as_array().expect("roles");
+    assert!(roles.contains(&banner), "{view}");
+    assert!(!roles.contains(&helper), "{view}");
+
+    // An ADMINISTRATOR holder's own role carries no other bit, yet they may take the role
+    // away and give it back (and give ADMINISTRATOR-free roles of any bits).
+    let view = app
+        .ok(
+            "members.updateRoles",
+            json!({ "user_id": other.user_id, "role_ids": [] }),
+            &admin,
+        )
+        .await;
+    assert!(!view["roles"].as_array().expect("roles").contains(&banner));
+    let view = app
+        .ok(
+            "members.updateRoles",
+            json!({ "user_id": other.user_id, "role_ids": [banner, helper] }),
+            &admin,
+        )
+        .await;
+    let roles = view["roles"].as_array().expect("roles");
+    assert!(roles.contains(&banner) && roles.contains(&helper), "{view}");
+}
+
+/// "Grant only what you hold" for a channel's or category's overrides uses the caller's bits
+/// there, not server-wide: a manager holding ATTACH_FILES server-wide but denied it in a
+/// channel they still read and manage cannot write an override allowing it there.
+async fn override_grants_use_channel_level_bits(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let manager = app.register(&unique("mgr"), "password-2").await;
+    let staff = role(
+        &app,
+        &owner,
+        "staff",
+        bits::MANAGE_CHANNELS | bits::ATTACH_FILES,
+        3,
+    )
+    .await;
+    give(&app, &owner, &manager, &[&staff]).await;
+    let everyone = TestApp::everyone_role(&owner);
+    let deny_me = json!({ "target_type": "member", "target_id": manager.user_id, "allow": 0, "deny": bits::ATTACH_FILES });
+    let channel = app
+        .ok(
+            "channels.create",
+            json!({ "name": "no-files", "type": "text", "permission_overrides": [deny_me] }),
+            &owner,
+        )
+        .await;
+    let category = app
+        .ok("categories.create", json!({ "name": "no-files" }), &owner)
+        .await;
+    app.ok(
+        "categories.update",
+        json!({ "category_id": category["id"], "permission_overrides": [deny_me] }),
+        &owner,
+    )
+    .await;
+
+    // What the manager holds in the channel: READ_MESSAGES and MANAGE_CHANNELS, not
+    // ATTACH_FILES.
+    let listed = app.get("channels.list", json!({}), &manager).await;
+    let mine = listed["uncategorized"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["id"] == channel["id"]))
+        .unwrap_or_else(|| panic!("the manager sees the channel: {listed}"))
+        .clone();
+    let held = mine["my_permissions"].as_u64().expect("my_permissions");
+    assert_eq!(
+        held & (bits::READ_MESSAGES | bits::MANAGE_CHANNELS | bits::ATTACH_FILES),
+        bits::READ_MESSAGES | bits::MANAGE_CHANNELS,
+        "{mine}"
+    );
+
+    let m = Some(manager.token.as_str());
+    let allow = |target_type: &str, target: &Value| json!({ "target_type": target_type, "target_id": target, "allow": bits::ATTACH_FILES, "deny": 0 });
+    let me = json!(manager.user_id);
+    for (proc_, input) in [
+        (
+            "channels.update",
+            json!({ "channel_id": channel["id"], "permission_overrides": [allow("member", &me)] }),
+        ),
+        (
+            "channels.update",
+            json!({ "channel_id": channel["id"], "permission_overrides": [deny_me, allow("role", &json!(everyone))] }),
+        ),
+        (
+            "categories.update",
+            json!({ "category_id": category["id"], "permission_overrides": [allow("member", &me)] }),
+        ),
+        (
+            "channels.create",
+            json!({ "name": "inside", "type": "text", "category_id": category["id"], "permission_overrides": [allow("role", &json!(everyone))] }),
+        ),
+    ] {
+        assert_eq!(
+            app.outcome(Call::Mutation, proc_, input.clone(), m).await,
+            HIERARCHY,
+            "{proc_} allowing ATTACH_FILES where the manager is denied it: {input}"
+        );
+    }
+    // Bits the manager does hold there can be granted.
+    let embed = json!({ "target_type": "role", "target_id": everyone, "allow": bits::EMBED_LINKS, "deny": 0 });
+    app.ok(
+        "channels.update",
+        json!({ "channel_id": channel["id"], "permission_overrides": [deny_me, embed] }),
+        &manager,
+    )
+    .await;
+    let overrides = app
+        .get(
+            "channels.getOverrides",
+            json!({ "channel_id": channel["id"] }),
+            &owner,
+        )
+        .await;
+    let text = overrides.to_string();
+    assert!(
+        overrides.as_array().is_some_and(|o| o
+            .iter()
+            .all(|o| o["allow"].as_u64().unwrap_or(0) & bits::ATTACH_FILES == 0)),
+        "no override allows ATTACH_FILES: {text}"
+    );
+}
+
 /// Server-level MANAGE_CHANNELS / MANAGE_WEBHOOKS do not reach into a channel the member
 /// cannot read: no webhook tokens, no overrides, no rewriting them to let oneself in.
 async fn channel_denials_bind_managers(app: TestApp) {
@@ -293,10 +471,26 @@ async fn webhooks_ping_no_more_than_their_creator(app: TestApp) {
             &manager,
         )
         .await;
-    let (status, _, message) = post(theirs).await;
+    let (status, _, message) = post(theirs.clone()).await;
     assert_eq!(status, StatusCode::OK, "{message}");
     assert_eq!(message["mention_everyone"], false, "{message}");
     assert_eq!(message["mention_roles"], json!([]));
+    // @here is the same ping: plain text, kept as written.
+    let here = |hook: &Value| {
+        let path = format!(
+            "/webhooks/{}/{}",
+            hook["id"].as_str().unwrap_or(""),
+            hook["token"].as_str().unwrap_or("")
+        );
+        TestApp::send(
+            app.request(Method::POST, &path)
+                .json(&json!({ "content": "@here deploy done" })),
+        )
+    };
+    let (status, _, message) = here(&theirs).await;
+    assert_eq!(status, StatusCode::OK, "{message}");
+    assert_eq!(message["mention_everyone"], false, "{message}");
+    assert_eq!(message["content"], "@here deploy done");
     let owners = app
         .ok(
             "webhooks.create",
@@ -304,9 +498,11 @@ async fn webhooks_ping_no_more_than_their_creator(app: TestApp) {
             &owner,
         )
         .await;
-    let (_, _, message) = post(owners).await;
+    let (_, _, message) = post(owners.clone()).await;
     assert_eq!(message["mention_everyone"], true, "{message}");
     assert_eq!(message["mention_roles"], json!([hooks_role]));
+    let (_, _, message) = here(&owners).await;
+    assert_eq!(message["mention_everyone"], true, "{message}");
 }
 
 /// Nicknames, display names and webhook names lose characters that hide or reorder text; a
@@ -629,7 +825,9 @@ async fn passwords_resist_guessing(profile: Profile) {
 
 both_profiles!(
     assigning_a_role_cannot_grant_bits_the_caller_lacks,
+    removing_a_role_is_checked_and_administrators_are_exempt,
     channel_denials_bind_managers,
+    override_grants_use_channel_level_bits,
     webhooks_ping_no_more_than_their_creator,
     names_and_urls_cannot_deceive,
 );
