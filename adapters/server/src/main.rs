@@ -5,6 +5,10 @@ use ecto_core::usecases::tenancy::provision_server;
 use ecto_server::{build_services, open_database, AppConfig};
 use std::process::ExitCode;
 
+/// The process's allocator (see ARCHITECTURE.md, "Memory").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ecto-server",
