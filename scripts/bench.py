@@ -8,8 +8,11 @@ POST /internal/servers), measures start-up, runs the standard ecto-load scenario
 and writes docs/BENCHMARKS.md (and the raw results, docs/benchmarks.json) from their JSON output.
 
 Usage: scripts/bench.py [--quick] [--profiles self-hosted,managed] [--no-build] [--out FILE]
+       scripts/bench.py --only batch-50 [--profiles ...]  (run these scenarios, merge into the page)
        scripts/bench.py --render docs/benchmarks.json   (regenerate the page only)
   --quick   small parameters (a smoke test of the whole pipeline, about a minute per profile)
+  --only    run only the named standard scenarios and merge their results into the saved
+            docs/benchmarks.json (each marked with the commit and date of its own run)
 
 Needs Linux (/proc), python3 without extra packages, and for the managed profile PostgreSQL and
 Redis on 127.0.0.1 (the wrapper script starts or installs what is missing).
@@ -61,11 +64,20 @@ STANDARD = [
     ("idle-10000", ["idle", "--sessions", "10000", "--concurrency", "64"]),
     ("voice-25", ["voice", "--participants", "25", "--duration", "10"]),
     ("voice-25-video", ["voice", "--participants", "25", "--duration", "10", "--video"]),
+    # The same call on a lossy path: a relay in ecto-load loses 2 % of the RTP each way; the
+    # peers NACK as browsers do. What NACK recovers, and the delay it adds beside the clean run.
+    ("voice-25-video-loss2", ["voice", "--participants", "25", "--duration", "10", "--video",
+                              "--loss", "2"]),
+    # Issue 13, item 3: batches as large as allowed (50 messages.list of 100 messages of 4,000
+    # characters each, past the 8 MiB response cap), 4 clients × 5 rounds; the server's RSS
+    # before, at its peak and 30 s after.
+    ("batch-50", ["batch", "--calls", "50", "--clients", "4", "--rounds", "5", "--messages", "100",
+                  "--settle", "30"]),
 ]
 # Scenarios run on a freshly restarted server process, so that the memory the earlier ones
 # left behind (password hashing of the sign-ins, message history) does not hide the cost of
 # the sessions. Their accounts sign in with the tokens cached by the earlier scenarios.
-RESTART_BEFORE = {"idle-10000", "voice-25", "voice-25-video"}
+RESTART_BEFORE = {"idle-10000", "voice-25", "voice-25-video", "voice-25-video-loss2", "batch-50"}
 QUICK = [
     ("send-seq", ["send-seq", "--count", "200"]),
     ("send-concurrent", ["send-concurrent", "--clients", "8", "--duration", "3"]),
@@ -75,6 +87,10 @@ QUICK = [
     ("idle-10000", ["idle", "--sessions", "500", "--concurrency", "64", "--settle", "1", "--hold", "1"]),
     ("voice-25", ["voice", "--participants", "5", "--duration", "3"]),
     ("voice-25-video", ["voice", "--participants", "5", "--duration", "3", "--video"]),
+    ("voice-25-video-loss2", ["voice", "--participants", "5", "--duration", "3", "--video",
+                              "--loss", "2"]),
+    ("batch-50", ["batch", "--calls", "50", "--clients", "2", "--rounds", "1", "--messages", "20",
+                  "--settle", "2"]),
 ]
 
 # Targets (issue 7), per profile; see _TARGET_SPEC below. Edit there when the targets change.
@@ -294,17 +310,17 @@ class Server:
                 raise
 
 
-def run_profile(profile, bins, scenarios, work):
+def run_profile(profile, bins, scenarios, work, measure_startup=True):
     say(f"--- profile {profile} ---")
     server = Server(bins["ecto-server"], profile, work)
     server.migrate()
     startup = {"runs": []}
-    for i in range(3):
+    for i in range(3 if measure_startup else 1):
         ms = server.start()
         time.sleep(2)
         startup["runs"].append({"health_ms": round(ms, 1), "rss_mib": rss_mib(server.proc.pid)})
         say(f"start {i + 1}: first /health after {ms:.1f} ms, RSS 2 s later {startup['runs'][-1]['rss_mib']} MiB")
-        if i < 2:
+        if i < 2 and measure_startup:
             server.stop()
     runs = startup["runs"]
     startup["health_ms"] = sorted(r["health_ms"] for r in runs)[len(runs) // 2]
@@ -441,8 +457,39 @@ def rows_for(key, rep):
                 ("server CPU per 1,000 forwarded packets", fmt(per_1000, " ms")),
                 ("server RSS before → during", f"{fmt(r.get('server_rss_before_kib'))} → "
                  f"{fmt(r.get('server_rss_during_kib'))} KiB"),
-                ("server memory per participant", fmt(r.get("server_rss_per_participant_kib"), " KiB"))]
+                ("server memory per participant", fmt(r.get("server_rss_per_participant_kib"), " KiB"))
+                ] + voice_loss_rows(p, r)
+    if rep["scenario"] == "batch":
+        statuses = ", ".join(f"{k}: {v}" for k, v in sorted((r.get("statuses") or {}).items()))
+        return [("parameters", f"{p['clients']} clients × {p['rounds']} GET batches of "
+                 f"{p['calls_per_batch']} messages.list (limit 100) over a channel of "
+                 f"{p['messages']} messages of 4,000 characters"),
+                ("HTTP statuses (count)", statuses or "–"),
+                ("largest response", fmt(r.get("largest_response_kib"), " KiB")),
+                ("all batches answered in", fmt(r.get("elapsed_s"), " s")),
+                (f"server RSS before → peak → {p['settle_s']:g} s after",
+                 f"{fmt(r.get('server_rss_before_mib'))} → {fmt(r.get('server_rss_peak_mib'))} → "
+                 f"{fmt(r.get('server_rss_after_mib'))} MiB")]
     return [("results", json.dumps(r))]
+
+
+def voice_loss_rows(p, r):
+    """The lossy path's rows of a voice run (none for a clean run)."""
+    if not p.get("loss_percent_each_way"):
+        return []
+    rows = [("path", f"a relay loses {p['loss_percent_each_way']:g} % of the RTP each way "
+             "(a packet lost on the way in is missed by every consumer, on the way out by one)")]
+    for kind in ("video", "audio"):
+        if f"{kind}_lost" not in r:
+            continue
+        how = "NACK, retransmitted by the SFU or asked again of the sender" if kind == "video" \
+            else "no retransmission for audio (Opus conceals)"
+        rows.append((f"{kind}: dropped by the relay in / out → lost at receivers",
+                     f"{r.get(kind + '_dropped_by_relay_in')} / {r.get(kind + '_dropped_by_relay_out')}"
+                     f" → {r.get(kind + '_lost')}"))
+        rows.append((f"{kind}: missed deliveries recovered ({how})",
+                     fmt(r.get(kind + "_recovered_percent"), " %")))
+    return rows
 
 
 def cpu_text(r):
@@ -516,10 +563,12 @@ def markdown(meta, profiles, quick):
              "`POST /internal/servers`, and every request and socket carries its "
              "`X-Server-Address`.")
     L.append("")
-    L.append("The `idle` and `voice` scenarios run on a freshly restarted server process (same "
-             "data), so that their RSS figures are not hidden by memory the earlier scenarios "
-             "left behind; "
-             "the server RSS after each scenario is listed too.")
+    L.append("The `idle`, `voice` and `batch` scenarios run on a freshly restarted server process "
+             "(same data), so that their RSS figures are not hidden by memory the earlier "
+             "scenarios left behind; "
+             "the server RSS after each scenario is listed too. A scenario marked "
+             "\"run on its own\" was measured later with `scripts/bench.py --only`, on the "
+             "commit and date it names; the rest of the page is from the run described above.")
     L.append("")
     L.append("Each scenario signs in its accounts first (`bench-0` … `bench-199`, shared by the "
              "scenarios of a profile; sessions use them round-robin) and, where it sends "
@@ -565,6 +614,9 @@ def markdown(meta, profiles, quick):
             for metric, target, value, met in target_rows(key, rep["results"], name):
                 L.append(f"| | target: {metric} | {value} | {target} | {'yes' if met else '**no**'} |")
             L.append(f"| | errors | {errors_text(rep)} | | |")
+            if sc.get("separate_run"):
+                run = sc["separate_run"]
+                L.append(f"| | run on its own (`--only`) | commit {run['commit']}, {run['date']} | | |")
             rss = sc.get("server_rss_after_mib")
             L.append(f"| | server RSS after the scenario | {fmt(rss, ' MiB')} | | |")
             if not sc.get("server_alive_after", True):
@@ -582,6 +634,8 @@ def markdown(meta, profiles, quick):
         L.append(f"# {prof['profile']}: server environment")
         L.append(" ".join(f"{k}={v}" for k, v in sorted(prof["env"].items())) + " target/release/ecto-server serve")
         for sc in prof["scenarios"]:
+            if sc.get("separate_run"):
+                L.append(f"# run on its own later: scripts/bench.py --only {sc['key']}")
             L.append(sc["command"])
     L.append("```")
     L.append("")
@@ -596,6 +650,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     ap.add_argument("--render", metavar="JSON",
                     help="only write --out from the results file of an earlier run")
+    ap.add_argument("--only", metavar="KEYS",
+                    help="run only these standard scenarios (comma-separated keys, e.g. batch-50) "
+                         "and merge their results into the existing results file and page")
     args = ap.parse_args()
     if args.render:
         with open(args.render) as f:
@@ -627,21 +684,52 @@ def main():
 
     meta = machine()
     scenarios = QUICK if args.quick else STANDARD
+    only = None
+    if args.only:
+        only = [k.strip() for k in args.only.split(",") if k.strip()]
+        unknown = [k for k in only if k not in [key for key, _ in scenarios]]
+        if unknown or args.quick:
+            raise SystemExit(f"bench: --only takes keys of the standard set, without --quick: {unknown}")
+        scenarios = [(key, a) for key, a in scenarios if key in only]
     results = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ecto-bench-") as work:
         for profile in profiles:
-            results.append(run_profile(profile, bins, scenarios, work))
+            results.append(run_profile(profile, bins, scenarios, work, measure_startup=only is None))
     say(f"all profiles done in {time.monotonic() - started:.0f} s")
 
     out = args.out
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(os.path.join(os.path.dirname(out), "benchmarks.json"), "w") as f:
-        json.dump({"machine": meta, "quick": args.quick, "profiles": results}, f, indent=1)
+    results_file = os.path.join(os.path.dirname(out), "benchmarks.json")
+    quick = args.quick
+    if only is not None:
+        meta, quick, results = merge(results_file, meta, results)
+    with open(results_file, "w") as f:
+        json.dump({"machine": meta, "quick": quick, "profiles": results}, f, indent=1)
         f.write("\n")
     with open(out, "w") as f:
-        f.write(markdown(meta, results, args.quick))
+        f.write(markdown(meta, results, quick))
     say(f"wrote {os.path.relpath(out, ROOT)}")
+
+
+def merge(results_file, meta, fresh):
+    """--only: the scenarios just run replace (or join, in the standard order) those of the
+    same key in the saved results; each carries the commit and date of its own run."""
+    with open(results_file) as f:
+        saved = json.load(f)
+    order = [key for key, _ in STANDARD]
+    run = {"commit": meta["commit"], "date": meta["date"]}
+    for prof in fresh:
+        target = next((p for p in saved["profiles"] if p["profile"] == prof["profile"]), None)
+        if target is None:
+            raise SystemExit(f"bench: {results_file} has no {prof['profile']} profile to merge into")
+        for sc in prof["scenarios"]:
+            sc["separate_run"] = run
+            kept = [s for s in target["scenarios"] if s["key"] != sc["key"]]
+            kept.append(sc)
+            kept.sort(key=lambda s: order.index(s["key"]) if s["key"] in order else len(order))
+            target["scenarios"] = kept
+    return saved["machine"], saved.get("quick", False), saved["profiles"]
 
 
 if __name__ == "__main__":
