@@ -74,7 +74,7 @@ pub async fn update(
     let (perms, _) = category_manager(svc, server, caller, id).await?;
     let name = name.map(|n| normalize_channel_name(&n)).transpose()?;
     if let Some(o) = &overrides {
-        check_overrides(svc, server.id, &perms, perms.category(id), o).await?;
+        check_overrides(svc, server.id, &perms, (perms.category(id), Some(id)), o).await?;
     }
     let audit = entry(
         svc,

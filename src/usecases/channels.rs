@@ -115,7 +115,7 @@ pub async fn create(
         }
         None => perms.server,
     };
-    check_overrides(svc, server.id, &perms, held, &input.overrides).await?;
+    check_overrides(svc, server.id, &perms, (held, None), &input.overrides).await?;
     let id = new_id();
     let audit = entry(
         svc,
@@ -172,7 +172,8 @@ pub async fn update(
         }
     }
     if let Some(overrides) = &input.overrides {
-        check_overrides(svc, server.id, &perms, perms.channel(&channel), overrides).await?;
+        let held = (perms.channel(&channel), Some(channel.id));
+        check_overrides(svc, server.id, &perms, held, overrides).await?;
     }
     let audit = entry(
         svc,

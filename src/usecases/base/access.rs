@@ -326,15 +326,26 @@ pub async fn readable_channels(
 
 /// Checks override targets: roles must be roles of this server (NOT_FOUND 5000), members
 /// members of it (NOT_FOUND 2000), and the caller must be allowed to grant what they allow
-/// where they hold `held` (their bits at the channel's or category's level).
+/// where they hold `held` (their bits at the channel's or category's level). Replacing the
+/// overrides of an existing `container` may lift a deny only of bits the caller holds there:
+/// a manager denied a bit cannot drop the deny to get it back (FORBIDDEN 5004).
 pub async fn check_overrides(
     svc: &Services,
     server_id: Uuid,
     perms: &Perms,
-    held: u64,
+    (held, container): (u64, Option<Uuid>),
     overrides: &[permissions::Override],
 ) -> CoreResult<()> {
     use permissions::TargetType;
+    if let Some(container) = container {
+        for old in perms.data.overrides_of(container) {
+            let kept = overrides
+                .iter()
+                .find(|o| o.target_type == old.target_type && o.target_id == old.target_id)
+                .map_or(0, |o| o.deny);
+            perms.may_grant_within(old.deny & !kept, held)?;
+        }
+    }
     for o in overrides {
         if !permissions::is_valid(o.deny) {
             return Err(CoreError::invalid_permission_bits());

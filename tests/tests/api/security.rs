@@ -221,11 +221,24 @@ async fn override_grants_use_channel_level_bits(app: TestApp) {
             "channels.create",
             json!({ "name": "inside", "type": "text", "category_id": category["id"], "permission_overrides": [allow("role", &json!(everyone))] }),
         ),
+        // Dropping the deny (or only its ATTACH_FILES) gives the bit back just the same.
+        (
+            "channels.update",
+            json!({ "channel_id": channel["id"], "permission_overrides": [] }),
+        ),
+        (
+            "channels.update",
+            json!({ "channel_id": channel["id"], "permission_overrides": [{ "target_type": "member", "target_id": manager.user_id, "allow": 0, "deny": 0 }] }),
+        ),
+        (
+            "categories.update",
+            json!({ "category_id": category["id"], "permission_overrides": [] }),
+        ),
     ] {
         assert_eq!(
             app.outcome(Call::Mutation, proc_, input.clone(), m).await,
             HIERARCHY,
-            "{proc_} allowing ATTACH_FILES where the manager is denied it: {input}"
+            "{proc_} allowing ATTACH_FILES, or lifting its deny, where the manager is denied it: {input}"
         );
     }
     // Bits the manager does hold there can be granted.
