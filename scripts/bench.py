@@ -483,7 +483,7 @@ def voice_loss_rows(p, r):
         if f"{kind}_lost" not in r:
             continue
         how = "NACK, retransmitted by the SFU or asked again of the sender" if kind == "video" \
-            else "no retransmission for audio (Opus conceals)"
+            else "none: audio has no retransmission, Opus conceals"
         rows.append((f"{kind}: dropped by the relay in / out → lost at receivers",
                      f"{r.get(kind + '_dropped_by_relay_in')} / {r.get(kind + '_dropped_by_relay_out')}"
                      f" → {r.get(kind + '_lost')}"))
