@@ -22,6 +22,12 @@ pub(crate) const TRANSPORT_CC_URI: &str =
 
 /// How often feedback goes out while packets arrive (what browsers and mediasoup use).
 const INTERVAL: Duration = Duration::from_millis(100);
+/// How far from the highest number seen a packet's transport-wide number may be. A browser's
+/// numbers are consecutive; one far off would make the bookkeeping walk (and report) up to
+/// 32,767 numbers for that one packet, so it is left out.
+const WINDOW: i32 = 1000;
+/// Packets in a row out of that window after which the numbering is taken to have restarted.
+const RESTART_AFTER: u32 = 50;
 
 /// The transport-wide feedback of one send transport.
 pub(crate) struct TransportFeedback {
@@ -30,6 +36,11 @@ pub(crate) struct TransportFeedback {
     ext_id: Option<u8>,
     /// When feedback is next due (a copy of the interceptor's timeout).
     next: Option<Instant>,
+    /// The streams bound, to bind again when the numbering restarts.
+    bound: Vec<(u32, u8)>,
+    /// The highest transport-wide number seen, and the packets in a row far from it.
+    highest: Option<u16>,
+    far_in_a_row: u32,
 }
 
 impl TransportFeedback {
@@ -38,18 +49,51 @@ impl TransportFeedback {
             twcc: TwccReceiverBuilder::new().with_interval(INTERVAL).build(),
             ext_id: None,
             next: None,
+            bound: Vec::new(),
+            highest: None,
+            far_in_a_row: 0,
         }
     }
 
     /// A producer whose packets carry the transport-wide sequence number as extension `id`.
     pub fn bind(&mut self, ssrc: u32, id: u8) {
         self.ext_id = Some(id);
+        self.bound.push((ssrc, id));
         self.twcc.bind_remote_stream(&Self::stream(ssrc, id));
     }
 
     /// The producer of `ssrc` is gone.
     pub fn unbind(&mut self, ssrc: u32, id: u8) {
+        self.bound.retain(|b| *b != (ssrc, id));
         self.twcc.unbind_remote_stream(&Self::stream(ssrc, id));
+    }
+
+    /// Whether a packet numbered `n` is near enough the numbers seen to be recorded; after
+    /// [`RESTART_AFTER`] far ones in a row the bookkeeping starts over from `n`.
+    fn near(&mut self, n: u16) -> bool {
+        let Some(highest) = self.highest else {
+            self.highest = Some(n);
+            return true;
+        };
+        let distance = i32::from(n.wrapping_sub(highest) as i16);
+        if distance.abs() <= WINDOW {
+            self.far_in_a_row = 0;
+            if distance > 0 {
+                self.highest = Some(n);
+            }
+            return true;
+        }
+        self.far_in_a_row += 1;
+        if self.far_in_a_row < RESTART_AFTER {
+            return false;
+        }
+        self.twcc = TwccReceiverBuilder::new().with_interval(INTERVAL).build();
+        for (ssrc, id) in &self.bound {
+            self.twcc.bind_remote_stream(&Self::stream(*ssrc, *id));
+        }
+        self.highest = Some(n);
+        self.far_in_a_row = 0;
+        true
     }
 
     fn stream(ssrc: u32, id: u8) -> StreamInfo {
@@ -73,6 +117,12 @@ impl TransportFeedback {
         let Some(number) = rtp::extension(plain, id) else {
             return;
         };
+        let Ok(n) = <[u8; 2]>::try_from(number) else {
+            return;
+        };
+        if !self.near(u16::from_be_bytes(n)) {
+            return;
+        }
         // Only what the receiver reads: the SSRC and the one extension.
         let packet = rtc_rtp::Packet {
             header: rtc_rtp::Header {
@@ -169,6 +219,22 @@ mod tests {
         assert_eq!(cc.packet_status_count, 4, "1 to 4, the lost one included");
         assert_eq!(cc.recv_deltas.len(), 3, "three arrivals");
         assert!(f.due(due).is_empty(), "sent once");
+    }
+
+    #[test]
+    fn numbers_far_from_the_stream_are_left_out_until_it_restarts() {
+        let mut f = TransportFeedback::new();
+        f.bind(7, 5);
+        let start = Instant::now();
+        f.on_packet(&numbered(100), start);
+        assert!(f.near(101));
+        assert!(!f.near(100 + 0x7FFF), "a jump of half the number space");
+        assert!(f.near(102), "the stream goes on");
+        for i in 1..RESTART_AFTER {
+            assert!(!f.near(40_000 + i as u16));
+        }
+        assert!(f.near(40_000 + RESTART_AFTER as u16), "restarted there");
+        assert!(f.near(40_051));
     }
 
     #[test]

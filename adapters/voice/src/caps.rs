@@ -377,7 +377,8 @@ pub(crate) fn consumer_parameters(
         })
         .map(|payload_type| Rtx {
             payload_type,
-            ssrc: ssrc.wrapping_add(1),
+            // Consumer SSRCs are odd: the next even number is nobody's (never 0).
+            ssrc: ssrc.checked_add(1).unwrap_or(2),
         });
     // Feedback both the router and the device know.
     let router_fb = feedback(producer.codec.kind);

@@ -361,7 +361,7 @@ impl Engine {
         let Some(answer) = ice::answer(request, &transport.password, from, crypto) else {
             return;
         };
-        if transport.floods(now) {
+        if transport.floods(answer.transaction, now) {
             tracing::warn!(
                 transport = %id,
                 user = %transport.user,
@@ -481,6 +481,12 @@ impl Engine {
             .entry(server)
             .or_insert_with(|| Budget::new(cap, now));
         let (fits, begins) = budget.admit(bytes, now);
+        if !fits {
+            // The sender's own budget did not pay for a packet its server's cap dropped.
+            if let Some(own) = self.transports.get_mut(&id).and_then(|t| t.budget.as_mut()) {
+                own.give_back(bytes);
+            }
+        }
         if begins {
             tracing::warn!(
                 %server,
@@ -507,12 +513,22 @@ impl Engine {
         if header.ssrc != producer.mapping.ssrc {
             // The producer's RTX stream: a retransmission goes on as the packet it carries;
             // a padding-only bandwidth probe ends here (it was counted for the feedback).
+            // Chromium also probes with copies of packets it sent a moment ago ("payload
+            // padding"): a packet the SFU already holds goes no further.
             let original = producer
                 .mapping
                 .rtx
                 .filter(|rtx| rtx.payload_type == header.payload_type)
                 .and_then(|_| {
                     rtp::from_rtx(plain, producer.mapping.payload_type, producer.mapping.ssrc)
+                })
+                .filter(|original| {
+                    rtp::header(original).is_some_and(|h| {
+                        producer
+                            .history
+                            .as_ref()
+                            .is_some_and(|history| history.get(h.sequence).is_none())
+                    })
                 });
             if let Some(original) = original {
                 self.forward(transport, &original, now);
@@ -671,9 +687,10 @@ impl Engine {
         // Consent, once a second.
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
-            let transports = &self.transports;
+            let live: std::collections::HashSet<Uuid> =
+                self.transports.values().map(|t| t.server).collect();
             self.server_budgets
-                .retain(|server, _| transports.values().any(|t| t.server == *server));
+                .retain(|server, _| live.contains(server));
             failed.extend(
                 self.transports
                     .values()

@@ -45,6 +45,8 @@ pub(crate) fn parse(buf: &[u8]) -> Option<Request> {
 pub(crate) struct Answer {
     pub response: Vec<u8>,
     pub nominated: bool,
+    /// The request's transaction id (a replayed request repeats it).
+    pub transaction: [u8; 12],
 }
 
 /// Checks the request's FINGERPRINT and MESSAGE-INTEGRITY (keyed with `password`) and answers
@@ -60,6 +62,7 @@ pub(crate) fn answer(
     }
     MessageIntegrity::check(&mut req.message, password.as_bytes(), crypto).ok()?;
     let nominated = req.message.contains(ATTR_USE_CANDIDATE);
+    let transaction = req.message.transaction_id.0;
     let mut response = Message::new();
     let setters: [Box<dyn Setter + '_>; 5] = [
         Box::new(req.message.clone()),
@@ -78,6 +81,7 @@ pub(crate) fn answer(
     Some(Answer {
         response: response.raw,
         nominated,
+        transaction,
     })
 }
 

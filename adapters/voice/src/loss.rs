@@ -28,9 +28,16 @@ impl History {
         }
     }
 
-    /// Keeps `packet` under `seq`, replacing the packet [`KEPT`] numbers before it.
+    /// Keeps `packet` under `seq`, replacing the packet [`KEPT`] numbers before it (never a
+    /// newer one: a late retransmission does not push out what came after it).
     pub fn keep(&mut self, seq: u16, packet: Vec<u8>) {
-        self.slots[usize::from(seq) % KEPT] = Some((seq, packet));
+        let slot = &mut self.slots[usize::from(seq) % KEPT];
+        if slot
+            .as_ref()
+            .is_none_or(|(kept, _)| seq.wrapping_sub(*kept) < 0x8000)
+        {
+            *slot = Some((seq, packet));
+        }
     }
 
     /// The packet numbered `seq`, if it is still kept.
@@ -205,6 +212,11 @@ impl Budget {
         (fits, begins)
     }
 
+    /// Gives back `bytes` taken for a packet that was dropped after all.
+    pub fn give_back(&mut self, bytes: usize) {
+        self.tokens = (self.tokens + bytes as f64).min(self.rate);
+    }
+
     /// Whether `bytes` fit now; they are taken if so.
     pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
@@ -237,6 +249,9 @@ mod tests {
         assert_eq!(h.get(100), None, "not sent yet");
         // 65,100 was replaced by 76 (the same slot, 512 numbers later).
         assert_eq!(h.get(65_100), None, "older than the ring");
+        // A late packet does not push out the newer one in its slot.
+        h.keep(99u16.wrapping_sub(KEPT as u16), vec![1]);
+        assert_eq!(h.get(99), Some(&[99u8][..]));
     }
 
     #[test]

@@ -146,10 +146,14 @@ pub(crate) fn to_router(buf: &[u8], payload_type: u8, map: &[(u8, Ext)]) -> Opti
 fn payload_bounds(buf: &[u8]) -> Option<(usize, usize)> {
     let (_, at) = extensions(buf)?;
     let padding = if buf[0] & 0x20 != 0 {
+        // The count includes itself (RFC 3550 §5.1): 0 is malformed.
         usize::from(*buf.last()?)
     } else {
         0
     };
+    if buf[0] & 0x20 != 0 && padding == 0 {
+        return None;
+    }
     let end = buf.len().checked_sub(padding)?;
     (at <= end).then_some((at, end))
 }
@@ -308,6 +312,15 @@ mod tests {
             from_rtx(&padded, 111, 0xAABB_CCDD).expect("original"),
             original
         );
+        // A padding count of 0 (it counts itself) or past the packet is malformed.
+        let mut zero = rtx.clone();
+        zero[0] |= 0x20;
+        zero.push(0);
+        assert_eq!(from_rtx(&zero, 111, 1), None);
+        let mut past = rtx.clone();
+        past[0] |= 0x20;
+        past.push(255);
+        assert_eq!(from_rtx(&past, 111, 1), None);
     }
 
     #[test]

@@ -138,8 +138,9 @@ pub(crate) struct Transport {
     pub feedback: Option<crate::bwe::TransportFeedback>,
     /// The community server the transport's channel belongs to (for its server's cap).
     pub server: Uuid,
-    /// Valid binding requests in the current one-second window, and when it began.
-    checks_in_window: u32,
+    /// The valid binding requests (by transaction id) of the current one-second window, and
+    /// when it began.
+    checks_in_window: std::collections::HashSet<[u8; 12]>,
     checks_window: Instant,
 }
 
@@ -172,7 +173,7 @@ impl Transport {
             budget: None,
             feedback: (direction == Direction::Send).then(crate::bwe::TransportFeedback::new),
             server: Uuid::nil(),
-            checks_in_window: 0,
+            checks_in_window: std::collections::HashSet::new(),
             checks_window: Instant::now(),
         }
     }
@@ -253,14 +254,18 @@ impl Transport {
     }
 
     /// Counts a valid binding request; whether the transport has now sent more than
-    /// [`MAX_CHECKS_PER_SECOND`] in one second.
-    pub fn floods(&mut self, now: Instant) -> bool {
+    /// [`MAX_CHECKS_PER_SECOND`] different ones in one second. Only the client can sign a new
+    /// request; a captured one replayed by someone else repeats its transaction id and is not
+    /// counted again, so a replay cannot get a participant dropped.
+    pub fn floods(&mut self, transaction: [u8; 12], now: Instant) -> bool {
         if now.duration_since(self.checks_window) >= Duration::from_secs(1) {
             self.checks_window = now;
-            self.checks_in_window = 0;
+            self.checks_in_window.clear();
         }
-        self.checks_in_window += 1;
-        self.checks_in_window > MAX_CHECKS_PER_SECOND
+        if self.checks_in_window.len() <= MAX_CHECKS_PER_SECOND as usize {
+            self.checks_in_window.insert(transaction);
+        }
+        self.checks_in_window.len() > MAX_CHECKS_PER_SECOND as usize
     }
 
     /// Whether consent expired (no valid binding request for [`CONSENT_TIMEOUT`]).
@@ -405,12 +410,21 @@ mod tests {
             &identity,
         );
         let start = Instant::now();
+        let id = |i: u32| {
+            let mut t = [0u8; 12];
+            t[..4].copy_from_slice(&i.to_be_bytes());
+            t
+        };
         // Twenty checks a second for a minute: a browser checking pairs, never a flood.
-        for i in 0..1200u64 {
-            assert!(!t.floods(start + Duration::from_millis(50 * i)));
+        for i in 0..1200u32 {
+            assert!(!t.floods(id(i), start + Duration::from_millis(50 * u64::from(i))));
         }
         let later = start + Duration::from_secs(61);
-        let flooded = (0..=MAX_CHECKS_PER_SECOND).map(|_| t.floods(later)).last();
+        // One captured request replayed many times is one request.
+        assert!((0..1000).all(|_| !t.floods(id(7), later)));
+        let flooded = (0..=MAX_CHECKS_PER_SECOND)
+            .map(|i| t.floods(id(10_000 + i), later))
+            .last();
         assert_eq!(flooded, Some(true), "one past the limit in one second");
     }
 

@@ -93,6 +93,10 @@ impl Engine {
         else {
             return;
         };
+        if sr.ssrc != producer.mapping.ssrc {
+            // The RTX stream's report: it says nothing of the media's timing.
+            return;
+        }
         producer.reception.on_sender_report(sr.ntp_time, now);
         let producer = &*producer;
         let mut out = Vec::new();
