@@ -1,7 +1,7 @@
 //! The `categories` router: create, update, getOverrides, delete, reorder.
 
-use super::base::access::check_overrides;
 use super::base::access::Perms;
+use super::base::access::{check_overrides, may_lift};
 use super::base::identity::Caller;
 use super::base::names::normalize_channel_name;
 use super::base::publish::{entry, publish, success};
@@ -123,7 +123,14 @@ pub async fn delete(
     caller: &Caller,
     id: Uuid,
 ) -> CoreResult<serde_json::Value> {
-    let (_, category) = category_manager(svc, server, caller, id).await?;
+    let (perms, category) = category_manager(svc, server, caller, id).await?;
+    // Its channels lose its overrides: the denies that lifts are checked as for a change.
+    may_lift(
+        &perms,
+        &perms.data.overrides_of(id),
+        &[],
+        perms.category(id),
+    )?;
     let audit = entry(
         svc,
         server.id,

@@ -1,7 +1,7 @@
 //! The `channels` router: list, create, update, delete, getOverrides, reorder.
 
-use super::base::access::check_overrides;
 use super::base::access::Perms;
+use super::base::access::{check_overrides, may_move};
 use super::base::identity::Caller;
 use super::base::lookup;
 use super::base::names::normalize_channel_name;
@@ -170,6 +170,7 @@ pub async fn update(
         if let Some(category) = category {
             perms.require_in_category(category, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
         }
+        may_move(&perms, &channel, category)?;
     }
     if let Some(overrides) = &input.overrides {
         let held = (perms.channel(&channel), Some(channel.id));
@@ -272,6 +273,9 @@ pub async fn reorder(
     for m in &moves {
         if let Some(channel) = channels.iter().find(|c| c.id == m.channel_id) {
             perms.require_in(channel, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;
+            if let Some(to) = m.category_id {
+                may_move(&perms, channel, to)?;
+            }
         }
         if let Some(Some(category)) = m.category_id {
             perms.require_in_category(category, bits::MANAGE_CHANNELS, "MANAGE_CHANNELS")?;

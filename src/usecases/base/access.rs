@@ -337,14 +337,18 @@ pub async fn check_overrides(
     overrides: &[permissions::Override],
 ) -> CoreResult<()> {
     use permissions::TargetType;
-    if let Some(container) = container {
-        for old in perms.data.overrides_of(container) {
-            let kept = overrides
-                .iter()
-                .find(|o| o.target_type == old.target_type && o.target_id == old.target_id)
-                .map_or(0, |o| o.deny);
-            perms.may_grant_within(old.deny & !kept, held)?;
+    for (i, o) in overrides.iter().enumerate() {
+        if overrides[..i]
+            .iter()
+            .any(|p| p.target_type == o.target_type && p.target_id == o.target_id)
+        {
+            return Err(CoreError::bad_request(
+                "permission_overrides names the same role or member twice",
+            ));
         }
+    }
+    if let Some(container) = container {
+        may_lift(perms, &perms.data.overrides_of(container), overrides, held)?;
     }
     for o in overrides {
         if !permissions::is_valid(o.deny) {
@@ -365,6 +369,43 @@ pub async fn check_overrides(
         }
     }
     Ok(())
+}
+
+/// Going from overrides `from` to `to` (replacing them, moving a channel to another category
+/// or out of one, deleting a category) may lift a deny only of bits the caller holds where it
+/// applies (`held`): FORBIDDEN 5004 otherwise.
+pub fn may_lift(
+    perms: &Perms,
+    from: &[permissions::Override],
+    to: &[permissions::Override],
+    held: u64,
+) -> CoreResult<()> {
+    for old in from {
+        let kept = to
+            .iter()
+            .filter(|o| o.target_type == old.target_type && o.target_id == old.target_id)
+            .fold(0, |deny, o| deny | o.deny);
+        perms.may_grant_within(old.deny & !kept, held)?;
+    }
+    Ok(())
+}
+
+/// A channel moved from category `from` to `to` loses the first's overrides and takes the
+/// second's: the denies that lifts are checked as [`may_lift`] does.
+pub fn may_move(perms: &Perms, channel: &Channel, to: Option<Uuid>) -> CoreResult<()> {
+    let Some(from) = channel.category_id else {
+        return Ok(());
+    };
+    if to == Some(from) {
+        return Ok(());
+    }
+    let target = to.map(|c| perms.data.overrides_of(c)).unwrap_or_default();
+    may_lift(
+        perms,
+        &perms.data.overrides_of(from),
+        &target,
+        perms.channel(channel),
+    )
 }
 
 /// Whether `caller` may read attachment `a`: its uploader; for a linked attachment, a member

@@ -241,6 +241,43 @@ async fn override_grants_use_channel_level_bits(app: TestApp) {
             "{proc_} allowing ATTACH_FILES, or lifting its deny, where the manager is denied it: {input}"
         );
     }
+    // Moving a channel out of the category that denies it, or deleting the category, lifts
+    // the deny just the same.
+    let inside = app
+        .ok(
+            "channels.create",
+            json!({ "name": "in-no-files", "type": "text", "category_id": category["id"] }),
+            &owner,
+        )
+        .await;
+    for (proc_, input) in [
+        (
+            "channels.update",
+            json!({ "channel_id": inside["id"], "category_id": null }),
+        ),
+        (
+            "channels.reorder",
+            json!({ "channels": [{ "channel_id": inside["id"], "position": 0, "category_id": null }] }),
+        ),
+        (
+            "categories.delete",
+            json!({ "category_id": category["id"] }),
+        ),
+    ] {
+        assert_eq!(
+            app.outcome(Call::Mutation, proc_, input.clone(), m).await,
+            HIERARCHY,
+            "{proc_} lifting the category's deny: {input}"
+        );
+    }
+    // One target twice is a bad request, not a database error.
+    let twice = json!({ "channel_id": channel["id"], "permission_overrides": [deny_me, deny_me] });
+    assert_eq!(
+        app.outcome(Call::Mutation, "channels.update", twice, m)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
     // Bits the manager does hold there can be granted.
     let embed = json!({ "target_type": "role", "target_id": everyone, "allow": bits::EMBED_LINKS, "deny": 0 });
     app.ok(
