@@ -47,7 +47,7 @@ async fn verify(
     let fresh = timestamp
         .trim()
         .parse::<i64>()
-        .is_ok_and(|t| (svc.clock.now().timestamp() - t).abs() <= TIMESTAMP_WINDOW_SECS);
+        .is_ok_and(|t| svc.clock.now().timestamp().abs_diff(t) <= TIMESTAMP_WINDOW_SECS as u64);
     if !fresh {
         return Err(CoreError::unauthorized("Expired or invalid timestamp"));
     }
@@ -55,14 +55,19 @@ async fn verify(
         return Err(CoreError::unauthorized("Invalid signature"));
     }
     // Remembered by its bytes, so the same signature in the other case is the same one.
-    let seen = format!(
-        "central-signature:{}",
-        signature.trim().to_ascii_lowercase()
-    );
+    let seen = seen_key(Some(signature));
     if !svc.cache.set_if_absent(&seen, "1", REPLAY_TTL).await? {
         return Err(CoreError::unauthorized("Signature already used"));
     }
     Ok(())
+}
+
+/// The cache key under which a push's signature is remembered.
+fn seen_key(signature: Option<&str>) -> String {
+    format!(
+        "central-signature:{}",
+        signature.unwrap_or("").trim().to_ascii_lowercase()
+    )
 }
 
 /// `POST /api/discovery-status` from ecto-central: with a sync key configured, verifies the
@@ -81,6 +86,22 @@ pub async fn push_status(
         return Ok(Push::NotConfigured);
     };
     verify(svc, key.as_bytes(), timestamp, signature, body).await?;
+    match apply(svc, server, body).await {
+        Ok(approved) => Ok(Push::Applied(approved)),
+        Err(e) => {
+            // Not applied: central may send the same push again (setting the value twice is
+            // harmless), so its signature is forgotten.
+            let _ = svc
+                .cache
+                .set(&seen_key(signature), "", Duration::from_millis(1))
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// Reads `{approved}` and applies it to `server`.
+async fn apply(svc: &Services, server: CoreResult<Server>, body: &[u8]) -> CoreResult<bool> {
     let status: StatusBody = serde_json::from_slice(body)
         .map_err(|_| CoreError::bad_request("Body must be {\"approved\": boolean}"))?;
     let server = server?;
@@ -91,5 +112,5 @@ pub async fn push_status(
         .ok_or_else(CoreError::server_not_found)?;
     let view = ServerView::new(&server, &config, svc.settings.hosting_mode, true);
     publish(svc, server.id, Scope::Server, "server.update", &view).await;
-    Ok(Push::Applied(status.approved))
+    Ok(status.approved)
 }

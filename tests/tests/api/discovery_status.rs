@@ -98,6 +98,20 @@ async fn discovery_status_sets_approval(profile: Profile) {
             .body(body);
         let (status, _, body) = TestApp::send(rb).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        // Not applied, so not spent: the same push again is looked at again.
+        let again = app
+            .http
+            .post(format!("{}/api/discovery-status", app.base))
+            .header("X-Server-Address", "nowhere.test.ecto")
+            .header("X-Timestamp", &t)
+            .header("X-Signature", &sig)
+            .body(r#"{ "approved": true }"#);
+        let (status, _, body) = TestApp::send(again).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "a failed push can be sent again: {body}"
+        );
         assert_eq!(approval(&app, &owner.token).await, false);
     }
 }
