@@ -516,6 +516,30 @@ macro_rules! both_profiles {
     };
 }
 
+/// Generates one `#[tokio::test]` per profile for each named `async fn(Profile)` (for tests that
+/// start their servers with their own configuration).
+#[macro_export]
+macro_rules! per_profile {
+    ($($name:ident),* $(,)?) => {
+        mod self_hosted {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Profile::SelfHosted).await;
+                }
+            )*
+        }
+        mod managed {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Profile::Managed).await;
+                }
+            )*
+        }
+    };
+}
+
 /// The next event on `stream` named `name`, skipping others; panics after 5 s.
 pub async fn next_event(
     stream: &mut ecto_core::ports::EventStream,

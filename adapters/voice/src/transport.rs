@@ -397,18 +397,22 @@ impl Transport {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_flood_of_binding_requests_is_told_from_checks() {
+    fn send_transport() -> Transport {
         let identity = Identity::generate().expect("identity");
         let local: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-        let mut t = Transport::new(
+        Transport::new(
             Uuid::nil(),
             Uuid::nil(),
             Uuid::nil(),
             Direction::Send,
             local,
             &identity,
-        );
+        )
+    }
+
+    #[test]
+    fn a_flood_of_binding_requests_is_told_from_checks() {
+        let mut t = send_transport();
         let start = Instant::now();
         let id = |i: u32| {
             let mut t = [0u8; 12];
@@ -430,16 +434,7 @@ mod tests {
 
     #[test]
     fn a_transport_remembers_a_bounded_number_of_addresses() {
-        let identity = Identity::generate().expect("identity");
-        let local: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-        let mut t = Transport::new(
-            Uuid::nil(),
-            Uuid::nil(),
-            Uuid::nil(),
-            Direction::Send,
-            local,
-            &identity,
-        );
+        let mut t = send_transport();
         let now = Instant::now();
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         assert_eq!(t.checked(addr(1000), true, now), None);

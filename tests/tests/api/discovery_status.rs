@@ -89,29 +89,18 @@ async fn discovery_status_sets_approval(profile: Profile) {
         let t = now().to_string();
         let body = r#"{ "approved": true }"#;
         let sig = central_signature(KEY.as_bytes(), &t, body.as_bytes());
-        let rb = app
-            .http
-            .post(format!("{}/api/discovery-status", app.base))
-            .header("X-Server-Address", "nowhere.test.ecto")
-            .header("X-Timestamp", &t)
-            .header("X-Signature", &sig)
-            .body(body);
-        let (status, _, body) = TestApp::send(rb).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-        // Not applied, so not spent: the same push again is looked at again.
-        let again = app
-            .http
-            .post(format!("{}/api/discovery-status", app.base))
-            .header("X-Server-Address", "nowhere.test.ecto")
-            .header("X-Timestamp", &t)
-            .header("X-Signature", &sig)
-            .body(r#"{ "approved": true }"#);
-        let (status, _, body) = TestApp::send(again).await;
-        assert_eq!(
-            status,
-            StatusCode::NOT_FOUND,
-            "a failed push can be sent again: {body}"
-        );
+        // Refused, so not spent: the same push a second time is looked at again.
+        for attempt in ["first", "second"] {
+            let rb = app
+                .http
+                .post(format!("{}/api/discovery-status", app.base))
+                .header("X-Server-Address", "nowhere.test.ecto")
+                .header("X-Timestamp", &t)
+                .header("X-Signature", &sig)
+                .body(body);
+            let (status, _, answer) = TestApp::send(rb).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{attempt} push: {answer}");
+        }
         assert_eq!(approval(&app, &owner.token).await, false);
     }
 }
@@ -177,29 +166,7 @@ async fn discovery_status_refuses_bad_signatures(profile: Profile) {
     assert_eq!(approval(&app, &owner.token).await, true);
 }
 
-/// Both profiles of each `async fn(Profile)`.
-macro_rules! both_profiles_keyed {
-    ($($name:ident),* $(,)?) => {
-        mod self_hosted {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(ecto_tests::Profile::SelfHosted).await;
-                }
-            )*
-        }
-        mod managed {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(ecto_tests::Profile::Managed).await;
-                }
-            )*
-        }
-    };
-}
-
-both_profiles_keyed!(
+ecto_tests::per_profile!(
     discovery_status_needs_a_sync_key,
     discovery_status_sets_approval,
     discovery_status_refuses_bad_signatures,

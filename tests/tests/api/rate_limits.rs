@@ -17,28 +17,6 @@ async fn spawn_limited(profile: Profile, limits: &[(&str, &str)]) -> TestApp {
     TestApp::spawn_with(profile, |c| c.rate_limits = rate_limits).await
 }
 
-/// Both profiles of each `async fn(Profile)`.
-macro_rules! both_profiles_limited {
-    ($($name:ident),* $(,)?) => {
-        mod self_hosted {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(ecto_tests::Profile::SelfHosted).await;
-                }
-            )*
-        }
-        mod managed {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(ecto_tests::Profile::Managed).await;
-                }
-            )*
-        }
-    };
-}
-
 /// A tRPC call with optional token and `X-Forwarded-For`; status, headers and body.
 async fn trpc(
     app: &TestApp,
@@ -392,7 +370,7 @@ async fn webhook_executions_are_limited_per_webhook(profile: Profile) {
     );
 }
 
-both_profiles_limited!(
+ecto_tests::per_profile!(
     each_user_has_a_bucket_and_a_limited_call_can_retry_after_the_wait,
     every_call_of_a_batch_counts,
     anonymous_calls_are_limited_per_ip,

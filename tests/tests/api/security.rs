@@ -883,28 +883,8 @@ both_profiles!(
 );
 
 mod configured {
-    macro_rules! per_profile {
-        ($($name:ident),* $(,)?) => {
-            mod self_hosted {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        super::super::$name(ecto_tests::Profile::SelfHosted).await;
-                    }
-                )*
-            }
-            mod managed {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        super::super::$name(ecto_tests::Profile::Managed).await;
-                    }
-                )*
-            }
-        };
-    }
-
-    per_profile!(
+    use super::*;
+    ecto_tests::per_profile!(
         one_request_is_bounded,
         sockets_and_tokens_are_bounded,
         previews_take_from_the_callers_bucket,

@@ -276,28 +276,7 @@ async fn allow_listed_site_is_previewed(profile: Profile) {
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
-macro_rules! profiles {
-    ($($name:ident),* $(,)?) => {
-        mod self_hosted {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(ecto_tests::Profile::SelfHosted).await;
-                }
-            )*
-        }
-        mod managed {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(ecto_tests::Profile::Managed).await;
-                }
-            )*
-        }
-    };
-}
-
-profiles!(
+ecto_tests::per_profile!(
     private_addresses_are_never_fetched,
     needs_a_member_token_and_an_http_url,
     allow_listed_site_is_previewed,
