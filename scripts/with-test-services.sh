@@ -65,7 +65,11 @@ work=$(mktemp -d)
 s3_pid=""
 cleanup() {
   [ -n "$s3_pid" ] && kill "$s3_pid" 2>/dev/null || true
-  psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  # The run's database, and those tests made beside it (named after it).
+  for d in $(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -Atc \
+      "SELECT datname FROM pg_database WHERE datname = '$db' OR datname LIKE '${db}\_%'" 2>/dev/null); do
+    psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true
+  done
   redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "ecto-test:${run_id}:*" 2>/dev/null \
     | xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" del >/dev/null 2>&1 || true
   rm -rf "$work"

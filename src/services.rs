@@ -42,6 +42,9 @@ pub struct Settings {
     pub files: crate::usecases::files::FileSettings,
     /// `CENTRAL_SYNC_KEY`: signs synchronisation with ecto-central; `None` refuses it.
     pub central_sync_key: Option<crate::usecases::base::signing::SyncKey>,
+    /// `CENTRAL_SYNC_RETRY_MAX_SECS`: the longest pause between attempts of a failed call to
+    /// ecto-central.
+    pub central_retry_max: std::time::Duration,
 }
 
 /// Which community servers this process serves.
@@ -79,6 +82,11 @@ pub struct Services {
     pub tokens: Arc<dyn TokenIssuer>,
     /// `None` when no `CENTRAL_URL` is configured.
     pub central: Option<Arc<dyn IdentityVerifier>>,
+    /// Signed calls to ecto-central: `None` unless both `CENTRAL_URL` and `CENTRAL_SYNC_KEY`
+    /// are configured (then nothing is queued for central either).
+    pub central_client: Option<Arc<dyn crate::ports::CentralClient>>,
+    /// The durable queue of calls to ecto-central.
+    pub outbox: Arc<dyn crate::ports::CentralOutbox>,
     pub cache: Arc<dyn Cache>,
     /// Token buckets for the rate limits (memory, or Redis when configured).
     pub rate_limiter: Arc<dyn crate::ports::RateLimiter>,

@@ -72,7 +72,7 @@ pub async fn cache_contract(cache: &dyn Cache, sleep: &Sleep) {
 }
 
 /// [`Cache::set_if_absent`]: the first call stores, later ones do not replace, an expired
-/// value counts as absent, and of concurrent calls exactly one stores.
+/// or removed value counts as absent, and of concurrent calls exactly one stores.
 async fn set_if_absent_contract(cache: &dyn Cache, sleep: &Sleep) {
     let k = key("nx");
     let ttl = Duration::from_secs(30);
@@ -98,6 +98,20 @@ async fn set_if_absent_contract(cache: &dyn Cache, sleep: &Sleep) {
         "an expired key is absent"
     );
     assert_eq!(cache.get(&short).await.expect("get").as_deref(), Some("b"));
+    cache.remove(&k).await.expect("remove");
+    assert_eq!(
+        cache.get(&k).await.expect("get"),
+        None,
+        "a removed key is gone"
+    );
+    assert!(
+        cache.set_if_absent(&k, "third", ttl).await.expect("nx"),
+        "a removed key is stored again at once"
+    );
+    cache
+        .remove(&key("never-set"))
+        .await
+        .expect("removing an absent key");
 
     let raced = key("nx-race");
     let calls = (0..8).map(|i| {

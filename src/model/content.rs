@@ -69,6 +69,10 @@ pub struct NewsPostView {
     pub comment_count: i32,
     pub submitted_to_discovery: bool,
     pub discovery_validation_errors: Option<Vec<String>>,
+    /// The post's latest submission (or retraction) waits to reach ecto-central: its
+    /// validation errors are not known yet. Sent only when true; not in the reference.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub discovery_pending: bool,
 }
 
 impl NewsPostView {
@@ -87,6 +91,7 @@ impl NewsPostView {
             comment_count: r.comment_count,
             submitted_to_discovery: r.submitted_to_discovery,
             discovery_validation_errors: r.discovery_validation_errors,
+            discovery_pending: false,
         }
     }
 }
@@ -98,6 +103,10 @@ pub struct NewsPostPatch {
     pub subtitle: Option<Option<String>>,
     pub hero_image_url: Option<Option<String>>,
     pub content: Option<String>,
+    /// Submitted to ecto-central's discovery, or retracted.
+    pub submitted_to_discovery: Option<bool>,
+    /// What ecto-central found wrong with the submitted post (`Some(None)` clears it).
+    pub discovery_validation_errors: Option<Option<Vec<String>>>,
 }
 
 /// A stored comment of a news post.

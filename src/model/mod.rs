@@ -6,6 +6,7 @@
 
 mod account;
 mod activity;
+mod central;
 mod content;
 mod dm;
 mod hub;
@@ -21,6 +22,7 @@ pub use account::{CachedProfile, LocalUser, NewLocalUser, Profile};
 pub use activity::{
     preview, ActivityItem, ActivityRecord, ActivitySource, ActivityType, PREVIEW_CHARS,
 };
+pub use central::{NewSync, QueuedSync, SyncWith};
 pub use content::{
     NewsCommentRecord, NewsCommentView, NewsPostPatch, NewsPostRecord, NewsPostView, PageContent,
     PageRevision,

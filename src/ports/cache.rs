@@ -20,6 +20,9 @@ pub trait Cache: Send + Sync {
     /// atomic step across the deployment: `true` when this call stored it, `false` when a
     /// value was there (it is left as it was). Of concurrent calls for one key, one wins.
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<bool>;
+    /// Removes `key` (nothing happens when it is absent): the next [`Cache::set_if_absent`]
+    /// of it stores.
+    async fn remove(&self, key: &str) -> CoreResult<()>;
     /// The value under `key`; on a miss, the one `fetch` makes, kept for `ttl` (an error is
     /// returned and nothing kept). Concurrent misses of one key in a process share one
     /// `fetch`: a burst of requests for the same link or token makes one outbound call.

@@ -4,7 +4,8 @@
 //! an id of another server is absent.
 
 use crate::model::{
-    NewsCommentRecord, NewsPostPatch, NewsPostRecord, PageContent, PageRevision, Timestamp,
+    NewSync, NewsCommentRecord, NewsPostPatch, NewsPostRecord, PageContent, PageRevision, SyncWith,
+    Timestamp,
 };
 use crate::CoreResult;
 use async_trait::async_trait;
@@ -66,8 +67,14 @@ pub trait ContentStore: Send + Sync {
         limit: i64,
     ) -> CoreResult<Vec<PageRevision>>;
 
-    /// Stores a new post (its channel must be a news channel of the server).
-    async fn create_post(&self, post: NewsPostRecord) -> CoreResult<()>;
+    /// Stores a new post (its channel must be a news channel of the server) and queues `sync`
+    /// in the central outbox, in one transaction.
+    async fn create_post(
+        &self,
+        server_id: Uuid,
+        post: NewsPostRecord,
+        sync: Option<NewSync>,
+    ) -> CoreResult<()>;
     /// The post `id` if its channel is in the server.
     async fn post(&self, server_id: Uuid, id: Uuid) -> CoreResult<Option<NewsPostRecord>>;
     /// Posts of a channel, newest first (by id, which is also publication order), ids below
@@ -79,16 +86,25 @@ pub trait ContentStore: Send + Sync {
         before: Option<Uuid>,
         limit: i64,
     ) -> CoreResult<Vec<NewsPostRecord>>;
-    /// Applies the patch and sets `updated_at`; the post as it is now, `None` when absent.
+    /// Applies the patch and sets `updated_at`, and queues the call `sync` makes from the
+    /// updated post, in one transaction; the post as it is now, `None` when absent.
     async fn update_post(
         &self,
         server_id: Uuid,
         id: Uuid,
         patch: NewsPostPatch,
         at: Timestamp,
+        sync: SyncWith<'_, NewsPostRecord>,
     ) -> CoreResult<Option<NewsPostRecord>>;
-    /// Deletes the post and its comments; `false` when absent.
-    async fn delete_post(&self, server_id: Uuid, id: Uuid) -> CoreResult<bool>;
+    /// Deletes the post and its comments, and queues the call `sync` makes from the post as
+    /// it was, in one transaction; `false` when absent.
+    async fn delete_post(
+        &self,
+        server_id: Uuid,
+        id: Uuid,
+        at: Timestamp,
+        sync: SyncWith<'_, NewsPostRecord>,
+    ) -> CoreResult<bool>;
 
     /// Comments of a post, oldest first, ids above `after`, at most `limit`.
     async fn comments(

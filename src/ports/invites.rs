@@ -4,7 +4,7 @@
 //! Every mutating method writes its audit entry in the same transaction. Ids are looked up
 //! within `server_id`: an invite of another server is "not found".
 
-use crate::model::{Invite, InviteView, NewAudit, Timestamp};
+use crate::model::{Invite, InviteView, NewAudit, NewSync, Timestamp};
 use crate::CoreResult;
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -28,7 +28,13 @@ pub trait InviteStore: Send + Sync {
     /// Inserts the invite (with `use_count` 0, not revoked) and `audit` in one transaction and
     /// returns it with its creator's name. `None` when `new.code` is already used by any
     /// invite of any server: nothing is written, and the caller may retry with another code.
-    async fn create(&self, new: NewInvite, audit: NewAudit) -> CoreResult<Option<InviteView>>;
+    /// `sync` is queued in the central outbox in the same transaction.
+    async fn create(
+        &self,
+        new: NewInvite,
+        audit: NewAudit,
+        sync: Option<NewSync>,
+    ) -> CoreResult<Option<InviteView>>;
     /// The server's invites ordered by id descending (newest first), only those with
     /// id < `before` when it is given, at most `limit` of them, each with its creator's name
     /// (the cached central profile, else the local account, else `Unknown`).
@@ -42,5 +48,12 @@ pub trait InviteStore: Send + Sync {
     async fn get(&self, server_id: Uuid, id: Uuid) -> CoreResult<Option<Invite>>;
     /// Marks the invite revoked and writes `audit`, in one transaction; `false` (nothing
     /// written) when the invite is not in the server. Revoking a revoked invite succeeds.
-    async fn revoke(&self, server_id: Uuid, id: Uuid, audit: NewAudit) -> CoreResult<bool>;
+    /// `sync` is queued in the central outbox in the same transaction.
+    async fn revoke(
+        &self,
+        server_id: Uuid,
+        id: Uuid,
+        audit: NewAudit,
+        sync: Option<NewSync>,
+    ) -> CoreResult<bool>;
 }

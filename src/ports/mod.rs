@@ -7,6 +7,7 @@ mod activity;
 mod auth;
 mod blob;
 mod cache;
+mod central;
 mod clock;
 mod content;
 mod dms;
@@ -33,6 +34,7 @@ pub use blob::{
     limited, resolve_range, too_large, Blob, BlobKey, BlobStore, ByteRange, ByteStream,
 };
 pub use cache::{Cache, Fetch};
+pub use central::{CentralClient, CentralOutbox, SyncOutcome};
 pub use clock::{Clock, SystemClock};
 pub use content::{ContentStore, PageEdit, PageUpdate};
 pub use dms::{DmStore, NewDm, SentDm};

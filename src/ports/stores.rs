@@ -3,7 +3,7 @@
 
 use crate::model::{
     CachedProfile, JoinOutcome, JoinPlan, LocalUser, Member, NewAudit, NewLocalUser, NewServer,
-    Profile, RefreshTokenRecord, Server, ServerConfig, Timestamp,
+    NewSync, Profile, RefreshTokenRecord, Server, ServerConfig, SyncWith, Timestamp,
 };
 use crate::CoreResult;
 use async_trait::async_trait;
@@ -30,21 +30,25 @@ pub trait ServerStore: Send + Sync {
     /// Applies `patch` to the server row (and its `updated_at`) and writes `audit`, in one
     /// transaction, and returns the new row. A `default_channel_id` that names no channel of
     /// this server writes nothing and is NOT_FOUND with ecto code CHANNEL_NOT_FOUND (3000).
-    /// `None` (nothing written) when there is no such server.
+    /// `None` (nothing written) when there is no such server. The call `sync` makes from the
+    /// updated row is queued in the central outbox in the same transaction.
     async fn update(
         &self,
         server_id: Uuid,
         patch: crate::model::ServerPatch,
         audit: NewAudit,
+        sync: SyncWith<'_, Server>,
     ) -> CoreResult<Option<Server>>;
     /// Applies `patch` to the configuration row (and its `updated_at`) and writes `audit`, in
     /// one transaction, and returns the new configuration. A server without a configuration row
-    /// is an internal error.
+    /// is an internal error. The call `sync` makes from the updated configuration is queued in
+    /// the central outbox in the same transaction.
     async fn update_config(
         &self,
         server_id: Uuid,
         patch: crate::model::ConfigPatch,
         audit: NewAudit,
+        sync: SyncWith<'_, ServerConfig>,
     ) -> CoreResult<ServerConfig>;
     /// Sets the configuration's `discovery_approved` (and its `updated_at` to `at`), as
     /// ecto-central decides it, and returns the new configuration; `None` (nothing written)
@@ -66,8 +70,9 @@ pub trait ServerStore: Send + Sync {
         audit: NewAudit,
     ) -> CoreResult<Option<Server>>;
     /// Deletes the server and, in the same transaction, every row it owns (members, accounts,
-    /// roles, channels, messages, invites, bans, audit log, …); `false` when there was none.
-    async fn delete(&self, server_id: Uuid) -> CoreResult<bool>;
+    /// roles, channels, messages, invites, bans, audit log, …), and queues `sync` in the central
+    /// outbox; `false` (nothing written) when there was none.
+    async fn delete(&self, server_id: Uuid, sync: Vec<NewSync>, at: Timestamp) -> CoreResult<bool>;
 }
 
 /// Local accounts and cached central profiles.

@@ -91,10 +91,7 @@ pub async fn push_status(
         Err(e) => {
             // Not applied: central may send the same push again (setting the value twice is
             // harmless), so its signature is forgotten.
-            let _ = svc
-                .cache
-                .set(&seen_key(signature), "", Duration::from_millis(1))
-                .await;
+            let _ = svc.cache.remove(&seen_key(signature)).await;
             Err(e)
         }
     }

@@ -1,6 +1,7 @@
 //! The `invites` router: create, list, revoke. Invites are used by `server.join`.
 
 use super::base::access::Perms;
+use super::base::central;
 use super::base::identity::Caller;
 use super::base::publish::{entry, publish, success};
 use crate::model::{new_invite_code, InviteView, Server};
@@ -90,7 +91,8 @@ pub async fn create(
             expires_at,
             created_at: now,
         };
-        if let Some(invite) = svc.invites.create(new, audit).await? {
+        let sync = central::invite_register(svc, server, &new.code, expires_at);
+        if let Some(invite) = svc.invites.create(new, audit, sync).await? {
             publish(svc, server.id, Scope::Server, "invite.create", &invite).await;
             let url = invite_url(&svc.settings.client_url, &invite.code);
             return Ok(CreatedInvite { invite, url });
@@ -143,7 +145,17 @@ pub async fn revoke(
         Some(("invite", invite_id)),
         Some(json!({ "code": invite.code })),
     );
-    if !svc.invites.revoke(server.id, invite_id, audit).await? {
+    // Central forgets it once (a second revoke of the same invite changes nothing).
+    let sync = if invite.revoked {
+        None
+    } else {
+        central::invite_unregister(svc, server, &invite.code)
+    };
+    if !svc
+        .invites
+        .revoke(server.id, invite_id, audit, sync)
+        .await?
+    {
         return Err(CoreError::invite_not_found());
     }
     publish(

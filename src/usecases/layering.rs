@@ -25,6 +25,8 @@ const BASE: &[(&str, u8)] = &[
     ("rate_limit", 4),
     // Audit entries, events and closing sessions.
     ("publish", 5),
+    // ecto-central synchronisation (publishes what central's answers change).
+    ("central", 6),
 ];
 
 /// The features: one procedure group each, using only base modules.
@@ -45,6 +47,7 @@ const FEATURES: &[&str] = &[
     "members_admin",
     "messages",
     "news",
+    "og_image",
     "pages",
     "roles",
     "search",

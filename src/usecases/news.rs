@@ -1,10 +1,13 @@
 //! The `news` router: posts of news channels and their comments.
 //!
-//! Discovery submission needs the ecto-central synchronisation client, which this server does
-//! not have: `submit_to_discovery: true` is refused (FORBIDDEN 6100 for a local account, 6101
-//! for an ecto-central identity) and nothing is written.
+//! Discovery submission (`submit_to_discovery: true`) needs an ecto-central identity (FORBIDDEN
+//! 6100 otherwise), a server synchronised with ecto-central that is discoverable and approved
+//! (6101 otherwise); the post is then sent to central (`discovery-post-sync`, through the
+//! outbox) and the request answers with central's validation errors, or, when central does not
+//! answer in time, with `discovery_pending: true`.
 
 use super::base::access::{channel_and_perms, Perms};
+use super::base::central;
 use super::base::identity::Caller;
 use super::base::lookup;
 use super::base::publish::{publish, success};
@@ -20,23 +23,50 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-/// Why a discovery submission by `caller` is refused: FORBIDDEN 6100 for an account of this
-/// server (discovery needs an ecto-central identity, reference §2.4), else 6101: discovery
-/// needs ecto-central, which this server does not synchronise with.
-fn discovery_unavailable(caller: &Caller) -> CoreError {
+/// Checks that `caller` may submit posts of `server` to discovery: FORBIDDEN 6100 for an
+/// account of this server (discovery needs an ecto-central identity, reference §2.4), 6101
+/// when the server is not synchronised with ecto-central or not discoverable and approved.
+async fn require_discovery(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<()> {
     if caller.identity_type != crate::model::IdentityType::Global {
-        return CoreError::ecto(
+        return Err(CoreError::ecto(
             ErrorKind::Forbidden,
             EctoCode::DiscoveryCentralAccountRequired,
             "Submitting to discovery needs an ecto-central account",
+        ));
+    }
+    let refused = |why: &str| {
+        Err(CoreError::ecto(
+            ErrorKind::Forbidden,
+            EctoCode::DiscoveryNotApproved,
+            why,
+        ))
+    };
+    if !central::enabled(svc) {
+        return refused(
+            "Discovery submission needs a server synchronised with ecto-central, which this \
+             server is not; submit without `submit_to_discovery`",
         );
     }
-    CoreError::ecto(
-        ErrorKind::Forbidden,
-        EctoCode::DiscoveryNotApproved,
-        "Discovery submission needs a server synchronised with ecto-central, which this server \
-         is not; submit without `submit_to_discovery`",
-    )
+    let config = svc.servers.config(server.id).await?;
+    if !(config.discoverable && config.discovery_approved) {
+        return refused("This server is not approved for discovery");
+    }
+    Ok(())
+}
+
+/// After a change that queued a call about `post` for central: waits for it to go out
+/// ([`central::settle`]) and returns the post as it then is (with central's validation
+/// errors), marked `discovery_pending` when the call is still queued.
+async fn settled_view(
+    svc: &Services,
+    server: &Server,
+    post: NewsPostRecord,
+) -> CoreResult<NewsPostView> {
+    let settled = central::settle(svc, server.id, &post.id.to_string()).await?;
+    let post = svc.content.post(server.id, post.id).await?.unwrap_or(post);
+    let mut view = post_view(svc, server.id, post).await?;
+    view.discovery_pending = !settled;
+    Ok(view)
 }
 
 /// A news channel of the server (3000, 3006) the caller can read (5001).
@@ -87,6 +117,13 @@ async fn post_views(
     posts: Vec<NewsPostRecord>,
 ) -> CoreResult<Vec<NewsPostView>> {
     let people = lookup::authors(svc, server_id, posts.iter().map(|p| p.author_id)).await?;
+    // Posts whose submission still waits to reach central (looked up only when central may
+    // have any of them).
+    let queued = if posts.iter().any(|p| p.submitted_to_discovery) && central::enabled(svc) {
+        svc.outbox.pending(server_id).await?
+    } else {
+        Vec::new()
+    };
     Ok(posts
         .into_iter()
         .map(|p| {
@@ -94,7 +131,10 @@ async fn post_views(
                 .get(&p.author_id)
                 .cloned()
                 .unwrap_or_else(|| unknown_author(p.author_id));
-            NewsPostView::new(p, author)
+            let pending = queued.contains(&p.id.to_string());
+            let mut view = NewsPostView::new(p, author);
+            view.discovery_pending = pending;
+            view
         })
         .collect())
 }
@@ -201,7 +241,7 @@ pub async fn create_post(
     let (channel, perms) = readable_news_channel(svc, server, caller, input.channel_id).await?;
     perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")?;
     if input.submit_to_discovery {
-        return Err(discovery_unavailable(caller));
+        require_discovery(svc, server, caller).await?;
     }
     let now = svc.clock.now();
     let post = NewsPostRecord {
@@ -213,14 +253,22 @@ pub async fn create_post(
         hero_image_url: input.hero_image_url,
         content: input.content,
         comment_count: 0,
-        submitted_to_discovery: false,
+        submitted_to_discovery: input.submit_to_discovery,
         discovery_validation_errors: None,
         published_at: now,
         created_at: now,
         updated_at: now,
     };
-    svc.content.create_post(post.clone()).await?;
-    let view = post_view(svc, server.id, post).await?;
+    let sync = central::post(svc, server, &post, false);
+    let queued = sync.is_some();
+    svc.content
+        .create_post(server.id, post.clone(), sync)
+        .await?;
+    let view = if queued {
+        settled_view(svc, server, post).await?
+    } else {
+        post_view(svc, server.id, post).await?
+    };
     publish(
         svc,
         server.id,
@@ -232,27 +280,55 @@ pub async fn create_post(
     Ok(view)
 }
 
-/// `news.updatePost` (MANAGE_NEWS in the post's channel). `submit_to_discovery: false` is
-/// accepted and changes nothing (no post is ever submitted); `true` is refused.
+/// `news.updatePost` (MANAGE_NEWS in the post's channel). `submit_to_discovery: true`
+/// submits the post (as `news.createPost` does), `false` retracts it (central deletes it); a
+/// submitted post's text is not edited unless the same call retracts it (6101).
 pub async fn update_post(
     svc: &Services,
     server: &Server,
     caller: &Caller,
     post_id: Uuid,
-    patch: NewsPostPatch,
+    mut patch: NewsPostPatch,
     submit_to_discovery: Option<bool>,
 ) -> CoreResult<NewsPostView> {
-    let (_, channel, perms) = readable_post(svc, server, caller, post_id).await?;
+    let (before, channel, perms) = readable_post(svc, server, caller, post_id).await?;
     perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")?;
-    if submit_to_discovery == Some(true) {
-        return Err(discovery_unavailable(caller));
+    let edits = patch.title.is_some()
+        || patch.subtitle.is_some()
+        || patch.hero_image_url.is_some()
+        || patch.content.is_some();
+    if before.submitted_to_discovery && edits && submit_to_discovery != Some(false) {
+        return Err(CoreError::ecto(
+            ErrorKind::Forbidden,
+            EctoCode::DiscoveryNotApproved,
+            "Retract the post from discovery before editing it",
+        ));
     }
+    if submit_to_discovery == Some(true) {
+        require_discovery(svc, server, caller).await?;
+    }
+    patch.submitted_to_discovery = submit_to_discovery;
+    if submit_to_discovery == Some(false) {
+        patch.discovery_validation_errors = Some(None);
+    }
+    // Central hears of the post when it is (re)submitted or retracted, as the change leaves it.
+    let was_submitted = before.submitted_to_discovery;
+    let sync = |now: &NewsPostRecord| {
+        submit_to_discovery
+            .is_some()
+            .then(|| central::post(svc, server, now, was_submitted))
+            .flatten()
+    };
     let post = svc
         .content
-        .update_post(server.id, post_id, patch, svc.clock.now())
+        .update_post(server.id, post_id, patch, svc.clock.now(), Some(&sync))
         .await?
         .ok_or_else(CoreError::post_not_found)?;
-    let view = post_view(svc, server.id, post).await?;
+    let view = if sync(&post).is_some() {
+        settled_view(svc, server, post).await?
+    } else {
+        post_view(svc, server.id, post).await?
+    };
     publish(
         svc,
         server.id,
@@ -273,7 +349,12 @@ pub async fn delete_post(
 ) -> CoreResult<serde_json::Value> {
     let (_, channel, perms) = readable_post(svc, server, caller, post_id).await?;
     perms.require_in(&channel, bits::MANAGE_NEWS, "MANAGE_NEWS")?;
-    if !svc.content.delete_post(server.id, post_id).await? {
+    let sync = |was: &NewsPostRecord| central::post_deleted(svc, server, was);
+    let deleted = svc
+        .content
+        .delete_post(server.id, post_id, svc.clock.now(), Some(&sync))
+        .await?;
+    if !deleted {
         return Err(CoreError::post_not_found());
     }
     publish(

@@ -2,6 +2,7 @@
 //! transferOwnership, delete; and the server images (icon, banner) the uploads replace.
 
 use super::base::access::Perms;
+use super::base::central;
 use super::base::file_names::own_image_key;
 use super::base::identity::Caller;
 use super::base::publish::{entry, publish, success};
@@ -62,9 +63,11 @@ async fn apply(
         Some(("server", server.id)),
         Some(details),
     );
+    // ecto-central learns the server as this change leaves it.
+    let sync = |now: &Server| central::metadata(svc, now);
     let updated = svc
         .servers
-        .update(server.id, patch, audit)
+        .update(server.id, patch, audit, Some(&sync))
         .await?
         .ok_or_else(CoreError::server_not_found)?;
     publish_update(svc, &updated).await?;
@@ -167,7 +170,9 @@ pub async fn delete(
 ) -> CoreResult<serde_json::Value> {
     require_owner(server, caller, "delete the server")?;
     require_confirmation(server, confirmation)?;
-    if !svc.servers.delete(server.id).await? {
+    let config = svc.servers.config(server.id).await?;
+    let sync = central::server_deleted(svc, server, &config);
+    if !svc.servers.delete(server.id, sync, svc.clock.now()).await? {
         return Err(CoreError::server_not_found());
     }
     tracing::info!(server_id = %server.id, user_id = %caller.user_id, "server deleted");

@@ -1,6 +1,7 @@
 //! The `serverConfig` router: get, update, completeSetup.
 
 use super::base::access::Perms;
+use super::base::central;
 use super::base::identity::Caller;
 use super::base::publish::{entry, publish, success};
 use crate::model::{ConfigPatch, Server, ServerConfig, ServerView};
@@ -26,11 +27,15 @@ pub struct ConfigView {
     pub discovery_approved: bool,
     pub tags: Vec<String>,
     pub version: &'static str,
+    /// A discovery registration (or withdrawal) waits to reach ecto-central (it is down, or
+    /// slow): `discovery_approved` is the last answer central gave. Not in the reference.
+    pub discovery_pending: bool,
 }
 
 impl From<ServerConfig> for ConfigView {
     fn from(c: ServerConfig) -> Self {
         Self {
+            discovery_pending: false,
             max_upload_size_bytes: c.max_upload_size_bytes,
             max_shared_storage_bytes: c.max_shared_storage_bytes,
             allow_local_accounts: c.allow_local_accounts,
@@ -59,7 +64,9 @@ async fn manager(svc: &Services, server: &Server, caller: &Caller) -> CoreResult
 /// `serverConfig.get` (MANAGE_SERVER).
 pub async fn get(svc: &Services, server: &Server, caller: &Caller) -> CoreResult<ConfigView> {
     manager(svc, server, caller).await?;
-    Ok(svc.servers.config(server.id).await?.into())
+    let mut view = ConfigView::from(svc.servers.config(server.id).await?);
+    view.discovery_pending = central::pending(svc, server.id, central::DISCOVERY).await?;
+    Ok(view)
 }
 
 /// Writes `patch` with its audit entry and tells the server's sessions (the Server object with
@@ -71,6 +78,16 @@ async fn apply(
     patch: ConfigPatch,
     details: serde_json::Value,
 ) -> CoreResult<()> {
+    // Discovery is registered again whenever what it shows of the configuration changes, and
+    // withdrawn when the server stops being discoverable (if central had it).
+    let touched = patch.discoverable.is_some() || patch.tags.is_some();
+    let before = svc.servers.config(server.id).await?;
+    let had_it = before.discoverable || before.discovery_approved;
+    let sync = |after: &ServerConfig| {
+        (touched && (after.discoverable || had_it))
+            .then(|| central::discovery(svc, server, after))
+            .flatten()
+    };
     let audit = entry(
         svc,
         server.id,
@@ -79,14 +96,24 @@ async fn apply(
         Some(("server", server.id)),
         Some(details),
     );
-    let config = svc.servers.update_config(server.id, patch, audit).await?;
+    let config = svc
+        .servers
+        .update_config(server.id, patch, audit, Some(&sync))
+        .await?;
     let view = ServerView::new(server, &config, svc.settings.hosting_mode, true);
     publish(svc, server.id, Scope::Server, "server.update", &view).await;
+    if sync(&config).is_some() {
+        // The request answers once central has (its approval is then in `serverConfig.get`
+        // and in a second `server.update`), or, when central is down, at once with the call
+        // still queued (`discovery_pending`).
+        central::settle(svc, server.id, central::DISCOVERY).await?;
+    }
     Ok(())
 }
 
 /// `serverConfig.update` (MANAGE_SERVER). `discoverable` is stored as given;
-/// `discovery_approved` changes only when ecto-central pushes it (see [`super::central`]).
+/// `discovery_approved` changes only by ecto-central's word: its answer to the discovery
+/// registration this queues, or its push (see [`super::central`]).
 pub async fn update(
     svc: &Services,
     server: &Server,

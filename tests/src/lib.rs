@@ -4,7 +4,7 @@
 //! The managed profile needs PostgreSQL, Redis and the S3 emulator that `make test` starts; it
 //! reads where they are from `ECTO_TEST_*` variables and fails loudly when they are missing.
 
-mod central;
+pub mod central;
 pub mod relay;
 pub mod ws;
 
@@ -48,6 +48,9 @@ pub struct TestApp {
     pub db: ecto_sql::Db,
     pub services: ecto_core::Services,
     pub gateway: std::sync::Arc<ecto_gateway::Gateway>,
+    /// The process's delivery of calls to ecto-central (stopped by [`TestApp::stop`], as the
+    /// end of a real process would).
+    pub central_sync: Option<tokio::task::AbortHandle>,
 }
 
 /// What a successful `server.join` gave.
@@ -121,6 +124,28 @@ pub fn managed_config(dir: &str, central_url: &str) -> AppConfig {
     AppConfig::from_pairs(&refs).expect("managed test configuration is valid")
 }
 
+/// The `CENTRAL_SYNC_KEY` of [`TestApp::spawn_synced`] servers.
+pub const SYNC_KEY: &str = "central-sync-test-key-0123456789";
+/// The `SERVER_ADDRESS` of self-hosted [`TestApp::spawn_synced`] servers.
+pub const SYNCED_ADDRESS: &str = "community.test.ecto";
+
+/// A new, empty PostgreSQL database on the test server (`ECTO_TEST_DATABASE_URL`'s), for a
+/// deployment that must not share its tables with other tests; its URL. It is named after the
+/// run's database, so the test services script drops it with that one.
+pub async fn fresh_database() -> String {
+    let url = required_env("ECTO_TEST_DATABASE_URL");
+    let (server, run_db) = url
+        .rsplit_once('/')
+        .expect("a database URL ends with its name");
+    let name = unique(&format!("{run_db}_"));
+    let admin = ecto_sql::Db::open(&url, 1).expect("open the test database");
+    admin
+        .execute_sql(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a database");
+    format!("{server}/{name}")
+}
+
 /// The `result.data` of a tRPC answer.
 pub fn data(body: &Value) -> &Value {
     &body["result"]["data"]
@@ -161,6 +186,47 @@ impl TestApp {
         }
     }
 
+    /// A server that synchronises with `central` (a [`FakeCentral::spawn_keyed`] with
+    /// [`SYNC_KEY`]): `CENTRAL_URL`, `CENTRAL_SYNC_KEY`, retries at most 1 s apart, and
+    /// self-hosted an address ([`SYNCED_ADDRESS`]). Managed, in a database of its own: every
+    /// instance of a deployment delivers any server's calls, and other tests' instances would
+    /// deliver to their own fake.
+    pub async fn spawn_synced(profile: Profile, central: &FakeCentral) -> TestApp {
+        let url = central.url.clone();
+        let database = match profile {
+            Profile::SelfHosted => None,
+            Profile::Managed => Some(fresh_database().await),
+        };
+        let mut app = Self::spawn_with(profile, move |c| {
+            c.central_url = Some(url);
+            c.central_sync_key = Some(SYNC_KEY.into());
+            c.central_sync_retry_max_secs = 1;
+            match database {
+                Some(db) => c.database_url = Some(db),
+                None => c.server_address = Some(SYNCED_ADDRESS.into()),
+            }
+        })
+        .await;
+        // The fake central spawn_with made for verifications is not the one calls go to.
+        app.central = None;
+        app
+    }
+
+    /// Stops this server ([`TestApp::stop`]) and starts another process on the same data:
+    /// the same directory and database (and, managed, the same community server).
+    pub async fn restart(self) -> TestApp {
+        self.stop().await;
+        let mut next = TestApp::start(
+            self.profile,
+            self.config.clone(),
+            None,
+            self.data_dir.clone(),
+        )
+        .await;
+        next.server_address = self.server_address.clone();
+        next
+    }
+
     /// Starts a server with an explicit configuration.
     pub async fn start(
         profile: Profile,
@@ -174,6 +240,7 @@ impl TestApp {
             server,
             services,
             gateway,
+            central_sync,
         } = ecto_server::start(&config).await.expect("server starts");
         tokio::spawn(server);
         let db = ecto_server::open_database(&config).expect("db handle");
@@ -189,6 +256,7 @@ impl TestApp {
             db,
             services,
             gateway,
+            central_sync,
         }
     }
 
@@ -220,6 +288,9 @@ impl TestApp {
 
     /// Stops the server gracefully: sockets close with 4011, in-flight requests finish.
     pub async fn stop(&self) {
+        if let Some(sync) = &self.central_sync {
+            sync.abort();
+        }
         ecto_server::shutdown(&self.gateway, &self.running_handle).await;
     }
 

@@ -1,5 +1,10 @@
-//! Client for ecto-central's token verification (`POST {CENTRAL_URL}/api/verify-token`,
-//! reference §4.4). Caching is the core's business, not this adapter's.
+//! Clients of ecto-central: token verification (`POST {CENTRAL_URL}/api/verify-token`,
+//! reference §4.4; caching is the core's business, not this adapter's) and the signed sync
+//! calls ([`HttpCentralClient`]).
+
+mod sync;
+
+pub use sync::HttpCentralClient;
 
 use async_trait::async_trait;
 use ecto_core::ports::{CentralIdentity, IdentityVerifier};

@@ -86,6 +86,11 @@ impl Cache for MemoryCache {
         Ok(stored.is_fresh())
     }
 
+    async fn remove(&self, key: &str) -> CoreResult<()> {
+        self.entries.invalidate(key).await;
+        Ok(())
+    }
+
     async fn get_or_fetch(&self, key: &str, ttl: Duration, fetch: Fetch<'_>) -> CoreResult<String> {
         let made = async move {
             let value = fetch.await?;

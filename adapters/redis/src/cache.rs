@@ -76,6 +76,15 @@ impl Cache for RedisCache {
         Ok(stored.is_some())
     }
 
+    async fn remove(&self, key: &str) -> CoreResult<()> {
+        let mut conn = self.conn.manager.clone();
+        conn.del::<_, ()>(self.conn.key(key))
+            .await
+            .map_err(CoreError::internal)?;
+        self.near.invalidate(key).await;
+        Ok(())
+    }
+
     async fn get_or_fetch(&self, key: &str, ttl: Duration, fetch: Fetch<'_>) -> CoreResult<String> {
         let made = async move {
             if let Some(hit) = self.get(key).await? {

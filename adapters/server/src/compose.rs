@@ -108,6 +108,14 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         Some(url) => Some(Arc::new(HttpCentralVerifier::new(url)?)),
         None => None,
     };
+    let central_client: Option<Arc<dyn ecto_core::ports::CentralClient>> =
+        match (&config.central_url, &config.central_sync_key) {
+            (Some(url), Some(key)) => Some(Arc::new(ecto_central::HttpCentralClient::new(
+                url,
+                ecto_core::usecases::base::signing::SyncKey::new(key),
+            )?)),
+            _ => None,
+        };
     let blobs: Arc<dyn BlobStore> = match &config.s3 {
         Some(s3) => Arc::new(ecto_s3::S3BlobStore::new(ecto_s3::S3Settings {
             endpoint: &s3.endpoint,
@@ -135,6 +143,9 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
                 .central_sync_key
                 .as_deref()
                 .map(ecto_core::usecases::base::signing::SyncKey::new),
+            central_retry_max: std::time::Duration::from_secs(
+                config.central_sync_retry_max_secs.max(1),
+            ),
         },
         tenancy: Tenancy::Multi,
         servers: Arc::new(SqlServerStore(db.clone())),
@@ -155,6 +166,8 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         hasher: Arc::new(Argon2PasswordHasher),
         tokens: Arc::new(JwtTokenIssuer::new(secret.as_bytes())?),
         central,
+        central_client,
+        outbox: Arc::new(ecto_sql::SqlCentralOutbox::new(db.clone())),
         cache,
         rate_limiter,
         presence,
@@ -291,6 +304,28 @@ fn resolve(value: &str) -> Option<IpAddr> {
     (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).next()
 }
 
+/// Delivers the queued calls to ecto-central (when it is configured): a pass whenever a change
+/// queues one and at least every second (retries come due), under a name unique to this
+/// process so that, across instances, one delivers each server's calls at a time. `None`
+/// when central sync is not configured.
+fn spawn_central_sync(services: Services) -> Option<tokio::task::AbortHandle> {
+    services.central_client.as_ref()?;
+    let owner = format!("{}:{}", std::process::id(), ecto_core::new_id());
+    let task = tokio::spawn(async move {
+        loop {
+            if let Err(e) = ecto_core::usecases::base::central::deliver_due(&services, &owner).await
+            {
+                tracing::warn!(error = %e, "delivering calls to ecto-central failed");
+            }
+            services
+                .outbox
+                .idle(std::time::Duration::from_secs(1))
+                .await;
+        }
+    });
+    Some(task.abort_handle())
+}
+
 /// Ends the voice state of every participation the SFU dropped (a dead transport).
 fn spawn_media_losses(
     services: Services,
@@ -318,6 +353,9 @@ pub struct Running {
     pub services: Services,
     /// The WebSocket gateway of this process.
     pub gateway: Arc<ecto_gateway::Gateway>,
+    /// The loop delivering calls to ecto-central, when it is configured (an embedding that
+    /// stops the server without ending the process aborts it).
+    pub central_sync: Option<tokio::task::AbortHandle>,
 }
 
 /// Graceful shutdown: closes every socket with 4011, hands the voice channels hosted here
@@ -378,12 +416,14 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
     let server =
         ecto_http::serve(state, listener, workers, Some(routes)).map_err(CoreError::internal)?;
     spawn_token_cleanup(services.clone());
+    let central_sync = spawn_central_sync(services.clone());
     Ok(Running {
         addr,
         handle: server.handle(),
         server,
         services,
         gateway,
+        central_sync,
     })
 }
 

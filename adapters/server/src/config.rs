@@ -33,6 +33,9 @@ pub struct AppConfig {
     pub allow_local_accounts: bool,
     pub central_url: Option<String>,
     pub central_sync_key: Option<String>,
+    /// `CENTRAL_SYNC_RETRY_MAX_SECS` (default 300): the longest pause between attempts of a
+    /// call to ecto-central that failed.
+    pub central_sync_retry_max_secs: u64,
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
     pub s3: Option<S3Config>,
@@ -111,6 +114,7 @@ struct Raw {
     allow_local_accounts: Option<String>,
     central_url: Option<String>,
     central_sync_key: Option<String>,
+    central_sync_retry_max_secs: Option<String>,
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
     s3_endpoint: Option<String>,
@@ -213,6 +217,11 @@ impl AppConfig {
         c.redis_url(redis_url.as_deref());
         let central_url = set(&raw.central_url);
         c.central_url(central_url.as_deref());
+        let central_sync_retry_max_secs = c.number(
+            "CENTRAL_SYNC_RETRY_MAX_SECS",
+            &raw.central_sync_retry_max_secs,
+            300u64,
+        );
         let log_json = c.log_format(&raw);
         let port = c.number("PORT", &raw.port, 3000u16);
         let voice_enabled = c.flag_or("VOICE_ENABLED", &raw.voice_enabled, true);
@@ -255,6 +264,7 @@ impl AppConfig {
                 .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
             central_url,
             central_sync_key: set(&raw.central_sync_key),
+            central_sync_retry_max_secs,
             redis_url,
             redis_key_prefix: raw
                 .redis_key_prefix

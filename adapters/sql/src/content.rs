@@ -9,7 +9,8 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ecto_core::model::{
-    NewsCommentRecord, NewsPostPatch, NewsPostRecord, PageContent, PageRevision, Timestamp,
+    NewSync, NewsCommentRecord, NewsPostPatch, NewsPostRecord, PageContent, PageRevision, SyncWith,
+    Timestamp,
 };
 use ecto_core::ports::{ContentStore, PageEdit, PageUpdate};
 use ecto_core::CoreResult;
@@ -282,32 +283,46 @@ impl ContentStore for SqlContentStore {
         })
     }
 
-    async fn create_post(&self, p: NewsPostRecord) -> CoreResult<()> {
+    async fn create_post(
+        &self,
+        server_id: Uuid,
+        p: NewsPostRecord,
+        sync: Option<NewSync>,
+    ) -> CoreResult<()> {
         let errors = p
             .discovery_validation_errors
             .as_ref()
             .map(|e| serde_json::json!(e));
         db_run!(self.0, write, |conn| {
-            diesel::insert_into(news_posts::table)
-                .values((
-                    news_posts::id.eq(DbId(p.id)),
-                    news_posts::channel_id.eq(DbId(p.channel_id)),
-                    news_posts::author_id.eq(DbId(p.author_id)),
-                    news_posts::title.eq(&p.title),
-                    news_posts::subtitle.eq(p.subtitle.as_deref()),
-                    news_posts::hero_image_url.eq(p.hero_image_url.as_deref()),
-                    news_posts::content.eq(&p.content),
-                    news_posts::comment_count.eq(p.comment_count),
-                    news_posts::submitted_to_discovery.eq(p.submitted_to_discovery),
-                    news_posts::discovery_validation_errors.eq(errors.clone()),
-                    news_posts::published_at.eq(p.published_at),
-                    news_posts::created_at.eq(p.created_at),
-                    news_posts::updated_at.eq(p.updated_at),
-                ))
-                .execute(conn)
-                .await
-                .map(|_| ())
-                .map_err(db_error)
+            let p = p.clone();
+            let errors = errors.clone();
+            let sync = sync.clone();
+            conn.transaction(async move |conn| {
+                diesel::insert_into(news_posts::table)
+                    .values((
+                        news_posts::id.eq(DbId(p.id)),
+                        news_posts::channel_id.eq(DbId(p.channel_id)),
+                        news_posts::author_id.eq(DbId(p.author_id)),
+                        news_posts::title.eq(&p.title),
+                        news_posts::subtitle.eq(p.subtitle.as_deref()),
+                        news_posts::hero_image_url.eq(p.hero_image_url.as_deref()),
+                        news_posts::content.eq(&p.content),
+                        news_posts::comment_count.eq(p.comment_count),
+                        news_posts::submitted_to_discovery.eq(p.submitted_to_discovery),
+                        news_posts::discovery_validation_errors.eq(errors),
+                        news_posts::published_at.eq(p.published_at),
+                        news_posts::created_at.eq(p.created_at),
+                        news_posts::updated_at.eq(p.updated_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if let Some(call) = sync {
+                    insert_sync!(conn, server_id, call, p.created_at);
+                }
+                Ok::<(), DieselError>(())
+            })
+            .await
+            .map_err(db_error)
         })
     }
 
@@ -354,6 +369,7 @@ impl ContentStore for SqlContentStore {
         id: Uuid,
         patch: NewsPostPatch,
         at: Timestamp,
+        sync: SyncWith<'_, NewsPostRecord>,
     ) -> CoreResult<Option<NewsPostRecord>> {
         db_run!(self.0, write, |conn| {
             let patch = patch.clone();
@@ -396,24 +412,52 @@ impl ContentStore for SqlContentStore {
                         .execute(conn)
                         .await?;
                 }
-                target().first::<PostRow>(conn).await.map(|r| Some(post(r)))
+                if let Some(v) = patch.submitted_to_discovery {
+                    diesel::update(target())
+                        .set(news_posts::submitted_to_discovery.eq(v))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(errors) = &patch.discovery_validation_errors {
+                    diesel::update(target())
+                        .set(
+                            news_posts::discovery_validation_errors
+                                .eq(errors.as_ref().map(|e| serde_json::json!(e))),
+                        )
+                        .execute(conn)
+                        .await?;
+                }
+                let now = post(target().first::<PostRow>(conn).await?);
+                if let Some(call) = sync.and_then(|make| make(&now)) {
+                    insert_sync!(conn, server_id, call, at);
+                }
+                Ok(Some(now))
             })
             .await
             .map_err(db_error)
         })
     }
 
-    async fn delete_post(&self, server_id: Uuid, id: Uuid) -> CoreResult<bool> {
+    async fn delete_post(
+        &self,
+        server_id: Uuid,
+        id: Uuid,
+        at: Timestamp,
+        sync: SyncWith<'_, NewsPostRecord>,
+    ) -> CoreResult<bool> {
         db_run!(self.0, write, |conn| {
             conn.transaction(async move |conn| {
                 let mine = news_posts::table
                     .filter(news_posts::id.eq(DbId(id)))
                     .filter(news_posts::channel_id.eq_any(own_channels!(server_id)))
-                    .count()
-                    .get_result::<i64>(conn)
-                    .await?;
-                if mine == 0 {
+                    .first::<PostRow>(conn)
+                    .await
+                    .optional()?;
+                let Some(was) = mine else {
                     return Ok::<bool, DieselError>(false);
+                };
+                if let Some(call) = sync.and_then(|make| make(&post(was))) {
+                    insert_sync!(conn, server_id, call, at);
                 }
                 diesel::delete(news_comments::table.filter(news_comments::post_id.eq(DbId(id))))
                     .execute(conn)

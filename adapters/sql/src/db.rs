@@ -371,6 +371,50 @@ macro_rules! insert_audit {
     }};
 }
 
+/// Queues `$sync` (a `NewSync`) as the next call of server `$server_id` in the central outbox,
+/// on `$conn` inside the caller's transaction, due at once; `?` returns the database error
+/// from the enclosing transaction. Taking the number updates the server's
+/// `central_sync_state` row, which holds that row until the transaction ends: the calls of one
+/// server are numbered in the order their transactions commit. The schema of the current
+/// `db_run!` arm must be in scope.
+macro_rules! insert_sync {
+    ($conn:expr, $server_id:expr, $sync:expr, $now:expr) => {{
+        let sync: &ecto_core::model::NewSync = &$sync;
+        let server = $crate::types::DbId($server_id);
+        let now: ecto_core::model::Timestamp = $now;
+        diesel::insert_into(central_sync_state::table)
+            .values((
+                central_sync_state::server_id.eq(server),
+                central_sync_state::next_seq.eq(0i64),
+            ))
+            .on_conflict_do_nothing()
+            .execute($conn)
+            .await?;
+        let state = central_sync_state::table.filter(central_sync_state::server_id.eq(server));
+        diesel::update(state)
+            .set(central_sync_state::next_seq.eq(central_sync_state::next_seq + 1i64))
+            .execute($conn)
+            .await?;
+        let seq: i64 = state
+            .select(central_sync_state::next_seq)
+            .first($conn)
+            .await?;
+        diesel::insert_into(central_outbox::table)
+            .values((
+                central_outbox::server_id.eq(server),
+                central_outbox::seq.eq(seq),
+                central_outbox::subject.eq(&sync.subject),
+                central_outbox::path.eq(sync.path),
+                central_outbox::body.eq(&sync.body),
+                central_outbox::attempts.eq(0),
+                central_outbox::next_attempt_ms.eq(now.timestamp_millis()),
+                central_outbox::created_at.eq(now),
+            ))
+            .execute($conn)
+            .await?;
+    }};
+}
+
 /// Inserts a `MessageRecord` on `$conn` (inside the caller's transaction); the schema of the
 /// current `db_run!` arm must be in scope.
 macro_rules! insert_message {

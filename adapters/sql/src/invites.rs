@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ecto_core::model::{Invite, InviteView, NewAudit};
+use ecto_core::model::{Invite, InviteView, NewAudit, NewSync};
 use ecto_core::ports::{InviteStore, NewInvite};
 use ecto_core::CoreResult;
 use std::collections::HashMap;
@@ -41,10 +41,16 @@ impl SqlInviteStore {
 
 #[async_trait]
 impl InviteStore for SqlInviteStore {
-    async fn create(&self, new: NewInvite, audit: NewAudit) -> CoreResult<Option<InviteView>> {
+    async fn create(
+        &self,
+        new: NewInvite,
+        audit: NewAudit,
+        sync: Option<NewSync>,
+    ) -> CoreResult<Option<InviteView>> {
         let inserted: Result<(), DieselError> = db_run!(self.0, write, |conn| {
             let new = new.clone();
             let audit = audit.clone();
+            let sync = sync.clone();
             conn.transaction(async move |conn| {
                 diesel::insert_into(invites::table)
                     .values((
@@ -61,6 +67,9 @@ impl InviteStore for SqlInviteStore {
                     .execute(conn)
                     .await?;
                 insert_audit!(conn, audit)?;
+                if let Some(call) = sync {
+                    insert_sync!(conn, new.server_id, call, new.created_at);
+                }
                 Ok(())
             })
             .await
@@ -122,9 +131,16 @@ impl InviteStore for SqlInviteStore {
         })
     }
 
-    async fn revoke(&self, server_id: Uuid, id: Uuid, audit: NewAudit) -> CoreResult<bool> {
+    async fn revoke(
+        &self,
+        server_id: Uuid,
+        id: Uuid,
+        audit: NewAudit,
+        sync: Option<NewSync>,
+    ) -> CoreResult<bool> {
         db_run!(self.0, write, |conn| {
             let audit = audit.clone();
+            let sync = sync.clone();
             conn.transaction(async move |conn| {
                 let n = diesel::update(
                     invites::table
@@ -138,6 +154,9 @@ impl InviteStore for SqlInviteStore {
                     return Err(DieselError::RollbackTransaction);
                 }
                 insert_audit!(conn, audit)?;
+                if let Some(call) = sync {
+                    insert_sync!(conn, server_id, call, audit.created_at);
+                }
                 Ok(true)
             })
             .await

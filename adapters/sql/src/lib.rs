@@ -9,6 +9,7 @@ mod db;
 mod accounts;
 mod activity;
 mod attachments;
+mod central;
 mod content;
 mod dms;
 mod hub;
@@ -37,6 +38,7 @@ diesel::define_sql_function! {
 pub use accounts::SqlAccountStore;
 pub use activity::SqlActivityStore;
 pub use attachments::SqlAttachmentStore;
+pub use central::SqlCentralOutbox;
 pub use content::SqlContentStore;
 pub use db::{Db, DbKind, SqlHealth};
 pub use dms::SqlDmStore;

@@ -476,6 +476,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+
+    central_sync_state (server_id) {
+        server_id -> Text,
+        next_seq -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+
+    central_outbox (server_id, seq) {
+        server_id -> Text,
+        seq -> BigInt,
+        subject -> Text,
+        path -> Text,
+        body -> Text,
+        attempts -> Integer,
+        next_attempt_ms -> BigInt,
+        last_error -> Nullable<Text>,
+        created_at -> TimestamptzSqlite,
+    }
+}
+
 diesel::joinable!(server_config -> servers (server_id));
 diesel::joinable!(custom_domains -> servers (server_id));
 diesel::joinable!(local_users -> servers (server_id));
@@ -544,4 +571,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     news_posts,
     news_comments,
     server_refresh_tokens,
+    central_sync_state,
+    central_outbox,
 );

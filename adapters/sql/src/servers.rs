@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ecto_core::model::{
-    ConfigPatch, NewAudit, NewServer, Server, ServerConfig, ServerPatch, Timestamp,
+    ConfigPatch, NewAudit, NewServer, NewSync, Server, ServerConfig, ServerPatch, SyncWith,
+    Timestamp,
 };
 use ecto_core::ports::ServerStore;
 use ecto_core::{CoreError, CoreResult, ErrorKind};
@@ -153,6 +154,7 @@ impl ServerStore for SqlServerStore {
         server_id: Uuid,
         patch: ServerPatch,
         audit: NewAudit,
+        sync: SyncWith<'_, Server>,
     ) -> CoreResult<Option<Server>> {
         let found: bool = db_run!(self.0, write, |conn| {
             let patch = patch.clone();
@@ -208,6 +210,12 @@ impl ServerStore for SqlServerStore {
                         .await?;
                 }
                 insert_audit!(conn, audit)?;
+                if let Some(make) = sync {
+                    let row: ServerRow = target.first(conn).await?;
+                    if let Some(call) = make(&Server::from(row)) {
+                        insert_sync!(conn, server_id, call, audit.created_at);
+                    }
+                }
                 Ok(true)
             })
             .await
@@ -227,6 +235,7 @@ impl ServerStore for SqlServerStore {
         server_id: Uuid,
         patch: ConfigPatch,
         audit: NewAudit,
+        sync: SyncWith<'_, ServerConfig>,
     ) -> CoreResult<ServerConfig> {
         let found: bool = db_run!(self.0, write, |conn| {
             let patch = patch.clone();
@@ -296,6 +305,12 @@ impl ServerStore for SqlServerStore {
                         .await?;
                 }
                 insert_audit!(conn, audit)?;
+                if let Some(make) = sync {
+                    let row: ConfigRow = target.first(conn).await?;
+                    if let Some(call) = make(&ServerConfig::from(row)) {
+                        insert_sync!(conn, server_id, call, audit.created_at);
+                    }
+                }
                 Ok(true)
             })
             .await
@@ -375,8 +390,9 @@ impl ServerStore for SqlServerStore {
         self.get(server_id).await
     }
 
-    async fn delete(&self, server_id: Uuid) -> CoreResult<bool> {
+    async fn delete(&self, server_id: Uuid, sync: Vec<NewSync>, at: Timestamp) -> CoreResult<bool> {
         db_run!(self.0, write, |conn| {
+            let sync = sync.clone();
             // Cascades over everything it owns: off the calling thread.
             crate::db::offloaded(conn.transaction(async move |conn| {
                 // Every foreign key to servers, and between server-owned tables, cascades (see
@@ -384,6 +400,11 @@ impl ServerStore for SqlServerStore {
                 let n = diesel::delete(servers::table.filter(servers::id.eq(DbId(server_id))))
                     .execute(conn)
                     .await?;
+                if n > 0 {
+                    for call in &sync {
+                        insert_sync!(conn, server_id, *call, at);
+                    }
+                }
                 Ok::<bool, DieselError>(n > 0)
             }))
             .await

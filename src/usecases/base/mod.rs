@@ -9,8 +9,10 @@
 //! 4. [`access`]: effective permissions, the only place they are computed;
 //!    [`rate_limit`]: the limits of inbound calls.
 //! 5. [`publish`]: audit entries, events and closing sessions.
+//! 6. [`central`]: the calls to ecto-central, their delivery and what central answers.
 
 pub mod access;
+pub mod central;
 pub mod file_names;
 pub mod identity;
 pub mod loaders;

@@ -250,6 +250,7 @@ pub fn register(r: &mut Registry) {
                 subtitle: w.subtitle,
                 hero_image_url: w.hero_image_url,
                 content: w.content,
+                ..NewsPostPatch::default()
             };
             news::update_post(
                 &ctx.svc,

@@ -1,0 +1,2 @@
+DROP TABLE central_outbox;
+DROP TABLE central_sync_state;
