@@ -87,7 +87,7 @@ pub fn invite_register(
             "code": code,
             "server_id": server.id,
             "address": address,
-            "expires_at": expires_at.map(|t| iso(t)),
+            "expires_at": expires_at.map(iso),
         }),
     ))
 }
