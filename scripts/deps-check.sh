@@ -39,6 +39,8 @@ check() { # crate, forbidden regex
 check ecto-core "$io_crates|$outbound|ecto-http|ecto-gateway"
 check ecto-http "$inbound_forbidden"
 check ecto-gateway "$inbound_forbidden|ecto-http"
+# The link card renderer: a pure function of its inputs, used by ecto-http.
+check ecto-ogimage "$io_crates|ecto-core|$outbound|ecto-http|ecto-gateway"
 for crate in $outbound_list; do
   check "$crate" "${outbound}|ecto-http|ecto-gateway"
 done

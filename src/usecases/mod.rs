@@ -18,6 +18,7 @@ pub mod join;
 pub mod members_admin;
 pub mod messages;
 pub mod news;
+pub mod og_image;
 pub mod pages;
 pub mod roles;
 pub mod search;

@@ -1,5 +1,5 @@
-//! Browser landing pages for `/` and `/invite/{code}` (reference §2.6): OpenGraph tags and an
-//! instant redirect to the web client.
+//! Browser landing pages for `/` and `/invite/{code}` (reference §2.6): OpenGraph tags (the
+//! image is the card of `/og-image`) and an instant redirect to the web client.
 
 use crate::server::HttpState;
 use crate::trpc::request_server;
@@ -72,11 +72,15 @@ async fn page(req: &HttpRequest, state: &HttpState, invite: Option<&str>) -> Htt
     };
     let title = escape_html(&format!("Join {} on Ecto", server.name));
     let (description, target) = (escape_html(&description), escape_html(&target));
+    let image = escape_html(&crate::uploads::absolute_url(req, "/og-image"));
     let html = format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">\n<title>{title}</title>\n\
          <meta property=\"og:title\" content=\"{title}\">\n<meta property=\"og:description\" content=\"{description}\">\n\
-         <meta property=\"og:type\" content=\"website\">\n<meta name=\"twitter:card\" content=\"summary_large_image\">\n\
+         <meta property=\"og:type\" content=\"website\">\n<meta property=\"og:image\" content=\"{image}\">\n\
+         <meta property=\"og:image:width\" content=\"1200\">\n<meta property=\"og:image:height\" content=\"630\">\n\
+         <meta name=\"twitter:card\" content=\"summary_large_image\">\n\
          <meta name=\"twitter:title\" content=\"{title}\">\n<meta name=\"twitter:description\" content=\"{description}\">\n\
+         <meta name=\"twitter:image\" content=\"{image}\">\n\
          <meta http-equiv=\"refresh\" content=\"0;url={target}\">\n</head>\n\
          <body><p><a href=\"{target}\">{title}</a></p></body></html>\n"
     );

@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod hub_uploads;
 mod landing;
+mod og_image;
 mod procedures;
 mod routes;
 mod server;

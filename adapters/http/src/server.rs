@@ -1,8 +1,8 @@
 //! Building and running the actix-web server.
 
 use crate::{
-    content_uploads, discovery, files, hub_uploads, landing, procedures, routes, trpc, unfurl,
-    uploads,
+    content_uploads, discovery, files, hub_uploads, landing, og_image, procedures, routes, trpc,
+    unfurl, uploads,
 };
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -23,6 +23,8 @@ pub struct HttpState {
     pub limits: RequestLimits,
     /// `MANAGED_API_KEY`: the bearer secret of `POST /internal/servers` (managed only).
     pub managed_api_key: Option<String>,
+    /// The link cards drawn by this process (`GET /og-image`).
+    pub og_images: og_image::OgImages,
 }
 
 /// Bounds on one tRPC request (`MAX_BATCH_CALLS`, `MAX_RESPONSE_BYTES`).
@@ -47,6 +49,7 @@ impl HttpState {
             max_json_body,
             limits,
             managed_api_key,
+            og_images: og_image::OgImages::default(),
         }
     }
 }
@@ -105,6 +108,7 @@ pub fn serve(
             .route("/ready", web::get().to(routes::ready))
             .route("/internal/servers", web::post().to(routes::create_server))
             .route("/", web::head().to(HttpResponse::Ok))
+            .route("/og-image", web::get().to(og_image::serve))
             .route(
                 "/",
                 web::get().guard(landing::wants_html()).to(landing::home),

@@ -13,6 +13,7 @@ mod join;
 mod managed;
 mod members;
 mod messages;
+mod og_image;
 mod pages_news;
 mod rate_limits;
 mod ready;
