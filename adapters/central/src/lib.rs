@@ -21,16 +21,20 @@ pub struct HttpCentralVerifier {
 
 impl HttpCentralVerifier {
     pub fn new(central_url: &str) -> CoreResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .user_agent("ecto-server")
-            .build()
-            .map_err(CoreError::internal)?;
         Ok(Self {
             base: central_url.trim_end_matches('/').to_owned(),
-            http,
+            http: client(Duration::from_secs(5))?,
         })
     }
+}
+
+/// The HTTP client of calls to central, each bounded by `timeout`.
+fn client(timeout: Duration) -> CoreResult<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent("ecto-server")
+        .build()
+        .map_err(CoreError::internal)
 }
 
 #[derive(Deserialize)]

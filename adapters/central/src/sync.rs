@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use ecto_core::ports::{CentralClient, SyncOutcome};
 use ecto_core::usecases::base::signing::{central_signature, SyncKey};
-use ecto_core::{CoreError, CoreResult};
+use ecto_core::CoreResult;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long one call may take, answer included.
@@ -19,15 +19,10 @@ pub struct HttpCentralClient {
 
 impl HttpCentralClient {
     pub fn new(central_url: &str, key: SyncKey) -> CoreResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .user_agent("ecto-server")
-            .build()
-            .map_err(CoreError::internal)?;
         Ok(Self {
             base: central_url.trim_end_matches('/').to_owned(),
             key,
-            http,
+            http: crate::client(CALL_TIMEOUT)?,
         })
     }
 }

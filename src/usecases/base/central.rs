@@ -54,22 +54,32 @@ fn call(subject: impl Into<String>, path: &'static str, body: serde_json::Value)
     }
 }
 
+/// What metadata and discovery calls say of the server, plus `extra` (`key`, value).
+fn server_body(server: &Server, address: String, extra: (&str, serde_json::Value)) -> String {
+    let mut body = json!({
+        "server_id": server.id,
+        "address": address,
+        "name": server.name,
+        "description": server.description,
+        "icon_url": server.icon_url,
+        "banner_url": server.banner_url,
+    });
+    body[extra.0] = extra.1;
+    body.to_string()
+}
+
 /// `server-metadata-sync` with the server as `server` is now.
 pub fn metadata(svc: &Services, server: &Server) -> Option<NewSync> {
     let address = address(svc, server)?;
-    Some(call(
-        METADATA,
-        "/api/server-metadata-sync",
-        json!({
-            "server_id": server.id,
-            "address": address,
-            "name": server.name,
-            "description": server.description,
-            "icon_url": server.icon_url,
-            "banner_url": server.banner_url,
-            "default_channel_id": server.default_channel_id,
-        }),
-    ))
+    Some(NewSync {
+        subject: METADATA.into(),
+        path: "/api/server-metadata-sync",
+        body: server_body(
+            server,
+            address,
+            ("default_channel_id", json!(server.default_channel_id)),
+        ),
+    })
 }
 
 /// `invite-register` of a new invite.
@@ -109,19 +119,11 @@ pub fn discovery(svc: &Services, server: &Server, config: &ServerConfig) -> Opti
     if !config.discoverable {
         return Some(discovery_unregister(server.id));
     }
-    Some(call(
-        DISCOVERY,
-        "/api/discovery-register",
-        json!({
-            "server_id": server.id,
-            "address": address,
-            "name": server.name,
-            "description": server.description,
-            "icon_url": server.icon_url,
-            "banner_url": server.banner_url,
-            "tags": config.tags,
-        }),
-    ))
+    Some(NewSync {
+        subject: DISCOVERY.into(),
+        path: "/api/discovery-register",
+        body: server_body(server, address, ("tags", json!(config.tags))),
+    })
 }
 
 fn discovery_unregister(server_id: Uuid) -> NewSync {
