@@ -45,6 +45,9 @@ pub struct Settings {
     /// `CENTRAL_SYNC_RETRY_MAX_SECS`: the longest pause between attempts of a failed call to
     /// ecto-central.
     pub central_retry_max: std::time::Duration,
+    /// Self-hosted, while the server has no owner: the token the first registration must
+    /// give as `setup_token` (or a valid invite code instead). `None`: nothing is asked.
+    pub setup_token: Option<String>,
 }
 
 /// Which community servers this process serves.

@@ -29,6 +29,9 @@ pub struct JoinInput {
     pub action: JoinAction,
     /// The client's address, for the failed-login limits.
     pub client: Option<std::net::IpAddr>,
+    /// The one-time setup token of a self-hosted server without an owner (the client's
+    /// `setup_token` field).
+    pub setup_token: Option<String>,
 }
 
 /// What `server.join` returns.
@@ -38,6 +41,53 @@ pub struct Joined {
     pub server_refresh_token: String,
     pub server: ServerView,
     pub member: MemberView,
+}
+
+/// While a self-hosted server has no owner (and `REQUIRE_SETUP_TOKEN` is on), whoever joins
+/// would become its owner: they must prove they run the box with the setup token kept in its
+/// data directory, or else bring a valid invite code (then `true`: the join requires and uses
+/// the invite, checked atomically as `require_invite` is). FORBIDDEN 2004 without either. A
+/// member already there (the owner left the server ownerless) is not asked.
+async fn first_owner_check(
+    svc: &Services,
+    server: &Server,
+    user_id: uuid::Uuid,
+    input: &JoinInput,
+) -> CoreResult<bool> {
+    let Some(expected) = &svc.settings.setup_token else {
+        return Ok(false);
+    };
+    // The memo may predate the first owner: an ownerless answer is read again.
+    if server.admin_user_id.is_some() {
+        return Ok(false);
+    }
+    let now = svc.servers.get(server.id).await?;
+    if now.is_none_or(|s| s.admin_user_id.is_some())
+        || svc.members.get(server.id, user_id).await?.is_some()
+    {
+        return Ok(false);
+    }
+    let given = input.setup_token.as_deref().unwrap_or("").trim();
+    if !given.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Ok(false);
+    }
+    if input
+        .invite_code
+        .as_deref()
+        .is_some_and(|c| !c.trim().is_empty())
+    {
+        return Ok(true);
+    }
+    Err(CoreError::forbidden(
+        EctoCode::InviteInvalid,
+        "This server has no owner yet: the first account needs the setup token printed when \
+         the server started (also in the file setup_token of its data directory), or an invite",
+    ))
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Joins `server` as the bearer of `bearer` (when it proves an identity) or with local
@@ -87,13 +137,15 @@ pub async fn join(
         _ => return Err(CoreError::auth_failed("Authentication required")),
     };
 
+    let require_invite =
+        config.require_invite || first_owner_check(svc, server, user_id, &input).await?;
     let plan = JoinPlan {
         server_id: server.id,
         user_id,
         identity_type,
         member_id: new_id(),
         invite_code: input.invite_code.map(|c| c.trim().to_string()),
-        require_invite: config.require_invite,
+        require_invite,
         new_account: new_local,
         now: svc.clock.now(),
     };

@@ -56,6 +56,36 @@ impl S3BlobStore {
             .with_path_style();
         Ok(Self { bucket })
     }
+
+    /// The `/ready` check of this bucket.
+    pub fn health(&self) -> S3Health {
+        S3Health(self.bucket.clone())
+    }
+}
+
+/// `/ready`'s check of the bucket: one listing of at most one key, which needs the bucket to
+/// exist, the endpoint to answer and the credentials to be accepted (what uploads need).
+pub struct S3Health(Box<Bucket>);
+
+#[async_trait]
+impl ecto_core::ports::HealthCheck for S3Health {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    async fn check(&self) -> CoreResult<()> {
+        match self
+            .0
+            .list_page("ecto-ready/".into(), None, None, None, Some(1))
+            .await
+        {
+            Ok((_, status)) if (200..300).contains(&status) => Ok(()),
+            Ok((_, status)) => Err(CoreError::internal_msg(format!(
+                "S3 listing answered {status}"
+            ))),
+            Err(e) => Err(s3_err(e)),
+        }
+    }
 }
 
 #[async_trait]

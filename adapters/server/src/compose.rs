@@ -117,13 +117,17 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             _ => None,
         };
     let blobs: Arc<dyn BlobStore> = match &config.s3 {
-        Some(s3) => Arc::new(ecto_s3::S3BlobStore::new(ecto_s3::S3Settings {
-            endpoint: &s3.endpoint,
-            bucket: &s3.bucket,
-            region: &s3.region,
-            access_key: &s3.access_key,
-            secret_key: &s3.secret_key,
-        })?),
+        Some(s3) => {
+            let store = ecto_s3::S3BlobStore::new(ecto_s3::S3Settings {
+                endpoint: &s3.endpoint,
+                bucket: &s3.bucket,
+                region: &s3.region,
+                access_key: &s3.access_key,
+                secret_key: &s3.secret_key,
+            })?;
+            health.push(Arc::new(store.health()));
+            Arc::new(store)
+        }
         None => Arc::new(ecto_localfs::LocalFsBlobStore::new(&config.upload_dir)?),
     };
     let voice = start_voice(config, redis.as_ref()).await?;
@@ -146,6 +150,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             central_retry_max: std::time::Duration::from_secs(
                 config.central_sync_retry_max_secs.max(1),
             ),
+            setup_token: None,
         },
         tenancy: Tenancy::Multi,
         servers: Arc::new(SqlServerStore(db.clone())),
@@ -188,6 +193,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             tracing::info!(server_id = %server.id, name = %server.name, "created this community server");
         }
         services.tenancy = Tenancy::Single(server.id);
+        services.settings.setup_token = first_owner_token(config, &server)?;
     }
     spawn_media_losses(services.clone(), voice.losses, voice.relay);
     Ok(services)
@@ -302,6 +308,33 @@ fn resolve(value: &str) -> Option<IpAddr> {
     let host = value.rsplit_once(':').map_or(value, |(h, _)| h);
     use std::net::ToSocketAddrs;
     (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).next()
+}
+
+/// The setup token the first owner's registration must present (self-hosted, until the server
+/// has an owner, unless `REQUIRE_SETUP_TOKEN=false`): kept in the data directory and printed
+/// at every start until then; forgotten once the server has its owner.
+fn first_owner_token(
+    config: &AppConfig,
+    server: &ecto_core::model::Server,
+) -> CoreResult<Option<String>> {
+    let kept = |e: std::io::Error| {
+        CoreError::internal_msg(format!(
+            "cannot keep the setup token in {}: {e}",
+            config.data_dir.display()
+        ))
+    };
+    if server.admin_user_id.is_some() || !config.require_setup_token {
+        secret::forget_setup_token(&config.data_dir).map_err(kept)?;
+        return Ok(None);
+    }
+    let token = secret::setup_token(&config.data_dir).map_err(kept)?;
+    tracing::warn!(
+        setup_token = %token,
+        file = %config.data_dir.join("setup_token").display(),
+        "this server has no owner yet: the first account to register becomes its owner and must \
+         give this setup token (the client's setup token field), or a valid invite code"
+    );
+    Ok(Some(token))
 }
 
 /// Delivers the queued calls to ecto-central (when it is configured): a pass whenever a change

@@ -36,6 +36,9 @@ pub struct AppConfig {
     /// `CENTRAL_SYNC_RETRY_MAX_SECS` (default 300): the longest pause between attempts of a
     /// call to ecto-central that failed.
     pub central_sync_retry_max_secs: u64,
+    /// `REQUIRE_SETUP_TOKEN` (default true): self-hosted, the first owner's registration must
+    /// give the setup token kept in the data directory.
+    pub require_setup_token: bool,
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
     pub s3: Option<S3Config>,
@@ -115,6 +118,7 @@ struct Raw {
     central_url: Option<String>,
     central_sync_key: Option<String>,
     central_sync_retry_max_secs: Option<String>,
+    require_setup_token: Option<String>,
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
     s3_endpoint: Option<String>,
@@ -225,6 +229,8 @@ impl AppConfig {
         let log_json = c.log_format(&raw);
         let port = c.number("PORT", &raw.port, 3000u16);
         let voice_enabled = c.flag_or("VOICE_ENABLED", &raw.voice_enabled, true);
+        let require_setup_token =
+            c.flag_or("REQUIRE_SETUP_TOKEN", &raw.require_setup_token, true);
         let (mediasoup_min_port, mediasoup_max_port) = c.mediasoup_ports(&raw);
         let voice_max_bitrate_kbps = c.number(
             "VOICE_MAX_BITRATE_KBPS",
@@ -265,6 +271,7 @@ impl AppConfig {
             central_url,
             central_sync_key: set(&raw.central_sync_key),
             central_sync_retry_max_secs,
+            require_setup_token,
             redis_url,
             redis_key_prefix: raw
                 .redis_key_prefix

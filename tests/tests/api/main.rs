@@ -21,6 +21,7 @@ mod resume;
 mod search;
 mod security;
 mod self_hosted_restart;
+mod setup;
 mod structure;
 mod tokens;
 mod unfurl;

@@ -67,3 +67,30 @@ async fn ready_is_503_when_a_backing_service_is_down() {
         "liveness does not depend on backing services"
     );
 }
+
+/// `/ready` of a managed server checks its S3 bucket: uploads fail without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_checks_the_upload_storage() {
+    async fn ready(app: &ecto_tests::TestApp) -> (reqwest::StatusCode, serde_json::Value) {
+        let resp = reqwest::get(format!("{}/ready", app.base))
+            .await
+            .expect("ready");
+        let status = resp.status();
+        (status, resp.json().await.expect("json"))
+    }
+    let app = ecto_tests::TestApp::spawn(ecto_tests::Profile::Managed).await;
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["storage"], "ok", "{body}");
+
+    let broken = ecto_tests::TestApp::spawn_with(ecto_tests::Profile::Managed, |c| {
+        if let Some(s3) = &mut c.s3 {
+            s3.bucket = "ecto-no-such-bucket".into();
+        }
+    })
+    .await;
+    let (status, body) = ready(&broken).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["checks"]["storage"], "unavailable", "{body}");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+}

@@ -20,11 +20,13 @@ struct JoinWire {
     username: Option<String>,
     password: Option<String>,
     action: Option<String>,
+    setup_token: Option<String>,
 }
 
 impl Validate for JoinWire {
     fn validate(&self) -> Result<(), ApiError> {
         opt_length("invite_code", self.invite_code.as_deref(), 0, 64)?;
+        opt_length("setup_token", self.setup_token.as_deref(), 0, 128)?;
         opt_length("username", self.username.as_deref(), 1, 32)?;
         opt_length("password", self.password.as_deref(), 8, 128)?;
         match self.action.as_deref() {
@@ -69,6 +71,7 @@ pub fn register(r: &mut Registry) {
                     JoinAction::Register
                 },
                 client: ctx.ip,
+                setup_token: w.setup_token,
             };
             join::join(&ctx.svc, &ctx.server, ctx.bearer.as_deref(), input).await
         },
