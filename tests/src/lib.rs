@@ -51,6 +51,8 @@ pub struct TestApp {
     /// The process's delivery of calls to ecto-central (stopped by [`TestApp::stop`], as the
     /// end of a real process would).
     pub central_sync: Option<tokio::task::AbortHandle>,
+    /// Where `GET /metrics` is served, when the configuration sets `metrics_address`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// What a successful `server.join` gave.
@@ -243,6 +245,7 @@ impl TestApp {
             services,
             gateway,
             central_sync,
+            metrics_addr,
         } = ecto_server::start(&config).await.expect("server starts");
         tokio::spawn(server);
         let db = ecto_server::open_database(&config).expect("db handle");
@@ -259,6 +262,7 @@ impl TestApp {
             services,
             gateway,
             central_sync,
+            metrics_addr,
         }
     }
 

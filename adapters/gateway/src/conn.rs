@@ -73,6 +73,8 @@ impl EventBudget {
         self.tokens = (self.tokens + refill * self.capacity).min(self.capacity);
         self.updated = now;
         if self.tokens < 1.0 {
+            metrics::counter!("ecto_rate_limit_refusals_total", "bucket" => "ws_events")
+                .increment(1);
             return false;
         }
         self.tokens -= 1.0;

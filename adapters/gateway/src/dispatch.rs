@@ -41,7 +41,9 @@ impl Gateway {
         if event.position <= last {
             return;
         }
+        let started = std::time::Instant::now();
         if event.position > last + 1 {
+            metrics::counter!("ecto_event_bus_gaps_total").increment(1);
             match self.services.events.since(last).await {
                 Ok(Some(missed)) => {
                     for e in missed.into_iter().filter(|e| e.position < event.position) {
@@ -52,8 +54,11 @@ impl Gateway {
                 _ => self.lost(event.position - 1),
             }
         }
+        let position = event.position;
         let affected = self.dispatch(event);
         self.recheck_all(affected).await;
+        metrics::gauge!("ecto_event_bus_dispatched_position").set(position as f64);
+        metrics::histogram!("ecto_dispatch_seconds").record(started.elapsed());
     }
 
     /// Re-reads the rights of the sessions a permission change reached before the next event
@@ -108,6 +113,7 @@ impl Gateway {
     /// it missed, so every socket closes (4000) and resumes or identifies afresh.
     fn lost(&self, position: u64) {
         tracing::warn!(position, "event log gap; closing every session");
+        metrics::counter!("ecto_event_bus_lost_total").increment(1);
         self.services.memo.clear();
         let mut registry = self.registry();
         registry.position = registry.position.max(position);
@@ -202,6 +208,7 @@ impl Gateway {
         // Serialized once per event, whatever the number of recipients.
         let name: Arc<str> = Arc::from(event.name.as_str());
         let mut data: Option<Arc<str>> = None;
+        let mut delivered = 0u64;
         for s in registry
             .sessions
             .values()
@@ -238,11 +245,14 @@ impl Gateway {
                 })
                 .clone();
             self.deliver(&mut state, event.position, &name, data);
+            delivered += 1;
             drop(state);
             if changes_permissions(&event.name) {
                 affected.push(s.clone());
             }
         }
+        // One counter update per event, whatever the number of recipients.
+        metrics::counter!("ecto_ws_events_delivered_total").increment(delivered);
         (ended, affected)
     }
 
@@ -274,6 +284,7 @@ impl Gateway {
                 .try_send(frame(name, &data, state.seq))
                 .is_err()
             {
+                metrics::counter!("ecto_ws_outbound_drops_total").increment(1);
                 socket.close(close::UNKNOWN_ERROR, "Outbound queue full");
                 state.socket = None;
             }

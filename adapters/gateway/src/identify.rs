@@ -99,10 +99,15 @@ impl Conn {
     ) -> Option<Flow> {
         let resume_seq = data.get("resume_seq").and_then(Value::as_u64)?;
         let old_id = match uuid_field(data, "session_id") {
-            Some(id) => id,
-            None => find_detached(&self.gateway, server.id, caller.user_id, resume_seq).await?,
+            Some(id) => Some(id),
+            None => find_detached(&self.gateway, server.id, caller.user_id, resume_seq).await,
         };
-        self.try_resume(server, caller, old_id, resume_seq).await
+        let resumed = match old_id {
+            Some(old_id) => self.try_resume(server, caller, old_id, resume_seq).await,
+            None => None,
+        };
+        crate::resume::count(resumed.is_some());
+        resumed
     }
 
     /// A new session under the hello id: `system.ready` (with the active channel's messages

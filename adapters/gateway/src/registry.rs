@@ -290,6 +290,18 @@ impl Gateway {
             .clear();
     }
 
+    /// The sessions this process holds and their subscriptions in all (read when metrics
+    /// are scraped, not kept up to date by the paths that change them).
+    pub fn counts(&self) -> (usize, usize) {
+        let registry = self.registry();
+        let subscriptions = registry
+            .sessions
+            .values()
+            .map(|s| s.lock().subscriptions.len())
+            .sum();
+        (registry.sessions.len(), subscriptions)
+    }
+
     /// How many sessions the process holds.
     pub fn session_count(&self) -> usize {
         self.registry().sessions.len()

@@ -272,8 +272,10 @@ impl Conn {
             _ => None,
         };
         let Some(replayed) = replayed.filter(|r| r.seq == seq) else {
+            count(false);
             return Flow::Close(close::INVALID_SEQUENCE, "Sequence no longer available");
         };
+        count(true);
         for frame in &replayed.frames {
             if self.ws.text(frame.clone()).await.is_err() {
                 return Flow::Close(close::UNKNOWN_ERROR, "Send failed");
@@ -285,4 +287,10 @@ impl Conn {
         )
         .await
     }
+}
+
+/// Counts one resume asked for, served or refused (`ecto_ws_resumes_total{outcome}`).
+pub(crate) fn count(served: bool) {
+    let outcome = if served { "served" } else { "refused" };
+    metrics::counter!("ecto_ws_resumes_total", "outcome" => outcome).increment(1);
 }

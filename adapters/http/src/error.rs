@@ -108,13 +108,19 @@ impl ApiError {
         let status = actix_web::http::StatusCode::from_u16(self.code.http_status())
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = actix_web::HttpResponse::build(status);
-        match self.retry_after {
+        let mut resp = match self.retry_after {
             Some(secs) => {
                 resp.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
                 resp.json(json!({ "error": self.message, "retry_after": secs }))
             }
             None => resp.json(json!({ "error": self.message })),
-        }
+        };
+        crate::observe::describe(
+            &mut resp,
+            None,
+            self.ecto.map(EctoCode::number).into_iter().collect(),
+        );
+        resp
     }
 }
 
@@ -131,15 +137,16 @@ impl From<CoreError> for ApiError {
             ErrorKind::Internal => TrpcCode::InternalServerError,
         };
         if code == TrpcCode::InternalServerError {
-            // The cause chain goes to the log (each cause once: `CoreError`'s Display would
-            // repeat the first); the caller gets a generic message.
+            // The cause chain goes to the log, on the request's failure line (each cause
+            // once: `CoreError`'s Display would repeat the first); the caller gets a generic
+            // message.
             let mut chain = e.message.clone();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 chain.push_str(&format!(" <- {s}"));
                 src = s.source();
             }
-            tracing::error!(error = %chain, "internal error");
+            crate::observe::internal_cause(chain);
         }
         Self {
             code,

@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod hub_uploads;
 mod landing;
+mod observe;
 mod og_image;
 mod procedures;
 mod routes;

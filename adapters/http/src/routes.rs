@@ -48,7 +48,14 @@ struct NewServerWire {
 fn plain_error(e: &ApiError) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(e.code.http_status())
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::build(status).json(e.envelope("internal.servers"))
+    let mut resp = HttpResponse::build(status).json(e.envelope("internal.servers"));
+    let ecto = e
+        .ecto
+        .map(ecto_core::EctoCode::number)
+        .into_iter()
+        .collect();
+    crate::observe::describe(&mut resp, None, ecto);
+    resp
 }
 
 /// Constant-time comparison, so the key cannot be guessed byte by byte from timings.

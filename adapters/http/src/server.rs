@@ -95,10 +95,13 @@ pub fn serve(
                     .add(("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS"))
                     .add((
                         "Access-Control-Allow-Headers",
-                        "Content-Type, Authorization",
+                        "Content-Type, Authorization, X-Request-Id",
                     ))
-                    .add(("Access-Control-Max-Age", "86400")),
+                    .add(("Access-Control-Max-Age", "86400"))
+                    .add(("Access-Control-Expose-Headers", "X-Request-Id")),
             )
+            // Outermost: every answer, preflights and errors included, carries the id.
+            .wrap(from_fn(crate::observe::observe))
             .configure(move |cfg| {
                 if let Some(extra) = &extra {
                     extra(cfg);

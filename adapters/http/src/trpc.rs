@@ -2,6 +2,7 @@
 //! `?input=`, mutations over POST with a JSON body, `?batch=1`, and the response envelopes.
 
 use crate::error::{ApiError, TrpcCode};
+use crate::observe::describe;
 use crate::server::HttpState;
 use crate::validate::Input;
 use actix_web::http::header::{self, HeaderValue};
@@ -76,6 +77,14 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The metrics label of a path: the procedure's own name, or `unknown` (a label never
+    /// comes from the request itself).
+    pub fn label(&self, path: &str) -> &'static str {
+        self.procedures
+            .get_key_value(path)
+            .map_or("unknown", |(name, _)| name)
+    }
+
     /// Registers a procedure whose handler takes a parsed input and returns a use case result.
     pub fn add<I, O, F, Fut>(&mut self, path: &'static str, kind: Kind, access: Access, f: F)
     where
@@ -249,10 +258,29 @@ pub async fn handle(
 ) -> HttpResponse {
     let batch = query.get("batch").is_some_and(|b| b == "1" || b == "true");
     let paths = batch_paths(path.into_inner(), batch);
+    let route = if batch {
+        "batch"
+    } else {
+        state.registry.label(&paths[0])
+    };
+    // Any failure before the calls run answers (and counts) every path alike.
+    let failed = |e: ApiError| {
+        for p in &paths {
+            count_call(state.registry.label(p), e.code.http_status());
+        }
+        let ecto = e
+            .ecto
+            .map(ecto_core::EctoCode::number)
+            .into_iter()
+            .collect();
+        let mut resp = fail_all(&paths, batch, e);
+        describe(&mut resp, Some(route), ecto);
+        resp
+    };
     let kind = match method_kind(req.method()) {
         Ok(Some(kind)) => kind,
         Ok(None) => return HttpResponse::NoContent().finish(),
-        Err(e) => return fail_all(&paths, batch, e),
+        Err(e) => return failed(e),
     };
     let prepared = async {
         let raw = raw_input(&req, &query, payload, &state, kind).await?;
@@ -263,13 +291,50 @@ pub async fn handle(
     };
     let (ctx, inputs) = match prepared.await {
         Ok(prepared) => prepared,
-        Err(e) => return fail_all(&paths, batch, e),
+        Err(e) => return failed(e),
     };
     let (results, spent) = run_calls(&state, &ctx, &paths, kind, inputs).await;
-    if batch {
+    let mut ecto = Vec::new();
+    for (p, r) in paths.iter().zip(&results) {
+        let status = match r {
+            Ok(_) => 200,
+            Err(e) => {
+                ecto.extend(e.ecto.map(ecto_core::EctoCode::number));
+                e.code.http_status()
+            }
+        };
+        count_call(state.registry.label(p), status);
+    }
+    let mut resp = if batch {
         batch_response(results, &paths, spent)
     } else {
         single_response(results, &paths[0])
+    };
+    describe(&mut resp, Some(route), ecto);
+    resp
+}
+
+/// Counts one call in `ecto_trpc_calls_total{procedure, status}` (each call of a batch too).
+fn count_call(procedure: &'static str, status: u16) {
+    metrics::counter!("ecto_trpc_calls_total", "procedure" => procedure, "status" => status_label(status))
+        .increment(1);
+}
+
+/// A status as a label without allocating (the statuses the tRPC layer answers).
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        _ => "other",
     }
 }
 
@@ -540,11 +605,13 @@ async fn call(
 /// A tRPC NOT_FOUND for any path outside the routes (the reference's fall-through).
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let path = req.path().trim_start_matches('/').to_owned();
-    error_response(
+    let mut resp = error_response(
         &ApiError::new(
             TrpcCode::NotFound,
             format!("No procedure found on path \"{path}\""),
         ),
         &path,
-    )
+    );
+    describe(&mut resp, Some("unknown"), Vec::new());
+    resp
 }

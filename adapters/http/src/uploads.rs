@@ -292,11 +292,16 @@ async fn pipe(
         }
         true
     });
-    match futures_util::future::select(put, pump).await {
+    let stored = match futures_util::future::select(put, pump).await {
         // The store finished first (done, or refused the body): stop reading.
         Either::Left((result, _)) => result.map_err(|e| (e, true)),
         Either::Right((body_ok, put)) => put.await.map_err(|e| (e, body_ok)),
+    };
+    if let Ok(bytes) = stored {
+        metrics::counter!("ecto_uploads_total").increment(1);
+        metrics::counter!("ecto_upload_bytes_total").increment(bytes);
     }
+    stored
 }
 
 /// Runs the pipeline for one upload request; see the module docs.

@@ -39,7 +39,7 @@ impl RedisCache {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         conn.pset_ex::<_, _, ()>(self.conn.key(key), value, ms)
             .await
-            .map_err(CoreError::internal)
+            .map_err(crate::redis_error)
     }
 }
 
@@ -49,7 +49,7 @@ impl Cache for RedisCache {
         let mut conn = self.conn.manager.clone();
         conn.get(self.conn.key(key))
             .await
-            .map_err(CoreError::internal)
+            .map_err(crate::redis_error)
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<()> {
@@ -69,7 +69,7 @@ impl Cache for RedisCache {
             .arg(ms)
             .query_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         if stored.is_some() {
             self.near.invalidate(key).await;
         }
@@ -80,7 +80,7 @@ impl Cache for RedisCache {
         let mut conn = self.conn.manager.clone();
         conn.del::<_, ()>(self.conn.key(key))
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         self.near.invalidate(key).await;
         Ok(())
     }

@@ -49,7 +49,7 @@ impl RedisEventBus {
     pub fn new(conn: RedisConn, url: &str, log_events: usize) -> CoreResult<Self> {
         Ok(Self {
             conn,
-            client: redis::Client::open(url).map_err(CoreError::internal)?,
+            client: redis::Client::open(url).map_err(crate::redis_error)?,
             log_events: log_events.max(1),
         })
     }
@@ -86,7 +86,7 @@ impl EventBus for RedisEventBus {
             .arg(self.log_events)
             .invoke_async::<u64>(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(())
     }
 
@@ -95,11 +95,11 @@ impl EventBus for RedisEventBus {
             .client
             .get_async_pubsub()
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         pubsub
             .subscribe(self.channel())
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         let stream = pubsub.into_on_message().filter_map(|msg| async move {
             let payload: String = msg.get_payload().ok()?;
             decode(&payload)
@@ -115,14 +115,14 @@ impl EventBus for RedisEventBus {
             .arg(after)
             .invoke_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         let mut items = reply.into_iter();
         if !matches!(items.next(), Some(redis::Value::Int(1))) {
             return Ok(None);
         }
         let mut events = Vec::new();
         for item in items {
-            let text: String = redis::from_redis_value(item).map_err(CoreError::internal)?;
+            let text: String = redis::from_redis_value(item).map_err(crate::redis_error)?;
             match decode(&text) {
                 Some(event) => events.push(event),
                 // An entry we cannot read is a hole: the caller must not assume completeness.
@@ -137,7 +137,7 @@ impl EventBus for RedisEventBus {
         let head: Option<u64> = conn
             .get(self.conn.key("events:head"))
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(head.unwrap_or(0))
     }
 }

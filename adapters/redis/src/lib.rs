@@ -21,6 +21,12 @@ use ecto_core::ports::HealthCheck;
 use ecto_core::{CoreError, CoreResult};
 use redis::aio::ConnectionManager;
 
+/// A failed Redis call, counted in `ecto_redis_errors_total`, as an internal error.
+pub(crate) fn redis_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CoreError {
+    metrics::counter!("ecto_redis_errors_total").increment(1);
+    CoreError::internal(e)
+}
+
 /// One multiplexed, reconnecting connection plus the key prefix of this deployment (tests give
 /// each run its own prefix).
 #[derive(Clone)]
@@ -32,10 +38,10 @@ pub struct RedisConn {
 impl RedisConn {
     /// Connects to `url` (fails when Redis cannot be reached).
     pub async fn connect(url: &str, prefix: &str) -> CoreResult<Self> {
-        let client = redis::Client::open(url).map_err(CoreError::internal)?;
+        let client = redis::Client::open(url).map_err(crate::redis_error)?;
         let manager = ConnectionManager::new(client)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(Self {
             manager,
             prefix: prefix.to_owned(),
@@ -60,7 +66,7 @@ impl HealthCheck for RedisHealth {
         let pong: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         if pong == "PONG" {
             Ok(())
         } else {

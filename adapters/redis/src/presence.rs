@@ -26,7 +26,7 @@ impl PresenceStore for RedisPresenceStore {
         let n: i64 = conn
             .incr(self.counter(server_id, user_id), 1)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(n.max(0) as u64)
     }
 
@@ -40,7 +40,7 @@ impl PresenceStore for RedisPresenceStore {
             .key(self.counter(server_id, user_id))
             .invoke_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(n.max(0) as u64)
     }
 
@@ -49,7 +49,7 @@ impl PresenceStore for RedisPresenceStore {
         let n: Option<i64> = conn
             .get(self.counter(server_id, user_id))
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(n.unwrap_or(0).max(0) as u64)
     }
 
@@ -62,7 +62,7 @@ impl PresenceStore for RedisPresenceStore {
             json,
         )
         .await
-        .map_err(CoreError::internal)
+        .map_err(crate::redis_error)
     }
 
     async fn remove(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<bool> {
@@ -70,7 +70,7 @@ impl PresenceStore for RedisPresenceStore {
         let n: i64 = conn
             .hdel(self.presences(server_id), user_id.to_string())
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(n > 0)
     }
 
@@ -79,7 +79,7 @@ impl PresenceStore for RedisPresenceStore {
         let raw: Option<String> = conn
             .hget(self.presences(server_id), user_id.to_string())
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
@@ -88,7 +88,7 @@ impl PresenceStore for RedisPresenceStore {
         let all: Vec<String> = conn
             .hvals(self.presences(server_id))
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(all
             .iter()
             .filter_map(|r| serde_json::from_str(r).ok())

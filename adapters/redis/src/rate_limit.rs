@@ -6,7 +6,7 @@
 use crate::RedisConn;
 use async_trait::async_trait;
 use ecto_core::ports::{RateDecision, RateLimiter};
-use ecto_core::{CoreError, CoreResult};
+use ecto_core::CoreResult;
 use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -67,7 +67,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(window_ms)
             .invoke_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(if allowed == 1 {
             RateDecision::Allowed
         } else {

@@ -78,7 +78,7 @@ impl SessionBuffer for RedisSessionBuffer {
         let mut conn = self.conn.manager.clone();
         conn.pset_ex::<_, _, ()>(inc, incarnation.to_string(), self.ttl_ms())
             .await
-            .map_err(CoreError::internal)
+            .map_err(crate::redis_error)
     }
 
     async fn save(&self, checkpoint: &Checkpoint) -> CoreResult<bool> {
@@ -98,17 +98,14 @@ impl SessionBuffer for RedisSessionBuffer {
             .arg(checkpoint.session_id.to_string())
             .invoke_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(saved == 1)
     }
 
     async fn load(&self, session_id: Uuid) -> CoreResult<Vec<Checkpoint>> {
         let (_, list) = self.keys(session_id);
         let mut conn = self.conn.manager.clone();
-        let entries: Vec<String> = conn
-            .lrange(list, 0, -1)
-            .await
-            .map_err(CoreError::internal)?;
+        let entries: Vec<String> = conn.lrange(list, 0, -1).await.map_err(crate::redis_error)?;
         Ok(parse(&entries))
     }
 
@@ -117,7 +114,7 @@ impl SessionBuffer for RedisSessionBuffer {
         let ids: Vec<String> = conn
             .zrevrange(self.user_key(server_id, user_id), 0, -1)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -128,7 +125,7 @@ impl SessionBuffer for RedisSessionBuffer {
         let lists: Vec<Vec<String>> = pipe
             .query_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(lists
             .iter()
             .map(|entries| parse(entries))
@@ -144,7 +141,7 @@ impl SessionBuffer for RedisSessionBuffer {
         let mut conn = self.conn.manager.clone();
         conn.del::<_, ()>(&[inc, list])
             .await
-            .map_err(CoreError::internal)
+            .map_err(crate::redis_error)
     }
 }
 

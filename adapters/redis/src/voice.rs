@@ -42,7 +42,7 @@ impl RedisVoiceStateStore {
         let ids: Vec<String> = conn
             .smembers(self.servers_key())
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(ids.iter().filter_map(|i| Uuid::parse_str(i).ok()).collect())
     }
 }
@@ -66,7 +66,7 @@ impl VoiceStateStore for RedisVoiceStateStore {
         let entry: Option<String> = conn
             .hget(self.key(server_id), user_id.to_string())
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(entry.as_deref().and_then(decode))
     }
 
@@ -84,7 +84,7 @@ impl VoiceStateStore for RedisVoiceStateStore {
             .ignore()
             .query_async::<()>(&mut conn)
             .await
-            .map_err(CoreError::internal)
+            .map_err(crate::redis_error)
     }
 
     async fn remove(
@@ -102,7 +102,7 @@ impl VoiceStateStore for RedisVoiceStateStore {
             .arg(server_id.to_string())
             .invoke_async(&mut conn)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         Ok(removed.as_deref().and_then(decode))
     }
 
@@ -111,7 +111,7 @@ impl VoiceStateStore for RedisVoiceStateStore {
         let entries: Vec<String> = conn
             .hvals(self.key(server_id))
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         let mut states: Vec<VoiceState> = entries.iter().filter_map(|e| decode(e)).collect();
         states.sort_by_key(|s| (s.connected_at, s.user_id));
         Ok(states)

@@ -273,18 +273,18 @@ impl RoutedMediaPlane {
             suspects: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
         });
-        let client = redis::Client::open(url).map_err(CoreError::internal)?;
+        let client = redis::Client::open(url).map_err(crate::redis_error)?;
         let mut pubsub = client
             .get_async_pubsub()
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         pubsub
             .subscribe(&[
                 plane.requests_of(plane.instance),
                 plane.replies_of(plane.instance),
             ])
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         let weak = Arc::downgrade(&plane);
         tokio::spawn(async move {
             let mut messages = pubsub.into_on_message();
@@ -517,12 +517,12 @@ impl RoutedMediaPlane {
                 .arg(self.lease_ms())
                 .query_async(&mut conn)
                 .await
-                .map_err(CoreError::internal)?;
+                .map_err(crate::redis_error)?;
             if set.is_some() {
                 return Ok(self.instance);
             }
         }
-        let holder: Option<String> = conn.get(&key).await.map_err(CoreError::internal)?;
+        let holder: Option<String> = conn.get(&key).await.map_err(crate::redis_error)?;
         match holder.and_then(|h| Uuid::parse_str(&h).ok()) {
             Some(host) => Ok(host),
             None if claim => Box::pin(self.host(channel, true)).await,
@@ -556,7 +556,7 @@ impl RoutedMediaPlane {
         let receivers: i64 = conn
             .publish(self.requests_of(host), text)
             .await
-            .map_err(CoreError::internal)?;
+            .map_err(crate::redis_error)?;
         let answer = if receivers == 0 {
             None
         } else {

@@ -35,6 +35,7 @@ pub struct S3Settings<'a> {
 }
 
 fn s3_err(e: S3Error) -> CoreError {
+    metrics::counter!("ecto_s3_errors_total").increment(1);
     CoreError::internal(e)
 }
 

@@ -51,6 +51,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         tracing::info!(applied, "database migrations applied");
     }
     db.spawn_upkeep();
+    crate::metrics::add_db(db.downgrade());
     let secret = match &config.jwt_secret {
         Some(s) => s.clone(),
         None => secret::load_or_create(&config.data_dir).map_err(|e| {
@@ -240,6 +241,7 @@ async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResul
         max_server_bitrate_kbps: config.voice_max_server_bitrate_kbps,
     })
     .map_err(CoreError::internal_msg)?;
+    crate::metrics::add_voice(Arc::downgrade(&sfu.stats));
     // The SFU's losses and (managed) the relay's, on one channel.
     let (loss_tx, losses) = tokio::sync::mpsc::unbounded_channel();
     let forward = loss_tx.clone();
@@ -389,6 +391,8 @@ pub struct Running {
     /// The loop delivering calls to ecto-central, when it is configured (an embedding that
     /// stops the server without ending the process aborts it).
     pub central_sync: Option<tokio::task::AbortHandle>,
+    /// The address `GET /metrics` is served on (`METRICS_ADDRESS`), when it is set.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Graceful shutdown: closes every socket with 4011, hands the voice channels hosted here
@@ -407,6 +411,11 @@ pub async fn shutdown(gateway: &ecto_gateway::Gateway, handle: &actix_web::dev::
 /// Builds the services and starts listening; the returned server must be awaited (or
 /// spawned) to run.
 pub async fn start(config: &AppConfig) -> CoreResult<Running> {
+    // The recorder goes in before anything records (it is the process's, shared by every
+    // server the process starts).
+    if config.metrics_address.is_some() {
+        crate::metrics::install().map_err(CoreError::internal_msg)?;
+    }
     let services = build_services(config).await?;
     let listener = TcpListener::bind((config.bind_address.as_str(), config.port)).map_err(|e| {
         CoreError::internal_msg(format!(
@@ -450,6 +459,21 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         ecto_http::serve(state, listener, workers, Some(routes)).map_err(CoreError::internal)?;
     spawn_token_cleanup(services.clone());
     let central_sync = spawn_central_sync(services.clone());
+    let metrics_addr = match &config.metrics_address {
+        Some(address) => {
+            crate::metrics::add_gateway(Arc::downgrade(&gateway));
+            let (bound, metrics) = crate::metrics::serve(address, config.metrics_token.clone())
+                .map_err(|e| {
+                    CoreError::internal_msg(format!(
+                        "cannot listen on METRICS_ADDRESS {address}: {e}"
+                    ))
+                })?;
+            tokio::spawn(metrics);
+            tracing::info!(addr = %bound, "metrics served on /metrics");
+            Some(bound)
+        }
+        None => None,
+    };
     Ok(Running {
         addr,
         handle: server.handle(),
@@ -457,6 +481,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         services,
         gateway,
         central_sync,
+        metrics_addr,
     })
 }
 

@@ -63,6 +63,11 @@ pub struct AppConfig {
     pub voice_max_server_bitrate_kbps: u32,
     pub log_json: bool,
     pub log_level: String,
+    /// `METRICS_ADDRESS`: where `GET /metrics` listens, apart from the public port (unset:
+    /// no metrics endpoint).
+    pub metrics_address: Option<String>,
+    /// `METRICS_TOKEN`: the bearer token `/metrics` requires when set.
+    pub metrics_token: Option<String>,
     pub ws_identify_timeout_ms: u64,
     pub ws_heartbeat_timeout_ms: u64,
     pub ws_resume_log_events: usize,
@@ -146,6 +151,8 @@ struct Raw {
     voice_max_server_bitrate_kbps: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
+    metrics_address: Option<String>,
+    metrics_token: Option<String>,
     ws_identify_timeout_ms: Option<String>,
     ws_heartbeat_timeout_ms: Option<String>,
     ws_resume_log_events: Option<String>,
@@ -227,6 +234,7 @@ impl AppConfig {
             300u64,
         );
         let log_json = c.log_format(&raw);
+        let metrics_address = c.metrics_address(&raw);
         let port = c.number("PORT", &raw.port, 3000u16);
         let voice_enabled = c.flag_or("VOICE_ENABLED", &raw.voice_enabled, true);
         let require_setup_token =
@@ -342,6 +350,8 @@ struct StorageSettings {
 /// The gateway's `ws_*` settings.
 struct WsSettings {
     identify_timeout_ms: u64,
+            metrics_address,
+            metrics_token: set(&raw.metrics_token),
     heartbeat_timeout_ms: u64,
     resume_log_events: usize,
     resume_buffer_seconds: u64,
@@ -569,6 +579,18 @@ impl Checker {
             "LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR",
             &raw.login_failures_per_account_per_hour,
             30,
+    /// `METRICS_ADDRESS` when set: an `ip:port` (port 0 picks a free one).
+    fn metrics_address(&mut self, raw: &Raw) -> Option<String> {
+        let address = set(&raw.metrics_address)?;
+        if address.parse::<std::net::SocketAddr>().is_err() {
+            self.errors.push(format!(
+                "METRICS_ADDRESS: '{address}' is not an ip:port address (e.g. 127.0.0.1:9464)"
+            ));
+            return None;
+        }
+        Some(address)
+    }
+
             3600,
         );
         let hops = self.number("FORWARDED_FOR_HOPS", &raw.forwarded_for_hops, 1u8);

@@ -5,6 +5,7 @@
 mod compose;
 pub mod config;
 mod secret;
+mod metrics;
 
 pub use compose::{build_services, open_database, shutdown, start, Running};
 pub use config::{AppConfig, ConfigError};

@@ -201,7 +201,7 @@ impl Db {
                         return Ok(());
                     };
                     let mut conn = read.get().await.map_err(pool_error)?;
-                    offloaded(conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);"))
+                    offloaded(crate::metrics::checkpoint(&mut conn))
                         .await
                         .map_err(db_error)
                 }
@@ -335,14 +335,18 @@ macro_rules! db_run {
             $crate::db::Backend::Pg(pool) => {
                 #[allow(unused_imports)]
                 use $crate::schema_pg::*;
-                let mut pooled = pool.get().await.map_err($crate::db::pool_error)?;
+                let mut pooled = $crate::metrics::timed_checkout(pool.get())
+                    .await
+                    .map_err($crate::db::pool_error)?;
                 let $conn = &mut *pooled;
                 $body
             }
             $crate::db::Backend::Sqlite { $pick: pool, .. } => {
                 #[allow(unused_imports)]
                 use $crate::schema_sqlite::*;
-                let mut pooled = pool.get().await.map_err($crate::db::pool_error)?;
+                let mut pooled = $crate::metrics::timed_checkout(pool.get())
+                    .await
+                    .map_err($crate::db::pool_error)?;
                 let $conn = &mut *pooled;
                 $body
             }

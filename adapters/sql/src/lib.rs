@@ -17,6 +17,7 @@ mod invites;
 mod members;
 mod messages;
 mod names;
+mod metrics;
 mod roles;
 mod rows;
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use accounts::SqlAccountStore;
 pub use activity::SqlActivityStore;
 pub use attachments::SqlAttachmentStore;
 pub use central::SqlCentralOutbox;
+pub use metrics::{PoolUse, WeakDb};
 pub use content::SqlContentStore;
 pub use db::{Db, DbKind, SqlHealth};
 pub use dms::SqlDmStore;

@@ -92,13 +92,29 @@ pub async fn check_webhook_failure(svc: &Services, ip: Option<IpAddr>) -> CoreRe
     take(svc, &key, svc.settings.rate_limits.webhook_failures).await
 }
 
+/// The bucket a key belongs to, as a metrics label (a fixed set: never the key itself).
+fn bucket(key: &str) -> &'static str {
+    match key.split(':').nth(1) {
+        Some("user") => "user",
+        Some("ip") => "ip",
+        Some("join") => "join",
+        Some("webhook") => "webhook",
+        Some("webhookfail") => "webhook_failures",
+        _ => "other",
+    }
+}
+
 async fn take(svc: &Services, key: &str, limit: Limit) -> CoreResult<()> {
     if limit.is_off() {
         return Ok(());
     }
     match svc.rate_limiter.check(key, limit.capacity, limit.per).await {
         Ok(RateDecision::Allowed) => Ok(()),
-        Ok(RateDecision::Limited { retry_after }) => Err(CoreError::rate_limited(retry_after)),
+        Ok(RateDecision::Limited { retry_after }) => {
+            metrics::counter!("ecto_rate_limit_refusals_total", "bucket" => bucket(key))
+                .increment(1);
+            Err(CoreError::rate_limited(retry_after))
+        }
         Err(e) => {
             tracing::warn!(error = %e, key, "rate limiter unavailable; call allowed");
             Ok(())

@@ -14,6 +14,7 @@ mod managed;
 mod members;
 mod messages;
 mod og_image;
+mod metrics;
 mod pages_news;
 mod rate_limits;
 mod ready;
