@@ -3,8 +3,8 @@
 
 use ecto_core::ports::{Limit, RateLimits};
 use ecto_core::HostingMode;
-use serde::Deserialize;
-use std::path::PathBuf;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -100,8 +100,8 @@ pub struct S3Config {
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigError(pub Vec<String>);
 
-/// The raw values, all as text, before checking.
-#[derive(Debug, Default, Deserialize)]
+/// The raw values, all as text, before checking. (Serialized only to list the setting names.)
+#[derive(Debug, Default, Deserialize, Serialize)]
 struct Raw {
     hosting_mode: Option<String>,
     port: Option<String>,
@@ -164,6 +164,37 @@ struct Raw {
     ws_sockets_per_address: Option<String>,
 }
 
+/// The name of every setting (the fields of [`Raw`]).
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(Raw::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One problem per key of the file at `path` that is no setting (a misspelt key would
+/// otherwise be ignored without a word).
+fn unknown_keys(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let keys = config::Config::builder()
+        .add_source(config::File::with_name(&path.to_string_lossy()))
+        .build()
+        .and_then(|c| c.try_deserialize::<std::collections::HashMap<String, config::Value>>())
+        .map_err(|e| ConfigError(vec![e.to_string()]))?;
+    let known = known_keys();
+    let mut unknown: Vec<String> = keys
+        .keys()
+        .filter(|k| !known.contains(&k.to_lowercase()))
+        .map(|k| {
+            format!(
+                "{}: '{k}' is not a setting (every setting is listed in config/default.toml)",
+                path.display()
+            )
+        })
+        .collect();
+    unknown.sort();
+    Ok(unknown)
+}
+
 /// A value that is present and not blank.
 fn set(v: &Option<String>) -> Option<String> {
     v.as_ref()
@@ -172,19 +203,41 @@ fn set(v: &Option<String>) -> Option<String> {
 }
 
 impl AppConfig {
-    /// Loads defaults, then `ECTO_CONFIG` (if set), then the environment.
+    /// Loads defaults, then `ECTO_CONFIG` (if set), then the environment. A key of the
+    /// `ECTO_CONFIG` file that is no setting is an error, reported with every other problem.
     pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var("ECTO_CONFIG").ok().map(PathBuf::from);
+        Self::load_layers(file.as_deref(), true)
+    }
+
+    /// Defaults, then the file at `path`, without the environment (tests and tools).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_layers(Some(path), false)
+    }
+
+    fn load_layers(file: Option<&Path>, env: bool) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        if let Ok(path) = std::env::var("ECTO_CONFIG") {
-            builder = builder.add_source(config::File::with_name(&path));
+        let mut unknown = Vec::new();
+        if let Some(path) = file {
+            unknown = unknown_keys(path)?;
+            builder = builder.add_source(config::File::with_name(&path.to_string_lossy()));
+        }
+        if env {
+            builder = builder.add_source(config::Environment::default());
         }
         let raw: Raw = builder
-            .add_source(config::Environment::default())
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError(vec![e.to_string()]))?;
-        Self::check(raw)
+        match Self::check(raw) {
+            Ok(config) if unknown.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError(unknown)),
+            Err(ConfigError(mut problems)) => {
+                unknown.append(&mut problems);
+                Err(ConfigError(unknown))
+            }
+        }
     }
 
     /// Defaults only, with a few overrides given as `(key, value)` (used by tests and tools).
@@ -235,7 +288,7 @@ impl AppConfig {
         );
         let log_json = c.log_format(&raw);
         let metrics_address = c.metrics_address(&raw);
-        let port = c.number("PORT", &raw.port, 3000u16);
+        let port = c.port("PORT", &raw.port, 3000);
         let voice_enabled = c.flag_or("VOICE_ENABLED", &raw.voice_enabled, true);
         let require_setup_token =
             c.flag_or("REQUIRE_SETUP_TOKEN", &raw.require_setup_token, true);
@@ -297,6 +350,8 @@ impl AppConfig {
             voice_max_server_bitrate_kbps,
             log_json,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
+            metrics_address,
+            metrics_token: set(&raw.metrics_token),
             ws_identify_timeout_ms: ws.identify_timeout_ms,
             ws_heartbeat_timeout_ms: ws.heartbeat_timeout_ms,
             ws_resume_log_events: ws.resume_log_events,
@@ -350,8 +405,6 @@ struct StorageSettings {
 /// The gateway's `ws_*` settings.
 struct WsSettings {
     identify_timeout_ms: u64,
-            metrics_address,
-            metrics_token: set(&raw.metrics_token),
     heartbeat_timeout_ms: u64,
     resume_log_events: usize,
     resume_buffer_seconds: u64,
@@ -379,6 +432,19 @@ impl Checker {
                     .push(format!("{name}: '{s}' is not a valid number"));
                 default
             }),
+        }
+    }
+
+    /// `v` as a port number, `default` when unset; a number outside 0 to 65535 says so.
+    fn port(&mut self, name: &str, v: &Option<String>, default: u16) -> u16 {
+        match set(v) {
+            Some(s) if s.parse::<u16>().is_err() && s.parse::<i64>().is_ok() => {
+                self.errors.push(format!(
+                    "{name}: {s} is out of range (a port is 0 to 65535)"
+                ));
+                default
+            }
+            _ => self.number(name, v, default),
         }
     }
 
@@ -513,6 +579,18 @@ impl Checker {
         }
     }
 
+    /// `METRICS_ADDRESS` when set: an `ip:port` (port 0 picks a free one).
+    fn metrics_address(&mut self, raw: &Raw) -> Option<String> {
+        let address = set(&raw.metrics_address)?;
+        if address.parse::<std::net::SocketAddr>().is_err() {
+            self.errors.push(format!(
+                "METRICS_ADDRESS: '{address}' is not an ip:port address (e.g. 127.0.0.1:9464)"
+            ));
+            return None;
+        }
+        Some(address)
+    }
+
     /// Whether logs are JSON (`LOG_FORMAT=json`) rather than text.
     fn log_format(&mut self, raw: &Raw) -> bool {
         match set(&raw.log_format).as_deref() {
@@ -528,8 +606,8 @@ impl Checker {
     }
 
     fn mediasoup_ports(&mut self, raw: &Raw) -> (u16, u16) {
-        let min = self.number("MEDIASOUP_MIN_PORT", &raw.mediasoup_min_port, 40000u16);
-        let max = self.number("MEDIASOUP_MAX_PORT", &raw.mediasoup_max_port, 40100u16);
+        let min = self.port("MEDIASOUP_MIN_PORT", &raw.mediasoup_min_port, 40000);
+        let max = self.port("MEDIASOUP_MAX_PORT", &raw.mediasoup_max_port, 40100);
         if min > max {
             self.errors
                 .push("MEDIASOUP_MIN_PORT must not be above MEDIASOUP_MAX_PORT".into());
@@ -579,18 +657,6 @@ impl Checker {
             "LOGIN_FAILURES_PER_ACCOUNT_PER_HOUR",
             &raw.login_failures_per_account_per_hour,
             30,
-    /// `METRICS_ADDRESS` when set: an `ip:port` (port 0 picks a free one).
-    fn metrics_address(&mut self, raw: &Raw) -> Option<String> {
-        let address = set(&raw.metrics_address)?;
-        if address.parse::<std::net::SocketAddr>().is_err() {
-            self.errors.push(format!(
-                "METRICS_ADDRESS: '{address}' is not an ip:port address (e.g. 127.0.0.1:9464)"
-            ));
-            return None;
-        }
-        Some(address)
-    }
-
             3600,
         );
         let hops = self.number("FORWARDED_FOR_HOPS", &raw.forwarded_for_hops, 1u8);

@@ -2,6 +2,7 @@
 //! applies migrations, and starts the HTTP server. The `ecto-server` binary and the test
 //! harness both start the server through [`start`].
 
+pub mod cli;
 mod compose;
 pub mod config;
 mod secret;

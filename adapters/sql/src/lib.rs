@@ -8,6 +8,7 @@
 mod db;
 mod accounts;
 mod activity;
+mod admin;
 mod attachments;
 mod central;
 mod content;

@@ -149,7 +149,7 @@ async fn channel(app: &TestApp, owner: &Session, name: &str) -> String {
 }
 
 /// Uploads `bytes` to `channel` and returns the answer; panics unless it is 200.
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     s: &Session,
     channel: &str,

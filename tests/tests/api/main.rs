@@ -2,6 +2,7 @@
 
 mod activity;
 mod admin;
+mod admin_cli;
 mod central_sync;
 mod discovery_status;
 mod dms;
