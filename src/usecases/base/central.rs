@@ -271,11 +271,13 @@ async fn deliver_server(
         };
         match client.call(&queued.path, &queued.body).await {
             SyncOutcome::Answered(answer) => {
+                // The answer is applied before the call leaves the queue: a request waiting for
+                // the call to go out ([`settle`]) then reads what central answered.
+                apply_answer(svc, server_id, &queued.path, &queued.subject, &answer).await?;
                 if !svc.outbox.remove(server_id, queued.seq, owner).await? {
                     return Ok(sent);
                 }
                 sent += 1;
-                apply_answer(svc, server_id, &queued.path, &queued.subject, &answer).await?;
             }
             SyncOutcome::Refused(why) => {
                 tracing::warn!(
