@@ -34,8 +34,9 @@ async fn head_root_is_200_and_options_is_a_cors_preflight(app: TestApp) {
     );
     assert_eq!(
         headers["access-control-allow-headers"],
-        "Content-Type, Authorization"
+        "Content-Type, Authorization, X-Request-Id"
     );
+    assert_eq!(headers["access-control-expose-headers"], "X-Request-Id");
     assert_eq!(headers["access-control-max-age"], "86400");
 }
 
