@@ -5,8 +5,8 @@
 pub mod cli;
 mod compose;
 pub mod config;
-mod secret;
 mod metrics;
+mod secret;
 
 pub use compose::{build_services, open_database, shutdown, start, Running};
 pub use config::{AppConfig, ConfigError};
