@@ -290,8 +290,7 @@ impl AppConfig {
         let metrics_address = c.metrics_address(&raw);
         let port = c.port("PORT", &raw.port, 3000);
         let voice_enabled = c.flag_or("VOICE_ENABLED", &raw.voice_enabled, true);
-        let require_setup_token =
-            c.flag_or("REQUIRE_SETUP_TOKEN", &raw.require_setup_token, true);
+        let require_setup_token = c.flag_or("REQUIRE_SETUP_TOKEN", &raw.require_setup_token, true);
         let (mediasoup_min_port, mediasoup_max_port) = c.mediasoup_ports(&raw);
         let voice_max_bitrate_kbps = c.number(
             "VOICE_MAX_BITRATE_KBPS",
