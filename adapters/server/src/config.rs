@@ -963,4 +963,69 @@ mod tests {
             ]
         );
     }
+
+    /// The names a text file gives settings: `key = …` (TOML) or `KEY=…` (env), commented or
+    /// not, lower-cased.
+    fn named(text: &str, env: bool) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| {
+                let l = l.trim_start_matches('#').trim_start();
+                let (name, _) = l.split_once('=')?;
+                let name = name.trim_end();
+                let ok = !name.is_empty()
+                    && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && name.chars().all(|c| {
+                        c == '_'
+                            || c.is_ascii_digit()
+                            || if env {
+                                c.is_ascii_uppercase()
+                            } else {
+                                c.is_ascii_lowercase()
+                            }
+                    });
+                (ok && (env || !name.contains(' '))).then(|| name.to_ascii_lowercase())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_toml_and_the_env_examples_name_every_setting() {
+        let keys: std::collections::BTreeSet<String> = known_keys().into_iter().collect();
+        assert!(keys.len() > 50, "{keys:?}");
+        let toml = named(DEFAULTS, false);
+        assert_eq!(
+            toml, keys,
+            "config/default.toml lists every setting, and only those"
+        );
+        // What the env files name beyond the settings: the config file's path, and the
+        // PostgreSQL container's own variables (compose.managed.yml).
+        let beyond = [
+            "ecto_config",
+            "postgres_db",
+            "postgres_password",
+            "postgres_user",
+        ];
+        for (name, text) in [
+            (
+                "deploy/self-hosted.env.example",
+                include_str!("../../../deploy/self-hosted.env.example"),
+            ),
+            (
+                "deploy/managed.env.example",
+                include_str!("../../../deploy/managed.env.example"),
+            ),
+        ] {
+            let env = named(text, true);
+            let missing: Vec<_> = keys.difference(&env).collect();
+            assert!(missing.is_empty(), "{name} does not name {missing:?}");
+            let unknown: Vec<_> = env
+                .iter()
+                .filter(|k| !keys.contains(*k) && !beyond.contains(&k.as_str()))
+                .collect();
+            assert!(
+                unknown.is_empty(),
+                "{name} names what is no setting: {unknown:?}"
+            );
+        }
+    }
 }
