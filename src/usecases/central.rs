@@ -1,10 +1,9 @@
 //! What ecto-central tells this server: `POST /api/discovery-status` (reference §2.6), signed
 //! with the shared `CENTRAL_SYNC_KEY`.
 
-use super::base::publish::publish;
+use super::base::central::set_approval;
 use super::base::signing::central_signature_valid;
-use crate::model::{Server, ServerView};
-use crate::ports::Scope;
+use crate::model::Server;
 use crate::{CoreError, CoreResult, Services};
 use serde::Deserialize;
 use std::time::Duration;
@@ -101,13 +100,6 @@ pub async fn push_status(
 async fn apply(svc: &Services, server: CoreResult<Server>, body: &[u8]) -> CoreResult<bool> {
     let status: StatusBody = serde_json::from_slice(body)
         .map_err(|_| CoreError::bad_request("Body must be {\"approved\": boolean}"))?;
-    let server = server?;
-    let config = svc
-        .servers
-        .set_discovery_approved(server.id, status.approved, svc.clock.now())
-        .await?
-        .ok_or_else(CoreError::server_not_found)?;
-    let view = ServerView::new(&server, &config, svc.settings.hosting_mode, true);
-    publish(svc, server.id, Scope::Server, "server.update", &view).await;
+    set_approval(svc, &server?, status.approved).await?;
     Ok(status.approved)
 }

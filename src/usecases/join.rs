@@ -3,6 +3,7 @@
 
 use super::base::access::server_bits;
 use super::base::identity::{authenticate, local_login_allowed, Caller};
+use super::base::signing::same_secret;
 use super::base::tokens::issue_pair;
 use crate::model::{
     IdentityType, InviteProblem, JoinOutcome, JoinPlan, MemberView, NewLocalUser, Server,
@@ -47,11 +48,12 @@ pub struct Joined {
 /// would become its owner: they must prove they run the box with the setup token kept in its
 /// data directory, or else bring a valid invite code (then `true`: the join requires and uses
 /// the invite, checked atomically as `require_invite` is). FORBIDDEN 2004 without either. A
-/// member already there (the owner left the server ownerless) is not asked.
+/// member already there (the owner left the server ownerless) is not asked; `user_id` is
+/// `None` for an account about to be registered (checked before its password is hashed).
 async fn first_owner_check(
     svc: &Services,
     server: &Server,
-    user_id: uuid::Uuid,
+    user_id: Option<uuid::Uuid>,
     input: &JoinInput,
 ) -> CoreResult<bool> {
     let Some(expected) = &svc.settings.setup_token else {
@@ -62,13 +64,16 @@ async fn first_owner_check(
         return Ok(false);
     }
     let now = svc.servers.get(server.id).await?;
-    if now.is_none_or(|s| s.admin_user_id.is_some())
-        || svc.members.get(server.id, user_id).await?.is_some()
-    {
+    if now.is_none_or(|s| s.admin_user_id.is_some()) {
         return Ok(false);
     }
+    if let Some(user_id) = user_id {
+        if svc.members.get(server.id, user_id).await?.is_some() {
+            return Ok(false);
+        }
+    }
     let given = input.setup_token.as_deref().unwrap_or("").trim();
-    if !given.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if !given.is_empty() && same_secret(given.as_bytes(), expected.as_bytes()) {
         return Ok(false);
     }
     if input
@@ -85,11 +90,6 @@ async fn first_owner_check(
     ))
 }
 
-/// Compares two secrets in time that does not depend on where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Joins `server` as the bearer of `bearer` (when it proves an identity) or with local
 /// credentials.
 pub async fn join(
@@ -104,6 +104,8 @@ pub async fn join(
         None => None,
     };
     let mut new_local = None;
+    // Whether the first-owner rule asks this join for an invite, when already decided.
+    let mut owner_invite = None;
     let (user_id, identity_type) = match (caller, &input.username, &input.password) {
         (
             Some(Caller {
@@ -127,6 +129,7 @@ pub async fn join(
                     IdentityType::Local,
                 ),
                 JoinAction::Register => {
+                    owner_invite = Some(first_owner_check(svc, server, None, &input).await?);
                     let account = new_account(svc, server, username, password).await?;
                     let id = account.id;
                     new_local = Some(account);
@@ -137,8 +140,11 @@ pub async fn join(
         _ => return Err(CoreError::auth_failed("Authentication required")),
     };
 
-    let require_invite =
-        config.require_invite || first_owner_check(svc, server, user_id, &input).await?;
+    let owner_invite = match owner_invite {
+        Some(decided) => decided,
+        None => first_owner_check(svc, server, Some(user_id), &input).await?,
+    };
+    let require_invite = config.require_invite || owner_invite;
     let plan = JoinPlan {
         server_id: server.id,
         user_id,

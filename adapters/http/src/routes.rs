@@ -5,6 +5,7 @@ use crate::server::HttpState;
 use crate::trpc::{bearer, client_ip, read_body};
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::services::Tenancy;
+use ecto_core::usecases::base::signing::same_secret;
 use ecto_core::usecases::tenancy::provision_server;
 use ecto_core::usecases::webhooks;
 use serde::Deserialize;
@@ -58,15 +59,6 @@ fn plain_error(e: &ApiError) -> HttpResponse {
     resp
 }
 
-/// Constant-time comparison, so the key cannot be guessed byte by byte from timings.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// `POST /internal/servers` (managed): provisions a server. Bearer `MANAGED_API_KEY` required.
 pub async fn create_server(
     req: HttpRequest,
@@ -77,7 +69,7 @@ pub async fn create_server(
     else {
         return plain_error(&ApiError::new(TrpcCode::NotFound, "Not found"));
     };
-    if !bearer(&req).is_some_and(|given| same_secret(&given, key)) {
+    if !bearer(&req).is_some_and(|given| same_secret(given.as_bytes(), key.as_bytes())) {
         return plain_error(&ApiError::new(
             TrpcCode::Unauthorized,
             "A valid managed API key is required",

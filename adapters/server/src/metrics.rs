@@ -8,6 +8,7 @@
 //! read from their owners when Prometheus scrapes, so no hot path keeps them up to date; the
 //! counts of every server of the process are added together.
 
+use ecto_core::usecases::base::signing::same_secret;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Mutex, OnceLock, Weak};
@@ -161,15 +162,6 @@ fn collect(exporter: &Exporter) {
     metrics::counter!("ecto_voice_retransmitted_packets_total").absolute(retransmitted);
 }
 
-/// Constant-time comparison of the bearer token.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// `GET /metrics`: 401 without the right bearer token when one is configured.
 async fn render(
     req: actix_web::HttpRequest,
@@ -183,7 +175,7 @@ async fn render(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if !given.is_some_and(|g| same_secret(g, token)) {
+        if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
             return HttpResponse::Unauthorized()
                 .insert_header(("WWW-Authenticate", "Bearer"))
                 .body("a valid METRICS_TOKEN bearer token is required\n");

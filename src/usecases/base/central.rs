@@ -250,6 +250,8 @@ pub async fn deliver_due(svc: &Services, owner: &str) -> CoreResult<usize> {
     Ok(sent)
 }
 
+/// Sends the server's queued calls in order while `owner` holds its lease (taken by the
+/// caller, renewed after each call), until one fails or none is left.
 async fn deliver_server(
     svc: &Services,
     client: &dyn CentralClient,
@@ -257,18 +259,7 @@ async fn deliver_server(
     owner: &str,
 ) -> CoreResult<usize> {
     let mut sent = 0;
-    loop {
-        let now = svc.clock.now().timestamp_millis();
-        if !svc
-            .outbox
-            .lease(server_id, owner, now, now + LEASE_MS)
-            .await?
-        {
-            return Ok(sent);
-        }
-        let Some(queued) = svc.outbox.head(server_id).await? else {
-            return Ok(sent);
-        };
+    while let Some(queued) = svc.outbox.head(server_id).await? {
         match client.call(&queued.path, &queued.body).await {
             SyncOutcome::Answered(answer) => {
                 // The answer is applied before the call leaves the queue: a request waiting for
@@ -300,7 +291,16 @@ async fn deliver_server(
                 return Ok(sent);
             }
         }
+        let now = svc.clock.now().timestamp_millis();
+        if !svc
+            .outbox
+            .lease(server_id, owner, now, now + LEASE_MS)
+            .await?
+        {
+            return Ok(sent);
+        }
     }
+    Ok(sent)
 }
 
 /// What central's answer to a call changes here: a discovery registration's `{approved}`
@@ -313,15 +313,16 @@ async fn apply_answer(
     answer: &serde_json::Value,
 ) -> CoreResult<()> {
     match path {
-        "/api/discovery-register" => {
-            let approved = answer
-                .get("approved")
-                .and_then(|a| a.as_bool())
-                .unwrap_or(false);
-            set_approval(svc, server_id, approved).await?;
-        }
-        "/api/discovery-unregister" => {
-            set_approval(svc, server_id, false).await?;
+        "/api/discovery-register" | "/api/discovery-unregister" => {
+            // An unregistration means not approved.
+            let approved = path == "/api/discovery-register"
+                && answer
+                    .get("approved")
+                    .and_then(|a| a.as_bool())
+                    .unwrap_or(false);
+            if let Some(server) = svc.servers.get(server_id).await? {
+                set_approval(svc, &server, approved).await?;
+            }
         }
         "/api/discovery-post-sync" => {
             let Ok(post_id) = subject.parse::<Uuid>() else {
@@ -338,29 +339,18 @@ async fn apply_answer(
     Ok(())
 }
 
-/// Sets the server's `discovery_approved` and, when it changed, tells its sessions
-/// (`server.update` with the configuration keys). `None` when the server is gone.
-pub async fn set_approval(
-    svc: &Services,
-    server_id: Uuid,
-    approved: bool,
-) -> CoreResult<Option<bool>> {
-    let Some(server) = svc.servers.get(server_id).await? else {
-        return Ok(None);
-    };
-    let before = svc.servers.config(server_id).await?;
-    let Some(config) = svc
+/// Sets the server's `discovery_approved`, as central decided it (its answer to a discovery
+/// call, or its push), and tells the server's sessions (`server.update`, the Server object
+/// with its configuration keys). NOT_FOUND when the server has no configuration row.
+pub async fn set_approval(svc: &Services, server: &Server, approved: bool) -> CoreResult<()> {
+    let config = svc
         .servers
-        .set_discovery_approved(server_id, approved, svc.clock.now())
+        .set_discovery_approved(server.id, approved, svc.clock.now())
         .await?
-    else {
-        return Ok(None);
-    };
-    if before.discovery_approved != approved {
-        let view = ServerView::new(&server, &config, svc.settings.hosting_mode, true);
-        publish(svc, server_id, Scope::Server, "server.update", &view).await;
-    }
-    Ok(Some(approved))
+        .ok_or_else(crate::CoreError::server_not_found)?;
+    let view = ServerView::new(server, &config, svc.settings.hosting_mode, true);
+    publish(svc, server.id, Scope::Server, "server.update", &view).await;
+    Ok(())
 }
 
 /// Stores what central found wrong with a submitted post and, when that changed, tells the

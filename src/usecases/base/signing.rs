@@ -86,6 +86,12 @@ pub fn central_signature_valid(key: &[u8], timestamp: &str, body: &[u8], signatu
     central_mac(key, timestamp, body).is_some_and(|m| m.verify_slice(&sig).is_ok())
 }
 
+/// Whether two secrets (API keys, tokens) are equal, in time that does not depend on where
+/// they differ, so a secret cannot be guessed byte by byte from timings.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn signature(svc: &Services, path: &str, exp: i64) -> Option<HmacSha256> {
     let mut m = mac(&svc.settings.files.url_key.0)?;
     m.update(path.as_bytes());
