@@ -745,6 +745,36 @@ pub async fn blob_contract(store: &dyn crate::ports::BlobStore) {
             .await
             .expect("put");
     }
+    let listed = |prefix: &str| {
+        let prefix = key(prefix);
+        async move {
+            store
+                .list(Some(&prefix))
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|(k, size)| (k.as_str().to_owned(), size))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("dir").await,
+        [
+            (format!("{base}/dir/a/1"), 1),
+            (format!("{base}/dir/a/2"), 1),
+            (format!("{base}/dir/ab/3"), 1)
+        ],
+        "a listing has every blob under the prefix, by key, with its size"
+    );
+    assert_eq!(listed("dir/a").await.len(), 2, "whole segments only");
+    assert!(listed("nothing-here").await.is_empty());
+    let everything = store.list(None).await.expect("list all");
+    assert!(
+        everything
+            .iter()
+            .any(|(k, size)| k.as_str() == big.as_str() && *size == data.len() as u64),
+        "the whole listing has every blob"
+    );
     assert_eq!(
         store
             .delete_prefix(&key("dir/a"))

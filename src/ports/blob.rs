@@ -170,6 +170,10 @@ pub trait BlobStore: Send + Sync {
     /// Deletes every blob under `prefix` (keys that start with its segments followed by `/`);
     /// returns how many.
     async fn delete_prefix(&self, prefix: &BlobKey) -> CoreResult<u64>;
+    /// Every blob with its size, sorted by key: all of them, or those under `prefix` (whole
+    /// segments, as [`BlobStore::delete_prefix`]). Objects of a shared bucket whose names are
+    /// not keys are left out.
+    async fn list(&self, prefix: Option<&BlobKey>) -> CoreResult<Vec<(BlobKey, u64)>>;
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &id[id.len() - 10..])
 }
 
-fn base_pairs(dir: &str) -> Vec<(String, String)> {
+pub fn base_pairs(dir: &str) -> Vec<(String, String)> {
     vec![
         ("data_dir".into(), dir.into()),
         ("port".into(), "0".into()),
@@ -148,6 +148,38 @@ pub async fn fresh_database() -> String {
         .await
         .expect("create a database");
     format!("{server}/{name}")
+}
+
+/// A new, empty bucket on the test S3 emulator, for a deployment that must not share its
+/// uploads with other tests; the `s3_*` settings that point at it.
+pub async fn fresh_bucket() -> Vec<(String, String)> {
+    let name = unique("ecto-t-");
+    let endpoint = required_env("ECTO_TEST_S3_ENDPOINT");
+    let (key, secret) = (
+        required_env("ECTO_TEST_S3_ACCESS_KEY"),
+        required_env("ECTO_TEST_S3_SECRET_KEY"),
+    );
+    let region = s3::Region::Custom {
+        region: "eu-test-1".into(),
+        endpoint: endpoint.clone(),
+    };
+    let credentials = s3::creds::Credentials::new(Some(&key), Some(&secret), None, None, None)
+        .expect("credentials");
+    s3::Bucket::create_with_path_style(
+        &name,
+        region,
+        credentials,
+        s3::BucketConfiguration::default(),
+    )
+    .await
+    .expect("create a bucket");
+    vec![
+        ("s3_endpoint".into(), endpoint),
+        ("s3_bucket".into(), name),
+        ("s3_region".into(), "eu-test-1".into()),
+        ("s3_access_key".into(), key),
+        ("s3_secret_key".into(), secret),
+    ]
 }
 
 /// The `result.data` of a tRPC answer.

@@ -141,6 +141,40 @@ impl BlobStore for LocalFsBlobStore {
         }
     }
 
+    async fn list(&self, prefix: Option<&BlobKey>) -> CoreResult<Vec<(BlobKey, u64)>> {
+        let (start, base) = match prefix {
+            Some(p) => (self.path(p), format!("{}/", p.as_str())),
+            None => (self.root.clone(), String::new()),
+        };
+        let mut out = Vec::new();
+        let mut dirs = vec![(start, base)];
+        while let Some((dir, rel)) = dirs.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                    continue
+                }
+                Err(e) => return Err(io(e)),
+            };
+            while let Some(entry) = entries.next_entry().await.map_err(io)? {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // Writes in progress.
+                if rel.is_empty() && name == ".tmp" {
+                    continue;
+                }
+                let meta = entry.metadata().await.map_err(io)?;
+                let path = format!("{rel}{name}");
+                if meta.is_dir() {
+                    dirs.push((entry.path(), format!("{path}/")));
+                } else if let (true, Ok(key)) = (meta.is_file(), BlobKey::new(&path)) {
+                    out.push((key, meta.len()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(out)
+    }
+
     async fn delete_prefix(&self, prefix: &BlobKey) -> CoreResult<u64> {
         let path = self.path(prefix);
         match tokio::fs::metadata(&path).await {

@@ -198,6 +198,24 @@ impl BlobStore for S3BlobStore {
         }
     }
 
+    async fn list(&self, prefix: Option<&BlobKey>) -> CoreResult<Vec<(BlobKey, u64)>> {
+        let dir = prefix
+            .map(|p| format!("{}/", p.as_str()))
+            .unwrap_or_default();
+        let pages = self.bucket.list(dir.clone(), None).await.map_err(s3_err)?;
+        let mut out: Vec<(BlobKey, u64)> = pages
+            .into_iter()
+            .flat_map(|page| page.contents)
+            .filter(|object| object.key.starts_with(&dir))
+            .filter_map(|object| {
+                let key = BlobKey::new(&object.key).ok()?;
+                Some((key, object.size))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(out)
+    }
+
     async fn delete_prefix(&self, prefix: &BlobKey) -> CoreResult<u64> {
         let exact = prefix.as_str();
         let dir = format!("{exact}/");

@@ -43,6 +43,31 @@ pub fn open_database(config: &AppConfig) -> CoreResult<Db> {
     Db::open(&url, config.db_pool_max)
 }
 
+/// `/ready`'s check of a remote upload store.
+pub type StorageCheck = Option<Arc<dyn HealthCheck>>;
+
+/// The upload store of the configuration (S3 when configured, else the upload directory),
+/// with the `/ready` check of a bucket.
+pub fn open_blob_store(config: &AppConfig) -> CoreResult<(Arc<dyn BlobStore>, StorageCheck)> {
+    Ok(match &config.s3 {
+        Some(s3) => {
+            let store = ecto_s3::S3BlobStore::new(ecto_s3::S3Settings {
+                endpoint: &s3.endpoint,
+                bucket: &s3.bucket,
+                region: &s3.region,
+                access_key: &s3.access_key,
+                secret_key: &s3.secret_key,
+            })?;
+            let health = Arc::new(store.health());
+            (Arc::new(store), Some(health))
+        }
+        None => (
+            Arc::new(ecto_localfs::LocalFsBlobStore::new(&config.upload_dir)?),
+            None,
+        ),
+    })
+}
+
 /// Opens every adapter, applies migrations, and (self-hosted) makes sure the server exists.
 pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
     let db = open_database(config)?;
@@ -117,20 +142,8 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
             )?)),
             _ => None,
         };
-    let blobs: Arc<dyn BlobStore> = match &config.s3 {
-        Some(s3) => {
-            let store = ecto_s3::S3BlobStore::new(ecto_s3::S3Settings {
-                endpoint: &s3.endpoint,
-                bucket: &s3.bucket,
-                region: &s3.region,
-                access_key: &s3.access_key,
-                secret_key: &s3.secret_key,
-            })?;
-            health.push(Arc::new(store.health()));
-            Arc::new(store)
-        }
-        None => Arc::new(ecto_localfs::LocalFsBlobStore::new(&config.upload_dir)?),
-    };
+    let (blobs, storage_health) = open_blob_store(config)?;
+    health.extend(storage_health);
     let voice = start_voice(config, redis.as_ref()).await?;
     let mut services = Services {
         settings: Settings {

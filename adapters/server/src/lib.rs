@@ -8,5 +8,5 @@ pub mod config;
 mod metrics;
 mod secret;
 
-pub use compose::{build_services, open_database, shutdown, start, Running};
+pub use compose::{build_services, open_blob_store, open_database, shutdown, start, Running};
 pub use config::{AppConfig, ConfigError};

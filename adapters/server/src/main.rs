@@ -1,5 +1,5 @@
-//! `ecto-server`: `serve` (the default), `migrate`, `backup`, `restore`, `check-config` and
-//! the `admin` commands. The commands themselves live in `ecto_server::cli`; this file parses
+//! `ecto-server`: `serve` (the default), `migrate`, `backup`, `restore`, `export`, `import`,
+//! `check-config` and the `admin` commands. The commands themselves live in `ecto_server::cli`; this file parses
 //! arguments, calls them and prints.
 
 use clap::{Parser, Subcommand};
@@ -40,6 +40,19 @@ enum Command {
     /// Restore a backup archive into the configured, empty data directory.
     Restore {
         /// The archive `ecto-server backup` wrote.
+        archive: PathBuf,
+    },
+    /// Write every row of the configured database and every upload into one archive, to move
+    /// this deployment onto another database or upload store (SQLite and local disk, or
+    /// PostgreSQL and S3); `.tar.gz` or `.tgz` compresses. Stop the server first.
+    Export {
+        /// The archive to write (an existing file is replaced once the new one is complete).
+        archive: PathBuf,
+    },
+    /// Load an export archive into the configured database and upload store, which must be
+    /// empty; checks every table's rows and every file's checksum before committing.
+    Import {
+        /// The archive `ecto-server export` wrote.
         archive: PathBuf,
     },
     /// Show the effective configuration with secrets hidden, or every invalid setting (exit
@@ -192,6 +205,35 @@ async fn run(command: Command, config: &AppConfig) -> CliResult<()> {
                 config.data_dir.display(),
                 summary(&m.tables),
                 m.upload_files
+            );
+            Ok(())
+        }
+        Command::Export { archive } => {
+            let s =
+                cli::transfer::export(config, &archive, &mut |line| eprintln!("{line}")).await?;
+            println!(
+                "exported to {}: {} rows ({}), {} file(s), {} bytes; move it with `ecto-server \
+                 import {}` under the new configuration",
+                archive.display(),
+                s.rows.values().sum::<i64>(),
+                summary(&s.rows),
+                s.files,
+                s.bytes,
+                archive.display()
+            );
+            Ok(())
+        }
+        Command::Import { archive } => {
+            let s =
+                cli::transfer::import(config, &archive, &mut |line| eprintln!("{line}")).await?;
+            println!(
+                "imported {}: {} rows ({}), {} file(s), {} bytes, every count and checksum \
+                 verified; start the server with `ecto-server serve`",
+                archive.display(),
+                s.rows.values().sum::<i64>(),
+                summary(&s.rows),
+                s.files,
+                s.bytes
             );
             Ok(())
         }

@@ -29,6 +29,7 @@ mod search;
 mod servers;
 mod structure;
 mod tokens;
+mod transfer;
 mod types;
 mod webhooks;
 
@@ -43,6 +44,7 @@ pub use attachments::SqlAttachmentStore;
 pub use central::SqlCentralOutbox;
 pub use content::SqlContentStore;
 pub use db::{Db, DbKind, SqlHealth};
+pub use transfer::{ColumnInfo, ColumnKind, Import, Layout, RowSink, TableInfo, TableMapping};
 pub use dms::SqlDmStore;
 pub use hub::SqlHubStore;
 pub use invites::SqlInviteStore;

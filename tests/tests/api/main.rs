@@ -26,6 +26,7 @@ mod self_hosted_restart;
 mod setup;
 mod structure;
 mod tokens;
+mod transfer;
 mod unfurl;
 mod voice;
 mod voice_browser;

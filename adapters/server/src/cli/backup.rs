@@ -97,7 +97,10 @@ async fn table_counts(path: &Path) -> CliResult<BTreeMap<String, i64>> {
     Ok(counts)
 }
 
-fn io_error<'a>(what: &str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CliError + 'a {
+pub(super) fn io_error<'a>(
+    what: &str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> CliError + 'a {
     let what = what.to_owned();
     move |e| CliError::new(format!("{what} {}: {e}", path.display()))
 }
@@ -175,7 +178,7 @@ pub async fn backup(config: &AppConfig, archive: &Path) -> CliResult<Manifest> {
 }
 
 /// Whether `path` names a gzip-compressed archive.
-fn gzipped(path: &Path) -> bool {
+pub(super) fn gzipped(path: &Path) -> bool {
     let name = path.to_string_lossy();
     name.ends_with(".gz") || name.ends_with(".tgz")
 }
@@ -189,35 +192,98 @@ fn write_archive(
     uploads: Option<&Path>,
     mut manifest: Manifest,
 ) -> CliResult<(u64, u64)> {
-    let partial = PathBuf::from(format!("{}.partial", archive.display()));
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io_error("cannot create", &partial))?;
-    let result = fill_archive(
-        &file,
-        gzipped(archive),
-        snapshot,
-        secret,
-        uploads,
-        &mut manifest,
-    );
-    match result {
-        Ok(counts) => {
-            std::fs::rename(&partial, archive).map_err(io_error("cannot write", archive))?;
-            Ok(counts)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(CliError::new(format!(
-                "cannot write the archive {}: {e}",
-                archive.display()
-            )))
+    write_atomically(archive, |file| {
+        fill_archive(
+            file,
+            gzipped(archive),
+            snapshot,
+            secret,
+            uploads,
+            &mut manifest,
+        )
+    })
+}
+
+/// Creates `<archive>.partial` (mode 0600: archives hold secrets), lets `fill` write it, and
+/// renames it to `archive` when `fill` succeeded; removes it when not.
+pub(super) fn write_atomically<T>(
+    archive: &Path,
+    fill: impl FnOnce(&File) -> std::io::Result<T>,
+) -> CliResult<T> {
+    let partial = Partial::create(archive)?;
+    let done = fill(&partial.file).map_err(|e| {
+        CliError::new(format!(
+            "cannot write the archive {}: {e}",
+            archive.display()
+        ))
+    })?;
+    partial.keep()?;
+    Ok(done)
+}
+
+/// An archive being written: `<archive>.partial` (mode 0600, as archives hold secrets),
+/// renamed to the archive by [`Partial::keep`], removed when dropped before.
+pub(super) struct Partial {
+    pub(super) file: File,
+    path: PathBuf,
+    archive: PathBuf,
+    kept: bool,
+}
+
+impl Partial {
+    pub(super) fn create(archive: &Path) -> CliResult<Self> {
+        let path = PathBuf::from(format!("{}.partial", archive.display()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error("cannot create", &path))?;
+        Ok(Self {
+            file,
+            path,
+            archive: archive.to_path_buf(),
+            kept: false,
+        })
+    }
+
+    /// Puts the complete archive in place.
+    pub(super) fn keep(mut self) -> CliResult<()> {
+        std::fs::rename(&self.path, &self.archive)
+            .map_err(io_error("cannot write", &self.archive))?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// A tar writer on `file`, gzip-compressed when `gzip`.
+pub(super) fn tar_writer(file: &File, gzip: bool) -> std::io::Result<tar::Builder<Box<dyn Write>>> {
+    let out: Box<dyn Write> = if gzip {
+        Box::new(flate2::write::GzEncoder::new(
+            BufWriter::new(file.try_clone()?),
+            flate2::Compression::default(),
+        ))
+    } else {
+        Box::new(BufWriter::new(file.try_clone()?))
+    };
+    Ok(tar::Builder::new(out))
+}
+
+/// Finishes the archive of `tar` and makes it durable in `file`.
+pub(super) fn finish_tar(tar: tar::Builder<Box<dyn Write>>, file: &File) -> std::io::Result<()> {
+    let mut out = tar.into_inner()?;
+    out.flush()?;
+    drop(out);
+    file.sync_all()
 }
 
 /// Writes the entries into `file`; the number of upload files and their bytes.
@@ -229,15 +295,7 @@ fn fill_archive(
     uploads: Option<&Path>,
     manifest: &mut Manifest,
 ) -> std::io::Result<(u64, u64)> {
-    let out: Box<dyn Write> = if gzip {
-        Box::new(flate2::write::GzEncoder::new(
-            BufWriter::new(file.try_clone()?),
-            flate2::Compression::default(),
-        ))
-    } else {
-        Box::new(BufWriter::new(file.try_clone()?))
-    };
-    let mut tar = tar::Builder::new(out);
+    let mut tar = tar_writer(file, gzip)?;
     append_file(&mut tar, snapshot, "ecto.db")?;
     if let Some(secret) = secret {
         append_file(&mut tar, secret, "jwt_secret")?;
@@ -260,15 +318,12 @@ fn fill_archive(
     manifest.upload_bytes = bytes;
     let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
     append_bytes(&mut tar, &json, "manifest.json")?;
-    let mut out = tar.into_inner()?;
-    out.flush()?;
-    drop(out);
-    file.sync_all()?;
+    finish_tar(tar, file)?;
     Ok((files, bytes))
 }
 
 /// Appends the file at `path` as `name` (mode 0600); its size.
-fn append_file<W: Write>(
+pub(super) fn append_file<W: Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
     name: &str,
@@ -290,7 +345,7 @@ fn append_file<W: Write>(
     Ok(size)
 }
 
-fn append_bytes<W: Write>(
+pub(super) fn append_bytes<W: Write>(
     tar: &mut tar::Builder<W>,
     bytes: &[u8],
     name: &str,
@@ -333,7 +388,7 @@ fn upload_files(root: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
 }
 
 /// Whether `dir` is absent or an empty directory.
-fn absent_or_empty(dir: &Path) -> std::io::Result<bool> {
+pub(super) fn absent_or_empty(dir: &Path) -> std::io::Result<bool> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => Ok(entries.next().is_none()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
@@ -342,7 +397,7 @@ fn absent_or_empty(dir: &Path) -> std::io::Result<bool> {
 }
 
 /// A name inside the archive made only of plain components (no `..`, no root).
-fn plain(name: &str) -> Option<PathBuf> {
+pub(super) fn plain(name: &str) -> Option<PathBuf> {
     let path = Path::new(name);
     let ok = !name.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
     ok.then(|| path.to_path_buf())
@@ -350,13 +405,13 @@ fn plain(name: &str) -> Option<PathBuf> {
 
 /// What restoring wrote, removed again when the restore fails.
 #[derive(Default)]
-struct Written {
-    files: Vec<PathBuf>,
+pub(super) struct Written {
+    pub(super) files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
 }
 
 impl Written {
-    fn create_dirs(&mut self, dir: &Path) -> std::io::Result<()> {
+    pub(super) fn create_dirs(&mut self, dir: &Path) -> std::io::Result<()> {
         let mut missing = Vec::new();
         let mut at = Some(dir);
         while let Some(d) = at {
@@ -373,7 +428,7 @@ impl Written {
         Ok(())
     }
 
-    fn undo(self) {
+    pub(super) fn undo(self) {
         for f in self.files.iter().rev() {
             let _ = std::fs::remove_file(f);
         }
@@ -463,6 +518,23 @@ async fn check_restored(
     Ok(manifest)
 }
 
+/// The archive in `file`, decompressed when it starts with gzip's magic bytes.
+pub(super) fn open_archive(file: File) -> CliResult<Box<dyn Read>> {
+    let mut reader = BufReader::new(file);
+    let compressed = {
+        use std::io::BufRead;
+        let head = reader
+            .fill_buf()
+            .map_err(|e| CliError::new(format!("cannot read the archive: {e}")))?;
+        head.starts_with(&[0x1f, 0x8b])
+    };
+    Ok(if compressed {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    })
+}
+
 /// Reads the archive entry by entry into place; the manifest, and the upload files and bytes
 /// written.
 fn extract(
@@ -472,23 +544,7 @@ fn extract(
     db_path: &Path,
     written: &mut Written,
 ) -> CliResult<(Manifest, u64, u64)> {
-    let mut reader = BufReader::new(file);
-    let mut magic = [0u8; 2];
-    let compressed = {
-        use std::io::BufRead;
-        let head = reader
-            .fill_buf()
-            .map_err(|e| CliError::new(format!("cannot read the archive: {e}")))?;
-        if head.len() >= 2 {
-            magic.copy_from_slice(&head[..2]);
-        }
-        magic == [0x1f, 0x8b]
-    };
-    let input: Box<dyn Read> = if compressed {
-        Box::new(flate2::read::GzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
+    let input = open_archive(file)?;
     let damaged = |e: std::io::Error| {
         CliError::new(format!(
             "cannot read the archive (not an ecto-server backup, or damaged): {e}"

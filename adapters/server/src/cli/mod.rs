@@ -1,10 +1,11 @@
-//! The operator's commands next to `serve`: `backup`, `restore`, the `admin` set and
-//! `check-config`. Each is a library function (so tests call them as the binary does); `main.rs`
+//! The operator's commands next to `serve`: `backup`, `restore`, `export`, `import`, the
+//! `admin` set and `check-config`. Each is a library function (so tests call them as the binary does); `main.rs`
 //! only parses arguments, calls them and prints.
 
 pub mod admin;
 pub mod backup;
 pub mod check;
+pub mod transfer;
 
 use ecto_core::{CoreError, ErrorKind};
 
