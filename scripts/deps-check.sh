@@ -44,4 +44,28 @@ check ecto-ogimage "$io_crates|ecto-core|$outbound|ecto-http|ecto-gateway"
 for crate in $outbound_list; do
   check "$crate" "${outbound}|ecto-http|ecto-gateway"
 done
+
+# The minimum Rust version stated in Cargo.toml (`rust-version`, which clippy's
+# incompatible_msrv lint holds our own code to) must be at least every locked dependency's
+# that this platform builds.
+if ! used=$(cargo tree --workspace -e normal,build,dev --prefix none --format '{p}' | awk '{print $1" "$2}' | sort -u) ||
+   ! meta=$(cargo metadata --format-version 1); then
+  echo "deps-check: cargo tree / cargo metadata failed"
+  exit 1
+fi
+msrv=$(USED="$used" python3 -c '
+import json, os, sys
+meta = json.load(sys.stdin)
+used = {tuple(l.split()) for l in os.environ["USED"].splitlines()}
+ver = lambda v: tuple((list(map(int, v.split("."))) + [0, 0])[:3])
+stated = {p["name"]: p.get("rust_version") for p in meta["packages"] if p["id"] in meta["workspace_members"]}["ecto-server"]
+need = max(((ver(p["rust_version"]), p["name"] + " " + p["version"]) for p in meta["packages"]
+            if p.get("rust_version") and (p["name"], "v" + p["version"]) in used), default=((0,), "none"))
+ok = stated is not None and ver(stated) >= need[0]
+print(("ok " if ok else "bad ") + str(stated) + " " + ".".join(map(str, need[0])) + " (" + need[1] + ")")
+' <<<"$meta")
+case $msrv in
+  ok*) echo "deps-check: rust-version ${msrv#ok } ok" ;;
+  *) echo "deps-check: rust-version ${msrv#bad } is below what the lockfile needs: raise rust-version in Cargo.toml"; status=1 ;;
+esac
 exit $status
