@@ -1,5 +1,5 @@
 //! `ecto-server`: `serve` (the default), `migrate`, `backup`, `restore`, `export`, `import`,
-//! `check-config` and the `admin` commands. The commands themselves live in `ecto_server::cli`; this file parses
+//! `health`, `check-config` and the `admin` commands. The commands themselves live in `ecto_server::cli`; this file parses
 //! arguments, calls them and prints.
 
 use clap::{Parser, Subcommand};
@@ -54,6 +54,13 @@ enum Command {
     Import {
         /// The archive `ecto-server export` wrote.
         archive: PathBuf,
+    },
+    /// Ask the server of this configuration, on its port, whether it is alive (exit status 0
+    /// when it answers 200): the health check of the container image.
+    Health {
+        /// Ask `/ready` (database, Redis and S3 answer) instead of `/health`.
+        #[arg(long)]
+        ready: bool,
     },
     /// Show the effective configuration with secrets hidden, or every invalid setting (exit
     /// status 2).
@@ -235,6 +242,10 @@ async fn run(command: Command, config: &AppConfig) -> CliResult<()> {
                 s.files,
                 s.bytes
             );
+            Ok(())
+        }
+        Command::Health { ready } => {
+            println!("{}", cli::health::probe(config, ready)?);
             Ok(())
         }
         Command::Admin { task } => admin_task(task, config).await,

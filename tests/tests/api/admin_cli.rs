@@ -3,7 +3,7 @@
 //! `check-config`, and unknown keys in a configuration file.
 
 use ecto_core::ports::Limit;
-use ecto_server::cli::{admin, backup, check};
+use ecto_server::cli::{admin, backup, check, health};
 use ecto_server::AppConfig;
 use ecto_tests::{data, per_profile, unique, Profile, Session, TestApp};
 use reqwest::StatusCode;
@@ -518,4 +518,58 @@ fn unknown_keys_in_a_configuration_file_are_errors() {
     if let Err(e) = AppConfig::from_file(&path) {
         assert!(!e.to_string().contains("is not a setting"), "{e}");
     }
+}
+
+/// `config` with the port `app` listens on (tests bind port 0).
+fn at_port_of(app: &TestApp) -> AppConfig {
+    let mut config = app.config.clone();
+    config.port = app
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_asks_the_server_of_the_configuration() {
+    let app = TestApp::spawn(Profile::SelfHosted).await;
+    let config = at_port_of(&app);
+    let alive = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || (health::probe(&config, false), health::probe(&config, true))
+    })
+    .await
+    .expect("probe");
+    assert!(alive.0.expect("/health").contains("ok"));
+    let ready = alive.1.expect("/ready");
+    assert!(ready.contains("database"), "{ready}");
+
+    // Anything but 200 is a failure that says what came back.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut unready = config.clone();
+    unready.port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut socket, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf);
+        let _ = socket.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 32\r\n\r\n{\"checks\":{\"database\":\"down\"}}\r\n",
+        );
+    });
+    let err = tokio::task::spawn_blocking(move || health::probe(&unready, true))
+        .await
+        .expect("probe")
+        .expect_err("503");
+    assert!(err.to_string().contains("503"), "{err}");
+    assert!(err.to_string().contains("down"), "{err}");
+
+    app.stop().await;
+    let err = tokio::task::spawn_blocking(move || health::probe(&config, false))
+        .await
+        .expect("probe")
+        .expect_err("stopped");
+    assert!(err.to_string().contains("no answer"), "{err}");
 }

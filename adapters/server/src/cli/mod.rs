@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod backup;
 pub mod check;
+pub mod health;
 pub mod transfer;
 
 use ecto_core::{CoreError, ErrorKind};
