@@ -1000,9 +1000,17 @@ pub async fn event_bus_contract(bus: &dyn crate::ports::EventBus, sleep: &Sleep)
             positions.windows(2).all(|w| w[1] == w[0] + 1) && positions[0] >= 1,
             "positions are consecutive: {positions:?}"
         );
+        assert!(
+            got.iter().all(|e| e.published_ms > 0),
+            "every event carries its publication time"
+        );
         let unpositioned: Vec<Event> = got
             .into_iter()
-            .map(|e| Event { position: 0, ..e })
+            .map(|e| Event {
+                position: 0,
+                published_ms: 0,
+                ..e
+            })
             .collect();
         assert_eq!(
             unpositioned, sent,

@@ -30,6 +30,22 @@ pub struct Event {
     /// [`EventBus::publish`] (0 on an event not yet published).
     #[serde(default)]
     pub position: u64,
+    /// When [`EventBus::publish`] took it, in milliseconds since the Unix epoch (0 before):
+    /// the gateway measures the bus's lag from it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub published_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The time to stamp on an event being published ([`Event::published_ms`]).
+pub fn publish_time_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Event {
@@ -40,6 +56,7 @@ impl Event {
             name: name.to_owned(),
             data,
             position: 0,
+            published_ms: 0,
         }
     }
 }

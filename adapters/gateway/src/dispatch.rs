@@ -55,6 +55,12 @@ impl Gateway {
             }
         }
         let position = event.position;
+        // From publication to this instance's dispatch: the bus's lag (across instances, their
+        // clocks' difference too).
+        if event.published_ms > 0 {
+            let lag = ecto_core::ports::publish_time_ms().saturating_sub(event.published_ms);
+            metrics::histogram!("ecto_event_bus_lag_seconds").record(lag as f64 / 1000.0);
+        }
         let affected = self.dispatch(event);
         self.recheck_all(affected).await;
         metrics::gauge!("ecto_event_bus_dispatched_position").set(position as f64);

@@ -55,6 +55,7 @@ impl EventBus for MemoryEventBus {
     async fn publish(&self, mut event: Event) -> CoreResult<()> {
         let mut log = self.log();
         event.position = log.head + 1;
+        event.published_ms = ecto_core::ports::publish_time_ms();
         let json = serde_json::to_string(&event).map_err(CoreError::internal)?;
         log.head = event.position;
         log.entries.push_back(json.into_boxed_str());

@@ -75,7 +75,8 @@ fn decode(entry: &str) -> Option<Event> {
 
 #[async_trait]
 impl EventBus for RedisEventBus {
-    async fn publish(&self, event: Event) -> CoreResult<()> {
+    async fn publish(&self, mut event: Event) -> CoreResult<()> {
+        event.published_ms = ecto_core::ports::publish_time_ms();
         let payload = serde_json::to_string(&event).map_err(CoreError::internal)?;
         let mut conn = self.conn.manager.clone();
         PUBLISH_SCRIPT

@@ -154,6 +154,11 @@ async fn metrics_move_with_requests_and_sockets(profile: Profile) {
     let user = app.register(&unique("metric"), "password-123").await;
     let mut ws = app.ws().await;
     ws.identify(&user.token, json!({})).await;
+    // The registration's events went through the bus: its lag is measured.
+    until(&app, "the event bus's lag measured", |t| {
+        value(t, "ecto_event_bus_lag_seconds_count", &[]) > 0.0
+    })
+    .await;
     until(&app, "one more /ws session", |t| {
         value(t, "ecto_ws_sessions", &[]) == sessions_before + 1.0
     })
