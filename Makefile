@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check machete audit browser-deps test-self-hosted test-managed migrate measure-startup bench clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check machete audit browser-deps test-self-hosted test-managed migrate measure-startup bench drills drills-short clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -55,9 +55,10 @@ browser-deps:
 
 # Everything: formatting, lints, the crate-graph check, unit tests, port contract tests and the
 # API tests against both profiles (self-hosted and managed, real browsers for voice), in one
-# test run.
+# test run; then the short form of the reliability drills (drills-short).
 test: lint browser-deps
 	./scripts/with-test-services.sh $(RUN_TESTS) --workspace
+	$(MAKE) drills-short
 
 # Only the API tests of one profile.
 test-self-hosted: browser-deps
@@ -75,6 +76,19 @@ measure-startup: release
 # docs/BENCHMARKS.md. About ten minutes.
 bench:
 	./scripts/with-test-services.sh python3 scripts/bench.py
+
+# Reliability drills against the release server, writing docs/RELIABILITY.md: 32 clients
+# sending while the server is killed with SIGKILL (SQLite and PostgreSQL), floods of idle,
+# slow and hostile connections, and fuzzed tRPC and /ws input. About five minutes.
+DRILLS_PROFILES ?= self-hosted,managed
+drills: release
+	./scripts/with-test-services.sh python3 scripts/drills.py --profiles $(DRILLS_PROFILES)
+
+# Their short form, part of `make test`: the debug server the tests built, smaller floods, a
+# shorter burst, fewer fuzz cases; the report goes to target/RELIABILITY-short.md.
+drills-short:
+	$(CARGO) build --bin ecto-server
+	./scripts/with-test-services.sh python3 scripts/drills.py --short --binary target/debug/ecto-server --profiles $(DRILLS_PROFILES) --out target/RELIABILITY-short.md
 
 clean:
 	$(CARGO) clean

@@ -40,7 +40,7 @@ pub fn open_database(config: &AppConfig) -> CoreResult<Db> {
                 .into_owned()
         }
     };
-    Db::open(&url, config.db_pool_max)
+    Db::open_with(&url, config.db_pool_max, config.sqlite_synchronous_full)
 }
 
 /// `/ready`'s check of a remote upload store.

@@ -63,6 +63,9 @@ pub struct AppConfig {
     pub voice_max_server_bitrate_kbps: u32,
     pub log_json: bool,
     pub log_level: String,
+    /// `SQLITE_SYNCHRONOUS=full`: every SQLite commit is synced to disk before it is answered
+    /// (survives power loss); `normal` (the default) survives a crash of the process.
+    pub sqlite_synchronous_full: bool,
     /// `METRICS_ADDRESS`: where `GET /metrics` listens, apart from the public port (unset:
     /// no metrics endpoint).
     pub metrics_address: Option<String>,
@@ -151,6 +154,7 @@ struct Raw {
     voice_max_server_bitrate_kbps: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
+    sqlite_synchronous: Option<String>,
     metrics_address: Option<String>,
     metrics_token: Option<String>,
     ws_identify_timeout_ms: Option<String>,
@@ -287,6 +291,7 @@ impl AppConfig {
             300u64,
         );
         let log_json = c.log_format(&raw);
+        let sqlite_synchronous_full = c.sqlite_synchronous(&raw);
         let metrics_address = c.metrics_address(&raw);
         let port = c.port("PORT", &raw.port, 3000);
         let voice_enabled = c.flag_or("VOICE_ENABLED", &raw.voice_enabled, true);
@@ -348,6 +353,7 @@ impl AppConfig {
             voice_max_bitrate_kbps,
             voice_max_server_bitrate_kbps,
             log_json,
+            sqlite_synchronous_full,
             log_level: set(&raw.log_level).unwrap_or_else(|| "info".into()),
             metrics_address,
             metrics_token: set(&raw.metrics_token),
@@ -598,6 +604,21 @@ impl Checker {
             Some(other) => {
                 self.errors.push(format!(
                     "LOG_FORMAT: '{other}' is neither 'text' nor 'json'"
+                ));
+                false
+            }
+        }
+    }
+
+    /// Whether SQLite syncs every commit (`SQLITE_SYNCHRONOUS=full`) rather than at
+    /// checkpoints (`normal`).
+    fn sqlite_synchronous(&mut self, raw: &Raw) -> bool {
+        match set(&raw.sqlite_synchronous).as_deref() {
+            None | Some("normal") => false,
+            Some("full") => true,
+            Some(other) => {
+                self.errors.push(format!(
+                    "SQLITE_SYNCHRONOUS: '{other}' is neither 'normal' nor 'full'"
                 ));
                 false
             }

@@ -109,6 +109,17 @@ impl Db {
     /// an SQLite file path (created if missing). Nothing is connected until first use, except
     /// that [`Db::migrate`] connects.
     pub fn open(url: &str, max_connections: usize) -> CoreResult<Self> {
+        Self::open_with(url, max_connections, false)
+    }
+
+    /// [`Db::open`], with SQLite's `synchronous = FULL` when `sync_every_commit` (each commit
+    /// is on disk before it returns, so it survives a power loss; `NORMAL` survives a crash of
+    /// the process, and may lose the last commits when the machine itself stops).
+    pub fn open_with(
+        url: &str,
+        max_connections: usize,
+        sync_every_commit: bool,
+    ) -> CoreResult<Self> {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut config = ManagerConfig::<AsyncPgConnection>::default();
             // A broken connection is noticed (and replaced) without a ping per checkout.
@@ -118,8 +129,11 @@ impl Db {
             Backend::Pg(build_pool(manager, max_connections)?)
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            let write = build_pool(sqlite_manager(path), 1)?;
-            let read = build_pool(sqlite_manager(path), max_connections.clamp(1, 8))?;
+            let write = build_pool(sqlite_manager(path, sync_every_commit), 1)?;
+            let read = build_pool(
+                sqlite_manager(path, sync_every_commit),
+                max_connections.clamp(1, 8),
+            )?;
             Backend::Sqlite {
                 write,
                 read,
@@ -279,22 +293,27 @@ where
         .map_err(CoreError::internal)
 }
 
-fn sqlite_manager(path: &str) -> AsyncDieselConnectionManager<SqliteConn> {
+fn sqlite_manager(path: &str, sync_every_commit: bool) -> AsyncDieselConnectionManager<SqliteConn> {
+    let setup: &'static str = if sync_every_commit {
+        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; \
+         PRAGMA wal_autocheckpoint = 10000;"
+    } else {
+        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
+         PRAGMA wal_autocheckpoint = 10000;"
+    };
     let mut config = ManagerConfig::<SqliteConn>::default();
     // The default verifies every checkout with a query (one more blocking-thread hop per
     // database call); a file connection does not go stale, a broken one is still replaced.
     config.recycling_method = RecyclingMethod::Fast;
-    config.custom_setup = Box::new(|url| {
+    config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         async move {
             let mut conn = SqliteConn::establish(&url).await?;
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
-                 PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
-                 PRAGMA wal_autocheckpoint = 10000;",
-            )
-            .await
-            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            conn.batch_execute(setup)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(conn)
         }
         .boxed()

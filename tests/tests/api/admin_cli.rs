@@ -425,6 +425,7 @@ fn check_config_reports_every_invalid_setting_at_once() {
         ("log_format", "xml"),
         ("redis_url", "http://r"),
         ("ws_outbound_queue", "lots"),
+        ("sqlite_synchronous", "sometimes"),
     ]);
     let (text, code) = check::report(&loaded);
     assert_eq!(code, 2);
@@ -433,6 +434,7 @@ fn check_config_reports_every_invalid_setting_at_once() {
         "LOG_FORMAT",
         "REDIS_URL",
         "WS_OUTBOUND_QUEUE",
+        "SQLITE_SYNCHRONOUS: 'sometimes' is neither 'normal' nor 'full'",
     ] {
         assert!(text.contains(problem), "{problem} missing from: {text}");
     }
