@@ -14,6 +14,7 @@ mod conn;
 mod dispatch;
 mod events;
 mod frame;
+mod guard;
 mod identify;
 mod notify;
 mod registry;
@@ -53,6 +54,27 @@ fn admit(req: &HttpRequest, gateway: &Gateway) -> Option<registry::AddressGuard>
     gateway.admit_address(rate_limit::client_key(address))
 }
 
+/// The largest frame a `/ws` client may send (close 4002 beyond).
+const WS_FRAME_MAX: usize = 64 * 1024;
+/// The largest frame a `/notify` client may send.
+const NOTIFY_FRAME_MAX: usize = 16 * 1024;
+
+/// The body of an upgrade request, read through [`guard::FrameGuard`] so that a frame over
+/// `max` is refused at its header instead of after it has all arrived.
+fn guarded(
+    req: &HttpRequest,
+    body: web::Payload,
+    max: usize,
+) -> Result<web::Payload, actix_web::Error> {
+    use actix_web::FromRequest;
+    type Boxed = std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
+    >;
+    let stream: Boxed = Box::pin(guard::FrameGuard::new(body.into_inner(), max));
+    let mut payload = actix_web::dev::Payload::from(stream);
+    web::Payload::from_request(req, &mut payload).into_inner()
+}
+
 /// The answer to an upgrade past the address's cap.
 fn too_many_sockets() -> HttpResponse {
     HttpResponse::TooManyRequests()
@@ -74,11 +96,13 @@ async fn ws_route(
     let Some(guard) = admit(&req, &gateway) else {
         return Ok(too_many_sockets());
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = actix_ws::handle(&req, guarded(&req, body, WS_FRAME_MAX)?)?;
     let response = response
         .map_body(|_, body| body::Pieces::new(body))
         .map_into_boxed_body();
-    let stream = stream.max_frame_size(64 * 1024).aggregate_continuations();
+    let stream = stream
+        .max_frame_size(WS_FRAME_MAX)
+        .aggregate_continuations();
     actix_web::rt::spawn(async move {
         conn::run(gateway.into_inner(), addressing, session, stream).await;
         drop(guard);
@@ -101,8 +125,11 @@ async fn notify_route(
     let Some(guard) = admit(&req, &gateway) else {
         return Ok(too_many_sockets());
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream.max_frame_size(16 * 1024).aggregate_continuations();
+    let (response, session, stream) =
+        actix_ws::handle(&req, guarded(&req, body, NOTIFY_FRAME_MAX)?)?;
+    let stream = stream
+        .max_frame_size(NOTIFY_FRAME_MAX)
+        .aggregate_continuations();
     actix_web::rt::spawn(async move {
         notify::run(gateway.into_inner(), addressing, session, stream).await;
         drop(guard);

@@ -578,3 +578,67 @@ async fn shutdown_closes_sockets_with_4011() {
         assert_eq!(notify.closed().await.0, 4011, "{profile:?}");
     }
 }
+
+/// A frame whose header announces more than the 64 KiB limit is refused at its header: the
+/// socket is closed with 4002 while most of the frame has not even been sent, instead of the
+/// server waiting for (and buffering) all of it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_is_refused_at_its_header() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(ecto_tests::Profile::SelfHosted).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for path in ["/ws", "/notify"] {
+        let mut tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        tcp.write_all(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("handshake");
+        // A masked text frame announcing 16 MiB, of which only 64 KiB are sent.
+        let mut frame = vec![0x81u8, 0x80 | 127];
+        frame.extend_from_slice(&(16u64 << 20).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend(std::iter::repeat_n(b'x', 64 * 1024));
+        tcp.write_all(&frame).await.expect("frame");
+        // Read the handshake answer and every frame until the close frame.
+        let mut seen = Vec::new();
+        let code = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = tcp.read(&mut buf).await.expect("read");
+                assert!(n > 0, "{path}: the socket ended without a close frame");
+                seen.extend_from_slice(&buf[..n]);
+                let Some(head_end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let mut at = head_end + 4;
+                while seen.len() >= at + 2 {
+                    let (op, len) = (seen[at] & 0x0F, (seen[at + 1] & 0x7F) as usize);
+                    let (skip, len) = match len {
+                        126 if seen.len() >= at + 4 => {
+                            (4, u16::from_be_bytes([seen[at + 2], seen[at + 3]]) as usize)
+                        }
+                        126 => break,
+                        _ => (2, len),
+                    };
+                    if seen.len() < at + skip + len {
+                        break;
+                    }
+                    if op == 8 {
+                        return u16::from_be_bytes([seen[at + skip], seen[at + skip + 1]]);
+                    }
+                    at += skip + len;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no close within 5 s of a 16 MiB header"));
+        assert_eq!(code, 4002, "{path}");
+    }
+}
