@@ -652,7 +652,7 @@ def drill_fuzz(binary, work, short):
         if status >= 500:
             fives.append((name, str(data)[:200]))
     # Mutated /ws frames.
-    ws_cases = 300 if short else 3_000
+    ws_cases = 300 if short else 1_000
     ws_closed_abnormally = 0
     for i in range(ws_cases):
         try:
@@ -671,7 +671,9 @@ def drill_fuzz(binary, work, short):
                 s.sendall(ws_frame(b"{}", opcode=rng.choice([3, 4, 5, 6, 7, 11, 12])))
             else:
                 s.sendall(os.urandom(rng.randrange(1, 64)))
-            s.settimeout(2)
+            # What the server answers (an error, a close) comes at once; a frame it ignores
+            # gets nothing, and a quarter of a second is enough to tell.
+            s.settimeout(0.25)
             try:
                 while True:
                     op, _, rest = ws_read(s, rest)
@@ -742,7 +744,7 @@ def markdown(meta, crash, floods, fuzz, short):
               "input (wrong types, huge and odd strings, deep nesting, ids of other objects, cut "
               f"JSON), half as a member and half anonymously, then {fuzz['ws_cases']:,} `/ws` "
               "connections sending mutated frames (random bytes, unknown opcodes, odd events, "
-              f"garbage before the handshake), in {fuzz['seconds']} s.", "",
+              f"raw garbage instead of a frame), in {fuzz['seconds']} s.", "",
               f"- answers by status: {', '.join(f'{k}: {v:,}' for k, v in fuzz['statuses'].items())}",
               f"- 5xx answers: **{fuzz['server_error_count']}**",
               f"- calls without an answer in 10 s: **{fuzz['hangs']}**",
@@ -753,6 +755,13 @@ def markdown(meta, crash, floods, fuzz, short):
             L.append(f"  - 5xx from `{name}`: {data}")
         for name, error in fuzz["hung"]:
             L.append(f"  - no answer from `{name}`: {error}")
+    L += ["## Not drilled yet", "",
+          "- losing a managed instance (500 sockets over two instances, one killed, every socket "
+          "resuming on the survivor) and a rolling restart; the API test "
+          "`resume::a_session_resumes_on_another_instance` covers one socket;",
+          "- Redis down and PostgreSQL restarted while requests and sockets run;",
+          "- storage faults (a full disk, a blob store failing in the middle of an upload);",
+          "- slow request bodies, and fuzzing of the multipart and `/files` path parsers.", ""]
     return "\n".join(L).rstrip() + "\n"
 
 
