@@ -13,6 +13,9 @@ pub enum ErrorKind {
     Conflict,
     TooManyRequests,
     PayloadTooLarge,
+    /// A backing service (the database, Redis, the blob store) cannot be reached or is full:
+    /// the call failed and may succeed later. 503 with the service named in the message.
+    Unavailable,
     Internal,
 }
 
@@ -203,6 +206,26 @@ impl CoreError {
             retry_after: None,
             source: Some(source.into()),
         }
+    }
+    /// A backing service that cannot be reached (or, for storage, is full): `message` names
+    /// it for the caller ("Database unavailable"); the cause goes to the logs. The caller is
+    /// asked to retry after two seconds.
+    pub fn unavailable(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind: ErrorKind::Unavailable,
+            ecto: None,
+            message: message.into(),
+            retry_after: Some(2),
+            source: Some(source.into()),
+        }
+    }
+    /// Whether this error is a fault of the server or of a backing service (not of the
+    /// caller's input or rights).
+    pub fn is_fault(&self) -> bool {
+        matches!(self.kind, ErrorKind::Internal | ErrorKind::Unavailable)
     }
     /// Same as [`CoreError::internal`] from a plain description.
     pub fn internal_msg(what: impl Into<String>) -> Self {

@@ -10,7 +10,8 @@ use std::pin::Pin;
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
 /// A storage key: `/`-separated segments of ASCII letters, digits, `.`, `_` and `-`, none of
-/// them empty, `.` or `..`. No key built from user input can leave its store's root.
+/// them empty, `.` or `..`, nor longer than a file name may be (255 bytes). No key built from
+/// user input can leave its store's root or fail as a path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobKey(String);
 
@@ -21,6 +22,7 @@ impl BlobKey {
             && raw.len() <= 1024
             && raw.split('/').all(|seg| {
                 !seg.is_empty()
+                    && seg.len() <= 255
                     && seg != "."
                     && seg != ".."
                     && seg

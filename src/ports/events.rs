@@ -36,6 +36,12 @@ pub struct Event {
     pub published_ms: u64,
 }
 
+/// The event a bus publishes when it had to drop events it could not publish (its backing
+/// service was away longer than it could hold them): every session of every server missed
+/// something it cannot be told, so each is closed (4000 "Missed events") and no resume may
+/// replay across it; the client starts a new session.
+pub const RESYNC_EVENT: &str = "internal.resync";
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

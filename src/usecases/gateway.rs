@@ -41,8 +41,12 @@ pub fn reaches(
         }
 }
 
-/// Whether an internal close event ends sessions of `user_id` in `server_id`.
+/// Whether an internal close event ends sessions of `user_id` in `server_id` (a resync event
+/// ends every session).
 pub fn closes(event: &crate::ports::Event, server_id: Uuid, user_id: Uuid) -> bool {
+    if event.name == crate::ports::RESYNC_EVENT {
+        return true;
+    }
     event.name == CLOSE_EVENT
         && event.server_id == server_id
         && match event.scope {

@@ -13,7 +13,7 @@ use super::base::publish::publish;
 use crate::model::Server;
 use crate::permissions::{bits, has};
 use crate::ports::{MediaLoss, NewConsumer, ProduceRequest, Scope, VoiceState};
-use crate::{CoreError, CoreResult, EctoCode, ErrorKind, Services};
+use crate::{CoreError, CoreResult, EctoCode, Services};
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -126,7 +126,7 @@ async fn publish_closed(svc: &Services, server_id: Uuid, closed: &[crate::ports:
 /// A failure of the media plane (or of the voice state store) as the client hears it: 8002
 /// when the service failed, 8003 when it refused the call.
 fn internal(e: CoreError) -> VoiceError {
-    if e.kind == ErrorKind::Internal {
+    if e.is_fault() {
         tracing::warn!(error = %e, "voice media plane failed");
         UNAVAILABLE
     } else {

@@ -6,7 +6,7 @@
 use crate::frame::frame;
 use crate::registry::{Gateway, Registry};
 use crate::session::{Session, SessionState};
-use ecto_core::ports::{Event, EventStream, Scope};
+use ecto_core::ports::{Event, EventStream, Scope, RESYNC_EVENT};
 use ecto_core::usecases::base::publish::{close, CLOSE_EVENT};
 use ecto_core::usecases::gateway::{
     changes_permissions, closes, reaches, readable, TAKEOVER_EVENT,
@@ -14,6 +14,7 @@ use ecto_core::usecases::gateway::{
 use ecto_core::usecases::voice::TRANSFER_EVENT;
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -22,17 +23,61 @@ use uuid::Uuid;
 const RECHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Gateway {
-    /// Starts the task that applies every event of the bus to the sessions.
+    /// Starts the task that applies every event of the bus to the sessions. When the feed
+    /// ends (the bus's connection was lost), it subscribes again, every 100 ms doubling to
+    /// 2 s, then reads from the log what it missed meanwhile; when the log cannot say, every
+    /// session is told (4000 "Missed events") rather than left to miss events silently.
     pub(crate) fn spawn_dispatcher(gateway: &Arc<Gateway>, mut events: EventStream) {
         let dispatcher = Arc::downgrade(gateway);
         tokio::spawn(async move {
-            while let Some(event) = events.next().await {
+            loop {
+                while let Some(event) = events.next().await {
+                    let Some(gateway) = dispatcher.upgrade() else {
+                        return;
+                    };
+                    gateway.on_event(event).await;
+                }
                 let Some(gateway) = dispatcher.upgrade() else {
-                    break;
+                    return;
                 };
-                gateway.on_event(event).await;
+                gateway.feed_down.store(true, Ordering::Relaxed);
+                tracing::warn!("event feed ended; subscribing again");
+                metrics::counter!("ecto_event_bus_resubscribes_total").increment(1);
+                let mut wait = Duration::from_millis(100);
+                events = loop {
+                    match gateway.services.events.subscribe().await {
+                        Ok(feed) => break feed,
+                        Err(e) => tracing::debug!(error = %e, "event bus still unreachable"),
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                    if Arc::strong_count(&gateway) == 1 {
+                        return;
+                    }
+                };
+                gateway.catch_up().await;
+                gateway.feed_down.store(false, Ordering::Relaxed);
+                tracing::info!("event feed restored");
             }
         });
+    }
+
+    /// After a new subscription: applies the logged events this process did not see. When
+    /// the log no longer holds them (or the bus lost its data), no session can know what it
+    /// missed: every socket closes (4000).
+    async fn catch_up(self: &Arc<Self>) {
+        let last = self.registry().position;
+        match self.services.events.since(last).await {
+            Ok(Some(missed)) => {
+                for e in missed {
+                    let affected = self.dispatch(e);
+                    self.recheck_all(affected).await;
+                }
+            }
+            // (A bus that lost its data goes on from positions far above any seen: the
+            // first of them is a gap too, so sessions made meanwhile are told again.)
+            _ => self.lost(last),
+        }
     }
 
     /// Applies one event from the bus, first reading from the log any events the feed skipped.
@@ -134,6 +179,13 @@ impl Gateway {
     /// Returns the sessions whose rights the event may have changed.
     #[must_use]
     fn dispatch(self: &Arc<Self>, event: Event) -> Vec<Arc<Session>> {
+        if event.name == RESYNC_EVENT {
+            // Events were dropped unpublished somewhere: nobody can know what they missed.
+            if event.position > self.registry().position {
+                self.lost(event.position);
+            }
+            return Vec::new();
+        }
         self.notice(&event);
         let mut registry = self.registry();
         if event.position <= registry.position {

@@ -16,7 +16,7 @@ use ecto_core::ports::{Checkpoint, SessionBuffer};
 use ecto_core::usecases::base::publish::close;
 use ecto_core::Services;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
@@ -60,9 +60,17 @@ pub struct Gateway {
     pub(crate) queued: AtomicU64,
     pub(crate) saved: AtomicU64,
     pub(crate) saved_notify: Notify,
+    /// The event feed ended and is not subscribed again yet (`/ready` says "events").
+    pub(crate) feed_down: AtomicBool,
 }
 
 impl Gateway {
+    /// Whether this process's event feed is subscribed (false from the moment the bus's
+    /// subscription ends until it is made again and caught up).
+    pub fn feed_up(&self) -> bool {
+        !self.feed_down.load(Ordering::Relaxed)
+    }
+
     /// The services this gateway serves.
     pub fn services(&self) -> &Services {
         &self.services
@@ -92,6 +100,7 @@ impl Gateway {
             queued: AtomicU64::new(0),
             saved: AtomicU64::new(0),
             saved_notify: Notify::new(),
+            feed_down: AtomicBool::new(false),
         });
         Self::spawn_dispatcher(&gateway, events);
         Self::spawn_saver(&gateway, to_save);

@@ -16,7 +16,10 @@ pub enum TrpcCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
+    /// The request body came too slowly (408).
+    Timeout,
     InternalServerError,
+    ServiceUnavailable,
 }
 
 impl TrpcCode {
@@ -32,7 +35,9 @@ impl TrpcCode {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
+            Self::Timeout => "TIMEOUT",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
     pub fn json_rpc(self) -> i32 {
@@ -47,7 +52,8 @@ impl TrpcCode {
             Self::PayloadTooLarge => -32013,
             Self::UnsupportedMediaType => -32015,
             Self::TooManyRequests => -32029,
-            Self::InternalServerError => -32603,
+            Self::Timeout => -32008,
+            Self::InternalServerError | Self::ServiceUnavailable => -32603,
         }
     }
     pub fn http_status(self) -> u16 {
@@ -61,7 +67,9 @@ impl TrpcCode {
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::TooManyRequests => 429,
+            Self::Timeout => 408,
             Self::InternalServerError => 500,
+            Self::ServiceUnavailable => 503,
         }
     }
 }
@@ -135,8 +143,9 @@ impl From<CoreError> for ApiError {
             ErrorKind::TooManyRequests => TrpcCode::TooManyRequests,
             ErrorKind::PayloadTooLarge => TrpcCode::PayloadTooLarge,
             ErrorKind::Internal => TrpcCode::InternalServerError,
+            ErrorKind::Unavailable => TrpcCode::ServiceUnavailable,
         };
-        if code == TrpcCode::InternalServerError {
+        if e.is_fault() {
             // The cause chain goes to the log, on the request's failure line (each cause
             // once: `CoreError`'s Display would repeat the first); the caller gets a generic
             // message.

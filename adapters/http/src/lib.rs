@@ -12,6 +12,7 @@ mod hub_uploads;
 mod landing;
 mod observe;
 mod og_image;
+mod pace;
 mod procedures;
 mod routes;
 mod server;
@@ -21,4 +22,5 @@ pub mod uploads;
 mod validate;
 
 pub use error::{ApiError, TrpcCode};
+pub use pace::BodyPace;
 pub use server::{serve, ExtraRoutes, HttpState, RequestLimits};

@@ -16,21 +16,31 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /ready`: every backing service answered one round trip; 503 naming the ones that did
-/// not.
+/// How long `/ready` waits for one backing service (they are asked at once).
+const READY_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /ready`: every backing service answered one round trip within two seconds; 503 naming
+/// the ones that did not ("unavailable", or "timeout" when no answer came).
 pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
-    let mut checks = serde_json::Map::new();
-    let mut ok = true;
-    for check in &state.services.health {
-        let status = match check.check().await {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => {
-                ok = false;
+    let answers = futures_util::future::join_all(state.services.health.iter().map(|check| async {
+        let status = match tokio::time::timeout(READY_CHECK_TIMEOUT, check.check()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
                 tracing::warn!(service = check.name(), error = %e, "readiness check failed");
-                "unavailable".to_owned()
+                "unavailable"
+            }
+            Err(_) => {
+                tracing::warn!(service = check.name(), "readiness check timed out");
+                "timeout"
             }
         };
-        checks.insert(check.name().to_owned(), json!(status));
+        (check.name(), status)
+    }))
+    .await;
+    let ok = answers.iter().all(|(_, status)| *status == "ok");
+    let mut checks = serde_json::Map::new();
+    for (name, status) in answers {
+        checks.insert(name.to_owned(), json!(status));
     }
     let body = json!({ "status": if ok { "ok" } else { "unavailable" }, "checks": checks });
     if ok {

@@ -25,6 +25,8 @@ pub struct HttpState {
     pub managed_api_key: Option<String>,
     /// The link cards drawn by this process (`GET /og-image`).
     pub og_images: og_image::OgImages,
+    /// How fast request bodies must come (`REQUEST_BODY_*`).
+    pub body_pace: crate::pace::BodyPace,
 }
 
 /// Bounds on one tRPC request (`MAX_BATCH_CALLS`, `MAX_RESPONSE_BYTES`).
@@ -50,6 +52,7 @@ impl HttpState {
             limits,
             managed_api_key,
             og_images: og_image::OgImages::default(),
+            body_pace: crate::pace::BodyPace::default(),
         }
     }
 }
@@ -89,6 +92,7 @@ pub fn serve(
             .app_data(web::PayloadConfig::new(state.max_json_body))
             .wrap(Compress::default())
             .wrap(from_fn(preflight))
+            .wrap(from_fn(crate::pace::pace))
             .wrap(
                 DefaultHeaders::new()
                     .add(("Access-Control-Allow-Origin", "*"))

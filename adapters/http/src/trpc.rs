@@ -237,7 +237,11 @@ pub async fn read_body(
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
-            ApiError::new(TrpcCode::BadRequest, format!("Could not read body: {e}"))
+            if crate::pace::too_slow(&e) {
+                ApiError::new(TrpcCode::Timeout, "Request body too slow")
+            } else {
+                ApiError::new(TrpcCode::BadRequest, format!("Could not read body: {e}"))
+            }
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -332,8 +336,10 @@ fn status_label(status: u16) -> &'static str {
         409 => "409",
         413 => "413",
         415 => "415",
+        408 => "408",
         429 => "429",
         500 => "500",
+        503 => "503",
         _ => "other",
     }
 }

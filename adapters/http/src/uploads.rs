@@ -209,6 +209,16 @@ fn malformed() -> UploadError {
     UploadError::bad_request("Malformed multipart body")
 }
 
+/// A failed read of the multipart body: 408 when it came too slowly (see `pace`), else 400.
+fn unreadable(e: &actix_multipart::MultipartError) -> UploadError {
+    match e {
+        actix_multipart::MultipartError::Payload(p) if crate::pace::too_slow(p) => {
+            UploadError::new(StatusCode::REQUEST_TIMEOUT, "Request body too slow")
+        }
+        _ => malformed(),
+    }
+}
+
 fn too_large(message: &str) -> UploadError {
     UploadError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
 }
@@ -227,7 +237,7 @@ fn declared_length(req: &HttpRequest) -> Option<u64> {
 async fn read_field(field: &mut actix_multipart::Field) -> Result<String, UploadError> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(|_| malformed())?;
+        let chunk = chunk.map_err(|e| unreadable(&e))?;
         if buf.len() + chunk.len() > MAX_FIELD_BYTES {
             return Err(too_large("Form field too large"));
         }
@@ -245,7 +255,7 @@ async fn read_head(field: &mut actix_multipart::Field) -> Result<(Bytes, bool), 
     while head.len() < file_names::SNIFF_BYTES {
         match field.next().await {
             Some(Ok(chunk)) => head.extend_from_slice(&chunk),
-            Some(Err(_)) => return Err(malformed()),
+            Some(Err(e)) => return Err(unreadable(&e)),
             None => return Ok((head.freeze(), true)),
         }
     }
@@ -262,7 +272,7 @@ async fn pipe(
     finished: bool,
     limit: u64,
     content_type: &str,
-) -> Result<u64, (CoreError, bool)> {
+) -> Result<u64, (CoreError, Result<(), UploadError>)> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let body: ByteStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -272,30 +282,30 @@ async fn pipe(
     // channel to the store's (Send) body stream.
     let pump = std::pin::pin!(async move {
         if !head.is_empty() && tx.send(Ok(head)).await.is_err() {
-            return true;
+            return Ok(());
         }
         if finished {
-            return true;
+            return Ok(());
         }
         while let Some(chunk) = field.next().await {
             match chunk {
                 Ok(c) => {
                     if tx.send(Ok(c)).await.is_err() {
-                        return true;
+                        return Ok(());
                     }
                 }
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return false;
+                    return Err(unreadable(&e));
                 }
             }
         }
-        true
+        Ok(())
     });
     let stored = match futures_util::future::select(put, pump).await {
         // The store finished first (done, or refused the body): stop reading.
-        Either::Left((result, _)) => result.map_err(|e| (e, true)),
-        Either::Right((body_ok, put)) => put.await.map_err(|e| (e, body_ok)),
+        Either::Left((result, _)) => result.map_err(|e| (e, Ok(()))),
+        Either::Right((body, put)) => put.await.map_err(|e| (e, body)),
     };
     if let Ok(bytes) = stored {
         metrics::counter!("ecto_uploads_total").increment(1);
@@ -334,7 +344,7 @@ pub async fn receive(
     let mut stored: Option<Received> = None;
     let result = async {
         while let Some(part) = form.next().await {
-            let mut field = part.map_err(|_| malformed())?;
+            let mut field = part.map_err(|e| unreadable(&e))?;
             // `filename`, or else RFC 5987's `filename*`.
             let filename = field.content_disposition().and_then(|cd| {
                 cd.get_filename().map(str::to_owned).or_else(|| {
@@ -393,9 +403,9 @@ pub async fn receive(
                         too_large(&spec.too_large)
                     });
                 }
-                // The client's body broke off or was not valid multipart.
-                Err((_, false)) => return Err(malformed()),
-                Err((e, true)) => return Err(e.into()),
+                // The client's body broke off, came too slowly or was not valid multipart.
+                Err((_, Err(body))) => return Err(body),
+                Err((e, Ok(()))) => return Err(e.into()),
             };
             stored = Some(Received {
                 key,

@@ -21,12 +21,24 @@ pub struct LocalFsBlobStore {
 }
 
 impl LocalFsBlobStore {
-    /// Uses (and creates) `root`.
+    /// Uses (and creates) `root`. Partial writes a killed process left in `.tmp` more than
+    /// a day ago are removed (a younger one may be another process's upload in progress).
     pub fn new(root: impl Into<PathBuf>) -> CoreResult<Self> {
         let root = root.into();
-        std::fs::create_dir_all(root.join(".tmp")).map_err(|e| {
+        let tmp = root.join(".tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| {
             CoreError::internal_msg(format!("cannot create upload dir {}: {e}", root.display()))
         })?;
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < day_ago);
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Self { root })
     }
 
@@ -35,8 +47,14 @@ impl LocalFsBlobStore {
     }
 }
 
+/// A failed disk operation: a full disk (or quota) is `Unavailable` ("Storage is full", 503,
+/// the caller may retry once space is freed), anything else internal.
 fn io(e: std::io::Error) -> CoreError {
-    CoreError::internal(e)
+    if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
+        CoreError::unavailable("Storage is full", e)
+    } else {
+        CoreError::internal(e)
+    }
 }
 
 async fn count_files(dir: &Path) -> std::io::Result<u64> {
@@ -90,10 +108,17 @@ impl BlobStore for LocalFsBlobStore {
             }
         };
         let target = self.path(key);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        let placed = async {
+            if let Some(parent) = target.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::rename(&tmp, &target).await
         }
-        tokio::fs::rename(&tmp, &target).await.map_err(io)?;
+        .await;
+        if let Err(e) = placed {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io(e));
+        }
         Ok(n)
     }
 

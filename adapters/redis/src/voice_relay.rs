@@ -24,7 +24,7 @@ use ecto_core::ports::{
     ClosedProducer, MediaLoss, MediaPlane, NewConsumer, ProduceRequest, Produced, Transports,
     VoiceStateStore,
 };
-use ecto_core::{CoreError, CoreResult, ErrorKind};
+use ecto_core::{CoreError, CoreResult};
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
@@ -274,36 +274,25 @@ impl RoutedMediaPlane {
             stopping: AtomicBool::new(false),
         });
         let client = redis::Client::open(url).map_err(crate::redis_error)?;
-        let mut pubsub = client
-            .get_async_pubsub()
-            .await
-            .map_err(crate::redis_error)?;
-        pubsub
-            .subscribe(&[
-                plane.requests_of(plane.instance),
-                plane.replies_of(plane.instance),
-            ])
-            .await
-            .map_err(crate::redis_error)?;
+        let channels = [
+            plane.requests_of(plane.instance),
+            plane.replies_of(plane.instance),
+        ];
+        let mut pubsub = crate::subscribe(&client, &channels).await?;
         let weak = Arc::downgrade(&plane);
         tokio::spawn(async move {
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let Some(plane) = weak.upgrade() else { break };
-                let Ok(payload) = msg.get_payload::<String>() else {
-                    continue;
-                };
-                if let Ok(request) = serde_json::from_str::<Request>(&payload) {
-                    tokio::spawn(async move { plane.serve(request).await });
-                } else if let Ok(reply) = serde_json::from_str::<Reply>(&payload) {
-                    let waiting = plane
-                        .pending
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&reply.id);
-                    if let Some(tx) = waiting {
-                        let _ = tx.send(reply.result);
-                    }
+            loop {
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    let Some(plane) = weak.upgrade() else { return };
+                    plane.on_message(msg);
+                }
+                drop(messages);
+                // The connection ended (Redis restarted or unreachable): subscribe again.
+                // Calls in flight meanwhile time out as any unanswered call does.
+                match crate::resubscribe(&client, &channels, || weak.strong_count() > 0).await {
+                    Some(again) => pubsub = again,
+                    None => return,
                 }
             }
         });
@@ -340,6 +329,25 @@ impl RoutedMediaPlane {
     }
 
     /// Serves a call relayed to this instance.
+    /// One message of this instance's channels: a call to serve, or the answer to one of ours.
+    fn on_message(self: Arc<Self>, msg: redis::Msg) {
+        let Ok(payload) = msg.get_payload::<String>() else {
+            return;
+        };
+        if let Ok(request) = serde_json::from_str::<Request>(&payload) {
+            tokio::spawn(async move { self.serve(request).await });
+        } else if let Ok(reply) = serde_json::from_str::<Reply>(&payload) {
+            let waiting = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&reply.id);
+            if let Some(tx) = waiting {
+                let _ = tx.send(reply.result);
+            }
+        }
+    }
+
     async fn serve(&self, request: Request) {
         let result = self.run_local(request.op).await.map_err(failure);
         let reply = Reply {
@@ -590,7 +598,7 @@ impl RoutedMediaPlane {
 
 fn failure(e: CoreError) -> Failure {
     Failure {
-        refused: e.kind != ErrorKind::Internal,
+        refused: !e.is_fault(),
         message: e.message,
     }
 }

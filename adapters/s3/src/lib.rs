@@ -34,9 +34,22 @@ pub struct S3Settings<'a> {
     pub secret_key: &'a str,
 }
 
+/// A failed S3 call, counted in `ecto_s3_errors_total`: the store out of reach (no
+/// connection, a timeout, a connection lost mid-transfer) or failing on its side (5xx) is
+/// `Unavailable` ("Storage unavailable", 503), anything else internal.
 fn s3_err(e: S3Error) -> CoreError {
     metrics::counter!("ecto_s3_errors_total").increment(1);
-    CoreError::internal(e)
+    let unreachable = match &e {
+        S3Error::Reqwest(r) => r.is_connect() || r.is_timeout() || r.is_request() || r.is_body(),
+        S3Error::Io(_) => true,
+        S3Error::HttpFailWithBody(status, _) => *status >= 500,
+        _ => false,
+    };
+    if unreachable {
+        CoreError::unavailable("Storage unavailable", e)
+    } else {
+        CoreError::internal(e)
+    }
 }
 
 fn is_not_found(e: &S3Error) -> bool {

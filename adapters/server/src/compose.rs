@@ -46,6 +46,26 @@ pub fn open_database(config: &AppConfig) -> CoreResult<Db> {
 /// `/ready`'s check of a remote upload store.
 pub type StorageCheck = Option<Arc<dyn HealthCheck>>;
 
+/// `/ready`'s check of this process's event feed ("events"): unavailable while the bus's
+/// subscription is being made again.
+struct FeedHealth(std::sync::Weak<ecto_gateway::Gateway>);
+
+#[async_trait::async_trait]
+impl HealthCheck for FeedHealth {
+    fn name(&self) -> &'static str {
+        "events"
+    }
+    async fn check(&self) -> CoreResult<()> {
+        match self.0.upgrade() {
+            Some(gateway) if gateway.feed_up() => Ok(()),
+            _ => Err(CoreError::unavailable(
+                "Event feed unavailable",
+                "the event bus subscription is being made again",
+            )),
+        }
+    }
+}
+
 /// The upload store of the configuration (S3 when configured, else the upload directory),
 /// with the `/ready` check of a bucket.
 pub fn open_blob_store(config: &AppConfig) -> CoreResult<(Arc<dyn BlobStore>, StorageCheck)> {
@@ -443,15 +463,6 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
             .unwrap_or(2),
         n => n,
     };
-    let state = ecto_http::HttpState::new(
-        services.clone(),
-        config.max_json_body_bytes,
-        ecto_http::RequestLimits {
-            max_batch_calls: config.max_batch_calls,
-            max_response_bytes: config.max_response_bytes,
-        },
-        config.managed_api_key.clone(),
-    );
     let gateway = ecto_gateway::Gateway::start(
         services.clone(),
         services.sessions.clone(),
@@ -467,6 +478,27 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         },
     )
     .await?;
+    // `/ready` also says whether this process hears the event bus (a Redis subscription can
+    // end; the memory bus cannot).
+    let mut http_services = services.clone();
+    if config.redis_url.is_some() {
+        http_services
+            .health
+            .push(Arc::new(FeedHealth(Arc::downgrade(&gateway))));
+    }
+    let mut state = ecto_http::HttpState::new(
+        http_services,
+        config.max_json_body_bytes,
+        ecto_http::RequestLimits {
+            max_batch_calls: config.max_batch_calls,
+            max_response_bytes: config.max_response_bytes,
+        },
+        config.managed_api_key.clone(),
+    );
+    state.body_pace = ecto_http::BodyPace {
+        idle: Duration::from_millis(config.request_body_idle_ms),
+        min_rate: config.request_body_min_rate,
+    };
     let routes: ecto_http::ExtraRoutes = Arc::new(ecto_gateway::configure(gateway.clone()));
     let server =
         ecto_http::serve(state, listener, workers, Some(routes)).map_err(CoreError::internal)?;

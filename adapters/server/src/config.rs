@@ -23,6 +23,11 @@ pub struct AppConfig {
     pub max_batch_calls: usize,
     /// Bytes of output one tRPC response may carry.
     pub max_response_bytes: usize,
+    /// A request body that sends nothing for this long is cut off (408).
+    pub request_body_idle_ms: u64,
+    /// After the first `request_body_idle_ms`, a request body must average this many bytes a
+    /// second (408 otherwise); 0 turns the rate off.
+    pub request_body_min_rate: u64,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub db_pool_max: usize,
@@ -115,6 +120,8 @@ struct Raw {
     max_json_body_bytes: Option<String>,
     max_batch_calls: Option<String>,
     max_response_bytes: Option<String>,
+    request_body_idle_ms: Option<String>,
+    request_body_min_rate: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
     db_pool_max: Option<String>,
@@ -321,6 +328,8 @@ impl AppConfig {
             max_json_body_bytes: http.max_json_body_bytes,
             max_batch_calls: http.max_batch_calls,
             max_response_bytes: http.max_response_bytes,
+            request_body_idle_ms: http.request_body_idle_ms,
+            request_body_min_rate: http.request_body_min_rate,
             upload_dir: set(&raw.upload_dir)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("uploads")),
@@ -398,6 +407,8 @@ struct HttpSettings {
     max_json_body_bytes: usize,
     max_batch_calls: usize,
     max_response_bytes: usize,
+    request_body_idle_ms: u64,
+    request_body_min_rate: u64,
 }
 
 /// The database pool and the upload limits.
@@ -713,6 +724,14 @@ impl Checker {
                 &raw.max_response_bytes,
                 8_388_608usize,
             ),
+            request_body_idle_ms: self
+                .number("REQUEST_BODY_IDLE_MS", &raw.request_body_idle_ms, 10_000u64)
+                .max(100),
+            request_body_min_rate: self.number(
+                "REQUEST_BODY_MIN_RATE",
+                &raw.request_body_min_rate,
+                1_024u64,
+            ),
         }
     }
 
@@ -890,6 +909,8 @@ mod tests {
             "max_json_body_bytes",
             "max_batch_calls",
             "max_response_bytes",
+            "request_body_idle_ms",
+            "request_body_min_rate",
             "db_pool_max",
             "storage_quota_bytes",
             "max_upload_size_bytes",
@@ -954,6 +975,8 @@ mod tests {
                 "MAX_JSON_BODY_BYTES: 'x' is not a valid number",
                 "MAX_BATCH_CALLS: 'x' is not a valid number",
                 "MAX_RESPONSE_BYTES: 'x' is not a valid number",
+                "REQUEST_BODY_IDLE_MS: 'x' is not a valid number",
+                "REQUEST_BODY_MIN_RATE: 'x' is not a valid number",
                 "DB_POOL_MAX: 'x' is not a valid number",
                 "STORAGE_QUOTA_BYTES: 'x' is not a valid number",
                 "MAX_UPLOAD_SIZE_BYTES: 'x' is not a valid number",

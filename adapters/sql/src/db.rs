@@ -286,8 +286,10 @@ where
 {
     Pool::builder(manager)
         .max_size(size.max(1))
-        .wait_timeout(Some(std::time::Duration::from_secs(10)))
-        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        // A request waits at most this long for a connection (every one busy, or the
+        // database not answering) before it is answered 503.
+        .wait_timeout(Some(std::time::Duration::from_secs(5)))
+        .create_timeout(Some(std::time::Duration::from_secs(3)))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(CoreError::internal)
@@ -321,12 +323,32 @@ fn sqlite_manager(path: &str, sync_every_commit: bool) -> AsyncDieselConnectionM
     AsyncDieselConnectionManager::new_with_config(path, config)
 }
 
+/// A connection could not be had: the database is down, restarting, or every connection is
+/// busy past the pool's wait. `Unavailable` (503 "Database unavailable").
 pub(crate) fn pool_error(e: PoolError) -> CoreError {
-    CoreError::internal_msg(format!("database pool: {e}"))
+    CoreError::unavailable("Database unavailable", format!("database pool: {e}"))
 }
 
+/// A failed query: `Unavailable` when the connection was lost under it (the database
+/// restarting or shutting down), internal otherwise.
 pub(crate) fn db_error(e: DieselError) -> CoreError {
-    CoreError::internal(e)
+    let lost = match &e {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+            _,
+        ) => true,
+        // PostgreSQL ending connections: 57P01 admin_shutdown, 57P03 cannot_connect_now.
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            m.starts_with("terminating connection") || m.starts_with("the database system is")
+        }
+        _ => false,
+    };
+    if lost {
+        CoreError::unavailable("Database unavailable", e)
+    } else {
+        CoreError::internal(e)
+    }
 }
 
 /// For transactions that end with `RollbackTransaction` when the row they target is not there:

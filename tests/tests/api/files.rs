@@ -1176,6 +1176,9 @@ async fn no_path_leaves_the_storage_root(app: TestApp) {
         format!("/files/{server}/icons/x.png%00.txt"),
         "/files/..\\..\\sentinel.txt".to_owned(),
         "/files/".to_owned(),
+        // A name longer than a file name may be (it was a 500 from the disk store).
+        format!("/files/{server}/icons/{}.png", "a".repeat(300)),
+        format!("/files/{}/x.txt", "b".repeat(300)),
     ] {
         let (status, text) = raw_get(&app, &path).await;
         assert!(status == 404 || status == 400, "{path}: {status}");
@@ -1244,6 +1247,145 @@ async fn files_router_records_metadata_and_signs_urls(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Writes `head` then each of `pieces` `every` apart, and reads the answer: its status, its
+/// text, and how long after the head it came (`None` when none came in 20 s).
+async fn trickle(
+    app: &TestApp,
+    head: String,
+    pieces: Vec<Vec<u8>>,
+    every: Duration,
+) -> (u16, String, Option<Duration>) {
+    let stream = tokio::net::TcpStream::connect(host(app))
+        .await
+        .expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let started = std::time::Instant::now();
+    wr.write_all(head.as_bytes()).await.expect("head");
+    let writer = tokio::spawn(async move {
+        for piece in pieces {
+            if wr.write_all(&piece).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(every).await;
+        }
+        // Then silence, the connection held open.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(wr);
+    });
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let answered = tokio::time::timeout(Duration::from_secs(20), async {
+        while !String::from_utf8_lossy(&out).contains("\r\n\r\n{") {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        // The JSON body follows in the same write or the next.
+        let _ = tokio::time::timeout(Duration::from_millis(200), rd.read(&mut buf)).await;
+    })
+    .await
+    .is_ok();
+    writer.abort();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text, answered.then(|| started.elapsed()))
+}
+
+/// A request body that goes silent, or comes slower than REQUEST_BODY_MIN_RATE, is cut off
+/// with 408 (tRPC and uploads alike), and an upload cut off so leaves no file behind; a body
+/// that keeps pace is read as usual.
+async fn slow_bodies_are_cut_off(profile: Profile) {
+    let app = TestApp::spawn_with(profile, |c| {
+        c.request_body_idle_ms = 1_000;
+        c.request_body_min_rate = 1_024;
+    })
+    .await;
+    let owner = app.register(&unique("own"), "password-1").await;
+    let ch = channel(&app, &owner, "general").await;
+    let trpc_head = |length: usize| {
+        format!(
+            "POST /trpc/messages.send HTTP/1.1\r\nHost: {}\r\n{}Authorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+            host(&app),
+            address_header(&app),
+            owner.token
+        )
+    };
+    // Silent after its first byte.
+    let (status, text, after) = trickle(
+        &app,
+        trpc_head(2_000),
+        vec![b"{".to_vec()],
+        Duration::from_millis(10),
+    )
+    .await;
+    assert_eq!(status, 408, "{text}");
+    assert!(
+        text.contains("TIMEOUT") && text.contains("Request body too slow"),
+        "{text}"
+    );
+    let after = after.expect("answered");
+    assert!(after < Duration::from_secs(5), "{after:?}");
+    // A byte every 100 ms: never silent for a second, but far under 1 KiB/s.
+    let (status, text, _) = trickle(
+        &app,
+        trpc_head(2_000),
+        vec![b" ".to_vec(); 100],
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(status, 408, "{text}");
+    // The same body at pace is read and the message sent.
+    let body = json!({ "channel_id": ch, "content": "at pace" }).to_string();
+    let mut padded = body.clone().into_bytes();
+    padded.resize(2_000, b' ');
+    let pieces: Vec<Vec<u8>> = padded.chunks(500).map(<[u8]>::to_vec).collect();
+    let (status, text, _) =
+        trickle(&app, trpc_head(2_000), pieces, Duration::from_millis(100)).await;
+    assert_eq!(status, 200, "{text}");
+
+    // An upload whose file part stops coming.
+    let preamble = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"channel_id\"\r\n\r\n{ch}\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\n{}Authorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        host(&app),
+        address_header(&app),
+        owner.token,
+        preamble.len() + 100_000
+    );
+    let mut first = preamble.into_bytes();
+    first.extend_from_slice(&[7u8; 20_000]);
+    let (status, text, _) = trickle(&app, head, vec![first], Duration::from_millis(10)).await;
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("Request body too slow"), "{text}");
+    if profile == Profile::SelfHosted {
+        // Nothing of it stays on disk, finished or not.
+        let mut stack = vec![app.config.upload_dir.clone()];
+        let mut files = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("upload dir").flatten() {
+                if entry.file_type().expect("type").is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    files.push(entry.path());
+                }
+            }
+        }
+        assert!(files.is_empty(), "{files:?}");
+    }
+}
+
+mod paced {
+    use super::*;
+    ecto_tests::per_profile!(slow_bodies_are_cut_off);
 }
 
 both_profiles!(

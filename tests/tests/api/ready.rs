@@ -18,6 +18,20 @@ impl HealthCheck for Down {
     }
 }
 
+/// A service that never answers (a blackholed address).
+struct Hangs;
+
+#[async_trait]
+impl HealthCheck for Hangs {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+    async fn check(&self) -> CoreResult<()> {
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_is_503_when_a_backing_service_is_down() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -33,6 +47,7 @@ async fn ready_is_503_when_a_backing_service_is_down() {
         .await
         .expect("services");
     services.health.push(Arc::new(Down));
+    services.health.push(Arc::new(Hangs));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = ecto_http::serve(
@@ -51,6 +66,7 @@ async fn ready_is_503_when_a_backing_service_is_down() {
     )
     .expect("serve");
     tokio::spawn(server);
+    let asked = std::time::Instant::now();
     let resp = reqwest::get(format!("http://{addr}/ready"))
         .await
         .expect("ready");
@@ -58,6 +74,10 @@ async fn ready_is_503_when_a_backing_service_is_down() {
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["checks"]["redis"], "unavailable");
     assert_eq!(body["checks"]["database"], "ok");
+    // A service that does not answer is named as such, and does not hold the probe.
+    assert_eq!(body["checks"]["storage"], "timeout");
+    let took = asked.elapsed();
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     let health = reqwest::get(format!("http://{addr}/health"))
         .await
         .expect("health");

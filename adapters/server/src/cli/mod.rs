@@ -33,6 +33,7 @@ impl From<CoreError> for CliError {
 pub fn describe(e: &CoreError) -> String {
     match (&e.kind, &e.source) {
         (ErrorKind::Internal, Some(cause)) => cause.to_string(),
+        (ErrorKind::Unavailable, Some(cause)) => format!("{}: {cause}", e.message),
         _ => e.message.clone(),
     }
 }
