@@ -70,7 +70,11 @@ async fn apply(
         .update(server.id, patch, audit, Some(&sync))
         .await?
         .ok_or_else(CoreError::server_not_found)?;
-    publish_update(svc, &updated).await?;
+    // The change is committed: failing the call now would have an upload route delete the
+    // image the row points at. Sessions learn it at their next ready.
+    if let Err(e) = publish_update(svc, &updated).await {
+        tracing::warn!(error = %e, "server.update not published");
+    }
     Ok(updated)
 }
 

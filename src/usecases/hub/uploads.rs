@@ -74,7 +74,14 @@ pub async fn record_shared_file(
             return Err(CoreError::shared_quota_exceeded())
         }
     }
-    let names = usernames(svc, server.id, [caller.user_id]).await?;
+    // The row is committed: from here nothing may fail the call, or the caller would delete
+    // the file the row points at. Without the name, the view says "Unknown".
+    let names = usernames(svc, server.id, [caller.user_id])
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "uploader's name unavailable for shared_file.create");
+            Default::default()
+        });
     let view = SharedFileView::new(record, name_of(&names, caller.user_id), false);
     // The event reaches every session of the server, so its URL is not signed.
     publish(svc, server.id, Scope::Server, "shared_file.create", &view).await;
