@@ -81,6 +81,13 @@ fn too_many_sockets() -> HttpResponse {
         .json(serde_json::json!({ "error": "Too many sockets from this address" }))
 }
 
+/// The answer to an upgrade while the process shuts down: the client goes to another one.
+fn shutting_down() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .json(serde_json::json!({ "error": "Server shutting down" }))
+}
+
 async fn ws_route(
     req: HttpRequest,
     body: web::Payload,
@@ -93,6 +100,9 @@ async fn ws_route(
             .map(str::to_owned)
     };
     let addressing = (header("x-server-address"), header("host"));
+    if gateway.closing() {
+        return Ok(shutting_down());
+    }
     let Some(guard) = admit(&req, &gateway) else {
         return Ok(too_many_sockets());
     };
@@ -122,6 +132,9 @@ async fn notify_route(
             .map(str::to_owned)
     };
     let addressing = (header("x-server-address"), header("host"));
+    if gateway.closing() {
+        return Ok(shutting_down());
+    }
     let Some(guard) = admit(&req, &gateway) else {
         return Ok(too_many_sockets());
     };

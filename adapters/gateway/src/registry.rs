@@ -62,9 +62,17 @@ pub struct Gateway {
     pub(crate) saved_notify: Notify,
     /// The event feed ended and is not subscribed again yet (`/ready` says "events").
     pub(crate) feed_down: AtomicBool,
+    /// Shutting down: sockets are closed with 4011 and no new one is taken, so that clients
+    /// go to another process at once instead of to this one until it exits.
+    pub(crate) closing: AtomicBool,
 }
 
 impl Gateway {
+    /// Whether the process is shutting down (new sockets are refused with 503).
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
     /// Whether this process's event feed is subscribed (false from the moment the bus's
     /// subscription ends until it is made again and caught up).
     pub fn feed_up(&self) -> bool {
@@ -101,6 +109,7 @@ impl Gateway {
             saved: AtomicU64::new(0),
             saved_notify: Notify::new(),
             feed_down: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         });
         Self::spawn_dispatcher(&gateway, events);
         Self::spawn_saver(&gateway, to_save);
@@ -149,6 +158,14 @@ impl Gateway {
     /// checkpoint. A session of the same id still held here is let go.
     pub(crate) fn insert(&self, session: Arc<Session>) {
         let mut registry = self.registry();
+        if self.closing.load(Ordering::Relaxed) {
+            // Identified while the process shuts down: it goes elsewhere (a resume there
+            // starts from the checkpoint it resumed from here).
+            if let Some(socket) = session.lock().socket.take() {
+                socket.close(close::SERVER_SHUTTING_DOWN, "Server shutting down");
+            }
+            return;
+        }
         let position = registry.position;
         {
             let mut state = session.lock();
@@ -274,6 +291,7 @@ impl Gateway {
     pub async fn close_all(&self, code: u16, reason: &str) {
         let checkpoints: Vec<Checkpoint> = {
             let mut registry = self.registry();
+            self.closing.store(true, Ordering::Relaxed);
             let position = registry.position;
             registry
                 .sessions
