@@ -78,8 +78,10 @@ bench:
 	./scripts/with-test-services.sh python3 scripts/bench.py
 
 # Reliability drills against the release server, writing docs/RELIABILITY.md: 32 clients
-# sending while the server is killed with SIGKILL (SQLite and PostgreSQL), floods of idle,
-# slow and hostile connections, and fuzzed tRPC and /ws input. About five minutes.
+# sending while the server is killed with SIGKILL (SQLite and PostgreSQL), a managed instance
+# killed and a rolling restart under 500 sockets, Redis and PostgreSQL stopped, a full disk and
+# a dead S3 store under uploads, floods of idle, slow and hostile connections, and fuzzed tRPC,
+# /ws, multipart and /files input. About ten minutes; needs root (a tmpfs is mounted).
 DRILLS_PROFILES ?= self-hosted,managed
 drills: release
 	./scripts/with-test-services.sh python3 scripts/drills.py --profiles $(DRILLS_PROFILES)
