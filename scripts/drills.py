@@ -568,13 +568,61 @@ def drill_instances(binary, work, short):
 # --- dead services --------------------------------------------------------------------------
 
 
-class Timed:
+class Service:
+    """A backing service of a drill's own (`argv` listening on `port`), to kill and start."""
+
+    def __init__(self, argv, port):
+        self.argv, self.port, self.proc = argv, port, None
+
+    def up(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"drills: {self.argv[0]} did not listen on {self.port}")
+
+    def down(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self):
+        self.up()
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.down()
+
+
+class Looper:
+    """`run` on a thread of its own for the length of a `with` block (`self.stop` ends it)."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+class Timed(Looper):
     """Calls in a loop from one thread, each one timed: statuses, slowest answer, failures."""
 
     def __init__(self, call):
-        self.call, self.stop = call, threading.Event()
+        super().__init__()
+        self.call = call
         self.statuses, self.slowest, self.errors, self.acked = {}, 0.0, 0, []
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
         n = 0
@@ -590,14 +638,6 @@ class Timed:
                 self.errors += 1
             self.slowest = max(self.slowest, time.monotonic() - t0)
             time.sleep(0.05)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
 
 
 def ready_checks(server):
@@ -681,38 +721,19 @@ def drill_services(binary, work, short):
     # Redis.
     say("services: Redis down (managed)")
     port = bench.free_port()
-    redis = {"proc": None}
-
-    def redis_up():
-        redis["proc"] = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                                          "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-
-    def redis_down():
-        redis["proc"].kill()
-        redis["proc"].wait()
-
-    redis_up()
-    try:
+    with Service(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                  "--bind", "127.0.0.1"], port) as redis:
         server = new_server(binary, "managed", os.path.join(work, "redis"), {
             "REDIS_URL": f"redis://127.0.0.1:{port}", "REDIS_KEY_PREFIX": "drill:",
             # The limiter asks Redis on every call, as in production.
             "RATE_LIMIT_USER_PER_10S": "100000", "RATE_LIMIT_IP_PER_10S": "100000"})
         owner, _ = register(server, f"owner{uuid.uuid4().hex[:6]}")
         channel = Client(server, owner).ok("channels.create", {"name": "outage", "type": "text"})["id"]
-        r = outage(server, channel, owner, redis_down, redis_up, down, sockets)
+        r = outage(server, channel, owner, redis.down, redis.up, down, sockets)
         r["service"] = "Redis (killed, started again empty)"
         results.append(r)
         say(f"services: {r}")
         server.stop()
-    finally:
-        if redis["proc"] and redis["proc"].poll() is None:
-            redis["proc"].kill()
 
     # PostgreSQL: a private cluster, owned by the postgres user (it refuses to run as root).
     say("services: PostgreSQL restarted (managed)")
@@ -858,25 +879,8 @@ def drill_storage(binary, work, profiles, short):
         s3_dir = os.path.join(work, "s3")
         os.makedirs(os.path.join(s3_dir, "drill"), exist_ok=True)
         s3_port = bench.free_port()
-        s3 = {"proc": None}
-
-        def s3_up():
-            s3["proc"] = subprocess.Popen(["s3s-fs", "--host", "127.0.0.1", "--port", str(s3_port),
-                                           "--access-key", "drill", "--secret-key", "drill-secret", s3_dir],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", s3_port), timeout=1).close()
-                    return
-                except OSError:
-                    time.sleep(0.05)
-
-        def s3_down():
-            s3["proc"].kill()
-            s3["proc"].wait()
-
-        s3_up()
-        try:
+        with Service(["s3s-fs", "--host", "127.0.0.1", "--port", str(s3_port), "--access-key", "drill",
+                      "--secret-key", "drill-secret", s3_dir], s3_port) as s3:
             server = new_server(binary, "managed", os.path.join(work, "s3srv"), {
                 "S3_ENDPOINT": f"http://127.0.0.1:{s3_port}", "S3_BUCKET": "drill",
                 "S3_ACCESS_KEY": "drill", "S3_SECRET_KEY": "drill-secret",
@@ -888,9 +892,9 @@ def drill_storage(binary, work, profiles, short):
             before = files_under(s3_dir)
             rows_before = attachment_rows(server)  # the database is shared with other drills
             t0 = time.monotonic()
-            answer = slow_upload(server, token, channel, 24 * 1024 * 1024, 256 * 1024, 0.01, on_started=s3_down)
+            answer = slow_upload(server, token, channel, 24 * 1024 * 1024, 256 * 1024, 0.01, on_started=s3.down)
             took = time.monotonic() - t0
-            s3_up()
+            s3.up()
             after_status, _ = c.upload(channel, "after.txt", b"the store is back\n")
             rows = attachment_rows(server) - rows_before
             new = [os.path.relpath(f, s3_dir) for f in files_under(s3_dir) if f not in before]
@@ -900,9 +904,6 @@ def drill_storage(binary, work, profiles, short):
             incomplete = [f for f in new if re.fullmatch(r"\.upload-[0-9a-f-]+\.json", f)]
             alive = bench.health(server.port, timeout=2)
             server.stop()
-        finally:
-            if s3["proc"] and s3["proc"].poll() is None:
-                s3["proc"].kill()
         if isinstance(answer, Exception):
             refused = {f"no answer ({answer})": 1}
         else:
@@ -919,14 +920,14 @@ def drill_storage(binary, work, profiles, short):
 # --- floods ---------------------------------------------------------------------------------
 
 
-class Prober:
+class Prober(Looper):
     """Asks /health and server.info in a loop while a flood runs; latencies in ms."""
 
     def __init__(self, server):
-        self.server, self.stop = server, threading.Event()
+        super().__init__()
+        self.server = server
         self.health, self.real, self.failures = [], [], 0
         self.peak_rss = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
         c = Client(self.server, timeout=5)
@@ -943,14 +944,6 @@ class Prober:
             rss = bench.rss_mib(self.server.proc.pid) or 0
             self.peak_rss = max(self.peak_rss, rss)
             time.sleep(0.02)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
 
     def summary(self):
         return {"health_p99_ms": round(p99(self.health) or 0, 1), "real_p99_ms": round(p99(self.real) or 0, 1),
@@ -1011,21 +1004,26 @@ def drill_floods(binary, work, short):
     results.append((f"{n:,} TCP connections that never send a request",
                     f"{opened:,} opened; {opened - left:,} closed by the server within 7 s", p.summary()))
 
-    # Slow headers.
-    n = 100 if short else 500
-    with Prober(server) as p:
+    def trickle(opening, byte, seconds):
+        """`n` connections that send `opening`, then `byte` a second for `seconds`."""
         socks = []
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(opening)
             socks.append(s)
-        for _ in range(8):
+        for _ in range(seconds):
             for s in socks:
                 try:
-                    s.sendall(b"X")
+                    s.sendall(byte)
                 except OSError:
                     pass
             time.sleep(1)
+        return socks
+
+    # Slow headers.
+    n = 100 if short else 500
+    with Prober(server) as p:
+        socks = trickle(b"GET /health HTTP/1.1\r\nHost: x\r\n", b"X", 8)
         left = still_open(socks)
         for s in socks:
             s.close()
@@ -1035,20 +1033,9 @@ def drill_floods(binary, work, short):
     # Slow bodies: a request head, then its body a byte a second.
     n = 100 if short else 500
     with Prober(server) as p:
-        socks = []
-        for _ in range(n):
-            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            s.sendall((f"POST /trpc/messages.send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-                       "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode())
-            socks.append(s)
+        socks = trickle((f"POST /trpc/messages.send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                         "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode(), b" ", 15)
         answers = {}
-        for _ in range(15):
-            for s in socks:
-                try:
-                    s.sendall(b" ")
-                except OSError:
-                    pass
-            time.sleep(1)
         for s in socks:
             s.setblocking(False)
             try:
@@ -1256,6 +1243,29 @@ def attempt(call):
                 return e
 
 
+class Tally:
+    """The answers of one kind of fuzzed call by status, and its 5xx ones; calls without an
+    answer (`hung`) or whose connection was closed (`dropped`) go to lists the kinds share."""
+
+    def __init__(self, hung, dropped):
+        self.statuses, self.fives, self.hung, self.dropped = {}, [], hung, dropped
+
+    def add(self, outcome, what, detail):
+        if isinstance(outcome, TimeoutError):
+            self.hung.append((what, f"{detail}: {outcome!r}"[:160]))
+        elif isinstance(outcome, Exception):
+            self.dropped.append((what, f"{detail}: {outcome!r}"[:160]))
+        else:
+            status, data = outcome
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            if status >= 500:
+                text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                self.fives.append((what, text[:200]))
+
+    def by_status(self):
+        return dict(sorted(self.statuses.items()))
+
+
 def drill_fuzz(binary, work, short):
     say("fuzz (self-hosted)")
     server = new_server(binary, "self-hosted", work)
@@ -1268,7 +1278,8 @@ def drill_fuzz(binary, work, short):
     rng = random.Random(20261203)
     procs = procedures()
     cases = 3_000 if short else 30_000
-    statuses, fives, hangs, hung, dropped = {}, [], 0, [], []
+    hung, dropped = [], []
+    calls = Tally(hung, dropped)
     clients = [Client(server, member, timeout=10), Client(server, None, timeout=10)]
     t0 = time.monotonic()
     for i in range(cases):
@@ -1291,17 +1302,7 @@ def drill_fuzz(binary, work, short):
                 payload = odd_value(rng, ids)
             size = len(json.dumps(payload))
             outcome = attempt(lambda: c.call(name, payload, mutation))
-        if isinstance(outcome, TimeoutError):
-            hangs += 1
-            hung.append((name, f"{size:,} bytes of input: {outcome!r}"[:160]))
-            continue
-        if isinstance(outcome, Exception):
-            dropped.append((name, f"{size:,} bytes of input: {outcome!r}"[:160]))
-            continue
-        status, data = outcome
-        statuses[status] = statuses.get(status, 0) + 1
-        if status >= 500:
-            fives.append((name, str(data)[:200]))
+        calls.add(outcome, name, f"{size:,} bytes of input")
     # Mutated /ws frames.
     ws_cases = 300 if short else 1_000
     ws_closed_abnormally = 0
@@ -1344,23 +1345,13 @@ def drill_fuzz(binary, work, short):
     seed_path = seed_url.path
     routes = ["/upload", "/upload/dm", "/upload/icon", "/upload/banner", "/upload/shared",
               f"/upload/page-banner/{channel}", f"/upload/news-hero/{channel}"]
-    upload_statuses, upload_fives = {}, []
+    uploads = Tally(hung, dropped)
     for i in range(upload_cases):
         body, ctype = fuzzed_multipart(rng, ids, channel)
         route = rng.choice(routes)
         outcome = attempt(lambda: owner_client.raw("POST", route, body, {"Content-Type": ctype}))
-        if isinstance(outcome, TimeoutError):
-            hangs += 1
-            hung.append((route, f"{len(body):,} bytes of multipart"))
-            continue
-        if isinstance(outcome, Exception):
-            dropped.append((route, f"{len(body):,} bytes of multipart: {outcome!r}"[:160]))
-            continue
-        status, data = outcome
-        upload_statuses[status] = upload_statuses.get(status, 0) + 1
-        if status >= 500:
-            upload_fives.append((route, data[:200].decode(errors="replace")))
-    path_statuses, path_fives = {}, []
+        uploads.add(outcome, f"POST {route}", f"{len(body):,} bytes of multipart")
+    paths = Tally(hung, dropped)
     for i in range(path_cases):
         if rng.randrange(5) == 0:
             # The real signed link, its ranges fuzzed below.
@@ -1374,25 +1365,15 @@ def drill_fuzz(binary, work, short):
                                          "bytes=0-0,1-1", "bytes=", "items=0-1", "bytes=-0"])
         c = rng.choice([owner_client, clients[1]])
         outcome = attempt(lambda: c.raw(method, path, None, extra))
-        if isinstance(outcome, TimeoutError):
-            hangs += 1
-            hung.append((path[:80], "no answer"))
-            continue
-        if isinstance(outcome, Exception):
-            dropped.append((path[:80], repr(outcome)[:160]))
-            continue
-        status, data = outcome
-        path_statuses[status] = path_statuses.get(status, 0) + 1
-        if status >= 500:
-            path_fives.append((path[:120], data[:200].decode(errors="replace")))
-    fives += [(f"POST {r}", d) for r, d in upload_fives] + [(f"GET {p}", d) for p, d in path_fives]
+        paths.add(outcome, f"{method} {path[:120]}", f"Range {extra.get('Range')}")
+    fives = calls.fives + uploads.fives + paths.fives
     alive = bench.health(server.port, timeout=2)
     log_panics = 0
     server.stop()
-    result = {"upload_cases": upload_cases, "upload_statuses": dict(sorted(upload_statuses.items())),
-              "path_cases": path_cases, "path_statuses": dict(sorted(path_statuses.items())),
-              "procedures": len(procs), "cases": cases, "ws_cases": ws_cases, "statuses": dict(sorted(statuses.items())),
-              "server_errors": fives[:10], "server_error_count": len(fives), "hangs": hangs, "hung": hung[:10],
+    result = {"upload_cases": upload_cases, "upload_statuses": uploads.by_status(),
+              "path_cases": path_cases, "path_statuses": paths.by_status(),
+              "procedures": len(procs), "cases": cases, "ws_cases": ws_cases, "statuses": calls.by_status(),
+              "server_errors": fives[:10], "server_error_count": len(fives), "hangs": len(hung), "hung": hung[:10],
               "dropped": len(dropped), "dropped_examples": dropped[:5],
               "ws_refused_handshakes": ws_closed_abnormally, "alive": alive, "panics": log_panics,
               "seconds": round(time.monotonic() - t0, 1)}
