@@ -3,25 +3,31 @@
 //!
 //! Every hash needs 19 MiB of work memory. Allocating it per hash on the shared blocking pool
 //! left it resident on glibc (eight sequential sign-ins grew the process by 19.5 MiB each; a
-//! burst of 32 left about 330 MiB). Here one thread per core does all hashing, each with its own
-//! work area kept for the next hash, so hashing holds at most one area per core, and a burst of
-//! sign-ins queues instead of taking every core.
+//! burst of 32 left about 330 MiB). Here one thread per core does all hashing, so a burst of
+//! sign-ins queues instead of taking every core and at most one work area per core exists. A
+//! finished hash leaves its area for the next one while hashes are queued; the hash that ends
+//! with nothing queued frees every area (the allocator returns them to the system within its
+//! decay time, about 10 s). Kept for the life of each thread, as they once were, the areas held
+//! 19 MiB per core for good after the first burst.
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use ecto_core::ports::PasswordHasher;
 use ecto_core::{CoreError, CoreResult};
-use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, LazyLock, Mutex};
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-thread_local! {
-    /// This hashing thread's argon2 work area, reused by every hash it computes.
-    static WORK: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
+/// Jobs sent and not yet taken by a hashing thread.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// Work areas left by finished hashes for the queued ones. A hash that ends with nothing
+/// queued empties it, under this lock, so no area outlives a burst: one left by a hash that
+/// saw a job queued is freed when that job ends.
+static AREAS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
 /// The hashing threads, started on first use; they take jobs from one queue.
 static POOL: LazyLock<Mutex<mpsc::Sender<Job>>> = LazyLock::new(|| {
@@ -37,7 +43,10 @@ static POOL: LazyLock<Mutex<mpsc::Sender<Job>>> = LazyLock::new(|| {
             .spawn(move || loop {
                 let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                 match job {
-                    Ok(job) => job(),
+                    Ok(job) => {
+                        QUEUED.fetch_sub(1, Ordering::SeqCst);
+                        job();
+                    }
                     Err(_) => break,
                 }
             });
@@ -54,15 +63,20 @@ async fn on_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
     let job: Job = Box::new(move || {
         let _ = tx.send(work());
     });
+    QUEUED.fetch_add(1, Ordering::SeqCst);
     POOL.lock()
         .unwrap_or_else(|p| p.into_inner())
         .send(job)
-        .map_err(|_| CoreError::internal_msg("password hashing threads are gone"))?;
+        .map_err(|_| {
+            QUEUED.fetch_sub(1, Ordering::SeqCst);
+            CoreError::internal_msg("password hashing threads are gone")
+        })?;
     rx.await
         .map_err(|_| CoreError::internal_msg("password hashing thread failed"))
 }
 
-/// The raw argon2 output of `password` and `salt` into `out`, in this thread's work area.
+/// The raw argon2 output of `password` and `salt` into `out`, in a work area left by an
+/// earlier hash of the burst or a new one.
 fn raw_hash(
     argon: &Argon2<'_>,
     password: &[u8],
@@ -70,15 +84,19 @@ fn raw_hash(
     out: &mut [u8],
 ) -> Result<(), String> {
     let blocks = argon.params().block_count();
-    WORK.with(|work| {
-        let mut work = work.borrow_mut();
-        if work.len() < blocks {
-            *work = vec![Block::default(); blocks];
-        }
-        argon
-            .hash_password_into_with_memory(password, salt, out, &mut work[..blocks])
-            .map_err(|e| e.to_string())
-    })
+    let areas = || AREAS.lock().unwrap_or_else(|p| p.into_inner());
+    let left = areas().pop().filter(|area| area.len() >= blocks);
+    let mut area = left.unwrap_or_else(|| vec![Block::default(); blocks]);
+    let hashed = argon
+        .hash_password_into_with_memory(password, salt, out, &mut area[..blocks])
+        .map_err(|e| e.to_string());
+    let mut areas = areas();
+    if QUEUED.load(Ordering::SeqCst) > 0 {
+        areas.push(area);
+    } else {
+        areas.clear();
+    }
+    hashed
 }
 
 /// A new PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
