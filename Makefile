@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check machete audit browser-deps test-self-hosted test-managed migrate measure-startup bench drills drills-short clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check machete audit browser-deps test-self-hosted test-managed migrate measure-startup bench bench-compare drills drills-short clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -76,6 +76,13 @@ measure-startup: release
 # docs/BENCHMARKS.md. About ten minutes.
 bench:
 	./scripts/with-test-services.sh python3 scripts/bench.py
+
+# Before/after CPU and memory per unit of work, the server at BASE against the working tree,
+# in one run (the "Before and after" section of docs/BENCHMARKS.md). BASE defaults to the
+# commit before performance round 2.
+BASE ?= a67a837
+bench-compare:
+	./scripts/with-test-services.sh python3 scripts/bench_compare.py --base $(BASE)
 
 # Reliability drills against the release server, writing docs/RELIABILITY.md: 32 clients
 # sending while the server is killed with SIGKILL (SQLite and PostgreSQL), a managed instance

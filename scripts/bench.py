@@ -80,7 +80,8 @@ STANDARD = [
 # Scenarios run on a freshly restarted server process, so that the memory the earlier ones
 # left behind (password hashing of the sign-ins, message history) does not hide the cost of
 # the sessions. Their accounts sign in with the tokens cached by the earlier scenarios.
-RESTART_BEFORE = {"idle-10000", "voice-25", "voice-25-video", "voice-25-video-loss2", "batch-50"}
+RESTART_BEFORE = {"idle-10000", "voice-25", "voice-25-video", "voice-25-video-loss2", "batch-50",
+                  "signin-burst-32"}
 QUICK = [
     ("send-seq", ["send-seq", "--count", "200"]),
     ("send-concurrent", ["send-concurrent", "--clients", "8", "--duration", "3"]),
@@ -225,14 +226,16 @@ def machine():
 class Server:
     """One ecto-server process of a profile, on a free port."""
 
-    def __init__(self, binary, profile, work):
+    def __init__(self, binary, profile, work, tag=""):
+        """`tag` names a server of its own beside others of the same profile (a data
+        directory, a PostgreSQL database and a Redis prefix of its own)."""
         self.binary, self.profile = binary, profile
         self.port = free_port()
         self.address = None
         env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
         env.update(BENCH_ENV)
         env["PORT"] = str(self.port)
-        env["DATA_DIR"] = os.path.join(work, f"data-{profile}")
+        env["DATA_DIR"] = os.path.join(work, f"data-{profile}{tag}")
         os.makedirs(env["DATA_DIR"], exist_ok=True)
         # What the documentation shows instead of machine paths and secrets.
         self.shown = dict(BENCH_ENV, PORT="<free port>", DATA_DIR="<temporary directory>")
@@ -245,9 +248,9 @@ class Server:
                 raise SystemExit(f"bench: managed profile needs {missing} (run under scripts/with-test-services.sh)")
             env.update({
                 "HOSTING_MODE": "managed",
-                "DATABASE_URL": os.environ["ECTO_TEST_DATABASE_URL"],
+                "DATABASE_URL": own_database(os.environ["ECTO_TEST_DATABASE_URL"], tag),
                 "REDIS_URL": os.environ["ECTO_TEST_REDIS_URL"],
-                "REDIS_KEY_PREFIX": os.environ["ECTO_TEST_REDIS_PREFIX"] + "bench:",
+                "REDIS_KEY_PREFIX": os.environ["ECTO_TEST_REDIS_PREFIX"] + f"bench{tag}:",
                 "S3_ENDPOINT": os.environ["ECTO_TEST_S3_ENDPOINT"],
                 "S3_BUCKET": os.environ["ECTO_TEST_S3_BUCKET"],
                 "S3_REGION": "us-east-1",
@@ -313,9 +316,25 @@ class Server:
                 raise
 
 
-def run_profile(profile, bins, scenarios, work, measure_startup=True):
-    say(f"--- profile {profile} ---")
-    server = Server(bins["ecto-server"], profile, work)
+def own_database(url, tag):
+    """The test database itself, or for a tagged server a fresh one named after it (which
+    scripts/with-test-services.sh drops with it)."""
+    if not tag:
+        return url
+    base, name = url.rsplit("/", 1)
+    db = f"{name}_{tag.strip('-').replace('-', '_')}"
+    host = base.split("@", 1)[-1]
+    h, port = host.rsplit(":", 1)
+    psql = ["psql", "-h", h, "-p", port, "-U", "postgres", "-d", "postgres", "-qc"]
+    subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(psql + [f"CREATE DATABASE {db}"], check=True, stdout=subprocess.DEVNULL)
+    return f"{base}/{db}"
+
+
+def run_profile(profile, bins, scenarios, work, measure_startup=True, tag=""):
+    say(f"--- profile {profile}{' ' + tag if tag else ''} ---")
+    server = Server(bins["ecto-server"], profile, work, tag)
     server.migrate()
     startup = {"runs": []}
     for i in range(3 if measure_startup else 1):
@@ -334,7 +353,7 @@ def run_profile(profile, bins, scenarios, work, measure_startup=True):
     results = {"profile": profile, "env": server.shown, "startup": startup, "scenarios": [],
                "server_address": server.address}
     try:
-        tokens = os.path.join(work, f"tokens-{profile}.json")
+        tokens = os.path.join(work, f"tokens-{profile}{tag}.json")
         for key, args in scenarios:
             restarted = key in RESTART_BEFORE
             if restarted:
@@ -711,19 +730,37 @@ def main():
         json.dump({"machine": meta, "quick": quick, "profiles": results}, f, indent=1)
         f.write("\n")
     page = markdown(meta, results, quick)
-    # The "Cost of metrics" section (scripts/bench-metrics.py) is kept as it was.
+    write_page(out, page)
+    say(f"wrote {os.path.relpath(out, ROOT)}")
+
+
+# Sections of the page written by other scripts, kept as they are: the cost of metrics
+# (scripts/bench-metrics.py) and the before/after comparison (scripts/bench_compare.py).
+KEPT_SECTIONS = ["metrics-cost", "compare"]
+
+
+def write_page(out, page, replace=None):
+    """Writes the page, keeping the marked sections of the page already there; `replace`
+    (name, text) puts a new text in place of one of them (or appends it)."""
     try:
         with open(out) as f:
             old = f.read()
-        begin, end = "<!-- metrics-cost:begin -->", "<!-- metrics-cost:end -->"
-        if begin in old and end in old:
-            kept = begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
-            page = page.rstrip("\n") + "\n\n" + kept
     except OSError:
-        pass
+        old = ""
+    for name in KEPT_SECTIONS:
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if replace and replace[0] == name:
+            kept = begin + "\n" + replace[1].strip("\n") + "\n" + end + "\n"
+        elif begin in old and end in old:
+            kept = begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+        else:
+            continue
+        if begin in page:
+            page = page.split(begin, 1)[0] + kept + page.split(end, 1)[1].lstrip("\n")
+        else:
+            page = page.rstrip("\n") + "\n\n" + kept
     with open(out, "w") as f:
         f.write(page)
-    say(f"wrote {os.path.relpath(out, ROOT)}")
 
 
 def merge(results_file, meta, fresh):

@@ -166,6 +166,14 @@ enum Scenario {
         #[arg(long, default_value_t = 0.0)]
         loss: f64,
     },
+    /// N new accounts registered at once (a password hash each); the server's RSS before, at
+    /// its peak, and `settle` seconds later (needs --pid).
+    SigninBurst {
+        #[arg(long, default_value_t = 32)]
+        count: usize,
+        #[arg(long, default_value_t = 60.0)]
+        settle: f64,
+    },
     /// Connect→ready latency of N sessions, C at a time.
     Connect {
         #[arg(long, default_value_t = 1000)]
@@ -216,6 +224,7 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
         Scenario::Fanout {
             sender_concurrency, ..
         } => *sender_concurrency,
+        Scenario::SigninBurst { count, .. } => *count,
         _ => 16,
     }
     .max(c.join_concurrency);
@@ -272,6 +281,9 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
     }
     let outcome = match cli.scenario {
         Scenario::SendSeq { count } => scenarios::send_seq(&ctx, count).await,
+        Scenario::SigninBurst { count, settle } => {
+            scenarios::signin_burst(&ctx, count, settle).await
+        }
         Scenario::SendConcurrent {
             clients,
             duration,

@@ -53,21 +53,26 @@ async fn channel(ctx: &Ctx) -> Result<String, String> {
     Ok(id)
 }
 
-/// User + system CPU time of a process in clock ticks, from /proc/<pid>/stat (fields 14, 15).
-fn cpu_ticks(pid: &str) -> Option<u64> {
+/// User and system CPU time of a process in clock ticks, from /proc/<pid>/stat (fields 14, 15).
+fn cpu_ticks(pid: &str) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces; the fields after it follow its ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
+}
+
+/// Linux counts 100 clock ticks per second.
+fn ticks_s(t: u64) -> f64 {
+    t as f64 / 100.0
 }
 
 /// CPU time of this process and of the server (`--pid`) at the start of a measured phase.
 pub(crate) struct CpuMark {
-    client: Option<u64>,
-    server: Option<(u32, u64)>,
+    client: Option<(u64, u64)>,
+    server: Option<(u32, (u64, u64))>,
 }
 
 impl CpuMark {
@@ -80,14 +85,31 @@ impl CpuMark {
         }
     }
 
-    /// Adds the CPU seconds spent since the mark (Linux counts 100 ticks per second).
-    pub(crate) fn report(&self, r: &mut Report) {
+    /// Adds the CPU seconds spent since the mark (the server's also split into user and
+    /// system time); returns the server's total.
+    pub(crate) fn report(&self, r: &mut Report) -> Option<f64> {
         if let (Some(a), Some(b)) = (self.client, cpu_ticks("self")) {
-            r.result("client_cpu_s", round3(b.saturating_sub(a) as f64 / 100.0));
+            let spent = (b.0 + b.1).saturating_sub(a.0 + a.1);
+            r.result("client_cpu_s", round3(ticks_s(spent)));
         }
-        if let Some((pid, a)) = self.server {
-            if let Some(b) = cpu_ticks(&pid.to_string()) {
-                r.result("server_cpu_s", round3(b.saturating_sub(a) as f64 / 100.0));
+        let (pid, (user0, sys0)) = self.server?;
+        let (user, sys) = cpu_ticks(&pid.to_string())?;
+        let (user, sys) = (user.saturating_sub(user0), sys.saturating_sub(sys0));
+        r.result("server_cpu_s", round3(ticks_s(user + sys)));
+        r.result("server_cpu_user_s", round3(ticks_s(user)));
+        r.result("server_cpu_sys_s", round3(ticks_s(sys)));
+        Some(ticks_s(user + sys))
+    }
+
+    /// As [`CpuMark::report`], and the server's CPU time per unit of work in microseconds
+    /// (`server_cpu_us_per_<unit>`).
+    pub(crate) fn report_per(&self, r: &mut Report, units: u64, unit: &str) {
+        if let Some(spent) = self.report(r) {
+            if units > 0 {
+                r.result(
+                    &format!("server_cpu_us_per_{unit}"),
+                    round3(spent * 1e6 / units as f64),
+                );
             }
         }
     }
@@ -138,7 +160,7 @@ pub async fn send_seq(ctx: &Ctx, count: usize) -> Result<Report, String> {
     r.result("elapsed_s", round3(elapsed.as_secs_f64()));
     r.result("msg_per_s", per_second(ok, elapsed));
     r.latency("send_latency", latencies);
-    cpu.report(&mut r);
+    cpu.report_per(&mut r, ok, "send");
     r.errors(&ctx.errors);
     Ok(r)
 }
@@ -219,7 +241,7 @@ pub async fn send_concurrent(
     r.result("elapsed_s", round3(elapsed.as_secs_f64()));
     r.result("msg_per_s", per_second(ok, elapsed));
     r.latency("send_latency", latencies);
-    cpu.report(&mut r);
+    cpu.report_per(&mut r, ok, "send");
     r.errors(&ctx.errors);
     Ok(r)
 }
@@ -505,7 +527,7 @@ pub async fn fanout(ctx: &Ctx, p: FanoutParams) -> Result<Report, String> {
     r.latency("delivery_latency", latencies);
     let sl = std::mem::take(&mut *send_latencies.lock().unwrap_or_else(|e| e.into_inner()));
     r.latency("send_latency", sl);
-    cpu.report(&mut r);
+    cpu.report_per(&mut r, received, "delivery");
     r.errors(&ctx.errors);
     Ok(r)
 }
@@ -653,7 +675,7 @@ pub async fn idle(
         };
         r.result("server_kib_per_session", per);
     }
-    cpu.report(&mut r);
+    cpu.report_per(&mut r, held.ready as u64, "session");
     close_all(stop_tx, held).await;
     r.errors(&ctx.errors);
     Ok(r)
@@ -674,7 +696,7 @@ pub async fn connect(ctx: &Ctx, sessions: usize, concurrency: usize) -> Result<R
     r.result("open_all_s", round3(held.open_all.as_secs_f64()));
     r.result("ready_per_s", per_second(held.ready as u64, held.open_all));
     r.latency("connect_to_ready", held.ready_latencies.clone());
-    cpu.report(&mut r);
+    cpu.report_per(&mut r, held.ready as u64, "session");
     close_all(stop_tx, held).await;
     r.errors(&ctx.errors);
     Ok(r)
@@ -720,20 +742,7 @@ pub async fn batch(ctx: &Ctx, p: BatchParams) -> Result<Report, String> {
         })
         .collect();
     let path = Arc::new(format!("/trpc/{paths}?batch=1&input={encoded}"));
-    let before = ctx.pid.and_then(rss_kib);
-    let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = ctx.pid.map(|pid| {
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                if let Some(kib) = rss_kib(pid) {
-                    peak.fetch_max(kib, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    });
+    let peak = PeakRss::start(ctx.pid);
     let cpu = CpuMark::now(ctx);
     let started = Instant::now();
     let statuses = Arc::new(std::sync::Mutex::new(
@@ -772,10 +781,7 @@ pub async fn batch(ctx: &Ctx, p: BatchParams) -> Result<Report, String> {
     let mut r = report(ctx, "batch");
     cpu.report(&mut r);
     tokio::time::sleep(Duration::from_secs_f64(p.settle.max(0.0))).await;
-    sampling.store(false, Ordering::Relaxed);
-    if let Some(s) = sampler {
-        let _ = s.await;
-    }
+    let (before, peak) = peak.stop().await;
     let after = ctx.pid.and_then(rss_kib);
     r.param("calls_per_batch", p.calls);
     r.param("clients", p.clients);
@@ -798,14 +804,86 @@ pub async fn batch(ctx: &Ctx, p: BatchParams) -> Result<Report, String> {
         "largest_response_kib",
         round1(largest.load(Ordering::Relaxed) as f64 / 1024.0),
     );
+    rss_rows(&mut r, before, peak, after);
+    r.errors(&ctx.errors);
+    Ok(r)
+}
+
+/// The server's VmRSS (KiB) sampled every 20 ms from `start` to `stop`, for its peak.
+struct PeakRss {
+    before: Option<u64>,
+    peak: Arc<AtomicU64>,
+    sampling: Arc<AtomicBool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl PeakRss {
+    fn start(pid: Option<u32>) -> PeakRss {
+        let before = pid.and_then(rss_kib);
+        let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let task = pid.map(|pid| {
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            tokio::spawn(async move {
+                while sampling.load(Ordering::Relaxed) {
+                    if let Some(kib) = rss_kib(pid) {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        });
+        PeakRss {
+            before,
+            peak,
+            sampling,
+            task,
+        }
+    }
+
+    /// The RSS at the start and the peak since.
+    async fn stop(self) -> (Option<u64>, u64) {
+        self.sampling.store(false, Ordering::Relaxed);
+        if let Some(t) = self.task {
+            let _ = t.await;
+        }
+        (self.before, self.peak.load(Ordering::Relaxed))
+    }
+}
+
+fn rss_rows(r: &mut Report, before: Option<u64>, peak: u64, after: Option<u64>) {
     if let (Some(b), Some(a)) = (before, after) {
         r.result("server_rss_before_mib", round1(b as f64 / 1024.0));
-        r.result(
-            "server_rss_peak_mib",
-            round1(peak.load(Ordering::Relaxed) as f64 / 1024.0),
-        );
+        r.result("server_rss_peak_mib", round1(peak as f64 / 1024.0));
         r.result("server_rss_after_mib", round1(a as f64 / 1024.0));
     }
+}
+
+/// `signin-burst`: `count` new accounts registered at once (each a password hash on the
+/// server); the server's RSS before, at its peak, and `settle` seconds after the burst.
+pub async fn signin_burst(ctx: &Ctx, count: usize, settle: f64) -> Result<Report, String> {
+    if ctx.pid.is_none() {
+        return Err("signin-burst needs --pid".into());
+    }
+    let peak = PeakRss::start(ctx.pid);
+    let cpu = CpuMark::now(ctx);
+    let started = Instant::now();
+    // Fresh names and no token cache: every join registers, so every one hashes a password.
+    let fresh: api::Tokens = Default::default();
+    let prefix = format!("{}-{}", ctx.prefix, ctx.run);
+    let users = api::users(&ctx.api, &prefix, count, count, &ctx.errors, &fresh).await;
+    let elapsed = started.elapsed();
+    let mut r = report(ctx, "signin-burst");
+    cpu.report_per(&mut r, users.len() as u64, "signin");
+    tokio::time::sleep(Duration::from_secs_f64(settle.max(0.0))).await;
+    let (before, peak) = peak.stop().await;
+    let after = ctx.pid.and_then(rss_kib);
+    r.param("count", count);
+    r.param("settle_s", settle);
+    r.result("signed_in", users.len());
+    r.result("failed", count - users.len());
+    r.result("burst_s", round3(elapsed.as_secs_f64()));
+    rss_rows(&mut r, before, peak, after);
     r.errors(&ctx.errors);
     Ok(r)
 }

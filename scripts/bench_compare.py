@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Before/after benchmark of the CPU and memory per unit of work (`make bench-compare`).
+
+Builds the server at BASE (a commit, in a temporary git worktree, with the shared target
+directory) and at the working tree, then runs the same scenarios against each, in each
+profile, one after the other in the same run, and writes the "Before and after" section of
+docs/BENCHMARKS.md (raw results in docs/benchmarks-compare.json). Throughput on a shared
+machine drifts from day to day; the CPU time per unit of work, read from /proc by
+`ecto-load --pid`, does much less, and the two binaries are measured minutes apart.
+
+Usage: scripts/bench_compare.py --base COMMIT [--profiles self-hosted,managed] [--no-build]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+ROOT = bench.ROOT
+
+# What is compared: (key, ecto-load arguments), run in this order; keys in
+# bench.RESTART_BEFORE run on a freshly restarted server process.
+SCENARIOS = [
+    ("send-seq", ["send-seq", "--count", "2000"]),
+    ("fanout-1000", ["fanout", "--subscribers", "1000", "--rate", "200", "--duration", "10"]),
+    ("fanout-1000-50", ["fanout", "--subscribers", "1000", "--rate", "50", "--duration", "10"]),
+    ("connect-1000", ["connect", "--sessions", "1000", "--concurrency", "64"]),
+    ("idle-10000", ["idle", "--sessions", "10000", "--concurrency", "64"]),
+    ("signin-burst-32", ["signin-burst", "--count", "32", "--settle", "60"]),
+]
+
+
+def _lat(name, key):
+    return lambda r: (r.get(name) or {}).get(key)
+
+
+def _ms(key):
+    return lambda r: None if r.get(key) is None else r[key] / 1000
+
+
+def _loss(r):
+    if r.get("lost") is None:
+        return None
+    return f"{r.get('lost')} / {r.get('duplicated')} of {r.get('expected_deliveries'):,}"
+
+
+# The rows (issue 20's targets): (work, scenario key, metric, getter, unit, self-hosted bound);
+# the managed bound is 1.5 × the self-hosted one. A bound of None: shown, not judged.
+ROWS = [
+    ("one delivery, fan-out 1,000 × 200 msg/s", "fanout-1000", "server CPU per delivery",
+     lambda r: r.get("server_cpu_us_per_delivery"), " µs", 2.5),
+    ("", "fanout-1000", "delivery p99", _lat("delivery_latency", "p99_ms"), " ms", 50),
+    ("", "fanout-1000", "lost / duplicated", _loss, "", "0 / 0"),
+    ("one delivery, fan-out 1,000 × 50 msg/s", "fanout-1000-50", "server CPU per delivery",
+     lambda r: r.get("server_cpu_us_per_delivery"), " µs", 5),
+    ("", "fanout-1000-50", "delivery p99", _lat("delivery_latency", "p99_ms"), " ms", None),
+    ("", "fanout-1000-50", "lost / duplicated", _loss, "", "0 / 0"),
+    ("one sequential messages.send", "send-seq", "server CPU per send",
+     _ms("server_cpu_us_per_send"), " ms", 0.1),
+    ("", "send-seq", "send p50", _lat("send_latency", "p50_ms"), " ms", None),
+    ("one idle identified session (10,000)", "idle-10000", "server RSS per session",
+     lambda r: r.get("server_kib_per_session"), " KiB", 16),
+    ("RSS 60 s after 32 sign-ins at once", "signin-burst-32", "server RSS 60 s after",
+     lambda r: r.get("server_rss_after_mib"), " MiB", 25),
+    ("", "signin-burst-32", "RSS before / peak",
+     lambda r: f"{r.get('server_rss_before_mib')} / {r.get('server_rss_peak_mib')}", " MiB", None),
+    ("", "signin-burst-32", "burst answered in", lambda r: r.get("burst_s"), " s", None),
+    ("connect → ready, 1,000 sessions 64 at a time", "connect-1000", "p99",
+     _lat("connect_to_ready", "p99_ms"), " ms", 15),
+    ("", "connect-1000", "server CPU per session", _ms("server_cpu_us_per_session"), " ms", None),
+]
+
+
+def build_base(base, target_dir, cargo):
+    """The server at `base`, built once into target/baseline/."""
+    sha = subprocess.run(["git", "rev-parse", "--short=12", base], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    out = os.path.join(target_dir, "baseline", f"ecto-server-{sha}")
+    if os.path.exists(out):
+        return sha, out
+    with tempfile.TemporaryDirectory(prefix="ecto-base-") as tree:
+        subprocess.run(["git", "worktree", "add", "--detach", tree, sha], cwd=ROOT, check=True)
+        try:
+            bench.say(f"cargo build --release -p ecto-server at {sha}")
+            subprocess.run([cargo, "build", "--release", "-p", "ecto-server"], cwd=tree, check=True,
+                           env=dict(os.environ, CARGO_TARGET_DIR=target_dir))
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            subprocess.run(["cp", os.path.join(target_dir, "release", "ecto-server"), out], check=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT)
+    return sha, out
+
+
+def value(rows, profile, scenarios):
+    out = []
+    for work, key, metric, get, unit, bound in rows:
+        sc = scenarios.get(key)
+        rep = (sc or {}).get("report") or {}
+        try:
+            v = get(rep.get("results") or {}) if rep else None
+        except Exception:
+            v = None
+        out.append((work, metric, v, unit, bound))
+    return out
+
+
+def judge(v, bound, profile):
+    if bound is None or v is None:
+        return ""
+    if isinstance(bound, str):
+        return "yes" if isinstance(v, str) and v.startswith(bound + " ") else "**no**"
+    limit = bound * (1.5 if profile == "managed" else 1)
+    return "yes" if v <= limit else "**no**"
+
+
+def bound_text(bound, unit, profile):
+    if bound is None:
+        return ""
+    if isinstance(bound, str):
+        return bound
+    return f"≤ {bound * (1.5 if profile == 'managed' else 1):g}{unit}"
+
+
+def section(saved):
+    L = ["## Before and after (performance round 2)", ""]
+    L.append(f"Generated by `make bench-compare BASE={saved['base']}` (`scripts/bench_compare.py`) "
+             f"on {saved['machine']['date']}: the server at {saved['base']} (before) and at "
+             f"{saved['machine']['commit']} (after), release builds, the same scenarios run one "
+             "after the other in one run, each binary with a fresh data directory (and in the "
+             "managed profile a fresh database and Redis prefix). CPU is the server's user + "
+             "system time over the measured phase, read from /proc by `ecto-load --pid`, divided "
+             "by the work done; the split is in [benchmarks-compare.json](benchmarks-compare.json). "
+             "Managed targets are 1.5 × the self-hosted ones. Server settings are those of "
+             "the tables above.")
+    L.append("")
+    L.append("| Scenario | ecto-load arguments |")
+    L.append("|---|---|")
+    for key, args in SCENARIOS:
+        restart = " (on a freshly restarted server process)" if key in bench.RESTART_BEFORE else ""
+        L.append(f"| {key} | `{' '.join(args)}`{restart} |")
+    for prof in saved["profiles"]:
+        profile = prof["profile"]
+        before = value(ROWS, profile, {s["key"]: s for s in prof["before"]["scenarios"]})
+        after = value(ROWS, profile, {s["key"]: s for s in prof["after"]["scenarios"]})
+        L += ["", f"### {profile}", "", "| Work | Metric | Before | After | Target | Met |",
+              "|---|---|---|---|---|---|"]
+        for (work, metric, b, unit, bound), (_, _, a, _, _) in zip(before, after):
+            L.append(f"| {work} | {metric} | {bench.fmt(b, unit)} | {bench.fmt(a, unit)} | "
+                     f"{bound_text(bound, unit, profile)} | {judge(a, bound, profile)} |")
+        errs = []
+        for side in ("before", "after"):
+            for s in prof[side]["scenarios"]:
+                e = ((s.get("report") or {}).get("errors")) or {}
+                if e or s.get("exit") != 0:
+                    errs.append(f"{side} {s['key']}: exit {s.get('exit')}, {bench.errors_text(s.get('report') or {})}")
+        L.append("")
+        L.append("Errors: " + ("; ".join(errs) if errs else "none") + ".")
+    return "\n".join(L) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", help="the commit to compare with")
+    ap.add_argument("--profiles", default="self-hosted,managed")
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--render", action="store_true",
+                    help="only write the section from docs/benchmarks-compare.json")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    ap.add_argument("--only", metavar="KEYS",
+                    help="run only these scenarios (comma-separated) and print the results, "
+                         "without writing the page")
+    args = ap.parse_args()
+    results_file = os.path.join(os.path.dirname(args.out), "benchmarks-compare.json")
+    if args.render:
+        with open(results_file) as f:
+            saved = json.load(f)
+        with open(args.out) as f:
+            bench.write_page(args.out, f.read(), replace=("compare", section(saved)))
+        return
+    if not args.base:
+        raise SystemExit("bench_compare: --base COMMIT is needed")
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    if "managed" in profiles and not os.environ.get("ECTO_TEST_DATABASE_URL"):
+        script = os.path.join(ROOT, "scripts", "with-test-services.sh")
+        os.execv(script, [script, sys.executable] + sys.argv)
+    bench.raise_nofile()
+    cargo = os.environ.get("CARGO", "cargo")
+    meta_json = subprocess.run([cargo, "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout
+    target_dir = json.loads(meta_json)["target_directory"]
+    base_sha, base_bin = build_base(args.base, target_dir, cargo)
+    if not args.no_build:
+        bench.say("cargo build --release -p ecto-server -p ecto-load")
+        subprocess.run([cargo, "build", "--release", "-p", "ecto-server", "-p", "ecto-load"],
+                       cwd=ROOT, check=True)
+    load = os.path.join(target_dir, "release", "ecto-load")
+    now = {"ecto-server": os.path.join(target_dir, "release", "ecto-server"), "ecto-load": load}
+    was = {"ecto-server": base_bin, "ecto-load": load}
+    scenarios = SCENARIOS
+    if args.only:
+        keys = args.only.split(",")
+        scenarios = [(k, a) for k, a in SCENARIOS if k in keys]
+    meta = bench.machine()
+    saved = {"base": base_sha, "machine": meta, "profiles": []}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ecto-compare-") as work:
+        for profile in profiles:
+            before = bench.run_profile(profile, was, scenarios, work, False, tag="-before")
+            after = bench.run_profile(profile, now, scenarios, work, False, tag="-after")
+            saved["profiles"].append({"profile": profile, "before": before, "after": after})
+    bench.say(f"compared in {time.monotonic() - started:.0f} s")
+    if args.only:
+        print(section(saved))
+        return
+    with open(results_file, "w") as f:
+        json.dump(saved, f, indent=1)
+        f.write("\n")
+    with open(args.out) as f:
+        bench.write_page(args.out, f.read(), replace=("compare", section(saved)))
+    bench.say(f"wrote {os.path.relpath(args.out, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
