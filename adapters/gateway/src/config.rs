@@ -11,6 +11,9 @@ pub struct GatewayConfig {
     pub checkpoint_interval: Duration,
     /// Frames queued for one socket before it is closed for being too slow.
     pub outbound_queue: usize,
+    /// After a worker thread writes dispatched frames, how long it waits before writing the
+    /// next ones: frames dispatched meanwhile share one write per socket (see `body.rs`).
+    pub write_delay: Duration,
     /// How long a user without sessions stays online before `presence.update` offline.
     pub presence_grace: Duration,
     /// Client events (and pings) one socket may send per 10 s before it is closed with 4008
@@ -29,6 +32,7 @@ impl Default for GatewayConfig {
             heartbeat_timeout: Duration::from_secs(90),
             checkpoint_interval: Duration::from_secs(15),
             outbound_queue: 1024,
+            write_delay: Duration::from_millis(20),
             presence_grace: Duration::from_secs(15),
             events_per_10s: 120,
             sockets_per_user: 32,

@@ -2,7 +2,7 @@
 //! and the timers until the socket closes, and what follows its close. Identify is
 //! `identify.rs`, the other client events `events.rs`, resume `resume.rs`.
 
-use crate::frame::Frame;
+use crate::body::Ws;
 use crate::registry::Gateway;
 use crate::session::{CloseSignal, Session, SocketHandle};
 use actix_ws::{CloseCode, CloseReason};
@@ -18,7 +18,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// What a handler of a client event leaves the connection to do.
@@ -31,9 +30,8 @@ pub(crate) enum Flow {
 pub(crate) struct Conn {
     pub(crate) gateway: Arc<Gateway>,
     addressing: (Option<String>, Option<String>),
-    pub(crate) ws: actix_ws::Session,
+    pub(crate) ws: Ws,
     pub(crate) session: Option<Arc<Session>>,
-    pub(crate) outbound: Option<mpsc::Receiver<Frame>>,
     pub(crate) close: Option<Arc<CloseSignal>>,
     /// The id announced in `system.hello`; a new session takes it.
     pub(crate) hello_id: Uuid,
@@ -83,13 +81,13 @@ impl EventBudget {
 }
 
 /// Sends `{"event":…,"data":…}`.
-pub(crate) async fn send_json(ws: &mut actix_ws::Session, event: &str, data: Value) -> bool {
+pub(crate) async fn send_json(ws: &mut Ws, event: &str, data: Value) -> bool {
     send_serialized(ws, event, &data).await
 }
 
 /// Sends `{"event":…,"data":…}` with `data` serialized straight into the frame.
 pub(crate) async fn send_serialized<T: serde::Serialize>(
-    ws: &mut actix_ws::Session,
+    ws: &mut Ws,
     event: &str,
     data: &T,
 ) -> bool {
@@ -111,7 +109,7 @@ pub(crate) async fn send_serialized<T: serde::Serialize>(
 pub(crate) async fn run(
     gateway: Arc<Gateway>,
     addressing: (Option<String>, Option<String>),
-    ws: actix_ws::Session,
+    ws: Ws,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
     let hello_id = new_id();
@@ -120,7 +118,6 @@ pub(crate) async fn run(
         addressing,
         ws,
         session: None,
-        outbound: None,
         close: None,
         hello_id,
         last_heartbeat: Instant::now(),
@@ -148,15 +145,6 @@ pub(crate) async fn run(
                 }
             }
             reason = closed(&conn.close) => break Some(reason),
-            out = next_outbound(&mut conn.outbound) => match out {
-                // A peer that stops reading blocks the write; the dispatcher's close (queue
-                // full) must still get through.
-                Some(text) => tokio::select! {
-                    sent = conn.ws.text(text) => if sent.is_err() { break None; },
-                    reason = closed(&conn.close) => break Some(reason),
-                },
-                None => conn.outbound = None,
-            },
             msg = stream.next() => match msg {
                 // Boxed: the handler's state (identify, ready) lives only while it runs, not in
                 // every idle socket's task.
@@ -218,13 +206,6 @@ async fn after_close(gateway: &Arc<Gateway>, session: &Arc<Session>) {
     }
 }
 
-async fn next_outbound(rx: &mut Option<mpsc::Receiver<Frame>>) -> Option<Frame> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn closed(signal: &Option<Arc<CloseSignal>>) -> (u16, String) {
     match signal {
         Some(signal) => signal.closed().await,
@@ -250,13 +231,26 @@ impl Conn {
             .ok()
     }
 
-    /// A fresh outbound queue and close signal for this socket.
+    /// The dispatcher's handle on this socket and a fresh close signal. Frames it delivers
+    /// are held back until the session's first message is queued ([`Conn::live`]).
     pub(crate) fn attach(&mut self) -> SocketHandle {
-        let (tx, rx) = mpsc::channel(self.gateway.config.outbound_queue.max(16));
         let close = Arc::new(CloseSignal::default());
-        self.outbound = Some(rx);
         self.close = Some(close.clone());
-        SocketHandle { frames: tx, close }
+        let frames = self.ws.outbox().clone();
+        frames.hold();
+        SocketHandle { frames, close }
+    }
+
+    /// The session is set up (`system.ready` or `system.resumed` queued): the frames
+    /// delivered meanwhile follow.
+    pub(crate) fn live(&self) {
+        self.ws.outbox().release();
+    }
+
+    /// The session was not set up after all: the frames delivered meanwhile are dropped.
+    pub(crate) fn detach_socket(&mut self) {
+        self.ws.outbox().discard();
+        self.close = None;
     }
 
     /// Counts the session as open for presence (the user comes online if they were not).

@@ -139,6 +139,7 @@ impl Conn {
         self.gateway.insert(session.clone());
         self.session = Some(session.clone());
         let flow = if send_serialized(&mut self.ws, "system.ready", &payload).await {
+            self.live();
             Flow::Continue
         } else {
             Flow::Close(close::UNKNOWN_ERROR, "Ready failed")

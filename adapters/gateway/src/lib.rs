@@ -106,10 +106,18 @@ async fn ws_route(
     let Some(guard) = admit(&req, &gateway) else {
         return Ok(too_many_sockets());
     };
-    let (response, session, stream) = actix_ws::handle(&req, guarded(&req, body, WS_FRAME_MAX)?)?;
+    let (response, _, stream) = actix_ws::handle(&req, guarded(&req, body, WS_FRAME_MAX)?)?;
+    let mut outbox = None;
     let response = response
-        .map_body(|_, body| body::Pieces::new(body))
+        .map_body(|_, original| {
+            let config = &gateway.config;
+            let (ws, body) =
+                body::outbox(config.outbound_queue.max(16), config.write_delay, original);
+            outbox = Some(ws);
+            body
+        })
         .map_into_boxed_body();
+    let session = outbox.ok_or_else(|| actix_web::error::ErrorInternalServerError("no body"))?;
     let stream = stream
         .max_frame_size(WS_FRAME_MAX)
         .aggregate_continuations();

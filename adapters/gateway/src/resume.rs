@@ -199,6 +199,7 @@ impl Conn {
         ));
         if let Err(e) = gateway.buffer.claim(old_id, session.incarnation).await {
             tracing::warn!(error = %e, "session not claimed");
+            self.detach_socket();
             return None;
         }
         gateway.insert(session.clone());
@@ -215,8 +216,7 @@ impl Conn {
             Some(r) if r.seq >= resume_seq => r,
             _ => {
                 gateway.abandon(&session);
-                self.outbound = None;
-                self.close = None;
+                self.detach_socket();
                 return None;
             }
         };
@@ -241,6 +241,7 @@ impl Conn {
                 return Some(Flow::Close(close::UNKNOWN_ERROR, "Send failed"));
             }
         }
+        self.live();
         Some(Flow::Continue)
     }
 
@@ -276,16 +277,21 @@ impl Conn {
             return Flow::Close(close::INVALID_SEQUENCE, "Sequence no longer available");
         };
         count(true);
+        // What the dispatcher delivers meanwhile follows `system.resumed`.
+        self.ws.outbox().hold();
         for frame in &replayed.frames {
             if self.ws.text(frame.clone()).await.is_err() {
                 return Flow::Close(close::UNKNOWN_ERROR, "Send failed");
             }
         }
-        self.reply(
-            "system.resumed",
-            json!({ "replayed": replayed.frames.len(), "resume_seq": seq }),
-        )
-        .await
+        let flow = self
+            .reply(
+                "system.resumed",
+                json!({ "replayed": replayed.frames.len(), "resume_seq": seq }),
+            )
+            .await;
+        self.live();
+        flow
     }
 }
 

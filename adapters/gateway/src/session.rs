@@ -1,13 +1,12 @@
 //! One identified session: what its socket and the dispatcher share (sequence, position,
 //! subscriptions, the socket's sending half) and how it is checkpointed.
 
-use crate::frame::Frame;
 use ecto_core::model::Server;
 use ecto_core::ports::Checkpoint;
 use ecto_core::usecases::Caller;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// A request to close one socket, out of band of its (possibly full) frame queue.
@@ -45,7 +44,7 @@ impl CloseSignal {
 
 /// The sending half of an attached socket.
 pub(crate) struct SocketHandle {
-    pub frames: mpsc::Sender<Frame>,
+    pub frames: Arc<crate::body::Outbox>,
     pub close: Arc<CloseSignal>,
 }
 

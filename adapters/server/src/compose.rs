@@ -471,6 +471,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
             heartbeat_timeout: Duration::from_millis(config.ws_heartbeat_timeout_ms),
             checkpoint_interval: Duration::from_secs(15),
             outbound_queue: config.ws_outbound_queue,
+            write_delay: Duration::from_millis(config.ws_write_delay_ms),
             presence_grace: Duration::from_millis(config.ws_presence_grace_ms),
             events_per_10s: config.ws_events_per_10s,
             sockets_per_user: config.ws_sockets_per_user,

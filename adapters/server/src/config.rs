@@ -81,6 +81,9 @@ pub struct AppConfig {
     pub ws_resume_log_events: usize,
     pub ws_resume_buffer_seconds: u64,
     pub ws_outbound_queue: usize,
+    /// Milliseconds a worker waits after writing dispatched frames before writing the next
+    /// ones, so that frames arriving meanwhile share one write (0: write at once).
+    pub ws_write_delay_ms: u64,
     pub ws_presence_grace_ms: u64,
     pub ws_events_per_10s: u32,
     /// Open `/ws` sockets one user may hold in one server (0: no cap).
@@ -169,6 +172,7 @@ struct Raw {
     ws_resume_log_events: Option<String>,
     ws_resume_buffer_seconds: Option<String>,
     ws_outbound_queue: Option<String>,
+    ws_write_delay_ms: Option<String>,
     ws_presence_grace_ms: Option<String>,
     ws_events_per_10s: Option<String>,
     ws_sockets_per_user: Option<String>,
@@ -371,6 +375,7 @@ impl AppConfig {
             ws_resume_log_events: ws.resume_log_events,
             ws_resume_buffer_seconds: ws.resume_buffer_seconds,
             ws_outbound_queue: ws.outbound_queue,
+            ws_write_delay_ms: ws.write_delay_ms,
             ws_presence_grace_ms: ws.presence_grace_ms,
             ws_events_per_10s: ws.events_per_10s,
             ws_sockets_per_user: ws.sockets_per_user,
@@ -425,6 +430,7 @@ struct WsSettings {
     resume_log_events: usize,
     resume_buffer_seconds: u64,
     outbound_queue: usize,
+    write_delay_ms: u64,
     presence_grace_ms: u64,
     events_per_10s: u32,
     sockets_per_user: u32,
@@ -770,6 +776,7 @@ impl Checker {
                 300u64,
             ),
             outbound_queue: self.number("WS_OUTBOUND_QUEUE", &raw.ws_outbound_queue, 1024usize),
+            write_delay_ms: self.number("WS_WRITE_DELAY_MS", &raw.ws_write_delay_ms, 20u64),
             presence_grace_ms: self.number(
                 "WS_PRESENCE_GRACE_MS",
                 &raw.ws_presence_grace_ms,
@@ -919,6 +926,7 @@ mod tests {
             "ws_resume_log_events",
             "ws_resume_buffer_seconds",
             "ws_outbound_queue",
+            "ws_write_delay_ms",
             "ws_presence_grace_ms",
             "ws_events_per_10s",
             "ws_sockets_per_user",
@@ -985,6 +993,7 @@ mod tests {
                 "WS_RESUME_LOG_EVENTS: 'x' is not a valid number",
                 "WS_RESUME_BUFFER_SECONDS: 'x' is not a valid number",
                 "WS_OUTBOUND_QUEUE: 'x' is not a valid number",
+                "WS_WRITE_DELAY_MS: 'x' is not a valid number",
                 "WS_PRESENCE_GRACE_MS: 'x' is not a valid number",
                 "WS_EVENTS_PER_10S: 'x' is not a valid number",
                 "WS_SOCKETS_PER_USER: 'x' is not a valid number",
