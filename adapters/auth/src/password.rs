@@ -39,12 +39,20 @@ const IDLE: Duration = Duration::from_secs(2);
 /// Hashing threads running now (at most one per core).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
+/// The queue of jobs: both ends, shared by the callers and the hashing threads.
+struct Queue {
+    tx: Mutex<mpsc::Sender<Job>>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+}
+
 /// The queue of jobs; hashing threads are started as jobs come and end when idle.
-static POOL: LazyLock<(Mutex<mpsc::Sender<Job>>, Arc<Mutex<mpsc::Receiver<Job>>>)> =
-    LazyLock::new(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        (Mutex::new(tx), Arc::new(Mutex::new(rx)))
-    });
+static POOL: LazyLock<Queue> = LazyLock::new(|| {
+    let (tx, rx) = mpsc::channel::<Job>();
+    Queue {
+        tx: Mutex::new(tx),
+        rx: Arc::new(Mutex::new(rx)),
+    }
+});
 
 /// Starts a hashing thread unless one per core is running.
 fn spawn_worker() {
@@ -56,7 +64,7 @@ fn spawn_worker() {
         LIVE.fetch_sub(1, Ordering::SeqCst);
         return;
     }
-    let rx = POOL.1.clone();
+    let rx = POOL.rx.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("argon2-{live}"))
         .spawn(move || {
@@ -101,7 +109,7 @@ async fn on_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
         let _ = tx.send(work());
     });
     QUEUED.fetch_add(1, Ordering::SeqCst);
-    POOL.0
+    POOL.tx
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .send(job)
