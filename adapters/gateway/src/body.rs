@@ -18,7 +18,7 @@
 //! delivers are held back, and follow once the connection [releases](Outbox::release) them:
 //! the client sees `system.ready` or `system.resumed` first.
 
-use actix_http::ws::{Message, OpCode, Parser};
+use actix_http::ws::{OpCode, Parser};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
 use actix_ws::CloseReason;
@@ -39,6 +39,13 @@ const CONTROL_MAX: usize = 125;
 /// The socket is gone (its body dropped) or closing: nothing more can be sent.
 #[derive(Debug)]
 pub(crate) struct Closed;
+
+/// One outbound message: what a server sends on `/ws`.
+enum Message {
+    Text(ByteString),
+    Pong(Bytes),
+    Close(Option<CloseReason>),
+}
 
 #[derive(Default)]
 struct State {
@@ -144,6 +151,18 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wakes the body, if it waits, once `state` is unlocked: through the worker's hub when
+    /// `from_afar` (the dispatcher's thread), directly otherwise (the connection's own thread).
+    fn wake_body(&self, mut state: MutexGuard<'_, State>, from_afar: bool) {
+        let waker = state.waker.take();
+        drop(state);
+        match (waker, &self.hub) {
+            (Some(w), Some(hub)) if from_afar => hub.wake(w),
+            (Some(w), _) => w.wake(),
+            (None, _) => {}
+        }
+    }
+
     /// Queues a dispatched frame unless the queue is full or the socket closing; held while
     /// the session is being set up. Never waits (the dispatcher calls it with locks held).
     pub(crate) fn try_send(&self, text: ByteString) -> Result<(), Closed> {
@@ -156,14 +175,7 @@ impl Outbox {
             return Ok(());
         }
         state.queue.push_back(Message::Text(text));
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(w) = waker {
-            match &self.hub {
-                Some(hub) => hub.wake(w),
-                None => w.wake(),
-            }
-        }
+        self.wake_body(state, true);
         Ok(())
     }
 
@@ -183,11 +195,7 @@ impl Outbox {
             state.holding = false;
         }
         state.queue.push_back(message);
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.wake_body(state, false);
         Ok(None)
     }
 
@@ -202,11 +210,7 @@ impl Outbox {
         state.holding = false;
         let held = std::mem::take(&mut state.held);
         state.queue.extend(held);
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.wake_body(state, false);
     }
 
     /// Drops the held frames and stops holding (a session that was not set up after all).
@@ -269,11 +273,7 @@ impl Drop for Ws {
     fn drop(&mut self) {
         let mut state = self.outbox.lock();
         state.ended = true;
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.outbox.wake_body(state, false);
     }
 }
 
@@ -331,7 +331,10 @@ impl MessageBody for OutboxBody {
             }
             let queue = std::mem::take(&mut state.queue);
             drop(state);
-            this.outbox.room.notify_waiters();
+            // Only a full queue turns a writer away (`Ws::text`): this runs per delivery.
+            if queue.len() >= this.outbox.capacity {
+                this.outbox.room.notify_waiters();
+            }
             let size = queue.iter().map(encoded_len).sum();
             let mut buf = BytesMut::with_capacity(size);
             for message in queue {
@@ -344,7 +347,6 @@ impl MessageBody for OutboxBody {
                         Parser::write_message(&mut buf, p, OpCode::Pong, true, false)
                     }
                     Message::Close(reason) => Parser::write_close(&mut buf, reason, false),
-                    _ => {}
                 }
             }
             this.rest = buf.freeze();
@@ -362,7 +364,6 @@ fn encoded_len(message: &Message) -> usize {
         Message::Close(r) => r
             .as_ref()
             .map_or(0, |r| 2 + r.description.as_ref().map_or(0, String::len)),
-        _ => 0,
     };
     payload
         + match payload {

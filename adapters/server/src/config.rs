@@ -776,7 +776,16 @@ impl Checker {
                 300u64,
             ),
             outbound_queue: self.number("WS_OUTBOUND_QUEUE", &raw.ws_outbound_queue, 1024usize),
-            write_delay_ms: self.number("WS_WRITE_DELAY_MS", &raw.ws_write_delay_ms, 20u64),
+            write_delay_ms: {
+                let ms = self.number("WS_WRITE_DELAY_MS", &raw.ws_write_delay_ms, 20u64);
+                // Every event of a busy stream waits up to this long: a second is already
+                // far past what a chat client tolerates.
+                if ms > 1000 {
+                    self.errors
+                        .push("WS_WRITE_DELAY_MS must be at most 1000".into());
+                }
+                ms
+            },
             presence_grace_ms: self.number(
                 "WS_PRESENCE_GRACE_MS",
                 &raw.ws_presence_grace_ms,
@@ -1015,6 +1024,16 @@ mod tests {
                 "FORWARDED_FOR_HOPS: '-1' is not a valid number",
             ]
         );
+    }
+
+    #[test]
+    fn the_write_delay_is_bounded() {
+        let ok = AppConfig::from_pairs(&[("ws_write_delay_ms", "1000")]).expect("1000 is fine");
+        assert_eq!(ok.ws_write_delay_ms, 1000);
+        let refused = AppConfig::from_pairs(&[("ws_write_delay_ms", "1001")])
+            .expect_err("must refuse")
+            .0;
+        assert_eq!(refused, ["WS_WRITE_DELAY_MS must be at most 1000"]);
     }
 
     /// The names a text file gives settings: `key = …` (TOML) or `KEY=…` (env), commented or

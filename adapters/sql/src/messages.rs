@@ -71,31 +71,25 @@ async fn write_batch(conn: &mut crate::db::SqliteConn, batch: Vec<PendingInsert>
     if batch.is_empty() {
         return;
     }
-    if let [one] = &batch[..] {
-        // One statement is atomic by itself: no BEGIN and COMMIT round trips (each is a trip
-        // to the blocking pool and back).
-        let outcome = insert_message!(conn, one.message)
-            .map(|_| ())
-            .map_err(db_error);
-        if let Some(p) = batch.into_iter().next() {
-            let _ = p.done.send(outcome);
-        }
-        return;
-    }
-    let together = conn
-        .transaction(async |conn| {
-            for p in &batch {
-                insert_message!(conn, p.message)?;
-            }
-            Ok::<(), DieselError>(())
-        })
-        .await;
+    // A batch of one goes the one-insert way below: one statement is atomic by itself, and
+    // BEGIN and COMMIT are each a trip to the blocking pool.
+    let together = batch.len() > 1
+        && conn
+            .transaction(async |conn| {
+                for p in &batch {
+                    insert_message!(conn, p.message)?;
+                }
+                Ok::<(), DieselError>(())
+            })
+            .await
+            .is_ok();
     for p in batch {
-        let outcome = match &together {
-            Ok(()) => Ok(()),
-            Err(_) => insert_message!(conn, p.message)
+        let outcome = if together {
+            Ok(())
+        } else {
+            insert_message!(conn, p.message)
                 .map(|_| ())
-                .map_err(db_error),
+                .map_err(db_error)
         };
         let _ = p.done.send(outcome);
     }
