@@ -555,8 +555,15 @@ async fn health_asks_the_server_of_the_configuration() {
     std::thread::spawn(move || {
         use std::io::{Read, Write};
         let (mut socket, _) = listener.accept().expect("accept");
+        // Read the whole request before answering: closing with unread bytes resets.
+        let mut request = Vec::new();
         let mut buf = [0u8; 1024];
-        let _ = socket.read(&mut buf);
+        while !request.ends_with(b"\r\n\r\n") {
+            match socket.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
         let _ = socket.write_all(
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 32\r\n\r\n{\"checks\":{\"database\":\"down\"}}\r\n",
         );

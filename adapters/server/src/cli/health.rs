@@ -38,11 +38,10 @@ pub fn probe(config: &AppConfig, ready: bool) -> CliResult<String> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(failed)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(failed)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(failed)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(failed)?;
+    // One write: `write!` on an unbuffered stream sends each piece of the format on its own,
+    // and a peer that answers after the first piece and closes resets the connection.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(failed)?;
     let mut answer = Vec::new();
     stream
         .take(64 * 1024)
