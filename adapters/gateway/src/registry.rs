@@ -84,8 +84,8 @@ impl Gateway {
         &self.services
     }
 
-    /// Creates the gateway and starts its dispatcher, checkpoint saver and janitor on the
-    /// current runtime.
+    /// Creates the gateway and starts its dispatcher (on a thread of its own), checkpoint
+    /// saver and janitor (on the current runtime).
     pub async fn start(
         services: Services,
         buffer: Arc<dyn SessionBuffer>,
@@ -111,7 +111,7 @@ impl Gateway {
             feed_down: AtomicBool::new(false),
             closing: AtomicBool::new(false),
         });
-        Self::spawn_dispatcher(&gateway, events);
+        Self::spawn_dispatcher(&gateway, events)?;
         Self::spawn_saver(&gateway, to_save);
         Self::spawn_janitor(&gateway);
         Ok(gateway)

@@ -1,0 +1,1 @@
+CREATE INDEX idx_messages_server ON messages (server_id);
