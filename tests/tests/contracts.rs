@@ -8,6 +8,8 @@ use ecto_sql::{Db, SqlAccountStore, SqlMemberStore, SqlRefreshTokenStore, SqlSer
 use ecto_tests::required_env;
 use std::sync::Arc;
 
+mod size;
+
 fn sleep() -> Box<Sleep> {
     Box::new(|d| Box::pin(tokio::time::sleep(d)))
 }
@@ -176,6 +178,101 @@ async fn migrations_are_idempotent_on_both_databases() {
     let pg = Db::open(&required_env("ECTO_TEST_DATABASE_URL"), 2).expect("open");
     pg.migrate().await.expect("first");
     assert_eq!(pg.migrate().await.expect("second"), 0);
+}
+
+/// PostgreSQL at size (scripts/pgsize): a database of its own, migrated as the server does it,
+/// filled by fill.sql at `ECTO_SIZE_SCALE` (default 0.05: 500 communities, 500k messages),
+/// then every hot query of queries.sql explained 20 times against the biggest community and
+/// its member with the most activity: no big table is read sequentially, the indexes the
+/// migrations added for a query are used, and a query finds rows where the data has them.
+/// The times are printed, never asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_database_queries_keep_their_indexes() {
+    let pg = size::Postgres::from_url(&required_env("ECTO_TEST_DATABASE_URL"));
+    let name = format!("{}_size", pg.database);
+    pg.create_database(&name);
+    let db = Db::open(&pg.url_of(&name), 2).expect("open");
+    assert!(db.migrate().await.expect("migrate") > 0, "migrated");
+
+    let scale = size::scale();
+    let filled_in = pg.fill(&name, scale);
+    // fill.sql's sizes at scale 1, times the scale (give or take its skew and rounding).
+    for (table, at_full_size) in [
+        ("messages", 10_000_000.0),
+        ("members", 1_000_000.0),
+        ("audit_log", 1_000_000.0),
+        ("activity_items", 2_000_000.0),
+    ] {
+        let rows = db
+            .count_sql(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .await
+            .expect("count") as f64;
+        let expected = at_full_size * scale;
+        assert!(
+            rows > expected / 2.0 && rows < expected * 2.0,
+            "{table}: {rows} rows after the fill, expected about {expected}"
+        );
+    }
+    drop(db);
+
+    // The community with the most messages (its general channel is its busiest: queries.sql
+    // reads that one), and its member with the most activity items.
+    let address = pg.value(
+        &name,
+        "SELECT s.address FROM servers s \
+         JOIN (SELECT server_id, COUNT(*) AS n FROM messages GROUP BY server_id \
+               ORDER BY n DESC LIMIT 1) m ON m.server_id = s.id",
+    );
+    let user = pg.value(
+        &name,
+        &format!(
+            "SELECT a.user_id FROM activity_items a JOIN servers s ON s.id = a.server_id \
+             WHERE s.address = '{address}' GROUP BY a.user_id ORDER BY COUNT(*) DESC, a.user_id LIMIT 1"
+        ),
+    );
+    let vars = [("address", address.as_str()), ("user_id", user.as_str())];
+    let rounds: Vec<_> = (0..size::ROUNDS)
+        .map(|_| pg.explain_queries(&name, &vars))
+        .collect();
+    pg.drop_database(&name);
+
+    println!(
+        "{name}: scale {scale}, filled in {:.1} s; {address}, member {user}; {} runs of each query",
+        filled_in.as_secs_f64(),
+        size::ROUNDS
+    );
+    println!(
+        "{:<56} {:>8} {:>8} {:>5}  reads",
+        "query", "p50 ms", "p99 ms", "rows"
+    );
+    let mut wrong = Vec::new();
+    for hot in size::HOT {
+        let runs: Vec<&size::Explained> = rounds
+            .iter()
+            .map(|round| {
+                round
+                    .get(hot.tag)
+                    .unwrap_or_else(|| panic!("queries.sql has no @{}", hot.tag))
+            })
+            .collect();
+        if let Some(found) = runs
+            .iter()
+            .map(|run| run.check(hot))
+            .find(|w| !w.is_empty())
+        {
+            wrong.extend(found);
+        }
+        let times: Vec<f64> = runs.iter().map(|run| run.execution_ms()).collect();
+        println!(
+            "{:<56} {:>8.3} {:>8.3} {:>5}  {}",
+            runs[0].title,
+            size::percentile(&times, 50.0),
+            size::percentile(&times, 99.0),
+            runs[0].rows(),
+            runs[0].reads()
+        );
+    }
+    assert!(wrong.is_empty(), "plans at size:\n{}", wrong.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

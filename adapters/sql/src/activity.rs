@@ -90,7 +90,7 @@ impl ActivityStore for SqlActivityStore {
                     .filter(activity_items::server_id.eq(DbId(server_id)))
                     .filter(activity_items::user_id.eq(DbId(user_id)))
                     .filter(activity_items::id.eq_any(ids.clone()))
-                    .filter(activity_items::read.eq(false)),
+                    .filter(diesel::dsl::not(activity_items::read)),
             )
             .set(activity_items::read.eq(true))
             .execute(conn)
@@ -106,7 +106,7 @@ impl ActivityStore for SqlActivityStore {
                 activity_items::table
                     .filter(activity_items::server_id.eq(DbId(server_id)))
                     .filter(activity_items::user_id.eq(DbId(user_id)))
-                    .filter(activity_items::read.eq(false)),
+                    .filter(diesel::dsl::not(activity_items::read)),
             )
             .set(activity_items::read.eq(true))
             .execute(conn)
@@ -121,7 +121,7 @@ impl ActivityStore for SqlActivityStore {
             activity_items::table
                 .filter(activity_items::server_id.eq(DbId(server_id)))
                 .filter(activity_items::user_id.eq(DbId(user_id)))
-                .filter(activity_items::read.eq(false))
+                .filter(diesel::dsl::not(activity_items::read))
                 .count()
                 .get_result::<i64>(conn)
                 .await
@@ -138,7 +138,7 @@ impl ActivityStore for SqlActivityStore {
             activity_items::table
                 .filter(activity_items::server_id.eq(DbId(server_id)))
                 .filter(activity_items::user_id.eq(DbId(user_id)))
-                .filter(activity_items::read.eq(false))
+                .filter(diesel::dsl::not(activity_items::read))
                 .group_by(activity_items::type_)
                 .select((activity_items::type_, diesel::dsl::count_star()))
                 .load::<(String, i64)>(conn)

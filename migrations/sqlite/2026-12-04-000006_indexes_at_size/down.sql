@@ -1,0 +1,3 @@
+DROP INDEX idx_activity_items_server_user_id;
+DROP INDEX idx_activity_items_unread;
+DROP INDEX idx_audit_log_server_action_id;
