@@ -132,7 +132,13 @@ pub async fn ready(
     resume_seq: u64,
 ) -> CoreResult<(Ready, Option<Uuid>)> {
     let perms = Perms::load(svc, server, caller).await?;
-    let channels = readable_channels(svc, server, caller).await?;
+    // (Not `readable_channels`: it would load the same permissions a second time.)
+    let channels = perms.readable(
+        super::base::loaders::channels(svc, server.id)
+            .await?
+            .iter()
+            .cloned(),
+    );
     let categories = super::base::loaders::categories(svc, server.id)
         .await?
         .iter()
