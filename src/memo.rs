@@ -42,6 +42,8 @@ pub(crate) struct Entry {
     authors: HashMap<Uuid, (Instant, MessageAuthor)>,
     /// Members as `system.ready` shows a session its own member (they carry a profile too).
     views: HashMap<Uuid, (Instant, Arc<MemberView>)>,
+    /// When the entry was last read (a process keeps following a server it serves).
+    used: Option<Instant>,
 }
 
 impl Entry {
@@ -103,12 +105,56 @@ struct Inner {
     /// Bumped by every drop: a server resolved before a drop of any server is not kept (the
     /// key's server is not known before it is read).
     epoch: u64,
+    /// The servers whose events this process hears, when it does not hear every server's
+    /// (see [`Memo::follow_only`]): nothing is kept or served for the others.
+    followed: Option<std::collections::HashSet<Uuid>>,
+    /// Servers not heard that were asked for since they were last followed or left.
+    asked: std::collections::HashSet<Uuid>,
 }
+
+impl Inner {
+    /// Whether the server's events reach this process (so its entry is kept up to date).
+    fn heard(&self, server_id: Uuid) -> bool {
+        self.followed
+            .as_ref()
+            .is_none_or(|f| f.contains(&server_id))
+    }
+
+    /// The server's entry, when its events are heard (marked used). A server not heard is
+    /// asked for (once) through `want`.
+    fn entry(&mut self, server_id: Uuid, want: Option<&Want>) -> Option<&mut Entry> {
+        if !self.heard(server_id) {
+            if let Some(want) = want {
+                if self.asked.insert(server_id) {
+                    want(server_id);
+                }
+            }
+            return None;
+        }
+        let entry = self.servers.get_mut(&server_id)?;
+        entry.used = Some(Instant::now());
+        Some(entry)
+    }
+
+    /// The server's entry to keep something in, when its events are heard and it has not
+    /// changed since `generation`.
+    fn keeping(&mut self, server_id: Uuid, generation: u64) -> Option<&mut Entry> {
+        if !self.heard(server_id) {
+            return None;
+        }
+        let entry = self.servers.entry(server_id).or_default();
+        (entry.generation == generation).then_some(entry)
+    }
+}
+
+/// Asks for a server's events to be heard (the gateway follows it).
+pub type Want = Box<dyn Fn(Uuid) + Send + Sync>;
 
 /// See the module docs. Cheap to share (`Arc`).
 #[derive(Default)]
 pub struct Memo {
     inner: Mutex<Inner>,
+    want: std::sync::OnceLock<Want>,
 }
 
 /// Whether an event named `name` may change what the memo holds (anything but the
@@ -149,6 +195,52 @@ impl Memo {
         inner.epoch += 1;
     }
 
+    /// From now on, keeps only servers marked [`Memo::follow`]ed: this process's event feed
+    /// carries only the servers it follows, and an entry of any other server would go stale
+    /// unheard. A server asked for that is not followed is passed to `want` (once until it
+    /// is followed or left), so that a process serving a server's requests follows it too.
+    pub fn follow_only(&self, want: Want) {
+        let _ = self.want.set(want);
+        let mut inner = self.inner();
+        if inner.followed.is_none() {
+            inner.followed = Some(Default::default());
+            for entry in inner.servers.values_mut() {
+                entry.drop_all();
+            }
+            inner.resolved.clear();
+            inner.epoch += 1;
+        }
+    }
+
+    /// Marks the server's events heard (from now on) or no longer heard. Either way what was
+    /// known of it is dropped: it was not kept up to date before, and will not be after.
+    pub fn follow(&self, server_id: Uuid, heard: bool) {
+        let mut inner = self.inner();
+        let Some(followed) = inner.followed.as_mut() else {
+            return;
+        };
+        if heard {
+            followed.insert(server_id);
+        } else {
+            followed.remove(&server_id);
+        }
+        inner.asked.remove(&server_id);
+        let entry = inner.servers.entry(server_id).or_default();
+        entry.drop_all();
+        entry.used = None;
+        inner.resolved.retain(|_, s| s.id != server_id);
+        inner.epoch += 1;
+    }
+
+    /// Whether the server's entry was read within `within` (see [`Memo::follow_only`]).
+    pub fn used_within(&self, server_id: Uuid, within: Duration) -> bool {
+        self.inner()
+            .servers
+            .get(&server_id)
+            .and_then(|e| e.used)
+            .is_some_and(|at| at.elapsed() < within)
+    }
+
     /// Drops everything (events may have been missed).
     pub fn clear(&self) {
         let mut inner = self.inner();
@@ -170,16 +262,13 @@ impl Memo {
     /// The server's `T` (its channels in the store's order), if known and unchanged.
     pub(crate) fn whole<T: Whole>(&self, server_id: Uuid) -> Option<Arc<T>> {
         self.inner()
-            .servers
-            .get_mut(&server_id)
+            .entry(server_id, self.want.get())
             .and_then(|e| T::slot(e).clone())
     }
 
     /// Keeps the server's `T` unless the server changed since `generation`.
     pub(crate) fn keep_whole<T: Whole>(&self, server_id: Uuid, generation: u64, value: Arc<T>) {
-        let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        if entry.generation == generation {
+        if let Some(entry) = self.inner().keeping(server_id, generation) {
             *T::slot(entry) = Some(value);
         }
     }
@@ -187,8 +276,7 @@ impl Memo {
     /// The member view of `user_id`, if known, unchanged and fresh (see [`AUTHOR_TTL`]).
     pub fn member_view(&self, server_id: Uuid, user_id: Uuid) -> Option<Arc<MemberView>> {
         self.inner()
-            .servers
-            .get(&server_id)
+            .entry(server_id, self.want.get())
             .and_then(|e| e.views.get(&user_id))
             .filter(|(at, _)| at.elapsed() < AUTHOR_TTL)
             .map(|(_, view)| view.clone())
@@ -196,9 +284,7 @@ impl Memo {
 
     /// Keeps a member view unless the server changed since `generation`.
     pub fn keep_member_view(&self, server_id: Uuid, generation: u64, view: Arc<MemberView>) {
-        let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        if entry.generation == generation {
+        if let Some(entry) = self.inner().keeping(server_id, generation) {
             bounded_insert(&mut entry.views, view.user_id, (Instant::now(), view));
         }
     }
@@ -206,25 +292,22 @@ impl Memo {
     /// The membership of `user_id` in the server, if known and unchanged.
     pub fn membership(&self, server_id: Uuid, user_id: Uuid) -> Option<Arc<Membership>> {
         self.inner()
-            .servers
-            .get(&server_id)
+            .entry(server_id, self.want.get())
             .and_then(|e| e.members.get(&user_id).cloned())
     }
 
     /// Keeps a membership unless the server changed since `generation`.
     pub fn keep_membership(&self, server_id: Uuid, generation: u64, membership: Arc<Membership>) {
-        let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        if entry.generation == generation {
+        if let Some(entry) = self.inner().keeping(server_id, generation) {
             bounded_insert(&mut entry.members, membership.member.user_id, membership);
         }
     }
 
     /// The authors among `users` known and fresh; the others are left in `users`.
     pub fn authors(&self, server_id: Uuid, users: &mut Vec<Uuid>) -> HashMap<Uuid, MessageAuthor> {
-        let inner = self.inner();
+        let mut inner = self.inner();
         let mut found = HashMap::new();
-        let Some(entry) = inner.servers.get(&server_id) else {
+        let Some(entry) = inner.entry(server_id, self.want.get()) else {
             return found;
         };
         users.retain(|u| match entry.authors.get(u) {
@@ -244,9 +327,7 @@ impl Memo {
         generation: u64,
         authors: impl IntoIterator<Item = &'a MessageAuthor>,
     ) {
-        let mut inner = self.inner();
-        let entry = inner.servers.entry(server_id).or_default();
-        if entry.generation == generation {
+        if let Some(entry) = self.inner().keeping(server_id, generation) {
             let now = Instant::now();
             for author in authors {
                 bounded_insert(&mut entry.authors, author.id, (now, author.clone()));
@@ -256,7 +337,12 @@ impl Memo {
 
     /// The server resolved with `key` earlier, if it has not changed since.
     pub fn server(&self, key: &str) -> Option<Server> {
-        self.inner().resolved.get(key).cloned()
+        let inner = self.inner();
+        inner
+            .resolved
+            .get(key)
+            .filter(|s| inner.heard(s.id))
+            .cloned()
     }
 
     /// The memo-wide count of drops (read before resolving a server to keep).
@@ -267,7 +353,7 @@ impl Memo {
     /// Remembers that `key` resolves to `server`, unless anything was dropped since `epoch`.
     pub fn keep_server(&self, key: &str, epoch: u64, server: Server) {
         let mut inner = self.inner();
-        if inner.epoch == epoch && inner.resolved.len() < 10_000 {
+        if inner.epoch == epoch && inner.resolved.len() < 10_000 && inner.heard(server.id) {
             inner.resolved.insert(key.to_owned(), server);
         }
     }
@@ -276,6 +362,28 @@ impl Memo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_followed_servers_are_kept_and_others_are_asked_for_once() {
+        let memo = Memo::default();
+        let (heard, unheard) = (Uuid::now_v7(), Uuid::now_v7());
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        memo.follow_only(Box::new(move |s| log.lock().unwrap().push(s)));
+        memo.follow(heard, true);
+        for server in [heard, unheard] {
+            let generation = memo.generation(server);
+            memo.keep_whole(server, generation, Arc::new(PermissionData::default()));
+        }
+        assert!(memo.whole::<PermissionData>(heard).is_some());
+        assert!(memo.used_within(heard, Duration::from_secs(1)));
+        assert!(memo.whole::<PermissionData>(unheard).is_none());
+        assert!(memo.whole::<PermissionData>(unheard).is_none());
+        assert_eq!(*asked.lock().unwrap(), vec![unheard], "asked for once");
+        memo.follow(heard, false);
+        assert!(memo.whole::<PermissionData>(heard).is_none(), "dropped when left");
+        assert_eq!(*asked.lock().unwrap(), vec![unheard, heard]);
+    }
 
     #[test]
     fn a_load_that_raced_with_a_change_is_not_kept() {

@@ -960,18 +960,40 @@ pub async fn presence_contract(store: &dyn crate::ports::PresenceStore) {
     assert!(store.list(server).await.expect("list").is_empty());
 }
 
-/// The [`crate::ports::EventBus`] contract: every subscriber gets every later event, in order.
-pub async fn event_bus_contract(bus: &dyn crate::ports::EventBus, sleep: &Sleep) {
+/// Reads the next event of `server` from a feed, skipping other servers' events.
+async fn next_of(feed: &mut crate::ports::EventStream, server: uuid::Uuid) -> crate::ports::Event {
+    loop {
+        let next = std::future::poll_fn(|cx| feed.as_mut().poll_next(cx))
+            .await
+            .expect("feed ended");
+        if next.server_id == server {
+            return next;
+        }
+    }
+}
+
+/// The [`crate::ports::EventBus`] contract, for two buses of one deployment (two processes;
+/// the same bus twice for an in-process bus): every feed that joined a server gets every later
+/// event of it, in order; each server is numbered on its own; a partial bus stops carrying a
+/// server left and carries it again once joined again.
+pub async fn event_bus_contract(buses: [&dyn crate::ports::EventBus; 2], sleep: &Sleep) {
     use crate::ports::{Event, Scope};
-    let mut first = bus.subscribe().await.expect("subscribe");
-    let mut second = bus.subscribe().await.expect("subscribe");
+    let (server, other) = (new_id(), new_id());
+    let mut feeds = Vec::new();
+    for bus in buses {
+        feeds.push(bus.feed().await.expect("feed"));
+        bus.join(server).await.expect("join");
+        bus.join(server)
+            .await
+            .expect("joining twice is joining once");
+        bus.join(other).await.expect("join");
+    }
     // Let a remote subscription settle before publishing.
     sleep(Duration::from_millis(100)).await;
-    let server = new_id();
     let sent: Vec<Event> = (0..20)
         .map(|i| {
             Event::new(
-                server,
+                if i % 3 == 2 { other } else { server },
                 if i % 2 == 0 {
                     Scope::Server
                 } else {
@@ -982,81 +1004,129 @@ pub async fn event_bus_contract(bus: &dyn crate::ports::EventBus, sleep: &Sleep)
             )
         })
         .collect();
-    for e in &sent {
-        bus.publish(e.clone()).await.expect("publish");
+    for (i, e) in sent.iter().enumerate() {
+        buses[i % 2].publish(e.clone()).await.expect("publish");
     }
-    for stream in [&mut first, &mut second] {
+    for feed in &mut feeds {
         let mut got = Vec::new();
         while got.len() < sent.len() {
-            let next = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx))
+            let next = std::future::poll_fn(|cx| feed.as_mut().poll_next(cx))
                 .await
-                .expect("stream ended");
-            if next.server_id == server {
+                .expect("feed ended");
+            if next.server_id == server || next.server_id == other {
                 got.push(next);
             }
         }
-        let positions: Vec<u64> = got.iter().map(|e| e.position).collect();
-        assert!(
-            positions.windows(2).all(|w| w[1] == w[0] + 1) && positions[0] >= 1,
-            "positions are consecutive: {positions:?}"
-        );
-        assert!(
-            got.iter().all(|e| e.published_ms > 0),
-            "every event carries its publication time"
-        );
-        let unpositioned: Vec<Event> = got
-            .into_iter()
-            .map(|e| Event {
-                position: 0,
-                published_ms: 0,
-                ..e
-            })
-            .collect();
+        for s in [server, other] {
+            let mine: Vec<&Event> = sent.iter().filter(|e| e.server_id == s).collect();
+            let theirs: Vec<&Event> = got.iter().filter(|e| e.server_id == s).collect();
+            let positions: Vec<u64> = theirs.iter().map(|e| e.position).collect();
+            assert_eq!(
+                positions,
+                (1..=mine.len() as u64).collect::<Vec<_>>(),
+                "each server is numbered from 1 on its own"
+            );
+            assert!(
+                theirs.iter().all(|e| e.published_ms > 0),
+                "every event carries its publication time"
+            );
+            let unpositioned: Vec<Event> = theirs
+                .into_iter()
+                .map(|e| Event {
+                    position: 0,
+                    published_ms: 0,
+                    ..e.clone()
+                })
+                .collect();
+            assert_eq!(
+                unpositioned.iter().collect::<Vec<_>>(),
+                mine,
+                "every feed sees every event of a joined server, in publication order"
+            );
+        }
+    }
+    for bus in buses {
+        assert_eq!(bus.head(server).await.expect("head"), 14);
+        assert_eq!(bus.head(other).await.expect("head"), 6);
         assert_eq!(
-            unpositioned, sent,
-            "every subscriber sees every event, in publication order"
+            bus.head(new_id()).await.expect("head"),
+            0,
+            "an unknown server"
         );
     }
+    if !buses[0].partial() {
+        return;
+    }
+    // The first process leaves `other`: its events reach only the second one, until the first
+    // joins it again.
+    buses[0].leave(other).await.expect("leave");
+    sleep(Duration::from_millis(100)).await;
+    let unheard = Event::new(other, Scope::Server, "test.unheard", serde_json::json!({}));
+    buses[1].publish(unheard).await.expect("publish");
+    let heard = Event::new(server, Scope::Server, "test.heard", serde_json::json!({}));
+    buses[1].publish(heard).await.expect("publish");
+    assert_eq!(next_of(&mut feeds[1], other).await.name, "test.unheard");
+    let mut first = Vec::new();
+    loop {
+        let next = std::future::poll_fn(|cx| feeds[0].as_mut().poll_next(cx))
+            .await
+            .expect("feed ended");
+        let done = next.name == "test.heard";
+        first.push(next.name);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(first, vec!["test.heard"], "a server left is not carried");
+    buses[0].join(other).await.expect("join again");
+    let back = Event::new(other, Scope::Server, "test.back", serde_json::json!({}));
+    buses[1].publish(back).await.expect("publish");
+    let got = next_of(&mut feeds[0], other).await;
+    assert_eq!((got.name.as_str(), got.position), ("test.back", 8));
 }
 
 /// The log half of the [`crate::ports::EventBus`] contract, for a bus built to keep exactly
-/// `log_events` events (at least 2, at most 50): `since` returns the logged events after a
-/// position, in order, and `None` once the log no longer reaches back there.
+/// `log_events` events of a server (at least 2, at most 50): `since` returns the server's
+/// logged events after a position, in order, and `None` once the log no longer reaches back
+/// there; another server's events take no room in it.
 pub async fn event_log_contract(bus: &dyn crate::ports::EventBus, log_events: usize) {
     use crate::ports::{Event, Scope};
-    let start = bus.head().await.expect("head");
+    let (server, other) = (new_id(), new_id());
+    assert_eq!(bus.head(server).await.expect("head"), 0);
     assert_eq!(
-        bus.since(start).await.expect("since"),
+        bus.since(server, 0).await.expect("since"),
         Some(Vec::new()),
         "nothing after the head"
     );
     assert_eq!(
-        bus.since(start + 1).await.expect("since"),
+        bus.since(server, 1).await.expect("since"),
         None,
         "beyond the head"
     );
-    let server = new_id();
     for i in 0..(log_events + 10) {
-        bus.publish(Event::new(
-            server,
-            Scope::Server,
-            "test.logged",
-            serde_json::json!({ "i": i }),
-        ))
-        .await
-        .expect("publish");
+        for s in [server, other] {
+            bus.publish(Event::new(
+                s,
+                Scope::Server,
+                "test.logged",
+                serde_json::json!({ "i": i }),
+            ))
+            .await
+            .expect("publish");
+        }
     }
-    let head = bus.head().await.expect("head");
-    assert_eq!(
-        head,
-        start + log_events as u64 + 10,
-        "one position per event"
-    );
-    let tail = bus.since(head - 3).await.expect("since").expect("retained");
+    let head = bus.head(server).await.expect("head");
+    assert_eq!(head, log_events as u64 + 10, "one position per event");
+    let tail = bus
+        .since(server, head - 3)
+        .await
+        .expect("since")
+        .expect("retained");
     assert_eq!(
         tail.iter().map(|e| e.position).collect::<Vec<_>>(),
         vec![head - 2, head - 1, head]
     );
+    assert!(tail.iter().all(|e| e.server_id == server));
     assert_eq!(
         tail.iter().map(|e| e.data["i"].clone()).collect::<Vec<_>>(),
         (log_events + 7..log_events + 10)
@@ -1065,13 +1135,13 @@ pub async fn event_log_contract(bus: &dyn crate::ports::EventBus, log_events: us
     );
     let oldest = head - log_events as u64 + 1;
     let all = bus
-        .since(oldest - 1)
+        .since(server, oldest - 1)
         .await
         .expect("since")
         .expect("retained");
     assert_eq!(all.len(), log_events, "the log keeps its bound");
     assert_eq!(
-        bus.since(oldest - 2).await.expect("since"),
+        bus.since(server, oldest - 2).await.expect("since"),
         None,
         "trimmed events are reported as a gap"
     );
@@ -1090,6 +1160,7 @@ pub async fn session_buffer_contract(buffer: &dyn crate::ports::SessionBuffer) {
         user_id: uuid::Uuid::nil(),
         seq,
         position,
+        log: crate::ports::PER_SERVER_LOG,
         subscriptions: vec![uuid::Uuid::nil()],
         detached: false,
     };
@@ -1138,6 +1209,7 @@ async fn detached_sessions_contract(buffer: &dyn crate::ports::SessionBuffer) {
         user_id,
         seq,
         position: seq * 10,
+        log: crate::ports::PER_SERVER_LOG,
         subscriptions: Vec::new(),
         detached,
     };

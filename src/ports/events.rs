@@ -26,8 +26,9 @@ pub struct Event {
     pub scope: Scope,
     pub name: String,
     pub data: serde_json::Value,
-    /// The event's place in the deployment-wide log: consecutive from 1, assigned by
-    /// [`EventBus::publish`] (0 on an event not yet published).
+    /// The event's place in its server's log: consecutive from 1 within the server, assigned
+    /// by [`EventBus::publish`] (0 on an event not yet published). Servers are ordered
+    /// independently: nothing orders two servers' events.
     #[serde(default)]
     pub position: u64,
     /// When [`EventBus::publish`] took it, in milliseconds since the Unix epoch (0 before):
@@ -36,10 +37,10 @@ pub struct Event {
     pub published_ms: u64,
 }
 
-/// The event a bus publishes when it had to drop events it could not publish (its backing
-/// service was away longer than it could hold them): every session of every server missed
-/// something it cannot be told, so each is closed (4000 "Missed events") and no resume may
-/// replay across it; the client starts a new session.
+/// The event a bus publishes, in each server whose events it had to drop unpublished (its
+/// backing service was away longer than it could hold them): every session of that server
+/// missed something it cannot be told, so each is closed (4000 "Missed events") and no resume
+/// may replay across it; the client starts a new session.
 pub const RESYNC_EVENT: &str = "internal.resync";
 
 fn is_zero(n: &u64) -> bool {
@@ -70,19 +71,37 @@ impl Event {
 /// A live feed of published events.
 pub type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
-/// Fan-out of events to every process of the deployment, and a bounded log of the latest
-/// events so that a gateway session can be rebuilt from a checkpoint (resume) on any process.
+/// Fan-out of events to the processes that follow their server, and a bounded log of each
+/// server's latest events so that a gateway session can be rebuilt from a checkpoint (resume)
+/// on any process.
+///
+/// Every server is a stream of its own: its events are numbered from 1, logged and published
+/// apart from every other server's, so no single counter orders the deployment. A process
+/// reads one feed, which carries the events of the servers it [`EventBus::join`]ed (a bus may
+/// carry more: the in-process bus carries every server's, see [`EventBus::partial`]).
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    /// Gives `event` the next position (one more than the previous event of the deployment),
-    /// appends it to the log and publishes it to every current subscriber of every process.
-    /// Subscribers receive events in position order. Succeeds with no subscriber.
+    /// Gives `event` the next position of its server (one more than the server's previous
+    /// event), appends it to the server's log and publishes it to every process that joined
+    /// the server. Succeeds when nobody listens.
     async fn publish(&self, event: Event) -> CoreResult<()>;
-    /// A feed of every event published after this call returns, with its position.
-    async fn subscribe(&self) -> CoreResult<EventStream>;
-    /// The logged events after position `after`, oldest first, up to the newest; `None` when
-    /// the log no longer holds position `after + 1` (or `after` is beyond the newest).
-    async fn since(&self, after: u64) -> CoreResult<Option<Vec<Event>>>;
-    /// The position of the newest published event (0 before the first).
-    async fn head(&self) -> CoreResult<u64>;
+    /// This process's feed: the events of every server joined (before or after this call),
+    /// each server's in position order, published after the server was joined. When a feed
+    /// ends (the backing service was lost) a new one may be asked for; it carries the servers
+    /// joined so far.
+    async fn feed(&self) -> CoreResult<EventStream>;
+    /// Makes the feed carry `server`'s events: every event of the server published after this
+    /// returns arrives on the feed. Joining twice is joining once.
+    async fn join(&self, server: Uuid) -> CoreResult<()>;
+    /// Stops carrying `server`'s events (some may still arrive).
+    async fn leave(&self, server: Uuid) -> CoreResult<()>;
+    /// Whether the feed carries only the servers joined (`false`: it carries every server's
+    /// events, as one process's bus does).
+    fn partial(&self) -> bool;
+    /// The server's logged events after position `after`, oldest first, up to the newest;
+    /// `None` when the log no longer holds position `after + 1` (or `after` is beyond the
+    /// newest).
+    async fn since(&self, server: Uuid, after: u64) -> CoreResult<Option<Vec<Event>>>;
+    /// The position of the server's newest published event (0 before the first).
+    async fn head(&self, server: Uuid) -> CoreResult<u64>;
 }

@@ -48,7 +48,7 @@ pub use presence::{Presence, PresenceStore};
 pub use rate_limit::{Limit, RateDecision, RateLimiter, RateLimits};
 pub use roles::{ModerationStore, NewBan, NewRole, RolePatch, RoleStore};
 pub use search::{SearchQuery, SearchStore};
-pub use sessions::{Checkpoint, SessionBuffer, CHECKPOINTS_KEPT};
+pub use sessions::{Checkpoint, SessionBuffer, CHECKPOINTS_KEPT, PER_SERVER_LOG};
 pub use stores::{AccountStore, MemberStore, RefreshTokenStore, ServerStore};
 pub use structure::{AuditQuery, ChannelMove, ChannelPatch, NewChannel, StructureStore};
 pub use unfurl::{LinkPreview, LinkPreviewer};

@@ -14,6 +14,9 @@ use uuid::Uuid;
 /// How many checkpoints a session keeps (newest first).
 pub const CHECKPOINTS_KEPT: usize = 16;
 
+/// [`Checkpoint::log`] of a position in the server's own log.
+pub const PER_SERVER_LOG: u8 = 1;
+
 /// One resume point of a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -25,8 +28,12 @@ pub struct Checkpoint {
     pub user_id: Uuid,
     /// Events the session had been sent.
     pub seq: u64,
-    /// The last event position those `seq` events account for.
+    /// The last event position (in the server's log) those `seq` events account for.
     pub position: u64,
+    /// Which numbering `position` is in: [`PER_SERVER_LOG`] for the server's own log. A
+    /// checkpoint written when one log numbered every server's events (0) is not replayed.
+    #[serde(default)]
+    pub log: u8,
     pub subscriptions: Vec<Uuid>,
     /// Taken when the session's socket went away (or its process shut down): the session is
     /// waiting to be resumed. A client that resumes with only `resume_seq` finds it by this.

@@ -101,7 +101,6 @@ pub fn managed_config(dir: &str, central_url: &str) -> AppConfig {
             "database_url".into(),
             required_env("ECTO_TEST_DATABASE_URL"),
         ),
-        ("redis_url".into(), required_env("ECTO_TEST_REDIS_URL")),
         ("redis_key_prefix".into(), prefix),
         ("s3_endpoint".into(), required_env("ECTO_TEST_S3_ENDPOINT")),
         ("s3_bucket".into(), required_env("ECTO_TEST_S3_BUCKET")),
@@ -121,6 +120,17 @@ pub fn managed_config(dir: &str, central_url: &str) -> AppConfig {
         ),
         ("central_url".into(), central_url.into()),
     ]);
+    if ON_REDIS_CLUSTER.try_with(|on| *on).unwrap_or(false) {
+        pairs.extend([
+            (
+                "redis_url".into(),
+                required_env("ECTO_TEST_REDIS_CLUSTER_URL"),
+            ),
+            ("redis_cluster".into(), "true".into()),
+        ]);
+    } else {
+        pairs.push(("redis_url".into(), required_env("ECTO_TEST_REDIS_URL")));
+    }
     let refs: Vec<(&str, &str)> = pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -557,9 +567,12 @@ impl TestApp {
             .to_owned()
     }
 
-    /// Subscribes to the event bus of this app's process.
+    /// A feed of this app's process's event bus carrying this test's server.
     pub async fn events(&self) -> ecto_core::ports::EventStream {
-        self.services.events.subscribe().await.expect("subscribe")
+        let feed = self.services.events.feed().await.expect("feed");
+        let server = self.server_id().await.parse().expect("server id");
+        self.services.events.join(server).await.expect("join");
+        feed
     }
 
     /// A WebSocket client on this app's `/ws` (with this test's server address).
@@ -600,6 +613,36 @@ pub fn sql_time(secs: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(secs))
         .format("%Y-%m-%d %H:%M:%S%.f+00:00")
         .to_string()
+}
+
+tokio::task_local! {
+    /// Set while a test runs against the Redis Cluster ([`on_redis_cluster`]).
+    static ON_REDIS_CLUSTER: bool;
+}
+
+/// Runs `test` with every managed server it starts on the three-node Redis Cluster of
+/// `make test` (`ECTO_TEST_REDIS_CLUSTER_URL`, `REDIS_CLUSTER=true`) instead of one Redis.
+pub async fn on_redis_cluster<F: std::future::Future>(test: F) -> F::Output {
+    ON_REDIS_CLUSTER.scope(true, test).await
+}
+
+/// Generates a `#[tokio::test]` for each named `async fn(TestApp)` with a managed server on
+/// the Redis Cluster ([`on_redis_cluster`]), in a module `redis_cluster`.
+#[macro_export]
+macro_rules! on_redis_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::on_redis_cluster(async {
+                        super::$name($crate::TestApp::spawn($crate::Profile::Managed).await).await;
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
 }
 
 /// Generates one `#[tokio::test]` per profile for each named `async fn(TestApp)`.

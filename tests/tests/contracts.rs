@@ -10,6 +10,26 @@ use std::sync::Arc;
 
 mod size;
 
+/// A connection, with a key prefix of its own, to each Redis the managed profile supports:
+/// one Redis (`ECTO_TEST_REDIS_URL`) and the three-node Redis Cluster `make test` starts
+/// (`ECTO_TEST_REDIS_CLUSTER_URL`).
+async fn redises(tag: &str) -> Vec<ecto_redis::RedisConn> {
+    let prefix = format!(
+        "{}{}:",
+        required_env("ECTO_TEST_REDIS_PREFIX"),
+        ecto_tests::unique(tag)
+    );
+    let single =
+        ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix, false)
+            .await
+            .expect("redis");
+    let cluster =
+        ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_CLUSTER_URL"), &prefix, true)
+            .await
+            .expect("redis cluster");
+    vec![single, cluster]
+}
+
 fn sleep() -> Box<Sleep> {
     Box::new(|d| Box::pin(tokio::time::sleep(d)))
 }
@@ -21,15 +41,9 @@ async fn memory_cache_keeps_the_cache_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cache_keeps_the_cache_contract() {
-    let prefix = format!(
-        "{}{}:",
-        required_env("ECTO_TEST_REDIS_PREFIX"),
-        ecto_tests::unique("c")
-    );
-    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
-        .await
-        .expect("redis");
-    cache_contract(&ecto_redis::RedisCache::new(conn), &*sleep()).await;
+    for conn in redises("c").await {
+        cache_contract(&ecto_redis::RedisCache::new(conn), &*sleep()).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,17 +55,11 @@ async fn memory_rate_limiter_keeps_the_rate_limit_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_rate_limiter_keeps_the_rate_limit_contract() {
-    let prefix = format!(
-        "{}{}:",
-        required_env("ECTO_TEST_REDIS_PREFIX"),
-        ecto_tests::unique("r")
-    );
-    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
-        .await
-        .expect("redis");
-    let limiter = Arc::new(ecto_redis::RedisRateLimiter(conn));
-    ecto_core::testing::rate_limit_contract(&*limiter, &*sleep()).await;
-    concurrent_checks_never_overdraw(limiter).await;
+    for conn in redises("r").await {
+        let limiter = Arc::new(ecto_redis::RedisRateLimiter(conn));
+        ecto_core::testing::rate_limit_contract(&*limiter, &*sleep()).await;
+        concurrent_checks_never_overdraw(limiter).await;
+    }
 }
 
 /// 40 concurrent checks on a bucket of 10: exactly 10 are allowed.
@@ -314,21 +322,15 @@ async fn memory_presence_keeps_the_presence_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_presence_keeps_the_presence_contract() {
-    let prefix = format!(
-        "{}{}:",
-        required_env("ECTO_TEST_REDIS_PREFIX"),
-        ecto_tests::unique("p")
-    );
-    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
-        .await
-        .expect("redis");
-    ecto_core::testing::presence_contract(&ecto_redis::RedisPresenceStore(conn)).await;
+    for conn in redises("p").await {
+        ecto_core::testing::presence_contract(&ecto_redis::RedisPresenceStore(conn)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_event_bus_keeps_the_event_bus_contract() {
-    ecto_core::testing::event_bus_contract(&ecto_memory::MemoryEventBus::default(), &*sleep())
-        .await;
+    let bus = ecto_memory::MemoryEventBus::default();
+    ecto_core::testing::event_bus_contract([&bus, &bus], &*sleep()).await;
     ecto_core::testing::event_log_contract(&ecto_memory::MemoryEventBus::new(64, 20), 20).await;
 }
 
@@ -342,36 +344,26 @@ async fn memory_session_buffer_keeps_the_session_buffer_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_session_buffer_keeps_the_session_buffer_contract() {
-    let prefix = format!(
-        "{}{}:",
-        required_env("ECTO_TEST_REDIS_PREFIX"),
-        ecto_tests::unique("s")
-    );
-    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
-        .await
-        .expect("redis");
-    ecto_core::testing::session_buffer_contract(&ecto_redis::RedisSessionBuffer::new(
-        conn,
-        std::time::Duration::from_secs(60),
-    ))
-    .await;
+    for conn in redises("s").await {
+        ecto_core::testing::session_buffer_contract(&ecto_redis::RedisSessionBuffer::new(
+            conn,
+            std::time::Duration::from_secs(60),
+        ))
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_event_bus_keeps_the_event_bus_contract() {
-    let url = required_env("ECTO_TEST_REDIS_URL");
-    let prefix = format!(
-        "{}{}:",
-        required_env("ECTO_TEST_REDIS_PREFIX"),
-        ecto_tests::unique("e")
-    );
-    let conn = ecto_redis::RedisConn::connect(&url, &prefix)
-        .await
-        .expect("redis");
-    let bus = ecto_redis::RedisEventBus::new(conn.clone(), &url, 1000).expect("bus");
-    ecto_core::testing::event_bus_contract(&bus, &*sleep()).await;
-    let log = ecto_redis::RedisEventBus::new(conn, &url, 20).expect("bus");
-    ecto_core::testing::event_log_contract(&log, 20).await;
+    for conn in redises("e").await {
+        let ttl = std::time::Duration::from_secs(60);
+        // Two processes of one deployment.
+        let first = ecto_redis::RedisEventBus::new(conn.clone(), 1000, ttl);
+        let second = ecto_redis::RedisEventBus::new(conn.clone(), 1000, ttl);
+        ecto_core::testing::event_bus_contract([&first, &second], &*sleep()).await;
+        let log = ecto_redis::RedisEventBus::new(conn, 20, ttl);
+        ecto_core::testing::event_log_contract(&log, 20).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,29 +373,23 @@ async fn memory_voice_states_keep_the_voice_state_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_voice_states_keep_the_voice_state_contract() {
-    let prefix = format!(
-        "{}{}:",
-        required_env("ECTO_TEST_REDIS_PREFIX"),
-        ecto_tests::unique("v")
-    );
-    let conn = ecto_redis::RedisConn::connect(&required_env("ECTO_TEST_REDIS_URL"), &prefix)
-        .await
-        .expect("redis");
-    let store = ecto_redis::RedisVoiceStateStore(conn);
-    ecto_core::testing::voice_state_contract(&store).await;
-    // The servers with someone in voice (what the relay sweeps): the contract leaves one
-    // state in one server.
-    assert_eq!(store.servers().await.expect("servers").len(), 1);
     use ecto_core::ports::VoiceStateStore;
-    let server = store.servers().await.expect("servers")[0];
-    for state in store.list(server).await.expect("list") {
-        store
-            .remove(server, state.user_id, None)
-            .await
-            .expect("remove");
+    for conn in redises("v").await {
+        let store = ecto_redis::RedisVoiceStateStore(conn);
+        ecto_core::testing::voice_state_contract(&store).await;
+        // The servers with someone in voice (what the relay sweeps): the contract leaves one
+        // state in one server.
+        assert_eq!(store.servers().await.expect("servers").len(), 1);
+        let server = store.servers().await.expect("servers")[0];
+        for state in store.list(server).await.expect("list") {
+            store
+                .remove(server, state.user_id, None)
+                .await
+                .expect("remove");
+        }
+        assert!(
+            store.servers().await.expect("servers").is_empty(),
+            "an empty server is forgotten"
+        );
     }
-    assert!(
-        store.servers().await.expect("servers").is_empty(),
-        "an empty server is forgotten"
-    );
 }

@@ -34,12 +34,14 @@ impl Gateway {
         });
     }
 
-    /// Starts the task that checkpoints changed sessions every `checkpoint_interval`.
+    /// Starts the task that checkpoints changed sessions every `checkpoint_interval`, and
+    /// leaves the servers no socket holds any more.
     pub(crate) fn spawn_janitor(gateway: &Arc<Gateway>) {
         let janitor = Arc::downgrade(gateway);
         let every = gateway
             .config
             .checkpoint_interval
+            .min(gateway.config.stream_linger)
             .max(Duration::from_millis(100));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -49,6 +51,7 @@ impl Gateway {
                     break;
                 };
                 gateway.checkpoint_all();
+                gateway.leave_idle();
             }
         });
     }
@@ -93,8 +96,8 @@ impl Gateway {
     /// the log) since its last one.
     fn checkpoint_all(&self) {
         let registry = self.registry();
-        let position = registry.position;
-        for session in registry.sessions.values() {
+        for session in registry.all() {
+            let position = registry.position(session.server.id);
             let mut state = session.lock();
             if state.catching_up.is_some() {
                 continue;

@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     pub sockets_per_user: u32,
     /// Sockets one client address may hold open on this process (0: no cap).
     pub sockets_per_address: u32,
+    /// How long the process keeps following a server's events after its last socket of that
+    /// server closed (a client reconnecting soon finds it followed).
+    pub stream_linger: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -37,6 +40,7 @@ impl Default for GatewayConfig {
             events_per_10s: 120,
             sockets_per_user: 32,
             sockets_per_address: 512,
+            stream_linger: Duration::from_secs(30),
         }
     }
 }

@@ -5,6 +5,7 @@
 use crate::body::Ws;
 use crate::registry::Gateway;
 use crate::session::{CloseSignal, Session, SocketHandle};
+use crate::streams::Joined;
 use actix_ws::{CloseCode, CloseReason};
 use ecto_core::model::Server;
 use ecto_core::new_id;
@@ -40,6 +41,8 @@ pub(crate) struct Conn {
     pub(crate) typing: HashMap<Uuid, Instant>,
     pub(crate) last_presence: Option<Instant>,
     pub(crate) budget: EventBudget,
+    /// The socket's hold on its server's events (from identify on).
+    joined: Option<Joined>,
 }
 
 /// The socket's token bucket of client events (pings included): `capacity` per 10 s,
@@ -124,6 +127,7 @@ pub(crate) async fn run(
         typing: HashMap::new(),
         last_presence: None,
         budget: EventBudget::new(gateway.config.events_per_10s),
+        joined: None,
     };
     let hello = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
     if !send_json(&mut conn.ws, "system.hello", hello).await {
@@ -229,6 +233,24 @@ impl Conn {
         resolve_server(&self.gateway.services, addr.as_deref(), host.as_deref())
             .await
             .ok()
+    }
+
+    /// Follows the server's events for as long as this socket lives; `false` when the event
+    /// bus cannot follow it now.
+    pub(crate) async fn follow(&mut self, server_id: Uuid) -> bool {
+        if self.joined.is_some() {
+            return true;
+        }
+        match self.gateway.join(server_id).await {
+            Ok(joined) => {
+                self.joined = Some(joined);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "server's events not followed");
+                false
+            }
+        }
     }
 
     /// The dispatcher's handle on this socket and a fresh close signal. Frames it delivers

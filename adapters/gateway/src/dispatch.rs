@@ -6,6 +6,7 @@
 use crate::frame::frame;
 use crate::registry::{Gateway, Registry};
 use crate::session::{Session, SessionState};
+use crate::streams::{Command, Stream};
 use ecto_core::ports::{Event, EventStream, Scope, RESYNC_EVENT};
 use ecto_core::usecases::base::publish::{close, CLOSE_EVENT};
 use ecto_core::usecases::gateway::{
@@ -17,16 +18,18 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// How long the dispatcher waits for a permission recheck before dropping subscriptions.
 const RECHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Gateway {
-    /// Starts the task that applies every event of the bus to the sessions. When the feed
-    /// ends (the bus's connection was lost), it subscribes again, every 100 ms doubling to
-    /// 2 s, then reads from the log what it missed meanwhile; when the log cannot say, every
-    /// session is told (4000 "Missed events") rather than left to miss events silently.
+    /// Starts the task that applies every event of the feed to the sessions, and follows or
+    /// leaves servers when asked (`streams.rs`). When the feed ends (the bus's connection was
+    /// lost), it asks for a new one, every 100 ms doubling to 2 s, then reads from each
+    /// followed server's log what it missed meanwhile; where the log cannot say, the server's
+    /// sessions are told (4000 "Missed events") rather than left to miss events silently.
     ///
     /// The task has a thread of its own (`ecto-dispatch`, a single-threaded runtime): on the
     /// shared multi-threaded runtime every publish woke one of its parked workers, and that
@@ -36,15 +39,28 @@ impl Gateway {
     pub(crate) fn spawn_dispatcher(
         gateway: &Arc<Gateway>,
         mut events: EventStream,
+        mut commands: mpsc::UnboundedReceiver<Command>,
     ) -> ecto_core::CoreResult<()> {
         let dispatcher = Arc::downgrade(gateway);
         let work = async move {
             loop {
-                while let Some(event) = events.next().await {
-                    let Some(gateway) = dispatcher.upgrade() else {
-                        return;
-                    };
-                    gateway.on_event(event).await;
+                loop {
+                    tokio::select! {
+                        biased;
+                        command = commands.recv() => {
+                            let (Some(command), Some(gateway)) = (command, dispatcher.upgrade()) else {
+                                return;
+                            };
+                            gateway.command(command).await;
+                        }
+                        event = events.next() => {
+                            let Some(event) = event else { break };
+                            let Some(gateway) = dispatcher.upgrade() else {
+                                return;
+                            };
+                            gateway.on_event(event).await;
+                        }
+                    }
                 }
                 let Some(gateway) = dispatcher.upgrade() else {
                     return;
@@ -54,9 +70,18 @@ impl Gateway {
                 metrics::counter!("ecto_event_bus_resubscribes_total").increment(1);
                 let mut wait = Duration::from_millis(100);
                 events = loop {
-                    match gateway.services.events.subscribe().await {
+                    match gateway.services.events.feed().await {
                         Ok(feed) => break feed,
                         Err(e) => tracing::debug!(error = %e, "event bus still unreachable"),
+                    }
+                    // Meanwhile a server cannot be followed: its sockets are refused at once.
+                    while let Ok(command) = commands.try_recv() {
+                        if let Command::Join(_, answer) = command {
+                            let _ = answer.send(Err(ecto_core::CoreError::unavailable(
+                                "event bus unavailable",
+                                std::io::Error::other("the event feed is down"),
+                            )));
+                        }
                     }
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
@@ -80,44 +105,63 @@ impl Gateway {
         Ok(())
     }
 
-    /// After a new subscription: applies the logged events this process did not see. When
-    /// the log no longer holds them (or the bus lost its data), no session can know what it
-    /// missed: every socket closes (4000).
+    /// After a new feed: applies the logged events of every server followed that this process
+    /// did not see. Where the log no longer holds them (or the bus lost its data), no session
+    /// of that server can know what it missed: its sockets close (4000).
     async fn catch_up(self: &Arc<Self>) {
-        let last = self.registry().position;
-        match self.services.events.since(last).await {
+        let followed: Vec<(Uuid, u64)> = self
+            .registry()
+            .streams
+            .iter()
+            .map(|(id, s)| (*id, s.position))
+            .collect();
+        for (server_id, last) in followed {
+            self.read_back(server_id, last, u64::MAX).await;
+        }
+    }
+
+    /// Applies the server's logged events after `last` and before `before`; when the log
+    /// cannot say, the server's sessions are told they missed events.
+    async fn read_back(self: &Arc<Self>, server_id: Uuid, last: u64, before: u64) {
+        match self.services.events.since(server_id, last).await {
             Ok(Some(missed)) => {
-                for e in missed {
+                for e in missed.into_iter().filter(|e| e.position < before) {
                     let affected = self.dispatch(e);
                     self.recheck_all(affected).await;
                 }
             }
             // (A bus that lost its data goes on from positions far above any seen: the
             // first of them is a gap too, so sessions made meanwhile are told again.)
-            _ => self.lost(last),
+            _ => {
+                let upto = if before == u64::MAX { last } else { before - 1 };
+                self.lost(server_id, upto);
+            }
         }
     }
 
-    /// Applies one event from the bus, first reading from the log any events the feed skipped.
+    /// Applies one event from the feed, first reading from its server's log any events the
+    /// feed skipped. Events of a server not followed (any more) only reach what is not a
+    /// session (the memo, voice, `/notify`).
     async fn on_event(self: &Arc<Self>, event: Event) {
-        let last = self.registry().position;
+        let Some(last) = self
+            .registry()
+            .streams
+            .get(&event.server_id)
+            .map(|s| s.position)
+        else {
+            if event.name != RESYNC_EVENT {
+                self.notice(&event);
+            }
+            return;
+        };
         if event.position <= last {
             return;
         }
         let started = std::time::Instant::now();
         if event.position > last + 1 {
             metrics::counter!("ecto_event_bus_gaps_total").increment(1);
-            match self.services.events.since(last).await {
-                Ok(Some(missed)) => {
-                    for e in missed.into_iter().filter(|e| e.position < event.position) {
-                        let affected = self.dispatch(e);
-                        self.recheck_all(affected).await;
-                    }
-                }
-                _ => self.lost(event.position - 1),
-            }
+            self.read_back(event.server_id, last, event.position).await;
         }
-        let position = event.position;
         // From publication to this instance's dispatch: the bus's lag (across instances, their
         // clocks' difference too).
         if event.published_ms > 0 {
@@ -126,7 +170,7 @@ impl Gateway {
         }
         let affected = self.dispatch(event);
         self.recheck_all(affected).await;
-        metrics::gauge!("ecto_event_bus_dispatched_position").set(position as f64);
+        metrics::counter!("ecto_event_bus_dispatched_total").increment(1);
         metrics::histogram!("ecto_dispatch_seconds").record(started.elapsed());
     }
 
@@ -172,21 +216,24 @@ impl Gateway {
                     None => state.subscriptions.clear(),
                 }
                 if state.subscriptions.len() != before && state.catching_up.is_none() {
-                    self.record(&session, &mut state, registry.position);
+                    self.record(&session, &mut state, registry.position(session.server.id));
                 }
             }
         }
     }
 
-    /// Events up to `position` are gone before this process saw them: no session can know what
-    /// it missed, so every socket closes (4000) and resumes or identifies afresh.
-    fn lost(&self, position: u64) {
-        tracing::warn!(position, "event log gap; closing every session");
+    /// The server's events up to `position` are gone before this process saw them: none of
+    /// its sessions can know what it missed, so their sockets close (4000) and resume or
+    /// identify afresh.
+    fn lost(&self, server_id: Uuid, position: u64) {
+        tracing::warn!(%server_id, position, "event log gap; closing the server's sessions");
         metrics::counter!("ecto_event_bus_lost_total").increment(1);
-        self.services.memo.clear();
+        self.services.memo.invalidate(server_id);
         let mut registry = self.registry();
-        registry.position = registry.position.max(position);
-        for (_, s) in registry.sessions.drain() {
+        if let Some(stream) = registry.streams.get_mut(&server_id) {
+            stream.position = stream.position.max(position);
+        }
+        for s in registry.drain(Some(server_id)) {
             if let Some(socket) = s.lock().socket.take() {
                 socket.close(close::UNKNOWN_ERROR, "Missed events");
             }
@@ -198,19 +245,25 @@ impl Gateway {
     #[must_use]
     fn dispatch(self: &Arc<Self>, event: Event) -> Vec<Arc<Session>> {
         if event.name == RESYNC_EVENT {
-            // Events were dropped unpublished somewhere: nobody can know what they missed.
-            if event.position > self.registry().position {
-                self.lost(event.position);
+            // Events of the server were dropped unpublished somewhere: nobody can know what
+            // they missed.
+            if event.position > self.registry().position(event.server_id) {
+                self.lost(event.server_id, event.position);
             }
             return Vec::new();
         }
         self.notice(&event);
         let mut registry = self.registry();
-        if event.position <= registry.position {
+        let Some(stream) = registry.streams.get(&event.server_id) else {
+            return Vec::new();
+        };
+        if event.position <= stream.position {
             return Vec::new();
         }
-        let (ended, affected) = self.apply(&registry, &event);
-        registry.position = event.position;
+        let (ended, affected) = self.apply(stream, &event);
+        if let Some(stream) = registry.streams.get_mut(&event.server_id) {
+            stream.position = event.position;
+        }
         end_sessions(&mut registry, &event, &ended);
         drop(registry);
         if event.name == CLOSE_EVENT {
@@ -278,18 +331,14 @@ impl Gateway {
     /// Applies the event to the server's sessions (with the registry lock held): delivers it
     /// to those it reaches and returns the sessions it ends (close, takeover) and those whose
     /// permissions it may have changed.
-    fn apply(&self, registry: &Registry, event: &Event) -> (Vec<Arc<Session>>, Vec<Arc<Session>>) {
+    fn apply(&self, stream: &Stream, event: &Event) -> (Vec<Arc<Session>>, Vec<Arc<Session>>) {
         let mut ended: Vec<Arc<Session>> = Vec::new();
         let mut affected: Vec<Arc<Session>> = Vec::new();
         // Serialized once per event, whatever the number of recipients.
         let name: Arc<str> = Arc::from(event.name.as_str());
         let mut data: Option<Arc<str>> = None;
         let mut delivered = 0u64;
-        for s in registry
-            .sessions
-            .values()
-            .filter(|s| s.server.id == event.server_id)
-        {
+        for s in stream.sessions.values() {
             if event.name == TAKEOVER_EVENT {
                 let taken = event.data["session_id"].as_str() == Some(&s.id.to_string())
                     && event.data["incarnation"].as_str() != Some(&s.incarnation.to_string());
@@ -394,7 +443,7 @@ fn end_sessions(registry: &mut Registry, event: &Event, ended: &[Arc<Session>]) 
         (close::SESSION_EXPIRED, "Resumed elsewhere".to_owned())
     };
     for s in ended {
-        registry.sessions.remove(&s.id);
+        registry.remove(&s.id);
         if let Some(socket) = s.lock().socket.take() {
             socket.close(code, &reason);
         }

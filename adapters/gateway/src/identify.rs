@@ -119,6 +119,10 @@ impl Conn {
         active: Option<Uuid>,
     ) -> Flow {
         let session_id = self.hello_id;
+        // Followed before the state is read: no event after the read is missed.
+        if !self.follow(server.id).await {
+            return Flow::Close(close::UNKNOWN_ERROR, "Ready failed");
+        }
         let svc = &self.gateway.services;
         let (payload, active) = match ready(svc, &server, &caller, session_id, active, 0).await {
             Ok(r) => r,

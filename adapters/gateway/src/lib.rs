@@ -20,6 +20,7 @@ mod notify;
 mod registry;
 mod resume;
 mod session;
+mod streams;
 mod voice;
 
 pub use config::GatewayConfig;

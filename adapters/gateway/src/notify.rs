@@ -38,6 +38,8 @@ pub(crate) async fn run(
     let mut outbound: Option<mpsc::Receiver<Out>> = None;
     // A close the server asked for (kick, ban, leave, revocation, deletion), with its reason.
     let mut asked: Option<String> = None;
+    // The socket's hold on its server's events (mentions and closes arrive through them).
+    let mut joined = None;
     let outcome: Option<(u16, &'static str)> = loop {
         tokio::select! {
             _ = &mut deadline, if outbound.is_none() => break Some((close::NOT_AUTHENTICATED, "Identify timeout")),
@@ -78,6 +80,10 @@ pub(crate) async fn run(
                                 Ok(Err(refusal)) => break Some((refusal.code, refusal.reason)),
                                 Err(_) => break Some((close::UNKNOWN_ERROR, "Identify failed")),
                             };
+                            let Ok(hold) = gateway.join(server.id).await else {
+                                break Some((close::UNKNOWN_ERROR, "Identify failed"));
+                            };
+                            joined = Some(hold);
                             let (tx, rx) = mpsc::channel(64);
                             gateway.add_notify(id, NotifyEntry::new(server.id, caller.user_id, tx));
                             outbound = Some(rx);
@@ -101,6 +107,7 @@ pub(crate) async fn run(
         }
     };
     gateway.remove_notify(id);
+    drop(joined);
     let reason = outcome.map(|(code, text)| CloseReason {
         code: CloseCode::Other(code),
         description: Some(asked.unwrap_or_else(|| text.into())),

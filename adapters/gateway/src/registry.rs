@@ -1,7 +1,10 @@
 //! The registry of this process's sessions and the gateway that owns it.
 //!
+//! Sessions are grouped by server into streams (`streams.rs`): each server's events are
+//! numbered on their own, and the process follows only the servers it holds sockets of.
+//!
 //! Resume works from checkpoints (see [`ecto_core::ports::SessionBuffer`]): every session
-//! records `(seq, position, subscriptions)` when it starts, when its subscriptions change,
+//! records `(seq, position in its server's log, subscriptions)` when it starts, when its subscriptions change,
 //! periodically, and when its socket goes away; a resume, on this process or another, replays
 //! the event log from the newest usable checkpoint with the same filter the dispatcher uses.
 //! For that replay to number events exactly as the live session did, the dispatcher
@@ -12,6 +15,7 @@ use crate::config::GatewayConfig;
 use crate::frame::{frame, Frame};
 use crate::notify::NotifyEntry;
 use crate::session::Session;
+use crate::streams::{Command, Stream};
 use ecto_core::ports::{Checkpoint, SessionBuffer};
 use ecto_core::usecases::base::publish::close;
 use ecto_core::Services;
@@ -39,10 +43,68 @@ impl Drop for AddressGuard {
     }
 }
 
-/// The sessions of this process and the last event position applied to all of them.
+/// The sessions of this process, and the servers it follows (each with the last event
+/// position applied to all its sessions here).
+#[derive(Default)]
 pub(crate) struct Registry {
-    pub sessions: HashMap<Uuid, Arc<Session>>,
-    pub position: u64,
+    sessions: HashMap<Uuid, Arc<Session>>,
+    pub streams: HashMap<Uuid, Stream>,
+}
+
+impl Registry {
+    /// The last position of the server's log applied to its sessions here.
+    pub fn position(&self, server_id: Uuid) -> u64 {
+        self.streams.get(&server_id).map_or(0, |s| s.position)
+    }
+
+    /// The session of that id held here.
+    pub fn get(&self, session_id: &Uuid) -> Option<&Arc<Session>> {
+        self.sessions.get(session_id)
+    }
+
+    /// Every session held here.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Session>> {
+        self.sessions.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Holds `session` (its server is followed: see [`Gateway::join`]); returns the session of
+    /// the same id it replaces.
+    pub fn add(&mut self, session: Arc<Session>) -> Option<Arc<Session>> {
+        let old = self.remove(&session.id);
+        let stream = self.streams.entry(session.server.id).or_insert_with(|| {
+            tracing::error!("a session of a server not followed; its events may be missed");
+            Stream::new(0)
+        });
+        stream.sessions.insert(session.id, session.clone());
+        self.sessions.insert(session.id, session);
+        old
+    }
+
+    /// Lets go of the session of that id.
+    pub fn remove(&mut self, session_id: &Uuid) -> Option<Arc<Session>> {
+        let session = self.sessions.remove(session_id)?;
+        if let Some(stream) = self.streams.get_mut(&session.server.id) {
+            stream.sessions.remove(session_id);
+        }
+        Some(session)
+    }
+
+    /// Lets go of every session of the server (every session when `None`).
+    pub fn drain(&mut self, server_id: Option<Uuid>) -> Vec<Arc<Session>> {
+        let ids: Vec<Uuid> = match server_id {
+            Some(server) => self
+                .streams
+                .get(&server)
+                .map(|s| s.sessions.keys().copied().collect())
+                .unwrap_or_default(),
+            None => self.sessions.keys().copied().collect(),
+        };
+        ids.iter().filter_map(|id| self.remove(id)).collect()
+    }
 }
 
 /// The process's sessions and the dispatcher feeding them.
@@ -60,6 +122,8 @@ pub struct Gateway {
     pub(crate) queued: AtomicU64,
     pub(crate) saved: AtomicU64,
     pub(crate) saved_notify: Notify,
+    /// Requests to the dispatcher: follow a server, or stop following one.
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
     /// The event feed ended and is not subscribed again yet (`/ready` says "events").
     pub(crate) feed_down: AtomicBool,
     /// Shutting down: sockets are closed with 4011 and no new one is taken, so that clients
@@ -92,16 +156,21 @@ impl Gateway {
         config: GatewayConfig,
     ) -> ecto_core::CoreResult<Arc<Gateway>> {
         let (saver, to_save) = mpsc::unbounded_channel::<Checkpoint>();
-        let events = services.events.subscribe().await?;
-        let head = services.events.head().await?;
+        let (commands, to_do) = mpsc::unbounded_channel::<Command>();
+        let events = services.events.feed().await?;
+        if services.events.partial() {
+            // A server this process serves requests of is followed too (its memo kept).
+            let asks = commands.clone();
+            services.memo.follow_only(Box::new(move |server_id| {
+                let _ = asks.send(Command::Want(server_id));
+            }));
+        }
         let gateway = Arc::new(Gateway {
             services,
             config,
             buffer,
-            registry: Mutex::new(Registry {
-                sessions: HashMap::new(),
-                position: head,
-            }),
+            registry: Mutex::new(Registry::default()),
+            commands,
             notify: Mutex::new(HashMap::new()),
             saver,
             addresses: Arc::new(Mutex::new(HashMap::new())),
@@ -111,7 +180,7 @@ impl Gateway {
             feed_down: AtomicBool::new(false),
             closing: AtomicBool::new(false),
         });
-        Self::spawn_dispatcher(&gateway, events)?;
+        Self::spawn_dispatcher(&gateway, events, to_do)?;
         Self::spawn_saver(&gateway, to_save);
         Self::spawn_janitor(&gateway);
         Ok(gateway)
@@ -126,11 +195,10 @@ impl Gateway {
     pub(crate) fn let_go(&self, session_id: Uuid, incarnation: Uuid) {
         let mut registry = self.registry();
         if registry
-            .sessions
             .get(&session_id)
             .is_some_and(|s| s.incarnation == incarnation)
         {
-            if let Some(s) = registry.sessions.remove(&session_id) {
+            if let Some(s) = registry.remove(&session_id) {
                 if let Some(socket) = s.lock().socket.take() {
                     socket.close(close::SESSION_EXPIRED, "Resumed elsewhere");
                 }
@@ -154,8 +222,9 @@ impl Gateway {
         })
     }
 
-    /// Registers a new session (positioned at the last applied event) and records its first
-    /// checkpoint. A session of the same id still held here is let go.
+    /// Registers a new session (positioned at the last applied event of its server, which
+    /// this process follows: see [`Gateway::join`]) and records its first checkpoint. A
+    /// session of the same id still held here is let go.
     pub(crate) fn insert(&self, session: Arc<Session>) {
         let mut registry = self.registry();
         if self.closing.load(Ordering::Relaxed) {
@@ -166,7 +235,7 @@ impl Gateway {
             }
             return;
         }
-        let position = registry.position;
+        let position = registry.position(session.server.id);
         {
             let mut state = session.lock();
             if state.catching_up.is_none() {
@@ -174,7 +243,7 @@ impl Gateway {
                 self.record(&session, &mut state, position);
             }
         }
-        if let Some(old) = registry.sessions.insert(session.id, session) {
+        if let Some(old) = registry.add(session) {
             if let Some(socket) = old.lock().socket.take() {
                 socket.close(close::SESSION_EXPIRED, "Resumed elsewhere");
             }
@@ -192,7 +261,7 @@ impl Gateway {
             state.subscriptions.remove(&channel)
         };
         if changed && state.catching_up.is_none() {
-            self.record(session, &mut state, registry.position);
+            self.record(session, &mut state, registry.position(session.server.id));
         }
     }
 
@@ -205,20 +274,22 @@ impl Gateway {
     pub(crate) fn progress(&self, session: &Session) -> (u64, u64) {
         let registry = self.registry();
         let state = session.lock();
-        (state.seq, state.position.max(registry.position))
+        (
+            state.seq,
+            state.position.max(registry.position(session.server.id)),
+        )
     }
 
     /// Removes the session held by this socket (if it is still this one), recording where it
     /// stopped so it can be resumed.
     pub(crate) fn detach(&self, session: &Arc<Session>) {
         let mut registry = self.registry();
-        let position = registry.position;
+        let position = registry.position(session.server.id);
         if registry
-            .sessions
             .get(&session.id)
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
-            registry.sessions.remove(&session.id);
+            registry.remove(&session.id);
             let mut state = session.lock();
             state.socket = None;
             if state.catching_up.is_none() {
@@ -236,12 +307,12 @@ impl Gateway {
         user_id: Uuid,
     ) -> Option<Checkpoint> {
         let mut registry = self.registry();
-        let position = registry.position;
-        let session = registry.sessions.get(&session_id)?.clone();
+        let session = registry.get(&session_id)?.clone();
         if session.server.id != server_id || session.caller.user_id != user_id {
             return None;
         }
-        registry.sessions.remove(&session_id);
+        let position = registry.position(server_id);
+        registry.remove(&session_id);
         let mut state = session.lock();
         if let Some(socket) = state.socket.take() {
             socket.close(close::SESSION_EXPIRED, "Resumed elsewhere");
@@ -256,11 +327,10 @@ impl Gateway {
     pub(crate) fn abandon(&self, session: &Arc<Session>) {
         let mut registry = self.registry();
         if registry
-            .sessions
             .get(&session.id)
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
-            registry.sessions.remove(&session.id);
+            registry.remove(&session.id);
         }
     }
 
@@ -281,7 +351,7 @@ impl Gateway {
                 frames.push(frame(&name, &data, state.seq));
             }
         }
-        self.record(session, &mut state, registry.position);
+        self.record(session, &mut state, registry.position(session.server.id));
         frames
     }
 
@@ -292,11 +362,11 @@ impl Gateway {
         let checkpoints: Vec<Checkpoint> = {
             let mut registry = self.registry();
             self.closing.store(true, Ordering::Relaxed);
-            let position = registry.position;
-            registry
-                .sessions
-                .drain()
-                .filter_map(|(_, s)| {
+            let sessions = registry.drain(None);
+            sessions
+                .iter()
+                .filter_map(|s| {
+                    let position = registry.position(s.server.id);
                     let mut state = s.lock();
                     if let Some(socket) = state.socket.take() {
                         socket.close(code, reason);
@@ -321,16 +391,17 @@ impl Gateway {
     /// are scraped, not kept up to date by the paths that change them).
     pub fn counts(&self) -> (usize, usize) {
         let registry = self.registry();
-        let subscriptions = registry
-            .sessions
-            .values()
-            .map(|s| s.lock().subscriptions.len())
-            .sum();
-        (registry.sessions.len(), subscriptions)
+        let subscriptions = registry.all().map(|s| s.lock().subscriptions.len()).sum();
+        (registry.len(), subscriptions)
     }
 
     /// How many sessions the process holds.
     pub fn session_count(&self) -> usize {
-        self.registry().sessions.len()
+        self.registry().len()
+    }
+
+    /// How many servers the process follows (their events reach it).
+    pub fn stream_count(&self) -> usize {
+        self.registry().streams.len()
     }
 }

@@ -7,7 +7,7 @@ use crate::frame::{frame, Frame};
 use crate::registry::Gateway;
 use crate::session::Session;
 use ecto_core::model::Server;
-use ecto_core::ports::{Checkpoint, Event, Scope};
+use ecto_core::ports::{Checkpoint, Event, Scope, PER_SERVER_LOG};
 use ecto_core::usecases::base::publish::close;
 use ecto_core::usecases::gateway::{closes, reaches, readable, TAKEOVER_EVENT};
 use ecto_core::usecases::Caller;
@@ -91,7 +91,12 @@ async fn replay(
     upto: Option<u64>,
     visible: &HashSet<Uuid>,
 ) -> Option<Replay> {
-    let events = match gateway.services.events.since(checkpoint.position).await {
+    let events = match gateway
+        .services
+        .events
+        .since(checkpoint.server_id, checkpoint.position)
+        .await
+    {
         Ok(Some(events)) => events,
         Ok(None) => return None,
         Err(e) => {
@@ -142,7 +147,7 @@ fn usable(
 ) -> Option<(Checkpoint, Vec<Checkpoint>)> {
     let mine: Vec<Checkpoint> = checkpoints
         .into_iter()
-        .filter(|c| c.server_id == server_id && c.user_id == user_id)
+        .filter(|c| c.server_id == server_id && c.user_id == user_id && c.log == PER_SERVER_LOG)
         .collect();
     let start = mine
         .iter()
@@ -180,6 +185,9 @@ impl Conn {
         }
         let chain = usable(known, server.id, caller.user_id, resume_seq)?;
         let visible = readable(&gateway.services, server, caller).await.ok()?;
+        if !self.follow(server.id).await {
+            return None;
+        }
         let socket = self.attach();
         let session = Arc::new(Session::new(
             old_id,

@@ -125,6 +125,7 @@ impl Session {
             user_id: self.caller.user_id,
             seq: state.seq,
             position: state.position.max(position),
+            log: ecto_core::ports::PER_SERVER_LOG,
             subscriptions: state.subscriptions.iter().copied().collect(),
             detached: state.socket.is_none(),
         }

@@ -1,16 +1,19 @@
-//! [`EventBus`] in one process: a broadcast channel, and the log as compact JSON in a ring.
-//! A subscriber that falls more than the channel's capacity behind skips what it missed; the
-//! gateway sees the gap in positions and reads the skipped events from the log.
+//! [`EventBus`] in one process: a broadcast channel carrying every server's events, and each
+//! server's log as compact JSON in a ring. A feed that falls more than the channel's capacity
+//! behind skips what it missed; the gateway sees the gap in positions and reads the skipped
+//! events from the log. Joining and leaving change nothing: the one process hears everything.
 //! The channel allocates all its slots up front, so the capacity is kept moderate (4,096
 //! events); the log grows with use, up to its bound.
 
 use async_trait::async_trait;
 use ecto_core::ports::{Event, EventBus, EventStream};
 use ecto_core::{CoreError, CoreResult};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
+#[derive(Default)]
 struct Log {
     /// Position of the newest event.
     head: u64,
@@ -18,10 +21,10 @@ struct Log {
     entries: VecDeque<Box<str>>,
 }
 
-/// In-process fan-out with a bounded log.
+/// In-process fan-out with a bounded log per server.
 pub struct MemoryEventBus {
     sender: broadcast::Sender<Event>,
-    log: Mutex<Log>,
+    logs: Mutex<HashMap<Uuid, Log>>,
     log_events: usize,
 }
 
@@ -31,16 +34,13 @@ impl MemoryEventBus {
     pub fn new(capacity: usize, log_events: usize) -> Self {
         Self {
             sender: broadcast::channel(capacity.max(16)).0,
-            log: Mutex::new(Log {
-                head: 0,
-                entries: VecDeque::new(),
-            }),
+            logs: Mutex::new(HashMap::new()),
             log_events: log_events.max(1),
         }
     }
 
-    fn log(&self) -> MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    fn logs(&self) -> MutexGuard<'_, HashMap<Uuid, Log>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -53,7 +53,8 @@ impl Default for MemoryEventBus {
 #[async_trait]
 impl EventBus for MemoryEventBus {
     async fn publish(&self, mut event: Event) -> CoreResult<()> {
-        let mut log = self.log();
+        let mut logs = self.logs();
+        let log = logs.entry(event.server_id).or_default();
         event.position = log.head + 1;
         event.published_ms = ecto_core::ports::publish_time_ms();
         let json = serde_json::to_string(&event).map_err(CoreError::internal)?;
@@ -68,7 +69,7 @@ impl EventBus for MemoryEventBus {
         Ok(())
     }
 
-    async fn subscribe(&self) -> CoreResult<EventStream> {
+    async fn feed(&self) -> CoreResult<EventStream> {
         let receiver = self.sender.subscribe();
         Ok(Box::pin(futures_util::stream::unfold(
             receiver,
@@ -86,9 +87,24 @@ impl EventBus for MemoryEventBus {
         )))
     }
 
-    async fn since(&self, after: u64) -> CoreResult<Option<Vec<Event>>> {
+    async fn join(&self, _server: Uuid) -> CoreResult<()> {
+        Ok(())
+    }
+
+    async fn leave(&self, _server: Uuid) -> CoreResult<()> {
+        Ok(())
+    }
+
+    fn partial(&self) -> bool {
+        false
+    }
+
+    async fn since(&self, server: Uuid, after: u64) -> CoreResult<Option<Vec<Event>>> {
         let texts: Vec<Box<str>> = {
-            let log = self.log();
+            let logs = self.logs();
+            let Some(log) = logs.get(&server) else {
+                return Ok((after == 0).then(Vec::new));
+            };
             let oldest = log.head + 1 - log.entries.len() as u64;
             if after > log.head || after + 1 < oldest {
                 return Ok(None);
@@ -106,7 +122,7 @@ impl EventBus for MemoryEventBus {
             .map(Some)
     }
 
-    async fn head(&self) -> CoreResult<u64> {
-        Ok(self.log().head)
+    async fn head(&self, server: Uuid) -> CoreResult<u64> {
+        Ok(self.logs().get(&server).map_or(0, |l| l.head))
     }
 }

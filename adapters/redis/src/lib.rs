@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use ecto_core::ports::HealthCheck;
 use ecto_core::{CoreError, CoreResult};
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 
 /// A failed Redis call, counted in `ecto_redis_errors_total`: Redis out of reach (refused,
 /// dropped, timed out) is `Unavailable` ("Redis unavailable", 503), anything else internal.
@@ -44,17 +45,11 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(10
 const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
 const RECONNECT_RETRIES: usize = 1;
 
-/// A pub/sub connection subscribed to `channels`.
-pub(crate) async fn subscribe(
-    client: &redis::Client,
-    channels: &[String],
-) -> CoreResult<redis::aio::PubSub> {
-    let subscribed = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channels).await?;
-        Ok::<_, redis::RedisError>(pubsub)
-    };
-    match tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, subscribed).await {
+/// Runs `call` within a connection's and an answer's timeout.
+async fn within<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> CoreResult<T> {
+    match tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, call).await {
         Ok(result) => result.map_err(redis_error),
         Err(_) => Err(redis_error(redis::RedisError::from(std::io::Error::from(
             std::io::ErrorKind::TimedOut,
@@ -62,13 +57,56 @@ pub(crate) async fn subscribe(
     }
 }
 
+/// Messages `(channel, payload)` of a [`Subscriber`]'s connection; the stream ends when the
+/// connection is lost (what was published meanwhile was not received).
+pub(crate) type Messages =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = (String, String)> + Send>>;
+
+/// The subscribing half of a pub/sub connection: channels are added and removed while its
+/// [`Messages`] are read. On one Redis it is a RESP2 pub/sub connection (`SUBSCRIBE`); on a
+/// cluster, a RESP3 cluster connection with sharded channels (`SSUBSCRIBE`, each channel on
+/// the shard of its slot, published with `SPUBLISH`).
+#[derive(Clone)]
+pub(crate) enum Subscriber {
+    Single(redis::aio::PubSubSink),
+    Cluster(ClusterConnection),
+}
+
+impl Subscriber {
+    pub async fn subscribe(&mut self, channel: &str) -> CoreResult<()> {
+        match self {
+            Subscriber::Single(sink) => within(sink.subscribe(channel)).await,
+            Subscriber::Cluster(conn) => within(conn.ssubscribe(channel)).await,
+        }
+    }
+
+    pub async fn unsubscribe(&mut self, channel: &str) -> CoreResult<()> {
+        match self {
+            Subscriber::Single(sink) => within(sink.unsubscribe(channel)).await,
+            Subscriber::Cluster(conn) => within(conn.sunsubscribe(channel)).await,
+        }
+    }
+}
+
+/// A pub/sub connection subscribed to `channels`.
+pub(crate) async fn subscribe(
+    conn: &RedisConn,
+    channels: &[String],
+) -> CoreResult<(Subscriber, Messages)> {
+    let (mut subscriber, messages) = conn.subscriber().await?;
+    for channel in channels {
+        subscriber.subscribe(channel).await?;
+    }
+    Ok((subscriber, messages))
+}
+
 /// [`subscribe`] again after a pub/sub connection ended, every 100 ms doubling to 2 s until
 /// Redis answers; `None` once `wanted` says nobody listens any more.
 pub(crate) async fn resubscribe(
-    client: &redis::Client,
+    conn: &RedisConn,
     channels: &[String],
     wanted: impl Fn() -> bool,
-) -> Option<redis::aio::PubSub> {
+) -> Option<(Subscriber, Messages)> {
     tracing::warn!(?channels, "Redis subscription lost; subscribing again");
     metrics::counter!("ecto_redis_resubscribes_total").increment(1);
     let mut wait = std::time::Duration::from_millis(100);
@@ -76,10 +114,10 @@ pub(crate) async fn resubscribe(
         if !wanted() {
             return None;
         }
-        match subscribe(client, channels).await {
-            Ok(pubsub) => {
+        match subscribe(conn, channels).await {
+            Ok(subscribed) => {
                 tracing::info!(?channels, "Redis subscription restored");
-                return Some(pubsub);
+                return Some(subscribed);
             }
             Err(e) => tracing::debug!(error = %e, "Redis still unreachable"),
         }
@@ -88,34 +126,184 @@ pub(crate) async fn resubscribe(
     }
 }
 
+/// Where Redis is: one server, or the nodes of a cluster to discover it from.
+#[derive(Clone)]
+enum Target {
+    Single(redis::Client),
+    Cluster(Vec<String>),
+}
+
+/// A connection to one Redis (reconnecting) or to a cluster (routing each command to the
+/// shard of its keys): the adapters send commands through either alike. Commands of several
+/// keys keep them in one slot with a hash tag (`{…}`).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// One multiplexed, reconnecting connection plus the key prefix of this deployment (tests give
 /// each run its own prefix).
 #[derive(Clone)]
 pub struct RedisConn {
-    pub(crate) manager: ConnectionManager,
+    pub(crate) manager: Conn,
     pub(crate) prefix: String,
+    target: Target,
 }
 
 impl RedisConn {
-    /// Connects to `url` (fails when Redis cannot be reached).
-    pub async fn connect(url: &str, prefix: &str) -> CoreResult<Self> {
-        let client = redis::Client::open(url).map_err(crate::redis_error)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES);
-        let manager = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(crate::redis_error)?;
+    /// Connects to `url` (fails when Redis cannot be reached). With `cluster`, `url` is one or
+    /// more nodes of a Redis Cluster, separated by commas, and the cluster is discovered from
+    /// them.
+    pub async fn connect(url: &str, prefix: &str, cluster: bool) -> CoreResult<Self> {
+        let (manager, target) = if cluster {
+            let nodes: Vec<String> = url
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            let conn = within(cluster_client(&nodes, None)?.get_async_connection()).await?;
+            (Conn::Cluster(conn), Target::Cluster(nodes))
+        } else {
+            let client = redis::Client::open(url).map_err(crate::redis_error)?;
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(RECONNECT_RETRIES);
+            let manager = ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .map_err(crate::redis_error)?;
+            (Conn::Single(manager), Target::Single(client))
+        };
         Ok(Self {
             manager,
             prefix: prefix.to_owned(),
+            target,
         })
     }
 
     pub(crate) fn key(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)
     }
+
+    /// Whether this is a Redis Cluster (channels are sharded: `SPUBLISH`).
+    pub(crate) fn cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// The command that publishes on a channel a [`Subscriber`] of this Redis hears.
+    pub(crate) fn publish_command(&self) -> &'static str {
+        if self.cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
+    /// Publishes `payload` on `channel` for this Redis's subscribers; the number that heard it.
+    pub(crate) async fn publish(&self, channel: &str, payload: &str) -> CoreResult<i64> {
+        let mut conn = self.manager.clone();
+        redis::cmd(self.publish_command())
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)
+    }
+
+    /// A new pub/sub connection, subscribed to nothing yet.
+    pub(crate) async fn subscriber(&self) -> CoreResult<(Subscriber, Messages)> {
+        use futures_util::StreamExt;
+        match &self.target {
+            Target::Single(client) => {
+                let (sink, stream) = within(client.get_async_pubsub()).await?.split();
+                let messages = stream.filter_map(|msg| async move {
+                    let payload = msg.get_payload::<String>().ok()?;
+                    Some((msg.get_channel_name().to_owned(), payload))
+                });
+                Ok((Subscriber::Single(sink), Box::pin(messages)))
+            }
+            Target::Cluster(nodes) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<redis::PushInfo>();
+                let conn = within(cluster_client(nodes, Some(tx))?.get_async_connection()).await?;
+                let messages = futures_util::stream::unfold(rx, |mut rx| async move {
+                    loop {
+                        let push = rx.recv().await?;
+                        match push.kind {
+                            redis::PushKind::SMessage | redis::PushKind::Message => {
+                                let mut data = push.data.into_iter();
+                                let (Some(channel), Some(payload)) = (data.next(), data.next())
+                                else {
+                                    continue;
+                                };
+                                let (Ok(channel), Ok(payload)) = (
+                                    redis::from_redis_value::<String>(channel),
+                                    redis::from_redis_value::<String>(payload),
+                                ) else {
+                                    continue;
+                                };
+                                return Some(((channel, payload), rx));
+                            }
+                            // A node's connection dropped: what it carried meanwhile is lost
+                            // to this subscriber, so its messages end here.
+                            redis::PushKind::Disconnection => return None,
+                            _ => {}
+                        }
+                    }
+                });
+                Ok((Subscriber::Cluster(conn), Box::pin(messages)))
+            }
+        }
+    }
+}
+
+/// A cluster client on `nodes` with the timeouts of [`RedisConn`]; with a push sender it
+/// speaks RESP3 (pub/sub messages arrive there).
+fn cluster_client(
+    nodes: &[String],
+    pushes: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+) -> CoreResult<redis::cluster::ClusterClient> {
+    let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(RECONNECT_RETRIES as u32);
+    if let Some(pushes) = pushes {
+        builder = builder
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes);
+    }
+    builder.build().map_err(crate::redis_error)
 }
 
 /// `/ready`'s check of Redis: one PING.

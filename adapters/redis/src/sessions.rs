@@ -1,9 +1,12 @@
-//! [`SessionBuffer`] on Redis: per session, `sess:<id>:inc` holds the incarnation allowed to
-//! write and `sess:<id>:cp` the checkpoints (newest first, `<seq>|<JSON>`); one Lua script
-//! checks the incarnation and saves, so a stale writer on another process cannot overwrite a
-//! session that was resumed elsewhere. Both keys expire a fixed time after the last save.
-//! `sessu:<server>:<user>` ranks that user's sessions whose newest checkpoint is detached by
-//! when they detached (Redis's clock, microseconds), for a resume that names no session.
+//! [`SessionBuffer`] on Redis: per session, `sess:{<id>}:inc` holds the incarnation allowed
+//! to write and `sess:{<id>}:cp` the checkpoints (newest first, `<seq>|<JSON>`); one Lua
+//! script checks the incarnation and saves, so a stale writer on another process cannot
+//! overwrite a session that was resumed elsewhere. Both keys share the session's hash tag (one
+//! slot of a cluster) and expire a fixed time after the last save. `sessu:<server>:<user>`
+//! ranks that user's sessions whose newest checkpoint is detached by when they detached
+//! (Redis's clock, microseconds), for a resume that names no session. That index lives in
+//! another slot, so it is written after the save, as a hint: [`SessionBuffer::detached`]
+//! reads each listed session's own checkpoints and keeps only those detached.
 
 use crate::RedisConn;
 use async_trait::async_trait;
@@ -14,8 +17,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// KEYS: incarnation, checkpoints, the user's detached sessions. ARGV: incarnation, entry,
-/// seq, ttl ms, kept, detached (1/0), session id.
+/// KEYS: incarnation, checkpoints. ARGV: incarnation, entry, seq, ttl ms, kept.
 const SAVE: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
@@ -28,18 +30,24 @@ end
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if ARGV[6] == '1' then
+return 1
+";
+
+/// KEYS: the user's detached sessions. ARGV: ttl ms, detached (1/0), session id.
+const INDEX: &str = r"
+if ARGV[2] == '1' then
   local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[3], tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[7])
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -33)
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[3])
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -33)
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 else
-  redis.call('ZREM', KEYS[3], ARGV[7])
+  redis.call('ZREM', KEYS[1], ARGV[3])
 end
 return 1
 ";
 
 static SAVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SAVE));
+static INDEX_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INDEX));
 
 /// Session checkpoints shared by every process.
 pub struct RedisSessionBuffer {
@@ -55,8 +63,8 @@ impl RedisSessionBuffer {
 
     fn keys(&self, session_id: Uuid) -> (String, String) {
         (
-            self.conn.key(&format!("sess:{session_id}:inc")),
-            self.conn.key(&format!("sess:{session_id}:cp")),
+            self.conn.key(&format!("sess:{{{session_id}}}:inc")),
+            self.conn.key(&format!("sess:{{{session_id}}}:cp")),
         )
     }
 
@@ -88,18 +96,26 @@ impl SessionBuffer for RedisSessionBuffer {
         let saved: i64 = SAVE_SCRIPT
             .key(inc)
             .key(list)
-            .key(self.user_key(checkpoint.server_id, checkpoint.user_id))
             .arg(checkpoint.incarnation.to_string())
             .arg(format!("{}|{json}", checkpoint.seq))
             .arg(checkpoint.seq)
             .arg(self.ttl_ms())
             .arg(CHECKPOINTS_KEPT)
-            .arg(if checkpoint.detached { "1" } else { "0" })
-            .arg(checkpoint.session_id.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(crate::redis_error)?;
-        Ok(saved == 1)
+        if saved != 1 {
+            return Ok(false);
+        }
+        INDEX_SCRIPT
+            .key(self.user_key(checkpoint.server_id, checkpoint.user_id))
+            .arg(self.ttl_ms())
+            .arg(if checkpoint.detached { "1" } else { "0" })
+            .arg(checkpoint.session_id.to_string())
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(crate::redis_error)?;
+        Ok(true)
     }
 
     async fn load(&self, session_id: Uuid) -> CoreResult<Vec<Checkpoint>> {
@@ -118,12 +134,13 @@ impl SessionBuffer for RedisSessionBuffer {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.lrange(self.conn.key(&format!("sess:{id}:cp")), 0, -1);
-        }
-        let lists: Vec<Vec<String>> = pipe
-            .query_async(&mut conn)
+        // One read per session (each in its own slot), sent together.
+        let reads = ids.iter().map(|id| {
+            let mut conn = self.conn.manager.clone();
+            let list = self.conn.key(&format!("sess:{{{id}}}:cp"));
+            async move { conn.lrange::<_, Vec<String>>(list, 0, -1).await }
+        });
+        let lists: Vec<Vec<String>> = futures_util::future::try_join_all(reads)
             .await
             .map_err(crate::redis_error)?;
         Ok(lists

@@ -1,7 +1,10 @@
 //! [`VoiceStateStore`] on Redis: one hash per server, `voice:<server>`, of `<session>|<state
 //! JSON>` by user; removing a state held by one session is one Lua script, so a session that
 //! lost its state to a transfer cannot remove its successor's. The set `voiceservers` names the
-//! servers with someone in voice (the relay's sweep of ghost states reads it).
+//! servers with someone in voice (the relay's sweep of ghost states reads it). On a cluster
+//! the set and a server's hash live in different slots, so the set is written after the hash:
+//! a server is added after its state is set, and removed once its hash is empty and still
+//! empty after the removal (a state set meanwhile puts it back).
 
 use crate::RedisConn;
 use async_trait::async_trait;
@@ -11,14 +14,12 @@ use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;
 use uuid::Uuid;
 
-/// KEYS: the server's hash, `voiceservers`. ARGV: user, session (empty: any), server.
-/// Returns the entry removed.
+/// KEYS: the server's hash. ARGV: user, session (empty: any). Returns the entry removed.
 const REMOVE: &str = r"
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return false end
 if ARGV[2] ~= '' and string.sub(v, 1, 36) ~= ARGV[2] then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
 return v
 ";
 
@@ -34,6 +35,32 @@ impl RedisVoiceStateStore {
 
     fn servers_key(&self) -> String {
         self.0.key("voiceservers")
+    }
+
+    /// Takes the server out of `voiceservers` when nobody is in voice there, and puts it back
+    /// when a state was set meanwhile.
+    async fn forget_if_empty(&self, server_id: Uuid) -> CoreResult<()> {
+        let mut conn = self.0.manager.clone();
+        let len: u64 = conn
+            .hlen(self.key(server_id))
+            .await
+            .map_err(crate::redis_error)?;
+        if len > 0 {
+            return Ok(());
+        }
+        conn.srem::<_, _, ()>(self.servers_key(), server_id.to_string())
+            .await
+            .map_err(crate::redis_error)?;
+        let len: u64 = conn
+            .hlen(self.key(server_id))
+            .await
+            .map_err(crate::redis_error)?;
+        if len > 0 {
+            conn.sadd::<_, _, ()>(self.servers_key(), server_id.to_string())
+                .await
+                .map_err(crate::redis_error)?;
+        }
+        Ok(())
     }
 
     /// The servers with someone in voice.
@@ -72,17 +99,14 @@ impl VoiceStateStore for RedisVoiceStateStore {
 
     async fn set(&self, server_id: Uuid, state: VoiceState) -> CoreResult<()> {
         let mut conn = self.0.manager.clone();
-        redis::pipe()
-            .atomic()
-            .hset(
-                self.key(server_id),
-                state.user_id.to_string(),
-                encode(&state)?,
-            )
-            .ignore()
-            .sadd(self.servers_key(), server_id.to_string())
-            .ignore()
-            .query_async::<()>(&mut conn)
+        conn.hset::<_, _, _, ()>(
+            self.key(server_id),
+            state.user_id.to_string(),
+            encode(&state)?,
+        )
+        .await
+        .map_err(crate::redis_error)?;
+        conn.sadd::<_, _, ()>(self.servers_key(), server_id.to_string())
             .await
             .map_err(crate::redis_error)
     }
@@ -96,13 +120,14 @@ impl VoiceStateStore for RedisVoiceStateStore {
         let mut conn = self.0.manager.clone();
         let removed: Option<String> = REMOVE_SCRIPT
             .key(self.key(server_id))
-            .key(self.servers_key())
             .arg(user_id.to_string())
             .arg(session_id.map(|s| s.to_string()).unwrap_or_default())
-            .arg(server_id.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(crate::redis_error)?;
+        if removed.is_some() {
+            self.forget_if_empty(server_id).await?;
+        }
         Ok(removed.as_deref().and_then(decode))
     }
 

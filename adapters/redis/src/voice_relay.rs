@@ -259,7 +259,6 @@ impl RoutedMediaPlane {
     pub async fn start(
         local: Arc<dyn MediaPlane>,
         conn: RedisConn,
-        url: &str,
         losses: tokio::sync::mpsc::UnboundedSender<MediaLoss>,
     ) -> CoreResult<Arc<RoutedMediaPlane>> {
         let plane = Arc::new(RoutedMediaPlane {
@@ -273,25 +272,25 @@ impl RoutedMediaPlane {
             suspects: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
         });
-        let client = redis::Client::open(url).map_err(crate::redis_error)?;
         let channels = [
             plane.requests_of(plane.instance),
             plane.replies_of(plane.instance),
         ];
-        let mut pubsub = crate::subscribe(&client, &channels).await?;
+        let redis = plane.conn.clone();
+        let mut subscribed = crate::subscribe(&redis, &channels).await?;
         let weak = Arc::downgrade(&plane);
         tokio::spawn(async move {
             loop {
-                let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
+                // (The subscribing half lives as long as its messages are read.)
+                let (_subscriber, mut messages) = subscribed;
+                while let Some((_, payload)) = messages.next().await {
                     let Some(plane) = weak.upgrade() else { return };
-                    plane.on_message(msg);
+                    plane.on_message(payload);
                 }
-                drop(messages);
                 // The connection ended (Redis restarted or unreachable): subscribe again.
                 // Calls in flight meanwhile time out as any unanswered call does.
-                match crate::resubscribe(&client, &channels, || weak.strong_count() > 0).await {
-                    Some(again) => pubsub = again,
+                match crate::resubscribe(&redis, &channels, || weak.strong_count() > 0).await {
+                    Some(again) => subscribed = again,
                     None => return,
                 }
             }
@@ -330,10 +329,7 @@ impl RoutedMediaPlane {
 
     /// Serves a call relayed to this instance.
     /// One message of this instance's channels: a call to serve, or the answer to one of ours.
-    fn on_message(self: Arc<Self>, msg: redis::Msg) {
-        let Ok(payload) = msg.get_payload::<String>() else {
-            return;
-        };
+    fn on_message(self: Arc<Self>, payload: String) {
         if let Ok(request) = serde_json::from_str::<Request>(&payload) {
             tokio::spawn(async move { self.serve(request).await });
         } else if let Ok(reply) = serde_json::from_str::<Reply>(&payload) {
@@ -357,9 +353,9 @@ impl RoutedMediaPlane {
         let Ok(text) = serde_json::to_string(&reply) else {
             return;
         };
-        let mut conn = self.conn.manager.clone();
-        if let Err(e) = conn
-            .publish::<_, _, ()>(self.replies_of(request.reply_to), text)
+        if let Err(e) = self
+            .conn
+            .publish(&self.replies_of(request.reply_to), &text)
             .await
         {
             tracing::warn!(error = %e, "voice reply not sent");
@@ -560,11 +556,7 @@ impl RoutedMediaPlane {
             op,
         };
         let text = serde_json::to_string(&request).map_err(CoreError::internal)?;
-        let mut conn = self.conn.manager.clone();
-        let receivers: i64 = conn
-            .publish(self.requests_of(host), text)
-            .await
-            .map_err(crate::redis_error)?;
+        let receivers = self.conn.publish(&self.requests_of(host), &text).await?;
         let answer = if receivers == 0 {
             None
         } else {
@@ -583,6 +575,7 @@ impl RoutedMediaPlane {
             Some(Err(f)) => Err(CoreError::internal_msg(f.message)),
             None => {
                 // The host is gone: nobody may keep routing to it.
+                let mut conn = self.conn.manager.clone();
                 let _: Result<i64, _> = RELEASE
                     .key(self.lease(channel))
                     .arg(host.to_string())

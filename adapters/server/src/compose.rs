@@ -120,7 +120,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
     let resume_window = Duration::from_secs(config.ws_resume_buffer_seconds);
     let redis = match &config.redis_url {
         Some(url) => Some(
-            RedisConn::connect(url, &config.redis_key_prefix)
+            RedisConn::connect(url, &config.redis_key_prefix, config.redis_cluster)
                 .await
                 .map_err(|e| {
                     CoreError::internal_msg(format!("cannot connect to Redis at REDIS_URL: {e}"))
@@ -129,16 +129,16 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         None => None,
     };
     let (cache, events, presence, sessions): Shared = match (&config.redis_url, redis.clone()) {
-        (Some(url), Some(redis)) => {
+        (Some(_), Some(redis)) => {
             health.push(Arc::new(RedisHealth(redis.clone())));
             rate_limiter = Arc::new(ecto_redis::RedisRateLimiter(redis.clone()));
             (
                 Arc::new(RedisCache::new(redis.clone())),
                 Arc::new(RedisEventBus::new(
                     redis.clone(),
-                    url,
                     config.ws_resume_log_events,
-                )?),
+                    resume_window,
+                )),
                 Arc::new(ecto_redis::RedisPresenceStore(redis.clone())),
                 Arc::new(ecto_redis::RedisSessionBuffer::new(redis, resume_window)),
             )
@@ -287,9 +287,8 @@ async fn start_voice(config: &AppConfig, redis: Option<&RedisConn>) -> CoreResul
     });
     let local: Arc<dyn MediaPlane> = sfu;
     Ok(match (redis, &config.redis_url) {
-        (Some(redis), Some(url)) => {
-            let relay =
-                ecto_redis::RoutedMediaPlane::start(local, redis.clone(), url, loss_tx).await?;
+        (Some(redis), Some(_)) => {
+            let relay = ecto_redis::RoutedMediaPlane::start(local, redis.clone(), loss_tx).await?;
             Voice {
                 media: relay.clone(),
                 states: Arc::new(ecto_redis::RedisVoiceStateStore(redis.clone())),
@@ -476,6 +475,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
             events_per_10s: config.ws_events_per_10s,
             sockets_per_user: config.ws_sockets_per_user,
             sockets_per_address: config.ws_sockets_per_address,
+            stream_linger: Duration::from_millis(config.ws_stream_linger_ms),
         },
     )
     .await?;

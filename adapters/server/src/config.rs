@@ -46,6 +46,8 @@ pub struct AppConfig {
     pub require_setup_token: bool,
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
+    /// `REDIS_CLUSTER`: `REDIS_URL` names nodes of a Redis Cluster (comma-separated).
+    pub redis_cluster: bool,
     pub s3: Option<S3Config>,
     pub managed_api_key: Option<String>,
     /// The `rate_limit_*` settings and `trust_forwarded_for`.
@@ -91,6 +93,9 @@ pub struct AppConfig {
     /// Open `/ws` and `/notify` sockets one client address may hold on this process (0: no
     /// cap).
     pub ws_sockets_per_address: u32,
+    /// How long (ms) a process keeps following a server's events after its last socket of
+    /// that server closed.
+    pub ws_stream_linger_ms: u64,
     /// `UNFURL_ALLOW_HOSTS`: hosts link previews may fetch from although their address is not
     /// public. For tests only; empty by default.
     pub unfurl_allow_hosts: Vec<String>,
@@ -139,6 +144,7 @@ struct Raw {
     require_setup_token: Option<String>,
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
+    redis_cluster: Option<String>,
     s3_endpoint: Option<String>,
     s3_bucket: Option<String>,
     s3_region: Option<String>,
@@ -177,6 +183,7 @@ struct Raw {
     ws_events_per_10s: Option<String>,
     ws_sockets_per_user: Option<String>,
     ws_sockets_per_address: Option<String>,
+    ws_stream_linger_ms: Option<String>,
 }
 
 /// The name of every setting (the fields of [`Raw`]).
@@ -294,6 +301,7 @@ impl AppConfig {
         }
         c.self_hosted_secret(hosting_mode, jwt_secret.as_deref());
         c.redis_url(redis_url.as_deref());
+        let redis_cluster = c.flag_or("REDIS_CLUSTER", &raw.redis_cluster, false);
         let central_url = set(&raw.central_url);
         c.central_url(central_url.as_deref());
         let central_sync_retry_max_secs = c.number(
@@ -351,6 +359,7 @@ impl AppConfig {
             central_sync_retry_max_secs,
             require_setup_token,
             redis_url,
+            redis_cluster,
             redis_key_prefix: raw
                 .redis_key_prefix
                 .clone()
@@ -380,6 +389,7 @@ impl AppConfig {
             ws_events_per_10s: ws.events_per_10s,
             ws_sockets_per_user: ws.sockets_per_user,
             ws_sockets_per_address: ws.sockets_per_address,
+            ws_stream_linger_ms: ws.stream_linger_ms,
             unfurl_allow_hosts: set(&raw.unfurl_allow_hosts)
                 .map(|v| {
                     v.split(',')
@@ -435,6 +445,7 @@ struct WsSettings {
     events_per_10s: u32,
     sockets_per_user: u32,
     sockets_per_address: u32,
+    stream_linger_ms: u64,
 }
 
 /// Reads settings while collecting every problem. The messages come out in the order the
@@ -581,7 +592,8 @@ impl Checker {
     }
 
     fn redis_url(&mut self, url: Option<&str>) {
-        if let Some(url) = url {
+        // A cluster's nodes are a comma-separated list of URLs.
+        for url in url.into_iter().flat_map(|u| u.split(',')).map(str::trim) {
             if !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
                 || url.starts_with("unix://"))
@@ -798,6 +810,11 @@ impl Checker {
                 &raw.ws_sockets_per_address,
                 512u32,
             ),
+            stream_linger_ms: self.number(
+                "WS_STREAM_LINGER_MS",
+                &raw.ws_stream_linger_ms,
+                30_000u64,
+            ),
         }
     }
 
@@ -940,6 +957,7 @@ mod tests {
             "ws_events_per_10s",
             "ws_sockets_per_user",
             "ws_sockets_per_address",
+            "ws_stream_linger_ms",
         ];
         let mut pairs: Vec<(&str, &str)> = numbers.iter().map(|n| (*n, "x")).collect();
         pairs.extend([
@@ -947,6 +965,7 @@ mod tests {
             ("s3_bucket", "b"),
             ("jwt_secret", "short"),
             ("redis_url", "http://r"),
+            ("redis_cluster", "maybe"),
             ("central_url", "ftp://c"),
             ("log_format", "xml"),
             ("voice_enabled", "off"),
@@ -974,6 +993,7 @@ mod tests {
                 "S3_SECRET_KEY is required when any S3 setting is given",
                 "JWT_SECRET must be at least 32 characters (or unset, to generate one)",
                 "REDIS_URL: 'http://r' is not a redis:// URL",
+                "REDIS_CLUSTER: 'maybe' is neither 'true' nor 'false'",
                 "CENTRAL_URL: 'ftp://c' is not an http(s) URL",
                 "LOG_FORMAT: 'xml' is neither 'text' nor 'json'",
                 "PORT: 'x' is not a valid number",
@@ -1007,6 +1027,7 @@ mod tests {
                 "WS_EVENTS_PER_10S: 'x' is not a valid number",
                 "WS_SOCKETS_PER_USER: 'x' is not a valid number",
                 "WS_SOCKETS_PER_ADDRESS: 'x' is not a valid number",
+                "WS_STREAM_LINGER_MS: 'x' is not a valid number",
             ]
         );
         assert_eq!(

@@ -95,13 +95,14 @@ pub(crate) fn add_voice(stats: Weak<ecto_voice::Stats>) {
 
 /// Sets the gauges read at scrape time: the sum over the process's live servers.
 fn collect(exporter: &Exporter) {
-    let (mut sessions, mut subscriptions) = (0usize, 0usize);
+    let (mut sessions, mut subscriptions, mut streams) = (0usize, 0usize, 0usize);
     let mut gateways = lock(&exporter.gateways);
     gateways.retain(|g| g.strong_count() > 0);
     for gateway in gateways.iter().filter_map(Weak::upgrade) {
         let (s, subs) = gateway.counts();
         sessions += s;
         subscriptions += subs;
+        streams += gateway.stream_count();
     }
     drop(gateways);
     let mut pools: Vec<ecto_sql::PoolUse> = Vec::new();
@@ -145,6 +146,7 @@ fn collect(exporter: &Exporter) {
     drop(sfus);
     metrics::gauge!("ecto_ws_sessions").set(sessions as f64);
     metrics::gauge!("ecto_ws_subscriptions").set(subscriptions as f64);
+    metrics::gauge!("ecto_event_streams").set(streams as f64);
     for p in pools {
         metrics::gauge!("ecto_db_pool_connections", "pool" => p.pool).set(p.size as f64);
         metrics::gauge!("ecto_db_pool_in_use", "pool" => p.pool).set(p.in_use as f64);

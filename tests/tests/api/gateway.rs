@@ -2,7 +2,7 @@
 
 use ecto_core::permissions::bits;
 use ecto_tests::ws::Incoming;
-use ecto_tests::{both_profiles, unique, TestApp};
+use ecto_tests::{both_profiles, on_redis_cluster, unique, TestApp};
 use serde_json::{json, Value};
 
 async fn hello_identify_ready_in_order(app: TestApp) {
@@ -499,10 +499,25 @@ both_profiles!(
     resume_replays_exactly_the_missed_events,
 );
 
+on_redis_cluster!(
+    channel_events_reach_only_subscribers_who_can_read,
+    kicks_bans_and_revocations_close_sessions,
+    resume_replays_exactly_the_missed_events,
+);
+
 /// Two server processes sharing PostgreSQL and Redis: an event published through one reaches
 /// a socket held by the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_managed_instances() {
+    events_cross_instances().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_managed_instances_on_a_redis_cluster() {
+    ecto_tests::on_redis_cluster(events_cross_instances()).await;
+}
+
+async fn events_cross_instances() {
     let a = TestApp::spawn(ecto_tests::Profile::Managed).await;
     let b = a.other_instance().await.expect("a managed deployment");
     let owner = a.register(&unique("own"), "password-1").await;

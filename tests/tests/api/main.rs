@@ -24,6 +24,7 @@ mod search;
 mod security;
 mod self_hosted_restart;
 mod setup;
+mod streams;
 mod structure;
 mod tokens;
 mod transfer;

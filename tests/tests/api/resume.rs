@@ -5,7 +5,7 @@
 use ecto_core::permissions::bits;
 use ecto_core::ports::{Event, Scope};
 use ecto_tests::ws::WsClient;
-use ecto_tests::{both_profiles, unique, Profile, Session, TestApp};
+use ecto_tests::{both_profiles, on_redis_cluster, unique, Profile, Session, TestApp};
 use serde_json::{json, Value};
 
 /// `event` reaches the sockets marked true (within 3 s) and none of the others (checked after
@@ -148,6 +148,7 @@ async fn every_event_reaches_its_scope_and_no_other(app: TestApp) {
 }
 
 both_profiles!(every_event_reaches_its_scope_and_no_other);
+on_redis_cluster!(every_event_reaches_its_scope_and_no_other);
 
 /// A socket whose client stops reading is closed once its queue is full, instead of buffering
 /// without bound, and its session resumes with exactly the events it did not get.
@@ -232,6 +233,15 @@ async fn a_slow_socket_is_closed_and_resumes_without_loss() {
 /// on the other with exactly the events it missed, and goes on without duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_resumes_on_another_instance() {
+    resumes_on_another_instance().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_on_another_instance_on_a_redis_cluster() {
+    ecto_tests::on_redis_cluster(resumes_on_another_instance()).await;
+}
+
+async fn resumes_on_another_instance() {
     let a = TestApp::spawn(Profile::Managed).await;
     let b = a.other_instance().await.expect("a managed deployment");
     let owner = a.register(&unique("own"), "password-1").await;

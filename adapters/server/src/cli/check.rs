@@ -52,7 +52,13 @@ pub fn redacted(config: &AppConfig) -> AppConfig {
         s3.secret_key = HIDDEN.into();
     }
     c.database_url = c.database_url.as_deref().map(url_without_password);
-    c.redis_url = c.redis_url.as_deref().map(url_without_password);
+    // (A cluster's nodes are a comma-separated list.)
+    c.redis_url = c.redis_url.as_deref().map(|urls| {
+        urls.split(',')
+            .map(url_without_password)
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     c
 }
 
