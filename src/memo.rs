@@ -369,7 +369,7 @@ mod tests {
         let (heard, unheard) = (Uuid::now_v7(), Uuid::now_v7());
         let asked = Arc::new(Mutex::new(Vec::new()));
         let log = asked.clone();
-        memo.follow_only(Box::new(move |s| log.lock().unwrap().push(s)));
+        memo.follow_only(Box::new(move |s| log.lock().expect("lock").push(s)));
         memo.follow(heard, true);
         for server in [heard, unheard] {
             let generation = memo.generation(server);
@@ -379,10 +379,17 @@ mod tests {
         assert!(memo.used_within(heard, Duration::from_secs(1)));
         assert!(memo.whole::<PermissionData>(unheard).is_none());
         assert!(memo.whole::<PermissionData>(unheard).is_none());
-        assert_eq!(*asked.lock().unwrap(), vec![unheard], "asked for once");
+        assert_eq!(
+            *asked.lock().expect("lock"),
+            vec![unheard],
+            "asked for once"
+        );
         memo.follow(heard, false);
-        assert!(memo.whole::<PermissionData>(heard).is_none(), "dropped when left");
-        assert_eq!(*asked.lock().unwrap(), vec![unheard, heard]);
+        assert!(
+            memo.whole::<PermissionData>(heard).is_none(),
+            "dropped when left"
+        );
+        assert_eq!(*asked.lock().expect("lock"), vec![unheard, heard]);
     }
 
     #[test]
