@@ -92,6 +92,44 @@ impl Api {
         &self.base
     }
 
+    /// The same connection pool, on `base` for the server at `address`.
+    pub fn at(&self, base: &str, address: &str) -> Api {
+        Api {
+            http: self.http.clone(),
+            base: base.trim_end_matches('/').to_owned(),
+            server_address: Some(address.to_owned()),
+        }
+    }
+
+    /// Managed: `POST /internal/servers {address, name}` with the managed API key.
+    pub async fn provision(&self, key: &str, address: &str, name: &str) -> Result<(), CallError> {
+        let resp = self
+            .http
+            .post(format!("{}/internal/servers", self.base))
+            .bearer_auth(key)
+            .json(&json!({ "address": address, "name": name }))
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let status = resp.status().as_u16();
+        if status == 201 {
+            Ok(())
+        } else {
+            Err(CallError::Http {
+                status,
+                ecto: None,
+                retry_after: None,
+                message: resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect(),
+            })
+        }
+    }
+
     pub fn server_address(&self) -> Option<&str> {
         self.server_address.as_deref()
     }

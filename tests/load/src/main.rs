@@ -2,6 +2,7 @@
 //! HTTP and the `/ws` gateway), so it runs against any deployment given its base URL.
 
 mod api;
+mod communities;
 mod lossy;
 mod scenarios;
 mod stats;
@@ -174,6 +175,44 @@ enum Scenario {
         #[arg(long, default_value_t = 60.0)]
         settle: f64,
     },
+    /// Many communities on a managed deployment of two instances (`--url` and
+    /// `--other-url`), traffic in a few: sessions spread over `servers` provisioned servers,
+    /// the busy ones' on the first instance; both instances' CPU over an idle and a traffic
+    /// phase (`--pid`, `--other-pid`), and Redis's commands per message and per delivery
+    /// (`--redis-url`).
+    Communities {
+        #[arg(long, default_value_t = 1000)]
+        servers: usize,
+        #[arg(long, default_value_t = 10000)]
+        sessions: usize,
+        /// Communities with traffic.
+        #[arg(long, default_value_t = 5)]
+        busy: usize,
+        /// Messages per second, all busy communities together.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds of each phase (idle, then traffic).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Base URL of the second instance.
+        #[arg(long)]
+        other_url: String,
+        /// Process id of the second instance.
+        #[arg(long)]
+        other_pid: Option<u32>,
+        /// The deployment's managed API key (servers are provisioned with it).
+        #[arg(long, env = "MANAGED_API_KEY")]
+        managed_key: String,
+        /// Redis of the deployment, for `INFO commandstats` (redis://host:port).
+        #[arg(long)]
+        redis_url: Option<String>,
+        /// Sockets opening at once.
+        #[arg(long, default_value_t = 64)]
+        connect_concurrency: usize,
+        /// Seconds to wait after the last send.
+        #[arg(long, default_value_t = 3.0)]
+        grace: f64,
+    },
     /// Connect→ready latency of N sessions, C at a time.
     Connect {
         #[arg(long, default_value_t = 1000)]
@@ -240,7 +279,9 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
         .to_lowercase();
     let sockets = match &cli.scenario {
         Scenario::Fanout { subscribers, .. } => *subscribers,
-        Scenario::Idle { sessions, .. } | Scenario::Connect { sessions, .. } => *sessions,
+        Scenario::Idle { sessions, .. }
+        | Scenario::Connect { sessions, .. }
+        | Scenario::Communities { sessions, .. } => *sessions,
         _ => 0,
     };
     if let Some(limit) = nofile {
@@ -322,6 +363,37 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
             sessions,
             concurrency,
         } => scenarios::connect(&ctx, sessions, concurrency.max(1)).await,
+        Scenario::Communities {
+            servers,
+            sessions,
+            busy,
+            rate,
+            duration,
+            other_url,
+            other_pid,
+            managed_key,
+            redis_url,
+            connect_concurrency,
+            grace,
+        } => {
+            communities::run(
+                &ctx,
+                communities::CommunitiesParams {
+                    servers: servers.max(1),
+                    sessions,
+                    busy,
+                    rate,
+                    duration,
+                    other_url,
+                    other_pid,
+                    managed_key,
+                    redis_url,
+                    connect_concurrency,
+                    grace,
+                },
+            )
+            .await
+        }
         Scenario::Voice {
             participants,
             duration,

@@ -54,7 +54,7 @@ async fn channel(ctx: &Ctx) -> Result<String, String> {
 }
 
 /// User and system CPU time of a process in clock ticks, from /proc/<pid>/stat (fields 14, 15).
-fn cpu_ticks(pid: &str) -> Option<(u64, u64)> {
+pub(crate) fn cpu_ticks(pid: &str) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces; the fields after it follow its ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -283,7 +283,7 @@ impl Clock {
 }
 
 /// The message index in a `message.create` frame of this run, from its nonce.
-fn message_index(text: &str, needle: &str) -> Option<usize> {
+pub(crate) fn message_index(text: &str, needle: &str) -> Option<usize> {
     if !text.contains("\"message.create\"") {
         return None;
     }
