@@ -4,7 +4,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run build release test lint fmt fmt-check clippy deps-check machete audit browser-deps test-self-hosted test-managed migrate measure-startup bench bench-compare drills drills-short clean
+.PHONY: run build release test lint fmt fmt-check clippy deps-check machete audit browser-deps test-self-hosted test-managed migrate measure-startup bench bench-compare bench-communities drills drills-short clean
 
 run:
 	$(CARGO) run --bin ecto-server -- serve
@@ -83,6 +83,12 @@ bench:
 BASE ?= a67a837
 bench-compare:
 	./scripts/with-test-services.sh python3 scripts/bench_compare.py --base $(BASE)
+
+# Many communities on two managed instances, on one Redis and on a Redis Cluster: each
+# instance's CPU and Redis's operations per message and per delivery (the "Many communities"
+# section of docs/BENCHMARKS.md). About five minutes.
+bench-communities:
+	./scripts/with-test-services.sh python3 scripts/bench_communities.py
 
 # Reliability drills against the release server, writing docs/RELIABILITY.md: 32 clients
 # sending while the server is killed with SIGKILL (SQLite and PostgreSQL), a managed instance

@@ -736,7 +736,7 @@ def main():
 
 # Sections of the page written by other scripts, kept as they are: the cost of metrics
 # (scripts/bench-metrics.py) and the before/after comparison (scripts/bench_compare.py).
-KEPT_SECTIONS = ["metrics-cost", "compare"]
+KEPT_SECTIONS = ["metrics-cost", "compare", "communities"]
 
 
 def write_page(out, page, replace=None):

@@ -361,9 +361,35 @@ async fn redis_event_bus_keeps_the_event_bus_contract() {
         let first = ecto_redis::RedisEventBus::new(conn.clone(), 1000, ttl);
         let second = ecto_redis::RedisEventBus::new(conn.clone(), 1000, ttl);
         ecto_core::testing::event_bus_contract([&first, &second], &*sleep()).await;
-        let log = ecto_redis::RedisEventBus::new(conn, 20, ttl);
+        let log = ecto_redis::RedisEventBus::new(conn.clone(), 20, ttl);
         ecto_core::testing::event_log_contract(&log, 20).await;
+        redis_log_keeps_only_the_resume_window(conn).await;
     }
+}
+
+/// A server's log on Redis holds no event older than the resume window: a busy community's
+/// log is its last minutes, not its last `WS_RESUME_LOG_EVENTS` events held for good.
+async fn redis_log_keeps_only_the_resume_window(conn: ecto_redis::RedisConn) {
+    use ecto_core::ports::{Event, EventBus, Scope};
+    let bus = ecto_redis::RedisEventBus::new(conn, 1000, std::time::Duration::from_secs(1));
+    let server = ecto_core::new_id();
+    let event = || Event::new(server, Scope::Server, "test.window", serde_json::json!({}));
+    for _ in 0..3 {
+        bus.publish(event()).await.expect("publish");
+    }
+    assert_eq!(
+        bus.since(server, 0).await.expect("since").map(|e| e.len()),
+        Some(3)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    bus.publish(event()).await.expect("publish");
+    assert_eq!(
+        bus.since(server, 0).await.expect("since"),
+        None,
+        "events older than the window are gone"
+    );
+    let kept = bus.since(server, 3).await.expect("since").expect("kept");
+    assert_eq!(kept.iter().map(|e| e.position).collect::<Vec<_>>(), vec![4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

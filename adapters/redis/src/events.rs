@@ -6,7 +6,8 @@
 //! expiring with the resume window once the server goes quiet) and publishes it on the
 //! server's channel, atomically, so every follower sees the server's events in position order
 //! and the log's entries are exactly the positions `head - len + 1 ..= head`. Entries and
-//! messages are `<position>|<event JSON>`. A process's feed is one pub/sub connection
+//! messages are `<position>:<ms>|<event JSON>`; the log keeps no entry older than the resume
+//! window. A process's feed is one pub/sub connection
 //! subscribed to the channels of the servers it joined (`SSUBSCRIBE` on a cluster).
 //!
 //! An event whose publication finds Redis out of reach is not lost: it waits in this process's
@@ -38,11 +39,17 @@ const POSITION_JUMP: u64 = 1_000_000;
 pub const BACKLOG_MAX: usize = 100_000;
 
 /// KEYS: head counter, log list (one server's). ARGV: event JSON, log bound, the highest
-/// position of the server the publishing process has seen, [`POSITION_JUMP`], the log's
-/// lifetime in seconds, the channel, the publish command. Returns the position. A head
-/// counter that is gone while the process has seen positions means Redis lost its data:
-/// positions then go on from far above what anyone saw, never back, so every follower sees a
-/// gap the log cannot fill and tells the server's sessions they missed events.
+/// position of the server the publishing process has seen, [`POSITION_JUMP`], the resume
+/// window in seconds, the channel, the publish command. Returns the position. A head counter
+/// that is gone while the process has seen positions means Redis lost its data: positions then
+/// go on from far above what anyone saw, never back, so every follower sees a gap the log
+/// cannot fill and tells the server's sessions they missed events.
+///
+/// Entries are `<position>:<ms>|<event JSON>` (`ms` on Redis's clock): the log keeps a
+/// server's last `bound` events but none older than the resume window (no checkpoint that old
+/// is kept), dropping at most 100 from its head per publish, and expires with the window once
+/// the server goes quiet. A busy community's log is then its last few minutes, not its last
+/// `bound` events held for good.
 const PUBLISH: &str = r"
 local n
 local seen = tonumber(ARGV[3])
@@ -52,9 +59,18 @@ if seen > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
 else
   n = redis.call('INCR', KEYS[1])
 end
-local msg = tostring(n) .. '|' .. ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local msg = tostring(n) .. ':' .. tostring(now) .. '|' .. ARGV[1]
 redis.call('RPUSH', KEYS[2], msg)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+local cutoff = now - tonumber(ARGV[5]) * 1000
+for _ = 1, 100 do
+  local first = redis.call('LINDEX', KEYS[2], 0)
+  local at = first and tonumber(string.match(first, '^%d+:(%d+)|'))
+  if not at or at >= cutoff then break end
+  redis.call('LPOP', KEYS[2])
+end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
 redis.call(ARGV[7], ARGV[6], msg)
 return n
@@ -114,7 +130,7 @@ fn keys(conn: &RedisConn, server: Uuid) -> (String, String, String) {
 
 impl RedisEventBus {
     /// A bus on `conn` keeping the last `log_events` events of each server for
-    /// [`EventBus::since`], for `log_ttl` after the server's last event.
+    /// [`EventBus::since`], none older than `log_ttl` (the resume window).
     pub fn new(conn: RedisConn, log_events: usize, log_ttl: Duration) -> Self {
         Self {
             publisher: Arc::new(Publisher {
@@ -226,9 +242,10 @@ impl Publisher {
     }
 }
 
-/// Reads one `<position>|<event JSON>` entry.
+/// Reads one `<position>[:<ms>]|<event JSON>` entry.
 fn decode(entry: &str) -> Option<Event> {
-    let (position, json) = entry.split_once('|')?;
+    let (head, json) = entry.split_once('|')?;
+    let position = head.split(':').next()?;
     let mut event: Event = match serde_json::from_str(json) {
         Ok(e) => e,
         Err(e) => {

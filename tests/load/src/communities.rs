@@ -41,11 +41,23 @@ struct Community {
     channel: String,
 }
 
-/// Redis's `calls` per command, from `INFO commandstats` over a plain connection.
-async fn redis_calls(url: &str) -> Result<BTreeMap<String, u64>, String> {
+/// Redis's `calls` per command, from `INFO commandstats`, summed over the nodes `urls` names
+/// (a cluster's masters, comma-separated).
+async fn redis_calls(urls: &str) -> Result<BTreeMap<String, u64>, String> {
+    let mut all = BTreeMap::new();
+    for url in urls.split(',') {
+        for (cmd, n) in node_calls(url.trim()).await? {
+            *all.entry(cmd).or_insert(0) += n;
+        }
+    }
+    Ok(all)
+}
+
+/// One node's `INFO commandstats`, over a plain connection.
+async fn node_calls(url: &str) -> Result<BTreeMap<String, u64>, String> {
     let addr = url
         .trim_start_matches("redis://")
-        .split(['/', ','])
+        .split('/')
         .next()
         .unwrap_or("127.0.0.1:6379");
     let mut conn = tokio::net::TcpStream::connect(addr)
@@ -433,6 +445,7 @@ pub async fn run(ctx: &Ctx, p: CommunitiesParams) -> Result<Report, String> {
     if let (Some(before), Some(idle), Some(after)) = (redis, redis_idle, redis_traffic) {
         let at_rest = calls_between(&before, &idle);
         let busy_calls = calls_between(&idle, &after);
+        // (Commands a script runs count too: a publish is its EVALSHA and the commands inside.)
         let rest_total: u64 = at_rest.values().sum();
         let busy_total: u64 = busy_calls.values().sum();
         let baseline = rest_total as f64 * traffic_elapsed.as_secs_f64() / phase.as_secs_f64();
@@ -440,9 +453,19 @@ pub async fn run(ctx: &Ctx, p: CommunitiesParams) -> Result<Report, String> {
         r.result("redis_calls_idle_phase", rest_total);
         r.result("redis_calls_traffic_phase", busy_total);
         r.result(
+            "redis_commands_idle_phase",
+            serde_json::to_value(&at_rest).unwrap_or_default(),
+        );
+        r.result(
             "redis_commands_traffic_phase",
             serde_json::to_value(&busy_calls).unwrap_or_default(),
         );
+        if sent > 0 {
+            r.result(
+                "redis_evalsha_per_message",
+                round3(*busy_calls.get("evalsha").unwrap_or(&0) as f64 / sent as f64),
+            );
+        }
         if sent > 0 {
             r.result("redis_calls_per_message", round3(for_traffic / sent as f64));
         }

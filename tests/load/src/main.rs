@@ -203,7 +203,8 @@ enum Scenario {
         /// The deployment's managed API key (servers are provisioned with it).
         #[arg(long, env = "MANAGED_API_KEY")]
         managed_key: String,
-        /// Redis of the deployment, for `INFO commandstats` (redis://host:port).
+        /// Redis of the deployment, for `INFO commandstats` (redis://host:port; a cluster's
+        /// masters comma-separated, summed).
         #[arg(long)]
         redis_url: Option<String>,
         /// Sockets opening at once.
