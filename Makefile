@@ -73,9 +73,10 @@ measure-startup: release
 
 # Builds ecto-server and ecto-load (release), runs the standard load scenarios against both
 # profiles (with the test services of scripts/with-test-services.sh) and writes
-# docs/BENCHMARKS.md. About ten minutes.
+# docs/BENCHMARKS.md, then the many-communities runs (bench-communities). About fifteen minutes.
 bench:
 	./scripts/with-test-services.sh python3 scripts/bench.py
+	./scripts/with-test-services.sh python3 scripts/bench_communities.py --no-build
 
 # Before/after CPU and memory per unit of work, the server at BASE against the working tree,
 # in one run (the "Before and after" section of docs/BENCHMARKS.md). BASE defaults to the

@@ -628,6 +628,16 @@ async fn a_voice_channel_of_another_server_cannot_be_joined() {
 /// joining again makes another instance the host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_is_hosted_once_and_handed_over_when_its_host_stops() {
+    hosted_once_and_handed_over().await;
+}
+
+/// The same on the Redis Cluster: leases, voice states and the relay's sharded channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_hosted_once_and_handed_over_on_a_redis_cluster() {
+    ecto_tests::on_redis_cluster(hosted_once_and_handed_over()).await;
+}
+
+async fn hosted_once_and_handed_over() {
     let host = TestApp::spawn(ecto_tests::Profile::Managed).await;
     let relay = host.other_instance().await.expect("a managed deployment");
     let owner = host.register(&unique("own"), "password-1").await;
