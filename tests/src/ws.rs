@@ -189,3 +189,59 @@ impl WsClient {
         ready["data"].clone()
     }
 }
+
+/// The contents of the `message.create` frames among `frames`.
+fn contents(frames: &[Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .filter(|f| f["event"] == "message.create")
+        .filter_map(|f| f["data"]["content"].as_str())
+        .collect()
+}
+
+impl WsClient {
+    /// Reads hello and resumes session `session_id` from `seen` (identify with `session_id`
+    /// and `resume_seq`); checks that `system.resumed` replays exactly the messages
+    /// `missed`, numbered from `seen + 1` up to its `resume_seq`, which it returns.
+    pub async fn resume(
+        &mut self,
+        token: &str,
+        session_id: &Value,
+        seen: u64,
+        missed: &[&str],
+    ) -> u64 {
+        self.frame().await;
+        self.send(
+            "system.identify",
+            json!({ "token": token, "session_id": session_id, "resume_seq": seen }),
+        )
+        .await;
+        let resumed = self.expect("system.resumed").await;
+        let events = resumed["data"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(contents(&events), missed, "exactly the missed events");
+        let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+        let resume_seq = resumed["data"]["resume_seq"].as_u64().expect("resume_seq");
+        assert_eq!(
+            seqs,
+            (seen + 1..=resume_seq).collect::<Vec<_>>(),
+            "numbered right after what it saw, up to resume_seq"
+        );
+        resume_seq
+    }
+
+    /// Checks that what arrives within 1.5 s goes on from `resume_seq` without a gap and
+    /// carries the messages `live`, each once.
+    pub async fn goes_on(&mut self, resume_seq: u64, live: &[&str]) {
+        let rest = self.frames_within(1500).await;
+        let seqs: Vec<u64> = rest.iter().filter_map(|f| f["seq"].as_u64()).collect();
+        assert_eq!(
+            seqs,
+            (resume_seq + 1..resume_seq + 1 + seqs.len() as u64).collect::<Vec<_>>(),
+            "the sequence goes on without a gap"
+        );
+        assert_eq!(contents(&rest), live, "delivered once");
+    }
+}

@@ -238,24 +238,9 @@ pub async fn run(ctx: &Ctx, p: CommunitiesParams) -> Result<Report, String> {
         );
         let (starts, needle) = (starts.clone(), needle.clone());
         held.push(tokio::spawn(async move {
-            let permit = gate.acquire_owned().await.ok();
-            let opened = async {
-                let mut s = ws::identify(&target, &token).await?;
-                ws::subscribe(&mut s, &channel, target.timeout).await?;
-                Ok::<_, ws::WsError>(s)
-            }
-            .await;
-            drop(permit);
-            let session = match opened {
-                Ok(s) => s,
-                Err(e) => {
-                    errors.add(format!("session: {}", e.kind()));
-                    let _ = ready.send(false).await;
-                    return None;
-                }
-            };
-            let _ = ready.send(true).await;
-            drop(ready);
+            let session =
+                ws::open_subscribed(&target, &token, &channel, gate, ready, &errors, "session")
+                    .await?;
             let mut counts = vec![0u8; if c < busy { total } else { 0 }];
             let mut latencies = Vec::new();
             let end = ws::hold(session, stop, &errors, |text| {

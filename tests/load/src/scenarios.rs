@@ -326,24 +326,16 @@ pub async fn fanout(ctx: &Ctx, p: FanoutParams) -> Result<Report, String> {
         let ready = ready_tx.clone();
         let gate = gate.clone();
         subs.push(tokio::spawn(async move {
-            let permit = gate.acquire_owned().await.ok();
-            let opened = async {
-                let mut s = ws::identify(&target, &token).await?;
-                ws::subscribe(&mut s, &channel_id, target.timeout).await?;
-                Ok::<_, ws::WsError>(s)
-            }
-            .await;
-            drop(permit);
-            let session = match opened {
-                Ok(s) => s,
-                Err(e) => {
-                    errors.add(format!("subscriber: {}", e.kind()));
-                    let _ = ready.send(false).await;
-                    return None;
-                }
-            };
-            let _ = ready.send(true).await;
-            drop(ready);
+            let session = ws::open_subscribed(
+                &target,
+                &token,
+                &channel_id,
+                gate,
+                ready,
+                &errors,
+                "subscriber",
+            )
+            .await?;
             let mut counts = vec![0u8; total];
             let mut latencies = Vec::with_capacity(total);
             let mut last = 0u64;

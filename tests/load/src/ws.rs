@@ -4,9 +4,10 @@ use crate::stats::Errors;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -162,6 +163,35 @@ pub async fn subscribe(
         let (head, _) = next_frame(&mut session.socket, "subscribed", timeout).await?;
         if head.event == "subscribed" {
             return Ok(());
+        }
+    }
+}
+
+/// Opens a session subscribed to `channel_id`, holding one of `gate`'s permits while it
+/// opens, and says on `ready` whether it did; a failure is counted as `<what>: <kind>`.
+pub async fn open_subscribed(
+    target: &Target,
+    token: &str,
+    channel_id: &str,
+    gate: Arc<Semaphore>,
+    ready: mpsc::Sender<bool>,
+    errors: &Errors,
+    what: &str,
+) -> Option<Session> {
+    let permit = gate.acquire_owned().await.ok();
+    let opened = async {
+        let mut s = identify(target, token).await?;
+        subscribe(&mut s, channel_id, target.timeout).await?;
+        Ok::<_, WsError>(s)
+    }
+    .await;
+    drop(permit);
+    let _ = ready.send(opened.is_ok()).await;
+    match opened {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.add(format!("{what}: {}", e.kind()));
+            None
         }
     }
 }

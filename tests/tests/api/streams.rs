@@ -85,46 +85,17 @@ async fn a_process_follows_only_the_servers_it_holds_sockets_of() {
     // Resuming on A joins the stream again and replays the missed events from the server's
     // log, numbered right after what the client saw.
     let mut again = WsClient::connect(&a.base, "/ws", Some(&second)).await;
-    again.frame().await;
-    again
-        .send(
-            "system.identify",
-            json!({ "token": member_b.token, "session_id": ready["session_id"], "resume_seq": seen }),
+    let resume_seq = again
+        .resume(
+            &member_b.token,
+            &ready["session_id"],
+            seen,
+            &["missed one", "missed two"],
         )
         .await;
-    let resumed = again.expect("system.resumed").await;
-    let events = resumed["data"]["events"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let contents: Vec<&str> = events
-        .iter()
-        .filter(|e| e["event"] == "message.create")
-        .filter_map(|e| e["data"]["content"].as_str())
-        .collect();
-    assert_eq!(contents, vec!["missed one", "missed two"]);
-    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    assert_eq!(
-        seqs.first(),
-        Some(&(seen + 1)),
-        "numbered after what it saw"
-    );
     follows(&a, 2).await;
-    let resume_seq = resumed["data"]["resume_seq"].as_u64().expect("resume_seq");
     send(&b, &owner_b, &channel_b, "live again").await;
-    let rest = again.frames_within(1500).await;
-    let creates: Vec<&str> = rest
-        .iter()
-        .filter(|f| f["event"] == "message.create")
-        .filter_map(|f| f["data"]["content"].as_str())
-        .collect();
-    assert_eq!(creates, vec!["live again"], "live again, once");
-    let rest_seqs: Vec<u64> = rest.iter().filter_map(|f| f["seq"].as_u64()).collect();
-    assert_eq!(
-        rest_seqs,
-        (resume_seq + 1..resume_seq + 1 + rest_seqs.len() as u64).collect::<Vec<_>>(),
-        "the sequence goes on without a gap"
-    );
+    again.goes_on(resume_seq, &["live again"]).await;
     // The first server's socket heard none of the second server's events.
     let rest = ws_first.frames_within(300).await;
     assert!(
