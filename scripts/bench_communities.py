@@ -145,7 +145,10 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for mode in args.redis.split(","):
             results["runs"].append(run(bins, work, mode, args))
-    with open(os.path.join(ROOT, "docs", "benchmarks-communities.json"), "w") as f:
+    default_out = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    raw = (os.path.join(ROOT, "docs", "benchmarks-communities.json") if os.path.abspath(args.out) == default_out
+           else os.path.splitext(args.out)[0] + "-communities.json")
+    with open(raw, "w") as f:
         json.dump(results, f, indent=1)
     try:
         with open(args.out) as f:
