@@ -232,6 +232,11 @@ impl Memo {
         inner.epoch += 1;
     }
 
+    /// A server asked for could not be followed: the next read asks again.
+    pub fn unask(&self, server_id: Uuid) {
+        self.inner().asked.remove(&server_id);
+    }
+
     /// Whether the server's entry was read within `within` (see [`Memo::follow_only`]).
     pub fn used_within(&self, server_id: Uuid, within: Duration) -> bool {
         self.inner()
@@ -384,12 +389,19 @@ mod tests {
             vec![unheard],
             "asked for once"
         );
+        memo.unask(unheard);
+        assert!(memo.whole::<PermissionData>(unheard).is_none());
+        assert_eq!(
+            *asked.lock().expect("lock"),
+            vec![unheard, unheard],
+            "asked again after a failed follow"
+        );
         memo.follow(heard, false);
         assert!(
             memo.whole::<PermissionData>(heard).is_none(),
             "dropped when left"
         );
-        assert_eq!(*asked.lock().expect("lock"), vec![unheard, heard]);
+        assert_eq!(*asked.lock().expect("lock"), vec![unheard, unheard, heard]);
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl Gateway {
             Command::Want(server_id) => {
                 if let Err(e) = self.follow(server_id).await {
                     tracing::debug!(error = %e, "server's events not followed for its memo");
+                    self.services.memo.unask(server_id);
                 }
             }
             Command::Leave(server_id) => self.unfollow(server_id).await,
