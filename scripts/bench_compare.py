@@ -44,6 +44,13 @@ def _ms(key):
     return lambda r: None if r.get(key) is None else r[key] / 1000
 
 
+def _pair(r, first, second):
+    """`a / b`, or None when the run did not report them (an older ecto-load)."""
+    if r.get(first) is None or r.get(second) is None:
+        return None
+    return f"{r[first]} / {r[second]}"
+
+
 def _loss(r):
     if r.get("lost") is None:
         return None
@@ -70,6 +77,10 @@ ROWS = [
      lambda r: r.get("server_rss_after_mib"), " MiB", 25),
     ("", "signin-burst-32", "RSS before / peak",
      lambda r: f"{r.get('server_rss_before_mib')} / {r.get('server_rss_peak_mib')}", " MiB", None),
+    ("", "signin-burst-32", "of which the process's own (RssAnon) before / after",
+     lambda r: _pair(r, "server_rss_anon_before_mib", "server_rss_anon_after_mib"), " MiB", None),
+    ("", "signin-burst-32", "of which mapped files (RssFile, the executable) before / after",
+     lambda r: _pair(r, "server_rss_file_before_mib", "server_rss_file_after_mib"), " MiB", None),
     ("", "signin-burst-32", "burst answered in", lambda r: r.get("burst_s"), " s", None),
     ("connect → ready, 1,000 sessions 64 at a time", "connect-1000", "p99",
      _lat("connect_to_ready", "p99_ms"), " ms", 15),

@@ -119,9 +119,12 @@ async fn ws_route(
         })
         .map_into_boxed_body();
     let session = outbox.ok_or_else(|| actix_web::error::ErrorInternalServerError("no body"))?;
+    // A message sent in fragments is held to the same limit as one frame (actix-ws would
+    // gather up to 1 MiB of them).
     let stream = stream
         .max_frame_size(WS_FRAME_MAX)
-        .aggregate_continuations();
+        .aggregate_continuations()
+        .max_continuation_size(WS_FRAME_MAX);
     actix_web::rt::spawn(async move {
         conn::run(gateway.into_inner(), addressing, session, stream).await;
         drop(guard);
@@ -151,7 +154,8 @@ async fn notify_route(
         actix_ws::handle(&req, guarded(&req, body, NOTIFY_FRAME_MAX)?)?;
     let stream = stream
         .max_frame_size(NOTIFY_FRAME_MAX)
-        .aggregate_continuations();
+        .aggregate_continuations()
+        .max_continuation_size(NOTIFY_FRAME_MAX);
     actix_web::rt::spawn(async move {
         notify::run(gateway.into_inner(), addressing, session, stream).await;
         drop(guard);

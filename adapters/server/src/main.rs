@@ -10,7 +10,9 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The process's allocator (see ARCHITECTURE.md, "Memory").
+/// The process's allocator (see ARCHITECTURE.md, "Memory"); the `system-allocator` feature
+/// leaves it to glibc's malloc, which heap profilers see.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

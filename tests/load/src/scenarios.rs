@@ -608,14 +608,36 @@ async fn close_all(stop: watch::Sender<bool>, held: Held) {
 
 /// VmRSS of a process in KiB, from /proc/<pid>/status.
 pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `… kB` line of /proc/<pid>/status (`VmRSS:`, `RssAnon:`, `RssFile:`).
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// How much of the RSS is the process's own memory (`RssAnon`: heap, stacks, relocated
+/// data) and how much is mapped files (`RssFile`: mostly the executable's code, shared with
+/// the page cache), in MiB.
+fn rss_split(r: &mut Report, pid: Option<u32>, when: &str) {
+    let Some(pid) = pid else { return };
+    if let (Some(anon), Some(file)) = (status_kib(pid, "RssAnon:"), status_kib(pid, "RssFile:")) {
+        r.result(
+            &format!("server_rss_anon_{when}_mib"),
+            round1(anon as f64 / 1024.0),
+        );
+        r.result(
+            &format!("server_rss_file_{when}_mib"),
+            round1(file as f64 / 1024.0),
+        );
+    }
 }
 
 /// `idle`: `sessions` identified, heartbeating sessions; the server's RSS before and after.
@@ -857,6 +879,8 @@ pub async fn signin_burst(ctx: &Ctx, count: usize, settle: f64) -> Result<Report
     if ctx.pid.is_none() {
         return Err("signin-burst needs --pid".into());
     }
+    let mut r = report(ctx, "signin-burst");
+    rss_split(&mut r, ctx.pid, "before");
     let peak = PeakRss::start(ctx.pid);
     let cpu = CpuMark::now(ctx);
     let started = Instant::now();
@@ -865,11 +889,11 @@ pub async fn signin_burst(ctx: &Ctx, count: usize, settle: f64) -> Result<Report
     let prefix = format!("{}-{}", ctx.prefix, ctx.run);
     let users = api::users(&ctx.api, &prefix, count, count, &ctx.errors, &fresh).await;
     let elapsed = started.elapsed();
-    let mut r = report(ctx, "signin-burst");
     cpu.report_per(&mut r, users.len() as u64, "signin");
     tokio::time::sleep(Duration::from_secs_f64(settle.max(0.0))).await;
     let (before, peak) = peak.stop().await;
     let after = ctx.pid.and_then(rss_kib);
+    rss_split(&mut r, ctx.pid, "after");
     r.param("count", count);
     r.param("settle_s", settle);
     r.result("signed_in", users.len());

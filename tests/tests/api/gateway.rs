@@ -594,66 +594,116 @@ async fn shutdown_closes_sockets_with_4011() {
     }
 }
 
+/// Opens a raw upgrade on `path`, writes `frames` as they are, and returns the code of the
+/// close frame the server answers with (panics when none comes within 5 s).
+async fn close_code_after(addr: &str, path: &str, frames: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("handshake");
+    tcp.write_all(frames).await.expect("frames");
+    // Read the handshake answer and every frame until the close frame.
+    let mut seen = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "{path}: the socket ended without a close frame");
+            seen.extend_from_slice(&buf[..n]);
+            let Some(head_end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let mut at = head_end + 4;
+            while seen.len() >= at + 2 {
+                let (op, len) = (seen[at] & 0x0F, (seen[at + 1] & 0x7F) as usize);
+                let (skip, len) = match len {
+                    126 if seen.len() >= at + 4 => {
+                        (4, u16::from_be_bytes([seen[at + 2], seen[at + 3]]) as usize)
+                    }
+                    126 => break,
+                    _ => (2, len),
+                };
+                if seen.len() < at + skip + len {
+                    break;
+                }
+                if op == 8 {
+                    return u16::from_be_bytes([seen[at + skip], seen[at + skip + 1]]);
+                }
+                at += skip + len;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{path}: no close frame within 5 s"))
+}
+
+/// A client frame (masked with a zero key, so the payload goes as it is).
+fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first_byte];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
 /// A frame whose header announces more than the 64 KiB limit is refused at its header: the
 /// socket is closed with 4002 while most of the frame has not even been sent, instead of the
 /// server waiting for (and buffering) all of it first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_frame_is_refused_at_its_header() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn(ecto_tests::Profile::SelfHosted).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     for path in ["/ws", "/notify"] {
-        let mut tcp = tokio::net::TcpStream::connect(&addr)
-            .await
-            .expect("connect");
-        tcp.write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .expect("handshake");
         // A masked text frame announcing 16 MiB, of which only 64 KiB are sent.
         let mut frame = vec![0x81u8, 0x80 | 127];
         frame.extend_from_slice(&(16u64 << 20).to_be_bytes());
         frame.extend_from_slice(&[0, 0, 0, 0]);
         frame.extend(std::iter::repeat_n(b'x', 64 * 1024));
-        tcp.write_all(&frame).await.expect("frame");
-        // Read the handshake answer and every frame until the close frame.
-        let mut seen = Vec::new();
-        let code = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            let mut buf = [0u8; 8192];
-            loop {
-                let n = tcp.read(&mut buf).await.expect("read");
-                assert!(n > 0, "{path}: the socket ended without a close frame");
-                seen.extend_from_slice(&buf[..n]);
-                let Some(head_end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    continue;
-                };
-                let mut at = head_end + 4;
-                while seen.len() >= at + 2 {
-                    let (op, len) = (seen[at] & 0x0F, (seen[at + 1] & 0x7F) as usize);
-                    let (skip, len) = match len {
-                        126 if seen.len() >= at + 4 => {
-                            (4, u16::from_be_bytes([seen[at + 2], seen[at + 3]]) as usize)
-                        }
-                        126 => break,
-                        _ => (2, len),
-                    };
-                    if seen.len() < at + skip + len {
-                        break;
-                    }
-                    if op == 8 {
-                        return u16::from_be_bytes([seen[at + skip], seen[at + skip + 1]]);
-                    }
-                    at += skip + len;
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{path}: no close within 5 s of a 16 MiB header"));
+        let code = close_code_after(&addr, path, &frame).await;
         assert_eq!(code, 4002, "{path}");
     }
+}
+
+/// A message sent in fragments, each under the limit, is held to the same limit as a single
+/// frame: a heartbeat of 80 KiB in five fragments closes the socket with 4002 (invalid
+/// payload) instead of being gathered and read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragmented_message_over_the_limit_is_refused() {
+    let app = TestApp::spawn(ecto_tests::Profile::SelfHosted).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let message = format!(
+        r#"{{"event":"system.heartbeat","data":{{"pad":"{}"}}}}"#,
+        "x".repeat(80 * 1024)
+    );
+    let pieces: Vec<&[u8]> = message.as_bytes().chunks(16 * 1024).collect();
+    let mut frames = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        let fin = if i + 1 == pieces.len() { 0x80 } else { 0 };
+        frames.extend(client_frame(fin | opcode, piece));
+    }
+    assert_eq!(close_code_after(&addr, "/ws", &frames).await, 4002);
+    // The same heartbeat under the limit, in fragments, is gathered and read as a message:
+    // before identify, that is 4003 (not authenticated), not a refused frame.
+    let small = r#"{"event":"system.heartbeat","data":{}}"#.as_bytes();
+    let (a, b) = small.split_at(10);
+    let frames = [client_frame(0x01, a), client_frame(0x80, b)].concat();
+    assert_eq!(close_code_after(&addr, "/ws", &frames).await, 4003);
 }
