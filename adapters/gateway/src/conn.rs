@@ -88,34 +88,49 @@ pub(crate) async fn send_json(ws: &mut Ws, event: &str, data: Value) -> bool {
     send_serialized(ws, event, &data).await
 }
 
+/// The text of `{"event":…,"data":…}` with `data` serialized straight into it.
+fn frame_text<T: serde::Serialize>(event: &str, data: &T) -> Option<String> {
+    #[derive(serde::Serialize)]
+    struct Out<'a, T> {
+        event: &'a str,
+        data: &'a T,
+    }
+    serde_json::to_string(&Out { event, data })
+        .map_err(|e| tracing::error!(error = %e, event, "cannot serialize a frame"))
+        .ok()
+}
+
 /// Sends `{"event":…,"data":…}` with `data` serialized straight into the frame.
 pub(crate) async fn send_serialized<T: serde::Serialize>(
     ws: &mut Ws,
     event: &str,
     data: &T,
 ) -> bool {
-    #[derive(serde::Serialize)]
-    struct Out<'a, T> {
-        event: &'a str,
-        data: &'a T,
-    }
-    match serde_json::to_string(&Out { event, data }) {
-        Ok(text) => ws.text(text).await.is_ok(),
-        Err(e) => {
-            tracing::error!(error = %e, event, "cannot serialize a frame");
-            false
-        }
+    match frame_text(event, data) {
+        Some(text) => ws.text(text).await.is_ok(),
+        None => false,
     }
 }
 
-/// Runs a connection until it closes.
+/// Queues `system.hello` on a new socket's outbox, before the upgrade is answered: the
+/// answer and the hello then leave in one write. Returns the hello's session id, or `None`
+/// when the outbox takes nothing.
+pub(crate) fn hello(ws: &Ws) -> Option<Uuid> {
+    let hello_id = new_id();
+    let data = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
+    let text = frame_text("system.hello", &data)?;
+    ws.outbox().try_send(text.into()).ok()?;
+    Some(hello_id)
+}
+
+/// Runs a connection, whose hello ([`hello`]) named `hello_id`, until it closes.
 pub(crate) async fn run(
     gateway: Arc<Gateway>,
     addressing: (Option<String>, Option<String>),
     ws: Ws,
+    hello_id: Uuid,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
-    let hello_id = new_id();
     let mut conn = Conn {
         gateway: gateway.clone(),
         addressing,
@@ -129,13 +144,9 @@ pub(crate) async fn run(
         budget: EventBudget::new(gateway.config.events_per_10s),
         joined: None,
     };
-    let hello = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
-    // The steps before and after the loop are boxed, like the handlers in it: the task's
-    // future is as large as its largest state, and every idle socket keeps it (heaptrack,
-    // 2,000 idle sessions: 3.2 KiB per task before).
-    if !Box::pin(send_json(&mut conn.ws, "system.hello", hello)).await {
-        return;
-    }
+    // The steps after the loop are boxed, like the handlers in it: the task's future is as
+    // large as its largest state, and every idle socket keeps it (heaptrack, 2,000 idle
+    // sessions: 3.2 KiB per task before).
     let identify_deadline = tokio::time::sleep(gateway.config.identify_timeout);
     tokio::pin!(identify_deadline);
     let mut watchdog = tokio::time::interval(Duration::from_millis(

@@ -119,6 +119,8 @@ async fn ws_route(
         })
         .map_into_boxed_body();
     let session = outbox.ok_or_else(|| actix_web::error::ErrorInternalServerError("no body"))?;
+    let hello_id = conn::hello(&session)
+        .ok_or_else(|| actix_web::error::ErrorInternalServerError("no hello"))?;
     // A message sent in fragments is held to the same limit as one frame (actix-ws would
     // gather up to 1 MiB of them).
     let stream = stream
@@ -126,7 +128,7 @@ async fn ws_route(
         .aggregate_continuations()
         .max_continuation_size(WS_FRAME_MAX);
     actix_web::rt::spawn(async move {
-        conn::run(gateway.into_inner(), addressing, session, stream).await;
+        conn::run(gateway.into_inner(), addressing, session, hello_id, stream).await;
         drop(guard);
     });
     Ok(response)
