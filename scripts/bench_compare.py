@@ -89,20 +89,23 @@ ROWS = [
 
 
 def build_base(base, target_dir, cargo):
-    """The server at `base`, built once into target/baseline/."""
+    """The server at `base`, built once into target/baseline/ (in a target directory of its
+    own: the workspace's crates build to the same file names from any checkout, so a build of
+    another tree in the shared one leaves the next build of this tree linking the base's)."""
     sha = subprocess.run(["git", "rev-parse", "--short=12", base], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout.strip()
     out = os.path.join(target_dir, "baseline", f"ecto-server-{sha}")
     if os.path.exists(out):
         return sha, out
+    build_dir = os.path.join(target_dir, "baseline", "build")
     with tempfile.TemporaryDirectory(prefix="ecto-base-") as tree:
         subprocess.run(["git", "worktree", "add", "--detach", tree, sha], cwd=ROOT, check=True)
         try:
             bench.say(f"cargo build --release -p ecto-server at {sha}")
             subprocess.run([cargo, "build", "--release", "-p", "ecto-server"], cwd=tree, check=True,
-                           env=dict(os.environ, CARGO_TARGET_DIR=target_dir))
+                           env=dict(os.environ, CARGO_TARGET_DIR=build_dir))
             os.makedirs(os.path.dirname(out), exist_ok=True)
-            subprocess.run(["cp", os.path.join(target_dir, "release", "ecto-server"), out], check=True)
+            subprocess.run(["cp", os.path.join(build_dir, "release", "ecto-server"), out], check=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT)
     return sha, out
