@@ -1,42 +1,37 @@
-//! A `/ws` socket's outbox: the queue of its outbound messages and the response body that
-//! writes them.
+//! A socket's outbox: the queue of its outbound messages, and the writer that sends them.
 //!
 //! The dispatcher pushes a delivered frame straight into the outbox of each socket it
-//! reaches, and wakes only the HTTP/1 dispatcher's task, which polls the body: everything
-//! queued by then is encoded into one buffer and written in one go. The connection's own task
-//! is not in the delivery path (perf, fan-out of 1,000 sockets: a hop through the
-//! connection's task and actix-ws's session channel cost two task polls and a cross-runtime
-//! wake per delivery).
-//!
-//! The body hands the dispatcher pieces of at most [`PIECE_BYTES`]: the dispatcher copies
-//! each piece into its write buffer and keeps that buffer, at the largest size it ever
-//! reached, for the life of the connection; small pieces, with the dispatcher flushing at
-//! the same size (`ecto_http::serve`), keep it at a few KiB (heaptrack: a large
-//! `system.ready` written whole left 30 KiB of a 50 KiB session in it).
+//! reaches, and wakes only the socket's writer ([`write`], which runs in the connection's
+//! task of the HTTP server): everything queued by then is encoded into one buffer and written
+//! in one `send`. The connection's own loop is not in the delivery path (perf, fan-out of
+//! 1,000 sockets: a hop through the loop's task and a session channel cost two task polls and
+//! a cross-runtime wake per delivery). The buffer lives only for its write: an idle socket
+//! keeps none (heaptrack: the HTTP/1 dispatcher's buffers, kept for the connection's life,
+//! were 16.5 KiB of a 24 KiB idle session).
 //!
 //! While a session is being set up (`system.ready`, a resume's replay) frames the dispatcher
 //! delivers are held back, and follow once the connection [releases](Outbox::release) them:
 //! the client sees `system.ready` or `system.resumed` first.
 
-use actix_http::ws::{OpCode, Parser};
-use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_http::ws::{CloseReason, OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
-use actix_ws::CloseReason;
 use bytestring::ByteString;
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-/// The largest piece handed to the dispatcher at once.
-pub const PIECE_BYTES: usize = 4096;
+/// How long the writer still tries to send once the connection's loop has ended (its close
+/// frame): a peer that does not read cannot take it either.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Control frames carry at most 125 bytes (RFC 6455 §5.5); a close's reason 123.
 const CONTROL_MAX: usize = 125;
 
-/// The socket is gone (its body dropped) or closing: nothing more can be sent.
+/// The socket is gone (its writer ended) or closing: nothing more can be sent.
 #[derive(Debug)]
 pub(crate) struct Closed;
 
@@ -49,37 +44,41 @@ enum Message {
 
 #[derive(Default)]
 struct State {
-    /// What the body writes next, in order.
+    /// What the writer sends next, in order.
     queue: VecDeque<Message>,
     /// Frames delivered while the session is being set up.
     held: VecDeque<Message>,
     holding: bool,
     /// A close frame is queued: nothing follows it.
     closing: bool,
-    /// The connection's task ended: the body ends once the queue is written.
+    /// The connection's loop ended: the writer ends once the queue is written.
     ended: bool,
-    /// The body was dropped (the connection is gone).
+    /// The writer ended (the connection is gone).
     gone: bool,
     waker: Option<Waker>,
 }
 
-/// The queue shared by the connection's task, the dispatcher and the body.
+/// The queue shared by the connection's loop, the dispatcher and the writer.
 pub(crate) struct Outbox {
     state: Mutex<State>,
     /// Messages queued (and held) at most before [`Outbox::try_send`] refuses.
     capacity: usize,
-    /// Signalled when the body took the queue (room for [`Ws::text`]) or went away.
+    /// Signalled when the writer took the queue (room for [`Ws::text`]) or went away.
     room: Notify,
+    /// Signalled (once) when the connection's loop ended.
+    loop_ended: Notify,
+    /// Signalled (once) when the writer ended: the reading end stops too.
+    writer_gone: Notify,
     /// The waker of the worker thread the connection lives on, for the dispatcher's wakes.
     hub: Option<Arc<Hub>>,
 }
 
-/// Wakes, on one worker thread, the bodies the dispatcher (on another thread) gave frames.
+/// Wakes, on one worker thread, the writers the dispatcher (on another thread) gave frames.
 ///
 /// Waking a task of another runtime wakes that runtime's thread (an eventfd write) every
 /// time: for one event reaching 1,000 sockets, up to 1,000 system calls (perf stat: 0.43
 /// `write` per delivery). Through the hub it is one per worker thread and batch; the hub's
-/// task wakes the bodies on their own thread, which costs no system call.
+/// task wakes the writers on their own thread, which costs no system call.
 ///
 /// After waking a batch the hub waits `delay` (`ws_write_delay_ms`) before the next: what
 /// the dispatcher delivers meanwhile is written with it, one `send` per socket for several
@@ -151,9 +150,9 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes the body, if it waits, once `state` is unlocked: through the worker's hub when
+    /// Wakes the writer, if it waits, once `state` is unlocked: through the worker's hub when
     /// `from_afar` (the dispatcher's thread), directly otherwise (the connection's own thread).
-    fn wake_body(&self, mut state: MutexGuard<'_, State>, from_afar: bool) {
+    fn wake_writer(&self, mut state: MutexGuard<'_, State>, from_afar: bool) {
         let waker = state.waker.take();
         drop(state);
         match (waker, &self.hub) {
@@ -175,7 +174,7 @@ impl Outbox {
             return Ok(());
         }
         state.queue.push_back(Message::Text(text));
-        self.wake_body(state, true);
+        self.wake_writer(state, true);
         Ok(())
     }
 
@@ -195,7 +194,7 @@ impl Outbox {
             state.holding = false;
         }
         state.queue.push_back(message);
-        self.wake_body(state, false);
+        self.wake_writer(state, false);
         Ok(None)
     }
 
@@ -210,7 +209,7 @@ impl Outbox {
         state.holding = false;
         let held = std::mem::take(&mut state.held);
         state.queue.extend(held);
-        self.wake_body(state, false);
+        self.wake_writer(state, false);
     }
 
     /// Drops the held frames and stops holding (a session that was not set up after all).
@@ -221,7 +220,7 @@ impl Outbox {
     }
 }
 
-/// The connection task's end of the outbox (what `actix_ws::Session` was for `/ws`).
+/// The connection loop's end of the outbox.
 pub(crate) struct Ws {
     outbox: Arc<Outbox>,
 }
@@ -248,7 +247,7 @@ impl Ws {
         self.outbox.push(Message::Pong(payload), true).map(drop)
     }
 
-    /// Queues the close frame; the body ends after writing it.
+    /// Queues the close frame; the writer ends after sending it.
     pub(crate) async fn close(self, reason: Option<CloseReason>) -> Result<(), Closed> {
         let reason = reason.map(|mut r| {
             if let Some(d) = r.description.as_mut() {
@@ -273,87 +272,98 @@ impl Drop for Ws {
     fn drop(&mut self) {
         let mut state = self.outbox.lock();
         state.ended = true;
-        self.outbox.wake_body(state, false);
+        self.outbox.wake_writer(state, false);
+        self.outbox.loop_ended.notify_one();
     }
 }
 
-/// The response body of a `/ws` socket.
-pub(crate) struct OutboxBody {
-    outbox: Arc<Outbox>,
-    /// Encoded bytes not yet handed over.
-    rest: Bytes,
-    /// actix-ws's own body, never polled: dropping it tells actix-ws's message stream that
-    /// the connection is gone, so it is dropped with this one.
-    _original: BoxBody,
-}
-
-/// An outbox of `capacity` messages, its connection's end and the response body writing it
-/// (in place of `original`, actix-ws's body).
-pub(crate) fn outbox(capacity: usize, delay: Duration, original: BoxBody) -> (Ws, OutboxBody) {
-    let outbox = Arc::new(Outbox {
-        state: Mutex::new(State::default()),
-        capacity,
-        room: Notify::new(),
-        hub: Hub::local(delay),
-    });
-    (
-        Ws {
-            outbox: outbox.clone(),
-        },
-        OutboxBody {
-            outbox,
-            rest: Bytes::new(),
-            _original: original,
-        },
-    )
-}
-
-impl MessageBody for OutboxBody {
-    type Error = Box<dyn std::error::Error>;
-
-    fn size(&self) -> BodySize {
-        BodySize::Stream
+/// An outbox of `capacity` messages and its connection's end; its writer is [`write`].
+pub(crate) fn outbox(capacity: usize, delay: Duration) -> Ws {
+    Ws {
+        outbox: Arc::new(Outbox {
+            state: Mutex::new(State::default()),
+            capacity,
+            room: Notify::new(),
+            loop_ended: Notify::new(),
+            writer_gone: Notify::new(),
+            hub: Hub::local(delay),
+        }),
     }
+}
 
-    fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let this = self.get_mut();
-        if this.rest.is_empty() {
-            let mut state = this.outbox.lock();
-            if state.queue.is_empty() {
-                if state.closing || state.ended {
-                    return Poll::Ready(None);
-                }
-                state.waker = Some(cx.waker().clone());
-                return Poll::Pending;
+impl Outbox {
+    /// Everything queued, encoded after `first` (taken); `None` once the queue is written and
+    /// the socket closing or its loop ended.
+    fn poll_take(&self, cx: &mut Context<'_>, first: &mut BytesMut) -> Poll<Option<BytesMut>> {
+        let mut state = self.lock();
+        if state.queue.is_empty() {
+            if !first.is_empty() {
+                return Poll::Ready(Some(std::mem::take(first)));
             }
-            let queue = std::mem::take(&mut state.queue);
-            drop(state);
-            // Only a full queue turns a writer away (`Ws::text`): this runs per delivery.
-            if queue.len() >= this.outbox.capacity {
-                this.outbox.room.notify_waiters();
+            if state.closing || state.ended || state.gone {
+                return Poll::Ready(None);
             }
-            let size = queue.iter().map(encoded_len).sum();
-            let mut buf = BytesMut::with_capacity(size);
-            for message in queue {
-                // Server frames are not masked (RFC 6455 §5.1).
-                match message {
-                    Message::Text(t) => {
-                        Parser::write_message(&mut buf, t, OpCode::Text, true, false)
-                    }
-                    Message::Pong(p) => {
-                        Parser::write_message(&mut buf, p, OpCode::Pong, true, false)
-                    }
-                    Message::Close(reason) => Parser::write_close(&mut buf, reason, false),
-                }
-            }
-            this.rest = buf.freeze();
+            state.waker = Some(cx.waker().clone());
+            return Poll::Pending;
         }
-        let n = this.rest.len().min(PIECE_BYTES);
-        Poll::Ready(Some(Ok(this.rest.split_to(n))))
+        let queue = std::mem::take(&mut state.queue);
+        drop(state);
+        // Only a full queue turns a writer away (`Ws::text`): this runs per delivery.
+        if queue.len() >= self.capacity {
+            self.room.notify_waiters();
+        }
+        let size: usize = queue.iter().map(encoded_len).sum();
+        let mut buf = std::mem::take(first);
+        buf.reserve(size);
+        for message in queue {
+            // Server frames are not masked (RFC 6455 §5.1).
+            match message {
+                Message::Text(t) => Parser::write_message(&mut buf, t, OpCode::Text, true, false),
+                Message::Pong(p) => Parser::write_message(&mut buf, p, OpCode::Pong, true, false),
+                Message::Close(reason) => Parser::write_close(&mut buf, reason, false),
+            }
+        }
+        Poll::Ready(Some(buf))
     }
+
+    /// The writer ended: nothing more is queued, and waiting senders and the reader learn it.
+    fn writer_ended(&self) {
+        let mut state = self.lock();
+        state.gone = true;
+        state.queue.clear();
+        state.held.clear();
+        drop(state);
+        self.room.notify_waiters();
+        self.writer_gone.notify_one();
+    }
+
+    /// Resolves once the writer has ended (for the one reader of the socket).
+    pub(crate) async fn writer_gone(&self) {
+        self.writer_gone.notified().await;
+    }
+}
+
+/// Writes `outbox` to `io` until the close frame is sent or the connection's loop ended and
+/// everything it queued is sent; `first` (the upgrade's answer) leads the first write. Once
+/// the loop has ended the writer gets [`LINGER`] more, then gives up.
+pub(crate) async fn write(mut io: OwnedWriteHalf, outbox: Arc<Outbox>, mut first: BytesMut) {
+    let writing = async {
+        while let Some(buf) = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first)).await {
+            if io.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+        let _ = io.shutdown().await;
+    };
+    let abandoned = async {
+        outbox.loop_ended.notified().await;
+        tokio::time::sleep(LINGER).await;
+    };
+    tokio::select! {
+        () = writing => {}
+        () = abandoned => {}
+    }
+    outbox.writer_ended();
 }
 
 /// The bytes `message` takes on the wire (an unmasked frame).
@@ -373,21 +383,10 @@ fn encoded_len(message: &Message) -> usize {
         }
 }
 
-impl Drop for OutboxBody {
-    fn drop(&mut self) {
-        let mut state = self.outbox.lock();
-        state.gone = true;
-        state.queue.clear();
-        state.held.clear();
-        drop(state);
-        self.outbox.room.notify_waiters();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::body::to_bytes;
+    use std::pin::pin;
 
     fn text(b: &[u8]) -> Vec<u8> {
         // An unmasked text frame of fewer than 126 bytes.
@@ -396,9 +395,19 @@ mod tests {
         out
     }
 
+    /// Everything the writer would send, until it ends.
+    async fn drain(outbox: &Outbox, first: &[u8]) -> Vec<Vec<u8>> {
+        let mut first = BytesMut::from(first);
+        let mut writes = Vec::new();
+        while let Some(buf) = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first)).await {
+            writes.push(buf.to_vec());
+        }
+        writes
+    }
+
     #[actix_web::test]
     async fn queued_frames_are_written_in_order_and_held_ones_after_the_release() {
-        let (mut ws, body) = outbox(8, Duration::ZERO, BoxBody::new(()));
+        let mut ws = outbox(8, Duration::ZERO);
         let outbox = ws.outbox().clone();
         outbox.hold();
         outbox.try_send("held".into()).expect("room");
@@ -407,29 +416,40 @@ mod tests {
         outbox.try_send("live".into()).expect("room");
         ws.close(None).await.expect("open");
         assert!(outbox.try_send("late".into()).is_err());
-        let bytes = to_bytes(body).await.expect("body");
-        let mut want = text(b"ready");
+        let writes = drain(&outbox, b"HTTP/1.1 101\r\n\r\n").await;
+        let mut want = b"HTTP/1.1 101\r\n\r\n".to_vec();
+        want.extend(text(b"ready"));
         want.extend(text(b"held"));
         want.extend(text(b"live"));
         want.extend([0x88, 0]);
-        assert_eq!(&bytes[..], &want[..]);
+        assert_eq!(writes, vec![want], "one write, the answer first");
     }
 
     #[actix_web::test]
-    async fn a_full_queue_refuses_dispatched_frames_and_large_ones_come_in_pieces() {
-        let (ws, mut body) = outbox(2, Duration::ZERO, BoxBody::new(()));
+    async fn a_full_queue_refuses_dispatched_frames_until_the_writer_takes_it() {
+        let ws = outbox(2, Duration::ZERO);
         let outbox = ws.outbox().clone();
         outbox.try_send("x".repeat(10_000).into()).expect("room");
         outbox.try_send("y".into()).expect("room");
         assert!(outbox.try_send("z".into()).is_err());
-        drop(ws);
-        let mut seen = 0;
-        while let Some(piece) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
-            let piece = piece.expect("piece");
-            assert!(piece.len() <= PIECE_BYTES);
-            seen += piece.len();
-        }
+        let mut first = BytesMut::new();
+        let taken = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first)).await;
         // 10,000 bytes behind a 4-byte header, then "y" behind 2.
-        assert_eq!(seen, 10_004 + 3);
+        assert_eq!(taken.map(|b| b.len()), Some(10_004 + 3));
+        outbox.try_send("z".into()).expect("room again");
+        drop(ws);
+        assert_eq!(drain(&outbox, b"").await, vec![text(b"z")]);
+    }
+
+    #[actix_web::test]
+    async fn a_gone_writer_refuses_senders_and_ends_the_reader() {
+        let mut ws = outbox(2, Duration::ZERO);
+        let outbox = ws.outbox().clone();
+        let mut gone = pin!(outbox.writer_gone());
+        assert!(futures_util::poll!(gone.as_mut()).is_pending());
+        outbox.writer_ended();
+        gone.await;
+        assert!(outbox.try_send("late".into()).is_err());
+        assert!(ws.text("late").await.is_err());
     }
 }

@@ -3,10 +3,11 @@
 //! `identify.rs`, the other client events `events.rs`, resume `resume.rs`.
 
 use crate::body::Ws;
+use crate::guard::{Inbound, Incoming};
 use crate::registry::Gateway;
 use crate::session::{CloseSignal, Session, SocketHandle};
 use crate::streams::Joined;
-use actix_ws::{CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason};
 use ecto_core::model::Server;
 use ecto_core::new_id;
 use ecto_core::usecases::base::publish::close;
@@ -14,7 +15,6 @@ use ecto_core::usecases::gateway::{
     offline_if_gone, session_closed, session_opened, HEARTBEAT_INTERVAL_MS,
 };
 use ecto_core::usecases::tenancy::resolve_server;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -129,7 +129,7 @@ pub(crate) async fn run(
     addressing: (Option<String>, Option<String>),
     ws: Ws,
     hello_id: Uuid,
-    mut stream: actix_ws::AggregatedMessageStream,
+    inbound: &mut Inbound,
 ) {
     let mut conn = Conn {
         gateway: gateway.clone(),
@@ -160,24 +160,24 @@ pub(crate) async fn run(
                 }
             }
             reason = closed(&conn.close) => break Some(reason),
-            msg = stream.next() => match msg {
+            msg = inbound.next() => match msg {
                 // Boxed: the handler's state (identify, ready) lives only while it runs, not in
                 // every idle socket's task.
-                Some(Ok(actix_ws::AggregatedMessage::Text(text))) => match Box::pin(conn.on_text(&text)).await {
+                Some(Ok(Incoming::Text(text))) => match Box::pin(conn.on_text(&text)).await {
                     Flow::Continue => {}
                     Flow::Close(code, reason) => break Some((code, reason.into())),
                 },
-                Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
+                Some(Ok(Incoming::Ping(bytes))) => {
                     if !conn.budget.take() {
                         break Some((close::RATE_LIMITED, "Rate limited".into()));
                     }
                     if conn.ws.pong(&bytes).await.is_err() { break None; }
                 }
-                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => break None,
-                Some(Ok(actix_ws::AggregatedMessage::Binary(_))) => {
+                Some(Ok(Incoming::Close)) | None => break None,
+                Some(Ok(Incoming::Binary)) => {
                     break Some((close::INVALID_PAYLOAD, "Invalid JSON".into()));
                 }
-                Some(Ok(actix_ws::AggregatedMessage::Pong(_))) => {}
+                Some(Ok(Incoming::Pong)) => {}
                 Some(Err(_)) => break Some((close::INVALID_PAYLOAD, "Invalid frame".into())),
             },
         }

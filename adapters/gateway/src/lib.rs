@@ -26,23 +26,123 @@ mod voice;
 pub use config::GatewayConfig;
 pub use registry::Gateway;
 
+use actix_http::HttpMessage;
+use actix_web::rt::net::TcpStream;
+use actix_web::web::BytesMut;
 use actix_web::{web, HttpRequest, HttpResponse};
 use ecto_core::usecases::base::rate_limit;
 use std::sync::Arc;
 
-/// Routes of the gateway, for the HTTP server to mount.
+/// Routes of the gateway, for the HTTP server to mount: `/ws` and `/notify` asked for without
+/// a WebSocket upgrade are refused with 400 (upgrades go to [`upgrade`]).
 pub fn configure(
     gateway: Arc<Gateway>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::from(gateway.clone()))
-            .route("/ws", web::get().to(ws_route))
-            .route("/notify", web::get().to(notify_route));
+            .route("/ws", web::get().to(not_an_upgrade))
+            .route("/notify", web::get().to(not_an_upgrade));
     }
 }
 
+async fn not_an_upgrade(req: HttpRequest) -> HttpResponse {
+    match actix_http::ws::handshake(req.head()) {
+        Err(e) => HttpResponse::from(actix_http::Response::from(e)),
+        // A valid upgrade reached the App: the HTTP server has no upgrade hook.
+        Ok(_) => HttpResponse::NotImplemented().finish(),
+    }
+}
+
+/// What serves an accepted socket: its stream, the bytes read past the request head, and the
+/// encoded 101, not yet written.
+pub type Accept = Box<
+    dyn FnOnce(TcpStream, BytesMut, BytesMut) -> futures_util::future::LocalBoxFuture<'static, ()>,
+>;
+
+/// The gateway's answer to a WebSocket upgrade.
+pub struct Upgrade {
+    /// The route it is counted under.
+    pub route: &'static str,
+    /// 101 with `accept`, or a refusal.
+    pub response: HttpResponse,
+    pub accept: Option<Accept>,
+}
+
+/// Answers a WebSocket upgrade request on `/ws` or `/notify` (`None` for any other path).
+pub fn upgrade(gateway: &Arc<Gateway>, req: &actix_http::Request) -> Option<Upgrade> {
+    let (route, notify) = match req.path() {
+        "/ws" => ("/ws", false),
+        "/notify" => ("/notify", true),
+        _ => return None,
+    };
+    let refuse = |response| {
+        Some(Upgrade {
+            route,
+            response,
+            accept: None,
+        })
+    };
+    if req.method() != actix_http::Method::GET {
+        return refuse(HttpResponse::MethodNotAllowed().finish());
+    }
+    let mut handshake = match actix_http::ws::handshake(req.head()) {
+        Ok(h) => h,
+        Err(e) => return refuse(HttpResponse::from(actix_http::Response::from(e))),
+    };
+    if gateway.closing() {
+        return refuse(shutting_down());
+    }
+    let Some(guard) = admit(req, gateway) else {
+        return refuse(too_many_sockets());
+    };
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let addressing = (header("x-server-address"), header("host"));
+    let config = &gateway.config;
+    let ws = body::outbox(config.outbound_queue.max(16), config.write_delay);
+    let gateway = gateway.clone();
+    let accept: Accept = if notify {
+        Box::new(move |io: TcpStream, read: BytesMut, head: BytesMut| {
+            let outbox = ws.outbox().clone();
+            let (reader, writer) = io.into_split();
+            let mut inbound = guard::Inbound::new(reader, read, NOTIFY_FRAME_MAX, outbox.clone());
+            actix_web::rt::spawn(async move {
+                notify::run(gateway, addressing, ws, &mut inbound).await;
+                Box::pin(inbound.drain(CLOSE_LINGER)).await;
+                drop(guard);
+            });
+            Box::pin(body::write(writer, outbox, head))
+        })
+    } else {
+        // Queued now: the 101 and the hello leave in one write.
+        let Some(hello_id) = conn::hello(&ws) else {
+            return refuse(HttpResponse::InternalServerError().finish());
+        };
+        Box::new(move |io: TcpStream, read: BytesMut, head: BytesMut| {
+            let outbox = ws.outbox().clone();
+            let (reader, writer) = io.into_split();
+            let mut inbound = guard::Inbound::new(reader, read, WS_FRAME_MAX, outbox.clone());
+            actix_web::rt::spawn(async move {
+                conn::run(gateway, addressing, ws, hello_id, &mut inbound).await;
+                Box::pin(inbound.drain(CLOSE_LINGER)).await;
+                drop(guard);
+            });
+            Box::pin(body::write(writer, outbox, head))
+        })
+    };
+    Some(Upgrade {
+        route,
+        response: HttpResponse::from(handshake.finish()).map_into_boxed_body(),
+        accept: Some(accept),
+    })
+}
+
 /// Counts the socket against its client address; `None` when the address holds its cap.
-fn admit(req: &HttpRequest, gateway: &Gateway) -> Option<registry::AddressGuard> {
+fn admit(req: &actix_http::Request, gateway: &Gateway) -> Option<registry::AddressGuard> {
     let forwarded = req
         .headers()
         .get("x-forwarded-for")
@@ -55,26 +155,13 @@ fn admit(req: &HttpRequest, gateway: &Gateway) -> Option<registry::AddressGuard>
     gateway.admit_address(rate_limit::client_key(address))
 }
 
-/// The largest frame a `/ws` client may send (close 4002 beyond).
+/// The largest frame (or fragmented message) a `/ws` client may send (close 4002 beyond).
 const WS_FRAME_MAX: usize = 64 * 1024;
+/// How long a closed socket still reads what its client sends, waiting for the client to close.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The largest frame a `/notify` client may send.
 const NOTIFY_FRAME_MAX: usize = 16 * 1024;
-
-/// The body of an upgrade request, read through [`guard::FrameGuard`] so that a frame over
-/// `max` is refused at its header instead of after it has all arrived.
-fn guarded(
-    req: &HttpRequest,
-    body: web::Payload,
-    max: usize,
-) -> Result<web::Payload, actix_web::Error> {
-    use actix_web::FromRequest;
-    type Boxed = std::pin::Pin<
-        Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
-    >;
-    let stream: Boxed = Box::pin(guard::FrameGuard::new(body.into_inner(), max));
-    let mut payload = actix_web::dev::Payload::from(stream);
-    web::Payload::from_request(req, &mut payload).into_inner()
-}
 
 /// The answer to an upgrade past the address's cap.
 fn too_many_sockets() -> HttpResponse {
@@ -87,80 +174,4 @@ fn shutting_down() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
         .json(serde_json::json!({ "error": "Server shutting down" }))
-}
-
-async fn ws_route(
-    req: HttpRequest,
-    body: web::Payload,
-    gateway: web::Data<Gateway>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let addressing = (header("x-server-address"), header("host"));
-    if gateway.closing() {
-        return Ok(shutting_down());
-    }
-    let Some(guard) = admit(&req, &gateway) else {
-        return Ok(too_many_sockets());
-    };
-    let (response, _, stream) = actix_ws::handle(&req, guarded(&req, body, WS_FRAME_MAX)?)?;
-    let mut outbox = None;
-    let response = response
-        .map_body(|_, original| {
-            let config = &gateway.config;
-            let (ws, body) =
-                body::outbox(config.outbound_queue.max(16), config.write_delay, original);
-            outbox = Some(ws);
-            body
-        })
-        .map_into_boxed_body();
-    let session = outbox.ok_or_else(|| actix_web::error::ErrorInternalServerError("no body"))?;
-    let hello_id = conn::hello(&session)
-        .ok_or_else(|| actix_web::error::ErrorInternalServerError("no hello"))?;
-    // A message sent in fragments is held to the same limit as one frame (actix-ws would
-    // gather up to 1 MiB of them).
-    let stream = stream
-        .max_frame_size(WS_FRAME_MAX)
-        .aggregate_continuations()
-        .max_continuation_size(WS_FRAME_MAX);
-    actix_web::rt::spawn(async move {
-        conn::run(gateway.into_inner(), addressing, session, hello_id, stream).await;
-        drop(guard);
-    });
-    Ok(response)
-}
-
-async fn notify_route(
-    req: HttpRequest,
-    body: web::Payload,
-    gateway: web::Data<Gateway>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let addressing = (header("x-server-address"), header("host"));
-    if gateway.closing() {
-        return Ok(shutting_down());
-    }
-    let Some(guard) = admit(&req, &gateway) else {
-        return Ok(too_many_sockets());
-    };
-    let (response, session, stream) =
-        actix_ws::handle(&req, guarded(&req, body, NOTIFY_FRAME_MAX)?)?;
-    let stream = stream
-        .max_frame_size(NOTIFY_FRAME_MAX)
-        .aggregate_continuations()
-        .max_continuation_size(NOTIFY_FRAME_MAX);
-    actix_web::rt::spawn(async move {
-        notify::run(gateway.into_inner(), addressing, session, stream).await;
-        drop(guard);
-    });
-    Ok(response)
 }

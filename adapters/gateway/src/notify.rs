@@ -2,14 +2,15 @@
 //! looking at, a light socket that only says "you were mentioned in this channel": its
 //! connection loop, and the entries the dispatcher pings.
 
+use crate::body::Ws;
 use crate::frame::Frame;
+use crate::guard::{Inbound, Incoming};
 use crate::registry::Gateway;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason};
 use ecto_core::new_id;
 use ecto_core::usecases::base::publish::close;
 use ecto_core::usecases::gateway::{identify, HEARTBEAT_INTERVAL_MS};
 use ecto_core::usecases::tenancy::resolve_server;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,8 @@ use uuid::Uuid;
 pub(crate) async fn run(
     gateway: Arc<Gateway>,
     addressing: (Option<String>, Option<String>),
-    mut ws: actix_ws::Session,
-    mut stream: AggregatedMessageStream,
+    mut ws: Ws,
+    inbound: &mut Inbound,
 ) {
     let id = new_id();
     let hello = json!({ "event": "system.hello", "data": { "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": id } });
@@ -59,8 +60,8 @@ pub(crate) async fn run(
                     None => break Some((close::SERVER_SHUTTING_DOWN, "Server shutting down")),
                 }
             }
-            msg = stream.next() => match msg {
-                Some(Ok(AggregatedMessage::Text(text))) => {
+            msg = inbound.next() => match msg {
+                Some(Ok(Incoming::Text(text))) => {
                     let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(&text) else {
                         break Some((close::INVALID_PAYLOAD, "Invalid JSON"));
                     };
@@ -99,8 +100,8 @@ pub(crate) async fn run(
                         _ => {}
                     }
                 }
-                Some(Ok(AggregatedMessage::Ping(bytes))) => { if ws.pong(&bytes).await.is_err() { break None; } }
-                Some(Ok(AggregatedMessage::Close(_))) | None => break None,
+                Some(Ok(Incoming::Ping(bytes))) => { if ws.pong(&bytes).await.is_err() { break None; } }
+                Some(Ok(Incoming::Close)) | None => break None,
                 Some(Ok(_)) => {}
                 Some(Err(_)) => break Some((close::INVALID_PAYLOAD, "Invalid frame")),
             },

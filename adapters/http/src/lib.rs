@@ -18,9 +18,11 @@ mod routes;
 mod server;
 mod trpc;
 mod unfurl;
+mod upgrade;
 pub mod uploads;
 mod validate;
 
 pub use error::{ApiError, TrpcCode};
 pub use pace::BodyPace;
 pub use server::{serve, ExtraRoutes, HttpState, RequestLimits};
+pub use upgrade::{RunSocket, Socket, UpgradeAnswer, UpgradeHook};

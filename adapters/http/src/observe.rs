@@ -8,10 +8,11 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::HttpResponse;
 use std::cell::RefCell;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -46,6 +47,11 @@ pub(crate) fn describe(resp: &mut HttpResponse, route: Option<&'static str>, ect
     resp.extensions_mut().insert(Described { route, ecto });
 }
 
+/// The id of a request: the client's `X-Request-Id` when it is sane, else a new UUIDv7.
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    sane_id(headers).unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
 /// The client's request id when it is 1 to 64 characters of `[A-Za-z0-9._-]`.
 fn sane_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(REQUEST_ID)?.to_str().ok()?;
@@ -62,7 +68,7 @@ pub(crate) async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = sane_id(req.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id = request_id(req.headers());
     let span = tracing::info_span!("request", request_id = %id);
     let method = req.method().clone();
     let started = Instant::now();
@@ -90,11 +96,32 @@ pub(crate) async fn observe(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned()),
     };
-    let elapsed = started.elapsed();
-    let status_label = status.to_string();
-    metrics::counter!("ecto_http_requests_total", "route" => route.clone(), "status" => status_label)
+    record(
+        &span,
+        &method,
+        &route,
+        status,
+        &ecto,
+        &causes,
+        started.elapsed(),
+    );
+    Ok(res)
+}
+
+/// Counts an answered request under `route` and `status`, and logs it when it failed (info
+/// for 4xx, error for 5xx or when internal errors were met).
+pub(crate) fn record(
+    span: &tracing::Span,
+    method: &Method,
+    route: &str,
+    status: u16,
+    ecto: &[u16],
+    causes: &[String],
+    elapsed: Duration,
+) {
+    metrics::counter!("ecto_http_requests_total", "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("ecto_http_request_duration_seconds", "route" => route.clone())
+    metrics::histogram!("ecto_http_request_duration_seconds", "route" => route.to_owned())
         .record(elapsed);
     if status >= 400 || !causes.is_empty() {
         let _entered = span.enter();
@@ -111,5 +138,4 @@ pub(crate) async fn observe(
             tracing::info!(%method, %route, status, ecto_code = %ecto, ms, "request failed");
         }
     }
-    Ok(res)
 }

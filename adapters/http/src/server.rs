@@ -1,17 +1,22 @@
 //! Building and running the actix-web server.
 
+use crate::upgrade::UpgradeHook;
 use crate::{
     content_uploads, discovery, files, hub_uploads, landing, og_image, procedures, routes, trpc,
     unfurl, uploads,
 };
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, ServiceFactory};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::{from_fn, Compress, DefaultHeaders, Next};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use ecto_core::Services;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything the HTTP handlers share.
 pub struct HttpState {
@@ -77,93 +82,127 @@ async fn preflight(
 pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
 /// Starts serving on `listener` with `workers` threads, with `extra` routes mounted before the
-/// fall-through; the returned server runs until stopped.
+/// fall-through and WebSocket upgrades answered by `upgrade` (404 without one); the returned
+/// server runs until stopped.
+///
+/// Built as actix-web's `HttpServer` builds it (same timeouts, graceful shutdown of keep-alive
+/// connections), plus the upgrade hook `HttpServer` has no setter for.
 pub fn serve(
     state: HttpState,
     listener: TcpListener,
     workers: usize,
     extra: Option<ExtraRoutes>,
+    upgrade: Option<UpgradeHook>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::from(Arc::new(state));
-    let server = HttpServer::new(move || {
-        let extra = extra.clone();
-        App::new()
-            .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(state.max_json_body))
-            .wrap(Compress::default())
-            .wrap(from_fn(preflight))
-            .wrap(from_fn(crate::pace::pace))
-            .wrap(
-                DefaultHeaders::new()
-                    .add(("Access-Control-Allow-Origin", "*"))
-                    .add(("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS"))
-                    .add((
-                        "Access-Control-Allow-Headers",
-                        "Content-Type, Authorization, X-Request-Id",
-                    ))
-                    .add(("Access-Control-Max-Age", "86400"))
-                    .add(("Access-Control-Expose-Headers", "X-Request-Id")),
-            )
-            // Outermost: every answer, preflights and errors included, carries the id.
-            .wrap(from_fn(crate::observe::observe))
-            .configure(move |cfg| {
-                if let Some(extra) = &extra {
-                    extra(cfg);
-                }
-            })
-            .route("/health", web::route().to(routes::health))
-            .route("/ready", web::get().to(routes::ready))
-            .route("/internal/servers", web::post().to(routes::create_server))
-            .route("/", web::head().to(HttpResponse::Ok))
-            .route("/og-image", web::get().to(og_image::serve))
-            .route(
-                "/",
-                web::get().guard(landing::wants_html()).to(landing::home),
-            )
-            .route(
-                "/invite/{code}",
-                web::get().guard(landing::wants_html()).to(landing::invite),
-            )
-            .route(
-                "/webhooks/{id}/{token}",
-                web::post().to(routes::execute_webhook),
-            )
-            .route("/api/unfurl", web::get().to(unfurl::handle))
-            .route("/api/discovery-status", web::post().to(discovery::status))
-            .route("/upload", web::post().to(uploads::upload))
-            .route("/upload/dm", web::post().to(uploads::upload_dm))
-            .route("/upload/icon", web::post().to(uploads::upload_icon))
-            .route("/upload/banner", web::post().to(uploads::upload_banner))
-            .route("/upload/shared", web::post().to(hub_uploads::upload_shared))
-            .route(
-                "/upload/page-banner/{channel_id}",
-                web::post().to(content_uploads::page_banner),
-            )
-            .route(
-                "/upload/news-hero/{channel_id}",
-                web::post().to(content_uploads::news_hero),
-            )
-            .route("/files/{tail:.*}", web::get().to(files::serve))
-            .route("/files/{tail:.*}", web::head().to(files::serve))
-            .route("/trpc/{path}", web::route().to(trpc::handle))
-            .default_service(web::route().to(trpc::not_found))
-    })
-    // Small writes go out at once: a response or a frame written in several pieces must not
-    // wait for the peer's delayed ACK (Nagle's algorithm).
-    .on_connect(|conn, _| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-        }
-    })
-    .workers(workers.max(1))
-    // Flushed at the size of the pieces the gateway hands over: an idle WebSocket then keeps a
-    // write buffer of a few KiB, not one the size of its largest message (see the gateway's
-    // body.rs, PIECE_BYTES).
-    .h1_write_buffer_size(4096)
-    .shutdown_timeout(10)
-    // The binary handles SIGTERM/SIGINT itself, to close sockets with 4011 first.
-    .disable_signals()
-    .listen(listener)?
-    .run();
+    let addr = listener.local_addr()?;
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(workers.max(1))
+        .shutdown_timeout(10)
+        // The binary handles SIGTERM/SIGINT itself, to close sockets with 4011 first.
+        .disable_signals()
+        .listen("ecto-http", listener, move || {
+            let app = app(state.clone(), extra.clone())
+                .into_factory()
+                .map_err(|err| err.error_response());
+            let signal = shutdown.clone();
+            let hook = upgrade.clone();
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let signal = signal.clone();
+                    async move { signal.notified().await }
+                })
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(addr)
+                // Small writes go out at once: a response written in several pieces must not
+                // wait for the peer's delayed ACK (Nagle's algorithm).
+                .tcp_nodelay(true)
+                .upgrade(fn_service(move |(req, framed)| {
+                    crate::upgrade::answer(hook.clone(), req, framed)
+                }))
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     Ok(server)
+}
+
+/// The application every worker runs.
+fn app(
+    state: web::Data<HttpState>,
+    extra: Option<ExtraRoutes>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state.clone())
+        .app_data(web::PayloadConfig::new(state.max_json_body))
+        .wrap(Compress::default())
+        .wrap(from_fn(preflight))
+        .wrap(from_fn(crate::pace::pace))
+        .wrap(
+            DefaultHeaders::new()
+                .add(("Access-Control-Allow-Origin", "*"))
+                .add(("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS"))
+                .add((
+                    "Access-Control-Allow-Headers",
+                    "Content-Type, Authorization, X-Request-Id",
+                ))
+                .add(("Access-Control-Max-Age", "86400"))
+                .add(("Access-Control-Expose-Headers", "X-Request-Id")),
+        )
+        // Outermost: every answer, preflights and errors included, carries the id.
+        .wrap(from_fn(crate::observe::observe))
+        .configure(move |cfg| {
+            if let Some(extra) = &extra {
+                extra(cfg);
+            }
+        })
+        .route("/health", web::route().to(routes::health))
+        .route("/ready", web::get().to(routes::ready))
+        .route("/internal/servers", web::post().to(routes::create_server))
+        .route("/", web::head().to(HttpResponse::Ok))
+        .route("/og-image", web::get().to(og_image::serve))
+        .route(
+            "/",
+            web::get().guard(landing::wants_html()).to(landing::home),
+        )
+        .route(
+            "/invite/{code}",
+            web::get().guard(landing::wants_html()).to(landing::invite),
+        )
+        .route(
+            "/webhooks/{id}/{token}",
+            web::post().to(routes::execute_webhook),
+        )
+        .route("/api/unfurl", web::get().to(unfurl::handle))
+        .route("/api/discovery-status", web::post().to(discovery::status))
+        .route("/upload", web::post().to(uploads::upload))
+        .route("/upload/dm", web::post().to(uploads::upload_dm))
+        .route("/upload/icon", web::post().to(uploads::upload_icon))
+        .route("/upload/banner", web::post().to(uploads::upload_banner))
+        .route("/upload/shared", web::post().to(hub_uploads::upload_shared))
+        .route(
+            "/upload/page-banner/{channel_id}",
+            web::post().to(content_uploads::page_banner),
+        )
+        .route(
+            "/upload/news-hero/{channel_id}",
+            web::post().to(content_uploads::news_hero),
+        )
+        .route("/files/{tail:.*}", web::get().to(files::serve))
+        .route("/files/{tail:.*}", web::head().to(files::serve))
+        .route("/trpc/{path}", web::route().to(trpc::handle))
+        .default_service(web::route().to(trpc::not_found))
 }

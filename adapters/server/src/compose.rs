@@ -501,8 +501,16 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         min_rate: config.request_body_min_rate,
     };
     let routes: ecto_http::ExtraRoutes = Arc::new(ecto_gateway::configure(gateway.clone()));
-    let server =
-        ecto_http::serve(state, listener, workers, Some(routes)).map_err(CoreError::internal)?;
+    let sockets = gateway.clone();
+    let upgrade: ecto_http::UpgradeHook = Arc::new(move |req| {
+        ecto_gateway::upgrade(&sockets, req).map(|u| ecto_http::UpgradeAnswer {
+            route: u.route,
+            response: u.response,
+            run: u.accept,
+        })
+    });
+    let server = ecto_http::serve(state, listener, workers, Some(routes), Some(upgrade))
+        .map_err(CoreError::internal)?;
     spawn_token_cleanup(services.clone());
     let central_sync = spawn_central_sync(services.clone());
     let metrics_addr = match &config.metrics_address {

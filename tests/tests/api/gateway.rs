@@ -594,32 +594,37 @@ async fn shutdown_closes_sockets_with_4011() {
     }
 }
 
-/// Opens a raw upgrade on `path`, writes `frames` as they are, and returns the code of the
-/// close frame the server answers with (panics when none comes within 5 s).
-async fn close_code_after(addr: &str, path: &str, frames: &[u8]) -> u16 {
+/// Opens a raw upgrade on `path` (with `extra` request headers), writing `frames` in the same
+/// write as the request head, and reads until `done` finds what it waits for in the answer's
+/// head and the frames so far (`(opcode, payload)`); panics when the socket ends or 5 s pass.
+async fn raw_upgrade<T>(
+    addr: &str,
+    path: &str,
+    extra: &str,
+    frames: &[u8],
+    mut done: impl FnMut(&str, &[(u8, Vec<u8>)]) -> Option<T>,
+) -> T {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    tcp.write_all(
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .as_bytes(),
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
-    .await
-    .expect("handshake");
-    tcp.write_all(frames).await.expect("frames");
-    // Read the handshake answer and every frame until the close frame.
+    .into_bytes();
+    request.extend_from_slice(frames);
+    tcp.write_all(&request).await.expect("handshake");
     let mut seen = Vec::new();
     tokio::time::timeout(std::time::Duration::from_secs(5), async {
         let mut buf = [0u8; 8192];
         loop {
             let n = tcp.read(&mut buf).await.expect("read");
-            assert!(n > 0, "{path}: the socket ended without a close frame");
+            assert!(n > 0, "{path}: the socket ended first");
             seen.extend_from_slice(&buf[..n]);
             let Some(head_end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
                 continue;
             };
+            let head = String::from_utf8_lossy(&seen[..head_end]).to_string();
+            let mut frames = Vec::new();
             let mut at = head_end + 4;
             while seen.len() >= at + 2 {
                 let (op, len) = (seen[at] & 0x0F, (seen[at + 1] & 0x7F) as usize);
@@ -633,15 +638,88 @@ async fn close_code_after(addr: &str, path: &str, frames: &[u8]) -> u16 {
                 if seen.len() < at + skip + len {
                     break;
                 }
-                if op == 8 {
-                    return u16::from_be_bytes([seen[at + skip], seen[at + skip + 1]]);
-                }
+                frames.push((op, seen[at + skip..at + skip + len].to_vec()));
                 at += skip + len;
+            }
+            if let Some(found) = done(&head, &frames) {
+                return found;
             }
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("{path}: no close frame within 5 s"))
+    .unwrap_or_else(|_| panic!("{path}: not seen within 5 s"))
+}
+
+/// Opens a raw upgrade on `path`, writes `frames` with it, and returns the code of the close
+/// frame the server answers with.
+async fn close_code_after(addr: &str, path: &str, frames: &[u8]) -> u16 {
+    raw_upgrade(addr, path, "", frames, |_, frames| {
+        frames
+            .iter()
+            .find(|(op, _)| *op == 8)
+            .map(|(_, p)| u16::from_be_bytes([p[0], p[1]]))
+    })
+    .await
+}
+
+/// WebSocket upgrades are answered before the app, yet like any request: the 101 carries the
+/// client's `X-Request-Id` and is followed by `system.hello` (a frame the client sent with its
+/// request head is read too: a ping gets its pong); an upgrade to a path that is no socket
+/// gets 404, and `/ws` without an upgrade 400, each with a request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_are_answered_like_any_request() {
+    let app = TestApp::spawn(ecto_tests::Profile::SelfHosted).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for path in ["/ws", "/notify"] {
+        let ping = client_frame(0x89, b"early");
+        let (head, frames) = raw_upgrade(
+            &addr,
+            path,
+            "X-Request-Id: probe-1\r\n",
+            &ping,
+            |head, frames| {
+                frames
+                    .iter()
+                    .any(|(op, _)| *op == 0xA)
+                    .then(|| (head.to_owned(), frames.to_vec()))
+            },
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{path}: {head}");
+        assert!(
+            head.to_ascii_lowercase().contains("x-request-id: probe-1"),
+            "{path}: {head}"
+        );
+        let (op, hello) = &frames[0];
+        assert_eq!(*op, 1, "{path}: the hello comes first");
+        let hello: Value = serde_json::from_slice(hello).expect("json");
+        assert_eq!(hello["event"], "system.hello", "{path}");
+        assert!(
+            frames.contains(&(0xA, b"early".to_vec())),
+            "{path}: {frames:?}"
+        );
+    }
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let mut elsewhere = app.http.get(format!("{}/trpc/server.info", app.base));
+    for (name, value) in upgrade {
+        elsewhere = elsewhere.header(name, value);
+    }
+    let res = elsewhere.send().await.expect("send");
+    assert_eq!(res.status(), 404);
+    assert!(res.headers().contains_key("x-request-id"));
+    let res = app
+        .http
+        .get(format!("{}/ws", app.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().contains_key("x-request-id"));
 }
 
 /// A client frame (masked with a zero key, so the payload goes as it is).

@@ -63,6 +63,7 @@ async fn ready_is_503_when_a_backing_service_is_down() {
         listener,
         1,
         None,
+        None,
     )
     .expect("serve");
     tokio::spawn(server);
