@@ -82,9 +82,7 @@ pub fn upgrade(gateway: &Arc<Gateway>, req: &actix_http::Request) -> Option<Upgr
             accept: None,
         })
     };
-    if req.method() != actix_http::Method::GET {
-        return refuse(HttpResponse::MethodNotAllowed().finish());
-    }
+    // A method other than GET, or a missing or bad header, is refused here (405, 400).
     let mut handshake = match actix_http::ws::handshake(req.head()) {
         Ok(h) => h,
         Err(e) => return refuse(HttpResponse::from(actix_http::Response::from(e))),
