@@ -11,6 +11,7 @@
 //! all of it or none of it.
 
 use crate::db::{db_error, pool_error, Backend, Db, DbKind, SqliteConn};
+use chrono::SubsecRound;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -576,6 +577,23 @@ fn convert(value: &Value, from: ColumnKind, to: ColumnKind, target: DbKind) -> C
                     .to_string(),
             )
         }
+        // SQLite's text keeps nanoseconds; PostgreSQL would round them to microseconds, which
+        // can carry into the next millisecond that clients see (a message of …44.792999600
+        // answered …44.793 after the move). Cut to microseconds, as diesel writes them.
+        (Value::String(s), ColumnKind::Timestamp, DbKind::Postgres)
+            if from != ColumnKind::Timestamp =>
+        {
+            match chrono::DateTime::parse_from_str(s, "%F %T%.f%:z") {
+                Ok(t) => Value::String(
+                    t.with_timezone(&chrono::Utc)
+                        .trunc_subsecs(6)
+                        .format("%F %T%.6f%:z")
+                        .to_string(),
+                ),
+                // Not diesel's form: PostgreSQL reads it as it is.
+                Err(_) => value.clone(),
+            }
+        }
         (v, _, _) => v.clone(),
     })
 }
@@ -635,8 +653,19 @@ mod tests {
         );
         assert_eq!(
             convert(&json!("2026-12-03 16:15:44.5+00:00"), Text, Timestamp, pg).expect("converts"),
-            json!("2026-12-03 16:15:44.5+00:00"),
-            "PostgreSQL reads SQLite's form itself"
+            json!("2026-12-03 16:15:44.500000+00:00"),
+            "PostgreSQL reads SQLite's form, to the microsecond"
+        );
+        assert_eq!(
+            convert(
+                &json!("2026-12-06 02:44:44.792999600+00:00"),
+                Text,
+                Timestamp,
+                pg
+            )
+            .expect("converts"),
+            json!("2026-12-06 02:44:44.792999+00:00"),
+            "nanoseconds are cut, not rounded into the next millisecond"
         );
         assert_eq!(
             convert(&Value::Null, Json, Text, lite).expect("converts"),
