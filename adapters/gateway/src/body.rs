@@ -3,11 +3,10 @@
 //! The dispatcher pushes a delivered frame straight into the outbox of each socket it
 //! reaches, and wakes only the socket's writer ([`write`], which runs in the connection's
 //! task of the HTTP server): everything queued by then is encoded into one buffer and written
-//! in one `send`. The connection's own loop is not in the delivery path (perf, fan-out of
-//! 1,000 sockets: a hop through the loop's task and a session channel cost two task polls and
-//! a cross-runtime wake per delivery). The buffer lives only for its write: an idle socket
-//! keeps none (heaptrack: the HTTP/1 dispatcher's buffers, kept for the connection's life,
-//! were 16.5 KiB of a 24 KiB idle session).
+//! with one `write_all` (one `send`, unless the kernel takes a large buffer in parts). The
+//! connection's own loop is not in the delivery path (perf, fan-out of 1,000 sockets: a hop
+//! through the loop's task and a session channel cost two task polls and a cross-runtime wake
+//! per delivery). The buffer lives only for its write: an idle socket keeps none.
 //!
 //! While a session is being set up (`system.ready`, a resume's replay) frames the dispatcher
 //! delivers are held back, and follow once the connection [releases](Outbox::release) them:
@@ -24,9 +23,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-/// How long the writer still tries to send once the connection's loop has ended (its close
-/// frame): a peer that does not read cannot take it either.
-const LINGER: Duration = Duration::from_secs(2);
+/// How long a socket lingers once the connection's loop has ended: the writer still tries to
+/// send (its close frame; a peer that does not read cannot take it either), and the reader
+/// still reads what the client sends, waiting for the client to close.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// Control frames carry at most 125 bytes (RFC 6455 §5.5); a close's reason 123.
 const CONTROL_MAX: usize = 125;
@@ -442,7 +442,7 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn a_gone_writer_refuses_senders_and_ends_the_reader() {
+    async fn a_gone_writer_refuses_senders_and_signals_the_reader() {
         let mut ws = outbox(2, Duration::ZERO);
         let outbox = ws.outbox().clone();
         let mut gone = pin!(outbox.writer_gone());

@@ -3,7 +3,7 @@
 //! `identify.rs`, the other client events `events.rs`, resume `resume.rs`.
 
 use crate::body::Ws;
-use crate::guard::{Inbound, Incoming};
+use crate::inbound::{Inbound, Incoming};
 use crate::registry::Gateway;
 use crate::session::{CloseSignal, Session, SocketHandle};
 use crate::streams::Joined;

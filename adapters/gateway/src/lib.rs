@@ -14,8 +14,8 @@ mod conn;
 mod dispatch;
 mod events;
 mod frame;
-mod guard;
 mod identify;
+mod inbound;
 mod notify;
 mod registry;
 mod resume;
@@ -45,12 +45,13 @@ pub fn configure(
     }
 }
 
+/// Every valid upgrade goes to the HTTP server's hook, so what reaches this route is refused
+/// with the handshake's reason (400).
 async fn not_an_upgrade(req: HttpRequest) -> HttpResponse {
-    match actix_http::ws::handshake(req.head()) {
-        Err(e) => HttpResponse::from(actix_http::Response::from(e)),
-        // A valid upgrade reached the App: the HTTP server has no upgrade hook.
-        Ok(_) => HttpResponse::NotImplemented().finish(),
-    }
+    let error = actix_http::ws::handshake(req.head())
+        .err()
+        .unwrap_or(actix_http::ws::HandshakeError::NoWebsocketUpgrade);
+    HttpResponse::from(actix_http::Response::from(error))
 }
 
 /// What serves an accepted socket: its stream, the bytes read past the request head, and the
@@ -103,39 +104,56 @@ pub fn upgrade(gateway: &Arc<Gateway>, req: &actix_http::Request) -> Option<Upgr
     let config = &gateway.config;
     let ws = body::outbox(config.outbound_queue.max(16), config.write_delay);
     let gateway = gateway.clone();
-    let accept: Accept = if notify {
-        Box::new(move |io: TcpStream, read: BytesMut, head: BytesMut| {
-            let outbox = ws.outbox().clone();
-            let (reader, writer) = io.into_split();
-            let mut inbound = guard::Inbound::new(reader, read, NOTIFY_FRAME_MAX, outbox.clone());
-            actix_web::rt::spawn(async move {
+    let outbox = ws.outbox().clone();
+    let accept = if notify {
+        serve(
+            NOTIFY_FRAME_MAX,
+            outbox,
+            guard,
+            move |mut inbound| async move {
                 notify::run(gateway, addressing, ws, &mut inbound).await;
-                Box::pin(inbound.drain(CLOSE_LINGER)).await;
-                drop(guard);
-            });
-            Box::pin(body::write(writer, outbox, head))
-        })
+                inbound
+            },
+        )
     } else {
         // Queued now: the 101 and the hello leave in one write.
         let Some(hello_id) = conn::hello(&ws) else {
             return refuse(HttpResponse::InternalServerError().finish());
         };
-        Box::new(move |io: TcpStream, read: BytesMut, head: BytesMut| {
-            let outbox = ws.outbox().clone();
-            let (reader, writer) = io.into_split();
-            let mut inbound = guard::Inbound::new(reader, read, WS_FRAME_MAX, outbox.clone());
-            actix_web::rt::spawn(async move {
-                conn::run(gateway, addressing, ws, hello_id, &mut inbound).await;
-                Box::pin(inbound.drain(CLOSE_LINGER)).await;
-                drop(guard);
-            });
-            Box::pin(body::write(writer, outbox, head))
+        serve(WS_FRAME_MAX, outbox, guard, move |mut inbound| async move {
+            conn::run(gateway, addressing, ws, hello_id, &mut inbound).await;
+            inbound
         })
     };
     Some(Upgrade {
         route,
         response: HttpResponse::from(handshake.finish()).map_into_boxed_body(),
         accept: Some(accept),
+    })
+}
+
+/// Serves an accepted socket: its reader (frames up to `frame_max`) goes to `run`, the
+/// connection's loop, spawned; the returned future is the socket's writer. The address's slot
+/// is held until the loop has ended and the client has closed (or [`body::LINGER`] passed).
+fn serve<F, Fut>(
+    frame_max: usize,
+    outbox: Arc<body::Outbox>,
+    guard: registry::AddressGuard,
+    run: F,
+) -> Accept
+where
+    F: FnOnce(inbound::Inbound) -> Fut + 'static,
+    Fut: std::future::Future<Output = inbound::Inbound> + 'static,
+{
+    Box::new(move |io: TcpStream, read: BytesMut, head: BytesMut| {
+        let (reader, writer) = io.into_split();
+        let inbound = inbound::Inbound::new(reader, read, frame_max, outbox.clone());
+        actix_web::rt::spawn(async move {
+            let inbound = run(inbound).await;
+            Box::pin(inbound.drain(body::LINGER)).await;
+            drop(guard);
+        });
+        Box::pin(body::write(writer, outbox, head))
     })
 }
 
@@ -155,8 +173,6 @@ fn admit(req: &actix_http::Request, gateway: &Gateway) -> Option<registry::Addre
 
 /// The largest frame (or fragmented message) a `/ws` client may send (close 4002 beyond).
 const WS_FRAME_MAX: usize = 64 * 1024;
-/// How long a closed socket still reads what its client sends, waiting for the client to close.
-const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The largest frame a `/notify` client may send.
 const NOTIFY_FRAME_MAX: usize = 16 * 1024;

@@ -4,7 +4,7 @@
 
 use crate::body::Ws;
 use crate::frame::Frame;
-use crate::guard::{Inbound, Incoming};
+use crate::inbound::{Inbound, Incoming};
 use crate::registry::Gateway;
 use actix_http::ws::{CloseCode, CloseReason};
 use ecto_core::new_id;
