@@ -3,7 +3,7 @@
 //! `identify.rs`, the other client events `events.rs`, resume `resume.rs`.
 
 use crate::body::Ws;
-use crate::inbound::{Inbound, Incoming};
+use crate::inbound::{echoed, Inbound, Incoming};
 use crate::registry::Gateway;
 use crate::session::{CloseSignal, Session, SocketHandle};
 use crate::streams::Joined;
@@ -173,7 +173,8 @@ pub(crate) async fn run(
                     }
                     if conn.ws.pong(&bytes).await.is_err() { break None; }
                 }
-                Some(Ok(Incoming::Close)) | None => break None,
+                Some(Ok(Incoming::Close(code))) => break echoed(code).map(|c| (c, String::new())),
+                None => break None,
                 Some(Ok(Incoming::Binary)) => {
                     break Some((close::INVALID_PAYLOAD, "Invalid JSON".into()));
                 }

@@ -30,7 +30,14 @@ pub(crate) enum Incoming {
     Binary,
     Ping(Bytes),
     Pong,
-    Close,
+    /// The client closes, with its code if it gave one.
+    Close(Option<u16>),
+}
+
+/// The code the server's close frame echoes when the client closed with `code` (RFC 6455
+/// §5.5.1): codes a frame may carry, else none.
+pub(crate) fn echoed(code: Option<u16>) -> Option<u16> {
+    code.filter(|c| matches!(c, 1000..=1003 | 1007..=1014 | 3000..=4999))
 }
 
 /// A frame the socket refuses: over the limit, malformed, or text that is not UTF-8.
@@ -150,7 +157,7 @@ impl Inbound {
                 Frame::Binary(_) => Incoming::Binary,
                 Frame::Ping(b) => Incoming::Ping(b),
                 Frame::Pong(_) => Incoming::Pong,
-                Frame::Close(_) => Incoming::Close,
+                Frame::Close(reason) => Incoming::Close(reason.map(|r| u16::from(r.code))),
                 Frame::Continuation(item) => {
                     let (text, bytes, last) = match item {
                         Item::FirstText(b) => (Some(true), b, false),

@@ -4,7 +4,7 @@
 
 use crate::body::Ws;
 use crate::frame::Frame;
-use crate::inbound::{Inbound, Incoming};
+use crate::inbound::{echoed, Inbound, Incoming};
 use crate::registry::Gateway;
 use actix_http::ws::{CloseCode, CloseReason};
 use ecto_core::new_id;
@@ -101,7 +101,8 @@ pub(crate) async fn run(
                     }
                 }
                 Some(Ok(Incoming::Ping(bytes))) => { if ws.pong(&bytes).await.is_err() { break None; } }
-                Some(Ok(Incoming::Close)) | None => break None,
+                Some(Ok(Incoming::Close(code))) => break echoed(code).map(|c| (c, "")),
+                None => break None,
                 Some(Ok(_)) => {}
                 Some(Err(_)) => break Some((close::INVALID_PAYLOAD, "Invalid frame")),
             },

@@ -722,6 +722,20 @@ async fn upgrades_are_answered_like_any_request() {
     assert!(res.headers().contains_key("x-request-id"));
 }
 
+/// A client's close is echoed with its code (RFC 6455 §5.5.1), on `/ws` and `/notify`, so a
+/// browser's close event reports the code it sent rather than 1005 (no status).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_close_is_echoed_with_its_code() {
+    let app = TestApp::spawn(ecto_tests::Profile::SelfHosted).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    for path in ["/ws", "/notify"] {
+        for code in [1000u16, 4321] {
+            let close = client_frame(0x88, &code.to_be_bytes());
+            assert_eq!(close_code_after(&addr, path, &close).await, code, "{path}");
+        }
+    }
+}
+
 /// A client frame (masked with a zero key, so the payload goes as it is).
 fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![first_byte];
