@@ -934,6 +934,24 @@ pub async fn presence_contract(store: &dyn crate::ports::PresenceStore) {
         store.list(other_server).await.expect("list").is_empty(),
         "presences are per server"
     );
+    // The serialized snapshot follows every change, however a store keeps it.
+    async fn snapshot(
+        store: &dyn crate::ports::PresenceStore,
+        server: uuid::Uuid,
+    ) -> serde_json::Value {
+        let snapshot = store.snapshot(server).await.expect("snapshot");
+        let json = serde_json::to_value(&snapshot).expect("json");
+        let listed = serde_json::to_value(store.list(server).await.expect("list")).expect("json");
+        assert_eq!(json, listed, "the snapshot holds what list gives");
+        assert_eq!(snapshot.count(), json.as_array().map_or(0, Vec::len));
+        json
+    }
+    assert_eq!(snapshot(store, server).await[0]["status"], "dnd");
+    assert_eq!(
+        snapshot(store, server).await[0]["custom_text"],
+        "busy",
+        "asked twice"
+    );
     store
         .set(
             server,
@@ -952,12 +970,40 @@ pub async fn presence_contract(store: &dyn crate::ports::PresenceStore) {
             .map(|p| p.status),
         Some("idle".into())
     );
+    assert_eq!(
+        snapshot(store, server).await[0]["status"],
+        "idle",
+        "a change is seen"
+    );
+    let second = new_id();
+    store
+        .set(
+            server,
+            Presence {
+                user_id: second,
+                status: "online".into(),
+                custom_text: None,
+                last_active_at: Utc::now(),
+            },
+        )
+        .await
+        .expect("set");
+    assert_eq!(
+        snapshot(store, server).await.as_array().map(Vec::len),
+        Some(2)
+    );
+    assert!(store.remove(server, second).await.expect("remove"));
     assert!(store.remove(server, user).await.expect("remove"));
     assert!(
         !store.remove(server, user).await.expect("remove"),
         "removing twice is false"
     );
     assert!(store.list(server).await.expect("list").is_empty());
+    assert_eq!(
+        snapshot(store, server).await,
+        serde_json::json!([]),
+        "all gone"
+    );
 }
 
 /// Reads the next event of `server` from a feed, skipping other servers' events.

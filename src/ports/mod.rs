@@ -44,7 +44,7 @@ pub use health::HealthCheck;
 pub use hub::{HubStore, SharedFileRefusal};
 pub use invites::{InviteStore, NewInvite};
 pub use messages::{Cursor, MessageStore, SendRefusal};
-pub use presence::{Presence, PresenceStore};
+pub use presence::{Presence, PresenceSnapshot, PresenceStore};
 pub use rate_limit::{Limit, RateDecision, RateLimiter, RateLimits};
 pub use roles::{ModerationStore, NewBan, NewRole, RolePatch, RoleStore};
 pub use search::{SearchQuery, SearchStore};

@@ -4,6 +4,8 @@ use crate::model::Timestamp;
 use crate::CoreResult;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A user's presence, as `presence.update` carries it.
@@ -15,6 +17,69 @@ pub struct Presence {
     pub custom_text: Option<String>,
     #[serde(serialize_with = "crate::model::time::iso")]
     pub last_active_at: Timestamp,
+}
+
+/// A server's presences serialized once, as `system.ready` carries them (a JSON array): every
+/// ready of the server sends the same bytes until a presence changes, instead of serializing
+/// each presence again (perf, 3,000 sessions connecting: a third of the connect CPU was spent
+/// serializing presences).
+#[derive(Debug, Clone)]
+pub struct PresenceSnapshot {
+    json: Arc<RawValue>,
+    count: usize,
+}
+
+impl PresenceSnapshot {
+    /// The snapshot of `presences` (an `offline` one, never stored, is left out).
+    pub fn of<'a>(presences: impl IntoIterator<Item = &'a Presence>) -> Self {
+        let visible: Vec<&Presence> = presences
+            .into_iter()
+            .filter(|p| p.status != "offline")
+            .collect();
+        let json = serde_json::to_string(&visible).unwrap_or_else(|_| "[]".into());
+        Self::from_array(json, visible.len())
+    }
+
+    /// The snapshot of presences already serialized one by one (as a store keeps them);
+    /// `None` when one of them is not a JSON object.
+    pub fn joined<'a>(presences: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let mut json = String::from("[");
+        let mut count = 0;
+        for presence in presences {
+            if !presence.trim_start().starts_with('{') {
+                return None;
+            }
+            if count > 0 {
+                json.push(',');
+            }
+            json.push_str(presence);
+            count += 1;
+        }
+        json.push(']');
+        // Checked once here, so that a corrupt entry cannot break a `system.ready` frame.
+        serde_json::from_str::<&RawValue>(&json).ok()?;
+        Some(Self::from_array(json, count))
+    }
+
+    fn from_array(json: String, count: usize) -> Self {
+        let raw: Box<RawValue> =
+            RawValue::from_string(json).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Self {
+            json: Arc::from(raw),
+            count,
+        }
+    }
+
+    /// How many presences it holds.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Serialize for PresenceSnapshot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
 }
 
 /// Presences and open-connection counts per server.
@@ -34,4 +99,9 @@ pub trait PresenceStore: Send + Sync {
     async fn get(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<Presence>>;
     /// Every presence of the server.
     async fn list(&self, server_id: Uuid) -> CoreResult<Vec<Presence>>;
+    /// Every presence of the server, serialized: a store may keep it until a presence of
+    /// the server changes.
+    async fn snapshot(&self, server_id: Uuid) -> CoreResult<PresenceSnapshot> {
+        Ok(PresenceSnapshot::of(&self.list(server_id).await?))
+    }
 }

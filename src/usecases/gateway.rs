@@ -3,7 +3,6 @@
 
 use super::base::access::{channel_and_perms_memo, readable_channels, Perms};
 use super::base::identity::{authenticate, Caller};
-use super::base::lookup::visible_presences;
 use super::base::publish::{close, publish, CLOSE_EVENT};
 use super::base::views::{self, MessagePage};
 use crate::model::{Category, MemberView, Role, Server, ServerView, Timestamp};
@@ -110,7 +109,7 @@ pub struct Ready {
     pub roles: Vec<Role>,
     pub self_member: Option<MemberView>,
     pub read_states: Vec<crate::model::ReadState>,
-    pub presences: Vec<crate::ports::Presence>,
+    pub presences: crate::ports::PresenceSnapshot,
     pub voice_states: Vec<crate::ports::VoiceState>,
     pub activity_unread_notifications: i64,
     pub activity_unread_server_dms: i64,
@@ -201,7 +200,7 @@ pub async fn ready(
             roles: perms.data.roles.clone(),
             self_member,
             read_states: svc.messages.read_states(server.id, caller.user_id).await?,
-            presences: visible_presences(svc, server.id).await?,
+            presences: svc.presence.snapshot(server.id).await?,
             voice_states: svc.voice_states.list(server.id).await?,
             activity_unread_notifications: notifications,
             activity_unread_server_dms: dms,

@@ -2,7 +2,6 @@
 
 use super::base::access::{readable_channels, server_bits};
 use super::base::identity::Caller;
-use super::base::lookup::visible_presences;
 use crate::model::{Server, ServerView};
 use crate::{permissions, CoreResult, Services};
 use serde::Serialize;
@@ -39,7 +38,7 @@ pub async fn info(
     Ok(ServerInfo {
         server: ServerView::new(server, &config, svc.settings.hosting_mode, manager),
         member_count: svc.servers.member_count(server.id).await?,
-        online_count: visible_presences(svc, server.id).await?.len() as i64,
+        online_count: svc.presence.snapshot(server.id).await?.count() as i64,
         require_invite: config.require_invite,
         allow_local_accounts: config.allow_local_accounts
             && (svc.settings.hosting_mode == crate::HostingMode::SelfHosted

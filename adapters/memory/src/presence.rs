@@ -1,7 +1,7 @@
 //! [`PresenceStore`] in one process.
 
 use async_trait::async_trait;
-use ecto_core::ports::{Presence, PresenceStore};
+use ecto_core::ports::{Presence, PresenceSnapshot, PresenceStore};
 use ecto_core::CoreResult;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -11,6 +11,17 @@ use uuid::Uuid;
 struct Inner {
     connections: HashMap<(Uuid, Uuid), u64>,
     presences: HashMap<Uuid, HashMap<Uuid, Presence>>,
+    /// Each server's presences as last serialized, until one of them changes.
+    snapshots: HashMap<Uuid, PresenceSnapshot>,
+    /// Counts the changes of presences: a snapshot built while one happened is not kept.
+    changes: u64,
+}
+
+impl Inner {
+    fn changed(&mut self, server_id: Uuid) {
+        self.snapshots.remove(&server_id);
+        self.changes += 1;
+    }
 }
 
 /// Presences and connection counts in memory.
@@ -59,11 +70,13 @@ impl PresenceStore for MemoryPresenceStore {
     }
 
     async fn set(&self, server_id: Uuid, presence: Presence) -> CoreResult<()> {
-        self.inner()
+        let mut inner = self.inner();
+        inner
             .presences
             .entry(server_id)
             .or_default()
             .insert(presence.user_id, presence);
+        inner.changed(server_id);
         Ok(())
     }
 
@@ -74,6 +87,9 @@ impl PresenceStore for MemoryPresenceStore {
             .get_mut(&server_id)
             .and_then(|m| m.remove(&user_id))
             .is_some();
+        if removed {
+            inner.changed(server_id);
+        }
         if inner
             .presences
             .get(&server_id)
@@ -100,5 +116,27 @@ impl PresenceStore for MemoryPresenceStore {
             .get(&server_id)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn snapshot(&self, server_id: Uuid) -> CoreResult<PresenceSnapshot> {
+        let (presences, changes) = {
+            let inner = self.inner();
+            if let Some(snapshot) = inner.snapshots.get(&server_id) {
+                return Ok(snapshot.clone());
+            }
+            let presences: Vec<Presence> = inner
+                .presences
+                .get(&server_id)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            (presences, inner.changes)
+        };
+        // Serialized without the lock held.
+        let snapshot = PresenceSnapshot::of(&presences);
+        let mut inner = self.inner();
+        if inner.changes == changes && inner.presences.contains_key(&server_id) {
+            inner.snapshots.insert(server_id, snapshot.clone());
+        }
+        Ok(snapshot)
     }
 }

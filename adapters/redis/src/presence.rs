@@ -2,7 +2,7 @@
 
 use crate::RedisConn;
 use async_trait::async_trait;
-use ecto_core::ports::{Presence, PresenceStore};
+use ecto_core::ports::{Presence, PresenceSnapshot, PresenceStore};
 use ecto_core::{CoreError, CoreResult};
 use redis::AsyncCommands;
 use uuid::Uuid;
@@ -93,5 +93,20 @@ impl PresenceStore for RedisPresenceStore {
             .iter()
             .filter_map(|r| serde_json::from_str(r).ok())
             .collect())
+    }
+
+    /// The stored presences are already serialized as `system.ready` carries them: they are
+    /// joined, not parsed and serialized again (a corrupt one falls back to [`Self::list`],
+    /// which leaves it out).
+    async fn snapshot(&self, server_id: Uuid) -> CoreResult<PresenceSnapshot> {
+        let mut conn = self.0.manager.clone();
+        let all: Vec<String> = conn
+            .hvals(self.presences(server_id))
+            .await
+            .map_err(crate::redis_error)?;
+        match PresenceSnapshot::joined(all.iter().map(String::as_str)) {
+            Some(snapshot) => Ok(snapshot),
+            None => Ok(PresenceSnapshot::of(&self.list(server_id).await?)),
+        }
     }
 }

@@ -1,9 +1,8 @@
 //! Lookups several use cases share, read from the stores (not the memo: see
-//! [`super::loaders`] for the memoized reads): a channel of the server, the visible
-//! presences, and the authors or usernames of a set of users.
+//! [`super::loaders`] for the memoized reads): a channel of the server, and the authors or
+//! usernames of a set of users.
 
 use crate::model::{Channel, MessageAuthor};
-use crate::ports::Presence;
 use crate::{CoreError, CoreResult, Services};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -15,17 +14,6 @@ pub async fn channel(svc: &Services, server_id: Uuid, id: Uuid) -> CoreResult<Ch
         .channel(server_id, id)
         .await?
         .ok_or_else(CoreError::channel_not_found)
-}
-
-/// Presences of the server that others can see (not offline).
-pub async fn visible_presences(svc: &Services, server_id: Uuid) -> CoreResult<Vec<Presence>> {
-    Ok(svc
-        .presence
-        .list(server_id)
-        .await?
-        .into_iter()
-        .filter(|p| p.status != "offline")
-        .collect())
 }
 
 /// The authors known for `users` on the server (each asked once, in id order); users without
