@@ -941,8 +941,13 @@ pub async fn presence_contract(store: &dyn crate::ports::PresenceStore) {
     ) -> serde_json::Value {
         let snapshot = store.snapshot(server).await.expect("snapshot");
         let json = serde_json::to_value(&snapshot).expect("json");
-        let listed = serde_json::to_value(store.list(server).await.expect("list")).expect("json");
-        assert_eq!(json, listed, "the snapshot holds what list gives");
+        let mut shown = store.list(server).await.expect("list");
+        shown.retain(|p| p.shown());
+        let listed = serde_json::to_value(shown).expect("json");
+        assert_eq!(
+            json, listed,
+            "the snapshot holds what list gives, but the invisible"
+        );
         assert_eq!(snapshot.count(), json.as_array().map_or(0, Vec::len));
         json
     }
@@ -992,6 +997,24 @@ pub async fn presence_contract(store: &dyn crate::ports::PresenceStore) {
         snapshot(store, server).await.as_array().map(Vec::len),
         Some(2)
     );
+    // A user appearing offline keeps a stored presence that nobody is shown.
+    let invisible = new_id();
+    store
+        .set(
+            server,
+            Presence {
+                user_id: invisible,
+                status: "offline".into(),
+                custom_text: None,
+                last_active_at: Utc::now(),
+            },
+        )
+        .await
+        .expect("set");
+    assert_eq!(store.list(server).await.expect("list").len(), 3);
+    let shown = snapshot(store, server).await;
+    assert_eq!(shown.as_array().map(Vec::len), Some(2), "{shown}");
+    assert!(store.remove(server, invisible).await.expect("remove"));
     assert!(store.remove(server, second).await.expect("remove"));
     assert!(store.remove(server, user).await.expect("remove"));
     assert!(

@@ -8,15 +8,26 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// The status of a user who chose to appear offline: stored, shown to nobody.
+const OFFLINE: &str = "offline";
+
 /// A user's presence, as `presence.update` carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Presence {
     pub user_id: Uuid,
-    /// `online`, `idle`, `dnd` (an `offline` presence is removed instead of stored).
+    /// `online`, `idle`, `dnd`, or `offline` for a user who chose to appear offline (stored,
+    /// shown to nobody; a user without a session has no presence at all).
     pub status: String,
     pub custom_text: Option<String>,
     #[serde(serialize_with = "crate::model::time::iso")]
     pub last_active_at: Timestamp,
+}
+
+impl Presence {
+    /// Whether others see it (not a user appearing offline).
+    pub fn shown(&self) -> bool {
+        self.status != OFFLINE
+    }
 }
 
 /// A server's presences serialized once, as `system.ready` carries them (a JSON array): every
@@ -30,42 +41,43 @@ pub struct PresenceSnapshot {
 }
 
 impl PresenceSnapshot {
-    /// The snapshot of `presences` (an `offline` one, never stored, is left out).
+    /// The snapshot of `presences`, leaving out those shown as offline (a user who chose to
+    /// appear offline).
     pub fn of<'a>(presences: impl IntoIterator<Item = &'a Presence>) -> Self {
-        let visible: Vec<&Presence> = presences
-            .into_iter()
-            .filter(|p| p.status != "offline")
-            .collect();
-        let json = serde_json::to_string(&visible).unwrap_or_else(|_| "[]".into());
-        Self::from_array(json, visible.len())
+        let visible: Vec<&Presence> = presences.into_iter().filter(|p| p.shown()).collect();
+        let json =
+            serde_json::value::to_raw_value(&visible).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Self {
+            json: Arc::from(json),
+            count: visible.len(),
+        }
     }
 
-    /// The snapshot of presences already serialized one by one (as a store keeps them);
-    /// `None` when one of them is not a JSON object.
-    pub fn joined<'a>(presences: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+    /// The snapshot of presences already serialized one by one (as a store keeps them),
+    /// joined as they are: those shown as offline, and any that is not a presence, are left
+    /// out.
+    pub fn joined<'a>(presences: impl IntoIterator<Item = &'a str>) -> Self {
+        #[derive(Deserialize)]
+        struct Status<'a> {
+            #[serde(borrow)]
+            status: &'a str,
+        }
         let mut json = String::from("[");
         let mut count = 0;
         for presence in presences {
-            if !presence.trim_start().starts_with('{') {
-                return None;
+            let shown = serde_json::from_str::<Status>(presence).is_ok_and(|p| p.status != OFFLINE);
+            if shown {
+                if count > 0 {
+                    json.push(',');
+                }
+                json.push_str(presence);
+                count += 1;
             }
-            if count > 0 {
-                json.push(',');
-            }
-            json.push_str(presence);
-            count += 1;
         }
         json.push(']');
-        // Checked once here, so that a corrupt entry cannot break a `system.ready` frame.
-        serde_json::from_str::<&RawValue>(&json).ok()?;
-        Some(Self::from_array(json, count))
-    }
-
-    fn from_array(json: String, count: usize) -> Self {
-        let raw: Box<RawValue> =
-            RawValue::from_string(json).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        let json = RawValue::from_string(json).unwrap_or_else(|_| RawValue::NULL.to_owned());
         Self {
-            json: Arc::from(raw),
+            json: Arc::from(json),
             count,
         }
     }
@@ -99,8 +111,8 @@ pub trait PresenceStore: Send + Sync {
     async fn get(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<Presence>>;
     /// Every presence of the server.
     async fn list(&self, server_id: Uuid) -> CoreResult<Vec<Presence>>;
-    /// Every presence of the server, serialized: a store may keep it until a presence of
-    /// the server changes.
+    /// The presences of the server others see, serialized: a store may keep it until a
+    /// presence of the server changes.
     async fn snapshot(&self, server_id: Uuid) -> CoreResult<PresenceSnapshot> {
         Ok(PresenceSnapshot::of(&self.list(server_id).await?))
     }

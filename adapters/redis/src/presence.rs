@@ -96,17 +96,13 @@ impl PresenceStore for RedisPresenceStore {
     }
 
     /// The stored presences are already serialized as `system.ready` carries them: they are
-    /// joined, not parsed and serialized again (a corrupt one falls back to [`Self::list`],
-    /// which leaves it out).
+    /// joined, not deserialized and serialized again.
     async fn snapshot(&self, server_id: Uuid) -> CoreResult<PresenceSnapshot> {
         let mut conn = self.0.manager.clone();
         let all: Vec<String> = conn
             .hvals(self.presences(server_id))
             .await
             .map_err(crate::redis_error)?;
-        match PresenceSnapshot::joined(all.iter().map(String::as_str)) {
-            Some(snapshot) => Ok(snapshot),
-            None => Ok(PresenceSnapshot::of(&self.list(server_id).await?)),
-        }
+        Ok(PresenceSnapshot::joined(all.iter().map(String::as_str)))
     }
 }
