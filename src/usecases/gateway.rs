@@ -23,21 +23,50 @@ pub const TAKEOVER_EVENT: &str = "internal.takeover";
 
 /// Whether a session of `server_id` held by `user_id`, subscribed to `subscriptions`, is sent
 /// `event` (and so counts it in its sequence). Internal events are never sent. The live
-/// dispatcher and the resume replay both decide with this one function, which is what makes a
-/// rebuilt session's numbering identical to the original's.
+/// dispatcher (through [`Audience`], decided once per event) and the resume replay both decide
+/// with this one rule, which is what makes a rebuilt session's numbering identical to the
+/// original's.
 pub fn reaches(
     event: &crate::ports::Event,
     server_id: Uuid,
     user_id: Uuid,
     subscriptions: &HashSet<Uuid>,
 ) -> bool {
-    event.server_id == server_id
-        && !event.name.starts_with("internal.")
-        && match event.scope {
-            Scope::Server => true,
-            Scope::User(u) => u == user_id,
-            Scope::Channel(c) => subscriptions.contains(&c),
+    Audience::of(event).reaches(server_id, user_id, subscriptions)
+}
+
+/// Who an event is sent to: what [`reaches`] reads of the event, read once for all the
+/// sessions it is applied to.
+#[derive(Debug, Clone, Copy)]
+pub struct Audience {
+    server_id: Uuid,
+    /// `None` for an internal event: nobody.
+    scope: Option<Scope>,
+}
+
+impl Audience {
+    pub fn of(event: &crate::ports::Event) -> Self {
+        Self {
+            server_id: event.server_id,
+            scope: (!event.name.starts_with("internal.")).then_some(event.scope),
         }
+    }
+
+    /// Whether the event is sent to no session at all.
+    pub fn is_nobody(&self) -> bool {
+        self.scope.is_none()
+    }
+
+    /// [`reaches`], for one session.
+    pub fn reaches(&self, server_id: Uuid, user_id: Uuid, subscriptions: &HashSet<Uuid>) -> bool {
+        self.server_id == server_id
+            && match self.scope {
+                None => false,
+                Some(Scope::Server) => true,
+                Some(Scope::User(u)) => u == user_id,
+                Some(Scope::Channel(c)) => subscriptions.contains(&c),
+            }
+    }
 }
 
 /// Whether an internal close event ends sessions of `user_id` in `server_id` (a resync event

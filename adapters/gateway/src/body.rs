@@ -12,6 +12,7 @@
 //! delivers are held back, and follow once the connection [releases](Outbox::release) them:
 //! the client sees `system.ready` or `system.resumed` first.
 
+use crate::frame::Dispatched;
 use actix_http::ws::{CloseReason, OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
@@ -36,11 +37,29 @@ const CONTROL_MAX: usize = 125;
 pub(crate) struct Closed;
 
 /// One outbound message: what a server sends on `/ws`.
-enum Message {
+pub(crate) enum Message {
     Text(ByteString),
+    /// A dispatched event, encoded by the writer.
+    Event(Dispatched),
     Pong(Bytes),
     Close(Option<CloseReason>),
 }
+
+impl From<ByteString> for Message {
+    fn from(text: ByteString) -> Self {
+        Message::Text(text)
+    }
+}
+
+impl From<Dispatched> for Message {
+    fn from(event: Dispatched) -> Self {
+        Message::Event(event)
+    }
+}
+
+/// The queue's capacity a writer keeps between writes (two queues alternate: the writer
+/// encodes one while the dispatcher fills the other, without allocating either).
+const KEPT_CAPACITY: usize = 64;
 
 #[derive(Default)]
 struct State {
@@ -164,16 +183,16 @@ impl Outbox {
 
     /// Queues a dispatched frame unless the queue is full or the socket closing; held while
     /// the session is being set up. Never waits (the dispatcher calls it with locks held).
-    pub(crate) fn try_send(&self, text: ByteString) -> Result<(), Closed> {
+    pub(crate) fn try_send(&self, message: impl Into<Message>) -> Result<(), Closed> {
         let mut state = self.lock();
         if state.closing || state.gone || state.queue.len() + state.held.len() >= self.capacity {
             return Err(Closed);
         }
         if state.holding {
-            state.held.push_back(Message::Text(text));
+            state.held.push_back(message.into());
             return Ok(());
         }
-        state.queue.push_back(Message::Text(text));
+        state.queue.push_back(message.into());
         self.wake_writer(state, true);
         Ok(())
     }
@@ -293,8 +312,14 @@ pub(crate) fn outbox(capacity: usize, delay: Duration) -> Ws {
 
 impl Outbox {
     /// Everything queued, encoded after `first` (taken); `None` once the queue is written and
-    /// the socket closing or its loop ended.
-    fn poll_take(&self, cx: &mut Context<'_>, first: &mut BytesMut) -> Poll<Option<BytesMut>> {
+    /// the socket closing or its loop ended. `spare` (empty) becomes the queue, and the queue
+    /// taken is left there empty, its capacity kept for the next time.
+    fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        first: &mut BytesMut,
+        spare: &mut VecDeque<Message>,
+    ) -> Poll<Option<BytesMut>> {
         let mut state = self.lock();
         if state.queue.is_empty() {
             if !first.is_empty() {
@@ -306,22 +331,29 @@ impl Outbox {
             state.waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let queue = std::mem::take(&mut state.queue);
+        std::mem::swap(&mut state.queue, spare);
         drop(state);
         // Only a full queue turns a writer away (`Ws::text`): this runs per delivery.
-        if queue.len() >= self.capacity {
+        if spare.len() >= self.capacity {
             self.room.notify_waiters();
         }
-        let size: usize = queue.iter().map(encoded_len).sum();
+        let size: usize = spare.iter().map(encoded_len).sum();
         let mut buf = std::mem::take(first);
         buf.reserve(size);
-        for message in queue {
+        for message in spare.drain(..) {
             // Server frames are not masked (RFC 6455 §5.1).
             match message {
                 Message::Text(t) => Parser::write_message(&mut buf, t, OpCode::Text, true, false),
+                Message::Event(e) => {
+                    text_header(&mut buf, e.len());
+                    e.write(&mut buf);
+                }
                 Message::Pong(p) => Parser::write_message(&mut buf, p, OpCode::Pong, true, false),
                 Message::Close(reason) => Parser::write_close(&mut buf, reason, false),
             }
+        }
+        if spare.capacity() > KEPT_CAPACITY {
+            *spare = VecDeque::new();
         }
         Poll::Ready(Some(buf))
     }
@@ -348,7 +380,10 @@ impl Outbox {
 /// the loop has ended the writer gets [`LINGER`] more, then gives up.
 pub(crate) async fn write(mut io: OwnedWriteHalf, outbox: Arc<Outbox>, mut first: BytesMut) {
     let writing = async {
-        while let Some(buf) = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first)).await {
+        let mut spare = VecDeque::new();
+        while let Some(buf) =
+            std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first, &mut spare)).await
+        {
             if io.write_all(&buf).await.is_err() {
                 return;
             }
@@ -370,6 +405,7 @@ pub(crate) async fn write(mut io: OwnedWriteHalf, outbox: Arc<Outbox>, mut first
 fn encoded_len(message: &Message) -> usize {
     let payload = match message {
         Message::Text(t) => t.len(),
+        Message::Event(e) => e.len(),
         Message::Pong(p) => p.len(),
         Message::Close(r) => r
             .as_ref()
@@ -381,6 +417,22 @@ fn encoded_len(message: &Message) -> usize {
             126..=65535 => 4,
             _ => 10,
         }
+}
+
+/// The header of an unmasked, final text frame of `len` bytes (RFC 6455 §5.2).
+fn text_header(buf: &mut BytesMut, len: usize) {
+    const FIN_TEXT: u8 = 0x81;
+    match len {
+        0..=125 => buf.extend_from_slice(&[FIN_TEXT, len as u8]),
+        126..=65535 => {
+            buf.extend_from_slice(&[FIN_TEXT, 126]);
+            buf.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            buf.extend_from_slice(&[FIN_TEXT, 127]);
+            buf.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -398,11 +450,18 @@ mod tests {
     /// Everything the writer would send, until it ends.
     async fn drain(outbox: &Outbox, first: &[u8]) -> Vec<Vec<u8>> {
         let mut first = BytesMut::from(first);
+        let mut spare = VecDeque::new();
         let mut writes = Vec::new();
-        while let Some(buf) = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first)).await {
+        while let Some(buf) =
+            std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first, &mut spare)).await
+        {
             writes.push(buf.to_vec());
         }
         writes
+    }
+
+    fn t(text: &str) -> ByteString {
+        ByteString::from(text)
     }
 
     #[actix_web::test]
@@ -410,12 +469,12 @@ mod tests {
         let mut ws = outbox(8, Duration::ZERO);
         let outbox = ws.outbox().clone();
         outbox.hold();
-        outbox.try_send("held".into()).expect("room");
+        outbox.try_send(t("held")).expect("room");
         ws.text("ready").await.expect("open");
         outbox.release();
-        outbox.try_send("live".into()).expect("room");
+        outbox.try_send(t("live")).expect("room");
         ws.close(None).await.expect("open");
-        assert!(outbox.try_send("late".into()).is_err());
+        assert!(outbox.try_send(t("late")).is_err());
         let writes = drain(&outbox, b"HTTP/1.1 101\r\n\r\n").await;
         let mut want = b"HTTP/1.1 101\r\n\r\n".to_vec();
         want.extend(text(b"ready"));
@@ -426,17 +485,40 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn dispatched_events_are_written_as_their_text_frames() {
+        let ws = outbox(8, Duration::ZERO);
+        let outbox = ws.outbox().clone();
+        let mut want = BytesMut::new();
+        // Lengths under 126, under 65,536 and over: the three header forms.
+        for (data, seq) in [
+            ("1".to_owned(), 7),
+            (format!("\"{}\"", "x".repeat(300)), 80),
+            (format!("\"{}\"", "y".repeat(70_000)), 12_345),
+        ] {
+            let event = Dispatched {
+                name: crate::frame::quoted("message.create"),
+                data: data.into(),
+                seq,
+            };
+            Parser::write_message(&mut want, event.text(), OpCode::Text, true, false);
+            outbox.try_send(event).expect("room");
+        }
+        drop(ws);
+        assert_eq!(drain(&outbox, b"").await, vec![want.to_vec()]);
+    }
+
+    #[actix_web::test]
     async fn a_full_queue_refuses_dispatched_frames_until_the_writer_takes_it() {
         let ws = outbox(2, Duration::ZERO);
         let outbox = ws.outbox().clone();
-        outbox.try_send("x".repeat(10_000).into()).expect("room");
-        outbox.try_send("y".into()).expect("room");
-        assert!(outbox.try_send("z".into()).is_err());
-        let mut first = BytesMut::new();
-        let taken = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first)).await;
+        outbox.try_send(t(&"x".repeat(10_000))).expect("room");
+        outbox.try_send(t("y")).expect("room");
+        assert!(outbox.try_send(t("z")).is_err());
+        let (mut first, mut spare) = (BytesMut::new(), VecDeque::new());
+        let taken = std::future::poll_fn(|cx| outbox.poll_take(cx, &mut first, &mut spare)).await;
         // 10,000 bytes behind a 4-byte header, then "y" behind 2.
         assert_eq!(taken.map(|b| b.len()), Some(10_004 + 3));
-        outbox.try_send("z".into()).expect("room again");
+        outbox.try_send(t("z")).expect("room again");
         drop(ws);
         assert_eq!(drain(&outbox, b"").await, vec![text(b"z")]);
     }
@@ -449,7 +531,7 @@ mod tests {
         assert!(futures_util::poll!(gone.as_mut()).is_pending());
         outbox.writer_ended();
         gone.await;
-        assert!(outbox.try_send("late".into()).is_err());
+        assert!(outbox.try_send(t("late")).is_err());
         assert!(ws.text("late").await.is_err());
     }
 }

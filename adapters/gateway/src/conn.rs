@@ -119,7 +119,7 @@ pub(crate) fn hello(ws: &Ws) -> Option<Uuid> {
     let hello_id = new_id();
     let data = json!({ "heartbeat_interval": HEARTBEAT_INTERVAL_MS, "session_id": hello_id });
     let text = frame_text("system.hello", &data)?;
-    ws.outbox().try_send(text.into()).ok()?;
+    ws.outbox().try_send(crate::frame::Frame::from(text)).ok()?;
     Some(hello_id)
 }
 

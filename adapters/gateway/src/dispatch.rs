@@ -3,14 +3,14 @@
 //! and a permission change makes the sessions it reached drop the channels they can no longer
 //! read before the next event is applied.
 
-use crate::frame::frame;
+use crate::frame::{quoted, Dispatched};
 use crate::registry::{Gateway, Registry};
 use crate::session::{Session, SessionState};
 use crate::streams::{Command, Stream};
 use ecto_core::ports::{Event, EventStream, Scope, RESYNC_EVENT};
 use ecto_core::usecases::base::publish::{close, CLOSE_EVENT};
 use ecto_core::usecases::gateway::{
-    changes_permissions, closes, reaches, readable, TAKEOVER_EVENT,
+    changes_permissions, closes, readable, Audience, TAKEOVER_EVENT,
 };
 use ecto_core::usecases::voice::TRANSFER_EVENT;
 use futures_util::StreamExt;
@@ -330,38 +330,56 @@ impl Gateway {
 
     /// Applies the event to the server's sessions (with the registry lock held): delivers it
     /// to those it reaches and returns the sessions it ends (close, takeover) and those whose
-    /// permissions it may have changed.
+    /// permissions it may have changed. What the event is, and whom it is for, is read once,
+    /// not once per session.
     fn apply(&self, stream: &Stream, event: &Event) -> (Vec<Arc<Session>>, Vec<Arc<Session>>) {
         let mut ended: Vec<Arc<Session>> = Vec::new();
         let mut affected: Vec<Arc<Session>> = Vec::new();
+        let sessions = stream.sessions.values();
+        if event.name == TAKEOVER_EVENT {
+            let (id, incarnation) = (
+                event.data["session_id"].as_str(),
+                event.data["incarnation"].as_str(),
+            );
+            ended.extend(
+                sessions
+                    .filter(|s| {
+                        id == Some(&s.id.to_string())
+                            && incarnation != Some(&s.incarnation.to_string())
+                    })
+                    .cloned(),
+            );
+            return (ended, affected);
+        }
+        if event.name == TRANSFER_EVENT {
+            let id = event.data["session_id"].as_str();
+            for s in sessions.filter(|s| id == Some(&s.id.to_string())) {
+                transferred(s, &event.data["channel_id"]);
+            }
+            return (ended, affected);
+        }
+        if event.name == CLOSE_EVENT {
+            ended.extend(
+                sessions
+                    .filter(|s| closes(event, s.server.id, s.caller.user_id))
+                    .cloned(),
+            );
+            return (ended, affected);
+        }
+        let audience = Audience::of(event);
+        if audience.is_nobody() {
+            return (ended, affected);
+        }
+        let rechecks = changes_permissions(&event.name);
         // Serialized once per event, whatever the number of recipients.
-        let name: Arc<str> = Arc::from(event.name.as_str());
+        let name = quoted(&event.name);
         let mut data: Option<Arc<str>> = None;
         let mut delivered = 0u64;
-        for s in stream.sessions.values() {
-            if event.name == TAKEOVER_EVENT {
-                let taken = event.data["session_id"].as_str() == Some(&s.id.to_string())
-                    && event.data["incarnation"].as_str() != Some(&s.incarnation.to_string());
-                if taken {
-                    ended.push(s.clone());
-                }
-                continue;
-            }
-            if closes(event, s.server.id, s.caller.user_id) {
-                ended.push(s.clone());
-                continue;
-            }
-            if event.name == TRANSFER_EVENT {
-                if event.data["session_id"].as_str() == Some(&s.id.to_string()) {
-                    transferred(s, &event.data["channel_id"]);
-                }
-                continue;
-            }
+        for s in sessions {
             let mut state = s.lock();
-            if event.position <= state.position {
-                continue;
-            }
-            if !reaches(event, s.server.id, s.caller.user_id, &state.subscriptions) {
+            if event.position <= state.position
+                || !audience.reaches(s.server.id, s.caller.user_id, &state.subscriptions)
+            {
                 continue;
             }
             let data = data
@@ -372,7 +390,7 @@ impl Gateway {
             self.deliver(&mut state, event.position, &name, data);
             delivered += 1;
             drop(state);
-            if changes_permissions(&event.name) {
+            if rechecks {
                 affected.push(s.clone());
             }
         }
@@ -394,7 +412,7 @@ impl Gateway {
     }
 
     /// Numbers and sends one event to a session (or holds it while the session replays); a
-    /// socket whose queue is full is closed (4000) and can resume.
+    /// socket whose queue is full is closed (4000) and can resume. `name` is [`quoted`].
     fn deliver(&self, state: &mut SessionState, position: u64, name: &Arc<str>, data: Arc<str>) {
         if let Some(held) = &mut state.catching_up {
             held.push((position, name.clone(), data));
@@ -404,11 +422,12 @@ impl Gateway {
         state.position = position;
         state.dirty = true;
         if let Some(socket) = &state.socket {
-            if socket
-                .frames
-                .try_send(frame(name, &data, state.seq))
-                .is_err()
-            {
+            let event = Dispatched {
+                name: name.clone(),
+                data,
+                seq: state.seq,
+            };
+            if socket.frames.try_send(event).is_err() {
                 metrics::counter!("ecto_ws_outbound_drops_total").increment(1);
                 socket.close(close::UNKNOWN_ERROR, "Outbound queue full");
                 state.socket = None;

@@ -12,7 +12,7 @@
 //! checkpoint (`checkpoints.rs`) is taken under that same lock.
 
 use crate::config::GatewayConfig;
-use crate::frame::{frame, Frame};
+use crate::frame::{Dispatched, Frame};
 use crate::notify::NotifyEntry;
 use crate::session::Session;
 use crate::streams::{Command, Stream};
@@ -348,7 +348,8 @@ impl Gateway {
             if pos > state.position {
                 state.seq += 1;
                 state.position = pos;
-                frames.push(frame(&name, &data, state.seq));
+                let seq = state.seq;
+                frames.push(Dispatched { name, data, seq }.text());
             }
         }
         self.record(session, &mut state, registry.position(session.server.id));

@@ -55,7 +55,8 @@ impl SocketHandle {
     }
 }
 
-/// An event held for a session that is still replaying the log: (position, name, data).
+/// An event held for a session that is still replaying the log: (position, name as a JSON
+/// string, data).
 pub(crate) type Held = (u64, Arc<str>, Arc<str>);
 
 /// A session's state, shared by its socket and the dispatcher.
