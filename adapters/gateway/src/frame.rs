@@ -13,7 +13,6 @@ pub(crate) type Frame = bytestring::ByteString;
 /// copies nothing of its own before that (perf, fan-out of 1,000 sockets: building a frame per
 /// delivery on the dispatcher's thread, then freeing it on a worker's, was a fifth of the
 /// dispatcher's time).
-#[derive(Debug, Clone)]
 pub(crate) struct Dispatched {
     /// The event's name as a JSON string (see [`quoted`]).
     pub name: Arc<str>,
@@ -52,20 +51,23 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
     }
 }
 
-impl Dispatched {
-    /// The frame's text, in the order written.
-    fn parts<'a>(&'a self, digits: &'a mut [u8; 20]) -> [&'a str; 7] {
-        [
-            EVENT,
-            &self.name,
-            DATA,
-            &self.data,
-            SEQ,
-            decimal(self.seq, digits),
-            "}",
-        ]
-    }
+/// A frame's text, in the order written; `name` is [`quoted`].
+fn parts<'a>(name: &'a str, data: &'a str, seq: u64, digits: &'a mut [u8; 20]) -> [&'a str; 7] {
+    [EVENT, name, DATA, data, SEQ, decimal(seq, digits), "}"]
+}
 
+/// The text of `parts` as a frame of its own.
+fn text(name: &str, data: &str, seq: u64) -> Frame {
+    let mut digits = [0; 20];
+    let parts = parts(name, data, seq, &mut digits);
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    Frame::from(out)
+}
+
+impl Dispatched {
     /// The length of the frame's text.
     pub fn len(&self) -> usize {
         let digits = self.seq.checked_ilog10().map_or(1, |d| d as usize + 1);
@@ -75,30 +77,20 @@ impl Dispatched {
     /// Appends the frame's text to `out`.
     pub fn write(&self, out: &mut BytesMut) {
         let mut digits = [0; 20];
-        for part in self.parts(&mut digits) {
+        for part in parts(&self.name, &self.data, self.seq, &mut digits) {
             out.extend_from_slice(part.as_bytes());
         }
     }
 
-    /// The frame's text on its own (a resume's replay).
+    /// The frame's text on its own (events held while a resume replayed).
     pub fn text(&self) -> Frame {
-        let mut digits = [0; 20];
-        let mut out = String::with_capacity(self.len());
-        for part in self.parts(&mut digits) {
-            out.push_str(part);
-        }
-        Frame::from(out)
+        text(&self.name, &self.data, self.seq)
     }
 }
 
-/// One dispatched frame's text: `{"event":…,"data":…,"seq":…}`.
+/// One frame's text, `{"event":…,"data":…,"seq":…}`, for a resume's replay.
 pub(crate) fn frame(name: &str, data: &str, seq: u64) -> Frame {
-    Dispatched {
-        name: quoted(name),
-        data: Arc::from(data),
-        seq,
-    }
-    .text()
+    text(&quoted(name), data, seq)
 }
 
 #[cfg(test)]
