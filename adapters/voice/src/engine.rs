@@ -271,12 +271,18 @@ impl Engine {
         let mut buf = vec![0u8; 2048];
         loop {
             let now = Instant::now();
+            // Media is timed to 20 ms at most. With no transport only the sweep is due, and a
+            // command wakes the thread (its datagram): an idle server wakes once a second,
+            // not 50 times.
+            let longest = if self.transports.is_empty() {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(20)
+            };
             let wait = self
                 .next_deadline(now)
-                .map_or(Duration::from_millis(20), |d| {
-                    d.saturating_duration_since(now)
-                })
-                .clamp(Duration::from_millis(1), Duration::from_millis(20));
+                .map_or(longest, |d| d.saturating_duration_since(now))
+                .clamp(Duration::from_millis(1), longest);
             let _ = self.socket.set_read_timeout(Some(wait));
             // Read everything that is there, then look at commands and timers.
             let mut first = true;
