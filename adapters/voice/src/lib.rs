@@ -211,7 +211,8 @@ impl Sfu {
             .unwrap_or_else(|p| p.into_inner())
             .send(make(tx))
             .map_err(|_| CoreError::internal_msg("the voice thread is gone"))?;
-        // Best effort: without it the command still runs within the thread's read timeout.
+        // Best effort: without it the command still runs within the thread's read timeout
+        // (20 ms while media flows, a second when idle).
         let _ = self.waker.send(&[]);
         rx.await
             .map_err(|_| CoreError::internal_msg("the voice thread dropped a command"))?
