@@ -2,11 +2,12 @@
 """Before/after benchmark of the CPU and memory per unit of work (`make bench-compare`).
 
 Builds the server at BASE (a commit, in a temporary git worktree, with the shared target
-directory) and at the working tree, then runs the same scenarios against each, in each
-profile, one after the other in the same run, and writes the "Before and after" section of
-docs/BENCHMARKS.md (raw results in docs/benchmarks-compare.json). Throughput on a shared
-machine drifts from day to day; the CPU time per unit of work, read from /proc by
-`ecto-load --pid`, does much less, and the two binaries are measured minutes apart.
+directory) and at the working tree, then runs each scenario on the base's server and at once
+on the tree's, each on a server of its own, in each profile, and writes the "Before and after"
+section of docs/BENCHMARKS.md (raw results in docs/benchmarks-compare.json). Throughput on a
+shared machine drifts from day to day and the load drifts within minutes; the CPU time per
+unit of work, read from /proc by `ecto-load --pid`, does much less, and the two binaries of a
+scenario are measured seconds apart.
 
 Usage: scripts/bench_compare.py --base COMMIT [--profiles self-hosted,managed] [--no-build]
 """
