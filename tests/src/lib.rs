@@ -77,7 +77,9 @@ pub fn base_pairs(dir: &str) -> Vec<(String, String)> {
         ("port".into(), "0".into()),
         ("bind_address".into(), "127.0.0.1".into()),
         ("http_workers".into(), "2".into()),
-        ("db_pool_max".into(), "4".into()),
+        // Large enough to split (see `Db::spread_over`): a pool of 3 per HTTP worker and the
+        // dispatcher beside a shared pool of 3, as a deployment's default of 20 is split.
+        ("db_pool_max".into(), "12".into()),
         ("log_level".into(), "warn".into()),
         ("ws_identify_timeout_ms".into(), "1500".into()),
         ("ws_heartbeat_timeout_ms".into(), "3000".into()),

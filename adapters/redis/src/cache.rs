@@ -35,7 +35,7 @@ impl RedisCache {
 
     /// Writes `value` under `key` in Redis for `ttl`.
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<()> {
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         conn.pset_ex::<_, _, ()>(self.conn.key(key), value, ms)
             .await
@@ -46,7 +46,7 @@ impl RedisCache {
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> CoreResult<Option<String>> {
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         conn.get(self.conn.key(key))
             .await
             .map_err(crate::redis_error)
@@ -59,7 +59,7 @@ impl Cache for RedisCache {
     }
 
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> CoreResult<bool> {
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let stored: Option<String> = redis::cmd("SET")
             .arg(self.conn.key(key))
@@ -77,7 +77,7 @@ impl Cache for RedisCache {
     }
 
     async fn remove(&self, key: &str) -> CoreResult<()> {
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         conn.del::<_, ()>(self.conn.key(key))
             .await
             .map_err(crate::redis_error)?;

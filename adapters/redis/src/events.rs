@@ -156,7 +156,7 @@ impl Publisher {
 
     /// One `<event JSON>` of `server` to Redis: its position, the log, the channel.
     async fn send(&self, server: Uuid, payload: &str) -> CoreResult<u64> {
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         let (head, log, channel) = keys(&self.conn, server);
         let seen = self.seen().get(&server).copied().unwrap_or(0);
         let position = PUBLISH_SCRIPT
@@ -355,7 +355,7 @@ impl EventBus for RedisEventBus {
     }
 
     async fn since(&self, server: Uuid, after: u64) -> CoreResult<Option<Vec<Event>>> {
-        let mut conn = self.publisher.conn.manager.clone();
+        let mut conn = self.publisher.conn.near();
         let (head, log, _) = keys(&self.publisher.conn, server);
         let reply: Vec<redis::Value> = SINCE_SCRIPT
             .key(head)
@@ -384,7 +384,7 @@ impl EventBus for RedisEventBus {
     }
 
     async fn head(&self, server: Uuid) -> CoreResult<u64> {
-        let mut conn = self.publisher.conn.manager.clone();
+        let mut conn = self.publisher.conn.near();
         let head: Option<u64> = conn
             .get(keys(&self.publisher.conn, server).0)
             .await

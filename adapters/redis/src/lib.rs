@@ -21,6 +21,9 @@ use ecto_core::ports::HealthCheck;
 use ecto_core::{CoreError, CoreResult};
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 
 /// A failed Redis call, counted in `ecto_redis_errors_total`: Redis out of reach (refused,
 /// dropped, timed out) is `Unavailable` ("Redis unavailable", 503), anything else internal.
@@ -177,9 +180,45 @@ impl redis::aio::ConnectionLike for Conn {
 /// each run its own prefix).
 #[derive(Clone)]
 pub struct RedisConn {
-    pub(crate) manager: Conn,
+    /// The shared connection.
+    manager: Conn,
     pub(crate) prefix: String,
     target: Target,
+    near: Arc<Near>,
+}
+
+/// The connections of threads with a runtime of their own (see [`RedisConn::spread`]); `None`
+/// while one is being opened.
+#[derive(Default)]
+struct Near {
+    on: AtomicBool,
+    threads: Mutex<Vec<(ThreadId, Option<Conn>)>>,
+}
+
+impl Near {
+    fn lock(&self) -> MutexGuard<'_, Vec<(ThreadId, Option<Conn>)>> {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A new connection to `target`.
+async fn open(target: &Target) -> CoreResult<Conn> {
+    Ok(match target {
+        Target::Cluster(nodes) => {
+            Conn::Cluster(within(cluster_client(nodes, None)?.get_async_connection()).await?)
+        }
+        Target::Single(client) => {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(RECONNECT_RETRIES);
+            Conn::Single(
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map_err(crate::redis_error)?,
+            )
+        }
+    })
 }
 
 impl RedisConn {
@@ -187,30 +226,67 @@ impl RedisConn {
     /// more nodes of a Redis Cluster, separated by commas, and the cluster is discovered from
     /// them.
     pub async fn connect(url: &str, prefix: &str, cluster: bool) -> CoreResult<Self> {
-        let (manager, target) = if cluster {
+        let target = if cluster {
             let nodes: Vec<String> = url
                 .split(',')
                 .map(|n| n.trim().to_owned())
                 .filter(|n| !n.is_empty())
                 .collect();
-            let conn = within(cluster_client(&nodes, None)?.get_async_connection()).await?;
-            (Conn::Cluster(conn), Target::Cluster(nodes))
+            Target::Cluster(nodes)
         } else {
-            let client = redis::Client::open(url).map_err(crate::redis_error)?;
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                .set_number_of_retries(RECONNECT_RETRIES);
-            let manager = ConnectionManager::new_with_config(client.clone(), config)
-                .await
-                .map_err(crate::redis_error)?;
-            (Conn::Single(manager), Target::Single(client))
+            Target::Single(redis::Client::open(url).map_err(crate::redis_error)?)
         };
         Ok(Self {
-            manager,
+            manager: open(&target).await?,
             prefix: prefix.to_owned(),
             target,
+            near: Default::default(),
         })
+    }
+
+    /// Gives each thread with a runtime of its own (an HTTP worker, the dispatcher) a
+    /// connection of its own, which that thread drives: a command sent on the shared
+    /// connection is handed to the thread that drives it, and its answer handed back, two
+    /// cross-thread wakes per command. Threads of the shared runtime keep the shared one.
+    pub fn spread(&self) {
+        self.near.on.store(true, Ordering::Relaxed);
+    }
+
+    /// The connection to send a command on (see [`RedisConn::spread`]): this thread's own,
+    /// opened in the background on first use (the shared one meanwhile, or if it cannot be
+    /// opened), or the shared one.
+    pub(crate) fn near(&self) -> Conn {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let own_runtime =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        if !self.near.on.load(Ordering::Relaxed) || !own_runtime {
+            return self.manager.clone();
+        }
+        let me = std::thread::current().id();
+        let mut threads = self.near.lock();
+        match threads.iter().find(|(id, _)| *id == me) {
+            Some((_, Some(conn))) => return conn.clone(),
+            Some((_, None)) => return self.manager.clone(),
+            None => threads.push((me, None)),
+        }
+        drop(threads);
+        let (near, target) = (self.near.clone(), self.target.clone());
+        // Spawned on this thread's runtime: the connection's driver is too.
+        tokio::spawn(async move {
+            let opened = open(&target).await;
+            let mut threads = near.lock();
+            let at = threads.iter().position(|(id, _)| *id == me);
+            match (opened, at) {
+                (Ok(conn), Some(at)) => threads[at].1 = Some(conn),
+                (Err(e), Some(at)) => {
+                    // Tried again on a later command.
+                    threads.swap_remove(at);
+                    tracing::warn!(error = %e, "cannot open this thread's Redis connection");
+                }
+                (_, None) => {}
+            }
+        });
+        self.manager.clone()
     }
 
     pub(crate) fn key(&self, key: &str) -> String {
@@ -233,7 +309,7 @@ impl RedisConn {
 
     /// Publishes `payload` on `channel` for this Redis's subscribers; the number that heard it.
     pub(crate) async fn publish(&self, channel: &str, payload: &str) -> CoreResult<i64> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.near();
         redis::cmd(self.publish_command())
             .arg(channel)
             .arg(payload)
@@ -315,7 +391,7 @@ impl HealthCheck for RedisHealth {
         "redis"
     }
     async fn check(&self) -> CoreResult<()> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let pong: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await

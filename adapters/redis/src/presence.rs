@@ -22,7 +22,7 @@ impl RedisPresenceStore {
 #[async_trait]
 impl PresenceStore for RedisPresenceStore {
     async fn connect(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<u64> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let n: i64 = conn
             .incr(self.counter(server_id, user_id), 1)
             .await
@@ -31,7 +31,7 @@ impl PresenceStore for RedisPresenceStore {
     }
 
     async fn disconnect(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<u64> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         // Decrement, but never below zero; drop the key at zero.
         let script = redis::Script::new(
             "local n = redis.call('DECR', KEYS[1]) if n <= 0 then redis.call('DEL', KEYS[1]) return 0 end return n",
@@ -45,7 +45,7 @@ impl PresenceStore for RedisPresenceStore {
     }
 
     async fn connections(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<u64> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let n: Option<i64> = conn
             .get(self.counter(server_id, user_id))
             .await
@@ -54,7 +54,7 @@ impl PresenceStore for RedisPresenceStore {
     }
 
     async fn set(&self, server_id: Uuid, presence: Presence) -> CoreResult<()> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let json = serde_json::to_string(&presence).map_err(CoreError::internal)?;
         conn.hset::<_, _, _, ()>(
             self.presences(server_id),
@@ -66,7 +66,7 @@ impl PresenceStore for RedisPresenceStore {
     }
 
     async fn remove(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<bool> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let n: i64 = conn
             .hdel(self.presences(server_id), user_id.to_string())
             .await
@@ -75,7 +75,7 @@ impl PresenceStore for RedisPresenceStore {
     }
 
     async fn get(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<Presence>> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let raw: Option<String> = conn
             .hget(self.presences(server_id), user_id.to_string())
             .await
@@ -84,7 +84,7 @@ impl PresenceStore for RedisPresenceStore {
     }
 
     async fn list(&self, server_id: Uuid) -> CoreResult<Vec<Presence>> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let all: Vec<String> = conn
             .hvals(self.presences(server_id))
             .await
@@ -98,7 +98,7 @@ impl PresenceStore for RedisPresenceStore {
     /// The stored presences are already serialized as `system.ready` carries them: they are
     /// joined, not deserialized and serialized again.
     async fn snapshot(&self, server_id: Uuid) -> CoreResult<PresenceSnapshot> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let all: Vec<String> = conn
             .hvals(self.presences(server_id))
             .await

@@ -60,7 +60,7 @@ impl RateLimiter for RedisRateLimiter {
         let window_ms = u64::try_from(refill_per.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let (allowed, retry_ms): (i64, i64) = BUCKET
             .key(self.0.key(key))
             .arg(capacity)

@@ -83,7 +83,7 @@ impl RedisSessionBuffer {
 impl SessionBuffer for RedisSessionBuffer {
     async fn claim(&self, session_id: Uuid, incarnation: Uuid) -> CoreResult<()> {
         let (inc, _) = self.keys(session_id);
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         conn.pset_ex::<_, _, ()>(inc, incarnation.to_string(), self.ttl_ms())
             .await
             .map_err(crate::redis_error)
@@ -92,7 +92,7 @@ impl SessionBuffer for RedisSessionBuffer {
     async fn save(&self, checkpoint: &Checkpoint) -> CoreResult<bool> {
         let (inc, list) = self.keys(checkpoint.session_id);
         let json = serde_json::to_string(checkpoint).map_err(CoreError::internal)?;
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         let saved: i64 = SAVE_SCRIPT
             .key(inc)
             .key(list)
@@ -120,13 +120,13 @@ impl SessionBuffer for RedisSessionBuffer {
 
     async fn load(&self, session_id: Uuid) -> CoreResult<Vec<Checkpoint>> {
         let (_, list) = self.keys(session_id);
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         let entries: Vec<String> = conn.lrange(list, 0, -1).await.map_err(crate::redis_error)?;
         Ok(parse(&entries))
     }
 
     async fn detached(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Vec<Vec<Checkpoint>>> {
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         let ids: Vec<String> = conn
             .zrevrange(self.user_key(server_id, user_id), 0, -1)
             .await
@@ -136,7 +136,7 @@ impl SessionBuffer for RedisSessionBuffer {
         }
         // One read per session (each in its own slot), sent together.
         let reads = ids.iter().map(|id| {
-            let mut conn = self.conn.manager.clone();
+            let mut conn = self.conn.near();
             let list = self.conn.key(&format!("sess:{{{id}}}:cp"));
             async move { conn.lrange::<_, Vec<String>>(list, 0, -1).await }
         });
@@ -155,7 +155,7 @@ impl SessionBuffer for RedisSessionBuffer {
 
     async fn forget(&self, session_id: Uuid) -> CoreResult<()> {
         let (inc, list) = self.keys(session_id);
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         conn.del::<_, ()>(&[inc, list])
             .await
             .map_err(crate::redis_error)

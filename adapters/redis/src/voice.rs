@@ -40,7 +40,7 @@ impl RedisVoiceStateStore {
     /// Takes the server out of `voiceservers` when nobody is in voice there, and puts it back
     /// when a state was set meanwhile.
     async fn forget_if_empty(&self, server_id: Uuid) -> CoreResult<()> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let len: u64 = conn
             .hlen(self.key(server_id))
             .await
@@ -65,7 +65,7 @@ impl RedisVoiceStateStore {
 
     /// The servers with someone in voice.
     pub async fn servers(&self) -> CoreResult<Vec<Uuid>> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let ids: Vec<String> = conn
             .smembers(self.servers_key())
             .await
@@ -89,7 +89,7 @@ fn decode(entry: &str) -> Option<VoiceState> {
 #[async_trait]
 impl VoiceStateStore for RedisVoiceStateStore {
     async fn get(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<Option<VoiceState>> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let entry: Option<String> = conn
             .hget(self.key(server_id), user_id.to_string())
             .await
@@ -98,7 +98,7 @@ impl VoiceStateStore for RedisVoiceStateStore {
     }
 
     async fn set(&self, server_id: Uuid, state: VoiceState) -> CoreResult<()> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         conn.hset::<_, _, _, ()>(
             self.key(server_id),
             state.user_id.to_string(),
@@ -117,7 +117,7 @@ impl VoiceStateStore for RedisVoiceStateStore {
         user_id: Uuid,
         session_id: Option<Uuid>,
     ) -> CoreResult<Option<VoiceState>> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let removed: Option<String> = REMOVE_SCRIPT
             .key(self.key(server_id))
             .arg(user_id.to_string())
@@ -132,7 +132,7 @@ impl VoiceStateStore for RedisVoiceStateStore {
     }
 
     async fn list(&self, server_id: Uuid) -> CoreResult<Vec<VoiceState>> {
-        let mut conn = self.0.manager.clone();
+        let mut conn = self.0.near();
         let entries: Vec<String> = conn
             .hvals(self.key(server_id))
             .await

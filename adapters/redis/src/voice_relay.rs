@@ -403,7 +403,7 @@ impl RoutedMediaPlane {
             empty
         };
         if empty {
-            let mut conn = self.conn.manager.clone();
+            let mut conn = self.conn.near();
             let _: Result<i64, _> = RELEASE
                 .key(self.lease(channel))
                 .arg(self.instance.to_string())
@@ -427,7 +427,7 @@ impl RoutedMediaPlane {
             .keys()
             .copied()
             .collect();
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         for channel in channels {
             let renewed: Result<i64, _> = RENEW
                 .key(self.lease(channel))
@@ -476,7 +476,7 @@ impl RoutedMediaPlane {
         let previous =
             std::mem::take(&mut *self.suspects.lock().unwrap_or_else(|p| p.into_inner()));
         let mut suspects = HashSet::new();
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         for server in servers {
             let Ok(states) = self.states.list(server).await else {
                 continue;
@@ -510,7 +510,7 @@ impl RoutedMediaPlane {
 
     /// The instance hosting `channel`; a join claims it when nobody does.
     async fn host(&self, channel: Uuid, claim: bool) -> CoreResult<Uuid> {
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         let key = self.lease(channel);
         if claim {
             let set: Option<String> = redis::cmd("SET")
@@ -575,7 +575,7 @@ impl RoutedMediaPlane {
             Some(Err(f)) => Err(CoreError::internal_msg(f.message)),
             None => {
                 // The host is gone: nobody may keep routing to it.
-                let mut conn = self.conn.manager.clone();
+                let mut conn = self.conn.near();
                 let _: Result<i64, _> = RELEASE
                     .key(self.lease(channel))
                     .arg(host.to_string())
@@ -611,7 +611,7 @@ impl MediaPlane for RoutedMediaPlane {
             .drain()
             .map(|(channel, _)| channel)
             .collect();
-        let mut conn = self.conn.manager.clone();
+        let mut conn = self.conn.near();
         for channel in channels {
             let _: Result<i64, _> = RELEASE
                 .key(self.lease(channel))

@@ -88,6 +88,16 @@ pub fn open_blob_store(config: &AppConfig) -> CoreResult<(Arc<dyn BlobStore>, St
     })
 }
 
+/// The HTTP workers to start: `http_workers`, or one per core when 0.
+fn http_workers(config: &AppConfig) -> usize {
+    match config.http_workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    }
+}
+
 /// Opens every adapter, applies migrations, and (self-hosted) makes sure the server exists.
 pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
     let db = open_database(config)?;
@@ -96,6 +106,9 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         tracing::info!(applied, "database migrations applied");
     }
     db.spawn_upkeep();
+    // PostgreSQL: a pool for each HTTP worker and the dispatcher, whose connections their own
+    // thread drives (no cross-thread wake per query).
+    db.spread_over(http_workers(config) + 1);
     crate::metrics::add_db(db.downgrade());
     let secret = match &config.jwt_secret {
         Some(s) => s.clone(),
@@ -130,6 +143,8 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
     };
     let (cache, events, presence, sessions): Shared = match (&config.redis_url, redis.clone()) {
         (Some(_), Some(redis)) => {
+            // As the database's pools: a connection for each HTTP worker and the dispatcher.
+            redis.spread();
             health.push(Arc::new(RedisHealth(redis.clone())));
             rate_limiter = Arc::new(ecto_redis::RedisRateLimiter(redis.clone()));
             (
@@ -456,12 +471,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         ))
     })?;
     let addr = listener.local_addr().map_err(CoreError::internal)?;
-    let workers = match config.http_workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-        n => n,
-    };
+    let workers = http_workers(config);
     let gateway = ecto_gateway::Gateway::start(
         services.clone(),
         services.sessions.clone(),

@@ -79,6 +79,82 @@ macro_rules! run_migrations {
     };
 }
 
+/// PostgreSQL's connection pools. A connection is driven (its socket written and read) by a
+/// task of the thread that opened it. One pool shared by every thread puts two cross-thread
+/// wakes in each query whose caller is not that thread: the query is handed to the driver's
+/// thread, and its answer back. So once [`Db::spread_over`] is told how many threads serve
+/// requests, each thread with a runtime of its own (an HTTP worker, the dispatcher) gets a pool
+/// of its own, whose connections that thread drives; threads of the shared runtime use the
+/// shared pool. The connections of all the pools together stay within the configured size.
+pub(crate) struct PgPools {
+    url: String,
+    max_connections: usize,
+    shared: Pool<AsyncPgConnection>,
+    /// The size of each thread's pool; 0 until [`Db::spread_over`] (every call then uses the
+    /// shared pool).
+    per_thread: std::sync::atomic::AtomicUsize,
+    threads: std::sync::Mutex<Vec<(std::thread::ThreadId, Pool<AsyncPgConnection>)>>,
+}
+
+impl PgPools {
+    fn new(url: &str, max_connections: usize) -> CoreResult<Self> {
+        Ok(Self {
+            url: url.to_owned(),
+            max_connections,
+            shared: pg_pool(url, max_connections)?,
+            per_thread: Default::default(),
+            threads: Default::default(),
+        })
+    }
+
+    /// A connection of this thread's pool (see [`PgPools`]).
+    pub(crate) async fn get(
+        &self,
+    ) -> Result<deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>, PoolError>
+    {
+        self.near().get().await
+    }
+
+    fn near(&self) -> Pool<AsyncPgConnection> {
+        use std::sync::atomic::Ordering;
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let size = std::sync::atomic::AtomicUsize::load(&self.per_thread, Ordering::Relaxed);
+        let own_runtime =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        if size == 0 || !own_runtime {
+            return self.shared.clone();
+        }
+        let me = std::thread::current().id();
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, pool)) = threads.iter().find(|(id, _)| *id == me) {
+            return pool.clone();
+        }
+        match pg_pool(&self.url, size) {
+            Ok(pool) => {
+                threads.push((me, pool.clone()));
+                pool
+            }
+            Err(_) => self.shared.clone(),
+        }
+    }
+
+    /// Every pool, the shared one first.
+    pub(crate) fn all(&self) -> Vec<Pool<AsyncPgConnection>> {
+        let threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        std::iter::once(self.shared.clone())
+            .chain(threads.iter().map(|(_, p)| p.clone()))
+            .collect()
+    }
+}
+
+fn pg_pool(url: &str, size: usize) -> CoreResult<Pool<AsyncPgConnection>> {
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // A broken connection is noticed (and replaced) without a ping per checkout.
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    build_pool(manager, size)
+}
+
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
@@ -87,7 +163,7 @@ pub enum DbKind {
 }
 
 pub(crate) enum Backend {
-    Pg(Pool<AsyncPgConnection>),
+    Pg(PgPools),
     /// SQLite allows one writer at a time: a pool of one connection takes every write, so
     /// writers queue here instead of failing with SQLITE_BUSY; reads use the other pool.
     Sqlite {
@@ -121,12 +197,7 @@ impl Db {
         sync_every_commit: bool,
     ) -> CoreResult<Self> {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut config = ManagerConfig::<AsyncPgConnection>::default();
-            // A broken connection is noticed (and replaced) without a ping per checkout.
-            config.recycling_method = RecyclingMethod::Fast;
-            let manager =
-                AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-            Backend::Pg(build_pool(manager, max_connections)?)
+            Backend::Pg(PgPools::new(url, max_connections)?)
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
             let write = build_pool(sqlite_manager(path, sync_every_commit), 1)?;
@@ -143,6 +214,28 @@ impl Db {
         Ok(Self {
             backend: std::sync::Arc::new(backend),
         })
+    }
+
+    /// PostgreSQL: gives each of up to `threads` threads with a runtime of their own (the HTTP
+    /// workers, the dispatcher) a pool of its own, its share of the configured size beside the
+    /// shared pool's (see [`PgPools`]). Nothing changes on SQLite, whose statements run on the
+    /// calling thread.
+    pub fn spread_over(&self, threads: usize) {
+        let Backend::Pg(pools) = &*self.backend else {
+            return;
+        };
+        // A quarter (at least one) stays shared, for the multi-threaded runtime's work.
+        let shared = (pools.max_connections / 4).max(1);
+        let each = pools.max_connections.saturating_sub(shared) / threads.max(1);
+        if each < 2 {
+            // Too small to split: one connection per thread would hold back every call of a
+            // thread behind its slowest.
+            return;
+        }
+        pools.shared.resize(shared);
+        pools
+            .per_thread
+            .store(each, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn kind(&self) -> DbKind {

@@ -56,7 +56,24 @@ impl Db {
     /// The state of each connection pool (no connection is taken).
     pub fn pool_use(&self) -> Vec<PoolUse> {
         match &*self.backend {
-            Backend::Pg(pool) => vec![pool_use("postgres", pool)],
+            Backend::Pg(pools) => {
+                // The shared pool and each thread's, as one.
+                let mut all = PoolUse {
+                    pool: "postgres",
+                    size: 0,
+                    in_use: 0,
+                    waiting: 0,
+                    max_size: 0,
+                };
+                for p in pools.all() {
+                    let one = pool_use("postgres", &p);
+                    all.size += one.size;
+                    all.in_use += one.in_use;
+                    all.waiting += one.waiting;
+                    all.max_size += one.max_size;
+                }
+                vec![all]
+            }
             Backend::Sqlite { write, read, .. } => vec![
                 pool_use("sqlite_write", write),
                 pool_use("sqlite_read", read),
