@@ -21,7 +21,7 @@ use ecto_core::ports::HealthCheck;
 use ecto_core::{CoreError, CoreResult};
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 
@@ -191,7 +191,8 @@ pub struct RedisConn {
 /// while one is being opened.
 #[derive(Default)]
 struct Near {
-    on: AtomicBool,
+    /// How many threads may have one (0 until [`RedisConn::spread`]).
+    threads_max: AtomicUsize,
     threads: Mutex<Vec<(ThreadId, Option<Conn>)>>,
 }
 
@@ -248,8 +249,9 @@ impl RedisConn {
     /// connection of its own, which that thread drives: a command sent on the shared
     /// connection is handed to the thread that drives it, and its answer handed back, two
     /// cross-thread wakes per command. Threads of the shared runtime keep the shared one.
-    pub fn spread(&self) {
-        self.near.on.store(true, Ordering::Relaxed);
+    /// At most `threads` threads get one; any further thread uses the shared connection.
+    pub fn spread(&self, threads: usize) {
+        self.near.threads_max.store(threads, Ordering::Relaxed);
     }
 
     /// The connection to send a command on (see [`RedisConn::spread`]): this thread's own,
@@ -259,7 +261,8 @@ impl RedisConn {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let own_runtime =
             Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
-        if !self.near.on.load(Ordering::Relaxed) || !own_runtime {
+        let threads_max = self.near.threads_max.load(Ordering::Relaxed);
+        if !own_runtime || threads_max == 0 {
             return self.manager.clone();
         }
         let me = std::thread::current().id();
@@ -267,6 +270,7 @@ impl RedisConn {
         match threads.iter().find(|(id, _)| *id == me) {
             Some((_, Some(conn))) => return conn.clone(),
             Some((_, None)) => return self.manager.clone(),
+            None if threads.len() >= threads_max => return self.manager.clone(),
             None => threads.push((me, None)),
         }
         drop(threads);

@@ -144,7 +144,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
     let (cache, events, presence, sessions): Shared = match (&config.redis_url, redis.clone()) {
         (Some(_), Some(redis)) => {
             // As the database's pools: a connection for each HTTP worker and the dispatcher.
-            redis.spread();
+            redis.spread(http_workers(config) + 1);
             health.push(Arc::new(RedisHealth(redis.clone())));
             rate_limiter = Arc::new(ecto_redis::RedisRateLimiter(redis.clone()));
             (

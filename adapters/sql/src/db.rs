@@ -90,9 +90,9 @@ pub(crate) struct PgPools {
     url: String,
     max_connections: usize,
     shared: Pool<AsyncPgConnection>,
-    /// The size of each thread's pool; 0 until [`Db::spread_over`] (every call then uses the
+    /// How the pools are split; unset until [`Db::spread_over`] (every call then uses the
     /// shared pool).
-    per_thread: std::sync::atomic::AtomicUsize,
+    split: std::sync::OnceLock<Split>,
     threads: std::sync::Mutex<Vec<(std::thread::ThreadId, Pool<AsyncPgConnection>)>>,
 }
 
@@ -102,7 +102,7 @@ impl PgPools {
             url: url.to_owned(),
             max_connections,
             shared: pg_pool(url, max_connections)?,
-            per_thread: Default::default(),
+            split: Default::default(),
             threads: Default::default(),
         })
     }
@@ -116,20 +116,23 @@ impl PgPools {
     }
 
     fn near(&self) -> Pool<AsyncPgConnection> {
-        use std::sync::atomic::Ordering;
         use tokio::runtime::{Handle, RuntimeFlavor};
-        let size = std::sync::atomic::AtomicUsize::load(&self.per_thread, Ordering::Relaxed);
         let own_runtime =
             Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread);
-        if size == 0 || !own_runtime {
+        let (Some(split), true) = (self.split.get(), own_runtime) else {
             return self.shared.clone();
-        }
+        };
         let me = std::thread::current().id();
         let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, pool)) = threads.iter().find(|(id, _)| *id == me) {
             return pool.clone();
         }
-        match pg_pool(&self.url, size) {
+        // Past the threads counted (a thread this process did not plan for), the shared pool:
+        // the connections stay within the configured size.
+        if threads.len() >= split.threads {
+            return self.shared.clone();
+        }
+        match pg_pool(&self.url, split.each) {
             Ok(pool) => {
                 threads.push((me, pool.clone()));
                 pool
@@ -145,6 +148,12 @@ impl PgPools {
             .chain(threads.iter().map(|(_, p)| p.clone()))
             .collect()
     }
+}
+
+/// The pool of each of up to `threads` threads holds `each` connections.
+struct Split {
+    each: usize,
+    threads: usize,
 }
 
 fn pg_pool(url: &str, size: usize) -> CoreResult<Pool<AsyncPgConnection>> {
@@ -233,9 +242,10 @@ impl Db {
             return;
         }
         pools.shared.resize(shared);
-        pools
-            .per_thread
-            .store(each, std::sync::atomic::Ordering::Relaxed);
+        let _ = pools.split.set(Split {
+            each,
+            threads: threads.max(1),
+        });
     }
 
     pub fn kind(&self) -> DbKind {
