@@ -20,7 +20,9 @@ use std::time::Duration;
 
 /// Everything the HTTP handlers share.
 pub struct HttpState {
-    pub services: Services,
+    /// Shared by reference with each request's context (a clone of the services themselves
+    /// is one reference count per port).
+    pub services: Arc<Services>,
     pub registry: trpc::Registry,
     /// Largest accepted JSON body, in bytes.
     pub max_json_body: usize,
@@ -51,7 +53,7 @@ impl HttpState {
         managed_api_key: Option<String>,
     ) -> Self {
         Self {
-            services,
+            services: Arc::new(services),
             registry: procedures::registry(),
             max_json_body,
             limits,
@@ -169,6 +171,11 @@ fn app(
                 extra(cfg);
             }
         })
+        // First: every route is tried in order, and a route with a parameter is matched by a
+        // regular expression (perf of a sequential messages.send: 1.7 % of the server's CPU in
+        // regex matching while this route came after six others with parameters). No other
+        // route starts with /trpc/.
+        .route("/trpc/{path}", web::route().to(trpc::handle))
         .route("/health", web::route().to(routes::health))
         .route("/ready", web::get().to(routes::ready))
         .route("/internal/servers", web::post().to(routes::create_server))
@@ -203,6 +210,5 @@ fn app(
         )
         .route("/files/{tail:.*}", web::get().to(files::serve))
         .route("/files/{tail:.*}", web::head().to(files::serve))
-        .route("/trpc/{path}", web::route().to(trpc::handle))
         .default_service(web::route().to(trpc::not_found))
 }

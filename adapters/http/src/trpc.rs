@@ -40,7 +40,7 @@ pub enum Access {
 
 /// What a procedure handler gets: the services, the request's server, and who is calling.
 pub struct Ctx {
-    pub svc: Services,
+    pub svc: Arc<Services>,
     pub server: Server,
     pub caller: Option<Caller>,
     /// The raw bearer token, for `server.join` (which also accepts central tokens).
@@ -458,7 +458,7 @@ fn check_batch(state: &HttpState, paths: &[String], batch: bool) -> Result<(), A
 }
 
 /// The request's server, bearer token, caller and client address.
-async fn request_context(svc: &Services, req: &HttpRequest) -> Result<Rc<Ctx>, ApiError> {
+async fn request_context(svc: &Arc<Services>, req: &HttpRequest) -> Result<Rc<Ctx>, ApiError> {
     let server = request_server(svc, req).await?;
     let bearer = bearer(req);
     let caller = match &bearer {
