@@ -104,4 +104,13 @@ pub trait EventBus: Send + Sync {
     async fn since(&self, server: Uuid, after: u64) -> CoreResult<Option<Vec<Event>>>;
     /// The position of the server's newest published event (0 before the first).
     async fn head(&self, server: Uuid) -> CoreResult<u64>;
+    /// Offers each event published in this process to `sink` first, on the publisher's thread
+    /// and in position order (with the event positioned and logged): an event `sink` takes
+    /// (`true`) is not sent on the feed. Only a bus whose one feed hears exactly what this
+    /// process publishes can do it (the in-process bus, while one feed is open and one sink
+    /// set); any other keeps every event on the feed, as this default does.
+    fn offer_inline(&self, _sink: InlineSink) {}
 }
+
+/// What [`EventBus::offer_inline`] offers events to.
+pub type InlineSink = Box<dyn Fn(&Event) -> bool + Send + Sync>;

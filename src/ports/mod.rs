@@ -38,7 +38,7 @@ pub use central::{CentralClient, CentralOutbox, SyncOutcome};
 pub use clock::{Clock, SystemClock};
 pub use content::{ContentStore, PageEdit, PageUpdate};
 pub use dms::{DmStore, NewDm, SentDm};
-pub use events::{publish_time_ms, Event, EventBus, EventStream, Scope, RESYNC_EVENT};
+pub use events::{publish_time_ms, Event, EventBus, EventStream, InlineSink, Scope, RESYNC_EVENT};
 pub use files::{AttachmentRecord, AttachmentStore};
 pub use health::HealthCheck;
 pub use hub::{HubStore, SharedFileRefusal};

@@ -129,6 +129,9 @@ pub struct Gateway {
     /// Shutting down: sockets are closed with 4011 and no new one is taken, so that clients
     /// go to another process at once instead of to this one until it exits.
     pub(crate) closing: AtomicBool,
+    /// The dispatcher is applying an event or doing a command (set with the registry locked):
+    /// no event is applied on a publisher's thread meanwhile (see `dispatch.rs`).
+    pub(crate) busy: AtomicBool,
 }
 
 impl Gateway {
@@ -157,7 +160,6 @@ impl Gateway {
     ) -> ecto_core::CoreResult<Arc<Gateway>> {
         let (saver, to_save) = mpsc::unbounded_channel::<Checkpoint>();
         let (commands, to_do) = mpsc::unbounded_channel::<Command>();
-        let events = services.events.feed().await?;
         if services.events.partial() {
             // A server this process serves requests of is followed too (its memo kept).
             let asks = commands.clone();
@@ -179,8 +181,13 @@ impl Gateway {
             saved_notify: Notify::new(),
             feed_down: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
         });
-        Self::spawn_dispatcher(&gateway, events, to_do)?;
+        Self::spawn_dispatcher(&gateway, to_do).await?;
+        let inline = Arc::downgrade(&gateway);
+        gateway.services.events.offer_inline(Box::new(move |event| {
+            inline.upgrade().is_some_and(|g| g.apply_inline(event))
+        }));
         Self::spawn_saver(&gateway, to_save);
         Self::spawn_janitor(&gateway);
         Ok(gateway)

@@ -6,10 +6,10 @@
 //! events); the log grows with use, up to its bound.
 
 use async_trait::async_trait;
-use ecto_core::ports::{Event, EventBus, EventStream};
+use ecto_core::ports::{Event, EventBus, EventStream, InlineSink};
 use ecto_core::{CoreError, CoreResult};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -23,9 +23,24 @@ struct Log {
 
 /// In-process fan-out with a bounded log per server.
 pub struct MemoryEventBus {
-    sender: broadcast::Sender<Event>,
+    /// Each receiver takes a clone of what is sent, and the channel lets its copy go once the
+    /// last receiver has it: shared, the one feed (the dispatcher's) gets the event itself
+    /// rather than a deep copy of its data (perf of a sequential send: 1.2 % of the server's
+    /// CPU copying and dropping the copy).
+    sender: broadcast::Sender<Arc<Event>>,
     logs: Mutex<HashMap<Uuid, Log>>,
     log_events: usize,
+    /// The sink offered each event first ([`EventBus::offer_inline`]); none once a second
+    /// was offered (each would have to hear every event).
+    inline: Mutex<Inline>,
+}
+
+#[derive(Default)]
+enum Inline {
+    #[default]
+    None,
+    One(InlineSink),
+    Several,
 }
 
 impl MemoryEventBus {
@@ -36,6 +51,7 @@ impl MemoryEventBus {
             sender: broadcast::channel(capacity.max(16)).0,
             logs: Mutex::new(HashMap::new()),
             log_events: log_events.max(1),
+            inline: Mutex::new(Inline::None),
         }
     }
 
@@ -63,10 +79,26 @@ impl EventBus for MemoryEventBus {
         while log.entries.len() > self.log_events {
             log.entries.pop_front();
         }
-        // Sent under the lock so that subscribers see positions in order. No receiver is
-        // fine: nobody is connected.
-        let _ = self.sender.send(event);
+        // Offered and sent under the lock so that the sink and subscribers see positions in
+        // order. No receiver is fine: nobody is connected. The sink takes the event only
+        // while the feed is one (its owner's): another feed would miss what it took.
+        if self.sender.receiver_count() == 1 {
+            if let Inline::One(sink) = &*self.inline.lock().unwrap_or_else(|p| p.into_inner()) {
+                if sink(&event) {
+                    return Ok(());
+                }
+            }
+        }
+        let _ = self.sender.send(Arc::new(event));
         Ok(())
+    }
+
+    fn offer_inline(&self, sink: InlineSink) {
+        let mut inline = self.inline.lock().unwrap_or_else(|p| p.into_inner());
+        *inline = match *inline {
+            Inline::None => Inline::One(sink),
+            _ => Inline::Several,
+        };
     }
 
     async fn feed(&self) -> CoreResult<EventStream> {
@@ -76,7 +108,10 @@ impl EventBus for MemoryEventBus {
             |mut rx| async move {
                 loop {
                     match rx.recv().await {
-                        Ok(event) => return Some((event, rx)),
+                        Ok(event) => {
+                            let event = Arc::try_unwrap(event).unwrap_or_else(|e| (*e).clone());
+                            return Some((event, rx));
+                        }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             tracing::warn!(skipped = n, "event subscriber lagged");
                         }
