@@ -164,13 +164,13 @@ impl Gateway {
         {
             return false;
         }
+        let started = std::time::Instant::now();
         let mut registry = self.registry();
         if self.busy.load(Ordering::SeqCst) {
             return false;
         }
         let Some(stream) = registry.streams.get(&event.server_id) else {
             self.notice(event);
-            metrics::counter!("ecto_event_bus_dispatched_total").increment(1);
             return true;
         };
         if event.position != stream.position + 1 || stream.sessions.len() > INLINE_SESSIONS {
@@ -182,7 +182,8 @@ impl Gateway {
         if let Some(stream) = registry.streams.get_mut(&event.server_id) {
             stream.position = event.position;
         }
-        metrics::counter!("ecto_event_bus_dispatched_total").increment(1);
+        drop(registry);
+        applied(event.published_ms, started);
         true
     }
 
@@ -243,16 +244,10 @@ impl Gateway {
             metrics::counter!("ecto_event_bus_gaps_total").increment(1);
             self.read_back(event.server_id, last, event.position).await;
         }
-        // From publication to this instance's dispatch: the bus's lag (across instances, their
-        // clocks' difference too).
-        if event.published_ms > 0 {
-            let lag = ecto_core::ports::publish_time_ms().saturating_sub(event.published_ms);
-            metrics::histogram!("ecto_event_bus_lag_seconds").record(lag as f64 / 1000.0);
-        }
+        let published_ms = event.published_ms;
         let affected = self.dispatch(event);
         self.recheck_all(affected).await;
-        metrics::counter!("ecto_event_bus_dispatched_total").increment(1);
-        metrics::histogram!("ecto_dispatch_seconds").record(started.elapsed());
+        applied(published_ms, started);
     }
 
     /// Re-reads the rights of the sessions a permission change reached before the next event
@@ -516,6 +511,18 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Counts an event applied to its server's sessions here (dispatch started at `started`), and
+/// its lag from publication (published at `published_ms`) to this instance's dispatch: the
+/// bus's lag (across instances, their clocks' difference too).
+fn applied(published_ms: u64, started: std::time::Instant) {
+    if published_ms > 0 {
+        let lag = ecto_core::ports::publish_time_ms().saturating_sub(published_ms);
+        metrics::histogram!("ecto_event_bus_lag_seconds").record(lag as f64 / 1000.0);
+    }
+    metrics::counter!("ecto_event_bus_dispatched_total").increment(1);
+    metrics::histogram!("ecto_dispatch_seconds").record(started.elapsed());
 }
 
 /// Tells one session that its voice moved to another session: `voice.transferred
