@@ -75,25 +75,23 @@ impl Gateway {
                             let (Some(command), Some(gateway)) = (command, dispatcher.upgrade()) else {
                                 return;
                             };
-                            gateway.set_busy();
+                            let _busy = gateway.busy();
                             gateway.command(command).await;
-                            gateway.busy.store(false, Ordering::SeqCst);
                         }
                         event = events.next() => {
                             let Some(event) = event else { break };
                             let Some(gateway) = dispatcher.upgrade() else {
                                 return;
                             };
-                            gateway.set_busy();
+                            let _busy = gateway.busy();
                             gateway.on_event(event).await;
-                            gateway.busy.store(false, Ordering::SeqCst);
                         }
                     }
                 }
                 let Some(gateway) = dispatcher.upgrade() else {
                     return;
                 };
-                gateway.set_busy();
+                let busy = gateway.busy();
                 gateway.feed_down.store(true, Ordering::Relaxed);
                 tracing::warn!("event feed ended; subscribing again");
                 metrics::counter!("ecto_event_bus_resubscribes_total").increment(1);
@@ -120,7 +118,7 @@ impl Gateway {
                 };
                 gateway.catch_up().await;
                 gateway.feed_down.store(false, Ordering::Relaxed);
-                gateway.busy.store(false, Ordering::SeqCst);
+                drop(busy);
                 tracing::info!("event feed restored");
             }
         };
@@ -136,17 +134,20 @@ impl Gateway {
             .map_err(|_| ecto_core::CoreError::internal_msg("the dispatcher ended at its start"))?
     }
 
-    /// Marks the dispatcher busy, with the registry locked: an event applied on a
-    /// publisher's thread ([`Gateway::apply_inline`]) is either done by now or sees the mark.
-    fn set_busy(&self) {
+    /// Marks the dispatcher busy until the mark is dropped; set with the registry locked, so an
+    /// event applied on a publisher's thread ([`Gateway::apply_inline`]) is either done by now
+    /// or sees the mark.
+    fn busy(&self) -> Busy<'_> {
         let _registry = self.registry();
         self.busy.store(true, Ordering::SeqCst);
+        Busy(self)
     }
 
     /// Applies an event on the thread that published it, when that is what the dispatcher
     /// would do with it next and nothing else is needed: the dispatcher is idle, the event is
-    /// the next of its server (or its server is not followed), it changes no one's rights and
-    /// ends no session, and it reaches few sessions. `false` leaves it to the feed.
+    /// the next of its server (or its server is not followed), it needs no re-reading of
+    /// rights (the one step the dispatcher awaits), and its server has few sessions here.
+    /// `false` leaves it to the feed.
     ///
     /// Waking the dispatcher's thread for an event cost more than most events' work (perf
     /// of a sequential self-hosted send: 9 % of the server's CPU in the eventfd write that
@@ -154,14 +155,7 @@ impl Gateway {
     /// still goes to the dispatcher, on its own thread, so the publisher's request is not held
     /// up by it (and the wake is shared by every delivery).
     pub(crate) fn apply_inline(&self, event: &Event) -> bool {
-        if event.name == RESYNC_EVENT
-            || event.name == CLOSE_EVENT
-            || event.name == TAKEOVER_EVENT
-            || event.name == TRANSFER_EVENT
-            || event.name == "member.leave"
-            || event.name == "mention.create"
-            || changes_permissions(&event.name)
-        {
+        if event.name == RESYNC_EVENT || changes_permissions(&event.name) {
             return false;
         }
         let started = std::time::Instant::now();
@@ -169,21 +163,20 @@ impl Gateway {
         if self.busy.load(Ordering::SeqCst) {
             return false;
         }
-        let Some(stream) = registry.streams.get(&event.server_id) else {
-            self.notice(event);
-            return true;
+        let followed = match registry.streams.get(&event.server_id) {
+            None => false,
+            Some(s) if event.position == s.position + 1 && s.sessions.len() <= INLINE_SESSIONS => {
+                true
+            }
+            Some(_) => return false,
         };
-        if event.position != stream.position + 1 || stream.sessions.len() > INLINE_SESSIONS {
-            return false;
-        }
         self.notice(event);
-        let (ended, affected) = self.apply(stream, event);
-        debug_assert!(ended.is_empty() && affected.is_empty());
-        if let Some(stream) = registry.streams.get_mut(&event.server_id) {
-            stream.position = event.position;
+        if followed {
+            let affected = self.apply_next(&mut registry, event);
+            debug_assert!(affected.is_empty(), "no rights changed, no re-reading");
+            drop(registry);
+            applied(event.published_ms, started);
         }
-        drop(registry);
-        applied(event.published_ms, started);
         true
     }
 
@@ -329,19 +322,24 @@ impl Gateway {
             return Vec::new();
         }
         self.notice(&event);
-        let mut registry = self.registry();
+        self.apply_next(&mut self.registry(), &event)
+    }
+
+    /// Applies `event` to its server's sessions here (`registry` locked) unless its server is
+    /// not followed or its position already applied; close and takeover events end sessions.
+    /// Returns the sessions whose rights the event may have changed.
+    fn apply_next(&self, registry: &mut Registry, event: &Event) -> Vec<Arc<Session>> {
         let Some(stream) = registry.streams.get(&event.server_id) else {
             return Vec::new();
         };
         if event.position <= stream.position {
             return Vec::new();
         }
-        let (ended, affected) = self.apply(stream, &event);
+        let (ended, affected) = self.apply(stream, event);
         if let Some(stream) = registry.streams.get_mut(&event.server_id) {
             stream.position = event.position;
         }
-        end_sessions(&mut registry, &event, &ended);
-        drop(registry);
+        end_sessions(registry, event, &ended);
         if event.name == CLOSE_EVENT {
             // Closed on purpose: not resumable.
             self.forget(ended);
@@ -510,6 +508,15 @@ impl Gateway {
                 state.socket = None;
             }
         }
+    }
+}
+
+/// The dispatcher's busy mark ([`Gateway::busy`]), cleared when dropped.
+struct Busy<'a>(&'a Gateway);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::SeqCst);
     }
 }
 
