@@ -41,8 +41,13 @@ pub trait MessageStore: Send + Sync {
     ) -> CoreResult<Vec<MessageRecord>>;
     /// The message `id` if it is in a channel of `server_id` (deleted ones included).
     async fn get(&self, server_id: Uuid, id: Uuid) -> CoreResult<Option<MessageRecord>>;
-    /// When `author_id` last posted (non-deleted) in the channel.
-    async fn last_post(&self, channel_id: Uuid, author_id: Uuid) -> CoreResult<Option<Timestamp>>;
+    /// When `author_id` last posted (non-deleted) in the channel, if at or after `since`.
+    async fn last_post(
+        &self,
+        channel_id: Uuid,
+        author_id: Uuid,
+        since: Timestamp,
+    ) -> CoreResult<Option<Timestamp>>;
     /// Inserts `message`, links `attachments` (each must be an unlinked upload of the author
     /// in the message's channel, else nothing is written and `Err(SendRefusal)` is returned),
     /// and adds one to the read-state mention count of each of `mentioned` — one transaction.

@@ -154,9 +154,14 @@ async fn check_send_rights(
         && !has(bits_here, bits::MANAGE_MESSAGES)
         && !has(bits_here, bits::MANAGE_CHANNELS)
     {
-        if let Some(last) = svc.messages.last_post(channel.id, caller.user_id).await? {
+        let window = i64::from(channel.slowmode_seconds) * 1000;
+        let since = now - chrono::Duration::milliseconds(window);
+        if let Some(last) = svc
+            .messages
+            .last_post(channel.id, caller.user_id, since)
+            .await?
+        {
             let elapsed = (now - last).num_milliseconds();
-            let window = i64::from(channel.slowmode_seconds) * 1000;
             if elapsed < window {
                 let wait = ((window - elapsed) as u64).div_ceil(1000);
                 let mut err = CoreError::ecto(

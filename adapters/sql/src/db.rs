@@ -331,19 +331,23 @@ impl Db {
     }
 
     /// SQLite: adds the messages sent since the last call to the full-text index, in one
-    /// transaction (see the migration `deferred_message_search`). Runs with the checkpoints
-    /// and before every search. Nothing to do on PostgreSQL.
+    /// transaction (see the migrations `deferred_message_search` and `lean_send_writes`).
+    /// Runs with the checkpoints and before every search. Nothing to do on PostgreSQL.
     pub(crate) async fn index_pending_messages(&self) -> CoreResult<()> {
         let Backend::Sqlite { write, .. } = &*self.backend else {
             return Ok(());
         };
         let mut conn = write.get().await.map_err(pool_error)?;
         offloaded(conn.transaction(async |conn| {
+            // The rows above the mark, then the mark raised to the last of them (see the
+            // migration `lean_send_writes`); nothing is written when there are none.
             conn.batch_execute(
                 "INSERT INTO messages_fts (rowid, content) \
-                 SELECT m.rowid, m.content FROM messages_fts_pending p \
-                 JOIN messages m ON m.rowid = p.msg_rowid ORDER BY p.msg_rowid; \
-                 DELETE FROM messages_fts_pending;",
+                 SELECT rowid, content FROM messages \
+                 WHERE rowid > (SELECT indexed_to FROM messages_fts_state) ORDER BY rowid; \
+                 UPDATE messages_fts_state SET indexed_to = \
+                 (SELECT coalesce(max(rowid), 0) FROM messages) \
+                 WHERE indexed_to < (SELECT coalesce(max(rowid), 0) FROM messages);",
             )
             .await
         }))
@@ -669,5 +673,80 @@ impl HealthCheck for SqlHealth {
                 .map_err(db_error)?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod search_mark_tests {
+    use super::Db;
+
+    /// Inserts a message of `word` (no server row: the test connection has no foreign keys).
+    fn insert(n: u32, word: &str) -> String {
+        format!(
+            "INSERT INTO messages (id, server_id, channel_id, author_id, content, created_at) \
+             VALUES ('m{n}', 's', 'c', 'a', '{word}', '2026-12-06 00:00:00+00:00');"
+        )
+    }
+
+    async fn found(db: &Db, word: &str) -> i64 {
+        db.index_pending_messages().await.expect("indexes");
+        db.count_sql(&format!(
+            "SELECT COUNT(*) AS n FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+             WHERE messages_fts MATCH '{word}'"
+        ))
+        .await
+        .expect("searches")
+    }
+
+    /// The search index's mark (migration `lean_send_writes`): rows above it are indexed on the
+    /// next pass, edits and deletions before and after a pass show, and a rowid SQLite gives
+    /// again after the newest rows were deleted is indexed too.
+    #[tokio::test]
+    async fn the_mark_follows_inserts_edits_and_deletions() {
+        let dir = std::env::temp_dir().join(format!("ecto-sql-mark-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = Db::open(dir.join("t.db").to_str().expect("utf-8"), 1).expect("opens");
+        db.migrate().await.expect("migrates");
+        db.execute_sql("PRAGMA foreign_keys = OFF;")
+            .await
+            .expect("pragma");
+        db.execute_sql(&(insert(1, "walrus") + &insert(2, "walrus") + &insert(3, "narwhal")))
+            .await
+            .expect("inserts");
+        assert_eq!(found(&db, "walrus").await, 2);
+        // Indexed rows: an edit and a deletion leave the index.
+        db.execute_sql("UPDATE messages SET content = 'octopus' WHERE id = 'm1';")
+            .await
+            .expect("edits");
+        db.execute_sql("DELETE FROM messages WHERE id = 'm3';")
+            .await
+            .expect("deletes");
+        assert_eq!(found(&db, "walrus").await, 1);
+        assert_eq!(found(&db, "octopus").await, 1);
+        assert_eq!(found(&db, "narwhal").await, 0);
+        // m3 was the newest: its rowid comes back for the next row, which must be indexed.
+        let reused = format!("{}{}", insert(4, "squid"), insert(5, "squid"));
+        db.execute_sql(&reused).await.expect("inserts");
+        assert_eq!(
+            db.count_sql("SELECT rowid AS n FROM messages WHERE id = 'm4'")
+                .await
+                .expect("rowid"),
+            3,
+            "SQLite gave the deleted newest rowid again"
+        );
+        // Rows not yet indexed: an edit is indexed as it is then, a deleted one never.
+        db.execute_sql("UPDATE messages SET content = 'kraken' WHERE id = 'm5';")
+            .await
+            .expect("edits");
+        assert_eq!(found(&db, "squid").await, 1);
+        assert_eq!(found(&db, "kraken").await, 1);
+        db.execute_sql(&(insert(6, "eel") + "DELETE FROM messages WHERE id = 'm6';"))
+            .await
+            .expect("inserts and deletes");
+        assert_eq!(found(&db, "eel").await, 0);
+        db.execute_sql(&insert(7, "eel")).await.expect("inserts");
+        assert_eq!(found(&db, "eel").await, 1);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -151,10 +151,20 @@ impl MessageStore for SqlMessageStore {
         })
     }
 
-    async fn last_post(&self, channel_id: Uuid, author_id: Uuid) -> CoreResult<Option<Timestamp>> {
+    async fn last_post(
+        &self,
+        channel_id: Uuid,
+        author_id: Uuid,
+        since: Timestamp,
+    ) -> CoreResult<Option<Timestamp>> {
+        // The id bound keeps the walk of the channel's index to the window (SQLite has no
+        // index by author: see the migration `lean_send_writes`).
+        let floor = DbId(ecto_core::id_floor(since));
         db_run!(self.0, read, |conn| {
             messages::table
                 .filter(messages::channel_id.eq(DbId(channel_id)))
+                .filter(messages::id.ge(floor))
+                .filter(messages::created_at.ge(since))
                 .filter(messages::author_id.eq(DbId(author_id)))
                 .filter(messages::deleted.eq(false))
                 .order(messages::id.desc())

@@ -388,6 +388,9 @@ impl ModerationStore for SqlModerationStore {
                         messages::table
                             .filter(messages::server_id.eq(server))
                             .filter(messages::author_id.eq(user))
+                            // Walks the id index from `since` (SQLite has no index by
+                            // author: see the migration `lean_send_writes`).
+                            .filter(messages::id.ge(DbId(ecto_core::id_floor(since))))
                             .filter(messages::created_at.ge(since)),
                     )
                     .set(messages::deleted.eq(true))

@@ -510,6 +510,25 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
     )
     .await;
 
+    // What a ban with message deletion takes: the banned member's messages of the window,
+    // not older ones, not anyone else's.
+    let general = app.channel(&owner, "general", "text").await;
+    let mut sent = Vec::new();
+    for (s, content) in [
+        (&banned, "from long ago"),
+        (&banned, "rude remark"),
+        (&bystander, "bystander remark"),
+    ] {
+        let input = json!({ "channel_id": general["id"], "content": content });
+        sent.push(app.ok("messages.send", input, s).await);
+    }
+    let old = &sent[0];
+    app.sql(&format!(
+        "UPDATE messages SET created_at = '{}' WHERE id = '{}'",
+        ecto_tests::sql_time(-2 * 86_400),
+        old["id"].as_str().expect("id")
+    ))
+    .await;
     let (status, _) = app
         .mutate(
             "members.ban",
@@ -528,6 +547,21 @@ async fn kicks_and_bans_remove_members_and_bans_keep_them_out(app: TestApp) {
         next_event(&mut events, "member.leave").await.data,
         json!({ "user_id": banned.user_id })
     );
+    let listed = app
+        .get(
+            "messages.list",
+            json!({ "channel_id": general["id"] }),
+            &owner,
+        )
+        .await;
+    let mut left: Vec<&str> = listed["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    left.sort_unstable();
+    assert_eq!(left, ["bystander remark", "from long ago"], "{listed}");
     let (status, body) = app.login(&banned_name, "password-3").await;
     assert_eq!(
         (status, ecto_code(&body)),

@@ -360,6 +360,30 @@ async fn slowmode_limits_members_but_not_moderators(app: TestApp) {
         &owner,
     )
     .await;
+    // Once the last post is older than the window, the member may send again.
+    app.sql(&format!(
+        "UPDATE messages SET created_at = '{}' WHERE content = 'first'",
+        sql_time(-31)
+    ))
+    .await;
+    app.ok(
+        "messages.send",
+        json!({ "channel_id": slow["id"], "content": "second" }),
+        &member,
+    )
+    .await;
+    let (status, body) = app
+        .mutate(
+            "messages.send",
+            json!({ "channel_id": slow["id"], "content": "third" }),
+            Some(&member.token),
+        )
+        .await;
+    assert_eq!(
+        (status, ecto_code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, Some(3005)),
+        "the window starts again at the newest post"
+    );
 }
 
 async fn everyone_mentions_need_mention_everyone(app: TestApp) {
