@@ -173,9 +173,10 @@ fn app(
         })
         // First: every route is tried in order, and a route with a parameter is matched by a
         // regular expression (perf of a sequential messages.send: 1.7 % of the server's CPU in
-        // regex matching while this route came after six others with parameters). No other
-        // route starts with /trpc/.
-        .route("/trpc/{path}", web::route().to(trpc::handle))
+        // regex matching while /trpc/{path} came after six others with parameters, 1.3 % when
+        // it came first). A scope's prefix is plain text, compared without one; no other route
+        // starts with /trpc.
+        .service(web::scope("/trpc").default_service(web::route().to(trpc::entry)))
         .route("/health", web::route().to(routes::health))
         .route("/ready", web::get().to(routes::ready))
         .route("/internal/servers", web::post().to(routes::create_server))

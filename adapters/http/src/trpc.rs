@@ -251,17 +251,62 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// Everything under `/trpc`: one path segment, percent-decoded, names the procedures
+/// ([`handle`]); anything else is a tRPC NOT_FOUND, as outside the routes.
+pub async fn entry(
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    payload: web::Payload,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
+    let segment = req
+        .match_info()
+        .unprocessed()
+        .strip_prefix('/')
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .and_then(percent_decoded);
+    match segment {
+        Some(path) => handle(req, path, query, payload, state).await,
+        None => not_found(req).await,
+    }
+}
+
+/// `text` with its `%XX` escapes decoded; `None` for a broken escape or bytes that are not
+/// UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// `/trpc/{paths}`: the whole request pipeline for procedures. Until the calls run, any
 /// failure answers every path of the request with the same error.
-pub async fn handle(
+async fn handle(
     req: HttpRequest,
-    path: web::Path<String>,
+    path: String,
     query: web::Query<HashMap<String, String>>,
     payload: web::Payload,
     state: web::Data<HttpState>,
 ) -> HttpResponse {
     let batch = query.get("batch").is_some_and(|b| b == "1" || b == "true");
-    let paths = batch_paths(path.into_inner(), batch);
+    let paths = batch_paths(path, batch);
     let route = if batch {
         "batch"
     } else {

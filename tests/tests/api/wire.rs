@@ -80,10 +80,19 @@ async fn unknown_procedure_is_not_found(app: TestApp) {
         body["error"]["message"],
         "No procedure found on path \"nope.nothing\""
     );
-    // Paths outside /trpc fall through to the same answer.
-    let (status, _, body) = TestApp::send(app.request(Method::GET, "/what/ever")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(trpc_code(&body), "NOT_FOUND");
+    // Paths outside /trpc/<procedures> fall through to the same answer.
+    for path in [
+        "/what/ever",
+        "/trpc",
+        "/trpc/",
+        "/trpc/server.info/x",
+        "/trpc/%zz",
+        "/trpcx",
+    ] {
+        let (status, _, body) = TestApp::send(app.request(Method::GET, path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(trpc_code(&body), "NOT_FOUND", "{path}");
+    }
 }
 
 async fn method_mismatch_is_405(app: TestApp) {
@@ -187,6 +196,13 @@ async fn batches_answer_arrays_and_refuse_mixing(app: TestApp) {
     assert!(items
         .iter()
         .all(|i| i["result"]["data"]["server"]["id"].is_string()));
+    // The procedure segment is percent-decoded (a client may escape the comma).
+    let rb = app
+        .request(Method::GET, "/trpc/server%2Einfo%2Cserver.info")
+        .query(&[("batch", "1"), ("input", &input)]);
+    let (status, _, body) = TestApp::send(rb).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.as_array().map(Vec::len), Some(2), "{body}");
 
     let rb = app
         .request(Method::GET, "/trpc/server.info,nope.nothing")
