@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ecto_core::ports::{Event, EventBus, EventStream, InlineSink};
 use ecto_core::{CoreError, CoreResult};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -30,17 +30,10 @@ pub struct MemoryEventBus {
     sender: broadcast::Sender<Arc<Event>>,
     logs: Mutex<HashMap<Uuid, Log>>,
     log_events: usize,
-    /// The sink offered each event first ([`EventBus::offer_inline`]); none once a second
-    /// was offered (each would have to hear every event).
-    inline: Mutex<Inline>,
-}
-
-#[derive(Default)]
-enum Inline {
-    #[default]
-    None,
-    One(InlineSink),
-    Several,
+    /// The sink offered each event first ([`EventBus::offer_inline`]): the first one set. A
+    /// second would be another gateway on this bus, whose feed keeps the first sink idle (it
+    /// takes events only while one feed is open).
+    inline: OnceLock<InlineSink>,
 }
 
 impl MemoryEventBus {
@@ -51,7 +44,7 @@ impl MemoryEventBus {
             sender: broadcast::channel(capacity.max(16)).0,
             logs: Mutex::new(HashMap::new()),
             log_events: log_events.max(1),
-            inline: Mutex::new(Inline::None),
+            inline: OnceLock::new(),
         }
     }
 
@@ -83,7 +76,7 @@ impl EventBus for MemoryEventBus {
         // order. No receiver is fine: nobody is connected. The sink takes the event only
         // while the feed is one (its owner's): another feed would miss what it took.
         if self.sender.receiver_count() == 1 {
-            if let Inline::One(sink) = &*self.inline.lock().unwrap_or_else(|p| p.into_inner()) {
+            if let Some(sink) = self.inline.get() {
                 if sink(&event) {
                     return Ok(());
                 }
@@ -94,11 +87,7 @@ impl EventBus for MemoryEventBus {
     }
 
     fn offer_inline(&self, sink: InlineSink) {
-        let mut inline = self.inline.lock().unwrap_or_else(|p| p.into_inner());
-        *inline = match *inline {
-            Inline::None => Inline::One(sink),
-            _ => Inline::Several,
-        };
+        let _ = self.inline.set(sink);
     }
 
     async fn feed(&self) -> CoreResult<EventStream> {
