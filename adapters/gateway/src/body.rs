@@ -241,12 +241,19 @@ impl Outbox {
         self.encode(spare, &mut buf);
         // An error leaves it all to the writer, whose own write meets it and ends.
         let sent = io.try_write(&buf).unwrap_or(0);
+        let rest = (sent < buf.len()).then(|| buf.split_off(sent));
+        self.hub_wrote(rest, waker);
+    }
+
+    /// After the hub's write for the parked writer: the writer is woken when there is more to
+    /// do (what the socket did not take, what was queued while the hub wrote, a close, the
+    /// loop's end); otherwise it stays parked with its waker back, for the next delivery.
+    fn hub_wrote(&self, rest: Option<BytesMut>, waker: Waker) {
         let mut state = self.lock();
-        if sent < buf.len() {
-            state.rest = Some(buf.split_off(sent));
+        if rest.is_some() {
+            state.rest = rest;
             state.parked = false;
-        } else if !(state.closing || state.ended || state.gone) {
-            // Still parked: the waker stays its way to be woken.
+        } else if state.queue.is_empty() && !(state.closing || state.ended || state.gone) {
             if state.waker.is_none() {
                 state.waker = Some(waker);
             }
@@ -718,6 +725,30 @@ mod tests {
             reader.await.expect("reader") == want.to_vec(),
             "every byte, in order"
         );
+    }
+
+    #[actix_web::test]
+    async fn what_is_queued_while_the_hub_writes_wakes_the_writer() {
+        let ws = outbox(8, Duration::ZERO);
+        let outbox = ws.outbox().clone();
+        let wakes = Arc::new(Wakes(Default::default()));
+        let woken = || wakes.0.load(std::sync::atomic::Ordering::SeqCst);
+        // The hub holds the parked writer's waker and has taken the queue; a delivery comes
+        // meanwhile (it finds no waker to hand on).
+        outbox.lock().parked = true;
+        outbox.try_send(t("meanwhile")).expect("room");
+        outbox.hub_wrote(None, Waker::from(wakes.clone()));
+        assert_eq!(woken(), 1, "the writer is woken for it");
+        drop(ws);
+        assert_eq!(drain(&outbox, b"").await, vec![text(b"meanwhile")]);
+
+        // Nothing came meanwhile: the writer stays parked and gets its waker back.
+        let quiet = super::outbox(8, Duration::ZERO);
+        let quiet = quiet.outbox();
+        quiet.lock().parked = true;
+        quiet.hub_wrote(None, Waker::from(wakes.clone()));
+        assert_eq!(woken(), 1, "not woken");
+        assert!(quiet.lock().waker.is_some());
     }
 
     #[actix_web::test]
