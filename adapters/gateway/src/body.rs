@@ -116,7 +116,7 @@ pub(crate) struct Outbox {
 /// task then writes each socket's queue itself, on the socket's own thread, while its writer
 /// is parked (perf, fan-out of 1,000 sockets at 50 events/s: waking and polling each
 /// connection's task and its writer cost about 7 % of the server's CPU); it wakes the writer
-/// only when there is more for it to do (the socket took part of the buffer, a close).
+/// only when there is more for it to do ([`Outbox::hub_wrote`]).
 ///
 /// After writing a batch the hub waits `delay` (`ws_write_delay_ms`) before the next: what
 /// the dispatcher delivers meanwhile is written with it, one `send` per socket for several
@@ -224,8 +224,8 @@ impl Outbox {
     }
 
     /// The hub's turn with this socket (on the socket's thread), holding the waker of its
-    /// writer: while the writer is parked, writes the queue for it; wakes it when there is
-    /// more to do than one write (what the socket did not take, a close, the loop's end).
+    /// writer: while the writer is parked, writes the queue for it ([`Outbox::hub_wrote`]
+    /// decides what follows); otherwise wakes it.
     fn write_for_writer(&self, waker: Waker, spare: &mut VecDeque<Message>) {
         let mut state = self.lock();
         let io = match &state.io {
