@@ -4,32 +4,49 @@
 use crate::registry::Gateway;
 use crate::session::{Session, SessionState};
 use ecto_core::ports::Checkpoint;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 /// Checkpoints a session keeps in memory for `system.resume`.
 const RECENT_CHECKPOINTS: usize = 4;
 /// A session whose checkpoint lags the log by this many events records a new one even when
 /// nothing else changed, so that its resume point stays inside the log.
 const CHECKPOINT_LAG: u64 = 2_000;
+/// Most checkpoints the saver takes at once.
+const SAVE_BATCH: usize = 256;
+/// How long the saver waits after a batch before it looks for the next one: a resume on this
+/// process waits for it at most this plus the saving ([`Gateway::flush`]); one on another
+/// process comes after the client noticed the drop and reconnected.
+const SAVE_PAUSE: Duration = Duration::from_millis(5);
 
 impl Gateway {
-    /// Starts the task that saves queued checkpoints in order.
+    /// Starts the task that saves queued checkpoints in order: what is queued when it looks
+    /// is saved together (see [`Gateway::save_batch`]), and it then pauses [`SAVE_PAUSE`] so
+    /// that a stream of checkpoints (sessions opening or closing) wakes it once per batch, not
+    /// once per checkpoint.
     pub(crate) fn spawn_saver(
         gateway: &Arc<Gateway>,
         mut to_save: mpsc::UnboundedReceiver<Checkpoint>,
     ) {
         let saving = Arc::downgrade(gateway);
         tokio::spawn(async move {
-            while let Some(checkpoint) = to_save.recv().await {
+            let mut batch = Vec::new();
+            while to_save.recv_many(&mut batch, SAVE_BATCH).await > 0 {
                 let Some(gateway) = saving.upgrade() else {
                     break;
                 };
-                gateway.save(&checkpoint).await;
-                gateway.saved.fetch_add(1, Ordering::SeqCst);
+                gateway.save_batch(&batch).await;
+                gateway
+                    .saved
+                    .fetch_add(batch.len() as u64, Ordering::SeqCst);
                 gateway.saved_notify.notify_waiters();
+                batch.clear();
+                drop(gateway);
+                tokio::time::sleep(SAVE_PAUSE).await;
             }
         });
     }
@@ -56,8 +73,26 @@ impl Gateway {
         });
     }
 
+    /// Saves `batch` (in the order it was queued): each session's checkpoints one after the
+    /// other, different sessions' at the same time (a shared buffer's round trips overlap).
+    pub(crate) async fn save_batch(&self, batch: &[Checkpoint]) {
+        let mut by_session: HashMap<Uuid, Vec<&Checkpoint>> = HashMap::new();
+        for checkpoint in batch {
+            by_session
+                .entry(checkpoint.session_id)
+                .or_default()
+                .push(checkpoint);
+        }
+        futures_util::future::join_all(by_session.into_values().map(|own| async move {
+            for checkpoint in own {
+                self.save(checkpoint).await;
+            }
+        }))
+        .await;
+    }
+
     /// Saves one checkpoint; a session that was resumed elsewhere is let go.
-    pub(crate) async fn save(&self, checkpoint: &Checkpoint) {
+    async fn save(&self, checkpoint: &Checkpoint) {
         match self.buffer.save(checkpoint).await {
             Ok(true) => {}
             Ok(false) => self.let_go(checkpoint.session_id, checkpoint.incarnation),

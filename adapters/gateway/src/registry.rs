@@ -386,9 +386,7 @@ impl Gateway {
                 })
                 .collect()
         };
-        for checkpoint in &checkpoints {
-            self.save(checkpoint).await;
-        }
+        self.save_batch(&checkpoints).await;
         self.notify
             .lock()
             .unwrap_or_else(|p| p.into_inner())

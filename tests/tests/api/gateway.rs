@@ -333,6 +333,56 @@ async fn resume_replays_exactly_the_missed_events(app: TestApp) {
     assert_eq!(ws2.frame().await["event"], "system.ready");
 }
 
+/// Sessions whose sockets drop at the same moment have their checkpoints saved together
+/// (the saver takes what is queued as one batch); each resumes with exactly the events it
+/// missed, numbered on from its own sequence, and goes on from there.
+async fn sessions_dropped_together_each_resume_exactly(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let channel = app.channel(&owner, "together", "text").await;
+    let send = |content: &'static str| {
+        let input = json!({ "channel_id": channel["id"], "content": content });
+        app.ok("messages.send", input, &owner)
+    };
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let member = app
+            .register(&unique(&format!("mem{i}")), "password-2")
+            .await;
+        for _ in 0..3 {
+            let mut ws = app.ws().await;
+            let ready = ws
+                .identify(&member.token, json!({ "active_channel_id": channel["id"] }))
+                .await;
+            held.push((member.token.clone(), ready["session_id"].clone(), ws));
+        }
+    }
+    send("one").await;
+    let (mut dropped, mut sockets) = (Vec::new(), Vec::new());
+    for (token, session_id, mut ws) in held {
+        let one = ws.expect("message.create").await;
+        dropped.push((token, session_id, one["seq"].as_u64().expect("seq")));
+        sockets.push(ws);
+    }
+    drop(sockets);
+    app.until_no_sessions(5).await;
+    send("two").await;
+    send("three").await;
+
+    let mut resumed = Vec::new();
+    for (token, session_id, seen) in &dropped {
+        let mut ws = app.ws().await;
+        let resume_seq = ws.resume(token, session_id, *seen, &["two", "three"]).await;
+        resumed.push((resume_seq, ws));
+    }
+    send("four").await;
+    futures_util::future::join_all(
+        resumed
+            .iter_mut()
+            .map(|(resume_seq, ws)| ws.goes_on(*resume_seq, &["four"])),
+    )
+    .await;
+}
+
 async fn presence_follows_sessions_with_an_offline_grace(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let member = app.register(&unique("mem"), "password-2").await;
@@ -497,12 +547,14 @@ both_profiles!(
     server_and_user_events_respect_their_scope,
     kicks_bans_and_revocations_close_sessions,
     resume_replays_exactly_the_missed_events,
+    sessions_dropped_together_each_resume_exactly,
 );
 
 on_redis_cluster!(
     channel_events_reach_only_subscribers_who_can_read,
     kicks_bans_and_revocations_close_sessions,
     resume_replays_exactly_the_missed_events,
+    sessions_dropped_together_each_resume_exactly,
 );
 
 /// Two server processes sharing PostgreSQL and Redis: an event published through one reaches
