@@ -1029,6 +1029,64 @@ pub async fn presence_contract(store: &dyn crate::ports::PresenceStore) {
     );
 }
 
+/// The [`crate::ports::PresenceStore`] contract across processes: `a` and `b` share their
+/// backing (for a store kept in memory, the same store twice), and `a`'s snapshot follows
+/// every change made through `b`, however `a` keeps it.
+pub async fn presence_shared_contract(
+    a: &dyn crate::ports::PresenceStore,
+    b: &dyn crate::ports::PresenceStore,
+) {
+    use crate::ports::Presence;
+    let (server, user) = (new_id(), new_id());
+    let statuses = |snapshot: crate::ports::PresenceSnapshot| {
+        let json = serde_json::to_value(&snapshot).expect("json");
+        let statuses: Vec<String> = json
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["status"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(statuses.len(), snapshot.count());
+        statuses
+    };
+    let presence = |status: &str| Presence {
+        user_id: user,
+        status: status.into(),
+        custom_text: None,
+        last_active_at: Utc::now(),
+    };
+    assert!(statuses(a.snapshot(server).await.expect("snapshot")).is_empty());
+    b.set(server, presence("online")).await.expect("set");
+    assert_eq!(
+        statuses(a.snapshot(server).await.expect("snapshot")),
+        ["online"],
+        "a presence set elsewhere is seen"
+    );
+    assert_eq!(
+        statuses(a.snapshot(server).await.expect("snapshot")),
+        ["online"],
+        "asked twice"
+    );
+    b.set(server, presence("dnd")).await.expect("set");
+    assert_eq!(
+        statuses(a.snapshot(server).await.expect("snapshot")),
+        ["dnd"],
+        "a change made elsewhere is seen"
+    );
+    assert!(b.remove(server, user).await.expect("remove"));
+    assert!(
+        statuses(a.snapshot(server).await.expect("snapshot")).is_empty(),
+        "a removal made elsewhere is seen"
+    );
+    b.set(server, presence("idle")).await.expect("set");
+    assert_eq!(
+        statuses(a.snapshot(server).await.expect("snapshot")),
+        ["idle"],
+        "and a presence set again"
+    );
+    assert!(b.remove(server, user).await.expect("remove"));
+}
+
 /// Reads the next event of `server` from a feed, skipping other servers' events.
 async fn next_of(feed: &mut crate::ports::EventStream, server: uuid::Uuid) -> crate::ports::Event {
     loop {

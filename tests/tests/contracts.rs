@@ -317,13 +317,18 @@ async fn s3_keeps_the_blob_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_presence_keeps_the_presence_contract() {
-    ecto_core::testing::presence_contract(&ecto_memory::MemoryPresenceStore::default()).await;
+    let store = ecto_memory::MemoryPresenceStore::default();
+    ecto_core::testing::presence_contract(&store).await;
+    ecto_core::testing::presence_shared_contract(&store, &store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_presence_keeps_the_presence_contract() {
     for conn in redises("p").await {
-        ecto_core::testing::presence_contract(&ecto_redis::RedisPresenceStore(conn)).await;
+        let other = ecto_redis::RedisPresenceStore::new(conn.clone());
+        let store = ecto_redis::RedisPresenceStore::new(conn);
+        ecto_core::testing::presence_contract(&store).await;
+        ecto_core::testing::presence_shared_contract(&store, &other).await;
     }
 }
 

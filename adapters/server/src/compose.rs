@@ -154,7 +154,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
                     config.ws_resume_log_events,
                     resume_window,
                 )),
-                Arc::new(ecto_redis::RedisPresenceStore(redis.clone())),
+                Arc::new(ecto_redis::RedisPresenceStore::new(redis.clone())),
                 Arc::new(ecto_redis::RedisSessionBuffer::new(redis, resume_window)),
             )
         }
