@@ -1036,9 +1036,10 @@ pub async fn presence_shared_contract(
     a: &dyn crate::ports::PresenceStore,
     b: &dyn crate::ports::PresenceStore,
 ) {
-    use crate::ports::Presence;
-    let (server, user) = (new_id(), new_id());
-    let statuses = |snapshot: crate::ports::PresenceSnapshot| {
+    use crate::ports::{Presence, PresenceStore};
+    /// The statuses in `store`'s snapshot of `server`.
+    async fn shown(store: &dyn PresenceStore, server: uuid::Uuid) -> Vec<String> {
+        let snapshot = store.snapshot(server).await.expect("snapshot");
         let json = serde_json::to_value(&snapshot).expect("json");
         let statuses: Vec<String> = json
             .as_array()
@@ -1048,42 +1049,31 @@ pub async fn presence_shared_contract(
             .collect();
         assert_eq!(statuses.len(), snapshot.count());
         statuses
-    };
+    }
+    let (server, user) = (new_id(), new_id());
     let presence = |status: &str| Presence {
         user_id: user,
         status: status.into(),
         custom_text: None,
         last_active_at: Utc::now(),
     };
-    assert!(statuses(a.snapshot(server).await.expect("snapshot")).is_empty());
+    assert!(shown(a, server).await.is_empty());
     b.set(server, presence("online")).await.expect("set");
     assert_eq!(
-        statuses(a.snapshot(server).await.expect("snapshot")),
+        shown(a, server).await,
         ["online"],
-        "a presence set elsewhere is seen"
+        "a presence set elsewhere"
     );
-    assert_eq!(
-        statuses(a.snapshot(server).await.expect("snapshot")),
-        ["online"],
-        "asked twice"
-    );
+    assert_eq!(shown(a, server).await, ["online"], "asked twice");
     b.set(server, presence("dnd")).await.expect("set");
-    assert_eq!(
-        statuses(a.snapshot(server).await.expect("snapshot")),
-        ["dnd"],
-        "a change made elsewhere is seen"
-    );
+    assert_eq!(shown(a, server).await, ["dnd"], "a change made elsewhere");
     assert!(b.remove(server, user).await.expect("remove"));
     assert!(
-        statuses(a.snapshot(server).await.expect("snapshot")).is_empty(),
-        "a removal made elsewhere is seen"
+        shown(a, server).await.is_empty(),
+        "a removal made elsewhere"
     );
     b.set(server, presence("idle")).await.expect("set");
-    assert_eq!(
-        statuses(a.snapshot(server).await.expect("snapshot")),
-        ["idle"],
-        "and a presence set again"
-    );
+    assert_eq!(shown(a, server).await, ["idle"], "a presence set again");
     assert!(b.remove(server, user).await.expect("remove"));
 }
 
