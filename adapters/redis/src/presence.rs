@@ -1,6 +1,6 @@
 //! [`PresenceStore`] on Redis: a hash of presences per server and a counter per user.
 //!
-//! The hash also holds a version (field [`VERSION`]): a fresh random token written by the
+//! The hash also holds a version (field [`VERSION`]): a fresh id (UUIDv7) written by the
 //! same script as every change of the server's presences. A process keeps the last snapshot
 //! it built per server with the version it read before building it, and builds it again only
 //! when the version changed, so a `system.ready` costs one small read instead of reading
