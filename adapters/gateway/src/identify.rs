@@ -142,13 +142,15 @@ impl Conn {
         ));
         self.gateway.insert(session.clone());
         self.session = Some(session.clone());
-        let flow = if send_serialized(&mut self.ws, "system.ready", &payload).await {
+        // Counted before the ready goes out, so that a client holding the ready finds this
+        // socket counted against the user's cap; what the count announces (the user coming
+        // online) is held until the ready is queued, like any delivery meanwhile.
+        self.opened(&session).await;
+        if send_serialized(&mut self.ws, "system.ready", &payload).await {
             self.live();
             Flow::Continue
         } else {
             Flow::Close(close::UNKNOWN_ERROR, "Ready failed")
-        };
-        self.opened(&session).await;
-        flow
+        }
     }
 }
