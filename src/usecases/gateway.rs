@@ -261,9 +261,30 @@ async fn announce(svc: &Services, server_id: Uuid, presence: &crate::ports::Pres
     publish(svc, server_id, Scope::Server, "presence.update", presence).await;
 }
 
-/// A session of `user_id` opened: counts it, and the user comes online if they were not.
+/// Counts one more open session of `user_id`, within the user's `cap` of sessions in the
+/// server (0: none): `false`, with nothing counted, when the user already has `cap` open.
+/// One step across processes: the count is taken first and given back when over the cap, so
+/// that sessions identifying at the same moment cannot all pass a check made before any of
+/// them is counted.
+pub async fn session_counted(
+    svc: &Services,
+    server_id: Uuid,
+    user_id: Uuid,
+    cap: u32,
+) -> CoreResult<bool> {
+    let open = svc.presence.connect(server_id, user_id).await?;
+    if cap > 0 && open > u64::from(cap) {
+        // Refused either way; a count that could not be given back is only logged.
+        if let Err(e) = svc.presence.disconnect(server_id, user_id).await {
+            tracing::warn!(error = %e, "session count not given back");
+        }
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// A counted session of `user_id` opened: the user comes online if they were not.
 pub async fn session_opened(svc: &Services, server_id: Uuid, user_id: Uuid) -> CoreResult<()> {
-    svc.presence.connect(server_id, user_id).await?;
     if svc.presence.get(server_id, user_id).await?.is_none() {
         let presence = crate::ports::Presence {
             user_id,

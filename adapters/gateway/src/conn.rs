@@ -43,6 +43,9 @@ pub(crate) struct Conn {
     pub(crate) budget: EventBudget,
     /// The socket's hold on its server's events (from identify on).
     joined: Option<Joined>,
+    /// The server and user this socket is counted for against the user's cap of sockets,
+    /// from identify on; given back when the socket closes.
+    pub(crate) counted: Option<(Uuid, Uuid)>,
 }
 
 /// The socket's token bucket of client events (pings included): `capacity` per 10 s,
@@ -143,6 +146,7 @@ pub(crate) async fn run(
         last_presence: None,
         budget: EventBudget::new(gateway.config.events_per_10s),
         joined: None,
+        counted: None,
     };
     let identify_deadline = tokio::time::sleep(gateway.config.identify_timeout);
     tokio::pin!(identify_deadline);
@@ -188,6 +192,9 @@ pub(crate) async fn run(
     // sessions: 3.2 KiB per task before).
     if let Some(session) = &conn.session {
         Box::pin(after_close(&gateway, session)).await;
+    } else if let Some((server_id, user_id)) = conn.counted {
+        // Counted at identify, but no session was set up.
+        Box::pin(uncounted(gateway.clone(), server_id, user_id)).await;
     }
     let reason = outcome.map(|(code, description)| CloseReason {
         code: CloseCode::Other(code),
@@ -207,14 +214,18 @@ pub(crate) async fn run(
 async fn after_close(gateway: &Arc<Gateway>, session: &Arc<Session>) {
     // The session's checkpoint stays for a resume unless it was closed on purpose.
     gateway.detach(session);
-    let (svc, server_id, user_id) = (
-        gateway.services.clone(),
-        session.server.id,
-        session.caller.user_id,
-    );
-    let grace = gateway.config.presence_grace;
+    let (server_id, user_id) = (session.server.id, session.caller.user_id);
     // Its voice ends with it (reference §3.4: only when this session holds it).
-    ecto_core::usecases::voice::session_closed(&svc, server_id, user_id, session.id).await;
+    ecto_core::usecases::voice::session_closed(&gateway.services, server_id, user_id, session.id)
+        .await;
+    uncounted(gateway.clone(), server_id, user_id).await;
+}
+
+/// A socket counted for `user_id` closed: when it was the user's last one here they go
+/// offline after the grace period.
+async fn uncounted(gateway: Arc<Gateway>, server_id: Uuid, user_id: Uuid) {
+    let svc = gateway.services.clone();
+    let grace = gateway.config.presence_grace;
     match session_closed(&svc, server_id, user_id).await {
         Ok(0) => {
             tokio::spawn(async move {
@@ -294,7 +305,7 @@ impl Conn {
         self.close = None;
     }
 
-    /// Counts the session as open for presence (the user comes online if they were not).
+    /// The counted session is set up: the user comes online if they were not.
     pub(crate) async fn opened(&self, session: &Session) {
         if let Err(e) = session_opened(
             &self.gateway.services,

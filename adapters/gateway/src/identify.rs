@@ -6,7 +6,7 @@ use crate::resume::find_detached;
 use crate::session::Session;
 use ecto_core::model::Server;
 use ecto_core::usecases::base::publish::close;
-use ecto_core::usecases::gateway::{identify, ready, PROTOCOL_VERSION};
+use ecto_core::usecases::gateway::{identify, ready, session_counted, PROTOCOL_VERSION};
 use ecto_core::usecases::Caller;
 use serde_json::Value;
 use std::sync::Arc;
@@ -64,8 +64,8 @@ impl Conn {
         self.start_session(server, caller, active).await
     }
 
-    /// The member `token` proves, within the user's cap of sockets.
-    async fn identified(&self, server: &Server, token: &str) -> Result<Caller, Flow> {
+    /// The member `token` proves, counted within the user's cap of sockets.
+    async fn identified(&mut self, server: &Server, token: &str) -> Result<Caller, Flow> {
         let svc = &self.gateway.services;
         let caller = match identify(svc, server, token).await {
             Ok(Ok(caller)) => caller,
@@ -76,14 +76,10 @@ impl Conn {
             }
         };
         let cap = self.gateway.config.sockets_per_user;
-        if cap > 0 {
-            match svc.presence.connections(server.id, caller.user_id).await {
-                Ok(open) if open >= u64::from(cap) => {
-                    return Err(Flow::Close(close::RATE_LIMITED, "Too many sockets"));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "session count unavailable"),
-            }
+        match session_counted(svc, server.id, caller.user_id, cap).await {
+            Ok(true) => self.counted = Some((server.id, caller.user_id)),
+            Ok(false) => return Err(Flow::Close(close::RATE_LIMITED, "Too many sockets")),
+            Err(e) => tracing::warn!(error = %e, "session count unavailable"),
         }
         Ok(caller)
     }
@@ -142,9 +138,8 @@ impl Conn {
         ));
         self.gateway.insert(session.clone());
         self.session = Some(session.clone());
-        // Counted before the ready goes out, so that a client holding the ready finds this
-        // socket counted against the user's cap; what the count announces (the user coming
-        // online) is held until the ready is queued, like any delivery meanwhile.
+        // Online before the ready goes out; the announcement is held until the ready is
+        // queued, like any delivery meanwhile.
         self.opened(&session).await;
         if send_serialized(&mut self.ws, "system.ready", &payload).await {
             self.live();

@@ -5,6 +5,7 @@
 
 use ecto_core::model::{AccessClaims, IdentityType};
 use ecto_core::permissions::bits;
+use ecto_tests::ws::Incoming;
 use ecto_tests::{both_profiles, unique, Call, Profile, Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -758,6 +759,63 @@ async fn sockets_and_tokens_are_bounded(profile: Profile) {
 }
 
 /// Opens (and drops) a `/ws` socket: `None` when the upgrade succeeds, else its HTTP status.
+/// Sockets of one user that identify at the same moment are held to the user's cap all the
+/// same: exactly `cap` of them get their ready, the others are closed with 4008, and the
+/// refused ones leave nothing counted behind.
+async fn identifies_at_once_stay_within_the_cap(profile: Profile) {
+    let app = TestApp::spawn_with(profile, |c| {
+        c.ws_sockets_per_user = 2;
+        c.ws_sockets_per_address = 0;
+    })
+    .await;
+    let member = app.register(&unique("mem"), "password-1").await;
+    let mut sockets = Vec::new();
+    for _ in 0..10 {
+        let mut ws = app.ws().await;
+        ws.expect("system.hello").await;
+        sockets.push(ws);
+    }
+    // Every identify is on its way before the first answer is read.
+    for ws in &mut sockets {
+        ws.send("system.identify", json!({ "token": member.token }))
+            .await;
+    }
+    let (mut ready, mut refused) = (Vec::new(), 0);
+    for mut ws in sockets {
+        match ws.next(10).await {
+            Incoming::Frame(f) if f["event"] == "system.ready" => ready.push(ws),
+            Incoming::Closed(code, reason) => {
+                assert_eq!((code, reason.as_str()), (4008, "Too many sockets"));
+                refused += 1;
+            }
+            Incoming::Frame(f) => panic!("unexpected {f}"),
+        }
+    }
+    assert_eq!((ready.len(), refused), (2, 8), "ready and refused of 10");
+    // Two open: a third is refused; once one closes, one more is let in.
+    let mut third = app.ws().await;
+    third.expect("system.hello").await;
+    third
+        .send("system.identify", json!({ "token": member.token }))
+        .await;
+    assert_eq!(third.closed().await, (4008, "Too many sockets".to_owned()));
+    ready.pop().expect("one").close().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut next = app.ws().await;
+        next.expect("system.hello").await;
+        next.send("system.identify", json!({ "token": member.token }))
+            .await;
+        match next.next(5).await {
+            Incoming::Frame(f) if f["event"] == "system.ready" => break,
+            Incoming::Closed(4008, _) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => panic!("a socket after one closed: {other:?}"),
+        }
+    }
+}
+
 async fn try_socket(app: &TestApp) -> Option<u16> {
     let url = format!("{}/ws", app.base.replacen("http", "ws", 1));
     let mut request =
@@ -887,6 +945,7 @@ mod configured {
     ecto_tests::per_profile!(
         one_request_is_bounded,
         sockets_and_tokens_are_bounded,
+        identifies_at_once_stay_within_the_cap,
         previews_take_from_the_callers_bucket,
         passwords_resist_guessing,
     );
