@@ -8,7 +8,7 @@
 //! cross-runtime wake per delivery). The buffer lives only for its write: an idle socket keeps
 //! none.
 //!
-//! The socket's writer ([`write`], which runs in the connection's task of the HTTP server)
+//! The socket's writer ([`write()`], which runs in the connection's task of the HTTP server)
 //! writes what the connection queues, and whatever the socket does not take at once. While it
 //! waits with nothing of its own to write (it is *parked*), the hub writes a delivery for it,
 //! on the same thread, so the writer's task is not woken and polled per delivery; a socket
@@ -362,7 +362,7 @@ impl Drop for Ws {
     }
 }
 
-/// An outbox of `capacity` messages and its connection's end; its writer is [`write`].
+/// An outbox of `capacity` messages and its connection's end; its writer is [`write()`].
 pub(crate) fn outbox(capacity: usize, delay: Duration) -> Ws {
     Ws {
         outbox: Arc::new(Outbox {

@@ -33,6 +33,15 @@ static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// KEYS: a user's session counter. Decrements it, never below zero, and drops it at zero;
+/// returns what remains.
+static DISCONNECT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local n = redis.call('DECR', KEYS[1]) \
+         if n <= 0 then redis.call('DEL', KEYS[1]) return 0 end return n",
+    )
+});
+
 /// Presences shared by every process.
 pub struct RedisPresenceStore {
     conn: RedisConn,
@@ -73,11 +82,7 @@ impl PresenceStore for RedisPresenceStore {
 
     async fn disconnect(&self, server_id: Uuid, user_id: Uuid) -> CoreResult<u64> {
         let mut conn = self.conn.near();
-        // Decrement, but never below zero; drop the key at zero.
-        let script = redis::Script::new(
-            "local n = redis.call('DECR', KEYS[1]) if n <= 0 then redis.call('DEL', KEYS[1]) return 0 end return n",
-        );
-        let n: i64 = script
+        let n: i64 = DISCONNECT
             .key(self.counter(server_id, user_id))
             .invoke_async(&mut conn)
             .await
@@ -149,12 +154,10 @@ impl PresenceStore for RedisPresenceStore {
         let key = self.presences(server_id);
         let mut conn = self.conn.near();
         let version: Option<String> = conn.hget(&key, VERSION).await.map_err(crate::redis_error)?;
-        let cached = |snapshots: &HashMap<Uuid, (String, PresenceSnapshot)>| {
-            let (at, snapshot) = snapshots.get(&server_id)?;
-            (Some(at) == version.as_ref()).then(|| snapshot.clone())
-        };
-        if let Some(snapshot) = cached(&self.snapshots()) {
-            return Ok(snapshot);
+        if let Some((at, snapshot)) = self.snapshots().get(&server_id) {
+            if Some(at) == version.as_ref() {
+                return Ok(snapshot.clone());
+            }
         }
         let all: Vec<String> = conn.hvals(&key).await.map_err(crate::redis_error)?;
         let snapshot = PresenceSnapshot::joined(all.iter().map(String::as_str));
