@@ -758,7 +758,6 @@ async fn sockets_and_tokens_are_bounded(profile: Profile) {
     }
 }
 
-/// Opens (and drops) a `/ws` socket: `None` when the upgrade succeeds, else its HTTP status.
 /// Sockets of one user that identify at the same moment are held to the user's cap all the
 /// same: exactly `cap` of them get their ready, the others are closed with 4008, and the
 /// refused ones leave nothing counted behind.
@@ -816,6 +815,7 @@ async fn identifies_at_once_stay_within_the_cap(profile: Profile) {
     }
 }
 
+/// Opens (and drops) a `/ws` socket: `None` when the upgrade succeeds, else its HTTP status.
 async fn try_socket(app: &TestApp) -> Option<u16> {
     let url = format!("{}/ws", app.base.replacen("http", "ws", 1));
     let mut request =
