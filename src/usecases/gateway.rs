@@ -261,11 +261,12 @@ async fn announce(svc: &Services, server_id: Uuid, presence: &crate::ports::Pres
     publish(svc, server_id, Scope::Server, "presence.update", presence).await;
 }
 
-/// Counts one more open session of `user_id`, within the user's `cap` of sessions in the
-/// server (0: none): `false`, with nothing counted, when the user already has `cap` open.
-/// One step across processes: the count is taken first and given back when over the cap, so
-/// that sessions identifying at the same moment cannot all pass a check made before any of
-/// them is counted.
+/// Counts one more open session of `user_id` and tells whether it is within the user's `cap`
+/// of sessions in the server (0: none). The count is taken first and checked after, in one
+/// step across processes, so that sessions identifying at the same moment cannot all pass a
+/// check made before any of them was counted. A session over the cap stays counted until the
+/// caller gives its count back as for any session that closed ([`session_closed`], then
+/// [`offline_if_gone`] at zero): a real session may have closed meanwhile.
 pub async fn session_counted(
     svc: &Services,
     server_id: Uuid,
@@ -273,14 +274,7 @@ pub async fn session_counted(
     cap: u32,
 ) -> CoreResult<bool> {
     let open = svc.presence.connect(server_id, user_id).await?;
-    if cap > 0 && open > u64::from(cap) {
-        // Refused either way; a count that could not be given back is only logged.
-        if let Err(e) = svc.presence.disconnect(server_id, user_id).await {
-            tracing::warn!(error = %e, "session count not given back");
-        }
-        return Ok(false);
-    }
-    Ok(true)
+    Ok(cap == 0 || open <= u64::from(cap))
 }
 
 /// A counted session of `user_id` opened: the user comes online if they were not.

@@ -193,7 +193,8 @@ pub(crate) async fn run(
     if let Some(session) = &conn.session {
         Box::pin(after_close(&gateway, session)).await;
     } else if let Some((server_id, user_id)) = conn.counted {
-        // Counted at identify, but no session was set up.
+        // Counted at identify, but refused over the cap or no session was set up: given
+        // back before the close goes out.
         Box::pin(uncounted(gateway.clone(), server_id, user_id)).await;
     }
     let reason = outcome.map(|(code, description)| CloseReason {

@@ -77,8 +77,13 @@ impl Conn {
         };
         let cap = self.gateway.config.sockets_per_user;
         match session_counted(svc, server.id, caller.user_id, cap).await {
-            Ok(true) => self.counted = Some((server.id, caller.user_id)),
-            Ok(false) => return Err(Flow::Close(close::RATE_LIMITED, "Too many sockets")),
+            Ok(within) => {
+                // Given back when the socket closes, at once when it is over the cap.
+                self.counted = Some((server.id, caller.user_id));
+                if !within {
+                    return Err(Flow::Close(close::RATE_LIMITED, "Too many sockets"));
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "session count unavailable"),
         }
         Ok(caller)
