@@ -5,7 +5,7 @@
 
 use ecto_core::model::{AccessClaims, IdentityType};
 use ecto_core::permissions::bits;
-use ecto_tests::ws::Incoming;
+use ecto_tests::ws::{Incoming, WsClient};
 use ecto_tests::{both_profiles, unique, Call, Profile, Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -688,11 +688,7 @@ async fn sockets_and_tokens_are_bounded(profile: Profile) {
     first.identify(&member.token, json!({})).await;
     let mut second = app.ws().await;
     second.identify(&member.token, json!({})).await;
-    let mut third = app.ws().await;
-    third.frame().await;
-    third
-        .send("system.identify", json!({ "token": member.token }))
-        .await;
+    let mut third = identifying(&app, &member.token).await;
     assert_eq!(third.closed().await, (4008, "Too many sockets".to_owned()));
     // Pings count: the sixth within 10 s closes the socket.
     for _ in 0..6 {
@@ -792,20 +788,12 @@ async fn identifies_at_once_stay_within_the_cap(profile: Profile) {
     }
     assert_eq!((ready.len(), refused), (2, 8), "ready and refused of 10");
     // Two open: a third is refused; once one closes, one more is let in.
-    let mut third = app.ws().await;
-    third.expect("system.hello").await;
-    third
-        .send("system.identify", json!({ "token": member.token }))
-        .await;
+    let mut third = identifying(&app, &member.token).await;
     assert_eq!(third.closed().await, (4008, "Too many sockets".to_owned()));
     ready.pop().expect("one").close().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let mut next = app.ws().await;
-        next.expect("system.hello").await;
-        next.send("system.identify", json!({ "token": member.token }))
-            .await;
-        match next.next(5).await {
+        match identifying(&app, &member.token).await.next(5).await {
             Incoming::Frame(f) if f["event"] == "system.ready" => break,
             Incoming::Closed(4008, _) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -813,6 +801,15 @@ async fn identifies_at_once_stay_within_the_cap(profile: Profile) {
             other => panic!("a socket after one closed: {other:?}"),
         }
     }
+}
+
+/// A new socket past its hello that has sent `system.identify` with `token`; its answer is
+/// not read yet.
+async fn identifying(app: &TestApp, token: &str) -> WsClient {
+    let mut ws = app.ws().await;
+    ws.expect("system.hello").await;
+    ws.send("system.identify", json!({ "token": token })).await;
+    ws
 }
 
 /// Opens (and drops) a `/ws` socket: `None` when the upgrade succeeds, else its HTTP status.
