@@ -1075,6 +1075,32 @@ pub async fn presence_shared_contract(
     b.set(server, presence("idle")).await.expect("set");
     assert_eq!(shown(a, server).await, ["idle"], "a presence set again");
     assert!(b.remove(server, user).await.expect("remove"));
+    // Changes made through `a` itself after its snapshot, then changes made here and elsewhere
+    // between two of its snapshots.
+    assert!(shown(a, server).await.is_empty());
+    a.set(server, presence("online")).await.expect("set");
+    assert_eq!(shown(a, server).await, ["online"], "a presence set here");
+    a.set(server, presence("dnd")).await.expect("set");
+    assert_eq!(shown(a, server).await, ["dnd"], "a change made here");
+    let other = new_id();
+    b.set(
+        server,
+        Presence {
+            user_id: other,
+            ..presence("idle")
+        },
+    )
+    .await
+    .expect("set");
+    a.set(server, presence("online")).await.expect("set");
+    let mut both = shown(a, server).await;
+    both.sort();
+    assert_eq!(both, ["idle", "online"], "changes here and elsewhere");
+    assert!(a.remove(server, other).await.expect("remove"));
+    assert_eq!(shown(a, server).await, ["online"], "a removal made here");
+    assert!(!a.remove(server, other).await.expect("remove"));
+    assert!(a.remove(server, user).await.expect("remove"));
+    assert!(shown(a, server).await.is_empty(), "all removed here");
 }
 
 /// Reads the next event of `server` from a feed, skipping other servers' events.
