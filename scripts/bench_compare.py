@@ -86,7 +86,39 @@ ROWS = [
     ("connect → ready, 1,000 sessions 64 at a time", "connect-1000", "p99",
      _lat("connect_to_ready", "p99_ms"), " ms", 15),
     ("", "connect-1000", "server CPU per session", _ms("server_cpu_us_per_session"), " ms", None),
+    ("", "connect-1000", "load tool's CPU per session", lambda r: _client_ms(r, "ready"), " ms",
+     None),
+    ("", "connect-1000", "mean / sessions ready per second",
+     lambda r: f"{_lat('connect_to_ready', 'mean_ms')(r)} ms / {r.get('ready_per_s'):,.0f}", "",
+     None),
 ]
+
+
+def _client_ms(r, per):
+    """The load tool's own CPU time per unit of `per`, in ms."""
+    if r.get("client_cpu_s") is None or not r.get(per):
+        return None
+    return round(r["client_cpu_s"] * 1000 / r[per], 3)
+
+
+def connect_floor(saved, profile, after):
+    """What the two processes' CPU allows the connect scenario on this machine: both share its
+    cores, so sessions are ready at most cores / (server + load tool CPU per session) per
+    second, and with `concurrency` in flight the mean connect → ready is at least `concurrency`
+    divided by that rate (Little's law). `None` when the run did not report the figures."""
+    r = ((after.get("connect-1000") or {}).get("report") or {}).get("results") or {}
+    server, client = r.get("server_cpu_us_per_session"), _client_ms(r, "ready")
+    if not server or not client:
+        return None
+    per_session_ms = server / 1000 + client
+    rate = saved["machine"]["cpus"] * 1000 / per_session_ms
+    args = dict(SCENARIOS)["connect-1000"]
+    concurrency = int(args[args.index("--concurrency") + 1])
+    return (f"{profile}: the server's {server / 1000:.2f} ms and the load tool's {client:.2f} ms "
+            f"of CPU per session allow at most {rate:,.0f} sessions ready per second on "
+            f"{saved['machine']['cpus']} cores, so with {concurrency} in flight the mean connect → "
+            f"ready is at least {concurrency * 1000 / rate:.1f} ms (measured: mean "
+            f"{r['connect_to_ready']['mean_ms']} ms, p99 {r['connect_to_ready']['p99_ms']} ms)")
 
 
 def build_base(base, target_dir, cargo):
@@ -181,6 +213,18 @@ def section(saved):
                     errs.append(f"{side} {s['key']}: exit {s.get('exit')}, {bench.errors_text(s.get('report') or {})}")
         L.append("")
         L.append("Errors: " + ("; ".join(errs) if errs else "none") + ".")
+    floors = [f for f in (connect_floor(saved, p["profile"],
+                                        {s["key"]: s for s in p["after"]["scenarios"]})
+                          for p in saved["profiles"]) if f]
+    if floors:
+        L += ["", "### Connect → ready and the machine", "",
+              "The connect scenario is closed-loop: 64 sockets are in flight, and a new one "
+              "opens as soon as one has its `system.ready`. The load tool runs on the same "
+              "cores as the server (in the managed profile PostgreSQL and Redis too), and its "
+              "own CPU per session (the WebSocket handshake, and parsing each `system.ready`, "
+              "which carries every online member's presence) is of the order of the server's. Their sum "
+              "bounds the rate, and the rate bounds the mean latency (Little's law):", ""]
+        L += [f"- {f}." for f in floors]
     return "\n".join(L) + "\n"
 
 
