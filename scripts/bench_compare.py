@@ -108,17 +108,23 @@ def connect_floor(saved, profile, after):
     divided by that rate (Little's law). `None` when the run did not report the figures."""
     r = ((after.get("connect-1000") or {}).get("report") or {}).get("results") or {}
     server, client = r.get("server_cpu_us_per_session"), _client_ms(r, "ready")
-    if not server or not client:
+    latency = r.get("connect_to_ready") or {}
+    if not server or not client or latency.get("mean_ms") is None:
         return None
     per_session_ms = server / 1000 + client
     rate = saved["machine"]["cpus"] * 1000 / per_session_ms
+    concurrency = _connect_concurrency()
+    return (f"{profile}: the after server's {server / 1000:.2f} ms and the load tool's "
+            f"{client:.2f} ms of CPU per session allow at most {rate:,.0f} sessions ready per "
+            f"second on {saved['machine']['cpus']} cores, so with {concurrency} in flight the mean "
+            f"connect → ready is at least {concurrency * 1000 / rate:.1f} ms (measured: mean "
+            f"{latency['mean_ms']} ms, p99 {latency.get('p99_ms')} ms)")
+
+
+def _connect_concurrency():
+    """The sockets the connect scenario keeps in flight."""
     args = dict(SCENARIOS)["connect-1000"]
-    concurrency = int(args[args.index("--concurrency") + 1])
-    return (f"{profile}: the server's {server / 1000:.2f} ms and the load tool's {client:.2f} ms "
-            f"of CPU per session allow at most {rate:,.0f} sessions ready per second on "
-            f"{saved['machine']['cpus']} cores, so with {concurrency} in flight the mean connect → "
-            f"ready is at least {concurrency * 1000 / rate:.1f} ms (measured: mean "
-            f"{r['connect_to_ready']['mean_ms']} ms, p99 {r['connect_to_ready']['p99_ms']} ms)")
+    return int(args[args.index("--concurrency") + 1])
 
 
 def build_base(base, target_dir, cargo):
@@ -218,12 +224,13 @@ def section(saved):
                           for p in saved["profiles"]) if f]
     if floors:
         L += ["", "### Connect → ready and the machine", "",
-              "The connect scenario is closed-loop: 64 sockets are in flight, and a new one "
-              "opens as soon as one has its `system.ready`. The load tool runs on the same "
-              "cores as the server (in the managed profile PostgreSQL and Redis too), and its "
-              "own CPU per session (the WebSocket handshake, and parsing each `system.ready`, "
-              "which carries every online member's presence) is of the order of the server's. Their sum "
-              "bounds the rate, and the rate bounds the mean latency (Little's law):", ""]
+              f"The connect scenario is closed-loop: {_connect_concurrency()} sockets are in "
+              "flight, and a new one opens as soon as one has its `system.ready`. The load tool "
+              "runs on the same cores as the server (in the managed profile PostgreSQL and Redis "
+              "too), and its own CPU per session (the WebSocket handshake, and parsing each "
+              "`system.ready`, which carries every online member's presence) is of the order of "
+              "the server's. Their sum bounds the rate, and the rate bounds the mean latency "
+              "(Little's law):", ""]
         L += [f"- {f}." for f in floors]
     return "\n".join(L) + "\n"
 
