@@ -166,6 +166,7 @@ def new_server(binary, profile, work, extra_env=None):
     server.env.update(extra_env or {})
     server.migrate()
     server.start()
+    descriptor_table_check(server)
     if profile == "managed":
         server.address = f"drill-{uuid.uuid4().hex[:10]}.ecto.test"
         Client(server, server.env["MANAGED_API_KEY"]).raw(
@@ -173,6 +174,20 @@ def new_server(binary, profile, work, extra_env=None):
             json.dumps({"address": server.address, "name": "Drill"}).encode(),
             {"Content-Type": "application/json"})
     return server
+
+
+def descriptor_table_check(server):
+    """The server grows its descriptor table at start, before it listens (growing it later
+    stalls every thread opening a socket for an RCU grace period): its `FDSize` covers
+    16,384 descriptors, or its whole open-file limit when that is lower."""
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        size = next(int(line.split()[1]) for line in f if line.startswith("FDSize:"))
+    with open(f"/proc/{server.proc.pid}/limits") as f:
+        soft = next(line.split()[3] for line in f if line.startswith("Max open files"))
+    wanted = 16384 if soft == "unlimited" else min(16384, int(soft))
+    if size < wanted:
+        raise SystemExit(f"drills: the server's descriptor table holds {size} entries, "
+                         f"expected at least {wanted} (open-file limit {soft})")
 
 
 def kill(server):

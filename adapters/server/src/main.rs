@@ -158,6 +158,17 @@ fn main() -> ExitCode {
         &config,
         !matches!(command, Command::Serve | Command::Migrate),
     );
+    if let Command::Serve = command {
+        // Before the runtime starts its threads and the server listens (see
+        // `reserve_descriptors`).
+        match cli::check::raise_open_file_limit() {
+            Ok(limit) => {
+                let reserved = cli::check::reserve_descriptors(limit);
+                tracing::info!(limit, reserved, "open-file limit");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -375,10 +386,6 @@ fn restart_note(config: &AppConfig) -> &'static str {
 
 async fn serve(config: &AppConfig) -> CliResult<()> {
     cli::check::data_dir_writable(config).map_err(CliError::new)?;
-    match cli::check::raise_open_file_limit() {
-        Ok(limit) => tracing::info!(limit, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
-    }
     let ecto_server::Running {
         addr,
         handle,
