@@ -15,6 +15,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The server's allocator (see `Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Load generator for ecto-server (tRPC over HTTP and the /ws gateway).
 ///
 /// Every scenario prints a table; with --json it prints one JSON object on stdout instead (the
@@ -238,11 +242,43 @@ pub struct Ctx {
     pub pid: Option<u32>,
 }
 
+/// How many sockets a scenario holds open at once (0: a handful).
+fn socket_count(scenario: &Scenario) -> usize {
+    match scenario {
+        Scenario::Fanout { subscribers, .. } => *subscribers,
+        Scenario::Idle { sessions, .. }
+        | Scenario::Connect { sessions, .. }
+        | Scenario::Communities { sessions, .. } => *sessions,
+        _ => 0,
+    }
+}
+
+/// Grows this process's file-descriptor table to hold `wanted` descriptors (at most `limit`)
+/// before the runtime starts. The kernel doubles the table as descriptors are opened, and in a
+/// process with several threads each doubling waits for an RCU grace period (`expand_files`
+/// → `synchronize_rcu`, about 4 to 12 ms here), during which every thread opening a socket
+/// sleeps: opening 1,000 sockets at once stalled both runtime threads four or five times
+/// (perf sched). The table never shrinks, so growing it once up front removes those stalls.
+fn reserve_descriptors(wanted: u64, limit: u64) {
+    let top = wanted.min(limit).saturating_sub(1);
+    let Ok(top) = i32::try_from(top) else { return };
+    if top < 64 {
+        return;
+    }
+    // A duplicate at or above `top` grows the table to cover it; both are closed at once.
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = rustix::io::fcntl_dupfd_cloexec(&null, top);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Thousands of sockets need more than the usual soft limit of 1024 open files: raise the
     // soft limit to the hard limit (`ulimit -Hn`); beyond that, raise the hard limit first.
     let nofile = rlimit::increase_nofile_limit(u64::MAX).ok();
+    if let Some(limit) = nofile {
+        reserve_descriptors(socket_count(&cli.scenario) as u64 + 256, limit);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -278,13 +314,7 @@ async fn run(cli: Cli, nofile: Option<u64>) -> ExitCode {
     let run = Alphanumeric
         .sample_string(&mut rand::rng(), 6)
         .to_lowercase();
-    let sockets = match &cli.scenario {
-        Scenario::Fanout { subscribers, .. } => *subscribers,
-        Scenario::Idle { sessions, .. }
-        | Scenario::Connect { sessions, .. }
-        | Scenario::Communities { sessions, .. } => *sessions,
-        _ => 0,
-    };
+    let sockets = socket_count(&cli.scenario);
     if let Some(limit) = nofile {
         if (sockets as u64) + 256 > limit {
             eprintln!(

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -79,7 +80,7 @@ pub(crate) async fn next_frame(
     socket: &mut Socket,
     stage: &'static str,
     timeout: Duration,
-) -> Result<(Head, String), WsError> {
+) -> Result<(Head, Utf8Bytes), WsError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let msg = tokio::time::timeout_at(deadline, socket.next())
@@ -89,7 +90,7 @@ pub(crate) async fn next_frame(
             Some(Ok(Message::Text(t))) => {
                 let head: Head = serde_json::from_str(t.as_str())
                     .map_err(|_| WsError::Unexpected("(not JSON)".into()))?;
-                return Ok((head, t.as_str().to_owned()));
+                return Ok((head, t));
             }
             Some(Ok(Message::Close(frame))) => {
                 return Err(WsError::Closed(frame.map_or(1005, |f| u16::from(f.code))))
