@@ -257,8 +257,9 @@ fn socket_count(scenario: &Scenario) -> usize {
 /// before the runtime starts. The kernel doubles the table as descriptors are opened, and in a
 /// process with several threads each doubling waits for an RCU grace period (`expand_files`
 /// → `synchronize_rcu`, about 4 to 12 ms here), during which every thread opening a socket
-/// sleeps: opening 1,000 sockets at once stalled both runtime threads four or five times
-/// (perf sched). The table never shrinks, so growing it once up front removes those stalls.
+/// sleeps: opening 1,000 sockets at once, both runtime threads stalled in `socket` at the
+/// doublings (64 → 2,048; perf sched). The table never shrinks, so growing it once up front
+/// removes those stalls.
 fn reserve_descriptors(wanted: u64, limit: u64) {
     let top = wanted.min(limit).saturating_sub(1);
     let Ok(top) = i32::try_from(top) else { return };
