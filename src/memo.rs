@@ -187,6 +187,36 @@ impl Memo {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What the event `name` with `data` of the server makes stale: nothing for the events
+    /// [`invalidates`] keeps; for `member.join` the joining user's own rows (membership,
+    /// member view, author) and the server's row (the first member becomes its owner), since a
+    /// join changes no role, override, channel, category or configuration; everything the
+    /// server has for any other change. Either way a load still in flight is not kept.
+    pub fn notice(&self, server_id: Uuid, name: &str, data: &serde_json::Value) {
+        if !invalidates(name) {
+            return;
+        }
+        let joined = (name == "member.join")
+            .then(|| data.get("user_id")?.as_str()?.parse::<Uuid>().ok())
+            .flatten();
+        match joined {
+            Some(user_id) => self.forget_member(server_id, user_id),
+            None => self.invalidate(server_id),
+        }
+    }
+
+    /// Drops what is known of one member of the server, and the server's row.
+    fn forget_member(&self, server_id: Uuid, user_id: Uuid) {
+        let mut inner = self.inner();
+        let entry = inner.servers.entry(server_id).or_default();
+        entry.generation += 1;
+        entry.members.remove(&user_id);
+        entry.views.remove(&user_id);
+        entry.authors.remove(&user_id);
+        inner.resolved.retain(|_, s| s.id != server_id);
+        inner.epoch += 1;
+    }
+
     /// Drops everything known about the server.
     pub fn invalidate(&self, server_id: Uuid) {
         let mut inner = self.inner();
@@ -464,6 +494,68 @@ mod tests {
         // A load that started before the drop is not kept.
         memo.keep_authors(server, g, [&author]);
         assert!(memo.authors(server, &mut vec![user]).is_empty());
+    }
+
+    #[test]
+    fn a_join_drops_only_the_joining_users_rows_and_the_server_row() {
+        let memo = Memo::default();
+        let (server_id, joining, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let membership = |user_id| {
+            Arc::new(Membership {
+                member: Member {
+                    id: Uuid::now_v7(),
+                    server_id,
+                    user_id,
+                    identity_type: crate::model::IdentityType::Local,
+                    nickname: None,
+                    allow_dms: true,
+                    token_version: 0,
+                    joined_at: chrono::Utc::now(),
+                },
+                roles: vec![],
+            })
+        };
+        let server = Server {
+            id: server_id,
+            name: "s".into(),
+            description: None,
+            icon_url: None,
+            banner_url: None,
+            address: None,
+            admin_user_id: None,
+            admin_identity_type: "local".into(),
+            central_connected: false,
+            default_channel_id: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        let g = memo.generation(server_id);
+        memo.keep_whole(server_id, g, Arc::new(PermissionData::default()));
+        memo.keep_membership(server_id, g, membership(joining));
+        memo.keep_membership(server_id, g, membership(other));
+        memo.keep_server("host", memo.epoch(), server);
+        memo.notice(
+            server_id,
+            "member.join",
+            &serde_json::json!({ "user_id": joining.to_string() }),
+        );
+        assert!(memo.whole::<PermissionData>(server_id).is_some());
+        assert!(memo.membership(server_id, other).is_some());
+        assert!(memo.membership(server_id, joining).is_none());
+        assert!(
+            memo.server("host").is_none(),
+            "the first member becomes the owner"
+        );
+        // A load that started before the join is not kept.
+        memo.keep_membership(server_id, g, membership(joining));
+        assert!(memo.membership(server_id, joining).is_none());
+        memo.notice(server_id, "message.create", &serde_json::json!({}));
+        assert!(memo.membership(server_id, other).is_some());
+        memo.notice(server_id, "member.join", &serde_json::json!({}));
+        assert!(
+            memo.whole::<PermissionData>(server_id).is_none(),
+            "a join without its user drops everything"
+        );
     }
 
     #[test]

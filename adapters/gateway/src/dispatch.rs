@@ -350,9 +350,9 @@ impl Gateway {
     /// What an event means to this process besides its sessions: changes made through other
     /// processes reach this process's memo here, and mentions ping `/notify` sockets.
     fn notice(&self, event: &Event) {
-        if ecto_core::memo::invalidates(&event.name) {
-            self.services.memo.invalidate(event.server_id);
-        }
+        self.services
+            .memo
+            .notice(event.server_id, &event.name, &event.data);
         self.voice_follows(event);
         if event.name == CLOSE_EVENT {
             let user = match event.scope {

@@ -70,16 +70,19 @@ pub async fn publish<T: Serialize>(
     name: &str,
     data: &T,
 ) {
-    if crate::memo::invalidates(name) {
-        svc.memo.invalidate(server_id);
-    }
     let data = match serde_json::to_value(data) {
         Ok(v) => v,
         Err(e) => {
+            // Not published, so not heard by any process: this one drops the server's memo
+            // itself, whatever the change was.
+            if crate::memo::invalidates(name) {
+                svc.memo.invalidate(server_id);
+            }
             tracing::error!(error = %e, event = name, "cannot serialize event");
             return;
         }
     };
+    svc.memo.notice(server_id, name, &data);
     if let Err(e) = svc
         .events
         .publish(Event::new(server_id, scope, name, data))
