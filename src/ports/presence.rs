@@ -86,6 +86,11 @@ impl PresenceSnapshot {
     pub fn count(&self) -> usize {
         self.count
     }
+
+    /// The length of its JSON text in bytes.
+    pub fn json_len(&self) -> usize {
+        self.json.get().len()
+    }
 }
 
 impl Serialize for PresenceSnapshot {

@@ -149,6 +149,20 @@ pub struct Ready {
     pub resume_seq: u64,
 }
 
+impl Ready {
+    /// About how many bytes its frame takes: the presences as they are (most of it in a busy
+    /// server) and a generous share for every other item, so that the frame is serialized
+    /// into one buffer without growing it.
+    pub fn size_hint(&self) -> usize {
+        let items = self.channels.len()
+            + self.categories.len()
+            + self.roles.len()
+            + self.read_states.len()
+            + self.voice_states.len();
+        4096 + self.presences.json_len() + 512 * items + 2048 * self.initial_messages.len()
+    }
+}
+
 /// Builds `system.ready`; when `active_channel` is readable its newest 50 messages are
 /// included and the caller learns (through the second value) to subscribe to it.
 pub async fn ready(

@@ -1,7 +1,7 @@
 //! `system.identify`: who the socket is, then either a resume of their earlier session or a
 //! new session that starts with `system.ready`.
 
-use crate::conn::{send_serialized, uuid_field, Conn, Flow};
+use crate::conn::{send_sized, uuid_field, Conn, Flow};
 use crate::resume::find_detached;
 use crate::session::Session;
 use ecto_core::model::Server;
@@ -146,7 +146,7 @@ impl Conn {
         // Online before the ready goes out; the announcement is held until the ready is
         // queued, like any delivery meanwhile.
         self.opened(&session).await;
-        if send_serialized(&mut self.ws, "system.ready", &payload).await {
+        if send_sized(&mut self.ws, "system.ready", &payload, payload.size_hint()).await {
             self.live();
             Flow::Continue
         } else {
