@@ -27,7 +27,7 @@ const PER_SERVER: usize = 50_000;
 #[derive(Debug, Clone)]
 pub struct Membership {
     pub member: Member,
-    /// Ids of the member's roles (not @everyone).
+    /// Ids of the member's roles, in the store's order (@everyone first).
     pub roles: Vec<Uuid>,
 }
 

@@ -56,6 +56,72 @@ async fn hello_identify_ready_in_order(app: TestApp) {
     assert_eq!(live["seq"], 2, "per-session sequence without gaps");
 }
 
+/// `system.ready`'s `self_member` for a session that identifies now.
+async fn ready_self_member(app: &TestApp, token: &str) -> Value {
+    let mut ws = app.ws().await;
+    assert_eq!(ws.frame().await["event"], "system.hello");
+    ws.send("system.identify", json!({ "token": token })).await;
+    ws.expect("system.ready").await["data"]["self_member"].clone()
+}
+
+async fn ready_shows_the_sessions_own_member_as_members_list_does(app: TestApp) {
+    let owner = app.register(&unique("own"), "password-1").await;
+    let member = app.register(&unique("mem"), "password-2").await;
+    let helper = app
+        .ok("roles.create", json!({ "name": "Helper" }), &owner)
+        .await;
+    app.ok(
+        "members.updateRoles",
+        json!({ "user_id": member.user_id, "role_ids": [helper["id"]] }),
+        &owner,
+    )
+    .await;
+    app.ok(
+        "members.updateNickname",
+        json!({ "user_id": member.user_id, "nickname": "Nick" }),
+        &member,
+    )
+    .await;
+    app.ok(
+        "members.syncProfile",
+        json!({ "display_name": "Shown" }),
+        &member,
+    )
+    .await;
+    let listed = |body: Value| {
+        body["result"]["data"]["members"]
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|m| m["user_id"] == member.user_id.as_str())
+                    .cloned()
+            })
+            .expect("the member is listed")
+    };
+    let (_, list) = app
+        .query("members.list", Some(json!({})), Some(owner.token.as_str()))
+        .await;
+    let shown = ready_self_member(&app, &member.token).await;
+    assert_eq!(shown, listed(list), "self_member is the listed member");
+    assert_eq!(shown["nickname"], "Nick");
+    assert_eq!(shown["display_name"], "Shown");
+    assert_eq!(shown["roles"].as_array().map(Vec::len), Some(2));
+    assert_eq!(shown["roles"][1], helper["id"], "@everyone first");
+    // A change of roles reaches the next session's ready.
+    app.ok(
+        "members.updateRoles",
+        json!({ "user_id": member.user_id, "role_ids": [] }),
+        &owner,
+    )
+    .await;
+    let (_, list) = app
+        .query("members.list", Some(json!({})), Some(owner.token.as_str()))
+        .await;
+    let shown = ready_self_member(&app, &member.token).await;
+    assert_eq!(shown, listed(list));
+    assert_eq!(shown["roles"].as_array().map(Vec::len), Some(1));
+}
+
 async fn protocol_errors_close_with_their_codes(app: TestApp) {
     let owner = app.register(&unique("own"), "password-1").await;
     let mut ws = app.ws().await;
@@ -542,6 +608,7 @@ both_profiles!(
     notify_pings_members_about_mentions,
     presence_follows_sessions_with_an_offline_grace,
     hello_identify_ready_in_order,
+    ready_shows_the_sessions_own_member_as_members_list_does,
     protocol_errors_close_with_their_codes,
     channel_events_reach_only_subscribers_who_can_read,
     server_and_user_events_respect_their_scope,
