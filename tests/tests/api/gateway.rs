@@ -58,10 +58,7 @@ async fn hello_identify_ready_in_order(app: TestApp) {
 
 /// `system.ready`'s `self_member` for a session that identifies now.
 async fn ready_self_member(app: &TestApp, token: &str) -> Value {
-    let mut ws = app.ws().await;
-    assert_eq!(ws.frame().await["event"], "system.hello");
-    ws.send("system.identify", json!({ "token": token })).await;
-    ws.expect("system.ready").await["data"]["self_member"].clone()
+    app.ws().await.identify(token, json!({})).await["self_member"].clone()
 }
 
 async fn ready_shows_the_sessions_own_member_as_members_list_does(app: TestApp) {
