@@ -750,3 +750,65 @@ mod search_mark_tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod statement_cache_tests {
+    use super::{db_error, CountRow, Db};
+    use crate::members::SqlMemberStore;
+    use diesel_async::RunQueryDsl;
+    use ecto_core::ports::MemberStore;
+
+    /// `sql` (`SELECT … AS n`) on the read connection.
+    async fn count_on_read(db: &Db, sql: String) -> ecto_core::CoreResult<i64> {
+        let row: CountRow = db_run!(db, read, |conn| {
+            diesel::sql_query(sql)
+                .get_result::<CountRow>(conn)
+                .await
+                .map_err(db_error)?
+        });
+        Ok(row.n)
+    }
+
+    /// How many times SQLite prepared again the read connection's cached statements that
+    /// contain `LIMIT`, and how often they ran (`sqlite_stmt`, see `.cargo/config.toml`).
+    async fn limited_statements(db: &Db) -> (i64, i64) {
+        let sum = |column: &str| {
+            format!(
+                "SELECT coalesce(sum({column}), 0) AS n FROM sqlite_stmt WHERE sql LIKE '%LIMIT%'"
+            )
+        };
+        let reprepared = count_on_read(db, sum("reprep")).await.expect("sqlite_stmt");
+        let runs = count_on_read(db, sum("run")).await.expect("sqlite_stmt");
+        (reprepared, runs)
+    }
+
+    /// SQLite is compiled with the query planner stability guarantee (`.cargo/config.toml`):
+    /// a cached statement with `LIMIT ?` (diesel's `.first()`, here `MemberStore::get`) runs
+    /// again with new values without being prepared again. Without it, SQLite's planner looks
+    /// at the bound limit, and every new binding expires the statement.
+    #[tokio::test]
+    async fn a_cached_statement_with_a_bound_limit_is_not_prepared_again() {
+        let dir = std::env::temp_dir().join(format!("ecto-sql-qpsg-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = Db::open(dir.join("t.db").to_str().expect("utf-8"), 1).expect("opens");
+        db.migrate().await.expect("migrates");
+        let members = SqlMemberStore(db.clone());
+        for _ in 0..3 {
+            let found = members
+                .get(uuid::Uuid::now_v7(), uuid::Uuid::now_v7())
+                .await
+                .expect("reads");
+            assert!(found.is_none());
+        }
+        let (reprepared, runs) = limited_statements(&db).await;
+        assert!(
+            runs >= 3,
+            "the member lookup ran {runs} times on the read connection"
+        );
+        assert_eq!(
+            reprepared, 0,
+            "prepared again {reprepared} times in {runs} runs"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
