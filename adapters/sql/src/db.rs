@@ -680,6 +680,16 @@ impl HealthCheck for SqlHealth {
 mod search_mark_tests {
     use super::Db;
 
+    /// A migrated SQLite database of one connection per pool in a fresh temporary directory
+    /// (the directory is the caller's to remove).
+    pub(super) async fn migrated(tag: &str) -> (std::path::PathBuf, Db) {
+        let dir = std::env::temp_dir().join(format!("ecto-sql-{tag}-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = Db::open(dir.join("t.db").to_str().expect("utf-8"), 1).expect("opens");
+        db.migrate().await.expect("migrates");
+        (dir, db)
+    }
+
     /// Inserts a message of `word` (no server row: the test connection has no foreign keys).
     fn insert(n: u32, word: &str) -> String {
         format!(
@@ -703,10 +713,7 @@ mod search_mark_tests {
     /// again after the newest rows were deleted is indexed too.
     #[tokio::test]
     async fn the_mark_follows_inserts_edits_and_deletions() {
-        let dir = std::env::temp_dir().join(format!("ecto-sql-mark-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let db = Db::open(dir.join("t.db").to_str().expect("utf-8"), 1).expect("opens");
-        db.migrate().await.expect("migrates");
+        let (dir, db) = migrated("mark").await;
         db.execute_sql("PRAGMA foreign_keys = OFF;")
             .await
             .expect("pragma");
@@ -790,10 +797,7 @@ mod statement_cache_tests {
     /// at the bound limit, and every new binding expires the statement.
     #[tokio::test]
     async fn a_cached_statement_with_a_bound_limit_is_not_prepared_again() {
-        let dir = std::env::temp_dir().join(format!("ecto-sql-qpsg-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let db = Db::open(dir.join("t.db").to_str().expect("utf-8"), 1).expect("opens");
-        db.migrate().await.expect("migrates");
+        let (dir, db) = super::search_mark_tests::migrated("qpsg").await;
         let members = SqlMemberStore(db.clone());
         for _ in 0..3 {
             let found = members
