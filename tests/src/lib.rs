@@ -51,6 +51,8 @@ pub struct TestApp {
     /// The process's delivery of calls to ecto-central (stopped by [`TestApp::stop`], as the
     /// end of a real process would).
     pub central_sync: Option<tokio::task::AbortHandle>,
+    /// Self-hosted: the loop publishing what operator commands left (aborted by `stop`).
+    pub command_events: Option<tokio::task::AbortHandle>,
     /// Where `GET /metrics` is served, when the configuration sets `metrics_address`.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -289,6 +291,7 @@ impl TestApp {
             services,
             gateway,
             central_sync,
+            command_events,
             metrics_addr,
         } = ecto_server::start(&config).await.expect("server starts");
         tokio::spawn(server);
@@ -306,6 +309,7 @@ impl TestApp {
             services,
             gateway,
             central_sync,
+            command_events,
             metrics_addr,
         }
     }
@@ -338,8 +342,11 @@ impl TestApp {
 
     /// Stops the server gracefully: sockets close with 4011, in-flight requests finish.
     pub async fn stop(&self) {
-        if let Some(sync) = &self.central_sync {
-            sync.abort();
+        for task in [&self.central_sync, &self.command_events]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
         ecto_server::shutdown(&self.gateway, &self.running_handle).await;
     }

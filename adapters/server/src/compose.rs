@@ -100,6 +100,11 @@ fn http_workers(config: &AppConfig) -> usize {
 
 /// Opens every adapter, applies migrations, and (self-hosted) makes sure the server exists.
 pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
+    Ok(build(config).await?.0)
+}
+
+/// [`build_services`], with the database they use.
+pub(crate) async fn build(config: &AppConfig) -> CoreResult<(Services, Db)> {
     let db = open_database(config)?;
     let applied = db.migrate().await?;
     if applied > 0 {
@@ -245,7 +250,7 @@ pub async fn build_services(config: &AppConfig) -> CoreResult<Services> {
         services.settings.setup_token = first_owner_token(config, &server)?;
     }
     spawn_media_losses(services.clone(), voice.losses, voice.relay);
-    Ok(services)
+    Ok((services, db))
 }
 
 /// The voice side of the services.
@@ -438,6 +443,9 @@ pub struct Running {
     /// The loop delivering calls to ecto-central, when it is configured (an embedding that
     /// stops the server without ending the process aborts it).
     pub central_sync: Option<tokio::task::AbortHandle>,
+    /// Without Redis: the loop publishing the events an operator's command left (see
+    /// `command_events.rs`; aborted likewise).
+    pub command_events: Option<tokio::task::AbortHandle>,
     /// The address `GET /metrics` is served on (`METRICS_ADDRESS`), when it is set.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -463,7 +471,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
     if config.metrics_address.is_some() {
         crate::metrics::install().map_err(CoreError::internal_msg)?;
     }
-    let services = build_services(config).await?;
+    let (services, db) = build(config).await?;
     let listener = TcpListener::bind((config.bind_address.as_str(), config.port)).map_err(|e| {
         CoreError::internal_msg(format!(
             "cannot listen on {}:{}: {e}",
@@ -523,6 +531,12 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         .map_err(CoreError::internal)?;
     spawn_token_cleanup(services.clone());
     let central_sync = spawn_central_sync(services.clone());
+    // Without Redis an operator's command cannot reach this process's bus: it leaves its
+    // events in the database.
+    let command_events = config
+        .redis_url
+        .is_none()
+        .then(|| crate::command_events::spawn_taker(db, services.events.clone()));
     let metrics_addr = match &config.metrics_address {
         Some(address) => {
             crate::metrics::add_gateway(Arc::downgrade(&gateway));
@@ -545,6 +559,7 @@ pub async fn start(config: &AppConfig) -> CoreResult<Running> {
         services,
         gateway,
         central_sync,
+        command_events,
         metrics_addr,
     })
 }

@@ -3,6 +3,7 @@
 //! harness both start the server through [`start`].
 
 pub mod cli;
+mod command_events;
 mod compose;
 pub mod config;
 mod metrics;

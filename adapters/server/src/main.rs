@@ -346,42 +346,22 @@ async fn admin_task(task: AdminTask, config: &AppConfig) -> CliResult<()> {
             } else {
                 println!("password of {username} changed");
             }
-            println!(
-                "every session of {username} has ended{}",
-                restart_note(config)
-            );
+            println!("every session of {username} has ended");
         }
         AdminTask::RevokeSessions { server, user } => {
             let server = admin::server(&svc, server.as_deref()).await?;
             let user_id = admin::member(&svc, &server, &user).await?;
             admin::revoke_sessions(&svc, &server, user_id).await?;
-            println!(
-                "every session of {user_id} has ended{}",
-                restart_note(config)
-            );
+            println!("every session of {user_id} has ended");
         }
         AdminTask::TransferOwnership { server, to } => {
             let server = admin::server(&svc, server.as_deref()).await?;
             let user_id = admin::member(&svc, &server, &to).await?;
             let updated = admin::transfer_ownership(&svc, &server, user_id).await?;
-            println!(
-                "{user_id} now owns {} ({}){}",
-                updated.name,
-                updated.id,
-                restart_note(config)
-            );
+            println!("{user_id} now owns {} ({})", updated.name, updated.id);
         }
     }
     Ok(())
-}
-
-/// Self-hosted without Redis, a running server does not hear the command's events.
-fn restart_note(config: &AppConfig) -> &'static str {
-    if config.redis_url.is_none() {
-        "; if the server is running, restart it so that sessions already open see the change"
-    } else {
-        ""
-    }
 }
 
 async fn serve(config: &AppConfig) -> CliResult<()> {

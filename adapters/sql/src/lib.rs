@@ -19,6 +19,7 @@ mod members;
 mod messages;
 mod metrics;
 mod names;
+mod relay;
 mod roles;
 mod rows;
 #[cfg(test)]

@@ -502,6 +502,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+
+    relayed_events (id) {
+        id -> BigInt,
+        event -> Text,
+    }
+}
+
 diesel::joinable!(server_config -> servers (server_id));
 diesel::joinable!(custom_domains -> servers (server_id));
 diesel::joinable!(local_users -> servers (server_id));

@@ -48,10 +48,14 @@ pub struct TableInfo {
     pub columns: Vec<ColumnInfo>,
 }
 
-/// Tables that are not the application's data: the migration ledger, and SQLite's full-text
-/// index with its shadow tables and queue (rebuilt from the messages after an import).
+/// Tables that are not the application's data: the migration ledger, SQLite's full-text index
+/// with its shadow tables and queue (rebuilt from the messages after an import), and the
+/// events left for a running server (`relayed_events`: a server drops them when it starts).
 fn internal(name: &str) -> bool {
-    name.starts_with("__diesel") || name.starts_with("messages_fts") || name.starts_with("sqlite_")
+    name.starts_with("__diesel")
+        || name.starts_with("messages_fts")
+        || name.starts_with("sqlite_")
+        || name == "relayed_events"
 }
 
 fn quoted(name: &str) -> String {

@@ -212,15 +212,6 @@ fn server_arg(app: &TestApp) -> Option<String> {
     app.server_address.clone()
 }
 
-/// Self-hosted without Redis the running server does not hear the command's events: it is
-/// restarted, as the command's output tells the operator. Managed, the instance hears them.
-async fn after_command(app: TestApp) -> TestApp {
-    match app.profile {
-        Profile::SelfHosted => app.restart().await,
-        Profile::Managed => app,
-    }
-}
-
 /// Waits (up to 5 s) until `token` gets `status` on `server.join`.
 async fn until_token_gets(app: &TestApp, token: &str, status: StatusCode) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -297,6 +288,8 @@ async fn reset_password_replaces_the_password_and_ends_the_sessions(profile: Pro
     let app = TestApp::spawn(profile).await;
     let name = unique("own");
     let old = app.register(&name, "password-1").await;
+    let mut ws = app.ws().await;
+    ws.identify(&old.token, json!({})).await;
     let svc = admin::open(&app.config).await.expect("open");
     let server = admin::server(&svc, server_arg(&app).as_deref())
         .await
@@ -311,7 +304,7 @@ async fn reset_password_replaces_the_password_and_ends_the_sessions(profile: Pro
             .await
             .is_err()
     );
-    let app = after_command(app).await;
+    assert_eq!(ws.closed().await, (4006, "Session expired".to_owned()));
     until_token_gets(&app, &old.token, StatusCode::UNAUTHORIZED).await;
     let (status, _) = app.login(&name, "password-1").await;
     assert_eq!(
@@ -323,11 +316,16 @@ async fn reset_password_replaces_the_password_and_ends_the_sessions(profile: Pro
     assert_eq!(status, StatusCode::OK, "the new password works: {body}");
 }
 
+/// The command runs in a process of its own (services of their own, as `ecto-server admin`
+/// opens them) while the server runs: the server hears it (self-hosted through the database,
+/// managed through Redis) and closes the member's open socket without a restart.
 async fn revoke_sessions_makes_the_members_tokens_refused(profile: Profile) {
     let app = TestApp::spawn(profile).await;
     app.register(&unique("own"), "password-1").await;
     let name = unique("mem");
     let member = app.register(&name, "password-2").await;
+    let mut ws = app.ws().await;
+    ws.identify(&member.token, json!({})).await;
     let svc = admin::open(&app.config).await.expect("open");
     let server = admin::server(&svc, server_arg(&app).as_deref())
         .await
@@ -336,7 +334,7 @@ async fn revoke_sessions_makes_the_members_tokens_refused(profile: Profile) {
     admin::revoke_sessions(&svc, &server, user_id)
         .await
         .expect("revoke");
-    let app = after_command(app).await;
+    assert_eq!(ws.closed().await, (4006, "Session expired".to_owned()));
     until_token_gets(&app, &member.token, StatusCode::UNAUTHORIZED).await;
     let (status, _) = app
         .mutate(
@@ -382,7 +380,6 @@ async fn transfer_ownership_gives_the_server_to_a_member(profile: Profile) {
         ))
         .await;
     assert_eq!(audit, 1, "one audit entry, by the new owner");
-    let app = after_command(app).await;
     // The heir does what only the owner may: hand the server back.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -20,12 +20,21 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// The services of the configuration, for one command: no voice plane, no listener. Opening
-/// them applies pending migrations, as `serve` does.
+/// them applies pending migrations, as `serve` does. Without Redis the events a command
+/// publishes are also left in the database, where a running server takes them within a second.
 pub async fn open(config: &AppConfig) -> CliResult<Services> {
     let mut config = config.clone();
     config.voice_enabled = false;
     config.mediasoup_min_port = 0;
-    Ok(crate::build_services(&config).await?)
+    let (mut svc, db) = crate::compose::build(&config).await?;
+    if config.redis_url.is_none() {
+        // No bus the running server hears: the events go through the database.
+        svc.events = std::sync::Arc::new(crate::command_events::RelayingBus {
+            inner: svc.events,
+            db,
+        });
+    }
+    Ok(svc)
 }
 
 /// A community server as `list-servers` shows it.
