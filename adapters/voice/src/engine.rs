@@ -393,11 +393,7 @@ impl Engine {
             return;
         };
         let result = transport.on_dtls(buf, from, now, &self.identity);
-        let mut out = Vec::new();
-        while let Some(tx) = transport.dtls.poll_transmit() {
-            out.push((tx.message, tx.transport.peer_addr));
-        }
-        for (data, to) in out {
+        for (data, to) in transport.dtls_transmits() {
             self.send_to(&data, to);
         }
         if let Err(e) = result {
@@ -644,9 +640,7 @@ impl Engine {
                     tracing::info!(transport = %id, error = %e, "voice DTLS handshake timed out");
                     failed.push(*id);
                 }
-                while let Some(tx) = t.dtls.poll_transmit() {
-                    out.push((tx.message, tx.transport.peer_addr));
-                }
+                out.extend(t.dtls_transmits());
             }
         }
         for (data, to) in out {

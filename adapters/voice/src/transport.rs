@@ -123,8 +123,13 @@ pub(crate) struct Transport {
     pub known: Vec<SocketAddr>,
     pub last_check: Instant,
     pub dtls: Endpoint,
-    /// The address the DTLS association runs with.
+    /// The key of the transport's one DTLS association: the address its first DTLS datagram
+    /// came from.
     pub dtls_peer: Option<SocketAddr>,
+    /// Where the latest DTLS datagram came from, which the association's flights go to. A
+    /// browser may move to another of its candidate pairs in the middle of the handshake; the
+    /// handshake goes on from there.
+    dtls_path: Option<SocketAddr>,
     /// The client's fingerprints from `voice.connect_transport` (upper case).
     pub remote_fingerprints: Option<Vec<String>>,
     /// The handshake completed and waits for the fingerprint check.
@@ -166,6 +171,7 @@ impl Transport {
             last_check: Instant::now(),
             dtls: Endpoint::new(local, TransportProtocol::UDP, Some(identity.config.clone())),
             dtls_peer: None,
+            dtls_path: None,
             remote_fingerprints: None,
             handshake_done: false,
             srtp: None,
@@ -237,8 +243,9 @@ impl Transport {
         let mut evicted = None;
         if !self.known.contains(&from) {
             if self.known.len() >= MAX_ADDRESSES {
-                let in_use =
-                    |a: &SocketAddr| Some(*a) == self.selected || Some(*a) == self.dtls_peer;
+                let in_use = |a: &SocketAddr| {
+                    [self.selected, self.dtls_peer, self.dtls_path].contains(&Some(*a))
+                };
                 if let Some(i) = self.known.iter().position(|a| !in_use(a)) {
                     evicted = Some(self.known.remove(i));
                 }
@@ -273,8 +280,13 @@ impl Transport {
         now.duration_since(self.last_check) > CONSENT_TIMEOUT
     }
 
-    /// Feeds a DTLS datagram from `from`; `Err` ends the transport (a fatal alert, a bad
-    /// certificate). The datagrams to send back are in [`Transport::dtls`]`.poll_transmit`.
+    /// Feeds a DTLS datagram from `from`, one of the transport's checked addresses; `Err` ends
+    /// the transport (a fatal alert, a bad certificate). The datagrams to send back are in
+    /// [`Transport::dtls_transmits`].
+    ///
+    /// One association per transport, whichever checked address its datagrams come from: a
+    /// browser with several candidate pairs (Chromium's loopback and host interfaces) may start
+    /// the handshake on one and switch to another before it ends.
     pub fn on_dtls(
         &mut self,
         buf: &[u8],
@@ -282,14 +294,11 @@ impl Transport {
         now: Instant,
         identity: &Identity,
     ) -> Result<(), String> {
-        if self.dtls_peer.is_some_and(|p| p != from) {
-            // One association per transport: later packets from another address are ignored.
-            return Ok(());
-        }
-        self.dtls_peer = Some(from);
+        let key = *self.dtls_peer.get_or_insert(from);
+        self.dtls_path = Some(from);
         let events = self
             .dtls
-            .read(now, from, None, BytesMut::from(buf))
+            .read(now, key, None, BytesMut::from(buf))
             .map_err(|e| format!("DTLS: {e}"))?;
         for event in events {
             match event {
@@ -302,6 +311,17 @@ impl Transport {
             }
         }
         Ok(())
+    }
+
+    /// The DTLS datagrams the association has to send, each with where it goes: the address
+    /// the client's latest DTLS datagram came from.
+    pub fn dtls_transmits(&mut self) -> Vec<(BytesMut, SocketAddr)> {
+        let mut out = Vec::new();
+        while let Some(tx) = self.dtls.poll_transmit() {
+            let to = self.dtls_path.unwrap_or(tx.transport.peer_addr);
+            out.push((tx.message, to));
+        }
+        out
     }
 
     /// The client's `dtlsParameters` arrived (`voice.connect_transport`).

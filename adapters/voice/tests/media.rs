@@ -91,6 +91,58 @@ async fn relay(port: u16, nth: usize) -> Relay {
     handle
 }
 
+/// A UDP relay in front of the SFU's `port` that gives one client two addresses, as a browser
+/// with two candidate pairs has: the client's binding requests go out from both (the SFU
+/// answers both; the client hears the first address's answers), its first DTLS datagram from
+/// the first and everything after it from the second. Returns the port the client sends to.
+async fn two_path_relay(port: u16) -> u16 {
+    let bind = || async {
+        let s = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        s.connect(("127.0.0.1", port)).await.expect("connect");
+        s
+    };
+    let front = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("front");
+    let front_port = front.local_addr().expect("addr").port();
+    let (first, second) = (bind().await, bind().await);
+    tokio::spawn(async move {
+        let (mut a, mut b, mut c) = (vec![0u8; 2048], vec![0u8; 2048], vec![0u8; 2048]);
+        let (mut client, mut switched) = (None, false);
+        loop {
+            let to_client = tokio::select! {
+                Ok((n, from)) = front.recv_from(&mut a) => {
+                    client = Some(from);
+                    let packet = &a[..n];
+                    if packet[0] < 4 {
+                        let _ = first.send(packet).await;
+                        let _ = second.send(packet).await;
+                    } else if switched {
+                        let _ = second.send(packet).await;
+                    } else {
+                        let _ = first.send(packet).await;
+                        switched = (20..=63).contains(&packet[0]);
+                    }
+                    continue;
+                }
+                Ok(n) = first.recv(&mut b) => &b[..n],
+                Ok(n) = second.recv(&mut c) => {
+                    if c[0] < 4 {
+                        continue;
+                    }
+                    &c[..n]
+                }
+            };
+            if let Some(to) = client {
+                let _ = front.send_to(to_client, to).await;
+            }
+        }
+    });
+    front_port
+}
+
 struct Handler {
     seen: Arc<Mutex<Seen>>,
 }
@@ -664,6 +716,33 @@ async fn numbered_packets_get_transport_wide_feedback() {
     send_numbered(&track, &VIDEO, ssrc, (31..=80).collect(), id).await;
     until("feedback while numbered packets come", || feedback() >= 3).await;
     let _ = alice_pc.close().await;
+}
+
+/// A client whose DTLS handshake starts from one of its checked addresses and goes on from
+/// another (Chromium switching candidate pairs mid-handshake) still connects and gets media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_that_moves_to_another_checked_address_completes() {
+    let (sfu, _events) = sfu();
+    let channel = Uuid::now_v7();
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let alice_seen = Arc::new(Mutex::new(Seen::default()));
+    let bob_seen = Arc::new(Mutex::new(Seen::default()));
+    let (alice_pc, track, _producer, ssrc) =
+        producer(&sfu, channel, alice, &alice_seen, None, &AUDIO).await;
+    until("alice connects", || {
+        alice_seen.lock().expect("seen").connected
+    })
+    .await;
+    bob_seen.lock().expect("seen").via = Some(two_path_relay(sfu.announced.port()).await);
+    let (bob_pc, _) = consumer(&sfu, channel, bob, &bob_seen).await;
+    until("bob connects", || bob_seen.lock().expect("seen").connected).await;
+    send_opus(&track, ssrc, 1, 20).await;
+    until("bob receives", || {
+        bob_seen.lock().expect("seen").packets.len() >= 15
+    })
+    .await;
+    let _ = alice_pc.close().await;
+    let _ = bob_pc.close().await;
 }
 
 /// A binding request to `t` as its client would sign it (ICE username `server:client`, the
