@@ -9,6 +9,11 @@
 //! never outlives the change that made it stale in the process that made the change; other
 //! processes follow within the bus's delivery time. Authors and member views also expire after
 //! [`AUTHOR_TTL`]: a central profile refresh changes them without any event.
+//!
+//! One load at a time per item ([`Memo::turn`]): callers that miss the same item while it is
+//! being loaded wait for that load instead of each reading the store, so a reconnect storm
+//! after a restart reads a server's channels, categories, roles and configuration once, not
+//! once per socket in flight.
 
 use crate::model::{
     Category, Channel, Member, MemberView, MessageAuthor, PermissionData, Server, ServerConfig,
@@ -61,7 +66,7 @@ impl Entry {
 
 /// What a server's entry holds one of: its permission data, channels, categories and
 /// configuration.
-pub(crate) trait Whole: Sized {
+pub(crate) trait Whole: Sized + 'static {
     fn slot(entry: &mut Entry) -> &mut Option<Arc<Self>>;
 }
 
@@ -150,11 +155,43 @@ impl Inner {
 /// Asks for a server's events to be heard (the gateway follows it).
 pub type Want = Box<dyn Fn(Uuid) + Send + Sync>;
 
+/// What one load reads: a server, a user of it (nil for the server's own items) and the
+/// kind of item.
+type LoadKey = (Uuid, Uuid, std::any::TypeId);
+
+/// The gate of one item's loads.
+type Gate = Arc<futures_util::lock::Mutex<()>>;
+
 /// See the module docs. Cheap to share (`Arc`).
 #[derive(Default)]
 pub struct Memo {
     inner: Mutex<Inner>,
     want: std::sync::OnceLock<Want>,
+    /// The gates of the items being loaded (or waited for) now.
+    loads: Arc<Mutex<HashMap<LoadKey, Gate>>>,
+}
+
+/// The turn to load one item (see [`Memo::turn`]); the next caller waiting for the item goes
+/// when it is dropped.
+pub(crate) struct Turn {
+    key: LoadKey,
+    loads: Arc<Mutex<HashMap<LoadKey, Gate>>>,
+    gate: Option<futures_util::lock::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.gate = None;
+        let mut loads = self.loads.lock().unwrap_or_else(|p| p.into_inner());
+        // Clones are only taken under this lock: the map's is the last one when nobody else
+        // holds or waits for the gate.
+        if loads
+            .get(&self.key)
+            .is_some_and(|gate| Arc::strong_count(gate) == 1)
+        {
+            loads.remove(&self.key);
+        }
+    }
 }
 
 /// Whether an event named `name` may change what the memo holds (anything but the
@@ -284,6 +321,34 @@ impl Memo {
         }
         inner.resolved.clear();
         inner.epoch += 1;
+    }
+
+    /// Waits until no other caller is loading the item `T` of `server_id` (and of `user_id`,
+    /// or nil for the server's own items), then holds the turn: a caller that missed the memo
+    /// takes it, looks again (what the caller before it loaded is there now) and loads only
+    /// when still missing.
+    pub(crate) async fn turn<T: 'static>(&self, server_id: Uuid, user_id: Uuid) -> Turn {
+        let key = (server_id, user_id, std::any::TypeId::of::<T>());
+        let gate = {
+            let mut loads = self.loads.lock().unwrap_or_else(|p| p.into_inner());
+            loads.entry(key).or_default().clone()
+        };
+        let guard = gate.lock_owned().await;
+        Turn {
+            key,
+            loads: self.loads.clone(),
+            gate: Some(guard),
+        }
+    }
+
+    /// [`Memo::turn`] for resolving the server `key` names (an id, address or host).
+    pub(crate) async fn server_turn(&self, key: &str) -> Turn {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        // Two keys of one hash only take turns; each still loads and keeps its own server.
+        self.turn::<Server>(Uuid::from_u64_pair(hasher.finish(), 0), Uuid::nil())
+            .await
     }
 
     /// The current generation of the server's entry (read before loading what to store).

@@ -30,6 +30,10 @@ pub async fn resolve_server(
     if let Some(server) = svc.memo.server(&key) {
         return Ok(server);
     }
+    let _turn = svc.memo.server_turn(&key).await;
+    if let Some(server) = svc.memo.server(&key) {
+        return Ok(server);
+    }
     // Read before the lookup: a change committed meanwhile keeps the result out of the memo.
     let epoch = svc.memo.epoch();
     let server = lookup(svc, &key)

@@ -19,6 +19,10 @@ pub async fn membership(
     if let Some(known) = svc.memo.membership(server_id, user_id) {
         return Ok(Some(known));
     }
+    let _turn = svc.memo.turn::<Membership>(server_id, user_id).await;
+    if let Some(known) = svc.memo.membership(server_id, user_id) {
+        return Ok(Some(known));
+    }
     let generation = svc.memo.generation(server_id);
     let Some(member) = svc.members.get(server_id, user_id).await? else {
         return Ok(None);
@@ -31,12 +35,16 @@ pub async fn membership(
 }
 
 /// The server's `T`, from this process's memo when it has not changed since `load` would
-/// have read it.
+/// have read it; one load at a time (see [`crate::memo::Memo::turn`]).
 async fn memoized<T: Whole, F: std::future::Future<Output = CoreResult<T>>>(
     svc: &Services,
     server_id: Uuid,
     load: impl FnOnce() -> F,
 ) -> CoreResult<Arc<T>> {
+    if let Some(known) = svc.memo.whole::<T>(server_id) {
+        return Ok(known);
+    }
+    let _turn = svc.memo.turn::<T>(server_id, Uuid::nil()).await;
     if let Some(known) = svc.memo.whole::<T>(server_id) {
         return Ok(known);
     }
@@ -80,6 +88,13 @@ pub async fn config(svc: &Services, server_id: Uuid) -> CoreResult<Arc<ServerCon
 /// profile. (Not `ModerationStore::member_views`: its `IN` lists make SQLite prepare three
 /// statements on every call, which perf showed at 3 % of a fresh server's connect CPU.)
 pub async fn member_view(svc: &Services, member: &Member) -> CoreResult<Option<Arc<MemberView>>> {
+    if let Some(view) = svc.memo.member_view(member.server_id, member.user_id) {
+        return Ok(Some(view));
+    }
+    let _turn = svc
+        .memo
+        .turn::<MemberView>(member.server_id, member.user_id)
+        .await;
     if let Some(view) = svc.memo.member_view(member.server_id, member.user_id) {
         return Ok(Some(view));
     }

@@ -207,6 +207,67 @@ async fn metrics_are_off_unless_configured(profile: Profile) {
     assert_ne!(status, StatusCode::OK, "{body}");
 }
 
+/// Database checkouts counted so far (every store call takes one).
+async fn checkouts(app: &TestApp) -> f64 {
+    value(&scrape(app).await, "ecto_db_pool_wait_seconds_count", &[])
+}
+
+/// Sockets that identify at once, right after a change dropped what the server kept of the
+/// community, load its channels, categories, roles, configuration and the member's rows
+/// once between them: each waits for the load in flight instead of reading the store too.
+async fn sockets_identifying_at_once_share_one_load(profile: Profile) {
+    const SOCKETS: usize = 24;
+    let app = spawn_metered(profile, None).await;
+    let owner = app.register(&unique("owner"), "password-123").await;
+    let user = app.register(&unique("member"), "password-123").await;
+    // What one identify costs when everything is kept already.
+    let mut first = app.ws().await;
+    first.identify(&user.token, json!({})).await;
+    let before = checkouts(&app).await;
+    let mut second = app.ws().await;
+    second.identify(&user.token, json!({})).await;
+    let one = checkouts(&app).await - before;
+    assert!(one >= 1.0, "an identify reads the store (read states)");
+    drop((first, second));
+    app.until_no_sessions(5).await;
+
+    // A new channel drops everything kept of the server; then many identify at once.
+    app.channel(&owner, "fresh", "text").await;
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let mut ws = app.ws().await;
+        let hello = ws.frame().await;
+        assert_eq!(hello["event"], "system.hello", "{hello}");
+        sockets.push(ws);
+    }
+    let before = checkouts(&app).await;
+    let ready = futures_util::future::join_all(sockets.iter_mut().map(|ws| async {
+        ws.send(
+            "system.identify",
+            json!({ "token": user.token, "protocol_version": 1 }),
+        )
+        .await;
+        ws.expect("system.ready").await
+    }))
+    .await;
+    let spent = checkouts(&app).await - before;
+    assert!(
+        ready.iter().all(|r| r["data"]["channels"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["name"] == "fresh"))),
+        "every ready shows the new channel"
+    );
+    // Per socket what a warm identify costs; once in all what a cold one adds (server, its
+    // permission data, channels, categories, configuration, membership, member view: under a
+    // dozen store calls), with room for the server's own background calls.
+    let bound = SOCKETS as f64 * one + 16.0;
+    assert!(
+        spent <= bound,
+        "{SOCKETS} identifies at once took {spent} store calls (one warm identify: {one}); \
+         at most {bound} when concurrent loads are shared"
+    );
+}
+
 /// The `X-Request-Id` of a response, checked to be a UUIDv7 when the client gave none.
 fn generated_id(headers: &reqwest::header::HeaderMap) -> String {
     let id = headers
@@ -269,4 +330,5 @@ ecto_tests::per_profile!(
     metrics_need_the_token_when_one_is_set,
     metrics_are_off_unless_configured,
     every_answer_carries_a_request_id,
+    sockets_identifying_at_once_share_one_load,
 );
