@@ -405,16 +405,25 @@ async fn video_keeps_decoding_through_a_lossy_uplink() {
             .map(target_bitrate)
             .fold(0.0, f64::max)
     };
+    // The best before the heavy loss counts the 5 % phase too: Chromium holds its loss-based
+    // estimate there but its delay-based one climbs on (once 600 kbit/s for the two clean
+    // seconds, then 1.4 Mbit/s under light loss, with a climb of only 26 % after the heavy
+    // loss; without the feedback it is flat in every phase).
     let recovery_best = best_between(HEAVY_UNTIL, RECOVERED_UNTIL);
-    let clean_best = best_between(0, CLEAN_UNTIL).max(recovery_best);
+    let clean_best = best_between(0, LIGHT_UNTIL).max(recovery_best);
     assert!(
         clean_best > 600_000.0 || recovery_best > 1.33 * bitrate(HEAVY_UNTIL),
         "the bitrate climbs on a clean path ({clean_best}; after the loss {recovery_best} \
          from {}): {report}",
         bitrate(HEAVY_UNTIL)
     );
+    // Chromium's target is the lower of its delay-based and loss-based estimates: when the
+    // delay-based one held the target low before the loss, the target can still rise a little
+    // while the loss-based one falls (once 279 to 322 kbit/s, +15 %, then 710 kbit/s in the
+    // clean seconds after). What this rules out is a sender that takes no notice of the loss
+    // and climbs as it does on a clean path (+120 % in the six clean seconds of that run).
     assert!(
-        bitrate(HEAVY_UNTIL) < 1.1 * bitrate(LIGHT_UNTIL),
+        bitrate(HEAVY_UNTIL) < 1.25 * bitrate(LIGHT_UNTIL),
         "the bitrate stops climbing under 20 % loss: {report}"
     );
     // A narrower path (the relay lets 300 kbit/s of A's media through) brings the camera's
